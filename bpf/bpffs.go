@@ -1,0 +1,91 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// Where the kernel's pseudo file systems are mounted by convention.
+const (
+	BPFFSPath   = "/sys/fs/bpf"
+	TraceFSPath = "/sys/kernel/tracing"
+)
+
+// OnBPFFS reports whether path (or the nearest existing directory above it)
+// is on a bpf file system.
+func OnBPFFS(path string) bool {
+	for p := filepath.Clean(path); ; p = filepath.Dir(p) {
+		var st unix.Statfs_t
+		if err := unix.Statfs(p, &st); err == nil {
+			return st.Type == unix.BPF_FS_MAGIC
+		}
+		if p == "/" || p == "." {
+			return false
+		}
+	}
+}
+
+// EnsureBPFFS makes sure a bpffs is mounted at /sys/fs/bpf, mounting one
+// when it is not (as bpftool does). Without the privilege to mount it says
+// exactly what to run instead.
+func EnsureBPFFS() error {
+	return ensureMounted(BPFFSPath, unix.BPF_FS_MAGIC, "bpf", "bpffs")
+}
+
+// EnsureTraceFS makes sure tracefs is mounted at /sys/kernel/tracing.
+func EnsureTraceFS() error {
+	return ensureMounted(TraceFSPath, unix.TRACEFS_MAGIC, "tracefs", "tracefs")
+}
+
+// Mounted reports whether the file system with magic is mounted at dir.
+func Mounted(dir string, magic int64) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st) == nil && int64(st.Type) == magic
+}
+
+func ensureMounted(dir string, magic int64, fstype, what string) error {
+	if Mounted(dir, magic) {
+		return nil
+	}
+	if err := unix.Mount(fstype, dir, fstype, 0, ""); err != nil {
+		how := fmt.Sprintf("mount -t %s %s %s", fstype, fstype, dir)
+		if errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("%s is not mounted at %s and only root can mount it; run as root: %s", what, dir, how)
+		}
+		return fmt.Errorf("%s is not mounted at %s and mounting it failed (%v); run: %s", what, dir, err, how)
+	}
+	return nil
+}
+
+// PinnedKind says what is pinned at path: "program", "map", "link", or
+// "directory".
+func PinnedKind(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if fi.IsDir() {
+		return "directory", nil
+	}
+	// bpffs has no file types for its objects; ask the kernel by opening
+	// the pin as each kind in turn. Opening as the wrong kind fails with
+	// EINVAL and leaves nothing behind.
+	if p, err := ebpf.LoadPinnedProgram(path, &ebpf.LoadPinOptions{ReadOnly: true}); err == nil {
+		p.Close()
+		return "program", nil
+	}
+	if m, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true}); err == nil {
+		m.Close()
+		return "map", nil
+	}
+	if strings.HasPrefix(path, BPFFSPath) || OnBPFFS(path) {
+		return "link", nil
+	}
+	return "", fmt.Errorf("%s is not a pinned BPF object", path)
+}

@@ -1,0 +1,9 @@
+package commands
+
+// All returns bpfsh's top-level commands, in the order help lists them.
+// Each family's file defines its command; this is the one place they meet.
+func All() []*Command {
+	return []*Command{
+		helpCmd,
+	}
+}

@@ -1,0 +1,24 @@
+package commands
+
+// DefaultPinRoot is where bpfsh pins what it loads unless --pin-root says otherwise.
+const DefaultPinRoot = "/sys/fs/bpf/bpfsh"
+
+// Session is the state one shell carries from command to command.
+type Session struct {
+	// PinRoot is the bpffs directory under which "load NAME" pins NAME/.
+	PinRoot string
+	// JSON asks for JSON output of every result, errors included.
+	JSON bool
+	// Verbose asks for full detail, e.g. the whole verifier log.
+	Verbose bool
+	// StateDir is where bpfsh keeps its files (history, manifests of what
+	// it pinned); $XDG_STATE_HOME/bpfsh by default.
+	StateDir string
+	// Vars are the session's variables ($NAME).
+	Vars map[string]any
+	// Last is the result of the last command that succeeded.
+	Last Result
+	// Commands is the whole command table, shell built-ins included, for
+	// help and completion.
+	Commands []*Command
+}

@@ -1,0 +1,101 @@
+package shell
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/bpfsh/bpfsh/commands"
+)
+
+const usageText = `usage: bpfsh [flags]                 interactive shell (plain lines when stdin is not a terminal)
+       bpfsh [flags] COMMAND ...     run one command, e.g. bpfsh map dump id 7
+       bpfsh [flags] -c 'CMD; CMD'   run commands
+       bpfsh [flags] -f FILE         run a script (bpftool batch files too)
+flags:
+`
+
+// Main runs bpfsh with the given arguments and streams and returns its exit
+// status: 0 ok, 1 a command failed, 2 usage.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bpfsh", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		script    = fs.String("c", "", "run these commands (separated by ';' or newlines) and exit")
+		file      = fs.String("f", "", "run the commands in FILE and exit")
+		keepGoing = fs.Bool("keep-going", false, "in scripts, go on past a failing command (the exit status still says it failed)")
+		jsonOut   = fs.Bool("json", false, "print every result and error as JSON")
+		pinRoot   = fs.String("pin-root", commands.DefaultPinRoot, "bpffs directory under which load pins NAME/")
+		verbose   = fs.Bool("verbose", false, "show everything, e.g. whole verifier logs")
+	)
+	fs.BoolVar(jsonOut, "j", false, "short for --json")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageText)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	if *script != "" && *file != "" {
+		fmt.Fprintln(stderr, "error: give -c or -f, not both")
+		return ExitUsage
+	}
+
+	s := &commands.Session{
+		PinRoot:  filepath.Clean(*pinRoot),
+		JSON:     *jsonOut,
+		Verbose:  *verbose,
+		StateDir: stateDir(),
+	}
+	sh := New(s, stdout, stderr)
+	sh.KeepGoing = *keepGoing
+	sh.TTY = isTerminal(stdout)
+
+	switch {
+	case *script != "":
+		return sh.RunScript(strings.NewReader(strings.ReplaceAll(*script, ";", "\n")), "-c")
+	case *file != "":
+		f, err := os.Open(*file)
+		if err != nil {
+			fmt.Fprintf(stderr, "error: %s: %v\n", *file, unwrapPath(err))
+			return ExitUsage
+		}
+		defer f.Close()
+		return sh.RunScript(f, *file)
+	case fs.NArg() > 0:
+		err := sh.Exec(fs.Args())
+		if err != nil && !errors.Is(err, errExit) {
+			sh.Report("", err)
+		}
+		return StatusOf(err)
+	case isTerminal(stdin):
+		return sh.Interactive(stdin.(*os.File))
+	default:
+		return sh.RunScript(stdin, "stdin")
+	}
+}
+
+// stateDir is $XDG_STATE_HOME/bpfsh, or ~/.local/state/bpfsh.
+func stateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "bpfsh")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "bpfsh")
+	}
+	return filepath.Join(os.TempDir(), "bpfsh-state")
+}
+
+func isTerminal(f any) bool {
+	file, ok := f.(*os.File)
+	return ok && term.IsTerminal(int(file.Fd()))
+}

@@ -1,0 +1,281 @@
+// Package shell is bpfsh's front: it reads lines (interactively or from a
+// script), splits them into words, finds the command, runs it, and renders
+// the result it returns as a table, text or JSON.
+package shell
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/bpfsh/bpfsh/commands"
+)
+
+// Exit statuses of scripts and one-shot commands.
+const (
+	ExitOK     = 0 // every command succeeded
+	ExitFailed = 1 // a command failed
+	ExitUsage  = 2 // a command was typed wrong
+)
+
+// Shell runs commands against one session and renders their results.
+type Shell struct {
+	Session *commands.Session
+	Out     io.Writer
+	Err     io.Writer
+	// KeepGoing makes scripts run on past a failing command.
+	KeepGoing bool
+	// TTY is true when Out is a terminal: tables get borders and colour.
+	TTY bool
+
+	table  []*commands.Command
+	depth  int // nesting of source
+	status int // worst status since the script began
+}
+
+// New returns a shell over s writing to out and errOut.
+func New(s *commands.Session, out, errOut io.Writer) *Shell {
+	sh := &Shell{Session: s, Out: out, Err: errOut}
+	sh.table = append(commands.All(), sh.builtins()...)
+	s.Commands = sh.table
+	if s.Vars == nil {
+		s.Vars = map[string]any{}
+	}
+	return sh
+}
+
+// errExit is returned by the exit built-in to end a script or the REPL.
+var errExit = errors.New("exit")
+
+func (sh *Shell) builtins() []*commands.Command {
+	return []*commands.Command{
+		{
+			Name:    "source",
+			Usage:   "FILE",
+			Short:   "run the commands in FILE as if typed here",
+			Long:    "source runs a script of bpfsh commands (one per line, '#' comments, '\\' continuations, bpftool batch files included) in the current session, stopping at the first failing command unless the shell was started with --keep-going.",
+			Example: "source setup.bpfsh",
+			Args:    []commands.ArgKind{commands.ArgFile},
+			Run: func(s *commands.Session, args []string) (commands.Result, error) {
+				if len(args) != 1 {
+					return nil, commands.Usagef("source takes one FILE")
+				}
+				return nil, sh.sourceFile(args[0])
+			},
+		},
+		{
+			Name:    "exit",
+			Short:   "leave the shell (Ctrl-D does the same)",
+			Long:    "exit ends the interactive shell or the script being run.",
+			Example: "exit",
+			Run: func(*commands.Session, []string) (commands.Result, error) {
+				return nil, errExit
+			},
+		},
+	}
+}
+
+// ExecLine runs one line (several commands if separated by ';') and
+// renders each result or error. It returns the first error, after which
+// the rest of the line is not run.
+func (sh *Shell) ExecLine(line string) error {
+	cmds, err := Split(line)
+	if err != nil {
+		return commands.Usagef("%v", err)
+	}
+	for _, words := range cmds {
+		if err := sh.Exec(words); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Exec runs one command given as words and renders its result.
+func (sh *Shell) Exec(words []string) error {
+	words, json := globalFlags(words)
+	if len(words) == 0 {
+		return nil
+	}
+	path, args, err := commands.Lookup(sh.table, words)
+	if err != nil {
+		return err
+	}
+	saved := sh.Session.JSON
+	sh.Session.JSON = saved || json
+	defer func() { sh.Session.JSON = saved }()
+	res, err := runCommand(path[len(path)-1], sh.Session, args)
+	if err != nil {
+		if commands.IsUsage(err) {
+			err = &usageInContext{err: err, usage: commands.UsageLine(path)}
+		}
+		return err
+	}
+	if res != nil {
+		sh.Session.Last = res
+	}
+	return sh.render(res)
+}
+
+// runCommand runs c, turning a panic into an error so that one bad command
+// never takes the shell (and the user's terminal) down with it.
+func runCommand(c *commands.Command, s *commands.Session, args []string) (res commands.Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = nil, fmt.Errorf("internal error in %s: %v (please report this)", c.Name, p)
+		}
+	}()
+	return c.Run(s, args)
+}
+
+// usageInContext adds the command's usage line to a usage error.
+type usageInContext struct {
+	err   error
+	usage string
+}
+
+func (u *usageInContext) Error() string { return u.err.Error() + " (usage: " + u.usage + ")" }
+func (u *usageInContext) Unwrap() error { return u.err }
+
+// globalFlags removes -j/--json and -p/--pretty, which bpftool accepts
+// anywhere on a command line, and reports whether JSON was asked for.
+func globalFlags(words []string) ([]string, bool) {
+	json := false
+	out := words[:0:0]
+	for _, w := range words {
+		switch w {
+		case "-j", "--json", "-p", "--pretty":
+			json = true
+		default:
+			out = append(out, w)
+		}
+	}
+	return out, json
+}
+
+// Report shows err as one line on the error stream, or as {"error": ...}
+// on the output stream in JSON mode (as bpftool does), with where, if any,
+// in front ("file:3: ").
+func (sh *Shell) Report(where string, err error) {
+	if sh.Session.JSON {
+		sh.renderJSON(map[string]string{"error": where + err.Error()})
+		return
+	}
+	fmt.Fprintf(sh.Err, "error: %s%v\n", where, err)
+}
+
+// StatusOf maps an error to an exit status.
+func StatusOf(err error) int {
+	switch {
+	case err == nil || errors.Is(err, errExit):
+		return ExitOK
+	case commands.IsUsage(err):
+		return ExitUsage
+	}
+	var r *reported
+	if errors.As(err, &r) {
+		return r.status
+	}
+	return ExitFailed
+}
+
+// RunScript runs every line of r (named name in messages), stopping at the
+// first failure unless KeepGoing. It returns the exit status: 0, 1 or 2.
+func (sh *Shell) RunScript(r io.Reader, name string) int {
+	sh.status = ExitOK
+	sh.runLines(r, name)
+	return sh.status
+}
+
+func (sh *Shell) runLines(r io.Reader, name string) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	var pending strings.Builder
+	lineNo, startLine := 0, 0
+	for sc.Scan() {
+		lineNo++
+		text, more := Continues(sc.Text())
+		if pending.Len() == 0 {
+			startLine = lineNo
+		}
+		pending.WriteString(text)
+		if more {
+			pending.WriteString(" ")
+			continue
+		}
+		line := pending.String()
+		pending.Reset()
+		if err := sh.ExecLine(line); err != nil {
+			if errors.Is(err, errExit) {
+				return err
+			}
+			sh.Report(fmt.Sprintf("%s:%d: ", name, startLine), err)
+			if st := StatusOf(err); st > sh.status {
+				sh.status = st
+			}
+			if !sh.KeepGoing {
+				return err
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		sh.Report(name+": ", err)
+		sh.status = ExitFailed
+		return err
+	}
+	if pending.Len() > 0 {
+		err := commands.Usagef("the last line ends in '\\' with nothing after it")
+		sh.Report(fmt.Sprintf("%s:%d: ", name, startLine), err)
+		sh.status = ExitUsage
+		return err
+	}
+	return nil
+}
+
+// sourceFile runs the script at path within the current session.
+func (sh *Shell) sourceFile(path string) error {
+	if sh.depth >= 16 {
+		return fmt.Errorf("source %s: nested more than 16 deep; does the script source itself?", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("source %s: %w", path, unwrapPath(err))
+	}
+	defer f.Close()
+	sh.depth++
+	defer func() { sh.depth-- }()
+	savedStatus := sh.status
+	sh.status = ExitOK
+	err = sh.runLines(f, filepath.Base(path))
+	st := sh.status
+	sh.status = max(savedStatus, st)
+	if err != nil && !errors.Is(err, errExit) {
+		// Already reported with file:line; tell the caller it failed.
+		return &reported{status: st}
+	}
+	if st != ExitOK {
+		return &reported{status: st}
+	}
+	return nil
+}
+
+// reported is an error already shown to the user; only its status counts.
+type reported struct{ status int }
+
+func (r *reported) Error() string {
+	return fmt.Sprintf("sourced script failed (exit status %d)", r.status)
+}
+
+// unwrapPath drops the operation and path that *os.PathError repeats, for
+// messages that already name the file.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

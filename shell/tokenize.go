@@ -1,0 +1,135 @@
+package shell
+
+import (
+	"fmt"
+	"strings"
+)
+
+// SyntaxError is a line that cannot be split into words. Col is 1-based.
+type SyntaxError struct {
+	Col int
+	Msg string
+}
+
+func (e *SyntaxError) Error() string { return fmt.Sprintf("column %d: %s", e.Col, e.Msg) }
+
+// Split breaks one logical line into commands and each command into words,
+// following bpftool's batch rules where they agree with a shell:
+//
+//   - words are separated by blanks; ';' separates commands;
+//   - '...' and "..." quote without escapes and the quotes are removed;
+//   - '#' outside quotes starts a comment (bpftool also cuts inside
+//     quotes; bpfsh does not, so "a#b" stays a value);
+//   - (...), [...] and {...} keep their blanks, so a literal such as
+//     {saddr: 10.0.0.1, sport: 40000} or Ether(src=a, dst=b)/IPv4() is one
+//     word, passed on with its brackets and any quotes inside it.
+//
+// A line ending in '\' is joined to the next by the caller (Continues).
+func Split(line string) ([][]string, error) {
+	var (
+		cmds  [][]string
+		words []string
+		word  strings.Builder
+		// inWord is true once the current word has started, so that ""
+		// is an empty word rather than nothing.
+		inWord bool
+		depth  []rune // open brackets of the current word
+		opened []int  // their columns
+	)
+	endWord := func() {
+		if inWord {
+			words = append(words, word.String())
+		}
+		word.Reset()
+		inWord = false
+	}
+	endCmd := func() {
+		endWord()
+		if len(words) > 0 {
+			cmds = append(cmds, words)
+		}
+		words = nil
+	}
+	runes := []rune(line)
+	for i := 0; i < len(runes); i++ {
+		r := runes[i]
+		switch {
+		case r == '\'' || r == '"':
+			end := indexRune(runes, i+1, r)
+			if end < 0 {
+				return nil, &SyntaxError{Col: i + 1, Msg: fmt.Sprintf("unterminated %c quote; close it with %c", r, r)}
+			}
+			if len(depth) > 0 {
+				// Inside a literal the quotes belong to the literal.
+				word.WriteString(string(runes[i : end+1]))
+			} else {
+				word.WriteString(string(runes[i+1 : end]))
+			}
+			inWord = true
+			i = end
+		case len(depth) > 0:
+			word.WriteRune(r)
+			switch r {
+			case '(', '[', '{':
+				depth = append(depth, r)
+				opened = append(opened, i+1)
+			case ')', ']', '}':
+				if want := closer(depth[len(depth)-1]); r != want {
+					return nil, &SyntaxError{Col: i + 1, Msg: fmt.Sprintf("expected %q to close %q opened at column %d, found %q", want, depth[len(depth)-1], opened[len(opened)-1], r)}
+				}
+				depth = depth[:len(depth)-1]
+				opened = opened[:len(opened)-1]
+			}
+		case r == '#':
+			i = len(runes)
+		case r == ';':
+			endCmd()
+		case r == ' ' || r == '\t' || r == '\r' || r == '\n':
+			endWord()
+		case r == '(' || r == '[' || r == '{':
+			depth = append(depth, r)
+			opened = append(opened, i+1)
+			word.WriteRune(r)
+			inWord = true
+		case r == ')' || r == ']' || r == '}':
+			return nil, &SyntaxError{Col: i + 1, Msg: fmt.Sprintf("unexpected %q with nothing open", r)}
+		default:
+			word.WriteRune(r)
+			inWord = true
+		}
+	}
+	if len(depth) > 0 {
+		return nil, &SyntaxError{Col: opened[len(opened)-1], Msg: fmt.Sprintf("%q is never closed; add %q", depth[len(depth)-1], closer(depth[len(depth)-1]))}
+	}
+	endCmd()
+	return cmds, nil
+}
+
+// Continues reports whether line ends in a '\' that joins it to the next
+// line, and returns the line without it.
+func Continues(line string) (string, bool) {
+	trimmed := strings.TrimRight(line, " \t\r")
+	if strings.HasSuffix(trimmed, `\`) && !strings.HasSuffix(trimmed, `\\`) {
+		return trimmed[:len(trimmed)-1], true
+	}
+	return line, false
+}
+
+func indexRune(rs []rune, from int, r rune) int {
+	for i := from; i < len(rs); i++ {
+		if rs[i] == r {
+			return i
+		}
+	}
+	return -1
+}
+
+func closer(open rune) rune {
+	switch open {
+	case '(':
+		return ')'
+	case '[':
+		return ']'
+	}
+	return '}'
+}
