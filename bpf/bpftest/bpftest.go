@@ -1,0 +1,86 @@
+// Package bpftest gives tests what they need to work against the real
+// kernel without touching anything they did not create: a private pin root
+// under bpffs, the fixture objects loaded and pinned there, and a way to
+// run bpfsh itself in-process.
+package bpftest
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/bpfsh/bpfsh/bpf"
+	"github.com/bpfsh/bpfsh/bpf/fixture"
+)
+
+// RequireRoot skips t when the test cannot use bpf(2) and bpffs.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root for bpf(2) and bpffs (run the suite with 'make test' as root)")
+	}
+	if err := bpf.EnsureBPFFS(); err != nil {
+		t.Skipf("skipped: %v", err)
+	}
+}
+
+// PinRoot makes an empty directory under /sys/fs/bpf for t alone and
+// removes it, with everything pinned under it, when t ends.
+func PinRoot(t testing.TB) string {
+	t.Helper()
+	RequireRoot(t)
+	dir, err := os.MkdirTemp(bpf.BPFFSPath, "bpfsh-test-")
+	if err != nil {
+		t.Fatalf("make pin root: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// FixtureObject writes the fixture ELF to a temporary file and returns its
+// path, for tests of "load FILE".
+func FixtureObject(t testing.TB) string {
+	t.Helper()
+	return writeObject(t, "fixture.o", fixture.FixtureObject())
+}
+
+// RejectObject writes the ELF the verifier refuses to a temporary file.
+func RejectObject(t testing.TB) string {
+	t.Helper()
+	return writeObject(t, "reject.o", fixture.RejectObject())
+}
+
+func writeObject(t testing.TB, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Fixture loads the fixture object into the kernel, pins every map and
+// program flat under dir (as "load" would), and closes them when t ends.
+func Fixture(t testing.TB, dir string) *fixture.FixtureObjects {
+	t.Helper()
+	var objs fixture.FixtureObjects
+	if err := fixture.LoadFixtureObjects(&objs, nil); err != nil {
+		t.Fatalf("load fixture: %v", err)
+	}
+	t.Cleanup(func() { objs.Close() })
+	pin := func(name string, p interface{ Pin(string) error }) {
+		if err := p.Pin(filepath.Join(dir, name)); err != nil {
+			t.Fatalf("pin %s: %v", name, err)
+		}
+	}
+	pin("flows", objs.Flows)
+	pin("counters", objs.Counters)
+	pin("percpu", objs.Percpu)
+	pin("jobs", objs.Jobs)
+	pin("undo", objs.Undo)
+	pin("events", objs.Events)
+	pin("xdp_count", objs.XdpCount)
+	pin("tc_count", objs.TcCount)
+	pin("sock_count", objs.SockCount)
+	return &objs
+}
