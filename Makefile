@@ -1,0 +1,16 @@
+# make        build bpfsh
+# make test   install what the tests need (Debian packages), mount bpffs and
+#             tracefs, check the committed BPF objects, vet, run every test
+#             against the real kernel as root, and fuzz for FUZZTIME each
+# make generate  rebuild the BPF objects from their C sources (needs clang)
+
+.PHONY: build test generate
+
+build:
+	go build -o bpfsh .
+
+test:
+	scripts/test.sh
+
+generate:
+	go generate ./...

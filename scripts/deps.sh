@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what bpfsh's tests need, only when it is missing, from Debian's
+# packages. Building and running bpfsh needs none of it.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have clang || need+=(clang)
+have llvm-strip || need+=(llvm)
+[ -f /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
+[ -f /usr/include/linux/bpf.h ] || need+=(linux-libc-dev)
+have bpftool || [ -x /usr/sbin/bpftool ] || need+=(bpftool)
+have ip || need+=(iproute2)
+
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "missing: ${need[*]}; run as root: apt-get update && apt-get install -y ${need[*]}" >&2
+		exit 1
+	fi
+	echo "installing: ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
