@@ -1,6 +1,8 @@
 package commands_test
 
 //go:generate clang -target bpf -O2 -g -c testdata/oddsection.bpf.c -o testdata/oddsection.o
+//go:generate clang -target bpf -O2 -g -I../bpf/include -c testdata/pinbyname.bpf.c -o testdata/pinbyname.o
+//go:generate clang -target bpf -O2 -g -I../bpf/include -DREJECT -c testdata/pinbyname.bpf.c -o testdata/pinbyname_reject.o
 
 import (
 	"bytes"
@@ -433,5 +435,37 @@ func TestDoctorAllOK(t *testing.T) {
 	text, _, _ := ldRun(t, bpf.BPFFSPath, "doctor")
 	if !strings.HasPrefix(text, "CHECK") || !strings.Contains(text, "test_run") {
 		t.Errorf("doctor text:\n%s", text)
+	}
+}
+
+// A map marked LIBBPF_PIN_BY_NAME is pinned in NAME/ like the rest, and a
+// rejected program leaves it unpinned too.
+func TestLoadPinByName(t *testing.T) {
+	root := ldSetup(t)
+	out, errOut, code := ldRun(t, root, "load", "testdata/pinbyname.o")
+	if code != 0 {
+		t.Fatalf("load: exit %d: %s", code, errOut)
+	}
+	if got := ldEntries(t, filepath.Join(root, "pinbyname")); !slices.Equal(got, []string{"shared", "xdp_shared"}) {
+		t.Errorf("pinned %v, want [shared xdp_shared]; load said:\n%s", got, out)
+	}
+	_, errOut, code = ldRun(t, root, "load", "testdata/pinbyname_reject.o", "name", "rej")
+	if code != 1 || !strings.Contains(errOut, "rejected program xdp_shared") {
+		t.Errorf("rejected load: exit %d, %q", code, errOut)
+	}
+	if got := ldEntries(t, root); !slices.Equal(got, []string{"pinbyname"}) {
+		t.Errorf("pin root holds %v after the rejected load, want [pinbyname]", got)
+	}
+}
+
+func TestLoadPinRootNotOnBPFFS(t *testing.T) {
+	ldSetup(t)
+	root := t.TempDir()
+	_, errOut, code := ldRun(t, root, "load", bpftest.FixtureObject(t))
+	if code != 1 || !strings.Contains(errOut, "pin root "+root+" is not on a bpffs; give a --pin-root under /sys/fs/bpf") {
+		t.Errorf("exit %d, %q", code, errOut)
+	}
+	if got := ldEntries(t, root); len(got) != 0 {
+		t.Errorf("%s holds %v", root, got)
 	}
 }
