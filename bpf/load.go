@@ -147,14 +147,15 @@ func LoadELF(source string, data []byte, opts LoadOptions) (*Loaded, error) {
 		}
 		l.Objects = append(l.Objects, obj)
 	}
-	undo, err := pinAll(coll, plan, l)
-	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", source, err)
-	}
+	// The manifest is written before the pins, so that even a crash in
+	// between leaves nothing pinned that unload does not know of.
 	m := &Manifest{Name: name, PinRoot: root, Dir: dir, Source: source, Objects: l.Objects}
 	if err := WriteManifest(opts.StateDir, m); err != nil {
-		undo()
-		return nil, fmt.Errorf("load %s: %w (nothing was left pinned)", source, err)
+		return nil, fmt.Errorf("load %s: %w", source, err)
+	}
+	if err := pinAll(coll, plan, l); err != nil {
+		os.Remove(ManifestPath(opts.StateDir, root, name))
+		return nil, fmt.Errorf("load %s: %w", source, err)
 	}
 	return l, nil
 }
@@ -393,18 +394,17 @@ func describe(coll *ebpf.Collection, p pinPlan, dir string) (Pinned, error) {
 }
 
 // pinAll makes NAME/ (and the pin root, if missing) and pins every object
-// in plan there. On failure it removes the pins and directories it made;
-// on success it returns a function that does the same, for a later step
-// that fails.
-func pinAll(coll *ebpf.Collection, plan []pinPlan, l *Loaded) (undo func(), err error) {
+// in plan at its path in l.Objects. On failure it removes the pins and
+// directories it made.
+func pinAll(coll *ebpf.Collection, plan []pinPlan, l *Loaded) error {
 	made, err := mkdirs(l.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("make %s: %w", l.Dir, err)
+		return fmt.Errorf("make %s: %w", l.Dir, err)
 	}
 	// Unpin, not os.Remove: cilium/ebpf remembers where an object is
 	// pinned and would treat pinning it there again as already done.
 	var pinned []pinner
-	undo = func() {
+	undo := func() {
 		for _, p := range pinned {
 			p.Unpin()
 		}
@@ -422,11 +422,11 @@ func pinAll(coll *ebpf.Collection, plan []pinPlan, l *Loaded) (undo func(), err 
 		}
 		if err := obj.Pin(path); err != nil {
 			undo()
-			return nil, fmt.Errorf("pin %s %s at %s: %w (nothing was left pinned)", p.kind, p.spec, path, err)
+			return fmt.Errorf("pin %s %s at %s: %w (nothing was left pinned)", p.kind, p.spec, path, err)
 		}
 		pinned = append(pinned, obj)
 	}
-	return undo, nil
+	return nil
 }
 
 // pinner is what *ebpf.Map and *ebpf.Program have in common for pinAll.

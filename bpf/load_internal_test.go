@@ -72,7 +72,7 @@ func TestPinAllRollsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, err = pinAll(coll, plan, l)
+	err = pinAll(coll, plan, l)
 	if err == nil || !strings.Contains(err.Error(), "nothing was left pinned") {
 		t.Fatalf("pinAll = %v, want a failure", err)
 	}
@@ -83,19 +83,14 @@ func TestPinAllRollsBack(t *testing.T) {
 		t.Errorf("the pin that was there before is gone: %v", err)
 	}
 
-	// The same plan succeeds where nothing is in the way, and undo
-	// removes exactly what it pinned.
+	// The same plan succeeds where nothing is in the way: the objects
+	// rolled back can be pinned again.
 	l.Objects[last].Path = filepath.Join(l.Dir, plan[last].pin)
-	undo, err := pinAll(coll, plan, l)
-	if err != nil {
+	if err := pinAll(coll, plan, l); err != nil {
 		t.Fatal(err)
 	}
 	if es, _ := os.ReadDir(l.Dir); len(es) != len(plan) {
 		t.Fatalf("pinned %d objects, want %d", len(es), len(plan))
-	}
-	undo()
-	if _, err := os.Stat(l.Dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("undo left %s (stat: %v)", l.Dir, err)
 	}
 }
 
@@ -224,5 +219,37 @@ func TestReadSpecRejectsNonBPF(t *testing.T) {
 		if _, err := readSpec(c.data); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("readSpec(%q...) = %v, want %q", c.data[:4], err, c.want)
 		}
+	}
+}
+
+// "load NAME" with no such file loads the built-in object NAME.
+func TestLoadBuiltin(t *testing.T) {
+	root := privatePinDir(t)
+	state := t.TempDir()
+	builtinMu.Lock()
+	builtins["testbuiltin"] = fixture.FixtureObject()
+	builtinMu.Unlock()
+	t.Cleanup(func() {
+		builtinMu.Lock()
+		delete(builtins, "testbuiltin")
+		builtinMu.Unlock()
+	})
+	t.Chdir(t.TempDir()) // so that no file named testbuiltin is found
+
+	l, err := LoadFile("testbuiltin", LoadOptions{PinRoot: root, StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Name != "testbuiltin" || l.Source != "builtin testbuiltin" || len(l.Objects) != 10 || l.Dir != filepath.Join(root, "testbuiltin") {
+		t.Errorf("loaded %+v", l)
+	}
+	u, err := Unload(state, root, "testbuiltin")
+	if err != nil || len(u.Removed) != 10 || !u.DirGone {
+		t.Errorf("unload: %+v, %v", u, err)
+	}
+
+	_, err = LoadFile("nosuchthing", LoadOptions{PinRoot: root, StateDir: state})
+	if err == nil || err.Error() != "load nosuchthing: no such file; check the path or load a built-in object: testbuiltin" {
+		t.Errorf("missing file: %v", err)
 	}
 }
