@@ -21,3 +21,21 @@ func IsUsage(err error) bool {
 	var u *UsageError
 	return errors.As(err, &u)
 }
+
+// Detailer is an error with more to show than its one line, such as the
+// verifier log under "the verifier rejected program ...". The shell prints
+// Error() as usual and Detail() on the lines below it; in JSON mode the
+// error object gets a "detail" member. Errors from bpf/ satisfy it without
+// importing this package (e.g. *bpf.VerifierError).
+type Detailer interface {
+	Detail() string
+}
+
+// DetailOf is the detail of err or of an error it wraps; "" when none.
+func DetailOf(err error) string {
+	var d Detailer
+	if errors.As(err, &d) {
+		return d.Detail()
+	}
+	return ""
+}

@@ -5,5 +5,8 @@ package commands
 func All() []*Command {
 	return []*Command{
 		helpCmd,
+		doctorCmd,
+		loadCmd,
+		unloadCmd,
 	}
 }

@@ -159,13 +159,22 @@ func globalFlags(words []string) ([]string, bool) {
 
 // Report shows err as one line on the error stream, or as {"error": ...}
 // on the output stream in JSON mode (as bpftool does), with where, if any,
-// in front ("file:3: ").
+// in front ("file:3: "). An error with detail (commands.Detailer, e.g. a
+// verifier log) has it printed below that line, or as "detail" in JSON.
 func (sh *Shell) Report(where string, err error) {
+	detail := commands.DetailOf(err)
 	if sh.Session.JSON {
-		sh.renderJSON(map[string]string{"error": where + err.Error()})
+		obj := map[string]string{"error": where + err.Error()}
+		if detail != "" {
+			obj["detail"] = detail
+		}
+		sh.renderJSON(obj)
 		return
 	}
 	fmt.Fprintf(sh.Err, "error: %s%v\n", where, err)
+	if detail != "" {
+		fmt.Fprintln(sh.Err, strings.TrimRight(detail, "\n"))
+	}
 }
 
 // StatusOf maps an error to an exit status.

@@ -1,0 +1,54 @@
+package bpf
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// Built-in objects are BPF ELFs compiled into bpfsh (the kv store, the
+// cache, ...), so that "load kv" works without a file on disk. Each
+// program's package registers its object from an init function:
+//
+//	func init() { bpf.RegisterBuiltin("kv", _KvBytes) }
+//
+// The registry is empty until such packages exist and are imported.
+var (
+	builtinMu sync.RWMutex
+	builtins  = map[string][]byte{}
+)
+
+// RegisterBuiltin makes elf loadable as "load NAME". name must be a valid
+// pin name (see ValidName); registering a name twice is a programming
+// error and panics.
+func RegisterBuiltin(name string, elf []byte) {
+	if err := ValidName(name); err != nil {
+		panic(fmt.Sprintf("bpf.RegisterBuiltin: %v", err))
+	}
+	builtinMu.Lock()
+	defer builtinMu.Unlock()
+	if _, dup := builtins[name]; dup {
+		panic(fmt.Sprintf("bpf.RegisterBuiltin: %q registered twice", name))
+	}
+	builtins[name] = elf
+}
+
+// Builtin returns the ELF registered as name.
+func Builtin(name string) ([]byte, bool) {
+	builtinMu.RLock()
+	defer builtinMu.RUnlock()
+	elf, ok := builtins[name]
+	return elf, ok
+}
+
+// Builtins lists the registered names, sorted.
+func Builtins() []string {
+	builtinMu.RLock()
+	defer builtinMu.RUnlock()
+	names := make([]string, 0, len(builtins))
+	for n := range builtins {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}

@@ -1,0 +1,89 @@
+package commands
+
+import (
+	"strconv"
+
+	"github.com/bpfsh/bpfsh/bpf"
+)
+
+var loadCmd = &Command{
+	Name:  "load",
+	Usage: "FILE.o [name NAME] [--verbose]",
+	Short: "load an ELF's maps and programs and pin them under the pin root",
+	Long: "load creates every map and program of a BPF ELF object in the kernel and pins them flat " +
+		"under <pin-root>/NAME/ (NAME defaults to the file's name without .o, .bpf.o or _bpfel.o), " +
+		"then lists what it pinned. It is all or nothing: if the verifier rejects a program, or " +
+		"anything else fails, nothing stays pinned; a rejection shows the verifier's reason and the " +
+		"last lines of its log (all of it with --verbose). A NAME that is already loaded is refused. " +
+		"bpffs is mounted when needed. Maps marked LIBBPF_PIN_BY_NAME are pinned in NAME/ with the rest. " +
+		"FILE may also be the name of an object built into bpfsh.",
+	Example: "load xdp_count.bpf.o name counter",
+	Args:    []ArgKind{ArgFile},
+}
+
+var unloadCmd = &Command{
+	Name:  "unload",
+	Usage: "NAME",
+	Short: "remove what load pinned as NAME",
+	Long: "unload removes the pins that 'load ... name NAME' made under <pin-root>/NAME/, as recorded " +
+		"when it loaded them, and the directory when that leaves it empty. A pin is removed only " +
+		"while it still holds the object load pinned there; anything else in the directory (pinned " +
+		"by another tool, or replaced since) is left alone and listed. Objects nothing else holds " +
+		"are freed by the kernel.",
+	Example: "unload counter",
+	Args:    []ArgKind{ArgLoaded},
+}
+
+func init() {
+	loadCmd.Run = runLoad
+	unloadCmd.Run = runUnload
+}
+
+func runLoad(s *Session, args []string) (Result, error) {
+	var file, name string
+	verbose := s.Verbose
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--verbose" || a == "-v":
+			verbose = true
+		case a == "name":
+			if i+1 >= len(args) {
+				return nil, Usagef("name needs a NAME after it")
+			}
+			i++
+			name = args[i]
+		case file == "":
+			file = a
+		default:
+			return nil, Usagef("unexpected %q after %s", a, file)
+		}
+	}
+	if file == "" {
+		return nil, Usagef("load needs an ELF object file")
+	}
+	l, err := bpf.LoadFile(file, bpf.LoadOptions{
+		PinRoot:  s.PinRoot,
+		Name:     name,
+		StateDir: s.StateDir,
+		Verbose:  verbose,
+	})
+	if err != nil {
+		return nil, err
+	}
+	t := &Table{Columns: []string{"kind", "name", "type", "id", "path"}, JSON: l.Objects}
+	for _, o := range l.Objects {
+		t.Rows = append(t.Rows, []string{o.Kind, o.Name, o.Type, strconv.FormatUint(uint64(o.ID), 10), o.Path})
+	}
+	return t, nil
+}
+
+func runUnload(s *Session, args []string) (Result, error) {
+	if len(args) != 1 {
+		return nil, Usagef("unload takes one NAME, as given to load")
+	}
+	u, err := bpf.Unload(s.StateDir, s.PinRoot, args[0])
+	if err != nil {
+		return nil, err
+	}
+	return &Message{Text: u.Summary(), Data: u}, nil
+}
