@@ -72,7 +72,9 @@ func ParseValue(words []string, t btf.Type, size int) ([]byte, error) {
 // in declaration order (members of anonymous structs and unions inline, as
 // C spells them). obj holds int64, uint64, json.Number (128-bit integers,
 // floats), bool, string, Object and []any values, so numbers never lose
-// precision in JSON.
+// precision in JSON; it matches bpftool's "formatted" JSON, which shows a
+// char array as a string only when it is printable ASCII ended by a NUL
+// (else as numbers).
 //
 // Without BTF, or when data does not match t, text is hex bytes as bpftool
 // prints them ("01 00 00 00") and obj an array of "0x01" strings. With BTF

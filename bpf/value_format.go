@@ -174,12 +174,10 @@ func (f *formatter) array(data []byte, a *btf.Array, depth int) (any, error) {
 		return nil, errUndecodable
 	}
 	if isChar(a.Type) {
-		text := bytes.TrimRight(data, "\x00")
-		f.sb.WriteString(quoteText(text))
-		if utf8.Valid(text) {
-			return string(text), nil
+		f.sb.WriteString(quoteText(bytes.TrimRight(data, "\x00")))
+		if s, ok := cString(data); ok {
+			return s, nil
 		}
-		// JSON strings cannot carry these bytes: give the numbers.
 		signed := underlying(a.Type).(*btf.Int).Encoding == btf.Signed
 		obj := make([]any, len(data))
 		for i, c := range data {
@@ -281,6 +279,28 @@ func (f *formatter) bitfield(data []byte, m btf.Member, off btf.Bits) (any, erro
 		return f.enum(u, width, v), nil
 	}
 	return nil, errUndecodable
+}
+
+// cString returns a char array's text for JSON when bpftool would show it
+// as a string too: printable ASCII ended by a NUL. bpftool shows other
+// char arrays as numbers, and so does bpfsh, also when bytes follow the
+// first NUL (which bpftool would drop).
+func cString(data []byte) (string, bool) {
+	end := bytes.IndexByte(data, 0)
+	if end < 0 {
+		return "", false
+	}
+	for _, c := range data[:end] {
+		if c < 0x20 || c >= 0x7f {
+			return "", false
+		}
+	}
+	for _, c := range data[end:] {
+		if c != 0 {
+			return "", false
+		}
+	}
+	return string(data[:end]), true
 }
 
 // readUint reads up to 8 bytes as an unsigned integer in host byte order.

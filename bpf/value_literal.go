@@ -102,7 +102,7 @@ func (s *litScanner) value(depth int) (*lit, error) {
 		l, err = s.list(depth)
 	case '"', '\'':
 		l, err = s.str(c)
-	case ',', ']', '}', ':', '=':
+	case ',', ']', '}', '=':
 		return nil, s.errorf("expected a value, found %s", s.show())
 	default:
 		l = s.atom()

@@ -173,7 +173,7 @@ func checkRange(n *big.Int, bits uint, signed, char bool) error {
 	if signed || char {
 		lo.Neg(new(big.Int).Lsh(big.NewInt(1), bits-1))
 	}
-	if signed {
+	if signed && !char {
 		hi.Rsh(hi, 1)
 	}
 	hi.Sub(hi, big.NewInt(1))
