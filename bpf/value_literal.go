@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -259,7 +260,11 @@ func unescape(s string) (byte, int, error) {
 		return 0, 0, fmt.Errorf(`\x needs two hex digits, as in \x00`)
 	}
 	r, _ := utf8.DecodeRuneInString(s[1:])
-	return 0, 0, fmt.Errorf(`unknown escape \%c; write \\ for a backslash (escapes: \\ \" \' \n \t \r \0 \xHH)`, r)
+	esc := `\` + string(r)
+	if !strconv.IsPrint(r) {
+		esc = fmt.Sprintf(`\ followed by %U`, r)
+	}
+	return 0, 0, fmt.Errorf(`unknown escape %s; write \\ for a backslash (escapes: \\ \" \' \n \t \r \0 \xHH)`, esc)
 }
 
 // unescapeText decodes the escapes of text typed without quotes.
