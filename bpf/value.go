@@ -2,7 +2,6 @@ package bpf
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -128,19 +127,32 @@ func (o Object) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// formatHex is bpftool's rendering of bytes without BTF.
+// formatHex is bpftool's rendering of bytes without BTF. It runs for every
+// entry of a large map dump, hence the table instead of fmt.
 func formatHex(data []byte) (string, []any) {
-	var sb strings.Builder
+	const digits = "0123456789abcdef"
+	if len(data) == 0 {
+		return "", []any{}
+	}
+	text := make([]byte, 0, 3*len(data))
 	obj := make([]any, len(data))
 	for i, c := range data {
 		if i > 0 {
-			sb.WriteByte(' ')
+			text = append(text, ' ')
 		}
-		fmt.Fprintf(&sb, "%02x", c)
-		obj[i] = fmt.Sprintf("0x%02x", c)
+		text = append(text, digits[c>>4], digits[c&15])
+		obj[i] = hexByteNames[c]
 	}
-	return sb.String(), obj
+	return string(text), obj
 }
+
+// hexByteNames holds "0x00" to "0xff", as bpftool's JSON spells bytes.
+var hexByteNames = func() (names [256]any) {
+	for i := range names {
+		names[i] = fmt.Sprintf("0x%02x", i)
+	}
+	return names
+}()
 
 // parseHexWords reads the words after "hex": each is one byte of one or two
 // hex digits, or an even run of digits for several bytes ("01020304").
@@ -221,24 +233,6 @@ func parseUntyped(word string, size int) ([]byte, error) {
 	putInt(b, n)
 	return b, nil
 }
-
-// putInt stores n (already range-checked) in b as a two's complement
-// integer in host byte order.
-func putInt(b []byte, n *big.Int) {
-	v := n
-	if v.Sign() < 0 {
-		v = new(big.Int).Add(v, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
-	}
-	v.FillBytes(b) // big-endian
-	if hostLittleEndian {
-		for i, j := 0, len(b)-1; i < j; i, j = i+1, j-1 {
-			b[i], b[j] = b[j], b[i]
-		}
-	}
-}
-
-// hostLittleEndian says how the kernel lays out integers in keys and values.
-var hostLittleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // typeNote is " (TYPE)" for messages about a value of type t.
 func typeNote(t btf.Type) string {

@@ -94,11 +94,6 @@ func (f *formatter) integer(u uint64, bits uint, it *btf.Int) any {
 	return u
 }
 
-func signExtend(u uint64, bits uint) int64 {
-	shift := 64 - bits
-	return int64(u<<shift) >> shift
-}
-
 // bigInt writes a 128-bit integer; JSON gets a json.Number since no Go
 // integer holds it.
 func (f *formatter) bigInt(data []byte, signed bool) any {
@@ -301,21 +296,6 @@ func cString(data []byte) (string, bool) {
 		}
 	}
 	return string(data[:end]), true
-}
-
-// readUint reads up to 8 bytes as an unsigned integer in host byte order.
-func readUint(b []byte) uint64 {
-	var v uint64
-	if hostLittleEndian {
-		for i := len(b) - 1; i >= 0; i-- {
-			v = v<<8 | uint64(b[i])
-		}
-		return v
-	}
-	for _, c := range b {
-		v = v<<8 | uint64(c)
-	}
-	return v
 }
 
 // quoteText quotes a char array's text so that both the shell and

@@ -32,11 +32,12 @@ func parseTyped(word string, t btf.Type, size int) ([]byte, error) {
 }
 
 // topLiteral parses the one word given for a whole key or value. The shell
-// removed the quotes around a quoted word, so a char array takes any word
-// that does not open a literal as its text.
+// removed the quotes around a quoted word, so a char array takes as its
+// text any word that does not open one of its literals (a list or a
+// string; "{" opens nothing for an array, so "{x}" is text).
 func topLiteral(word string, t btf.Type) (*lit, error) {
 	trimmed := strings.TrimLeft(word, " \t\r\n")
-	opensLiteral := trimmed != "" && strings.ContainsRune(`{["'`, rune(trimmed[0]))
+	opensLiteral := trimmed != "" && strings.ContainsRune(`["'`, rune(trimmed[0]))
 	if !opensLiteral && charArray(t) != nil {
 		text, err := unescapeText(word)
 		if err != nil {
@@ -124,63 +125,6 @@ func wants(t btf.Type) string {
 		return "{field: value} with fields " + memberNames(v.Members)
 	}
 	return "hex bytes"
-}
-
-// parseNumber reads an integer: decimal, 0x hex, 0o octal or 0b binary,
-// with an optional sign. A decimal with a leading 0 such as 010 is refused
-// when octal would read it differently, because bpftool reads it as octal.
-func parseNumber(s string) (*big.Int, error) {
-	if len(s) > 140 {
-		return nil, fmt.Errorf("%s is not a number (too long)", shorten(s))
-	}
-	digits, neg := s, false
-	if digits != "" && (digits[0] == '-' || digits[0] == '+') {
-		neg = digits[0] == '-'
-		digits = digits[1:]
-	}
-	base := 10
-	if len(digits) > 1 && digits[0] == '0' {
-		switch digits[1] {
-		case 'x', 'X':
-			base, digits = 16, digits[2:]
-		case 'o', 'O':
-			base, digits = 8, digits[2:]
-		case 'b', 'B':
-			base, digits = 2, digits[2:]
-		}
-	}
-	// big.Int.SetString takes a sign of its own: the digits must have none.
-	if digits == "" || digits[0] == '+' || digits[0] == '-' {
-		return nil, fmt.Errorf("%s is not a number", shorten(s))
-	}
-	n, ok := new(big.Int).SetString(digits, base)
-	if !ok {
-		return nil, fmt.Errorf("%s is not a number", shorten(s))
-	}
-	if base == 10 && len(digits) > 1 && digits[0] == '0' && n.Cmp(big.NewInt(7)) > 0 {
-		return nil, fmt.Errorf("%s is ambiguous (bpftool reads a leading 0 as octal): write 0o%s for octal or drop the leading 0", s, strings.TrimLeft(digits, "0"))
-	}
-	if neg {
-		n.Neg(n)
-	}
-	return n, nil
-}
-
-// checkRange checks that n fits an integer of bits bits. A char takes both
-// the signed and the unsigned range, since BTF does not say which it is.
-func checkRange(n *big.Int, bits uint, signed, char bool) error {
-	lo, hi := big.NewInt(0), new(big.Int).Lsh(big.NewInt(1), bits)
-	if signed || char {
-		lo.Neg(new(big.Int).Lsh(big.NewInt(1), bits-1))
-	}
-	if signed && !char {
-		hi.Rsh(hi, 1)
-	}
-	hi.Sub(hi, big.NewInt(1))
-	if n.Cmp(lo) < 0 || n.Cmp(hi) > 0 {
-		return fmt.Errorf("%s..%s", lo, hi)
-	}
-	return nil
 }
 
 // intValue reads literal l for an integer of type t that is bits wide
@@ -511,33 +455,4 @@ func encodeBitfield(l *lit, m btf.Member, path string, buf []byte) error {
 	}
 	setBits(buf, uint64(m.Offset), width, n.Uint64())
 	return nil
-}
-
-// setBits stores the low width bits of v at bit offset off of buf.
-//
-// BTF numbers a bitfield's bits from the start of the struct in memory
-// order, which on the little-endian hosts bpfsh runs on (amd64, arm64) is
-// bit off%8 of byte off/8, least significant bit first.
-func setBits(buf []byte, off uint64, width uint, v uint64) {
-	for i := range uint64(width) {
-		bit := off + i
-		mask := byte(1) << (bit % 8)
-		if v>>i&1 != 0 {
-			buf[bit/8] |= mask
-		} else {
-			buf[bit/8] &^= mask
-		}
-	}
-}
-
-// getBits reads width bits at bit offset off of buf (see setBits).
-func getBits(buf []byte, off uint64, width uint) uint64 {
-	var v uint64
-	for i := range uint64(width) {
-		bit := off + i
-		if buf[bit/8]>>(bit%8)&1 != 0 {
-			v |= 1 << i
-		}
-	}
-	return v
 }

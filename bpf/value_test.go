@@ -76,6 +76,7 @@ func TestParseValue(t *testing.T) {
 		{"text escapes", []string{`a\x00b\n\\\t`}, tName, "6100620a5c09" + strings.Repeat("00", 10)},
 		{"text fills the array", []string{"0123456789abcdef"}, tName, "30313233343536373839616263646566"},
 		{"empty text", []string{""}, tName, strings.Repeat("00", 16)},
+		{"text in braces", []string{"{x}"}, tName, "7b787d" + strings.Repeat("00", 13)},
 		{"char array as numbers", []string{"[104, 105]"}, tName, "6869" + strings.Repeat("00", 14)},
 		{"array", []string{"[1, 2, 3]"}, tPorts, "010002000300"},
 		{"array short", []string{"[1]"}, tPorts, "010000000000"},
