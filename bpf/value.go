@@ -64,20 +64,22 @@ func ParseValue(words []string, t btf.Type, size int) ([]byte, error) {
 
 // FormatValue renders data typed by t for people (text) and for JSON (obj).
 //
-// With BTF, text is a literal ParseValue accepts back: integers in decimal,
-// bools as true/false, enums by name, pointers in hex, char arrays as quoted
-// strings (trailing NULs trimmed, other bytes escaped as \xHH), arrays as
-// [1, 2, 3] and structs and unions as {name: value, ...} with every member
-// in declaration order (members of anonymous structs and unions inline, as
-// C spells them). obj holds int64, uint64, json.Number (128-bit integers,
-// floats), bool, string, Object and []any values, so numbers never lose
-// precision in JSON; it matches bpftool's "formatted" JSON, which shows a
-// char array as a string only when it is printable ASCII ended by a NUL
-// (else as numbers).
+// With BTF, text is a literal ParseValue accepts back: integers in decimal
+// (addresses too: BTF does not mark them), bools as true/false, enums by
+// name, pointers in hex (numbers in obj), floats in their shortest exact form (+Inf, -Inf,
+// nan(0x7fc00000)), char arrays as quoted strings (trailing NULs trimmed,
+// other bytes escaped as \xHH, '"' as \x22), arrays as [1, 2, 3] and
+// structs and unions as {name: value, ...} with every member in declaration
+// order (members of anonymous structs and unions inline, as C names them).
+// obj holds int64, uint64, json.Number (128-bit integers, floats), bool,
+// string, Object and []any values, so numbers never lose precision in JSON;
+// it matches bpftool's "formatted" JSON, which shows a char array as a
+// string only when it is printable ASCII ended by a NUL (else as numbers).
 //
-// Without BTF, or when data does not match t, text is hex bytes as bpftool
-// prints them ("01 00 00 00") and obj an array of "0x01" strings. With BTF
-// that cannot be decoded (say, a long double) text is "hex 01 00 00 00".
+// Without BTF, text is hex bytes as bpftool prints them ("01 00 00 00") and
+// obj an array of "0x01" strings. When data is not t's size or t holds
+// something with no literal (a long double), obj is the same and text is
+// "hex 01 00 00 00", which ParseValue takes back as words.
 func FormatValue(data []byte, t btf.Type) (text string, obj any) {
 	if t != nil {
 		if n, err := btf.Sizeof(t); err == nil && n == len(data) {

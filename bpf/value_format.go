@@ -64,9 +64,11 @@ func (f *formatter) value(data []byte, t btf.Type, depth int) (any, error) {
 		if len(data) != 8 {
 			return nil, errUndecodable
 		}
-		s := fmt.Sprintf("0x%x", readUint(data))
-		f.sb.WriteString(s)
-		return s, nil
+		// Hex for people, a number for JSON, as bpftool shows pointers.
+		u := readUint(data)
+		f.sb.WriteString("0x")
+		f.sb.WriteString(strconv.FormatUint(u, 16))
+		return u, nil
 	case *btf.Array:
 		return f.array(data, v, depth)
 	case *btf.Struct:

@@ -284,7 +284,7 @@ func TestFormatValue(t *testing.T) {
 		{"double big", "000000000000f043", tF64, "1.8446744073709552e+19", `1.8446744073709552e+19`},
 		{"float inf", "0000807f", tF32, "+Inf", `"+Inf"`},
 		{"float nan", "0000c07f", tF32, "nan(0x7fc00000)", `"nan(0x7fc00000)"`},
-		{"pointer", "00000000 8088ffff", tPtr, "0xffff888000000000", `"0xffff888000000000"`},
+		{"pointer", "00000000 8088ffff", tPtr, "0xffff888000000000", `18446612682070032384`},
 		{"text", "6869" + strings.Repeat("00", 14), tName, `"hi"`, `"hi"`},
 		{"text escaped", `22 5c 0a 01 c3 a9 41 00 42` + strings.Repeat("00", 7), tName, `"\x22\\\n\x01éA\x00B"`, `[34,92,10,1,-61,-87,65,0,66,0,0,0,0,0,0,0]`},
 		{"text with quotes", `22 5c 41 7e` + strings.Repeat("00", 12), tName, `"\x22\\A~"`, `"\"\\A~"`},
@@ -336,7 +336,7 @@ func TestFormatRecord(t *testing.T) {
 	}
 	wantJSON := `{"t":{"saddr":67305985,"daddr":33554442,"sport":40000,"dport":80,"proto":17},"name":"hi",` +
 		`"ports":[1,2,0],"v4":0,"v6":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1],"col":"GREEN","count":5,` +
-		`"p":"0xffffff8800000000","f":1.5,"fl":{"a":7,"b":-16,"c":"BLUE","d":true,"e":65535},"d":-2}`
+		`"p":18446743558313476096,"f":1.5,"fl":{"a":7,"b":-16,"c":"BLUE","d":true,"e":65535},"d":-2}`
 	if string(j) != wantJSON {
 		t.Errorf("json\n got %s\nwant %s", j, wantJSON)
 	}
