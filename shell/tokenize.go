@@ -50,7 +50,16 @@ func Split(line string) ([][]string, error) {
 		}
 		words = nil
 	}
+	// Columns count runes, but words keep the line's own bytes: a byte
+	// that is not UTF-8 (a Latin-1 value in a script) passes through
+	// unchanged instead of becoming U+FFFD. offs[i] is rune i's offset.
 	runes := []rune(line)
+	offs := make([]int, 0, len(runes)+1)
+	for off := range line {
+		offs = append(offs, off)
+	}
+	offs = append(offs, len(line))
+	text := func(from, to int) string { return line[offs[from]:offs[to]] }
 	for i := 0; i < len(runes); i++ {
 		r := runes[i]
 		switch {
@@ -61,14 +70,14 @@ func Split(line string) ([][]string, error) {
 			}
 			if len(depth) > 0 {
 				// Inside a literal the quotes belong to the literal.
-				word.WriteString(string(runes[i : end+1]))
+				word.WriteString(text(i, end+1))
 			} else {
-				word.WriteString(string(runes[i+1 : end]))
+				word.WriteString(text(i+1, end))
 			}
 			inWord = true
 			i = end
 		case len(depth) > 0:
-			word.WriteRune(r)
+			word.WriteString(text(i, i+1))
 			switch r {
 			case '(', '[', '{':
 				depth = append(depth, r)
@@ -89,12 +98,12 @@ func Split(line string) ([][]string, error) {
 		case r == '(' || r == '[' || r == '{':
 			depth = append(depth, r)
 			opened = append(opened, i+1)
-			word.WriteRune(r)
+			word.WriteString(text(i, i+1))
 			inWord = true
 		case r == ')' || r == ']' || r == '}':
 			return nil, &SyntaxError{Col: i + 1, Msg: fmt.Sprintf("unexpected %q with nothing open", r)}
 		default:
-			word.WriteRune(r)
+			word.WriteString(text(i, i+1))
 			inWord = true
 		}
 	}
