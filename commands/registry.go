@@ -5,5 +5,9 @@ package commands
 func All() []*Command {
 	return []*Command{
 		helpCmd,
+		lsCmd,
+		progCmd,
+		linkCmd,
+		netCmd,
 	}
 }
