@@ -38,20 +38,20 @@ type PinInfo struct {
 // The heads of struct bpf_prog_info, bpf_map_info and bpf_link_info: all
 // that "ls" needs. The kernel copies only as much as the struct holds.
 type pinProgInfo struct {
-	Type, ID  uint32
-	_         [8]byte // tag
-	_         [2]uint32
-	_         [3]uint64
-	_         [2]uint32
-	_         uint64
-	Name      [unix.BPF_OBJ_NAME_LEN]byte
-	_, _      uint32
+	Type, ID uint32
+	_        [8]byte // tag
+	_        [2]uint32
+	_        [3]uint64
+	_        [2]uint32
+	_        uint64
+	Name     [unix.BPF_OBJ_NAME_LEN]byte
+	_, _     uint32
 }
 
 type pinMapInfo struct {
-	Type, ID                               uint32
+	Type, ID                              uint32
 	KeySize, ValueSize, MaxEntries, Flags uint32
-	Name                                   [unix.BPF_OBJ_NAME_LEN]byte
+	Name                                  [unix.BPF_OBJ_NAME_LEN]byte
 }
 
 type pinLinkInfo struct {
