@@ -227,6 +227,9 @@ func OpenLink(ref Ref) (int, error) {
 			if err != nil {
 				return -1, fmt.Errorf("link %s: %w", ref, err)
 			}
+			if kind == PinProg {
+				kind = "program"
+			}
 			return -1, fmt.Errorf("%s is a pinned %s, not a link", ref.Value, kind)
 		}
 		return fd, nil

@@ -102,7 +102,7 @@ func sysFDKind(fd int) (string, error) {
 		return "prog", nil
 	case "anon_inode:bpf-map":
 		return "map", nil
-	case "anon_inode:bpf_link":
+	case "anon_inode:bpf_link", "anon_inode:bpf-link": // renamed in Linux 6.x
 		return "link", nil
 	}
 	return "", fmt.Errorf("not a BPF program, map or link (%s)", target)

@@ -188,6 +188,9 @@ func ListPins(dir string) ([]PinInfo, error) {
 		out = append(out, pi)
 		return nil
 	})
+	if errors.Is(err, os.ErrPermission) {
+		return out, fmt.Errorf("list %s: %w", dir, errNotRoot)
+	}
 	if err != nil {
 		return out, fmt.Errorf("list %s: %w", dir, err)
 	}
@@ -279,7 +282,7 @@ func PinFD(fd int, path string) error {
 		case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 			return fmt.Errorf("pin %s: %w", path, errNotRoot)
 		}
-		return fmt.Errorf("pin %s: %w", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
 }
