@@ -65,6 +65,10 @@ type pinLinkInfo struct {
 func WalkPins(dir string, fn func(path string, isDir bool) error) error {
 	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
+			// Others pin and unpin while we walk: what vanished is skipped.
+			if path != dir && errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
 			return err
 		}
 		if path == dir {
@@ -180,6 +184,9 @@ func ListPins(dir string) ([]PinInfo, error) {
 		}
 		pi, err := statPin(path, progNames)
 		if err != nil {
+			if _, lerr := os.Lstat(path); errors.Is(lerr, fs.ErrNotExist) {
+				return nil // unpinned since the directory was read
+			}
 			if errors.Is(err, os.ErrPermission) {
 				return err
 			}

@@ -10,11 +10,14 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/bpfsh/bpfsh/bpf/bpftest"
 )
 
 // pgInNetns moves the calling goroutine's thread into a new, private
@@ -334,4 +337,92 @@ func containsSpaced(out, want string) bool {
 		}
 	}
 	return false
+}
+
+// pgCgroup2 is where cgroup v2 is mounted, or "" if it is not.
+func pgCgroup2(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		// "... mountpoint opts ... - cgroup2 source opts"
+		if pre, post, ok := strings.Cut(line, " - "); ok && strings.HasPrefix(post, "cgroup2 ") {
+			if f := strings.Fields(pre); len(f) > 4 {
+				return f[4]
+			}
+		}
+	}
+	return ""
+}
+
+func TestNetShowSockmapAndCgroup(t *testing.T) {
+	root := bpftest.PinRoot(t)
+	ret := func(typ ebpf.ProgramType, attach ebpf.AttachType, name string, v int32) *ebpf.Program {
+		p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+			Name: name, Type: typ, AttachType: attach, License: "GPL",
+			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, v), asm.Return()},
+		})
+		if err != nil {
+			t.Fatalf("load %s: %v", name, err)
+		}
+		t.Cleanup(func() { p.Close() })
+		return p
+	}
+
+	// A program on a sockmap of our own.
+	sm, err := ebpf.NewMap(&ebpf.MapSpec{Name: "pg_socks", Type: ebpf.SockMap, KeySize: 4, ValueSize: 4, MaxEntries: 2})
+	if err != nil {
+		t.Fatalf("make sockmap: %v", err)
+	}
+	t.Cleanup(func() { sm.Close() })
+	verdict := ret(ebpf.SkSKB, ebpf.AttachSkSKBStreamVerdict, "pg_verdict", 1)
+	if err := link.RawAttachProgram(link.RawAttachProgramOptions{Target: sm.FD(), Program: verdict, Attach: ebpf.AttachSkSKBStreamVerdict}); err != nil {
+		t.Fatalf("attach to sockmap: %v", err)
+	}
+	smID, vID := pgMapID(t, sm), pgProgID(t, verdict)
+
+	// A cgroup link on a cgroup of our own, which holds no process.
+	var cgID uint64
+	var cl link.Link
+	if cg := pgCgroup2(t); cg != "" {
+		dir := filepath.Join(cg, fmt.Sprintf("bpfsh-pg-%d", os.Getpid()))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatalf("make cgroup: %v", err)
+		}
+		t.Cleanup(func() { os.Remove(dir) })
+		var st unix.Stat_t
+		if err := unix.Stat(dir, &st); err != nil {
+			t.Fatal(err)
+		}
+		cgID = st.Ino
+		skb := ret(ebpf.CGroupSKB, ebpf.AttachCGroupInetIngress, "pg_cgskb", 1)
+		cl, err = link.AttachCgroup(link.CgroupOptions{Path: dir, Attach: ebpf.AttachCGroupInetIngress, Program: skb})
+		if err != nil {
+			t.Fatalf("cgroup link: %v", err)
+		}
+		defer cl.Close() // before the cgroup is removed
+	}
+
+	out := pgOK(t, root, "net show")
+	if w := fmt.Sprintf("map %d (pg_socks) sk_skb_stream_verdict prog_id %d name pg_verdict\n", smID, vID); !strings.Contains(out, w) {
+		t.Errorf("net show lacks %q:\n%s", w, out)
+	}
+	if cl == nil {
+		t.Skip("skipped the cgroup part: cgroup v2 is not mounted")
+	}
+	info, _ := cl.Info()
+	w := fmt.Sprintf("cgroup %d cgroup_inet_ingress prog_id %d name pg_cgskb link_id %d\n", cgID, info.Program, info.ID)
+	if !strings.Contains(out, w) {
+		t.Errorf("net show lacks %q:\n%s", w, out)
+	}
+	js := pgJSON[pgNetJSON](t, pgOK(t, root, "net show", "-j"))
+	if len(js) != 1 || len(js[0].Sockmap) == 0 || len(js[0].Cgroup) == 0 {
+		t.Errorf("net show -j has no sockmap or cgroup entries: %+v", js)
+	}
+	l := pgJSON[map[string]any](t, pgOK(t, root, fmt.Sprintf("link show id %d", info.ID), "-j"))
+	if l["type"] != "cgroup" || l["cgroup_id"] != float64(cgID) || l["attach_type"] != "cgroup_inet_ingress" {
+		t.Errorf("link show of a cgroup link: %v", l)
+	}
 }
