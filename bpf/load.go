@@ -348,11 +348,11 @@ func explainLoad(err error, spec *ebpf.CollectionSpec, source string, verbose bo
 	}
 	what := "the object"
 	if prog != nil {
-		what = fmt.Sprintf("program %s (section %s, type %s)", prog.Name, prog.SectionName, ProgTypeName(prog.Type))
+		what = fmt.Sprintf("program %s (section %s, type %s)", prog.Name, prog.SectionName, ProgTypeName(uint32(prog.Type)))
 	} else {
 		for n, m := range spec.Maps {
 			if strings.HasPrefix(msg, "map "+n+": ") {
-				what = fmt.Sprintf("map %s (type %s)", n, MapTypeName(m.Type))
+				what = fmt.Sprintf("map %s (type %s)", n, MapTypeName(uint32(m.Type)))
 			}
 		}
 	}
@@ -380,7 +380,7 @@ func describe(coll *ebpf.Collection, p pinPlan, dir string) (Pinned, error) {
 			return obj, fmt.Errorf("program %s: %w", p.spec, err)
 		}
 		id, _ := info.ID()
-		obj.Type, obj.ID = ProgTypeName(prog.Type()), uint32(id)
+		obj.Type, obj.ID = ProgTypeName(uint32(prog.Type())), uint32(id)
 	default:
 		m := coll.Maps[p.spec]
 		info, err := m.Info()
@@ -388,7 +388,7 @@ func describe(coll *ebpf.Collection, p pinPlan, dir string) (Pinned, error) {
 			return obj, fmt.Errorf("map %s: %w", p.spec, err)
 		}
 		id, _ := info.ID()
-		obj.Type, obj.ID = MapTypeName(m.Type()), uint32(id)
+		obj.Type, obj.ID = MapTypeName(uint32(m.Type())), uint32(id)
 	}
 	return obj, nil
 }

@@ -8,5 +8,9 @@ func All() []*Command {
 		doctorCmd,
 		loadCmd,
 		unloadCmd,
+		lsCmd,
+		progCmd,
+		linkCmd,
+		netCmd,
 	}
 }

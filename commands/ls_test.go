@@ -1,0 +1,215 @@
+package commands_test
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/bpfsh/bpfsh/bpf"
+	"github.com/bpfsh/bpfsh/bpf/bpftest"
+	"github.com/bpfsh/bpfsh/shell"
+)
+
+// pgPinJSON is one entry of "ls -j".
+type pgPinJSON struct {
+	Path   string `json:"path"`
+	Kind   string `json:"kind"`
+	Type   string `json:"type"`
+	ID     uint32 `json:"id"`
+	Name   string `json:"name"`
+	ProgID uint32 `json:"prog_id"`
+	Error  string `json:"error"`
+}
+
+func TestLsFixture(t *testing.T) {
+	root, objs := pgFixture(t)
+	want := map[string]pgPinJSON{
+		"flows":      {Kind: "map", Type: "hash", ID: pgMapID(t, objs.Flows), Name: "flows"},
+		"counters":   {Kind: "map", Type: "array", ID: pgMapID(t, objs.Counters), Name: "counters"},
+		"percpu":     {Kind: "map", Type: "percpu_hash", ID: pgMapID(t, objs.Percpu), Name: "percpu"},
+		"jobs":       {Kind: "map", Type: "queue", ID: pgMapID(t, objs.Jobs), Name: "jobs"},
+		"undo":       {Kind: "map", Type: "stack", ID: pgMapID(t, objs.Undo), Name: "undo"},
+		"events":     {Kind: "map", Type: "ringbuf", ID: pgMapID(t, objs.Events), Name: "events"},
+		"xdp_count":  {Kind: "prog", Type: "xdp", ID: pgProgID(t, objs.XdpCount), Name: "xdp_count"},
+		"tc_count":   {Kind: "prog", Type: "sched_cls", ID: pgProgID(t, objs.TcCount), Name: "tc_count"},
+		"sock_count": {Kind: "prog", Type: "socket_filter", ID: pgProgID(t, objs.SockCount), Name: "sock_count"},
+	}
+	if err := os.Mkdir(filepath.Join(root, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := bpf.PinFD(objs.Counters.FD(), filepath.Join(root, "sub", "again")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Without DIR, ls lists the pin root.
+	pins := pgJSON[[]pgPinJSON](t, pgOK(t, root, "ls", "-j"))
+	if len(pins) != len(want)+2 {
+		t.Errorf("ls -j lists %d entries, want %d: %+v", len(pins), len(want)+2, pins)
+	}
+	for _, p := range pins {
+		rel, _ := filepath.Rel(root, p.Path)
+		switch rel {
+		case "sub":
+			if p.Kind != "dir" {
+				t.Errorf("sub: %+v", p)
+			}
+		case "sub/again":
+			if p.Kind != "map" || p.ID != want["counters"].ID {
+				t.Errorf("sub/again: %+v", p)
+			}
+		default:
+			w, ok := want[rel]
+			w.Path = p.Path
+			if !ok || p != w {
+				t.Errorf("ls: %+v, want %+v", p, w)
+			}
+		}
+	}
+
+	out := pgOK(t, root, "ls")
+	for _, w := range []string{
+		"PATH", "KIND",
+		fmt.Sprintf("xdp_count  prog  xdp  %d  xdp_count", want["xdp_count"].ID),
+		fmt.Sprintf("flows  map  hash  %d  flows", want["flows"].ID),
+		"sub/  dir",
+		fmt.Sprintf("sub/again  map  array  %d  counters", want["counters"].ID),
+	} {
+		if !containsSpaced(out, w) {
+			t.Errorf("ls lacks %q:\n%s", w, out)
+		}
+	}
+
+	// A relative DIR is under the pin root; a pin lists just itself.
+	if out := pgOK(t, root, "ls sub"); !containsSpaced(out, "again  map  array") || strings.Contains(out, "xdp_count") {
+		t.Errorf("ls sub:\n%s", out)
+	}
+	if out := pgOK(t, root, "ls "+filepath.Join(root, "tc_count")); !containsSpaced(out, "tc_count  prog  sched_cls") {
+		t.Errorf("ls of a pin:\n%s", out)
+	}
+	// Without a pin root, ls lists /sys/fs/bpf (where this test's root is).
+	if out := pgOK(t, filepath.Join(root, "absent"), "ls"); !strings.Contains(out, filepath.Base(root)+"/") {
+		t.Errorf("ls without a pin root does not list %s:\n%s", bpf.BPFFSPath, out)
+	}
+}
+
+func TestLsErrors(t *testing.T) {
+	root := bpftest.PinRoot(t)
+	pgFails(t, root, "ls "+t.TempDir(), 1, "is not on a bpf file system")
+	pgFails(t, root, "ls nothing/here", 1, "does not exist")
+	pgFails(t, root, "ls a b", 2, "one DIR at most")
+}
+
+// TestLsManyPins pins one map 10,000 times: the case completion has to
+// answer quickly. WalkPins sees every name without opening anything; ls
+// opens each once.
+func TestLsManyPins(t *testing.T) {
+	root, objs := pgFixture(t)
+	dir := filepath.Join(root, "many")
+	const n = 10000
+	for i := range n {
+		if err := bpf.PinFD(objs.Counters.FD(), filepath.Join(dir, fmt.Sprintf("m%05d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := 0
+	if err := bpf.WalkPins(dir, func(path string, isDir bool) error {
+		if !isDir && strings.HasPrefix(filepath.Base(path), "m") {
+			seen++
+		}
+		return nil
+	}); err != nil || seen != n {
+		t.Fatalf("WalkPins saw %d pins (%v), want %d", seen, err, n)
+	}
+	pins := pgJSON[[]pgPinJSON](t, pgOK(t, root, "ls many", "-j"))
+	id := pgMapID(t, objs.Counters)
+	if len(pins) != n {
+		t.Fatalf("ls lists %d pins, want %d", len(pins), n)
+	}
+	for _, p := range pins {
+		if p.Kind != "map" || p.ID != id || p.Name != "counters" {
+			t.Fatalf("ls: %+v", p)
+		}
+	}
+}
+
+// TestProgsHelperProcess is not a test: with BPFSH_PG_HELPER=1 it runs
+// bpfsh with the arguments after "--", so that tests can run bpfsh as
+// another user.
+func TestProgsHelperProcess(t *testing.T) {
+	if os.Getenv("BPFSH_PG_HELPER") != "1" {
+		t.Skip("skipped: helper process for TestProgsNotRoot, not a test")
+	}
+	args := os.Args
+	for i, a := range args {
+		if a == "--" {
+			args = args[i+1:]
+			break
+		}
+	}
+	os.Exit(shell.Main(args, strings.NewReader(""), os.Stdout, os.Stderr))
+}
+
+func TestProgsNotRoot(t *testing.T) {
+	root, objs := pgFixture(t)
+	dir, err := os.MkdirTemp("", "bpfsh-pg-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "bpfsh.test")
+	pgCopyFile(t, self, exe)
+	id := pgProgID(t, objs.XdpCount)
+	for _, line := range []string{
+		"prog list",
+		fmt.Sprintf("prog show id %d", id),
+		fmt.Sprintf("prog dump id %d", id),
+		"link list",
+		"ls " + root,
+		fmt.Sprintf("prog pin %d %s", id, filepath.Join(root, "nobody")),
+	} {
+		cmd := exec.Command(exe, "-test.run=^TestProgsHelperProcess$", "--", "--pin-root", root, "-c", line)
+		cmd.Env = append(os.Environ(), "BPFSH_PG_HELPER=1", "HOME="+dir, "XDG_STATE_HOME="+dir)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+			t.Errorf("%s as nobody: %v, want exit 1:\n%s", line, err, out)
+		}
+		if strings.Count(string(out), "\n") != 1 || !strings.Contains(string(out), "run bpfsh as root") {
+			t.Errorf("%s as nobody printed:\n%s", line, out)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(root, "nobody")); err == nil {
+		t.Errorf("prog pin as nobody pinned something")
+	}
+}
+
+func pgCopyFile(t *testing.T, from, to string) {
+	t.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,366 @@
+package commands_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/bpfsh/bpfsh/bpf/bpftest"
+)
+
+// pgProgJSON is "prog show -j" as bpftool names its fields.
+type pgProgJSON struct {
+	ID            uint32   `json:"id"`
+	Type          string   `json:"type"`
+	Name          string   `json:"name"`
+	Tag           string   `json:"tag"`
+	GPLCompatible *bool    `json:"gpl_compatible"`
+	LoadedAt      int64    `json:"loaded_at"`
+	UID           *uint32  `json:"uid"`
+	BytesXlated   uint32   `json:"bytes_xlated"`
+	Jited         *bool    `json:"jited"`
+	BytesJited    uint32   `json:"bytes_jited"`
+	BytesMemlock  uint64   `json:"bytes_memlock"`
+	MapIDs        []uint32 `json:"map_ids"`
+	BTFID         uint32   `json:"btf_id"`
+}
+
+func TestProgListShowsFixture(t *testing.T) {
+	root, objs := pgFixture(t)
+	xdp, tc, sock := pgProgID(t, objs.XdpCount), pgProgID(t, objs.TcCount), pgProgID(t, objs.SockCount)
+
+	out := pgOK(t, root, "prog list")
+	for _, want := range []struct {
+		id        uint32
+		typ, name string
+	}{{xdp, "xdp", "xdp_count"}, {tc, "sched_cls", "tc_count"}, {sock, "socket_filter", "sock_count"}} {
+		re := regexp.MustCompile(fmt.Sprintf(`(?m)^%d\s+%s\s+%s\s+[0-9a-f]{16}\s`, want.id, want.typ, want.name))
+		if !re.MatchString(out) {
+			t.Errorf("prog list has no row for %d %s %s:\n%s", want.id, want.typ, want.name, out)
+		}
+	}
+	if !strings.Contains(strings.SplitN(out, "\n", 2)[0], "TAG") {
+		t.Errorf("prog list has no header: %q", strings.SplitN(out, "\n", 2)[0])
+	}
+
+	// "prog show" without REF is the same list; -j gives bpftool's objects.
+	for _, line := range []string{"prog list", "prog show"} {
+		progs := pgJSON[[]pgProgJSON](t, pgOK(t, root, line, "-j"))
+		i := slices.IndexFunc(progs, func(p pgProgJSON) bool { return p.ID == tc })
+		if i < 0 {
+			t.Fatalf("%s -j does not list program %d", line, tc)
+		}
+		if p := progs[i]; p.Name != "tc_count" || p.Type != "sched_cls" || len(p.Tag) != 16 || p.BytesXlated == 0 {
+			t.Errorf("%s -j: %+v", line, p)
+		}
+	}
+}
+
+func TestProgShowEveryRefForm(t *testing.T) {
+	root, objs := pgFixture(t)
+	id := pgProgID(t, objs.XdpCount)
+	info, err := objs.XdpCount.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counters := pgMapID(t, objs.Counters)
+
+	refs := []string{
+		fmt.Sprintf("id %d", id),
+		"pinned " + filepath.Join(root, "xdp_count"),
+		filepath.Join(root, "xdp_count"),
+	}
+	for _, ref := range refs {
+		p := pgJSON[pgProgJSON](t, pgOK(t, root, "prog show "+ref, "-j"))
+		if p.ID != id || p.Name != "xdp_count" || p.Type != "xdp" || p.Tag != info.Tag {
+			t.Errorf("prog show %s: %+v", ref, p)
+		}
+	}
+
+	// A tag names every copy of the same code: a list when there are several.
+	out, _, _ := pgRun(t, root, "prog show tag "+info.Tag, "-j")
+	var byTag []pgProgJSON
+	if strings.HasPrefix(out, "[") {
+		byTag = pgJSON[[]pgProgJSON](t, out)
+	} else {
+		byTag = []pgProgJSON{pgJSON[pgProgJSON](t, out)}
+	}
+	if !slices.ContainsFunc(byTag, func(p pgProgJSON) bool { return p.ID == id && p.Tag == info.Tag }) {
+		t.Errorf("prog show tag %s does not show program %d: %s", info.Tag, id, out)
+	}
+
+	// The short form NAME/OBJ is <pin-root>/NAME/OBJ.
+	parent := filepath.Dir(root)
+	p := pgJSON[pgProgJSON](t, pgOK(t, parent, "prog show "+filepath.Base(root)+"/xdp_count", "-j"))
+	if p.ID != id {
+		t.Errorf("prog show NAME/OBJ: id %d, want %d", p.ID, id)
+	}
+
+	if p.GPLCompatible == nil || !*p.GPLCompatible || p.UID == nil || *p.UID != 0 || p.LoadedAt == 0 ||
+		p.Jited == nil || !*p.Jited || p.BytesJited == 0 || p.BytesMemlock == 0 || p.BTFID == 0 ||
+		!slices.Contains(p.MapIDs, counters) {
+		t.Errorf("prog show -j lacks bpftool's fields: %+v", p)
+	}
+
+	out = pgOK(t, root, fmt.Sprintf("prog show id %d", id))
+	for _, want := range []string{
+		"id:", "xdp_count", info.Tag, "gpl:", "yes", "loaded_at:", "xlated:", "jited:", "memlock:",
+		fmt.Sprintf("%d (counters)", counters), "btf_id:",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("prog show lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestProgShowNameMatchingSeveral(t *testing.T) {
+	root, objs := pgFixture(t)
+	other := bpftest.PinRoot(t)
+	objs2 := bpftest.Fixture(t, other)
+	ids := []uint32{pgProgID(t, objs.SockCount), pgProgID(t, objs2.SockCount)}
+
+	list := pgJSON[[]pgProgJSON](t, pgOK(t, root, "prog show name sock_count", "-j"))
+	var got []uint32
+	for _, p := range list {
+		if p.Name != "sock_count" {
+			t.Errorf("name sock_count matched %q", p.Name)
+		}
+		got = append(got, p.ID)
+	}
+	for _, id := range ids {
+		if !slices.Contains(got, id) {
+			t.Errorf("prog show name sock_count: ids %v lack %d", got, id)
+		}
+	}
+	// Text shows one record per program, separated by blank lines.
+	if out := pgOK(t, root, "prog show name sock_count"); strings.Count(out, "name:") < 2 {
+		t.Errorf("prog show name matching several shows:\n%s", out)
+	}
+}
+
+func TestProgShowErrors(t *testing.T) {
+	root, _ := pgFixture(t)
+	pgFails(t, root, "prog show id 4000000000", 1, "no such object", "prog list")
+	pgFails(t, root, "prog show tag 0123456789abcdef", 1, "no program with tag 0123456789abcdef")
+	pgFails(t, root, "prog show name no_such_prog_xyz", 1, "no program with name no_such_prog_xyz")
+	pgFails(t, root, "prog show "+filepath.Join(root, "counters"), 1, "is a pinned map, not a program")
+	pgFails(t, root, "prog show "+filepath.Join(root, "nothing"), 1, "nothing is pinned at")
+	pgFails(t, root, "prog show frobnicate", 2, "not an object")
+	pgFails(t, root, "prog show id twelve", 2, "not a number")
+	pgFails(t, root, "prog show tag 12", 2, "not 8 bytes of hex")
+	pgFails(t, root, "prog show id 1 extra", 2, "unexpected \"extra\"")
+	pgFails(t, root, "prog list extra", 2, "takes no arguments")
+	pgFails(t, root, "prog", 2, "needs a sub-command")
+	pgFails(t, root, "prog frob", 2, "unknown prog sub-command")
+
+	// JSON mode reports the error as bpftool does.
+	out, _, code := pgRun(t, root, "prog show tag 0123456789abcdef", "-j")
+	if e := pgJSON[map[string]string](t, out); code != 1 || !strings.Contains(e["error"], "no program with tag") {
+		t.Errorf("-j error: exit %d, %q", code, out)
+	}
+}
+
+// pgSourceLine is the 1-based number of the line of fixture.bpf.c that
+// contains text.
+func pgSourceLine(t *testing.T, text string) int {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	src, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "bpf", "fixture", "fixture.bpf.c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(string(src), "\n") {
+		if strings.Contains(line, text) {
+			return i + 1
+		}
+	}
+	t.Fatalf("fixture.bpf.c has no line with %q", text)
+	return 0
+}
+
+func TestProgDumpHasSourceLines(t *testing.T) {
+	root, objs := pgFixture(t)
+	id := pgProgID(t, objs.XdpCount)
+	const printk = `bpf_printk("xdp_count len=%llu", len);`
+	lineNo := pgSourceLine(t, printk)
+
+	out := pgOK(t, root, "prog dump "+filepath.Join(root, "xdp_count"))
+	for _, want := range []string{
+		"int xdp_count(struct xdp_md * ctx):",
+		fmt.Sprintf("; %s [file:", printk),
+		fmt.Sprintf("fixture.bpf.c line_num:%d line_col:", lineNo),
+		fmt.Sprintf("map[id:%d]  // counters", pgMapID(t, objs.Counters)),
+		"call bpf_trace_printk#",
+		"(95) exit",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("prog dump lacks %q:\n%s", want, out)
+		}
+	}
+	// The source line comes right before the first instruction it made.
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		if strings.Contains(l, printk) {
+			if i+1 >= len(lines) || !regexp.MustCompile(`^\s+\d+: \(`).MatchString(lines[i+1]) {
+				t.Errorf("source line not followed by an instruction: %q", lines[min(i+1, len(lines)-1)])
+			}
+		}
+	}
+
+	// bpftool's words are accepted, and the dump is bpftool's line for line
+	// (bpfsh adds the map's name after "// ").
+	again := pgOK(t, root, fmt.Sprintf("prog dump xlated id %d linum", id))
+	if again != out {
+		t.Errorf("prog dump xlated id N linum differs from prog dump PATH")
+	}
+	pgNeedBpftool(t)
+	want := pgBpftoolRun(t, "prog", "dump", "xlated", "id", fmt.Sprint(id), "linum")
+	got := regexp.MustCompile(`  // \S+\n`).ReplaceAllString(out, "\n")
+	if got != want {
+		t.Errorf("prog dump differs from bpftool prog dump xlated linum:\n--- bpfsh\n%s\n--- bpftool\n%s", got, want)
+	}
+}
+
+// pgInsnJSON is one instruction of "prog dump -j".
+type pgInsnJSON struct {
+	Insn  int    `json:"insn"`
+	Text  string `json:"text"`
+	Proto string `json:"proto"`
+	Line  *struct {
+		File string `json:"file"`
+		Line int    `json:"line"`
+		Col  int    `json:"col"`
+		Src  string `json:"src"`
+	} `json:"line"`
+	Map *struct {
+		ID   uint32 `json:"id"`
+		Name string `json:"name"`
+	} `json:"map"`
+	Opcodes string `json:"opcodes"`
+}
+
+func TestProgDumpJSON(t *testing.T) {
+	root, objs := pgFixture(t)
+	const printk = `bpf_printk("xdp_count len=%llu", len);`
+	lineNo := pgSourceLine(t, printk)
+	insns := pgJSON[[]pgInsnJSON](t, pgOK(t, root, "prog dump "+filepath.Join(root, "xdp_count")+" opcodes", "-j"))
+	if len(insns) == 0 || insns[0].Insn != 0 || insns[0].Proto != "int xdp_count(struct xdp_md * ctx)" {
+		t.Fatalf("prog dump -j starts with %+v", insns[:min(1, len(insns))])
+	}
+	var sawLine, sawMap bool
+	last := -1
+	for _, in := range insns {
+		if in.Insn <= last {
+			t.Errorf("insn %d after %d", in.Insn, last)
+		}
+		last = in.Insn
+		if in.Text == "" || in.Opcodes == "" {
+			t.Errorf("insn %d lacks text or opcodes: %+v", in.Insn, in)
+		}
+		if l := in.Line; l != nil && l.Src == printk {
+			sawLine = l.Line == lineNo && strings.HasSuffix(l.File, "fixture.bpf.c") && l.Col > 0
+		}
+		if m := in.Map; m != nil && m.Name == "counters" && m.ID == pgMapID(t, objs.Counters) {
+			sawMap = true
+		}
+	}
+	if !sawLine {
+		t.Errorf("prog dump -j has no line {file: fixture.bpf.c, line: %d, src: %s}", lineNo, printk)
+	}
+	if !sawMap {
+		t.Errorf("prog dump -j names no map counters")
+	}
+}
+
+func TestProgDumpErrors(t *testing.T) {
+	root, _ := pgFixture(t)
+	pgFails(t, root, "prog dump", 2, "needs a program")
+	pgFails(t, root, "prog dump xlated", 2, "needs a program")
+	pgFails(t, root, "prog dump jited id 1", 2, "bpftool prog dump jited")
+	pgFails(t, root, "prog dump "+filepath.Join(root, "xdp_count")+" sideways", 2, "unexpected \"sideways\"")
+	pgFails(t, root, "prog dump "+filepath.Join(root, "flows"), 1, "is a pinned map, not a program")
+	pgFails(t, root, "prog dump tag ffffffffffffffff", 1, "no program with tag")
+}
+
+func TestProgPin(t *testing.T) {
+	root, objs := pgFixture(t)
+	id := pgProgID(t, objs.TcCount)
+	info, _ := objs.TcCount.Info()
+
+	path := filepath.Join(root, "mine", "deeper", "tc")
+	out := pgOK(t, root, fmt.Sprintf("prog pin %d %s", id, path))
+	if !strings.Contains(out, fmt.Sprintf("pinned program %d (tc_count) at %s", id, path)) {
+		t.Errorf("prog pin says %q", out)
+	}
+	// Read back by bpfsh and by bpftool: the same program.
+	p := pgJSON[pgProgJSON](t, pgOK(t, root, "prog show "+path, "-j"))
+	if p.ID != id {
+		t.Errorf("pinned program has id %d, want %d", p.ID, id)
+	}
+	pgNeedBpftool(t)
+	bt := pgJSON[pgProgJSON](t, pgBpftoolRun(t, "-j", "prog", "show", "pinned", path))
+	if bt.ID != id || bt.Name != "tc_count" || bt.Tag != info.Tag {
+		t.Errorf("bpftool sees %+v, want id %d tc_count tag %s", bt, id, info.Tag)
+	}
+
+	// A relative PATH is under the pin root; any REF works.
+	pgOK(t, root, fmt.Sprintf("prog pin id %d rel/tc", id))
+	if _, err := os.Stat(filepath.Join(root, "rel", "tc")); err != nil {
+		t.Errorf("relative pin path: %v", err)
+	}
+	js := pgJSON[map[string]any](t, pgOK(t, root, fmt.Sprintf("prog pin pinned %s again", path), "-j"))
+	if js["pinned"] != filepath.Join(root, "again") || js["id"] != float64(id) {
+		t.Errorf("prog pin -j: %v", js)
+	}
+}
+
+func TestProgPinRefusals(t *testing.T) {
+	root, objs := pgFixture(t)
+	id := pgProgID(t, objs.XdpCount)
+	pgFails(t, root, fmt.Sprintf("prog pin %d %s", id, filepath.Join(root, "counters")), 1, "exists already")
+	pgFails(t, root, fmt.Sprintf("prog pin %d %s", id, filepath.Join(t.TempDir(), "x")), 1, "is not on a bpf file system")
+	pgFails(t, root, fmt.Sprintf("prog pin %d %s", id, filepath.Join(root, "xdp_count", "below")), 1, "is not a directory")
+	pgFails(t, root, fmt.Sprintf("prog pin %d", id), 2, "needs one PATH")
+	pgFails(t, root, "prog pin", 2, "needs a program and a path")
+	pgFails(t, root, "prog pin id 4000000000 "+filepath.Join(root, "new", "x"), 1, "no such object")
+	pgFails(t, root, "prog pin "+filepath.Join(root, "flows")+" "+filepath.Join(root, "new", "x"), 1, "not a program")
+
+	// A failure after the directories were made takes them away again.
+	long := strings.Repeat("n", 300)
+	pgFails(t, root, fmt.Sprintf("prog pin %d %s", id, filepath.Join(root, "half", "way", long)), 1, "file name too long")
+	for _, p := range []string{"new", "half"} {
+		if _, err := os.Stat(filepath.Join(root, p)); !os.IsNotExist(err) {
+			t.Errorf("a failed prog pin left %s behind (%v)", p, err)
+		}
+	}
+}
+
+func TestProgLoadedByBpftool(t *testing.T) {
+	pgNeedBpftool(t)
+	root := bpftest.PinRoot(t)
+	obj := bpftest.FixtureObject(t)
+	dir, maps := filepath.Join(root, "bt"), filepath.Join(root, "btmaps")
+	pgBpftoolRun(t, "prog", "loadall", obj, dir, "pinmaps", maps)
+	bt := pgJSON[pgProgJSON](t, pgBpftoolRun(t, "-j", "prog", "show", "pinned", filepath.Join(dir, "xdp_count")))
+
+	p := pgJSON[pgProgJSON](t, pgOK(t, root, "prog show bt/xdp_count", "-j"))
+	if p.ID != bt.ID || p.Name != bt.Name || p.Tag != bt.Tag || p.BTFID != bt.BTFID || !slices.Equal(p.MapIDs, bt.MapIDs) ||
+		p.BytesXlated != bt.BytesXlated || p.BytesJited != bt.BytesJited || p.LoadedAt != bt.LoadedAt {
+		t.Errorf("bpfsh shows %+v, bpftool %+v", p, bt)
+	}
+	out := pgOK(t, root, "prog dump bt/xdp_count")
+	if !strings.Contains(out, `bpf_printk("xdp_count len=%llu", len);`) || !strings.Contains(out, "  // counters") {
+		t.Errorf("dump of a program bpftool loaded:\n%s", out)
+	}
+	ls := pgOK(t, root, "ls")
+	for _, want := range []string{"bt/xdp_count", "bt/tc_count", "btmaps/counters"} {
+		if !strings.Contains(ls, want) {
+			t.Errorf("ls lacks %s:\n%s", want, ls)
+		}
+	}
+}
