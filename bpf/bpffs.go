@@ -3,11 +3,8 @@ package bpf
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 
-	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -69,31 +66,4 @@ func ensureMounted(dir string, magic int64, fstype, what string, mount mountFunc
 		return fmt.Errorf("%s is not mounted at %s although mounting it reported success; run: mount -t %s %s %s", what, dir, fstype, fstype, dir)
 	}
 	return nil
-}
-
-// PinnedKind says what is pinned at path: "program", "map", "link", or
-// "directory".
-func PinnedKind(path string) (string, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	if fi.IsDir() {
-		return "directory", nil
-	}
-	// bpffs has no file types for its objects; ask the kernel by opening
-	// the pin as each kind in turn. Opening as the wrong kind fails with
-	// EINVAL and leaves nothing behind.
-	if p, err := ebpf.LoadPinnedProgram(path, &ebpf.LoadPinOptions{ReadOnly: true}); err == nil {
-		p.Close()
-		return "program", nil
-	}
-	if m, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true}); err == nil {
-		m.Close()
-		return "map", nil
-	}
-	if strings.HasPrefix(path, BPFFSPath) || OnBPFFS(path) {
-		return "link", nil
-	}
-	return "", fmt.Errorf("%s is not a pinned BPF object", path)
 }

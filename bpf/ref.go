@@ -99,7 +99,7 @@ func Programs(ref Ref) ([]*ebpf.Program, error) {
 	case RefPinned:
 		p, err := ebpf.LoadPinnedProgram(ref.Value, nil)
 		if err != nil {
-			return nil, fmt.Errorf("program %s: %w", ref, explainPinned(ref.Value, err, "program"))
+			return nil, fmt.Errorf("program %s: %w", ref, explainPinned(ref.Value, err, PinProg))
 		}
 		return []*ebpf.Program{p}, nil
 	}
@@ -151,7 +151,7 @@ func Maps(ref Ref) ([]*ebpf.Map, error) {
 	case RefPinned:
 		m, err := ebpf.LoadPinnedMap(ref.Value, nil)
 		if err != nil {
-			return nil, fmt.Errorf("map %s: %w", ref, explainPinned(ref.Value, err, "map"))
+			return nil, fmt.Errorf("map %s: %w", ref, explainPinned(ref.Value, err, PinMap))
 		}
 		return []*ebpf.Map{m}, nil
 	case RefTag:
@@ -211,11 +211,23 @@ func explainPinned(path string, err error, want string) error {
 	case errors.Is(err, os.ErrPermission):
 		return fmt.Errorf("permission denied; run bpfsh as root (or with CAP_SYS_ADMIN)")
 	}
-	if kind, kerr := PinnedKind(path); kerr == nil && kind != want {
-		return fmt.Errorf("%s is a pinned %s, not a %s", path, kind, want)
+	if pi, serr := StatPin(path); serr == nil && pi.Kind != want {
+		return fmt.Errorf("%s is %s, not %s", path, pinKindPhrase[pi.Kind], wantPhrase[want])
 	}
 	if !OnBPFFS(path) {
 		return fmt.Errorf("%s is not on a bpffs; pinned objects live under %s", path, BPFFSPath)
 	}
 	return err
 }
+
+// pinKindPhrase names a pin's kind in a sentence.
+var pinKindPhrase = map[string]string{
+	PinProg: "a pinned program",
+	PinMap:  "a pinned map",
+	PinLink: "a pinned link",
+	PinDir:  "a directory",
+	PinFile: "a plain file",
+}
+
+// wantPhrase names the kind a command expected.
+var wantPhrase = map[string]string{PinProg: "a program", PinMap: "a map"}

@@ -76,6 +76,7 @@ func tableOptions() []tablewriter.Option {
 				Lines:      tw.Lines{ShowHeaderLine: tw.Off},
 			},
 		})),
+		tablewriter.WithHeaderAutoFormat(tw.Off), // keeps "loaded_at" as one word
 		tablewriter.WithHeaderAlignment(tw.AlignLeft),
 		tablewriter.WithRowAlignment(tw.AlignLeft),
 		tablewriter.WithPadding(tw.Padding{Left: "", Right: "  ", Overwrite: true}),
@@ -88,7 +89,7 @@ func tableOptions() []tablewriter.Option {
 func (sh *Shell) writeTable(columns []string, rows [][]string) error {
 	var buf bytes.Buffer
 	t := tablewriter.NewTable(&buf, tableOptions()...)
-	t.Header(columns)
+	t.Header(upper(columns))
 	for _, row := range rows {
 		if err := t.Append(row); err != nil {
 			return err
@@ -120,12 +121,17 @@ func (sh *Shell) writeStream(s *commands.Stream) error {
 	var sample [][]string
 	flushed := false
 	writeRow := func(row []string) {
-		for i, cell := range row {
-			if i == len(row)-1 {
-				w.WriteString(cell)
+		// Cells after the last non-empty one are not padded, so that no
+		// line ends in blanks.
+		last := len(row) - 1
+		for last > 0 && row[last] == "" {
+			last--
+		}
+		for i, cell := range row[:last+1] {
+			w.WriteString(cell)
+			if i == last {
 				break
 			}
-			w.WriteString(cell)
 			if pad := widths[min(i, len(widths)-1)] - len(cell); pad > 0 {
 				w.WriteString(strings.Repeat(" ", pad))
 			}
@@ -134,11 +140,7 @@ func (sh *Shell) writeStream(s *commands.Stream) error {
 		w.WriteByte('\n')
 	}
 	flush := func() {
-		header := make([]string, len(s.Columns))
-		for i, c := range s.Columns {
-			header[i] = strings.ToUpper(c)
-		}
-		writeRow(header)
+		writeRow(upper(s.Columns))
 		for _, row := range sample {
 			writeRow(row)
 		}
@@ -222,20 +224,33 @@ func (sh *Shell) renderJSONResult(res commands.Result) error {
 	return fmt.Errorf("internal error: no JSON renderer for %T", res)
 }
 
+// renderJSON writes v as one line of JSON. HTML escaping is off: the
+// output goes to terminals and jq, where "s>=" must stay readable.
 func (sh *Shell) renderJSON(v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("encode JSON: %w", err)
 	}
-	b = append(b, '\n')
-	_, err = sh.Out.Write(b)
+	_, err := sh.Out.Write(b.Bytes())
 	return err
+}
+
+// upper is the column names as headers: upper case, words kept whole.
+func upper(columns []string) []string {
+	out := make([]string, len(columns))
+	for i, c := range columns {
+		out[i] = strings.ToUpper(c)
+	}
+	return out
 }
 
 // writeJSONStream writes an array of the stream's row objects, one per line.
 func (sh *Shell) writeJSONStream(s *commands.Stream) error {
 	w := bufio.NewWriterSize(sh.Out, 256*1024)
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	first := true
 	w.WriteByte('[')
 	err := s.Each(func(_ []string, obj any) error {
