@@ -99,7 +99,7 @@ func Programs(ref Ref) ([]*ebpf.Program, error) {
 	case RefPinned:
 		p, err := ebpf.LoadPinnedProgram(ref.Value, nil)
 		if err != nil {
-			return nil, fmt.Errorf("program %s: %w", ref, explainPinned(ref.Value, err, PinProg))
+			return nil, explainPinned(ref.Value, err, PinProg)
 		}
 		return []*ebpf.Program{p}, nil
 	}
@@ -151,7 +151,7 @@ func Maps(ref Ref) ([]*ebpf.Map, error) {
 	case RefPinned:
 		m, err := ebpf.LoadPinnedMap(ref.Value, nil)
 		if err != nil {
-			return nil, fmt.Errorf("map %s: %w", ref, explainPinned(ref.Value, err, PinMap))
+			return nil, explainPinned(ref.Value, err, PinMap)
 		}
 		return []*ebpf.Map{m}, nil
 	case RefTag:
