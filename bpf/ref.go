@@ -208,14 +208,15 @@ func explainPinned(path string, err error, want string) error {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("nothing is pinned at %s; 'ls %s' shows what is", path, filepath.Dir(path))
-	case errors.Is(err, os.ErrPermission):
-		return fmt.Errorf("permission denied; run bpfsh as root (or with CAP_SYS_ADMIN)")
+	case !OnBPFFS(path):
+		// The kernel answers EPERM for a path off bpffs, even for root.
+		return fmt.Errorf("%s is not on a bpffs; pinned objects live under %s", path, BPFFSPath)
 	}
 	if pi, serr := StatPin(path); serr == nil && pi.Kind != want {
 		return fmt.Errorf("%s is %s, not %s", path, pinKindPhrase[pi.Kind], wantPhrase[want])
 	}
-	if !OnBPFFS(path) {
-		return fmt.Errorf("%s is not on a bpffs; pinned objects live under %s", path, BPFFSPath)
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("permission denied; run bpfsh as root (or with CAP_SYS_ADMIN)")
 	}
 	return err
 }
