@@ -164,7 +164,7 @@ func splitPartial(prefix string) partial {
 
 // completer gathers the suggestions for one word.
 type completer struct {
-	s     *commands.Session
+	s      *commands.Session
 	cur    string // the word under the cursor
 	start  int
 	family string // the first command word, once known: "map", "prog"

@@ -137,11 +137,11 @@ func TestCompleteHints(t *testing.T) {
 	// Where nothing can be offered, the word as typed comes back with
 	// what is still to come, shown as its description.
 	for line, want := range map[string]string{
-		"map lookup x/y key ":         "KEY",
-		"map update x/y key 1 value ": "VALUE",
+		"map lookup x/y key ":          "KEY",
+		"map update x/y key 1 value ":  "VALUE",
 		"map update x/y key 1 value 2": "VALUE",
-		"load x.o name ":              "NAME",
-		"map lookup x/y key 0x":       "KEY",
+		"load x.o name ":               "NAME",
+		"map lookup x/y key 0x":        "KEY",
 	} {
 		got := complete(s, line, len(line))
 		cur := line[strings.LastIndexByte(line, ' ')+1:]
