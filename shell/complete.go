@@ -23,7 +23,7 @@ type Suggestion struct {
 // wordSeparators are the characters after which a completed word starts.
 // The line editor cuts words at the same characters, so that accepting a
 // suggestion replaces exactly the word Complete completed.
-const wordSeparators = " \t{[,;\"'"
+const wordSeparators = " \t\r\n{[,;\"'"
 
 // Complete returns the candidates for the word that ends at cursor (a byte
 // offset into line): command words and sub-commands, flags, the keywords
@@ -51,10 +51,7 @@ func complete(s *commands.Session, line string, cursor int) []Suggestion {
 	if s == nil {
 		return nil
 	}
-	cursor = min(max(cursor, 0), len(line))
-	for cursor > 0 && cursor < len(line) && !utf8.RuneStart(line[cursor]) {
-		cursor--
-	}
+	cursor = clampCursor(line, cursor)
 	p := splitPartial(line[:cursor])
 	if p.stop {
 		return nil
@@ -75,6 +72,15 @@ func complete(s *commands.Session, line string, cursor int) []Suggestion {
 	}
 	c.command(words)
 	return c.out
+}
+
+// clampCursor keeps cursor within line and at the start of a character.
+func clampCursor(line string, cursor int) int {
+	cursor = min(max(cursor, 0), len(line))
+	for cursor > 0 && cursor < len(line) && !utf8.RuneStart(line[cursor]) {
+		cursor--
+	}
+	return cursor
 }
 
 // partial is the line up to the cursor, split the way Split would split it
