@@ -40,9 +40,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// binary builds bpfsh once per test run, on first use, so that tests
+// bpfshBinary builds bpfsh once per test run, on first use, so that tests
 // that do not need it (and fuzzing workers) do not pay for the build.
-func binary(t *testing.T) string {
+func bpfshBinary(t *testing.T) string {
 	t.Helper()
 	bpfshBin.once.Do(func() {
 		path := filepath.Join(bpfshBin.dir, "bpfsh")
@@ -59,11 +59,11 @@ func binary(t *testing.T) string {
 	return bpfshBin.path
 }
 
-// knows reports whether the built bpfsh has the command words given.
-func knows(t *testing.T, command string) bool {
+// bpfshKnows reports whether the built bpfsh has the command words given.
+func bpfshKnows(t *testing.T, command string) bool {
 	t.Helper()
 	args := append([]string{"--pin-root", "/sys/fs/bpf/bpfsh-test-none", "help"}, strings.Fields(command)...)
-	return exec.Command(binary(t), args...).Run() == nil
+	return exec.Command(bpfshBinary(t), args...).Run() == nil
 }
 
 // screen is bpfsh running on a pseudo-terminal.
@@ -71,7 +71,7 @@ type screen struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	ptmx *os.File // our side: keys go in, the screen comes out
-	tty  *os.File // bpfsh's side, kept open to read its settings
+	tty  *os.File // bpfsh's side, kept open to read its ttySettings
 
 	mu   sync.Mutex
 	out  []byte
@@ -81,9 +81,9 @@ type screen struct {
 	status int
 }
 
-// terminal opens a pseudo-terminal 250 columns wide, so that long paths
+// ptyTerminal opens a pseudo-terminal 250 columns wide, so that long paths
 // stay on one line.
-func terminal(t *testing.T) (ptmx, tty *os.File) {
+func ptyTerminal(t *testing.T) (ptmx, tty *os.File) {
 	t.Helper()
 	ptmx, tty, err := pty.Open()
 	if err != nil {
@@ -99,11 +99,11 @@ func terminal(t *testing.T) (ptmx, tty *os.File) {
 	return ptmx, tty
 }
 
-// start runs bpfsh on the terminal with a private pin root and state
+// ptyStart runs bpfsh on the terminal with a private pin root and state
 // directory, and env added to its environment.
-func start(t *testing.T, ptmx, tty *os.File, pinRoot, state string, env ...string) *screen {
+func ptyStart(t *testing.T, ptmx, tty *os.File, pinRoot, state string, env ...string) *screen {
 	t.Helper()
-	cmd := exec.Command(binary(t), "--pin-root", pinRoot)
+	cmd := exec.Command(bpfshBinary(t), "--pin-root", pinRoot)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "BPFSH_") && !strings.HasPrefix(kv, "XDG_STATE_HOME=") {
 			cmd.Env = append(cmd.Env, kv)
@@ -144,11 +144,11 @@ func start(t *testing.T, ptmx, tty *os.File, pinRoot, state string, env ...strin
 	return sc
 }
 
-// ansi matches the terminal control sequences go-prompt draws with.
-var ansi = regexp.MustCompile(`\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|\r`)
+// ansiRE matches the terminal control sequences go-prompt draws with.
+var ansiRE = regexp.MustCompile(`\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|\r`)
 
-// Strip removes control sequences, leaving the text drawn.
-func strip(b []byte) string { return ansi.ReplaceAllString(string(b), "") }
+// stripANSI removes control sequences, leaving the text drawn.
+func stripANSI(b []byte) string { return ansiRE.ReplaceAllString(string(b), "") }
 
 // expect waits up to 10 s for re to match the screen after what was
 // matched before, and returns the match.
@@ -158,7 +158,7 @@ func (sc *screen) expect(re string) string {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		sc.mu.Lock()
-		text := strip(sc.out)
+		text := stripANSI(sc.out)
 		sc.mu.Unlock()
 		if loc := rx.FindStringIndex(text[min(sc.seen, len(text)):]); loc != nil {
 			match := text[sc.seen+loc[0] : sc.seen+loc[1]]
@@ -166,7 +166,7 @@ func (sc *screen) expect(re string) string {
 			return match
 		}
 		if time.Now().After(deadline) {
-			sc.t.Fatalf("after 10 s the screen has no %q; since the last match it shows:\n%s", re, tail(text[min(sc.seen, len(text)):], 3000))
+			sc.t.Fatalf("after 10 s the screen has no %q; since the last match it shows:\n%s", re, tailOf(text[min(sc.seen, len(text)):], 3000))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -176,10 +176,10 @@ func (sc *screen) expect(re string) string {
 func (sc *screen) all() string {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	return strip(sc.out)
+	return stripANSI(sc.out)
 }
 
-func tail(s string, n int) string {
+func tailOf(s string, n int) string {
 	if len(s) > n {
 		return "..." + s[len(s)-n:]
 	}
@@ -201,30 +201,30 @@ func (sc *screen) wait() int {
 	case <-sc.exited:
 		return sc.status
 	case <-time.After(10 * time.Second):
-		sc.t.Fatalf("bpfsh still runs 10 s after it should have left; the screen shows:\n%s", tail(sc.all(), 3000))
+		sc.t.Fatalf("bpfsh still runs 10 s after it should have left; the screen shows:\n%s", tailOf(sc.all(), 3000))
 	}
 	return -1
 }
 
-// prompt is what bpfsh shows when waiting for a line (with the pin root's
+// ptyPrompt is what bpfsh shows when waiting for a line (with the pin root's
 // name, as tests use their own).
-const prompt = `bpfsh\(bpfsh-test-[^)]*\)> `
+const ptyPrompt = `bpfsh\(bpfsh-test-[^)]*\)> `
 
-// shell starts bpfsh on a fresh terminal and waits for its prompt.
-func shell(t *testing.T, pinRoot, state string, env ...string) *screen {
+// ptyShell starts bpfsh on a fresh terminal and waits for its prompt.
+func ptyShell(t *testing.T, pinRoot, state string, env ...string) *screen {
 	t.Helper()
-	ptmx, tty := terminal(t)
-	sc := start(t, ptmx, tty, pinRoot, state, env...)
-	sc.expect(prompt)
+	ptmx, tty := ptyTerminal(t)
+	sc := ptyStart(t, ptmx, tty, pinRoot, state, env...)
+	sc.expect(ptyPrompt)
 	return sc
 }
 
 func TestPTYHelpPrintsTheTable(t *testing.T) {
-	sc := shell(t, bpftest.PinRoot(t), t.TempDir())
+	sc := ptyShell(t, bpftest.PinRoot(t), t.TempDir())
 	sc.send("help\r")
 	sc.expect(`COMMAND\s+SUMMARY\n`)
 	sc.expect(`exit\s+leave the shell`)
-	sc.expect(prompt)
+	sc.expect(ptyPrompt)
 	sc.send("\x04")
 	if st := sc.wait(); st != 0 {
 		t.Errorf("Ctrl-D: exit status %d, want 0", st)
@@ -239,11 +239,11 @@ func TestPTYTabCompletesPinnedMap(t *testing.T) {
 	}
 	bpftest.Fixture(t, fix)
 	hist := filepath.Join(t.TempDir(), "hist")
-	merged := knows(t, "map show")
+	merged := bpfshKnows(t, "map show")
 	if !merged {
 		t.Log("this bpfsh has no 'map show' yet: checking the completed lines and the error instead of the map's record")
 	}
-	sc := shell(t, root, t.TempDir(), "BPFSH_HISTORY="+hist)
+	sc := ptyShell(t, root, t.TempDir(), "BPFSH_HISTORY="+hist)
 
 	// The full path after pinned, and the short form NAME/OBJ.
 	for _, typed := range []string{"map show pinned " + fix + "/fl", "map show fix/fl"} {
@@ -258,7 +258,7 @@ func TestPTYTabCompletesPinnedMap(t *testing.T) {
 		} else {
 			sc.expect(`unknown command "map"`)
 		}
-		sc.expect(prompt)
+		sc.expect(ptyPrompt)
 	}
 	sc.send("\x04")
 	if st := sc.wait(); st != 0 {
@@ -278,10 +278,10 @@ func TestPTYTabCompletesPinnedMap(t *testing.T) {
 func TestPTYHistoryAcrossSessions(t *testing.T) {
 	root := bpftest.PinRoot(t)
 	state := t.TempDir()
-	sc := shell(t, root, state)
+	sc := ptyShell(t, root, state)
 	sc.send("help source\r")
 	sc.expect(`usage: source FILE`)
-	sc.expect(prompt)
+	sc.expect(ptyPrompt)
 	sc.send("\x04")
 	if st := sc.wait(); st != 0 {
 		t.Fatalf("first session: exit status %d", st)
@@ -293,12 +293,12 @@ func TestPTYHistoryAcrossSessions(t *testing.T) {
 		}
 	}
 
-	sc = shell(t, root, state)
+	sc = ptyShell(t, root, state)
 	sc.send("\x1b[A") // Up
-	sc.expect(prompt + `help source`)
+	sc.expect(ptyPrompt + `help source`)
 	sc.send("\r")
 	sc.expect(`usage: source FILE`)
-	sc.expect(prompt)
+	sc.expect(ptyPrompt)
 	sc.send("exit\r")
 	if st := sc.wait(); st != 0 {
 		t.Errorf("exit: status %d, want 0", st)
@@ -306,25 +306,25 @@ func TestPTYHistoryAcrossSessions(t *testing.T) {
 }
 
 func TestPTYCtrlCDropsTheLine(t *testing.T) {
-	sc := shell(t, bpftest.PinRoot(t), t.TempDir())
+	sc := ptyShell(t, bpftest.PinRoot(t), t.TempDir())
 	sc.send("help sou")
-	sc.expect(prompt + `help sou`)
+	sc.expect(ptyPrompt + `help sou`)
 	sc.send("\x03")
-	sc.expect(prompt)
+	sc.expect(ptyPrompt)
 	sc.send("help exit\r")
 	sc.expect(`usage: exit`)
-	sc.expect(prompt)
+	sc.expect(ptyPrompt)
 
 	// SIGINT from elsewhere at the prompt does the same as Ctrl-C.
 	sc.send("help sou")
-	sc.expect(prompt + `help sou`)
+	sc.expect(ptyPrompt + `help sou`)
 	if err := sc.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	sc.expect(prompt)
+	sc.expect(ptyPrompt)
 	sc.send("help help\r")
 	sc.expect(`usage: help`)
-	sc.expect(prompt)
+	sc.expect(ptyPrompt)
 	if strings.Contains(sc.all(), "usage: source") {
 		t.Errorf("a line dropped with Ctrl-C was run:\n%s", sc.all())
 	}
@@ -334,15 +334,28 @@ func TestPTYCtrlCDropsTheLine(t *testing.T) {
 	}
 }
 
-// settings are the terminal's state that bpfsh must leave as it found it:
+func TestPTYKeysTypedAheadAreKept(t *testing.T) {
+	sc := ptyShell(t, bpftest.PinRoot(t), t.TempDir())
+	// Two lines in one write, as when pasted or typed while a command runs.
+	sc.send("help exit\rhelp help\r")
+	sc.expect(`usage: exit`)
+	sc.expect(`usage: help`)
+	sc.expect(ptyPrompt)
+	sc.send("\x04")
+	if st := sc.wait(); st != 0 {
+		t.Errorf("exit status %d, want 0", st)
+	}
+}
+
+// ttySettings are the terminal's state that bpfsh must leave as it found it:
 // its termios and the open file's flags (non-blocking mode is shared with
 // the parent shell).
-type settings struct {
+type ttySettings struct {
 	termios unix.Termios
 	flags   int
 }
 
-func settingsOf(t *testing.T, tty *os.File) settings {
+func ttySettingsOf(t *testing.T, tty *os.File) ttySettings {
 	t.Helper()
 	fd := int(tty.Fd())
 	tio, err := unix.IoctlGetTermios(fd, unix.TCGETS)
@@ -353,7 +366,7 @@ func settingsOf(t *testing.T, tty *os.File) settings {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return settings{*tio, fl}
+	return ttySettings{*tio, fl}
 }
 
 func TestPTYTerminalRestored(t *testing.T) {
@@ -366,13 +379,13 @@ func TestPTYTerminalRestored(t *testing.T) {
 		{"ctrl-d", nil, func(sc *screen) {
 			sc.send("help\r")
 			sc.expect(`COMMAND\s+SUMMARY`)
-			sc.expect(prompt)
+			sc.expect(ptyPrompt)
 			sc.send("\x04")
 		}, 0},
 		{"exit", nil, func(sc *screen) { sc.send("exit\r") }, 0},
-		{"SIGTERM at the prompt", nil, func(sc *screen) {
+		{"SIGTERM at the ptyPrompt", nil, func(sc *screen) {
 			sc.send("hel")
-			sc.expect(prompt + "hel")
+			sc.expect(ptyPrompt + "hel")
 			sc.cmd.Process.Signal(syscall.SIGTERM)
 		}, 128 + int(syscall.SIGTERM)},
 		// A panic inside go-prompt while the terminal is in raw mode (a
@@ -383,25 +396,25 @@ func TestPTYTerminalRestored(t *testing.T) {
 		}, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ptmx, tty := terminal(t)
-			before := settingsOf(t, tty)
+			ptmx, tty := ptyTerminal(t)
+			before := ttySettingsOf(t, tty)
 			if before.termios.Lflag&unix.ICANON == 0 || before.termios.Lflag&unix.ECHO == 0 {
 				t.Fatalf("a fresh pseudo-terminal should echo and read lines: %+v", before.termios)
 			}
-			sc := start(t, ptmx, tty, bpftest.PinRoot(t), t.TempDir(), c.env...)
-			sc.expect(prompt)
-			if during := settingsOf(t, tty); during.termios == before.termios {
-				t.Fatalf("at the prompt the terminal should be in raw mode, but its settings did not change")
+			sc := ptyStart(t, ptmx, tty, bpftest.PinRoot(t), t.TempDir(), c.env...)
+			sc.expect(ptyPrompt)
+			if during := ttySettingsOf(t, tty); during.termios == before.termios {
+				t.Fatalf("at the ptyPrompt the terminal should be in raw mode, but its ttySettings did not change")
 			}
 			c.run(sc)
 			if st := sc.wait(); st != c.status {
-				t.Errorf("exit status %d, want %d; the screen shows:\n%s", st, c.status, tail(sc.all(), 2000))
+				t.Errorf("exit status %d, want %d; the screen shows:\n%s", st, c.status, tailOf(sc.all(), 2000))
 			}
-			if after := settingsOf(t, tty); after != before {
-				t.Errorf("terminal settings changed:\nbefore %+v\nafter  %+v", before, after)
+			if after := ttySettingsOf(t, tty); after != before {
+				t.Errorf("terminal ttySettings changed:\nbefore %+v\nafter  %+v", before, after)
 			}
 			if out := sc.all(); strings.Contains(out, "goroutine ") || strings.Contains(out, "panic:") {
-				t.Errorf("a Go stack trace reached the screen:\n%s", tail(out, 2000))
+				t.Errorf("a Go stack trace reached the screen:\n%s", tailOf(out, 2000))
 			}
 		})
 	}
