@@ -67,8 +67,10 @@ func complete(s *commands.Session, line string, cursor int) []Suggestion {
 	}
 	words, _ := globalFlags(p.words)
 	if strings.HasPrefix(c.cur, "-") {
-		c.flags(words)
-		return c.out
+		if c.flags(words); len(c.out) > 0 {
+			return c.out
+		}
+		// Not a flag: a negative number, say.
 	}
 	c.command(words)
 	return c.out

@@ -6,10 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/cilium/ebpf/btf"
-	"golang.org/x/sys/unix"
 
 	"github.com/bpfsh/bpfsh/bpf"
 )
@@ -275,46 +273,4 @@ func loadMapTypes(ref bpf.Ref) (mapKV, error) {
 		kv.value, _ = spec.TypeByID(btf.TypeID(valueID))
 	}
 	return kv, nil
-}
-
-// bpfMapInfo is the start of the kernel's struct bpf_map_info, up to the
-// BTF type ids. The kernel fills in as much as info_len asks for.
-type bpfMapInfo struct {
-	Type                  uint32
-	ID                    uint32
-	KeySize               uint32
-	ValueSize             uint32
-	MaxEntries            uint32
-	MapFlags              uint32
-	Name                  [unix.BPF_OBJ_NAME_LEN]byte
-	Ifindex               uint32
-	BTFVmlinuxValueTypeID uint32
-	NetnsDev              uint64
-	NetnsIno              uint64
-	BTFID                 uint32
-	BTFKeyTypeID          uint32
-	BTFValueTypeID        uint32
-	BTFVmlinuxID          uint32
-}
-
-// objInfoAttr is union bpf_attr for BPF_OBJ_GET_INFO_BY_FD. info is an
-// unsafe.Pointer (not a uintptr) so that the garbage collector keeps the
-// buffer alive and in place during the call; the kernel reads a u64, which
-// this is on the 64-bit machines bpfsh runs on.
-type objInfoAttr struct {
-	fd      uint32
-	infoLen uint32
-	info    unsafe.Pointer
-}
-
-// mapBTFTypeIDs asks the kernel for the BTF type ids of a map's key and
-// value. cilium/ebpf's MapInfo does not expose them (v0.22).
-func mapBTFTypeIDs(fd int) (key, value uint32, err error) {
-	var info bpfMapInfo
-	attr := objInfoAttr{fd: uint32(fd), infoLen: uint32(unsafe.Sizeof(info)), info: unsafe.Pointer(&info)}
-	_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_OBJ_GET_INFO_BY_FD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
-	if errno != 0 {
-		return 0, 0, fmt.Errorf("get map info: %w", errno)
-	}
-	return info.BTFKeyTypeID, info.BTFValueTypeID, nil
 }

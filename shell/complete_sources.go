@@ -250,54 +250,56 @@ type kernelObject struct {
 	tag  string // programs only
 }
 
-// kernelCacheTTL is how long the kernel's lists are reused: listing means
+// kernelCacheTTL is how long the kernel's lists are fresh: listing means
 // opening every object, too slow for each keystroke with thousands loaded,
 // and a second or two is fresh enough for a person typing.
 const kernelCacheTTL = 2 * time.Second
 
-var kernelCache struct {
-	sync.Mutex
-	at   map[string]time.Time
-	objs map[string][]kernelObject
+// kernelList is one cached list and when it was made.
+type kernelList struct {
+	at         time.Time
+	objs       []kernelObject
+	refreshing bool
 }
 
-// kernelObjects lists the kernel's maps ("map") or programs ("prog").
+var kernelCache struct {
+	sync.Mutex
+	lists map[string]*kernelList
+}
+
+// kernelObjects lists the kernel's maps ("map") or programs ("prog"). The
+// first call waits for the list; later ones get the last list at once and,
+// when it is older than kernelCacheTTL, have it remade in the background,
+// so that no keystroke waits for 10,000 objects to be opened.
 func kernelObjects(family string) []kernelObject {
 	kernelCache.Lock()
 	defer kernelCache.Unlock()
-	if kernelCache.at == nil {
-		kernelCache.at = map[string]time.Time{}
-		kernelCache.objs = map[string][]kernelObject{}
+	if kernelCache.lists == nil {
+		kernelCache.lists = map[string]*kernelList{}
 	}
-	if at, ok := kernelCache.at[family]; ok && time.Since(at) < kernelCacheTTL {
-		return kernelCache.objs[family]
+	l := kernelCache.lists[family]
+	if l == nil {
+		l = &kernelList{objs: listKernel(family), at: time.Now()}
+		kernelCache.lists[family] = l
+		return l.objs
 	}
-	var objs []kernelObject
-	switch family {
-	case "map":
-		for id, err := ebpf.MapGetNextID(0); err == nil; id, err = ebpf.MapGetNextID(id) {
-			m, err := ebpf.NewMapFromID(id)
-			if err != nil {
-				continue // gone since we saw its id
-			}
-			if info, err := m.Info(); err == nil {
-				objs = append(objs, kernelObject{id: uint32(id), name: info.Name, typ: strings.ToLower(info.Type.String())})
-			}
-			m.Close()
-		}
-	case "prog":
-		for id, err := ebpf.ProgramGetNextID(0); err == nil; id, err = ebpf.ProgramGetNextID(id) {
-			p, err := ebpf.NewProgramFromID(id)
-			if err != nil {
-				continue
-			}
-			if info, err := p.Info(); err == nil {
-				objs = append(objs, kernelObject{id: uint32(id), name: info.Name, typ: strings.ToLower(info.Type.String()), tag: info.Tag})
-			}
-			p.Close()
-		}
+	if time.Since(l.at) >= kernelCacheTTL && !l.refreshing {
+		l.refreshing = true
+		go func() {
+			objs := listKernel(family)
+			kernelCache.Lock()
+			l.objs, l.at, l.refreshing = objs, time.Now(), false
+			kernelCache.Unlock()
+		}()
 	}
-	kernelCache.at[family] = time.Now()
-	kernelCache.objs[family] = objs
-	return objs
+	return l.objs
+}
+
+// warmKernelCache lists the kernel's objects in the background, so that
+// the first name or id completed does not wait for it.
+func warmKernelCache() {
+	go func() {
+		kernelObjects("map")
+		kernelObjects("prog")
+	}()
 }

@@ -237,7 +237,7 @@ func TestCompleteShortRefs(t *testing.T) {
 // objects it just loaded.
 func resetKernelCache() {
 	kernelCache.Lock()
-	kernelCache.at = nil
+	kernelCache.lists = nil
 	kernelCache.Unlock()
 	mapKVCache.Lock()
 	mapKVCache.m = nil

@@ -69,7 +69,7 @@ func newPromptReader(sh *Shell, in *os.File) (LineReader, error) {
 	case isTerminalFD(sh.Err, unix.Stderr):
 		screen = prompt.NewStderrWriter()
 	default:
-		return newPlainReader(sh, in), nil
+		return &plainReader{in: in}, nil
 	}
 	saved, err := term.GetState(fd)
 	if err != nil {
@@ -122,6 +122,7 @@ func newPromptReader(sh *Shell, in *os.File) (LineReader, error) {
 
 	signal.Notify(r.sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go r.watchSignals()
+	warmKernelCache()
 	return r, nil
 }
 
@@ -239,13 +240,8 @@ func (r *promptReader) watchSignals() {
 	}
 }
 
-// newPlainReader reads lines without editing, for a terminal on stdin
-// whose output goes elsewhere.
-func newPlainReader(sh *Shell, in *os.File) LineReader {
-	return &plainReader{in: in}
-}
-
-// plainReader reads one line at a time without buffering past it.
+// plainReader reads lines without editing, for a terminal on stdin whose
+// output goes elsewhere: one line at a time, without buffering past it.
 type plainReader struct{ in *os.File }
 
 func (p *plainReader) ReadLine() (string, error) {
