@@ -21,6 +21,11 @@ const usageText = `usage: bpfsh [flags]                 interactive shell (plain
 flags:
 `
 
+const envText = `environment:
+  BPFSH_HISTORY   the interactive shell's history file
+                  (default $XDG_STATE_HOME/bpfsh/history, or ~/.local/state/bpfsh/history)
+`
+
 // Main runs bpfsh with the given arguments and streams and returns its exit
 // status: 0 ok, 1 a command failed, 2 usage.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -38,6 +43,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usageText)
 		fs.PrintDefaults()
+		fmt.Fprint(stderr, envText)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
