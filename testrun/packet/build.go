@@ -2,6 +2,7 @@ package packet
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 
@@ -140,8 +141,14 @@ func (e *Expr) build() ([]byte, error) {
 			buf = trailer
 		}
 		if err := built[i].SerializeTo(buf, opts); err != nil {
-			if _, ok := err.(*Error); !ok {
-				err = &Error{Col: e.Layers[i].Col, Msg: e.Layers[i].Def.Name + ": " + err.Error()}
+			l := e.Layers[i]
+			var fe *fieldError
+			switch {
+			case errors.As(err, &fe):
+				c := &BuildContext{Layer: l}
+				err = c.Errorf(fe.field, "%s", fe.msg)
+			case !errors.As(err, new(*Error)):
+				err = &Error{Col: l.Col, Msg: l.Def.Name + ": " + err.Error()}
 			}
 			return nil, err
 		}
@@ -229,6 +236,19 @@ func MustBuild(text string) []byte {
 		panic(fmt.Sprintf("packet.MustBuild(%q): %v", text, err))
 	}
 	return b
+}
+
+// fieldError is an error about one field found while serializing, when
+// the column is not at hand; Build turns it into an *Error.
+type fieldError struct{ field, msg string }
+
+func (e *fieldError) Error() string { return e.field + ": " + e.msg }
+
+// FieldErrorf is for a layer's SerializeTo, which has no BuildContext: an
+// error about one of the layer's fields, which Build reports as
+// "column N: Layer.field: message" pointing at the field.
+func FieldErrorf(field, format string, args ...any) error {
+	return &fieldError{field: field, msg: fmt.Sprintf(format, args...)}
 }
 
 // serializeFunc adapts a function that prepends a layer's bytes to

@@ -122,6 +122,23 @@ func (f *FieldDef) prepare() error {
 	return nil
 }
 
+// DefaultText says what an omitted field becomes, for help: its Default,
+// its kind's zero value, "computed" for an Auto field, and for an alias
+// the field it sets.
+func (f *FieldDef) DefaultText() string {
+	switch {
+	case f.Auto:
+		return "computed"
+	case f.Alias != "":
+		return "(sets " + f.Alias + ")"
+	case f.Default != "":
+		return f.Default
+	case f.Kind == KindList:
+		return "[]"
+	}
+	return f.format(f.zero())
+}
+
 // qualified is Layer.field, as errors name a field.
 func (f *FieldDef) qualified() string { return f.layer.Name + "." + f.Name }
 

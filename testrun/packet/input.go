@@ -113,7 +113,7 @@ func lookupVar(name string, vars map[string]any) (*Packet, error) {
 	case []byte:
 		return &Packet{Data: p, First: "Ether", Source: "$" + name}, nil
 	}
-	return nil, fmt.Errorf("$%s holds a %T, not a packet", name, v)
+	return nil, fmt.Errorf("$%s holds %T, not a packet", name, v)
 }
 
 // pcap magic numbers, as the file's first 4 bytes read big-endian.

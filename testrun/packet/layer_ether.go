@@ -12,42 +12,41 @@ import (
 // will take for real traffic.
 const ethTypeExperimental = "0x88b5"
 
-func init() {
-	Register(&LayerDef{
-		Name:    "Ether",
-		Aliases: []string{"Ethernet"},
-		Summary: "Ethernet II header (14 bytes, no FCS; no padding unless pad=true)",
-		Fields: []FieldDef{
-			{Name: "dst", Kind: KindMAC, Default: "02:00:00:00:00:02", Help: "destination MAC"},
-			{Name: "src", Kind: KindMAC, Default: "02:00:00:00:00:01", Help: "source MAC"},
-			{Name: "type", Kind: KindUint, Bits: 16, Hex: true, Next: true, Default: ethTypeExperimental, Help: "EtherType; from the next layer (0x0800 IPv4, 0x86dd IPv6, 0x8100 Dot1Q)"},
-			{Name: "pad", Kind: KindBool, BuildOnly: true, Help: "pad the frame with zeros to the 60-byte minimum"},
-		},
-		Build:  buildEther,
-		Decode: decodeEther,
-	})
-	Register(&LayerDef{
-		Name:    "Dot1Q",
-		Aliases: []string{"VLAN"},
-		Summary: "802.1Q VLAN tag (4 bytes after the MACs)",
-		Fields: []FieldDef{
-			{Name: "prio", Kind: KindUint, Bits: 3, Help: "priority code point"},
-			{Name: "dei", Kind: KindUint, Bits: 1, Help: "drop eligible indicator"},
-			{Name: "vlan", Kind: KindUint, Bits: 12, Default: "1", Help: "VLAN id"},
-			{Name: "type", Kind: KindUint, Bits: 16, Hex: true, Next: true, Default: ethTypeExperimental, Help: "EtherType of what follows"},
-		},
-		// 0x88a8 is the 802.1ad service tag of QinQ, decoded the same way.
-		Binds: []Bind{{"Ether", "type", 0x8100}, {"Dot1Q", "type", 0x8100}, {"Ether", "type", 0x88a8}},
-		Build: func(c *BuildContext) (gopacket.SerializableLayer, error) {
-			return &layers.Dot1Q{
-				Priority:       uint8(c.Uint("prio")),
-				DropEligible:   c.Uint("dei") == 1,
-				VLANIdentifier: uint16(c.Uint("vlan")),
-				Type:           layers.EthernetType(c.Uint("type")),
-			}, nil
-		},
-		Decode: decodeDot1Q,
-	})
+var etherDef = &LayerDef{
+	Name:    "Ether",
+	Aliases: []string{"Ethernet"},
+	Summary: "Ethernet II header (14 bytes, no FCS; no padding unless pad=true)",
+	Fields: []FieldDef{
+		{Name: "dst", Kind: KindMAC, Default: "02:00:00:00:00:02", Help: "destination MAC"},
+		{Name: "src", Kind: KindMAC, Default: "02:00:00:00:00:01", Help: "source MAC"},
+		{Name: "type", Kind: KindUint, Bits: 16, Hex: true, Next: true, Default: ethTypeExperimental, Help: "EtherType; from the next layer (0x0800 IPv4, 0x86dd IPv6, 0x8100 Dot1Q)"},
+		{Name: "pad", Kind: KindBool, BuildOnly: true, Help: "pad the frame with zeros to the 60-byte minimum"},
+	},
+	Build:  buildEther,
+	Decode: decodeEther,
+}
+
+var dot1qDef = &LayerDef{
+	Name:    "Dot1Q",
+	Aliases: []string{"VLAN"},
+	Summary: "802.1Q VLAN tag (4 bytes after the MACs)",
+	Fields: []FieldDef{
+		{Name: "prio", Kind: KindUint, Bits: 3, Help: "priority code point"},
+		{Name: "dei", Kind: KindUint, Bits: 1, Help: "drop eligible indicator"},
+		{Name: "vlan", Kind: KindUint, Bits: 12, Default: "1", Help: "VLAN id"},
+		{Name: "type", Kind: KindUint, Bits: 16, Hex: true, Next: true, Default: ethTypeExperimental, Help: "EtherType of what follows"},
+	},
+	// 0x88a8 is the 802.1ad service tag of QinQ, decoded the same way.
+	Binds: []Bind{{"Ether", "type", 0x8100}, {"Dot1Q", "type", 0x8100}, {"Ether", "type", 0x88a8}},
+	Build: func(c *BuildContext) (gopacket.SerializableLayer, error) {
+		return &layers.Dot1Q{
+			Priority:       uint8(c.Uint("prio")),
+			DropEligible:   c.Uint("dei") == 1,
+			VLANIdentifier: uint16(c.Uint("vlan")),
+			Type:           layers.EthernetType(c.Uint("type")),
+		}, nil
+	},
+	Decode: decodeDot1Q,
 }
 
 // buildEther writes the 14-byte header itself: gopacket's Ethernet pads

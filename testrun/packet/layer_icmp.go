@@ -33,33 +33,32 @@ func icmpFields(types map[string]uint64) []FieldDef {
 	}
 }
 
-func init() {
-	Register(&LayerDef{
-		Name:    "ICMP",
-		Aliases: []string{"ICMPv4"},
-		Summary: "ICMP (IPv4) header; chksum computed unless given",
-		Fields:  icmpFields(icmpTypes),
-		Binds:   []Bind{{"IPv4", "proto", 1}},
-		Build: func(c *BuildContext) (gopacket.SerializableLayer, error) {
-			sum, given := c.Given("chksum")
-			icmp := &layers.ICMPv4{
-				TypeCode: layers.CreateICMPv4TypeCode(uint8(c.Uint("type")), uint8(c.Uint("code"))),
-				Checksum: uint16(sum), Id: uint16(c.Uint("id")), Seq: uint16(c.Uint("seq")),
-			}
-			return serializeFunc(func(b gopacket.SerializeBuffer) error {
-				return icmp.SerializeTo(b, gopacket.SerializeOptions{ComputeChecksums: !given})
-			}), nil
-		},
-		Decode: decodeICMPv4,
-	})
-	Register(&LayerDef{
-		Name:    "ICMPv6",
-		Summary: "ICMPv6 header; chksum computed unless given (needs IPv6 below)",
-		Fields:  icmpFields(icmpv6Types),
-		Binds:   []Bind{{"IPv6", "nh", 58}},
-		Build:   buildICMPv6,
-		Decode:  decodeICMPv6,
-	})
+var icmpDef = &LayerDef{
+	Name:    "ICMP",
+	Aliases: []string{"ICMPv4"},
+	Summary: "ICMP (IPv4) header; chksum computed unless given",
+	Fields:  icmpFields(icmpTypes),
+	Binds:   []Bind{{"IPv4", "proto", 1}},
+	Build: func(c *BuildContext) (gopacket.SerializableLayer, error) {
+		sum, given := c.Given("chksum")
+		icmp := &layers.ICMPv4{
+			TypeCode: layers.CreateICMPv4TypeCode(uint8(c.Uint("type")), uint8(c.Uint("code"))),
+			Checksum: uint16(sum), Id: uint16(c.Uint("id")), Seq: uint16(c.Uint("seq")),
+		}
+		return serializeFunc(func(b gopacket.SerializeBuffer) error {
+			return icmp.SerializeTo(b, gopacket.SerializeOptions{ComputeChecksums: !given})
+		}), nil
+	},
+	Decode: decodeICMPv4,
+}
+
+var icmpv6Def = &LayerDef{
+	Name:    "ICMPv6",
+	Summary: "ICMPv6 header; chksum computed unless given (needs IPv6 below)",
+	Fields:  icmpFields(icmpv6Types),
+	Binds:   []Bind{{"IPv6", "nh", 58}},
+	Build:   buildICMPv6,
+	Decode:  decodeICMPv6,
 }
 
 func decodeICMPv4(data []byte, _ *Layer) (*Decoded, error) {

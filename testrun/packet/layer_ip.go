@@ -10,50 +10,49 @@ import (
 	"github.com/gopacket/gopacket/layers"
 )
 
-func init() {
-	Register(&LayerDef{
-		Name:    "IPv4",
-		Aliases: []string{"IP"},
-		Summary: "IPv4 header; ihl, len and chksum computed unless given",
-		Fields: []FieldDef{
-			{Name: "version", Kind: KindUint, Bits: 4, Default: "4"},
-			{Name: "ihl", Kind: KindUint, Bits: 4, Auto: true, Help: "header length in 32-bit words"},
-			{Name: "tos", Kind: KindUint, Bits: 8, Help: "DSCP and ECN"},
-			{Name: "len", Kind: KindUint, Bits: 16, Auto: true, Help: "total length"},
-			{Name: "id", Kind: KindUint, Bits: 16, Default: "1"},
-			{Name: "flags", Kind: KindFlags, Bits: 3, Names: map[string]uint64{"MF": 1, "DF": 2, "RF": 4, "evil": 4}, Help: "DF, MF, RF, combined with |"},
-			{Name: "frag", Kind: KindUint, Bits: 13, Help: "fragment offset in 8-byte units"},
-			{Name: "ttl", Kind: KindUint, Bits: 8, Default: "64"},
-			{Name: "proto", Kind: KindUint, Bits: 8, Next: true, Default: "0", Help: "protocol; from the next layer (6 TCP, 17 UDP, 1 ICMP)"},
-			{Name: "chksum", Kind: KindUint, Bits: 16, Hex: true, Auto: true, Help: "header checksum"},
-			{Name: "src", Kind: KindIPv4, Default: "10.0.0.1"},
-			{Name: "dst", Kind: KindIPv4, Default: "10.0.0.2"},
-			{Name: "options", Kind: KindHex, Parse: parseIPv4Options, Format: formatHex, Help: "raw option bytes, zero-padded to a multiple of 4"},
-		},
-		// ICMP errors carry the offending datagram's header: IPv4 follows
-		// ICMP types 3 (destination unreachable), 11 and 12.
-		Binds: []Bind{{"Ether", "type", 0x0800}, {"Dot1Q", "type", 0x0800}, {"IPv4", "proto", 4}, {"IPv6", "nh", 4},
-			{"ICMP", "type", 3}, {"ICMP", "type", 11}, {"ICMP", "type", 12}},
-		Build:  buildIPv4,
-		Decode: decodeIPv4,
-	})
-	Register(&LayerDef{
-		Name:    "IPv6",
-		Summary: "IPv6 header (no extension headers); plen computed unless given",
-		Fields: []FieldDef{
-			{Name: "version", Kind: KindUint, Bits: 4, Default: "6"},
-			{Name: "tc", Kind: KindUint, Bits: 8, Help: "traffic class"},
-			{Name: "fl", Kind: KindUint, Bits: 20, Help: "flow label"},
-			{Name: "plen", Kind: KindUint, Bits: 16, Auto: true, Help: "payload length"},
-			{Name: "nh", Kind: KindUint, Bits: 8, Next: true, Default: "59", Help: "next header; from the next layer (59: none)"},
-			{Name: "hlim", Kind: KindUint, Bits: 8, Default: "64", Help: "hop limit"},
-			{Name: "src", Kind: KindIPv6, Default: "fd00::1"},
-			{Name: "dst", Kind: KindIPv6, Default: "fd00::2"},
-		},
-		Binds:  []Bind{{"Ether", "type", 0x86dd}, {"Dot1Q", "type", 0x86dd}, {"IPv6", "nh", 41}, {"IPv4", "proto", 41}},
-		Build:  buildIPv6,
-		Decode: decodeIPv6,
-	})
+var ipv4Def = &LayerDef{
+	Name:    "IPv4",
+	Aliases: []string{"IP"},
+	Summary: "IPv4 header; ihl, len and chksum computed unless given",
+	Fields: []FieldDef{
+		{Name: "version", Kind: KindUint, Bits: 4, Default: "4"},
+		{Name: "ihl", Kind: KindUint, Bits: 4, Auto: true, Help: "header length in 32-bit words"},
+		{Name: "tos", Kind: KindUint, Bits: 8, Help: "DSCP and ECN"},
+		{Name: "len", Kind: KindUint, Bits: 16, Auto: true, Help: "total length"},
+		{Name: "id", Kind: KindUint, Bits: 16, Default: "1"},
+		{Name: "flags", Kind: KindFlags, Bits: 3, Names: map[string]uint64{"MF": 1, "DF": 2, "RF": 4, "evil": 4}, Help: "DF, MF, RF, combined with |"},
+		{Name: "frag", Kind: KindUint, Bits: 13, Help: "fragment offset in 8-byte units"},
+		{Name: "ttl", Kind: KindUint, Bits: 8, Default: "64"},
+		{Name: "proto", Kind: KindUint, Bits: 8, Next: true, Default: "0", Help: "protocol; from the next layer (6 TCP, 17 UDP, 1 ICMP)"},
+		{Name: "chksum", Kind: KindUint, Bits: 16, Hex: true, Auto: true, Help: "header checksum"},
+		{Name: "src", Kind: KindIPv4, Default: "10.0.0.1"},
+		{Name: "dst", Kind: KindIPv4, Default: "10.0.0.2"},
+		{Name: "options", Kind: KindHex, Parse: parseIPv4Options, Format: formatHex, Help: "raw option bytes, zero-padded to a multiple of 4"},
+	},
+	// ICMP errors carry the offending datagram's header: IPv4 follows
+	// ICMP types 3 (destination unreachable), 11 and 12.
+	Binds: []Bind{{"Ether", "type", 0x0800}, {"Dot1Q", "type", 0x0800}, {"IPv4", "proto", 4}, {"IPv6", "nh", 4},
+		{"ICMP", "type", 3}, {"ICMP", "type", 11}, {"ICMP", "type", 12}},
+	Build:  buildIPv4,
+	Decode: decodeIPv4,
+}
+
+var ipv6Def = &LayerDef{
+	Name:    "IPv6",
+	Summary: "IPv6 header (no extension headers); plen computed unless given",
+	Fields: []FieldDef{
+		{Name: "version", Kind: KindUint, Bits: 4, Default: "6"},
+		{Name: "tc", Kind: KindUint, Bits: 8, Help: "traffic class"},
+		{Name: "fl", Kind: KindUint, Bits: 20, Help: "flow label"},
+		{Name: "plen", Kind: KindUint, Bits: 16, Auto: true, Help: "payload length"},
+		{Name: "nh", Kind: KindUint, Bits: 8, Next: true, Default: "59", Help: "next header; from the next layer (59: none)"},
+		{Name: "hlim", Kind: KindUint, Bits: 8, Default: "64", Help: "hop limit"},
+		{Name: "src", Kind: KindIPv6, Default: "fd00::1"},
+		{Name: "dst", Kind: KindIPv6, Default: "fd00::2"},
+	},
+	Binds:  []Bind{{"Ether", "type", 0x86dd}, {"Dot1Q", "type", 0x86dd}, {"IPv6", "nh", 41}, {"IPv4", "proto", 41}},
+	Build:  buildIPv6,
+	Decode: decodeIPv6,
 }
 
 // networkLayer is a built IP layer, which transport checksums need.
@@ -115,7 +114,7 @@ func (l *ipv4Layer) SerializeTo(b gopacket.SerializeBuffer, _ gopacket.Serialize
 	}
 	if !l.givenLen {
 		if hdr+payload > 0xffff {
-			return fmt.Errorf("len: %d bytes do not fit the 16-bit total length", hdr+payload)
+			return FieldErrorf("len", "%d bytes do not fit the 16-bit total length", hdr+payload)
 		}
 		l.ip.Length = uint16(hdr + payload)
 	}
@@ -204,7 +203,7 @@ func (l *ipv6Layer) SerializeTo(b gopacket.SerializeBuffer, _ gopacket.Serialize
 	if !l.givenLen {
 		n := len(b.Bytes())
 		if n > 0xffff {
-			return fmt.Errorf("plen: %d bytes do not fit the 16-bit payload length (jumbograms are not built)", n)
+			return FieldErrorf("plen", "%d bytes do not fit the 16-bit payload length (jumbograms are not built)", n)
 		}
 		l.ip.Length = uint16(n)
 	}

@@ -14,41 +14,40 @@ var tcpFlags = map[string]uint64{
 	"FIN": 0x001, "SYN": 0x002, "RST": 0x004, "PSH": 0x008, "ACK": 0x010, "URG": 0x020, "ECE": 0x040, "CWR": 0x080, "NS": 0x100,
 }
 
-func init() {
-	Register(&LayerDef{
-		Name:    "UDP",
-		Summary: "UDP header; len and chksum computed unless given",
-		Fields: []FieldDef{
-			{Name: "sport", Kind: KindUint, Bits: 16, Default: "40000"},
-			{Name: "dport", Kind: KindUint, Bits: 16, Default: "7777"},
-			{Name: "len", Kind: KindUint, Bits: 16, Auto: true, Help: "header and payload length"},
-			{Name: "chksum", Kind: KindUint, Bits: 16, Hex: true, Auto: true, Help: "checksum over the IP pseudo-header; 0 means none (IPv4)"},
-		},
-		Binds:  []Bind{{"IPv4", "proto", 17}, {"IPv6", "nh", 17}},
-		Build:  buildUDP,
-		Decode: decodeUDP,
-	})
-	Register(&LayerDef{
-		Name:    "TCP",
-		Summary: "TCP header; dataofs and chksum computed unless given; flags default to S (a SYN)",
-		Fields: []FieldDef{
-			{Name: "sport", Kind: KindUint, Bits: 16, Default: "40000"},
-			{Name: "dport", Kind: KindUint, Bits: 16, Default: "80"},
-			{Name: "seq", Kind: KindUint, Bits: 32},
-			{Name: "ack", Kind: KindUint, Bits: 32},
-			{Name: "dataofs", Kind: KindUint, Bits: 4, Auto: true, Help: "header length in 32-bit words"},
-			{Name: "reserved", Kind: KindUint, Bits: 3},
-			{Name: "flags", Kind: KindFlags, Bits: 9, Names: tcpFlags, Letters: true, Default: "S", Help: "FSRPAUECN letters (SA) or names (SYN|ACK)"},
-			{Name: "window", Kind: KindUint, Bits: 16, Default: "8192"},
-			{Name: "chksum", Kind: KindUint, Bits: 16, Hex: true, Auto: true},
-			{Name: "urg", Kind: KindUint, Bits: 16, Help: "urgent pointer"},
-			{Name: "options", Kind: KindList, Parse: parseTCPOptions, Format: formatTCPOptions,
-				Help: "[mss=1460, sack_ok, ts=(1, 2), nop, wscale=7, sack=(l, r), eol, opt=(kind, 0xdata), raw=0xbytes]"},
-		},
-		Binds:  []Bind{{"IPv4", "proto", 6}, {"IPv6", "nh", 6}},
-		Build:  buildTCP,
-		Decode: decodeTCP,
-	})
+var udpDef = &LayerDef{
+	Name:    "UDP",
+	Summary: "UDP header; len and chksum computed unless given",
+	Fields: []FieldDef{
+		{Name: "sport", Kind: KindUint, Bits: 16, Default: "40000"},
+		{Name: "dport", Kind: KindUint, Bits: 16, Default: "7777"},
+		{Name: "len", Kind: KindUint, Bits: 16, Auto: true, Help: "header and payload length"},
+		{Name: "chksum", Kind: KindUint, Bits: 16, Hex: true, Auto: true, Help: "checksum over the IP pseudo-header; 0 means none (IPv4)"},
+	},
+	Binds:  []Bind{{"IPv4", "proto", 17}, {"IPv6", "nh", 17}},
+	Build:  buildUDP,
+	Decode: decodeUDP,
+}
+
+var tcpDef = &LayerDef{
+	Name:    "TCP",
+	Summary: "TCP header; dataofs and chksum computed unless given; flags default to S (a SYN)",
+	Fields: []FieldDef{
+		{Name: "sport", Kind: KindUint, Bits: 16, Default: "40000"},
+		{Name: "dport", Kind: KindUint, Bits: 16, Default: "80"},
+		{Name: "seq", Kind: KindUint, Bits: 32},
+		{Name: "ack", Kind: KindUint, Bits: 32},
+		{Name: "dataofs", Kind: KindUint, Bits: 4, Auto: true, Help: "header length in 32-bit words"},
+		{Name: "reserved", Kind: KindUint, Bits: 3},
+		{Name: "flags", Kind: KindFlags, Bits: 9, Names: tcpFlags, Letters: true, Default: "S", Help: "FSRPAUECN letters (SA) or names (SYN|ACK)"},
+		{Name: "window", Kind: KindUint, Bits: 16, Default: "8192"},
+		{Name: "chksum", Kind: KindUint, Bits: 16, Hex: true, Auto: true},
+		{Name: "urg", Kind: KindUint, Bits: 16, Help: "urgent pointer"},
+		{Name: "options", Kind: KindList, Parse: parseTCPOptions, Format: formatTCPOptions,
+			Help: "[mss=1460, sack_ok, ts=(1, 2), nop, wscale=7, sack=(l, r), eol, opt=(kind, 0xdata), raw=0xbytes]"},
+	},
+	Binds:  []Bind{{"IPv4", "proto", 6}, {"IPv6", "nh", 6}},
+	Build:  buildTCP,
+	Decode: decodeTCP,
 }
 
 // transportSum is the pseudo-header sum for a segment of length bytes of
@@ -87,7 +86,7 @@ func buildUDP(c *BuildContext) (gopacket.SerializableLayer, error) {
 		n := len(b.Bytes()) + 8
 		if !givenLen {
 			if n > 0xffff {
-				return fmt.Errorf("len: %d bytes do not fit the 16-bit length", n)
+				return FieldErrorf("len", "%d bytes do not fit the 16-bit length", n)
 			}
 			udp.Length = uint16(n)
 		}

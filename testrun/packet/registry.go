@@ -239,3 +239,11 @@ func isIdent(s string) bool {
 	}
 	return true
 }
+
+// The built-in layers, registered in the order "packet layers" lists them
+// and decoding tries their Binds.
+func init() {
+	for _, d := range []*LayerDef{etherDef, dot1qDef, ipv4Def, ipv6Def, udpDef, tcpDef, icmpDef, icmpv6Def, rawDef, paddingDef} {
+		Register(d)
+	}
+}
