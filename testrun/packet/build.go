@@ -124,6 +124,9 @@ func (e *Expr) build() ([]byte, error) {
 			return nil, err
 		}
 		sl, err := buildLayer(c)
+		if err == nil && sl == nil {
+			err = errors.New("internal error: the layer built nothing (please report this)")
+		}
 		if err != nil {
 			if _, ok := err.(*Error); !ok {
 				err = &Error{Col: l.Col, Msg: l.Def.Name + ": " + err.Error()}
@@ -140,7 +143,7 @@ func (e *Expr) build() ([]byte, error) {
 		if e.Layers[i].Def.Trailer {
 			buf = trailer
 		}
-		if err := built[i].SerializeTo(buf, opts); err != nil {
+		if err := serializeLayer(built[i], buf, opts); err != nil {
 			l := e.Layers[i]
 			var fe *fieldError
 			switch {
@@ -166,6 +169,17 @@ func buildLayer(c *BuildContext) (sl gopacket.SerializableLayer, err error) {
 		}
 	}()
 	return c.Layer.Def.Build(c)
+}
+
+// serializeLayer runs SerializeTo, turning a panic into an error as
+// buildLayer does.
+func serializeLayer(sl gopacket.SerializableLayer, b gopacket.SerializeBuffer, opts gopacket.SerializeOptions) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("internal error serializing the layer: %v (please report this)", p)
+		}
+	}()
+	return sl.SerializeTo(b, opts)
 }
 
 // checkBuildable refuses wildcards, which only expect packet understands.

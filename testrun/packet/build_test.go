@@ -434,6 +434,22 @@ func TestRegisteredLayer(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "column 29: TestKV.key: 256 bytes, at most 255") {
 		t.Errorf("error = %v", err)
 	}
+	// A Bind may name the lower layer by an alias ("IP" for IPv4).
+	Register(&LayerDef{
+		Name:       "TestExp",
+		Fields:     []FieldDef{{Name: "load", Kind: KindBytes}},
+		Positional: "load",
+		Binds:      []Bind{{Lower: "ip", Field: "proto", Value: 253}},
+		Build: func(c *BuildContext) (gopacket.SerializableLayer, error) {
+			return gopacket.Payload(c.Bytes("load")), nil
+		},
+		Decode: decodeRest,
+	})
+	exp := MustBuild(`Ether()/IPv4()/TestExp("x")`)
+	if ls := Decode(exp, "Ether"); Summary(ls) != "Ether/IPv4/TestExp" || ls[1].Field("proto").Value != "253" {
+		t.Errorf("alias Bind: %s", Dump(exp, ls))
+	}
+
 	// And the name is taken now.
 	defer func() {
 		if recover() == nil {
@@ -444,3 +460,88 @@ func TestRegisteredLayer(t *testing.T) {
 }
 
 var errShort = &Error{Msg: "short"}
+
+// TestFieldKinds covers the kinds the built-in layers do not use, through
+// a registered layer: strings, lists of strings, booleans, enums.
+func TestFieldKinds(t *testing.T) {
+	Register(&LayerDef{
+		Name: "TestKinds",
+		Fields: []FieldDef{
+			{Name: "cmd", Kind: KindString, Default: "PING"},
+			{Name: "args", Kind: KindStrings},
+			{Name: "quiet", Kind: KindBool},
+			{Name: "mode", Kind: KindEnum, Bits: 4, Names: map[string]uint64{"fast": 1, "slow": 2}},
+		},
+		Build: func(c *BuildContext) (gopacket.SerializableLayer, error) {
+			text := c.String("cmd") + " " + strings.Join(c.Strings("args"), ",")
+			if c.Bool("quiet") {
+				text += " q"
+			}
+			return gopacket.Payload(append([]byte(text), byte(c.Uint("mode")))), nil
+		},
+	})
+	e, err := Parse(`TestKinds(cmd=GET, args=["a b", c], quiet=yes, mode=slow)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.String(); got != `TestKinds(cmd="GET", args=["a b", "c"], quiet=true, mode=slow)` {
+		t.Errorf("String = %s", got)
+	}
+	data, err := e.Build()
+	if err != nil || string(data) != "GET a b,c q\x02" {
+		t.Errorf("built %q, %v", data, err)
+	}
+	if data := MustBuild(`TestKinds()`); string(data) != "PING \x00" {
+		t.Errorf("defaults built %q", data)
+	}
+	// A layer with no decoder shows as Raw.
+	if ls := Decode(MustBuild(`TestKinds()`), "TestKinds"); Summary(ls) != "Raw" || !strings.Contains(ls[0].Note, "TestKinds has no decoder") {
+		t.Errorf("decoded as %s (%s)", Summary(ls), ls[0].Note)
+	}
+	for expr, msg := range map[string]string{
+		`TestKinds(args="a")`:      `TestKinds.args: expected a list of strings such as ["GET", "a"], found "a"`,
+		`TestKinds(args=[x=1])`:    `TestKinds.args: x=1 is not a string`,
+		`TestKinds(mode=medium)`:   `TestKinds.mode: "medium" is not a number or one of fast, slow`,
+		`TestKinds(mode=16)`:       `TestKinds.mode: 16 does not fit in 4 bits`,
+		`TestKinds(quiet=perhaps)`: `TestKinds.quiet: "perhaps" is not true or false`,
+	} {
+		if _, err := Parse(expr); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("%s: %v, want %q", expr, err, msg)
+		}
+	}
+	// Malformed definitions are refused when registered.
+	for _, d := range []*LayerDef{
+		{Name: "bad name", Build: nil},
+		{Name: "NoBuild"},
+		{Name: "BadDefault", Fields: []FieldDef{{Name: "x", Kind: KindUint, Bits: 4, Default: "99"}}, Build: func(*BuildContext) (gopacket.SerializableLayer, error) { return nil, nil }},
+		{Name: "ListNoParse", Fields: []FieldDef{{Name: "x", Kind: KindList}}, Build: func(*BuildContext) (gopacket.SerializableLayer, error) { return nil, nil }},
+		{Name: "Dup", Fields: []FieldDef{{Name: "x"}, {Name: "X"}}, Build: func(*BuildContext) (gopacket.SerializableLayer, error) { return nil, nil }},
+		{Name: "BadPos", Positional: "nope", Build: func(*BuildContext) (gopacket.SerializableLayer, error) { return nil, nil }},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Register(%s) did not panic", d.Name)
+				}
+			}()
+			Register(d)
+		}()
+	}
+}
+
+// A registered layer whose code panics fails the build with an error.
+func TestLayerPanicIsAnError(t *testing.T) {
+	Register(&LayerDef{
+		Name: "TestPanic",
+		Build: func(*BuildContext) (gopacket.SerializableLayer, error) {
+			return serializeFunc(func(gopacket.SerializeBuffer) error { panic("boom") }), nil
+		},
+		Decode: func([]byte, *Layer) (*Decoded, error) { panic("boom") },
+	})
+	if _, err := Build(`TestPanic()`); err == nil || !strings.Contains(err.Error(), "column 1: TestPanic: internal error serializing the layer: boom") {
+		t.Errorf("error %v", err)
+	}
+	if ls := Decode([]byte{1}, "TestPanic"); Summary(ls) != "Raw" || !strings.Contains(ls[0].Note, "internal error in the TestPanic decoder: boom") {
+		t.Errorf("decoded %s (%s)", Summary(ls), ls[0].Note)
+	}
+}

@@ -131,7 +131,7 @@ func Decode(data []byte, first string) []Layer {
 			lower = &out[len(out)-1]
 		}
 		d, err := decodeLayer(def, data[off:end], lower)
-		if err == nil && (d.HeaderLen <= 0 && def.Name != "Raw" || d.HeaderLen > end-off) {
+		if err == nil && (d.HeaderLen <= 0 || d.HeaderLen > end-off) {
 			err = fmt.Errorf("header of %d bytes in %d", d.HeaderLen, end-off)
 		}
 		if err != nil || len(out) == maxLayers-1 {

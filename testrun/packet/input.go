@@ -85,6 +85,34 @@ func Input(words []string, vars map[string]any) (*Packet, error) {
 	return &Packet{Data: data, First: e.Layers[0].Def.Name, Expr: e, Source: text}, nil
 }
 
+// Expected reads the expected packet of "expect packet ...": a layer
+// expression, parsed but not built so that '*' wildcards are allowed, or
+// any other form Input reads. For a packet kept from an expression the
+// expression is used (only its written fields are compared); for bytes
+// (hex, @FILE), an expression of every decoded field, so all must match.
+func Expected(words []string, vars map[string]any) (*Expr, error) {
+	if len(words) > 0 && words[0] != "hex" && !strings.HasPrefix(words[0], "@") && !strings.HasPrefix(words[0], "$") {
+		return Parse(strings.Join(words, " "))
+	}
+	p, err := Input(words, vars)
+	if err != nil {
+		return nil, err
+	}
+	return p.Expectation()
+}
+
+// Expectation is the expression a packet is compared with: the one it was
+// built from, or one that writes every decoded field.
+func (p *Packet) Expectation() (*Expr, error) {
+	if p.Expr != nil {
+		return p.Expr, nil
+	}
+	if len(p.Data) == 0 {
+		return nil, errors.New("the packet is empty")
+	}
+	return Parse(Format(p.Layers()))
+}
+
 func parseHexWords(words []string) ([]byte, error) {
 	if len(words) == 0 {
 		return nil, errors.New("hex: no bytes given; write hex 00 11 22 or hex 001122")

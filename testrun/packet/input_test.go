@@ -136,3 +136,31 @@ func TestInputErrors(t *testing.T) {
 		t.Errorf("column in joined words: %v", err)
 	}
 }
+
+func TestExpected(t *testing.T) {
+	got := Decode(MustBuild(`Ether()/IPv4(ttl=9)/UDP()/Raw("x")`), "Ether")
+	vars := map[string]any{}
+	p, _ := Input([]string{`Ether()/IPv4(ttl=9)`}, nil)
+	vars["built"] = p
+	vars["bytes"] = MustBuild(`Ether()/IPv4(ttl=9)/UDP()/Raw("y")`)
+	cases := []struct {
+		words []string
+		miss  int
+	}{
+		{[]string{"Ether()/IPv4(ttl=9,", "chksum=*)"}, 0}, // wildcards are fine: not built
+		{[]string{"Ether()/IPv4(ttl=8)"}, 1},
+		{[]string{"$built"}, 0},      // only ttl=9 is compared
+		{[]string{"$bytes"}, 2},      // every field: Raw.load and UDP.chksum differ
+		{[]string{"hex", "0200"}, 1}, // too short to be an Ether: Raw vs Ether
+	}
+	for _, c := range cases {
+		e, err := Expected(c.words, vars)
+		if err != nil {
+			t.Errorf("%q: %v", c.words, err)
+			continue
+		}
+		if m := Match(e, got); len(m) != c.miss {
+			t.Errorf("%q: %d mismatches %v, want %d", c.words, len(m), m, c.miss)
+		}
+	}
+}

@@ -147,12 +147,23 @@ func (d *LayerDef) prepare() error {
 // bindFor returns the value this layer (d) asks of the lower layer's
 // field when building: the first Bind for lower, if it names field.
 func (d *LayerDef) bindFor(lower, field string) (uint64, bool) {
+	registry.RLock()
+	defer registry.RUnlock()
 	for _, b := range d.Binds {
-		if strings.EqualFold(b.Lower, lower) {
+		if bindsLower(b, lower) {
 			return b.Value, strings.EqualFold(b.Field, field)
 		}
 	}
 	return 0, false
+}
+
+// bindsLower reports whether b is about the layer named lower (canonical
+// name); b.Lower may be an alias. The caller holds the registry lock.
+func bindsLower(b Bind, lower string) bool {
+	if d := registry.byName[strings.ToLower(b.Lower)]; d != nil {
+		return d.Name == lower
+	}
+	return strings.EqualFold(b.Lower, lower)
 }
 
 // nextLayer finds the layer that l announces through a registered Bind.
@@ -161,7 +172,7 @@ func nextLayer(l *Layer) *LayerDef {
 	defer registry.RUnlock()
 	for _, d := range registry.order {
 		for _, b := range d.Binds {
-			if !strings.EqualFold(b.Lower, l.Name) {
+			if !bindsLower(b, l.Name) {
 				continue
 			}
 			if f := l.Field(b.Field); f != nil {
