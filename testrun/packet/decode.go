@@ -113,10 +113,11 @@ type FieldValue struct {
 const maxLayers = 64
 
 // Decode splits data into layers, starting with the layer named first
-// ("Ether" for XDP and TC packets; "IPv4", "Raw"...). It never fails:
-// bytes that cannot be decoded as the layer announced become a Raw layer
-// whose Note says why, and bytes beyond a length the header gives (IPv4's
-// total length) become a Padding layer at the end.
+// ("Ether" for XDP and TC packets; "IPv4", "Raw"...; an unknown name
+// decodes as Raw). It never fails: bytes that cannot be decoded as the
+// layer announced become a Raw layer whose Note says why, and bytes
+// beyond a length the header gives (IPv4's total length) become a Padding
+// layer at the end.
 func Decode(data []byte, first string) []Layer {
 	var out []Layer
 	def := Lookup(first)

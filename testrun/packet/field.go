@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -351,6 +352,11 @@ func (f *FieldDef) format(v any) string {
 	case net.HardwareAddr:
 		return x.String()
 	case net.IP:
+		if a, ok := netip.AddrFromSlice(x); ok && f.Kind == KindIPv6 {
+			// net.IP writes an IPv4-mapped address as 1.2.3.4, which
+			// reads back as IPv4; netip keeps ::ffff:1.2.3.4.
+			return netip.AddrFrom16(a.As16()).String()
+		}
 		return x.String()
 	case []byte:
 		if f.Kind == KindBytes && printable(x) {
