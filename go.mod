@@ -6,9 +6,10 @@ require (
 	github.com/cilium/ebpf v0.22.0
 	github.com/creack/pty v1.1.24
 	github.com/elk-language/go-prompt v1.3.1
+	github.com/gopacket/gopacket v1.7.7
 	github.com/olekukonko/tablewriter v1.1.5
 	golang.org/x/sys v0.45.0
-	golang.org/x/term v0.37.0
+	golang.org/x/term v0.43.0
 )
 
 require (
@@ -16,6 +17,7 @@ require (
 	github.com/pkg/term v1.2.0-beta.2 // indirect
 	github.com/rivo/uniseg v0.4.7 // indirect
 	golang.org/x/exp v0.0.0-20250305212735-054e65f0b394 // indirect
+	golang.org/x/net v0.55.0 // indirect
 )
 
 require (

@@ -12,5 +12,7 @@ func All() []*Command {
 		progCmd,
 		linkCmd,
 		netCmd,
+		packetCmd,
+		letCmd,
 	}
 }
