@@ -443,4 +443,3 @@ func arrivedBytes(as []Arrival) int {
 	}
 	return n
 }
-

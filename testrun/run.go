@@ -59,10 +59,10 @@ type Options struct {
 
 // Outcome is everything a run showed.
 type Outcome struct {
-	Program   string          // the program's name
-	ProgramID ebpf.ProgramID  // its id
+	Program   string           // the program's name
+	ProgramID ebpf.ProgramID   // its id
 	Type      ebpf.ProgramType // its type
-	TypeName  string          // the type as bpftool spells it ("xdp")
+	TypeName  string           // the type as bpftool spells it ("xdp")
 
 	// Retval is the program's return value and RetvalName its name for
 	// the type (XDP_TX, TC_ACT_SHOT, "keep 20 bytes").
