@@ -180,7 +180,10 @@ func (snap *mapSnap) changes(before, after map[string][]byte, specs map[btf.ID]*
 		sorted = append(sorted, k)
 	}
 	sort.Strings(sorted)
-	keyType, valueType := mapBTFTypes(snap.m, specs)
+	var keyType, valueType btf.Type
+	if snap.m != nil {
+		keyType, valueType = mapBTFTypes(snap.m, specs)
+	}
 	var out []MapChange
 	for _, k := range sorted {
 		b, hadB := before[k]
