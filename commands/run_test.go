@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
 	"github.com/bpfsh/bpfsh/shell"
 	"github.com/bpfsh/bpfsh/testrun"
@@ -247,4 +246,3 @@ func TestTraceProgCommand(t *testing.T) {
 		t.Errorf("exit %d %q %q", code, out, errs)
 	}
 }
-

@@ -135,4 +135,3 @@ func regexpReason(err error) string {
 	}
 	return msg
 }
-

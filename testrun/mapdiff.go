@@ -11,6 +11,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+	"golang.org/x/sys/unix"
 
 	"github.com/bpfsh/bpfsh/bpf"
 )
@@ -44,7 +45,8 @@ type MapChange struct {
 
 // mapSnap is one map's contents at one moment.
 type mapSnap struct {
-	m         *ebpf.Map
+	fd        int
+	info      *mapInfoRaw
 	id        ebpf.MapID
 	name      string
 	typ       ebpf.MapType
@@ -80,18 +82,19 @@ func takeSnapshots(ids []ebpf.MapID) *mapSnapshots {
 	s := &mapSnapshots{}
 	ncpu, _ := ebpf.PossibleCPU()
 	for _, id := range ids {
-		m, err := ebpf.NewMapFromID(id)
+		fd, err := mapFDByID(id)
 		if err != nil {
 			s.notes = append(s.notes, fmt.Sprintf("map id %d: cannot open it to diff (%v)", id, err))
 			continue
 		}
-		info, err := m.Info()
-		if err != nil || diffable(info.Type) != "" || info.Flags&bpfFRdonlyProg != 0 {
-			m.Close()
+		info, err := mapInfo(fd)
+		typ := ebpf.MapType(info.typ)
+		if err != nil || diffable(typ) != "" || info.mapFlags&bpfFRdonlyProg != 0 {
+			unix.Close(fd)
 			continue
 		}
-		snap := &mapSnap{m: m, id: id, name: info.Name, typ: info.Type, keySize: int(info.KeySize), valueSize: int(info.ValueSize), stride: int(info.ValueSize), ncpu: 1}
-		if info.Type == ebpf.PerCPUHash || info.Type == ebpf.PerCPUArray || info.Type == ebpf.LRUCPUHash {
+		snap := &mapSnap{fd: fd, info: info, id: id, name: info.nameString(), typ: typ, keySize: int(info.keySize), valueSize: int(info.valueSize), stride: int(info.valueSize), ncpu: 1}
+		if typ == ebpf.PerCPUHash || typ == ebpf.PerCPUArray || typ == ebpf.LRUCPUHash {
 			snap.stride = (snap.valueSize + 7) &^ 7
 			snap.ncpu = max(ncpu, 1)
 		}
@@ -99,15 +102,15 @@ func takeSnapshots(ids []ebpf.MapID) *mapSnapshots {
 		switch {
 		case full > maxDiffValueBytes:
 			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: its values are %d bytes (over %d)", snap.name, full, maxDiffValueBytes))
-		case (info.Type == ebpf.Array || info.Type == ebpf.PerCPUArray) && info.MaxEntries > maxDiffEntries:
-			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it has %d entries (over %d)", snap.name, info.MaxEntries, maxDiffEntries))
-		case int64(full)*int64(min(info.MaxEntries, maxDiffEntries)) > maxDiffMapBytes:
+		case (typ == ebpf.Array || typ == ebpf.PerCPUArray) && info.maxEntries > maxDiffEntries:
+			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it has %d entries (over %d)", snap.name, info.maxEntries, maxDiffEntries))
+		case int64(full)*int64(min(info.maxEntries, maxDiffEntries)) > maxDiffMapBytes:
 			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it could hold over %d MiB", snap.name, maxDiffMapBytes>>20))
 		default:
 			s.snaps = append(s.snaps, snap)
 			continue
 		}
-		m.Close()
+		unix.Close(fd)
 	}
 	s.read()
 	return s
@@ -118,7 +121,7 @@ func takeSnapshots(ids []ebpf.MapID) *mapSnapshots {
 func (s *mapSnapshots) read() {
 	kept := s.snaps[:0]
 	for _, snap := range s.snaps {
-		entries, err := readMap(snap.m, snap.keySize, snap.stride*snap.ncpu, maxDiffEntries)
+		entries, err := readMap(snap.fd, snap.keySize, snap.stride*snap.ncpu, maxDiffEntries)
 		switch {
 		case errors.Is(err, errTooMany):
 			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it holds more than %d entries", snap.name, maxDiffEntries))
@@ -129,14 +132,14 @@ func (s *mapSnapshots) read() {
 			kept = append(kept, snap)
 			continue
 		}
-		snap.m.Close()
+		unix.Close(snap.fd)
 	}
 	s.snaps = kept
 }
 
 func (s *mapSnapshots) close() {
 	for _, snap := range s.snaps {
-		snap.m.Close()
+		unix.Close(snap.fd)
 	}
 }
 
@@ -181,8 +184,8 @@ func (snap *mapSnap) changes(before, after map[string][]byte, specs map[btf.ID]*
 	}
 	sort.Strings(sorted)
 	var keyType, valueType btf.Type
-	if snap.m != nil {
-		keyType, valueType = mapBTFTypes(snap.m, specs)
+	if snap.info != nil {
+		keyType, valueType = mapBTFTypes(snap.info, specs)
 	}
 	var out []MapChange
 	for _, k := range sorted {

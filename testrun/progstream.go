@@ -41,9 +41,13 @@ type streamReadAttr struct {
 	_      uint32
 }
 
+// streamBufs holds read buffers: a run reads two streams, mostly empty.
+var streamBufs = sync.Pool{New: func() any { return make([]byte, streamReadBufferSize) }}
+
 // readStream reads (and so consumes) everything in one stream of prog.
 func readStream(prog *ebpf.Program, id uint32) ([]byte, error) {
-	buf := make([]byte, streamReadBufferSize)
+	buf := streamBufs.Get().([]byte)
+	defer streamBufs.Put(buf)
 	var out []byte
 	for {
 		var ps pins

@@ -13,6 +13,7 @@ const (
 	cmdMapLookupElem     = 1
 	cmdMapGetNextKey     = 4
 	cmdProgTestRun       = 10
+	cmdMapGetFDByID      = 14
 	cmdObjGetInfoByFD    = 15
 	cmdMapLookupBatch    = 24
 	cmdProgStreamReadFD  = 37
@@ -26,7 +27,7 @@ const (
 	ethHeaderLen         = 14
 	maxRawTPArgs         = 12 // MAX_BPF_FUNC_ARGS
 	outputSlack          = 8192
-	streamReadBufferSize = 64 * 1024
+	streamReadBufferSize = 4096
 )
 
 // testRunAttr is the BPF_PROG_TEST_RUN member of union bpf_attr.
