@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -178,9 +179,12 @@ func TestRunCommandLiveHarness(t *testing.T) {
 }
 
 // trace streams the lines printed while it runs, filtered and for a time.
+// Every bpf_printk on the machine reaches trace (other tests run at the
+// same time), so the lines looked for carry a mark unique to this process.
 func TestTraceCommand(t *testing.T) {
 	root, p := pinnedProgs(t)
 	in, _ := hex.DecodeString(strings.ReplaceAll(frameHex, " ", ""))
+	mark := fmt.Sprint(3_000_000 + os.Getpid())
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -193,12 +197,12 @@ func TestTraceCommand(t *testing.T) {
 			case <-time.After(20 * time.Millisecond):
 			}
 			testrun.Run(testrun.Options{Program: p.XdpCount, Data: in, NoMaps: true, NoTrace: true})
-			testrun.Run(testrun.Options{Program: p.TcMark, Data: in, NoMaps: true, NoTrace: true})
+			testrun.Run(testrun.Options{Program: p.TcMark, Data: in, Ctx: []string{"{mark: " + mark + "}"}, NoMaps: true, NoTrace: true})
 		}
 	}()
 	defer func() { close(stop); wg.Wait() }()
 	start := time.Now()
-	code, out, errs := bpfsh(t, root, "trace", "grep", "xdp_count proto=17", "for", "1s")
+	code, out, errs := bpfsh(t, root, "trace", "grep", "tc_mark mark="+mark+"$", "for", "1s")
 	if took := time.Since(start); code != 0 || took < 900*time.Millisecond || took > 5*time.Second {
 		t.Fatalf("exit %d after %v: %s", code, took, errs)
 	}
@@ -207,13 +211,13 @@ func TestTraceCommand(t *testing.T) {
 		t.Fatalf("output:\n%s", out)
 	}
 	for _, l := range lines[1:] {
-		if !strings.HasSuffix(l, "xdp_count proto=17 len=46") {
+		if !strings.HasSuffix(l, "tc_mark mark="+mark) || !strings.Contains(l, "commands.test") {
 			t.Errorf("line %q passed the filter", l)
 		}
 	}
-	code, out, _ = bpfsh(t, root, "-j", "trace", "grep", "tc_mark", "for", "300ms")
+	code, out, _ = bpfsh(t, root, "-j", "trace", "grep", "mark="+mark, "for", "300ms")
 	var rows []map[string]any
-	if err := json.Unmarshal([]byte(out), &rows); code != 0 || err != nil || len(rows) == 0 || rows[0]["text"] != "tc_mark mark=0" {
+	if err := json.Unmarshal([]byte(out), &rows); code != 0 || err != nil || len(rows) == 0 || rows[0]["text"] != "tc_mark mark="+mark {
 		t.Errorf("JSON trace: exit %d %v %q", code, err, out)
 	}
 

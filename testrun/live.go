@@ -49,7 +49,8 @@ type HarnessOptions struct {
 	Sockets int
 	// From is the key of the connection the payload goes through.
 	From int
-	// Wait bounds how long to wait for the bytes to arrive (default 200 ms).
+	// Wait bounds how long to wait for the bytes to arrive once sent
+	// (default 500 ms); the harness stops as soon as all of them have.
 	Wait time.Duration
 }
 
@@ -214,7 +215,7 @@ func runHarness(opts Options, info *ebpf.ProgramInfo, o *Outcome) (*Outcome, err
 	}
 	wait := h.Wait
 	if wait <= 0 {
-		wait = 200 * time.Millisecond
+		wait = 500 * time.Millisecond
 	}
 	arrivals, sendErr, lines, note := sendAndCollect(t, pairs, h.From, opts.Data, wait, !opts.NoTrace)
 	if note != "" {
@@ -310,9 +311,7 @@ func sendAndCollect(t ebpf.ProgramType, pairs []connPair, from int, payload []by
 		wg    sync.WaitGroup
 		got   = make(chan struct{}, 1)
 	)
-	deadline := time.Now().Add(wait)
 	for _, r := range readers {
-		r.conn.SetReadDeadline(deadline)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -341,9 +340,9 @@ func sendAndCollect(t ebpf.ProgramType, pairs []connPair, from int, payload []by
 		sender = pairs[from].Server
 	}
 	var (
-		lines  []TraceLine
-		note   string
-		sendOK error
+		lines   []TraceLine
+		note    string
+		sendErr error
 	)
 	func() {
 		runtime.LockOSThread()
@@ -355,10 +354,15 @@ func sendAndCollect(t ebpf.ProgramType, pairs []connPair, from int, payload []by
 				note = "bpf_printk lines not captured: " + err.Error()
 			}
 		}
-		sender.SetWriteDeadline(deadline)
-		_, sendOK = sender.Write(payload)
+		// A small write on a fresh connection does not block; the
+		// generous deadline only guards against a stuck one.
+		sender.SetWriteDeadline(time.Now().Add(2*time.Second + wait))
+		_, sendErr = sender.Write(payload)
 		// Wait for the bytes while still on the sending thread, so the
-		// lines the receive path prints on it are captured.
+		// lines the receive path prints on it are captured. The wait
+		// starts when the send is done: a busy machine may be slow to
+		// get there.
+		deadline := time.Now().Add(wait)
 		for {
 			mu.Lock()
 			done := total >= len(payload)
@@ -385,10 +389,10 @@ func sendAndCollect(t ebpf.ProgramType, pairs []connPair, from int, payload []by
 			out = append(out, Arrival{Key: r.key, Side: r.side, Data: r.data})
 		}
 	}
-	if errors.Is(sendOK, os.ErrDeadlineExceeded) {
-		sendOK = fmt.Errorf("the send did not complete within %v", wait)
+	if errors.Is(sendErr, os.ErrDeadlineExceeded) {
+		sendErr = fmt.Errorf("the send did not complete within %v", 2*time.Second+wait)
 	}
-	return out, sendOK, lines, note
+	return out, sendErr, lines, note
 }
 
 // classify says where the bytes went. For sk_skb the payload arrives at

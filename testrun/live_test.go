@@ -37,7 +37,7 @@ func TestHarnessSkSKB(t *testing.T) {
 		{"dhello", "dropped", 0, false, "dropped: none of the 6 bytes reached any socket"},
 	}
 	for _, c := range cases {
-		o, err := Run(Options{Program: s.SkbRoute, Data: []byte(c.payload), Harness: HarnessOptions{Wait: 300 * time.Millisecond}})
+		o, err := Run(Options{Program: s.SkbRoute, Data: []byte(c.payload)})
 		if err != nil {
 			t.Fatalf("%s: %v", c.payload, err)
 		}
@@ -80,7 +80,7 @@ func TestHarnessSkMsg(t *testing.T) {
 		{"dabc", "dropped", "dropped: the send failed"},
 	}
 	for _, c := range cases {
-		o, err := Run(Options{Program: s.MsgRoute, Data: []byte(c.payload), Harness: HarnessOptions{Wait: 300 * time.Millisecond}})
+		o, err := Run(Options{Program: s.MsgRoute, Data: []byte(c.payload)})
 		if err != nil {
 			t.Fatalf("%s: %v", c.payload, err)
 		}
