@@ -139,7 +139,24 @@ func Run(opts Options) (*Outcome, error) {
 		snaps = takeSnapshots(ids)
 		defer snaps.close()
 	}
-	res, lines, note, err := runCaptured(r, !opts.NoTrace)
+	var (
+		res   rawResult
+		lines []TraceLine
+		note  string
+	)
+	if opts.LiveFrames && !cs.Set["ingress_ifindex"] {
+		// Live frames really go up the stack (and XDP_TX really sends) on
+		// the loopback of the calling thread's namespace: without an
+		// interface named in the ctx, keep them in a private one.
+		err = inNewNetns(func() error {
+			var err error
+			res, lines, note, err = runCaptured(r, !opts.NoTrace)
+			return err
+		})
+		o.Notes = append(o.Notes, "live frames were sent in a private network namespace; name an interface with ctx {ingress_ifindex: N} to send them there")
+	} else {
+		res, lines, note, err = runCaptured(r, !opts.NoTrace)
+	}
 	if err != nil {
 		return nil, explainRunError(t, opts, cs, err)
 	}

@@ -324,3 +324,24 @@ func TestNotTestRunnable(t *testing.T) {
 	// bpfsh turns to the harness, which needs a sockmap.
 	wantErr(t, Options{Program: skb, Data: []byte("hello")}, "program type sk_skb cannot be test-run by the kernel; bpfsh runs it through the live sockmap harness instead: the program uses no sockmap or sockhash")
 }
+
+func TestXDPLiveFrames(t *testing.T) {
+	p := progs(t)
+	in := udpFrame("live")
+	o := mustRun(t, Options{Program: p.XdpCount, Data: in, LiveFrames: true, Repeat: 10, BatchSize: 4, NoTrace: true})
+	if o.DataOut != nil || o.Timing != nil {
+		t.Errorf("live frames: out %v timing %v; the kernel hands back neither", o.DataOut, o.Timing)
+	}
+	// Every frame ran: hits counts them.
+	var hits uint64
+	if err := p.Hits.Lookup(uint32(17), &hits); err != nil || hits != 10 {
+		t.Errorf("hits[17] = %d, %v; want 10 frames counted", hits, err)
+	}
+	notes := strings.Join(o.Notes, "\n")
+	if !strings.Contains(notes, "private network namespace") || !strings.Contains(notes, "10 frame(s)") {
+		t.Errorf("notes %q", notes)
+	}
+	wantErr(t, Options{Program: p.XdpPass, Data: in, LiveFrames: true, BatchSize: 300}, "batch size 300 is over the kernel's limit of 256")
+	wantErr(t, Options{Program: p.XdpPass, Data: make([]byte, 4000), LiveFrames: true}, "live frames take at most 3520 bytes")
+	wantErr(t, Options{Program: p.TcMark, Data: in, LiveFrames: true}, "live frames are for XDP programs only, not sched_cls")
+}
