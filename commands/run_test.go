@@ -2,6 +2,7 @@ package commands_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
+	"github.com/bpfsh/bpfsh/commands"
 	"github.com/bpfsh/bpfsh/shell"
 	"github.com/bpfsh/bpfsh/testrun"
 	"github.com/bpfsh/bpfsh/testrun/fixture"
@@ -246,7 +248,86 @@ func TestTraceProgCommand(t *testing.T) {
 		return
 	}
 	code, out, errs := bpfsh(t, root, "trace", "prog", "t/xdp_count", "for", "200ms")
-	if code != 0 || strings.TrimSpace(out) != "STREAM  TEXT" {
-		t.Errorf("exit %d %q %q", code, out, errs)
+	want := "STREAM  TEXT"
+	if err := testrun.StreamWritesWork(); err != nil {
+		want += "\n        note: " + err.Error()
+	}
+	if code != 0 || strings.TrimSpace(out) != want {
+		t.Errorf("exit %d %q %q, want %q", code, out, errs, want)
+	}
+}
+
+// timedWriter notes when the first write containing a string happened.
+type timedWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	want  string
+	first time.Time
+}
+
+func (w *timedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if w.first.IsZero() && strings.Contains(w.buf.String(), w.want) {
+		w.first = time.Now()
+	}
+	return len(p), nil
+}
+
+// trace's rows reach the output as they come, not when the stream ends.
+func TestTraceStreamsRowsAsTheyCome(t *testing.T) {
+	root, p := pinnedProgs(t)
+	in, _ := hex.DecodeString(strings.ReplaceAll(frameHex, " ", ""))
+	mark := fmt.Sprint(5_000_000 + os.Getpid())
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			testrun.Run(testrun.Options{Program: p.TcMark, Data: in, Ctx: []string{"{mark: " + mark + "}"}, NoMaps: true, NoTrace: true})
+		}
+	}()
+	w := &timedWriter{want: "mark=" + mark}
+	var errb bytes.Buffer
+	code := shell.Main([]string{"--pin-root", root, "trace", "grep", "mark=" + mark, "for", "2s"}, strings.NewReader(""), w, &errb)
+	end := time.Now()
+	if code != 0 || w.first.IsZero() {
+		t.Fatalf("exit %d (%s), output %q", code, errb.String(), w.buf.String())
+	}
+	if early := end.Sub(w.first); early < 500*time.Millisecond {
+		t.Errorf("the first row came %v before the end of a 2s stream; rows are held back", early)
+	}
+}
+
+// Cancelling the session's context (what the shell does on Ctrl-C) ends a
+// trace promptly and without an error.
+func TestTraceEndsOnInterrupt(t *testing.T) {
+	root, _ := pinnedProgs(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &commands.Session{PinRoot: root, Ctx: ctx}
+	path, args, err := commands.Lookup(commands.All(), []string{"trace"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := path[len(path)-1].Run(s, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, ok := res.(*commands.Stream)
+	if !ok || !stream.Live {
+		t.Fatalf("trace returned %T, want a live *commands.Stream", res)
+	}
+	time.AfterFunc(200*time.Millisecond, cancel)
+	start := time.Now()
+	if err := stream.Each(func([]string, any) error { return nil }); err != nil {
+		t.Errorf("interrupted trace: %v", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("trace took %v to notice the interrupt", took)
 	}
 }

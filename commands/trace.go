@@ -82,12 +82,21 @@ func runTrace(s *Session, args []string) (Result, error) {
 			p.Close()
 			return nil, fmt.Errorf("trace prog %s: %w", prog, err)
 		}
+		writeErr := testrun.StreamWritesWork()
 		return &Stream{
 			Columns: []string{"stream", "text"},
 			Live:    true,
 			Widths:  []int{6},
 			Each: func(emit func([]string, any) error) error {
 				defer p.Close()
+				if writeErr != nil {
+					// Reading works, but nothing will ever be written: say so
+					// rather than stream silence.
+					n := "note: " + writeErr.Error()
+					if err := emit([]string{"", n}, map[string]string{"note": n}); err != nil {
+						return err
+					}
+				}
 				return testrun.TraceProg(ctx, p, opts.For, func(l testrun.StreamLine) error {
 					if opts.Grep != nil && !opts.Grep.MatchString(l.Text) {
 						return nil

@@ -13,6 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+//go:generate go tool bpf2go -cc clang -target bpfel -no-global-types streamProbe streamprobe.bpf.c -- -I../bpf/include -O2 -g -Wall
+
 // BPF program streams (Linux 6.17+): each program has its own stdout and
 // stderr, written by the bpf_stream_vprintk kfunc (bpf_stream_printk in
 // libbpf) and by the kernel itself when the program faults (e.g. a
@@ -91,6 +93,50 @@ func ProgStreamsSupported() error {
 		}
 	})
 	return streamsErr
+}
+
+var (
+	streamWriteOnce sync.Once
+	streamWriteErr  error
+)
+
+// StreamWritesWork says whether programs can write to their streams on
+// this kernel: it runs a probe program that writes one line and reports
+// the kfunc's error if the write fails (some 6.18 kernels answer ENOMEM:
+// the kfunc allocates its buffer pages without sleeping, and that fails).
+func StreamWritesWork() error {
+	if err := ProgStreamsSupported(); err != nil {
+		return err
+	}
+	streamWriteOnce.Do(func() {
+		var objs streamProbeObjects
+		if err := loadStreamProbeObjects(&objs, nil); err != nil {
+			streamWriteErr = fmt.Errorf("programs cannot write to BPF streams here: the bpf_stream_vprintk_impl kfunc does not load (%v)", err)
+			return
+		}
+		defer objs.Close()
+		res, err := progTestRun(&rawRun{fd: objs.StreamProbe.FD()})
+		if err == nil {
+			readStream(objs.StreamProbe, streamStdout)
+			if ret := int32(res.retval); ret < 0 {
+				err = unix.Errno(-ret)
+			}
+		}
+		if err != nil {
+			streamWriteErr = fmt.Errorf("programs cannot write to BPF streams on this kernel: bpf_stream_vprintk fails with %v (%s); their bpf_printk lines are in 'trace'", err, errnoName(err))
+		}
+	})
+	return streamWriteErr
+}
+
+func errnoName(err error) string {
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		if n := unix.ErrnoName(errno); n != "" {
+			return n
+		}
+	}
+	return "error"
 }
 
 // ReadProgStreams reads and consumes what prog has written to its stdout
