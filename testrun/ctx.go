@@ -220,9 +220,7 @@ func buildCtx(t ebpf.ProgramType, info *ebpf.ProgramInfo, words []string, raw []
 	default:
 		return nil, fmt.Errorf("ctx: want {field: value, ...} or hex BYTES, got %q", words[0])
 	}
-	if err := cs.applyDefaults(t, dataLen); err != nil {
-		return nil, err
-	}
+	cs.applyDefaults(t, dataLen)
 	if err := cs.check(t, dataLen); err != nil {
 		return nil, err
 	}
@@ -232,7 +230,7 @@ func buildCtx(t ebpf.ProgramType, info *ebpf.ProgramInfo, words []string, raw []
 // applyDefaults fills what the kernel requires and users should not have
 // to type: xdp_md.data_end is the packet's length; an sk_lookup context
 // is an IPv4 TCP lookup unless it says otherwise.
-func (cs *ctxState) applyDefaults(t ebpf.ProgramType, dataLen int) error {
+func (cs *ctxState) applyDefaults(t ebpf.ProgramType, dataLen int) {
 	put := func(name string, v string) {
 		if f, ok := cs.field(name); ok && !cs.Set[name] && len(cs.In) >= f.Offset+f.Size {
 			if b, err := f.encode(v); err == nil {
@@ -247,7 +245,6 @@ func (cs *ctxState) applyDefaults(t ebpf.ProgramType, dataLen int) error {
 		put("family", "2")   // AF_INET
 		put("protocol", "6") // IPPROTO_TCP
 	}
-	return nil
 }
 
 // check names, before the kernel can only say EINVAL, the context fields

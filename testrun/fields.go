@@ -166,20 +166,18 @@ func (f field) encode(text string) ([]byte, error) {
 	return b, nil
 }
 
-// putInt writes the integer text (decimal, 0x hex, 0o octal, negative for
-// signed types) into out in native or network order, checking its range.
+// putInt writes the integer text (decimal, 0x hex, 0o octal; negative
+// values wrap, as -1 is all ones) into out in native or network order,
+// checking that it fits.
 func putInt(out []byte, text string, bigEndian, signed bool) error {
 	bits := len(out) * 8
 	var v uint64
 	if strings.HasPrefix(text, "-") {
-		n, err := strconv.ParseInt(text, 0, 64)
+		n, err := strconv.ParseInt(strings.ReplaceAll(text, "_", ""), 0, 64)
 		if err != nil {
 			return fmt.Errorf("%q is not a number", text)
 		}
 		if bits < 64 && n < -(1<<(bits-1)) {
-			return fmt.Errorf("%d does not fit in %d bits", n, bits)
-		}
-		if !signed && bits < 64 && n < -(1<<(bits-1)) {
 			return fmt.Errorf("%d does not fit in %d bits", n, bits)
 		}
 		v = uint64(n)
@@ -190,6 +188,9 @@ func putInt(out []byte, text string, bigEndian, signed bool) error {
 		}
 		if bits < 64 && n >= 1<<bits {
 			return fmt.Errorf("%d does not fit in %d bits (at most %d)", n, bits, uint64(1)<<bits-1)
+		}
+		if signed && bits < 64 && n >= 1<<(bits-1) {
+			return fmt.Errorf("%d does not fit in a signed %d-bit field (at most %d)", n, bits, uint64(1)<<(bits-1)-1)
 		}
 		v = n
 	}
