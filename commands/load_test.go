@@ -5,7 +5,6 @@ package commands_test
 //go:generate clang -target bpf -O2 -g -I../bpf/include -DREJECT -c testdata/pinbyname.bpf.c -o testdata/pinbyname_reject.o
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
-	"github.com/bpfsh/bpfsh/shell"
 )
 
 // fixtureProgs and fixtureMaps are what the fixture object holds, by the
@@ -32,9 +30,8 @@ var (
 // ldRun runs bpfsh in-process with a private pin root and state dir.
 func ldRun(t *testing.T, pinRoot string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	code = shell.Main(append([]string{"--pin-root", pinRoot}, args...), strings.NewReader(""), &out, &errb)
-	return out.String(), errb.String(), code
+	code, stdout, stderr = bpfsh(t, pinRoot, args...)
+	return stdout, stderr, code
 }
 
 // ldSetup gives the test a pin root and its own state directory (where

@@ -1,27 +1,20 @@
 package commands_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/bpfsh/bpfsh/commands"
-	"github.com/bpfsh/bpfsh/shell"
 	"github.com/bpfsh/bpfsh/testrun/packet"
 )
 
-// bpfsh runs one bpfsh invocation in-process.
-func bpfsh(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	code := shell.Main(append([]string{"--pin-root", "/sys/fs/bpf/bpfsh-test-unused"}, args...), strings.NewReader(""), &out, &errb)
-	return code, out.String(), errb.String()
-}
+// noPins is a pin root for tests that pin nothing.
+const noPins = "/sys/fs/bpf/bpfsh-test-unused"
 
 func TestPacketCommand(t *testing.T) {
-	code, out, errs := bpfsh(t, "-c", `packet Ether() / IPv4(ttl=3) / UDP(dport=53)/Raw("ping")`)
+	code, out, errs := bpfsh(t, noPins, "-c", `packet Ether() / IPv4(ttl=3) / UDP(dport=53)/Raw("ping")`)
 	if code != 0 || errs != "" {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -38,7 +31,7 @@ func TestPacketCommand(t *testing.T) {
 		}
 	}
 
-	code, out, _ = bpfsh(t, "-j", "-c", `packet Ether()/IPv4()/UDP()`)
+	code, out, _ = bpfsh(t, noPins, "-j", "-c", `packet Ether()/IPv4()/UDP()`)
 	var v struct {
 		Length int
 		Hex    string
@@ -61,7 +54,7 @@ func TestPacketCommand(t *testing.T) {
 }
 
 func TestLetAndVariables(t *testing.T) {
-	code, out, errs := bpfsh(t, "-c", `let p = Ether()/IPv4()/UDP()/Raw("ping"); let q=$p; let $r =hex 02 00 00 00 00 02 02 00 00 00 00 01 88 b5; packet $q; packet $r`)
+	code, out, errs := bpfsh(t, noPins, "-c", `let p = Ether()/IPv4()/UDP()/Raw("ping"); let q=$p; let $r =hex 02 00 00 00 00 02 02 00 00 00 00 01 88 b5; packet $q; packet $r`)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -98,7 +91,7 @@ func TestPacketErrors(t *testing.T) {
 		{`let x = Ether()/UDP()`, 2, `let x: column 1: Ether.type: no type value announces UDP after Ether`},
 	}
 	for _, c := range cases {
-		code, _, errs := bpfsh(t, "-c", c.line)
+		code, _, errs := bpfsh(t, noPins, "-c", c.line)
 		if code != c.code || !strings.Contains(errs, c.msg) || strings.Count(errs, "\n") != 1 {
 			t.Errorf("%s: exit %d, stderr %q; want exit %d and %q", c.line, code, errs, c.code, c.msg)
 		}
@@ -124,7 +117,7 @@ func TestExprErrorCarriesColumn(t *testing.T) {
 }
 
 func TestPacketLayers(t *testing.T) {
-	code, out, _ := bpfsh(t, "-c", "packet layers")
+	code, out, _ := bpfsh(t, noPins, "-c", "packet layers")
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}

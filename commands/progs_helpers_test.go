@@ -12,7 +12,6 @@ import (
 
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
 	"github.com/bpfsh/bpfsh/bpf/fixture"
-	"github.com/bpfsh/bpfsh/shell"
 )
 
 // Helpers of the prog, link, net and ls tests (prefix pg).
@@ -23,11 +22,8 @@ const pgBpftool = "/usr/sbin/bpftool"
 // pgRun runs one bpfsh command line in-process with root as the pin root.
 func pgRun(t *testing.T, root, line string, flags ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	args := append([]string{"--pin-root", root}, flags...)
-	args = append(args, "-c", line)
-	code = shell.Main(args, strings.NewReader(""), &out, &errb)
-	return out.String(), errb.String(), code
+	code, stdout, stderr = bpfsh(t, root, append(flags, "-c", line)...)
+	return stdout, stderr, code
 }
 
 // pgOK runs line and fails the test unless it succeeds.

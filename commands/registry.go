@@ -14,5 +14,7 @@ func All() []*Command {
 		netCmd,
 		packetCmd,
 		letCmd,
+		runCmd,
+		traceCmd,
 	}
 }

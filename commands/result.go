@@ -47,6 +47,11 @@ type Text struct {
 type Stream struct {
 	Columns []string
 	Each    func(emit func(row []string, obj any) error) error
+	// Live rows come slowly, as events happen (trace): each is written
+	// and flushed as it comes, in columns sized by Widths (the header's
+	// width where Widths has none), instead of waiting for a sample.
+	Live   bool
+	Widths []int
 }
 
 // List is several results shown one after another (e.g. "prog show name X"

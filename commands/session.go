@@ -1,5 +1,7 @@
 package commands
 
+import "context"
+
 // DefaultPinRoot is where bpfsh pins what it loads unless --pin-root says otherwise.
 const DefaultPinRoot = "/sys/fs/bpf/bpfsh"
 
@@ -21,4 +23,18 @@ type Session struct {
 	// Commands is the whole command table, shell built-ins included, for
 	// help and completion.
 	Commands []*Command
+	// Ctx, when set by the shell, is cancelled when the user interrupts
+	// the command running now (Ctrl-C). It must stay live until the
+	// command's result has been rendered: a Stream produces its rows then.
+	Ctx context.Context
+}
+
+// Context is the running command's context: cancelled on Ctrl-C when the
+// shell provides one, never otherwise. Long-running commands (trace)
+// stop when it is done.
+func (s *Session) Context() context.Context {
+	if s.Ctx == nil {
+		return context.Background()
+	}
+	return s.Ctx
 }

@@ -120,6 +120,13 @@ func (sh *Shell) writeStream(s *commands.Stream) error {
 	}
 	var sample [][]string
 	flushed := false
+	if s.Live {
+		for i, w := range s.Widths {
+			if i < len(widths) {
+				widths[i] = max(widths[i], w)
+			}
+		}
+	}
 	writeRow := func(row []string) {
 		// Cells after the last non-empty one are not padded, so that no
 		// line ends in blanks.
@@ -146,9 +153,18 @@ func (sh *Shell) writeStream(s *commands.Stream) error {
 		}
 		sample, flushed = nil, true
 	}
+	if s.Live {
+		flush()
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
 	err := s.Each(func(row []string, _ any) error {
 		if flushed {
 			writeRow(row)
+			if s.Live {
+				return w.Flush()
+			}
 			return nil
 		}
 		for i, cell := range row {
@@ -258,7 +274,10 @@ func (sh *Shell) writeJSONStream(s *commands.Stream) error {
 			w.WriteByte(',')
 		}
 		first = false
-		return enc.Encode(obj)
+		if err := enc.Encode(obj); err != nil || !s.Live {
+			return err
+		}
+		return w.Flush()
 	})
 	w.WriteString("]\n")
 	if ferr := w.Flush(); err == nil {

@@ -1,0 +1,381 @@
+package commands
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bpfsh/bpfsh/bpf"
+	"github.com/bpfsh/bpfsh/testrun"
+)
+
+// run is provisional in its input: "hex BYTES" only, until crafted packets
+// (packet EXPR, $VAR, @file) are wired in front of testrun.Run.
+var runCmd = &Command{
+	Name:  "run",
+	Usage: "REF [hex BYTES...] [ctx {FIELD: VALUE, ...} | ctx hex BYTES...] [repeat N] [bench] [cpu N] [flags FLAG,...] [live [batch N]] [map REF] [sockets N] [from KEY] [wait DURATION] [notrace] [nomaps]",
+	Short: "run a program on crafted input and show what it did",
+	Long: "run runs a program once through the kernel (BPF_PROG_TEST_RUN) on the input given and shows its return value by name " +
+		"(XDP_TX, TC_ACT_SHOT, SK_PASS, ...), the packet it handed back, the context fields it changed, the map entries the run added, " +
+		"changed or removed, and the bpf_printk lines this run (and only this run) wrote. " +
+		"ctx fills the program's context by field name from the kernel's BTF (struct __sk_buff, xdp_md, bpf_sk_lookup, bpf_flow_keys; " +
+		"a syscall program's own struct; for raw tracepoints a list of u64 arguments [1, 2]); fields the kernel refuses are named. " +
+		"repeat N times N more runs, each on a fresh copy of the input (the kernel's own repeat reruns the program on its own output), " +
+		"reporting min, median and p99 per run and the return values seen; bench adds the kernel's repeat over one buffer, the figure " +
+		"bpftool prog run prints. cpu N runs a raw tracepoint program on that CPU; flags takes on_cpu, live_frames, checksum_complete; " +
+		"live sends XDP frames through the stack for real (repeat N frames, batch N per batch). sk_skb and sk_msg programs, which the " +
+		"kernel cannot test-run, go through a live harness: loopback sockets in a private network namespace inserted into the program's " +
+		"sockmap (or map REF), the input sent through key from's connection, and the report says which socket received it.",
+	Example: "run xdp/xdp_reflect hex 02000000000200000000000108004500 ctx {ingress_ifindex: 1} repeat 1000 bench",
+	Args:    []ArgKind{ArgProgRef},
+}
+
+func init() { runCmd.Run = runRun }
+
+// runKeywords end a run of hex words.
+var runKeywords = map[string]bool{
+	"hex": true, "ctx": true, "repeat": true, "bench": true, "cpu": true, "flags": true, "live": true, "batch": true,
+	"map": true, "sockets": true, "from": true, "wait": true, "notrace": true, "nomaps": true,
+}
+
+func runRun(s *Session, args []string) (Result, error) {
+	ref, rest, err := bpf.ParseRef(args, s.PinRoot)
+	if err != nil {
+		return nil, Usagef("run needs a program first: %v", err)
+	}
+	prog, err := bpf.Program(ref)
+	if err != nil {
+		return nil, err
+	}
+	defer prog.Close()
+	opts, cleanup, err := parseRunOptions(s, rest)
+	defer cleanup()
+	if err != nil {
+		return nil, err
+	}
+	opts.Program = prog
+	o, err := testrun.Run(opts)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", ref, err)
+	}
+	return &Text{Body: FormatOutcome(o), JSON: o.JSON()}, nil
+}
+
+// parseRunOptions reads what follows REF. cleanup closes any map it opened.
+func parseRunOptions(s *Session, words []string) (testrun.Options, func(), error) {
+	var opts testrun.Options
+	var closers []func()
+	cleanup := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	number := func(kw string, i int) (int, error) {
+		if i+1 >= len(words) {
+			return 0, Usagef("%s needs a number after it", kw)
+		}
+		n, err := strconv.ParseUint(words[i+1], 0, 31)
+		if err != nil {
+			return 0, Usagef("%s %q: want a whole number", kw, words[i+1])
+		}
+		return int(n), nil
+	}
+	for i := 0; i < len(words); i++ {
+		w := words[i]
+		switch w {
+		case "hex":
+			b, n, err := hexWords(words[i+1:], "hex")
+			if err != nil {
+				return opts, cleanup, err
+			}
+			opts.Data = append(opts.Data, b...)
+			i += n
+		case "ctx":
+			if i+1 >= len(words) {
+				return opts, cleanup, Usagef("ctx needs a value: {field: value, ...}, [u64, ...] or hex BYTES")
+			}
+			if words[i+1] == "hex" {
+				b, n, err := hexWords(words[i+2:], "ctx hex")
+				if err != nil {
+					return opts, cleanup, err
+				}
+				opts.CtxRaw = b
+				i += n + 1
+				continue
+			}
+			opts.Ctx = []string{words[i+1]}
+			i++
+		case "repeat", "cpu", "batch", "sockets", "from":
+			n, err := number(w, i)
+			if err != nil {
+				return opts, cleanup, err
+			}
+			switch w {
+			case "repeat":
+				opts.Repeat = n
+			case "cpu":
+				opts.OnCPU, opts.CPU = true, uint32(n)
+			case "batch":
+				opts.BatchSize = uint32(n)
+			case "sockets":
+				opts.Harness.Sockets = n
+			case "from":
+				opts.Harness.From = n
+			}
+			i++
+		case "bench":
+			opts.Bench = true
+		case "live":
+			opts.LiveFrames = true
+		case "notrace":
+			opts.NoTrace = true
+		case "nomaps":
+			opts.NoMaps = true
+		case "flags":
+			if i+1 >= len(words) {
+				return opts, cleanup, Usagef("flags needs a value: on_cpu, live_frames, checksum_complete (comma-separated) or a number")
+			}
+			for _, f := range strings.Split(words[i+1], ",") {
+				v, err := testrun.ParseFlag(f)
+				if err != nil {
+					return opts, cleanup, Usagef("%v", err)
+				}
+				opts.Flags |= v
+			}
+			i++
+		case "wait":
+			if i+1 >= len(words) {
+				return opts, cleanup, Usagef("wait needs a duration, e.g. wait 500ms")
+			}
+			d, err := ParseDuration(words[i+1])
+			if err != nil {
+				return opts, cleanup, err
+			}
+			opts.Harness.Wait = d
+			i++
+		case "map":
+			ref, rest, err := bpf.ParseRef(words[i+1:], s.PinRoot)
+			if err != nil {
+				return opts, cleanup, Usagef("map needs the sockmap to use: %v", err)
+			}
+			m, err := bpf.Map(ref)
+			if err != nil {
+				return opts, cleanup, err
+			}
+			closers = append(closers, func() { m.Close() })
+			opts.Harness.Map = m
+			i = len(words) - len(rest) - 1
+		default:
+			return opts, cleanup, Usagef("unexpected %q; after the program come: hex BYTES, ctx, repeat, bench, cpu, flags, live, batch, map, sockets, from, wait, notrace, nomaps", w)
+		}
+	}
+	// Two flags have options of their own; the runner sets their bits.
+	if live, _ := testrun.ParseFlag("live_frames"); opts.Flags&live != 0 {
+		opts.LiveFrames, opts.Flags = true, opts.Flags&^live
+	}
+	if onCPU, _ := testrun.ParseFlag("on_cpu"); opts.Flags&onCPU != 0 {
+		opts.OnCPU, opts.Flags = true, opts.Flags&^onCPU
+	}
+	return opts, cleanup, nil
+}
+
+// hexWords reads hex bytes from the front of words ("00 11", "0011",
+// "0x00") up to the first keyword, returning the bytes and how many words
+// it took.
+func hexWords(words []string, what string) ([]byte, int, error) {
+	var out []byte
+	n := 0
+	for _, w := range words {
+		if runKeywords[w] {
+			break
+		}
+		h := strings.TrimPrefix(strings.ToLower(w), "0x")
+		if len(h)%2 == 1 {
+			h = "0" + h
+		}
+		b, err := hex.DecodeString(h)
+		if err != nil {
+			return nil, 0, Usagef("%s: %q is not hex bytes (write them as 00 11 22 or 001122)", what, w)
+		}
+		out = append(out, b...)
+		n++
+	}
+	if n == 0 {
+		return nil, 0, Usagef("%s needs bytes after it, e.g. %s 00 11 22", what, what)
+	}
+	return out, n, nil
+}
+
+// ParseDuration reads a duration as Go writes them (1s, 500ms, 2m) or a
+// plain number of seconds.
+func ParseDuration(s string) (time.Duration, error) {
+	if n, err := strconv.ParseFloat(s, 64); err == nil && n >= 0 {
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, Usagef("%q is not a duration; write e.g. 5s, 500ms or 2m", s)
+	}
+	return d, nil
+}
+
+// FormatOutcome is a run's outcome as people read it.
+func FormatOutcome(o *testrun.Outcome) string {
+	var b strings.Builder
+	line := func(label, format string, args ...any) {
+		fmt.Fprintf(&b, "%-9s %s\n", label, fmt.Sprintf(format, args...))
+	}
+	line("program", "%s (id %d, %s)", o.Program, o.ProgramID, o.TypeName)
+	if l := o.Live; l != nil {
+		line("harness", "%d bytes sent through key %d of sockmap %s (%s)", l.Sent, l.From, l.Map, l.Attach)
+		line("verdict", "%s", l.Summary)
+		if l.SendError != "" {
+			line("send", "%s", l.SendError)
+		}
+		for _, a := range l.Arrivals {
+			line("arrived", "key %d %s: %d bytes %q", a.Key, a.Side, len(a.Data), truncate(a.Data, 64))
+		}
+	} else {
+		line("retval", "%s (%d)", o.RetvalName, o.Retval)
+		if o.Timed {
+			line("duration", "%d ns", o.Duration.Nanoseconds())
+		}
+	}
+	if o.DataOut != nil {
+		state := "unchanged"
+		if o.PacketChanged {
+			state = "changed: " + changedRanges(o.DataIn, o.DataOut)
+		}
+		line("packet", "%d bytes in, %d out, %s", len(o.DataIn), len(o.DataOut), state)
+		if o.PacketChanged {
+			b.WriteString(hexdump(o.DataOut, o.DataIn))
+		}
+	}
+	if len(o.Meta) > 0 {
+		line("metadata", "%s", spacedHex(o.Meta))
+	}
+	for _, c := range o.Ctx {
+		line("ctx", "%s: %s (was %s)", c.Field, c.After, c.Before)
+	}
+	for _, k := range o.FlowKeys {
+		line("flow key", "%s: %s", k.Field, k.After)
+	}
+	for _, m := range o.Maps {
+		switch m.Change {
+		case "added":
+			line("map", "%s: added %s = %s", m.Map, m.Key, m.After)
+		case "removed":
+			line("map", "%s: removed %s (was %s)", m.Map, m.Key, m.Before)
+		default:
+			line("map", "%s: %s = %s (was %s)", m.Map, m.Key, m.After, m.Before)
+		}
+	}
+	for _, n := range o.MapNotes {
+		line("map note", "%s", n)
+	}
+	for _, t := range o.Trace {
+		line("trace", "%s", t.Text)
+	}
+	for _, s := range o.Streams {
+		line(s.Stream, "%s", s.Text)
+	}
+	if tm := o.Timing; tm != nil {
+		overhead := ""
+		if tm.Overhead > 0 {
+			overhead = fmt.Sprintf(", of which ~%d ns is the kernel timer's own cost", tm.Overhead.Nanoseconds())
+		}
+		line("timing", "%d fresh runs (%s clock): min %d ns, median %d ns, p99 %d ns%s", tm.Runs, tm.Clock,
+			tm.Min.Nanoseconds(), tm.Median.Nanoseconds(), tm.P99.Nanoseconds(), overhead)
+		var rv []string
+		for _, r := range tm.Retvals {
+			rv = append(rv, fmt.Sprintf("%s x%d", r.Name, r.Count))
+		}
+		line("retvals", "%s", strings.Join(rv, ", "))
+		if tm.KernelRepeat > 0 {
+			line("bench", "kernel repeat %d over one buffer (what bpftool prog run reports): %d ns per run, last run %s",
+				tm.KernelRepeat, tm.KernelAvg.Nanoseconds(), tm.KernelRetval)
+			line("per run", "%d ns", tm.PerRun().Nanoseconds())
+		}
+		for _, w := range tm.Warnings {
+			line("warning", "%s", w)
+		}
+	}
+	for _, n := range o.Notes {
+		if o.Live != nil && strings.HasPrefix(n, "live harness: ") {
+			continue
+		}
+		line("note", "%s", n)
+	}
+	return b.String()
+}
+
+// changedRanges says which byte offsets differ, e.g. "bytes 0-11".
+func changedRanges(in, out []byte) string {
+	var parts []string
+	start := -1
+	n := max(len(in), len(out))
+	for i := 0; i <= n; i++ {
+		diff := i < n && (i >= len(in) || i >= len(out) || in[i] != out[i])
+		switch {
+		case diff && start < 0:
+			start = i
+		case !diff && start >= 0:
+			if start == i-1 {
+				parts = append(parts, strconv.Itoa(start))
+			} else {
+				parts = append(parts, fmt.Sprintf("%d-%d", start, i-1))
+			}
+			start = -1
+		}
+	}
+	if len(parts) > 6 {
+		parts = append(parts[:6], "...")
+	}
+	return "bytes " + strings.Join(parts, ", ")
+}
+
+// hexdump shows b 16 bytes a line, with bytes that differ from was marked.
+func hexdump(b, was []byte) string {
+	var sb strings.Builder
+	for off := 0; off < len(b); off += 16 {
+		fmt.Fprintf(&sb, "  %04x ", off)
+		for i := off; i < off+16; i++ {
+			if i >= len(b) {
+				sb.WriteString("   ")
+				continue
+			}
+			mark := " "
+			if i >= len(was) || was[i] != b[i] {
+				mark = "*"
+			}
+			fmt.Fprintf(&sb, "%s%02x", mark, b[i])
+		}
+		sb.WriteString("  ")
+		for i := off; i < min(off+16, len(b)); i++ {
+			c := b[i]
+			if c < 0x20 || c > 0x7e {
+				c = '.'
+			}
+			sb.WriteByte(c)
+		}
+		sb.WriteString("\n")
+	}
+	return sb.String()
+}
+
+func spacedHex(b []byte) string {
+	parts := make([]string, len(b))
+	for i, c := range b {
+		parts[i] = fmt.Sprintf("%02x", c)
+	}
+	return strings.Join(parts, " ")
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "..."
+	}
+	return string(b)
+}

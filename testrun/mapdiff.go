@@ -1,0 +1,354 @@
+package testrun
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfsh/bpfsh/bpf"
+)
+
+// Bounds of the before/after map diff: a run must not spend seconds
+// copying a million-entry map twice.
+const (
+	maxDiffEntries    = 10000
+	maxDiffValueBytes = 64 * 1024        // one (per-CPU: all CPUs') value
+	maxDiffMapBytes   = 64 * 1024 * 1024 // one map's values in all
+	bpfFRdonlyProg    = 1 << 7           // BPF_F_RDONLY_PROG: the program cannot write it
+)
+
+// MapChange is one map entry a run added, removed or changed.
+type MapChange struct {
+	Map    string `json:"map"`    // the map's name
+	MapID  uint32 `json:"map_id"` // its id
+	Change string `json:"change"` // "added", "removed" or "changed"
+	// Key, Before and After are formatted by the map's BTF (hex without
+	// BTF); Before is empty for added entries, After for removed ones.
+	// Per-CPU values are summed over the CPUs where the value is made of
+	// integers; otherwise the CPU whose value changed is shown.
+	Key    string `json:"-"`
+	Before string `json:"-"`
+	After  string `json:"-"`
+	// KeyJSON, BeforeJSON and AfterJSON are the same for JSON.
+	KeyJSON    any `json:"key"`
+	BeforeJSON any `json:"before,omitempty"`
+	AfterJSON  any `json:"after,omitempty"`
+}
+
+// mapSnap is one map's contents at one moment.
+type mapSnap struct {
+	fd        int
+	info      *mapInfoRaw
+	id        ebpf.MapID
+	name      string
+	typ       ebpf.MapType
+	keySize   int
+	valueSize int // one CPU's value
+	stride    int // per-CPU values are padded to 8 bytes
+	ncpu      int
+	entries   map[string][]byte
+}
+
+// diffable says why a map of type t is left out of diffs ("" if it is not):
+// reading queues and stacks consumes them, ring buffers and perf arrays are
+// streams, socket and program arrays hold kernel objects, local storage
+// cannot be walked, and test runs get fresh cgroup storage every time.
+func diffable(t ebpf.MapType) string {
+	switch t {
+	case ebpf.Hash, ebpf.Array, ebpf.PerCPUHash, ebpf.PerCPUArray, ebpf.LRUHash, ebpf.LRUCPUHash,
+		ebpf.LPMTrie, ebpf.ArrayOfMaps, ebpf.HashOfMaps:
+		return ""
+	}
+	return fmt.Sprintf("%s maps are not diffed", t)
+}
+
+// mapSnapshots reads every diffable map among ids. Maps over the bounds are
+// left out with a note saying so; the returned snapshots hold their maps
+// open until close.
+type mapSnapshots struct {
+	snaps []*mapSnap
+	notes []string
+}
+
+func takeSnapshots(ids []ebpf.MapID) *mapSnapshots {
+	s := &mapSnapshots{}
+	ncpu, _ := ebpf.PossibleCPU()
+	for _, id := range ids {
+		fd, err := mapFDByID(id)
+		if err != nil {
+			s.notes = append(s.notes, fmt.Sprintf("map id %d: cannot open it to diff (%v)", id, err))
+			continue
+		}
+		info, err := mapInfo(fd)
+		typ := ebpf.MapType(info.typ)
+		if err != nil || diffable(typ) != "" || info.mapFlags&bpfFRdonlyProg != 0 {
+			unix.Close(fd)
+			continue
+		}
+		snap := &mapSnap{fd: fd, info: info, id: id, name: info.nameString(), typ: typ, keySize: int(info.keySize), valueSize: int(info.valueSize), stride: int(info.valueSize), ncpu: 1}
+		if typ == ebpf.PerCPUHash || typ == ebpf.PerCPUArray || typ == ebpf.LRUCPUHash {
+			snap.stride = (snap.valueSize + 7) &^ 7
+			snap.ncpu = max(ncpu, 1)
+		}
+		full := snap.stride * snap.ncpu
+		switch {
+		case full > maxDiffValueBytes:
+			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: its values are %d bytes (over %d)", snap.name, full, maxDiffValueBytes))
+		case (typ == ebpf.Array || typ == ebpf.PerCPUArray) && info.maxEntries > maxDiffEntries:
+			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it has %d entries (over %d)", snap.name, info.maxEntries, maxDiffEntries))
+		case int64(full)*int64(min(info.maxEntries, maxDiffEntries)) > maxDiffMapBytes:
+			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it could hold over %d MiB", snap.name, maxDiffMapBytes>>20))
+		default:
+			s.snaps = append(s.snaps, snap)
+			continue
+		}
+		unix.Close(fd)
+	}
+	s.read()
+	return s
+}
+
+// read (re)reads every snapshot's entries; maps that cannot be read or
+// hold too many entries are dropped with a note.
+func (s *mapSnapshots) read() {
+	kept := s.snaps[:0]
+	for _, snap := range s.snaps {
+		entries, err := readMap(snap.fd, snap.keySize, snap.stride*snap.ncpu, maxDiffEntries)
+		switch {
+		case errors.Is(err, errTooMany):
+			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it holds more than %d entries", snap.name, maxDiffEntries))
+		case err != nil:
+			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: read it: %v", snap.name, err))
+		default:
+			snap.entries = entries
+			kept = append(kept, snap)
+			continue
+		}
+		unix.Close(snap.fd)
+	}
+	s.snaps = kept
+}
+
+func (s *mapSnapshots) close() {
+	for _, snap := range s.snaps {
+		unix.Close(snap.fd)
+	}
+}
+
+// diff re-reads the maps and returns what changed since the snapshot.
+func (s *mapSnapshots) diff() ([]MapChange, []string) {
+	before := make([]map[string][]byte, len(s.snaps))
+	for i, snap := range s.snaps {
+		before[i] = snap.entries
+	}
+	snaps := slices.Clone(s.snaps)
+	s.read()
+	specs := map[btf.ID]*btf.Spec{}
+	var changes []MapChange
+	for i, snap := range snaps {
+		if !slices.Contains(s.snaps, snap) {
+			continue // dropped on the second read: noted there
+		}
+		changes = append(changes, snap.changes(before[i], snap.entries, specs)...)
+	}
+	return changes, s.notes
+}
+
+// changes compares two readings of one map.
+func (snap *mapSnap) changes(before, after map[string][]byte, specs map[btf.ID]*btf.Spec) []MapChange {
+	keys := map[string]bool{}
+	for k, v := range before {
+		if w, ok := after[k]; !ok || !bytes.Equal(v, w) {
+			keys[k] = true
+		}
+	}
+	for k := range after {
+		if _, ok := before[k]; !ok {
+			keys[k] = true
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	sorted := make([]string, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Strings(sorted)
+	var keyType, valueType btf.Type
+	if snap.info != nil {
+		keyType, valueType = mapBTFTypes(snap.info, specs)
+	}
+	var out []MapChange
+	for _, k := range sorted {
+		b, hadB := before[k]
+		a, hasA := after[k]
+		if ds, ok := valueType.(*btf.Datasec); ok && hadB && hasA && snap.ncpu == 1 {
+			// Global variables (.bss, .data): one change per variable.
+			out = append(out, snap.varChanges(ds, b, a)...)
+			continue
+		}
+		c := MapChange{Map: snap.name, MapID: uint32(snap.id)}
+		c.Key, c.KeyJSON = formatBytes([]byte(k), keyType)
+		switch {
+		case !hadB:
+			c.Change = "added"
+		case !hasA:
+			c.Change = "removed"
+		default:
+			c.Change = "changed"
+		}
+		if hadB {
+			c.Before, c.BeforeJSON = snap.formatValue(b, a, valueType)
+		}
+		if hasA {
+			c.After, c.AfterJSON = snap.formatValue(a, b, valueType)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// varChanges splits a change of a global-data map into its variables.
+func (snap *mapSnap) varChanges(ds *btf.Datasec, before, after []byte) []MapChange {
+	var out []MapChange
+	for _, v := range ds.Vars {
+		lo, hi := int(v.Offset), int(v.Offset+v.Size)
+		if hi > len(before) || hi > len(after) || bytes.Equal(before[lo:hi], after[lo:hi]) {
+			continue
+		}
+		name := fmt.Sprintf("+%d", lo)
+		var t btf.Type
+		if vr, ok := v.Type.(*btf.Var); ok {
+			name, t = vr.Name, vr.Type
+		}
+		c := MapChange{Map: snap.name, MapID: uint32(snap.id), Change: "changed", Key: name, KeyJSON: name}
+		c.Before, c.BeforeJSON = formatBytes(before[lo:hi], t)
+		c.After, c.AfterJSON = formatBytes(after[lo:hi], t)
+		out = append(out, c)
+	}
+	return out
+}
+
+// formatValue formats one map value; for per-CPU maps the per-CPU values
+// are summed when the type is made of integers, otherwise the first CPU
+// whose value differs from other (the other reading) is shown as "cpuN: ...".
+func (snap *mapSnap) formatValue(v, other []byte, t btf.Type) (string, any) {
+	if snap.ncpu == 1 {
+		return formatBytes(v[:snap.valueSize], t)
+	}
+	cpu := func(i int, b []byte) []byte {
+		if len(b) < (i+1)*snap.stride {
+			return nil
+		}
+		return b[i*snap.stride : i*snap.stride+snap.valueSize]
+	}
+	if leaves, ok := intLeaves(t, snap.valueSize); ok {
+		sum := make([]byte, snap.valueSize)
+		for i := range snap.ncpu {
+			for _, l := range leaves {
+				part := cpu(i, v)[l.off : l.off+l.size]
+				acc, _ := getInt(sum[l.off:l.off+l.size], false, false)
+				add, _ := getInt(part, false, false)
+				putUint(sum[l.off:l.off+l.size], acc+add)
+			}
+		}
+		text, obj := formatBytes(sum, t)
+		return text + " (sum of " + fmt.Sprint(snap.ncpu) + " CPUs)", obj
+	}
+	for i := range snap.ncpu {
+		if o := cpu(i, other); o == nil || !bytes.Equal(cpu(i, v), o) {
+			text, obj := formatBytes(cpu(i, v), t)
+			return fmt.Sprintf("cpu%d: %s", i, text), map[string]any{"cpu": i, "value": obj}
+		}
+	}
+	return formatBytes(cpu(0, v), t)
+}
+
+// leaf is an integer inside a value.
+type leaf struct{ off, size int }
+
+// intLeaves lists the integers a value of type t (size bytes) is made of;
+// ok is false when it holds anything else. Without BTF a value of 1, 2, 4
+// or 8 bytes counts as one integer.
+func intLeaves(t btf.Type, size int) ([]leaf, bool) {
+	if t == nil {
+		if size == 1 || size == 2 || size == 4 || size == 8 {
+			return []leaf{{0, size}}, true
+		}
+		return nil, false
+	}
+	var out []leaf
+	var walk func(t btf.Type, off int) bool
+	walk = func(t btf.Type, off int) bool {
+		switch u := btf.UnderlyingType(t).(type) {
+		case *btf.Int, *btf.Enum:
+			n, _ := btf.Sizeof(u)
+			if n != 1 && n != 2 && n != 4 && n != 8 {
+				return false
+			}
+			out = append(out, leaf{off, n})
+			return true
+		case *btf.Struct:
+			for _, m := range u.Members {
+				if m.BitfieldSize != 0 || m.Offset%8 != 0 || !walk(m.Type, off+int(m.Offset/8)) {
+					return false
+				}
+			}
+			return true
+		case *btf.Array:
+			n, err := btf.Sizeof(u.Type)
+			if err != nil {
+				return false
+			}
+			for i := range int(u.Nelems) {
+				if !walk(u.Type, off+i*n) {
+					return false
+				}
+			}
+			return true
+		}
+		return false
+	}
+	if !walk(t, 0) {
+		return nil, false
+	}
+	return out, true
+}
+
+func putUint(b []byte, v uint64) {
+	for i := range b {
+		b[i] = byte(v >> (8 * i))
+	}
+}
+
+// formatBytes formats b typed by t through bpf.FormatValue, or as hex
+// when there is no type.
+func formatBytes(b []byte, t btf.Type) (string, any) {
+	if _, isVoid := t.(*btf.Void); t == nil || isVoid {
+		h := hexWords(b)
+		return h, h
+	}
+	return bpf.FormatValue(b, t)
+}
+
+// hexWords is bpftool's way of showing bytes: "01 02 0a".
+func hexWords(b []byte) string {
+	h := hex.EncodeToString(b)
+	var sb strings.Builder
+	for i := 0; i < len(h); i += 2 {
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		sb.WriteString(h[i : i+2])
+	}
+	return sb.String()
+}

@@ -1,0 +1,125 @@
+package testrun
+
+import (
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+)
+
+func findChange(cs []MapChange, m, change string) []MapChange {
+	var out []MapChange
+	for _, c := range cs {
+		if c.Map == m && c.Change == change {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func TestMapDiff(t *testing.T) {
+	p := progs(t)
+	in := udpFrame("count me")
+	o := mustRun(t, Options{Program: p.XdpCount, Data: in})
+	if o.RetvalName != "XDP_PASS" {
+		t.Fatalf("retval %s", o.RetvalName)
+	}
+	// hits: key 17 (UDP) added with 1, decoded by the map's BTF.
+	added := findChange(o.Maps, "hits", "added")
+	if len(added) != 1 {
+		t.Fatalf("hits changes %+v, want one added entry", o.Maps)
+	}
+	if added[0].Key != "17" || added[0].Before != "" || added[0].After != "1" {
+		t.Errorf("hits added %+v, want key 17 with value 1", added[0])
+	}
+	// bytes: per-CPU array, summed over CPUs.
+	changed := findChange(o.Maps, "bytes", "changed")
+	if len(changed) != 1 || !strings.Contains(changed[0].After, "CPUs)") {
+		t.Errorf("bytes changes %+v, want key 0 changed, summed over the CPUs", changed)
+	}
+	last := findChange(o.Maps, "last", "changed")
+	if len(last) != 1 {
+		t.Errorf("last changes %+v", last)
+	}
+	for _, c := range o.Maps {
+		if c.Map == "lens" || c.Map == "events" || c.Map == "seen" {
+			t.Errorf("change in %s: queues and ring buffers are not diffed, seen is untouched: %+v", c.Map, c)
+		}
+	}
+	if len(o.Maps) != 3 {
+		t.Errorf("changes %+v, want exactly hits, bytes and last", o.Maps)
+	}
+
+	// A second run changes hits in place.
+	o = mustRun(t, Options{Program: p.XdpCount, Data: in})
+	if ch := findChange(o.Maps, "hits", "changed"); len(ch) != 1 || ch[0].Before == ch[0].After {
+		t.Errorf("second run: hits %+v", o.Maps)
+	}
+
+	o = mustRun(t, Options{Program: p.XdpCount, Data: in, NoMaps: true})
+	if o.Maps != nil {
+		t.Errorf("NoMaps: %+v", o.Maps)
+	}
+}
+
+func TestMapChangesAddRemoveChange(t *testing.T) {
+	snap := &mapSnap{name: "m", keySize: 1, valueSize: 1, stride: 1, ncpu: 1}
+	before := map[string][]byte{"\x01": {1}, "\x02": {2}, "\x03": {3}}
+	after := map[string][]byte{"\x01": {1}, "\x02": {9}, "\x04": {4}}
+	got := snap.changes(before, after, nil)
+	want := []struct{ change, key, before, after string }{
+		{"changed", "02", "02", "09"}, {"removed", "03", "03", ""}, {"added", "04", "", "04"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("changes %+v", got)
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Change != w.change || g.Key != w.key || g.Before != w.before || g.After != w.after {
+			t.Errorf("change %d = %+v, want %+v", i, g, w)
+		}
+	}
+}
+
+func TestMapDiffBounds(t *testing.T) {
+	p := progs(t)
+	keys := make([]uint32, maxDiffEntries+1)
+	vals := make([]uint32, len(keys))
+	for i := range keys {
+		keys[i] = uint32(1000 + i) // not the frame's length, which xdp_count looks up
+	}
+	if _, err := p.Seen.BatchUpdate(keys, vals, &ebpf.BatchOptions{}); err != nil {
+		t.Fatalf("fill seen: %v", err)
+	}
+	o := mustRun(t, Options{Program: p.XdpCount, Data: udpFrame("bounds")})
+	notes := strings.Join(o.MapNotes, "\n")
+	if !strings.Contains(notes, "map seen not diffed: it holds more than 10000 entries") {
+		t.Errorf("notes %q", notes)
+	}
+	if len(findChange(o.Maps, "hits", "added")) != 1 {
+		t.Errorf("the other maps are still diffed: %+v", o.Maps)
+	}
+}
+
+func TestPerCPUSum(t *testing.T) {
+	// Two CPUs holding 3 and 4: the sum is 7, whatever the formatter.
+	snap := &mapSnap{valueSize: 8, stride: 8, ncpu: 2}
+	v := append(le64(3), le64(4)...)
+	text, _ := snap.formatValue(v, make([]byte, 16), nil)
+	if !strings.HasPrefix(text, hex.EncodeToString(le64(7))[:2]) || !strings.Contains(text, "sum of 2 CPUs") {
+		t.Errorf("sum %q", text)
+	}
+	// A value that is not made of integers shows the CPU that changed.
+	snap = &mapSnap{valueSize: 3, stride: 8, ncpu: 2}
+	text, _ = snap.formatValue(make([]byte, 16), append(make([]byte, 8), 1, 0, 0, 0, 0, 0, 0, 0), nil)
+	if !strings.HasPrefix(text, "cpu1: ") {
+		t.Errorf("odd-sized per-CPU value %q", text)
+	}
+}
+
+func le64(v uint64) []byte {
+	b := make([]byte, 8)
+	putUint(b, v)
+	return b
+}

@@ -1,0 +1,290 @@
+// Package testrun runs BPF programs on crafted input and reports what they
+// did: BPF_PROG_TEST_RUN for every program type the kernel can test-run,
+// with the return value named for the type, the output packet and context,
+// the map entries the run changed, the bpf_printk lines it wrote and, on
+// request, timings that measure the path asked for; and a live harness for
+// the socket-map program types the kernel cannot test-run.
+package testrun
+
+import (
+	"bytes"
+	"fmt"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// Options says what to run and how.
+type Options struct {
+	// Program is the program to run. Run does not close it.
+	Program *ebpf.Program
+	// Data is the input packet: a whole frame from the Ethernet header on
+	// for packet programs, the TCP payload for sk_skb/sk_msg programs, and
+	// nothing for context-only types (sk_lookup, raw_tracepoint, syscall).
+	Data []byte
+	// Ctx is the context as the user typed it: "{mark: 5, ingress_ifindex: 1}"
+	// (fields by name, laid out from the kernel's BTF or, for syscall
+	// programs, the program's), "hex 05 00 00 00", or for raw tracepoints
+	// a list of u64 arguments "[1, 2]". CtxRaw, when set, is sent as is.
+	Ctx    []string
+	CtxRaw []byte
+	// Repeat > 1 times Repeat further runs, each on a fresh copy of the
+	// input (see Timing). With LiveFrames it is the number of frames sent.
+	Repeat int
+	// Bench also runs the kernel's own repeat over the same buffer, as
+	// `bpftool prog run ... repeat N` does, for comparison.
+	Bench bool
+	// OnCPU runs a raw tracepoint program on CPU (BPF_F_TEST_RUN_ON_CPU).
+	OnCPU bool
+	CPU   uint32
+	// Flags are further BPF_F_TEST_* flags (e.g. 4, checksum_complete).
+	Flags uint32
+	// LiveFrames runs an XDP program in live-frame mode
+	// (BPF_F_TEST_XDP_LIVE_FRAMES): frames it passes go up the stack and
+	// XDP_TX really transmits; the kernel then reports no verdict. Use it
+	// inside a network namespace. BatchSize is the frames per batch (the
+	// kernel's default 64, at most 256).
+	LiveFrames bool
+	BatchSize  uint32
+	// NoTrace skips capturing bpf_printk lines; NoMaps skips the map diff.
+	NoTrace bool
+	NoMaps  bool
+	// Harness configures the live harness that runs sk_skb and sk_msg
+	// programs, which the kernel cannot test-run.
+	Harness HarnessOptions
+}
+
+// Outcome is everything a run showed.
+type Outcome struct {
+	Program   string           // the program's name
+	ProgramID ebpf.ProgramID   // its id
+	Type      ebpf.ProgramType // its type
+	TypeName  string           // the type as bpftool spells it ("xdp")
+
+	// Retval is the program's return value and RetvalName its name for
+	// the type (XDP_TX, TC_ACT_SHOT, "keep 20 bytes").
+	Retval     uint32
+	RetvalName string
+	// Duration is the kernel's time for the run; Timed is false for types
+	// the kernel does not time (raw_tracepoint, syscall).
+	Duration time.Duration
+	Timed    bool
+
+	// DataIn is the packet sent; DataOut the packet afterwards (nil for
+	// types without a packet). Meta is the XDP metadata the program put
+	// before the packet. PacketChanged says whether DataOut differs.
+	DataIn        []byte
+	DataOut       []byte
+	Meta          []byte
+	PacketChanged bool
+
+	// CtxIn and CtxOut are the context as sent and as handed back; Ctx
+	// lists the fields the program changed (e.g. mark 5 -> 42).
+	CtxName string
+	CtxIn   []byte
+	CtxOut  []byte
+	Ctx     []FieldChange
+	// FlowKeys are a flow dissector's results (the non-zero fields of
+	// struct bpf_flow_keys).
+	FlowKeys []FieldChange
+
+	// Maps are the map entries the run added, removed or changed;
+	// MapNotes says which maps were not diffed and why.
+	Maps     []MapChange
+	MapNotes []string
+	// Trace are the bpf_printk lines the run wrote; Streams what it wrote
+	// to its own BPF streams (Linux 6.17+).
+	Trace   []TraceLine
+	Streams []StreamLine
+
+	// Timing is set when Options.Repeat > 1 or Bench.
+	Timing *Timing
+	// Live is set for program types run through the live harness.
+	Live *LiveOutcome
+	// Notes are things the user should know about this run.
+	Notes []string
+}
+
+// Run runs opts.Program once on the input and reports what it did; with
+// Repeat or Bench it also times it. Errors are one line saying what the
+// kernel refused and what to do.
+func Run(opts Options) (*Outcome, error) {
+	if opts.Program == nil {
+		return nil, fmt.Errorf("no program to run")
+	}
+	info, err := opts.Program.Info()
+	if err != nil {
+		return nil, fmt.Errorf("read the program's info: %w", err)
+	}
+	t := info.Type
+	o := &Outcome{Program: info.Name, Type: t, TypeName: typeName(t)}
+	o.ProgramID, _ = info.ID()
+	if t == ebpf.SkSKB || t == ebpf.SkMsg {
+		return runHarness(opts, info, o)
+	}
+	if err := checkOptions(t, &opts); err != nil {
+		return nil, err
+	}
+	cs, err := buildCtx(t, info, opts.Ctx, opts.CtxRaw, len(opts.Data))
+	if err != nil {
+		return nil, err
+	}
+	r := newRawRun(t, opts, cs)
+
+	var snaps *mapSnapshots
+	if ids, ok := info.MapIDs(); ok && !opts.NoMaps && len(ids) > 0 {
+		snaps = takeSnapshots(ids)
+		defer snaps.close()
+	}
+	var (
+		res   rawResult
+		lines []TraceLine
+		note  string
+	)
+	if opts.LiveFrames && !cs.Set["ingress_ifindex"] {
+		// Live frames really go up the stack (and XDP_TX really sends) on
+		// the loopback of the calling thread's namespace: without an
+		// interface named in the ctx, keep them in a private one.
+		err = inNewNetns(func() error {
+			var err error
+			res, lines, note, err = runCaptured(r, !opts.NoTrace)
+			return err
+		})
+		o.Notes = append(o.Notes, "live frames were sent in a private network namespace; name an interface with ctx {ingress_ifindex: N} to send them there")
+	} else {
+		res, lines, note, err = runCaptured(r, !opts.NoTrace)
+	}
+	if err != nil {
+		return nil, explainRunError(t, opts, cs, err)
+	}
+	if note != "" {
+		o.Notes = append(o.Notes, note)
+	}
+	o.Trace = lines
+	if snaps != nil {
+		o.Maps, o.MapNotes = snaps.diff()
+	}
+	o.Streams, _ = ReadProgStreams(opts.Program)
+	o.fill(t, opts, cs, r, res)
+
+	if opts.LiveFrames {
+		o.Notes = append(o.Notes, fmt.Sprintf("live frames: %d frame(s) went through the stack; the kernel reports no verdict in this mode", max(opts.Repeat, 1)))
+	} else if opts.Repeat > 1 || opts.Bench {
+		tm, err := timeRuns(t, opts, r, o)
+		if err != nil {
+			return nil, explainRunError(t, opts, cs, err)
+		}
+		o.Timing = tm
+	}
+	return o, nil
+}
+
+// newRawRun lays out the one run's buffers: output room for whatever the
+// program may grow the packet to, and a context handed back where the
+// kernel hands one back.
+func newRawRun(t ebpf.ProgramType, opts Options, cs *ctxState) *rawRun {
+	r := &rawRun{fd: opts.Program.FD(), dataIn: opts.Data, flags: opts.Flags, batchSize: opts.BatchSize}
+	if opts.OnCPU {
+		r.cpu = opts.CPU
+		r.flags |= flagTestRunOnCPU
+	}
+	if cs != nil {
+		// A copy: a syscall program's context is written back in place,
+		// and cs.In stays the "before".
+		r.ctxIn = slices.Clone(cs.In)
+	}
+	switch {
+	case opts.LiveFrames:
+		r.flags |= flagXDPLiveFrames
+		r.repeat = uint32(max(opts.Repeat, 1))
+		return r // live frames take no output buffers
+	case t == ebpf.RawTracepoint || t == ebpf.Syscall:
+		return r // no repeat, no output: syscall writes back into ctxIn
+	case t == ebpf.FlowDissector:
+		r.dataOut = make([]byte, 256) // the output is struct bpf_flow_keys
+	case t == ebpf.SkLookup:
+	default:
+		r.dataOut = make([]byte, len(opts.Data)+outputSlack)
+	}
+	r.repeat = 1
+	if cs != nil {
+		r.ctxOut = make([]byte, len(cs.In))
+	}
+	return r
+}
+
+// runCaptured runs r once on a thread of its own, collecting the
+// bpf_printk lines that thread wrote. note says why lines could not be
+// captured.
+func runCaptured(r *rawRun, trace bool) (rawResult, []TraceLine, string, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var (
+		c    *capture
+		note string
+	)
+	if trace {
+		var err error
+		if c, err = startCapture(unix.Gettid()); err != nil {
+			note = "bpf_printk lines not captured: " + err.Error()
+		}
+	}
+	res, err := progTestRun(r)
+	if c == nil {
+		return res, nil, note, err
+	}
+	lines, cerr := c.finish()
+	if cerr != nil && note == "" {
+		note = "bpf_printk lines may be incomplete: " + cerr.Error()
+	}
+	return res, lines, note, err
+}
+
+// fill turns the kernel's answer into the outcome.
+func (o *Outcome) fill(t ebpf.ProgramType, opts Options, cs *ctxState, r *rawRun, res rawResult) {
+	o.Retval, o.RetvalName = res.retval, RetvalName(t, res.retval)
+	o.Duration = time.Duration(res.duration)
+	o.Timed = t != ebpf.RawTracepoint && t != ebpf.Syscall
+	o.DataIn = opts.Data
+	var ctxOut []byte
+	switch {
+	case t == ebpf.Syscall && cs != nil:
+		ctxOut = r.ctxIn // the kernel writes a syscall program's context back in place
+	case r.ctxOut != nil:
+		ctxOut = r.ctxOut[:min(int(res.ctxOutLen), len(r.ctxOut))]
+	}
+	if cs != nil {
+		o.CtxName, o.CtxIn, o.CtxOut = cs.Name, cs.In, ctxOut
+		o.Ctx = cs.changes(ctxOut)
+	}
+	if r.dataOut == nil {
+		return
+	}
+	out := r.dataOut[:min(int(res.dataOutLen), len(r.dataOut))]
+	switch {
+	case t == ebpf.FlowDissector:
+		if st, err := kernelStruct("bpf_flow_keys"); err == nil {
+			o.FlowKeys = nonZeroFields(st, out)
+		}
+		return
+	case t == ebpf.XDP:
+		// data_out starts at data_meta; xdp_md.data in the context handed
+		// back is how many bytes of metadata come first.
+		if f, ok := cs.field("data"); ok && len(ctxOut) >= f.Offset+4 {
+			meta, _ := getInt(ctxOut[f.Offset:f.Offset+4], false, false)
+			if int(meta) <= len(out) {
+				o.Meta, out = out[:meta], out[meta:]
+			}
+		}
+	case isSKBType(t) && !isL2Type(t) && len(out) >= ethHeaderLen && len(opts.Data) >= ethHeaderLen:
+		// These programs never see the Ethernet header; the kernel hands
+		// the packet back with it zeroed. Put the input's back so that the
+		// output compares with the input.
+		out = slices.Concat(opts.Data[:ethHeaderLen], out[ethHeaderLen:])
+	}
+	o.DataOut = out
+	o.PacketChanged = !bytes.Equal(out, opts.Data)
+}

@@ -1,0 +1,255 @@
+package testrun
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfsh/bpfsh/bpf"
+)
+
+// How bpfsh picks out the bpf_printk lines of one run
+//
+// bpf_printk writes through the bpf_trace/bpf_trace_printk trace event,
+// stamped with the task that ran the program: for BPF_PROG_TEST_RUN, the
+// thread that made the bpf(2) call. The global trace_pipe is a poor source:
+// reading it consumes lines, so a second reader (another bpfsh, a `cat
+// trace_pipe`, another test) steals some of them, and bpfsh would steal
+// theirs. Instead each bpfsh process makes its own ftrace instance
+// (/sys/kernel/tracing/instances/bpfsh-PID) with only that event enabled.
+// The instance has its own buffer, which nobody else reads; the global
+// buffer still gets every line, so other readers lose nothing.
+//
+// A run locks its goroutine to an OS thread, drains the instance (lines
+// already there belong to earlier work), registers the thread id, runs,
+// and drains again without blocking. The kernel commits the event before
+// bpf(2) returns, so the second drain sees every line the run wrote; a
+// line is kept when its pid is the run's thread id. Concurrent runs in one
+// process share the instance: whoever drains hands each line to the run
+// registered under its thread id, so each run gets exactly its own lines.
+// Making an instance costs ~50 ms, so it is made once per process and
+// removed by CloseTrace (stale ones of dead processes are removed when the
+// next one is made).
+
+// TraceLine is one line of the trace buffer.
+type TraceLine struct {
+	Task  string `json:"task"`  // the comm of the task that wrote it
+	PID   int    `json:"pid"`   // its thread id
+	CPU   int    `json:"cpu"`   // the CPU it ran on
+	Time  string `json:"time"`  // seconds since boot, as the kernel prints it
+	Event string `json:"event"` // bpf_trace_printk for bpf_printk lines
+	Text  string `json:"text"`  // what the program printed
+}
+
+// String is the line as trace_pipe shows it, shortened.
+func (l TraceLine) String() string {
+	return fmt.Sprintf("%s-%d [%03d] %s: %s", l.Task, l.PID, l.CPU, l.Time, l.Text)
+}
+
+// traceLineRE matches "  comm-123  [001] b..11  926.354018: event: text",
+// with the optional "(tgid)" column and without the irq-info flags.
+var traceLineRE = regexp.MustCompile(`^\s*(.*)-(\d+)\s+(?:\(\s*(?:\d+|-+)\)\s+)?\[(\d+)\]\s+(?:\S+\s+)?(\d+\.\d+):\s+([\w:]+):\s?(.*)$`)
+
+// parseTraceLine parses one trace_pipe line; ok is false for lines that
+// are not events (e.g. "CPU:1 [LOST 12 EVENTS]").
+func parseTraceLine(s string) (TraceLine, bool) {
+	m := traceLineRE.FindStringSubmatch(strings.TrimRight(s, "\n"))
+	if m == nil {
+		return TraceLine{Text: strings.TrimSpace(s)}, false
+	}
+	pid, _ := strconv.Atoi(m[2])
+	cpu, _ := strconv.Atoi(m[3])
+	return TraceLine{Task: strings.TrimSpace(m[1]), PID: pid, CPU: cpu, Time: m[4], Event: m[5], Text: m[6]}, true
+}
+
+// instance is a private ftrace instance with bpf_printk's event enabled.
+type instance struct {
+	dir string
+	fd  int // its trace_pipe, non-blocking
+}
+
+const instancePrefix = "bpfsh-"
+
+// newInstance makes instances/NAME, enables the bpf_trace_printk event in
+// it and opens its trace_pipe without blocking.
+func newInstance(name string) (*instance, error) {
+	if err := bpf.EnsureTraceFS(); err != nil {
+		return nil, err
+	}
+	removeStaleInstances()
+	dir := filepath.Join(bpf.TraceFSPath, "instances", name)
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("make ftrace instance %s: %w", dir, err)
+	}
+	in := &instance{dir: dir, fd: -1}
+	// A modest buffer: it only holds lines between two drains.
+	_ = os.WriteFile(filepath.Join(dir, "buffer_size_kb"), []byte("512"), 0)
+	if err := os.WriteFile(filepath.Join(dir, "events", "bpf_trace", "bpf_trace_printk", "enable"), []byte("1"), 0); err != nil {
+		in.close()
+		return nil, fmt.Errorf("enable bpf_trace_printk in %s: %w", dir, err)
+	}
+	fd, err := unix.Open(filepath.Join(dir, "trace_pipe"), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		in.close()
+		return nil, fmt.Errorf("open %s/trace_pipe: %w", dir, err)
+	}
+	in.fd = fd
+	return in, nil
+}
+
+// read returns what the instance's trace_pipe holds now, without waiting.
+func (in *instance) read(buf []byte) ([]byte, error) {
+	var out []byte
+	for {
+		n, err := unix.Read(in.fd, buf)
+		if n > 0 {
+			out = append(out, buf[:n]...)
+		}
+		switch {
+		case errors.Is(err, unix.EAGAIN), err == nil && n <= 0:
+			return out, nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return out, fmt.Errorf("read %s/trace_pipe: %w", in.dir, err)
+		}
+	}
+}
+
+// close closes the pipe and removes the instance.
+func (in *instance) close() error {
+	if in.fd >= 0 {
+		unix.Close(in.fd)
+		in.fd = -1
+	}
+	return os.Remove(in.dir)
+}
+
+// removeStaleInstances removes instances bpfsh processes left behind when
+// they died: bpfsh-PID[-...] whose PID no longer runs.
+func removeStaleInstances() {
+	dirs, _ := filepath.Glob(filepath.Join(bpf.TraceFSPath, "instances", instancePrefix+"*"))
+	for _, d := range dirs {
+		rest := strings.TrimPrefix(filepath.Base(d), instancePrefix)
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := unix.Kill(pid, 0); errors.Is(err, unix.ESRCH) {
+			os.Remove(d)
+		}
+	}
+}
+
+// tracer hands the lines of the process's instance to the runs waiting
+// for them, by thread id.
+type tracer struct {
+	mu      sync.Mutex
+	in      *instance
+	waiting map[int][]TraceLine
+	buf     []byte
+	partial []byte
+}
+
+var (
+	tracerMu  sync.Mutex
+	theTracer *tracer
+)
+
+// getTracer returns the process's tracer, making its instance on first use.
+func getTracer() (*tracer, error) {
+	tracerMu.Lock()
+	defer tracerMu.Unlock()
+	if theTracer != nil {
+		return theTracer, nil
+	}
+	in, err := newInstance(instancePrefix + strconv.Itoa(os.Getpid()))
+	if err != nil {
+		return nil, err
+	}
+	theTracer = &tracer{in: in, waiting: map[int][]TraceLine{}, buf: make([]byte, 64*1024)}
+	return theTracer, nil
+}
+
+// CloseTrace removes the ftrace instance bpfsh made for capturing the
+// bpf_printk lines of runs. The shell calls it on exit (and tests from
+// TestMain); a later run makes a new one.
+func CloseTrace() error {
+	tracerMu.Lock()
+	defer tracerMu.Unlock()
+	if theTracer == nil {
+		return nil
+	}
+	theTracer.mu.Lock()
+	defer theTracer.mu.Unlock()
+	err := theTracer.in.close()
+	theTracer = nil
+	return err
+}
+
+// drainLocked reads what the instance holds and hands each line to the run
+// waiting under its pid; lines nobody waits for are dropped.
+func (t *tracer) drainLocked() error {
+	data, err := t.in.read(t.buf)
+	if len(t.partial) > 0 {
+		data = append(t.partial, data...)
+		t.partial = nil
+	}
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			t.partial = append([]byte(nil), data...)
+			break
+		}
+		line, ok := parseTraceLine(string(data[:i]))
+		data = data[i+1:]
+		if !ok {
+			continue
+		}
+		if lines, waiting := t.waiting[line.PID]; waiting {
+			t.waiting[line.PID] = append(lines, line)
+		}
+	}
+	return err
+}
+
+// capture collects the lines one thread writes between start and finish.
+type capture struct {
+	t   *tracer
+	tid int
+}
+
+// startCapture begins collecting the lines of thread tid; the caller must
+// hold its goroutine on that thread (runtime.LockOSThread) until finish.
+func startCapture(tid int) (*capture, error) {
+	t, err := getTracer()
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.drainLocked(); err != nil {
+		return nil, err
+	}
+	t.waiting[tid] = []TraceLine{}
+	return &capture{t: t, tid: tid}, nil
+}
+
+// finish returns the lines the thread wrote since start.
+func (c *capture) finish() ([]TraceLine, error) {
+	c.t.mu.Lock()
+	defer c.t.mu.Unlock()
+	err := c.t.drainLocked()
+	lines := c.t.waiting[c.tid]
+	delete(c.t.waiting, c.tid)
+	return lines, err
+}
