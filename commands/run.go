@@ -56,6 +56,7 @@ func runRun(s *Session, args []string) (Result, error) {
 		return nil, err
 	}
 	opts.Program = prog
+	s.AtExit("trace", testrun.CloseTrace)
 	o, err := testrun.Run(opts)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", ref, err)

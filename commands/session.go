@@ -27,6 +27,35 @@ type Session struct {
 	// the command running now (Ctrl-C). It must stay live until the
 	// command's result has been rendered: a Stream produces its rows then.
 	Ctx context.Context
+
+	atExit    []func() error
+	atExitSet map[string]bool
+}
+
+// AtExit registers f, under key, to run once when the shell ends: for
+// resources a command keeps for the rest of the session (the trace
+// instance). A key registered already is not registered again.
+func (s *Session) AtExit(key string, f func() error) {
+	if s.atExitSet[key] {
+		return
+	}
+	if s.atExitSet == nil {
+		s.atExitSet = map[string]bool{}
+	}
+	s.atExitSet[key] = true
+	s.atExit = append(s.atExit, f)
+}
+
+// Close runs what AtExit registered, last first, and returns the first error.
+func (s *Session) Close() error {
+	var first error
+	for i := len(s.atExit) - 1; i >= 0; i-- {
+		if err := s.atExit[i](); err != nil && first == nil {
+			first = err
+		}
+	}
+	s.atExit, s.atExitSet = nil, nil
+	return first
 }
 
 // Context is the running command's context: cancelled on Ctrl-C when the

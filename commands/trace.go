@@ -115,6 +115,7 @@ func runTrace(s *Session, args []string) (Result, error) {
 			notes = append(notes, fmt.Sprintf("note: %s also reads trace_pipe; each line goes to one reader only, so lines it reads are missing here (drop 'global' to read a private copy)", r))
 		}
 	}
+	s.AtExit("trace", testrun.CloseTrace)
 	return &Stream{
 		Columns: []string{"time", "cpu", "task", "pid", "text"},
 		Live:    true,

@@ -1,13 +1,16 @@
 package shell
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/term"
 
@@ -66,9 +69,17 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	sh.KeepGoing = *keepGoing
 	sh.TTY = isTerminal(stdout)
 
+	defer s.Close()
+	if !isTerminal(stdin) || *script != "" || *file != "" || fs.NArg() > 0 {
+		// Not the REPL: Ctrl-C or SIGTERM stops the running command (a
+		// trace ends, its instance is removed) and then the script.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		sh.base = ctx
+	}
 	switch {
 	case *script != "":
-		return sh.RunScript(strings.NewReader(strings.ReplaceAll(*script, ";", "\n")), "-c")
+		return sh.RunScript(strings.NewReader(*script), "-c")
 	case *file != "":
 		f, err := os.Open(*file)
 		if err != nil {
@@ -81,6 +92,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err := sh.Exec(fs.Args())
 		if err != nil && !errors.Is(err, errExit) {
 			sh.Report("", err)
+		}
+		if sh.base.Err() != nil {
+			return ExitInterrupted
 		}
 		return StatusOf(err)
 	case isTerminal(stdin):

@@ -213,8 +213,8 @@ func (r *promptReader) restore() error {
 // watchSignals handles what the terminal or other processes send:
 //   - SIGINT at the prompt (only another process: the prompt's raw mode
 //     turns Ctrl-C into a key) drops the line, like Ctrl-C;
-//   - SIGINT while a command runs: commands cannot be stopped half-way,
-//     so the first one says so and a second leaves the shell;
+//   - SIGINT while a command runs: the first stops it (through its
+//     context), a second warns, a third leaves the shell;
 //   - SIGTERM and SIGHUP end the shell: at the prompt through ReadLine,
 //     during a command at once (after restoring the terminal).
 func (r *promptReader) watchSignals() {
@@ -230,7 +230,13 @@ func (r *promptReader) watchSignals() {
 		case s == syscall.SIGINT && !r.busy.Load():
 			r.in.inject([]byte{0x03})
 		case s == syscall.SIGINT && r.interrupts.Add(1) == 1:
-			fmt.Fprintln(r.sh.Err, "\n^C: the command cannot be interrupted; press Ctrl-C again to leave bpfsh")
+			// Commands that watch Session.Context (trace, streams) stop
+			// and the prompt comes back; the others finish first.
+			if !r.sh.Interrupt() {
+				r.interrupts.Store(0)
+			}
+		case s == syscall.SIGINT && r.interrupts.Load() == 2:
+			fmt.Fprintln(r.sh.Err, "\n^C: the command has not stopped yet; press Ctrl-C once more to leave bpfsh")
 		case !r.busy.Load():
 			r.in.leave(s)
 		default:

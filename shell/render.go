@@ -15,46 +15,50 @@ import (
 	"github.com/bpfsh/bpfsh/commands"
 )
 
-// render writes res to sh.Out as JSON or text.
+// render writes res to sh.out as JSON or text.
 func (sh *Shell) render(res commands.Result) error {
+	rw := resultWriter{out: sh.Out}
 	if sh.Session.JSON {
-		return sh.renderJSONResult(res)
+		return rw.json(res)
 	}
-	return sh.renderText(res)
+	return rw.text(res)
 }
 
-func (sh *Shell) renderText(res commands.Result) error {
+// resultWriter writes results to one stream.
+type resultWriter struct{ out io.Writer }
+
+func (rw resultWriter) text(res commands.Result) error {
 	switch r := res.(type) {
 	case nil:
 		return nil
 	case *commands.Message:
 		if r.Text != "" {
-			fmt.Fprintln(sh.Out, r.Text)
+			fmt.Fprintln(rw.out, r.Text)
 		}
 	case *commands.Table:
-		return sh.writeTable(r.Columns, r.Rows)
+		return rw.writeTable(r.Columns, r.Rows)
 	case *commands.Record:
 		width := 0
 		for _, f := range r.Fields {
 			width = max(width, len(f.Name))
 		}
 		for _, f := range r.Fields {
-			fmt.Fprintf(sh.Out, "%-*s  %s\n", width+1, f.Name+":", f.Value)
+			fmt.Fprintf(rw.out, "%-*s  %s\n", width+1, f.Name+":", f.Value)
 		}
 	case *commands.Text:
 		body := r.Body
 		if body != "" && !strings.HasSuffix(body, "\n") {
 			body += "\n"
 		}
-		io.WriteString(sh.Out, body)
+		io.WriteString(rw.out, body)
 	case *commands.Stream:
-		return sh.writeStream(r)
+		return rw.writeStream(r)
 	case commands.List:
 		for i, item := range r {
 			if i > 0 {
-				fmt.Fprintln(sh.Out)
+				fmt.Fprintln(rw.out)
 			}
-			if err := sh.renderText(item); err != nil {
+			if err := rw.text(item); err != nil {
 				return err
 			}
 		}
@@ -86,7 +90,7 @@ func tableOptions() []tablewriter.Option {
 	}
 }
 
-func (sh *Shell) writeTable(columns []string, rows [][]string) error {
+func (rw resultWriter) writeTable(columns []string, rows [][]string) error {
 	var buf bytes.Buffer
 	t := tablewriter.NewTable(&buf, tableOptions()...)
 	t.Header(upper(columns))
@@ -100,7 +104,7 @@ func (sh *Shell) writeTable(columns []string, rows [][]string) error {
 	}
 	// The last column is padded like the others; drop that trailing blank.
 	for line := range strings.Lines(buf.String()) {
-		io.WriteString(sh.Out, strings.TrimRight(line, " \n")+"\n")
+		io.WriteString(rw.out, strings.TrimRight(line, " \n")+"\n")
 	}
 	return nil
 }
@@ -112,8 +116,8 @@ const streamSample = 512
 // writeStream writes rows as they are produced, with column widths taken
 // from the first streamSample rows, through one buffered writer: a million
 // rows cost a million formatted lines, not a million write(2)s.
-func (sh *Shell) writeStream(s *commands.Stream) error {
-	w := bufio.NewWriterSize(sh.Out, 256*1024)
+func (rw resultWriter) writeStream(s *commands.Stream) error {
+	w := bufio.NewWriterSize(rw.out, 256*1024)
 	widths := make([]int, len(s.Columns))
 	for i, c := range s.Columns {
 		widths[i] = len(c)
@@ -187,15 +191,15 @@ func (sh *Shell) writeStream(s *commands.Stream) error {
 	return err
 }
 
-func (sh *Shell) renderJSONResult(res commands.Result) error {
+func (rw resultWriter) json(res commands.Result) error {
 	switch r := res.(type) {
 	case nil:
-		return sh.renderJSON(nil)
+		return rw.renderJSON(nil)
 	case *commands.Message:
-		return sh.renderJSON(r.Data)
+		return rw.renderJSON(r.Data)
 	case *commands.Table:
 		if r.JSON != nil {
-			return sh.renderJSON(r.JSON)
+			return rw.renderJSON(r.JSON)
 		}
 		objs := make([]map[string]string, 0, len(r.Rows))
 		for _, row := range r.Rows {
@@ -207,49 +211,47 @@ func (sh *Shell) renderJSONResult(res commands.Result) error {
 			}
 			objs = append(objs, obj)
 		}
-		return sh.renderJSON(objs)
+		return rw.renderJSON(objs)
 	case *commands.Record:
 		if r.JSON != nil {
-			return sh.renderJSON(r.JSON)
+			return rw.renderJSON(r.JSON)
 		}
 		obj := make(map[string]string, len(r.Fields))
 		for _, f := range r.Fields {
 			obj[f.Name] = f.Value
 		}
-		return sh.renderJSON(obj)
+		return rw.renderJSON(obj)
 	case *commands.Text:
 		if r.JSON != nil {
-			return sh.renderJSON(r.JSON)
+			return rw.renderJSON(r.JSON)
 		}
-		return sh.renderJSON(r.Body)
+		return rw.renderJSON(r.Body)
 	case *commands.Stream:
-		return sh.writeJSONStream(r)
+		return rw.writeJSONStream(r)
 	case commands.List:
 		items := make([]json.RawMessage, 0, len(r))
 		for _, item := range r {
 			var b strings.Builder
-			inner := *sh
-			inner.Out = &b
-			if err := inner.renderJSONResult(item); err != nil {
+			if err := (resultWriter{out: &b}).json(item); err != nil {
 				return err
 			}
 			items = append(items, json.RawMessage(b.String()))
 		}
-		return sh.renderJSON(items)
+		return rw.renderJSON(items)
 	}
 	return fmt.Errorf("internal error: no JSON renderer for %T", res)
 }
 
 // renderJSON writes v as one line of JSON. HTML escaping is off: the
 // output goes to terminals and jq, where "s>=" must stay readable.
-func (sh *Shell) renderJSON(v any) error {
+func (rw resultWriter) renderJSON(v any) error {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("encode JSON: %w", err)
 	}
-	_, err := sh.Out.Write(b.Bytes())
+	_, err := rw.out.Write(b.Bytes())
 	return err
 }
 
@@ -263,8 +265,8 @@ func upper(columns []string) []string {
 }
 
 // writeJSONStream writes an array of the stream's row objects, one per line.
-func (sh *Shell) writeJSONStream(s *commands.Stream) error {
-	w := bufio.NewWriterSize(sh.Out, 256*1024)
+func (rw resultWriter) writeJSONStream(s *commands.Stream) error {
+	w := bufio.NewWriterSize(rw.out, 256*1024)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	first := true

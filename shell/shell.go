@@ -5,12 +5,14 @@ package shell
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/bpfsh/bpfsh/commands"
 )
@@ -20,6 +22,8 @@ const (
 	ExitOK     = 0 // every command succeeded
 	ExitFailed = 1 // a command failed
 	ExitUsage  = 2 // a command was typed wrong
+	// ExitInterrupted is a script stopped by Ctrl-C, as a shell reports SIGINT.
+	ExitInterrupted = 130
 )
 
 // Shell runs commands against one session and renders their results.
@@ -35,11 +39,18 @@ type Shell struct {
 	table  []*commands.Command
 	depth  int // nesting of source
 	status int // worst status since the script began
+
+	// base is the context every command's context derives from; it is
+	// cancelled when a signal ends a script. interruptMu guards
+	// interruptCmd, the cancel function of the command running now.
+	base         context.Context
+	interruptMu  sync.Mutex
+	interruptCmd context.CancelFunc
 }
 
 // New returns a shell over s writing to out and errOut.
 func New(s *commands.Session, out, errOut io.Writer) *Shell {
-	sh := &Shell{Session: s, Out: out, Err: errOut}
+	sh := &Shell{Session: s, Out: out, Err: errOut, base: context.Background()}
 	sh.table = append(commands.All(), sh.builtins()...)
 	s.Commands = sh.table
 	if s.Vars == nil {
@@ -108,6 +119,16 @@ func (sh *Shell) Exec(words []string) error {
 	saved := sh.Session.JSON
 	sh.Session.JSON = saved || json
 	defer func() { sh.Session.JSON = saved }()
+	// The context lives until the result is rendered: a Stream makes its
+	// rows while it is being written.
+	ctx, cancel := context.WithCancel(sh.base)
+	sh.setInterrupt(cancel)
+	sh.Session.Ctx = ctx
+	defer func() {
+		sh.setInterrupt(nil)
+		cancel()
+		sh.Session.Ctx = nil
+	}()
 	res, err := runCommand(path[len(path)-1], sh.Session, args)
 	if err != nil {
 		if commands.IsUsage(err) {
@@ -118,7 +139,30 @@ func (sh *Shell) Exec(words []string) error {
 	if res != nil {
 		sh.Session.Last = res
 	}
-	return sh.render(res)
+	err = sh.render(res)
+	if errors.Is(err, context.Canceled) {
+		return nil // the user stopped a stream with Ctrl-C: not a failure
+	}
+	return err
+}
+
+func (sh *Shell) setInterrupt(cancel context.CancelFunc) {
+	sh.interruptMu.Lock()
+	sh.interruptCmd = cancel
+	sh.interruptMu.Unlock()
+}
+
+// Interrupt asks the command running now to stop (Ctrl-C), and reports
+// whether one was running. Commands that watch Session.Context stop;
+// the others finish first.
+func (sh *Shell) Interrupt() bool {
+	sh.interruptMu.Lock()
+	defer sh.interruptMu.Unlock()
+	if sh.interruptCmd == nil {
+		return false
+	}
+	sh.interruptCmd()
+	return true
 }
 
 // runCommand runs c, turning a panic into an error so that one bad command
@@ -168,7 +212,7 @@ func (sh *Shell) Report(where string, err error) {
 		if detail != "" {
 			obj["detail"] = detail
 		}
-		sh.renderJSON(obj)
+		resultWriter{out: sh.Out}.renderJSON(obj)
 		return
 	}
 	fmt.Fprintf(sh.Err, "error: %s%v\n", where, err)
@@ -206,6 +250,10 @@ func (sh *Shell) runLines(r io.Reader, name string) error {
 	var pending strings.Builder
 	lineNo, startLine := 0, 0
 	for sc.Scan() {
+		if sh.base.Err() != nil {
+			sh.status = ExitInterrupted
+			return sh.base.Err()
+		}
 		lineNo++
 		text, more := Continues(sc.Text())
 		if pending.Len() == 0 {
@@ -218,7 +266,12 @@ func (sh *Shell) runLines(r io.Reader, name string) error {
 		}
 		line := pending.String()
 		pending.Reset()
-		if err := sh.ExecLine(line); err != nil {
+		err := sh.ExecLine(line)
+		if sh.base.Err() != nil {
+			sh.status = ExitInterrupted
+			return sh.base.Err()
+		}
+		if err != nil {
 			if errors.Is(err, errExit) {
 				return err
 			}
