@@ -404,4 +404,3 @@ func sockmapAttachments(progName func(uint32) string, links []*LinkInfo) []Sockm
 	})
 	return out
 }
-
