@@ -5,5 +5,7 @@ package commands
 func All() []*Command {
 	return []*Command{
 		helpCmd,
+		mapCmd,
+		btfCmd,
 	}
 }

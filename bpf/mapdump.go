@@ -1,0 +1,188 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// MapChunk is a run of consecutive entries read from a map, packed as the
+// kernel lays them out: key i is Keys[i*KeySize:(i+1)*KeySize]. Values are
+// packed at ValueSize; a per-CPU map has CPUs values per entry, so the
+// value of entry i on CPU c starts at (i*CPUs+c)*ValueSize.
+type MapChunk struct {
+	N                  int
+	Keys, Values       []byte
+	KeySize, ValueSize int
+	CPUs               int // 1 unless per-CPU
+}
+
+// Key returns the i-th key of the chunk.
+func (c *MapChunk) Key(i int) []byte { return c.Keys[i*c.KeySize : (i+1)*c.KeySize] }
+
+// Value returns the i-th entry's value on cpu (0 unless per-CPU).
+func (c *MapChunk) Value(i, cpu int) []byte {
+	off := (i*c.CPUs + cpu) * c.ValueSize
+	return c.Values[off : off+c.ValueSize]
+}
+
+// dumpBatch is how many entries one BPF_MAP_LOOKUP_BATCH asks for: large
+// enough that a million entries take a few hundred system calls, small
+// enough that the buffers stay a few hundred KiB whatever the map's size.
+const dumpBatch = 4096
+
+// maxDumpBatch bounds the retries of a hash map whose bucket holds more
+// entries than a batch (the kernel says ENOSPC).
+const maxDumpBatch = 1 << 20
+
+// ReadMapChunks reads every entry of m and calls fn once per chunk, in
+// the kernel's order. The chunk's buffers are reused by the next call, so
+// fn must copy what it keeps. Memory stays flat however large the map.
+//
+// It reads with BPF_MAP_LOOKUP_BATCH (one system call per chunk) and falls
+// back to BPF_MAP_GET_NEXT_KEY + BPF_MAP_LOOKUP_ELEM for map types the
+// kernel has no batch operation for. Entries added or removed while it
+// reads may or may not be seen, as with bpftool.
+func ReadMapChunks(m *ebpf.Map, fn func(*MapChunk) error) error {
+	cpus := 1
+	if IsPerCPU(m.Type()) {
+		n, err := ebpf.PossibleCPU()
+		if err != nil {
+			return fmt.Errorf("count possible CPUs: %w", err)
+		}
+		cpus = n
+	}
+	c := &MapChunk{KeySize: int(m.KeySize()), ValueSize: int(m.ValueSize()), CPUs: cpus}
+	if c.KeySize == 0 {
+		return fmt.Errorf("%s maps have no keys to iterate", MapTypeName(m.Type()))
+	}
+	err := readBatches(m, c, fn)
+	if errors.Is(err, errNoBatch) {
+		return readByKeys(m, c, fn)
+	}
+	return err
+}
+
+// errNoBatch says the kernel has no batch lookup for this map type.
+var errNoBatch = errors.New("no batch lookup")
+
+// byteRows returns a slice of n elements of size bytes each (as [size]byte
+// arrays) that shares memory with buf. cilium/ebpf's batch calls count
+// entries by slice length, so keys of any size need an element type of
+// exactly that size; sharing buf means the kernel writes straight into it.
+func byteRows(buf []byte, n, size int) any {
+	elem := reflect.ArrayOf(size, reflect.TypeFor[byte]())
+	return reflect.NewAt(reflect.ArrayOf(n, elem), unsafe.Pointer(&buf[0])).Elem().Slice(0, n).Interface()
+}
+
+func readBatches(m *ebpf.Map, c *MapChunk, fn func(*MapChunk) error) error {
+	batch := dumpBatch
+	var cursor ebpf.MapBatchCursor
+	started := false
+	for {
+		if len(c.Keys) != batch*c.KeySize {
+			c.Keys = make([]byte, batch*c.KeySize)
+			c.Values = make([]byte, batch*c.CPUs*c.ValueSize)
+		}
+		keys := byteRows(c.Keys, batch, c.KeySize)
+		values := byteRows(c.Values, batch*c.CPUs, c.ValueSize)
+		n, err := m.BatchLookup(&cursor, keys, values, nil)
+		// The last chunk comes together with ErrKeyNotExist: use the
+		// entries first, then stop.
+		done := errors.Is(err, ebpf.ErrKeyNotExist)
+		switch {
+		case err == nil || done:
+		case errors.Is(err, unix.ENOSPC) && batch < maxDumpBatch && n == 0:
+			// A hash bucket holds more entries than the batch: retry
+			// the same position with room for it (the cursor is unchanged).
+			batch *= 4
+			continue
+		case !started && (errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EINVAL)):
+			return errNoBatch
+		default:
+			return fmt.Errorf("read entries: %w", explainMapErr(err))
+		}
+		started = true
+		if n > 0 {
+			c.N = n
+			if ferr := fn(c); ferr != nil {
+				return ferr
+			}
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+func readByKeys(m *ebpf.Map, c *MapChunk, fn func(*MapChunk) error) error {
+	c.Keys = make([]byte, dumpBatch*c.KeySize)
+	c.Values = make([]byte, dumpBatch*c.CPUs*c.ValueSize)
+	c.N = 0
+	stride := c.ValueSize
+	if c.CPUs > 1 {
+		// Per-CPU values come from the kernel 8-byte aligned per CPU.
+		stride = (c.ValueSize + 7) &^ 7
+	}
+	raw := make([]byte, stride*c.CPUs)
+	var prev []byte
+	for {
+		next := make([]byte, c.KeySize)
+		var err error
+		if prev == nil {
+			err = m.NextKey(nil, next)
+		} else {
+			err = m.NextKey(prev, next)
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read keys: %w", explainMapErr(err))
+		}
+		prev = next
+		if c.CPUs > 1 {
+			// cilium/ebpf wants a slice of typed per-CPU values; the raw
+			// bytes (8-byte aligned per CPU) serve any value type.
+			var b []byte
+			if b, err = m.LookupBytes(next); err == nil && b == nil {
+				continue // deleted since we saw its key
+			}
+			copy(raw, b)
+		} else if err = m.Lookup(next, raw); errors.Is(err, ebpf.ErrKeyNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read entry: %w", explainMapErr(err))
+		}
+		copy(c.Keys[c.N*c.KeySize:], next)
+		for cpu := range c.CPUs {
+			copy(c.Values[(c.N*c.CPUs+cpu)*c.ValueSize:], raw[cpu*stride:cpu*stride+c.ValueSize])
+		}
+		c.N++
+		if c.N == dumpBatch {
+			if err := fn(c); err != nil {
+				return err
+			}
+			c.N = 0
+		}
+	}
+	if c.N > 0 {
+		return fn(c)
+	}
+	return nil
+}
+
+// explainMapErr turns the errno of a map operation into advice where
+// there is one to give.
+func explainMapErr(err error) error {
+	switch {
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return fmt.Errorf("permission denied; run bpfsh as root (or with CAP_SYS_ADMIN): %w", err)
+	}
+	return err
+}

@@ -1,0 +1,75 @@
+package bpf
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cilium/ebpf"
+)
+
+// mapTypeNames are the kernel's map types as bpftool (libbpf) spells them,
+// indexed by enum bpf_map_type.
+var mapTypeNames = []string{
+	"unspec", "hash", "array", "prog_array", "perf_event_array",
+	"percpu_hash", "percpu_array", "stack_trace", "cgroup_array", "lru_hash",
+	"lru_percpu_hash", "lpm_trie", "array_of_maps", "hash_of_maps", "devmap",
+	"sockmap", "cpumap", "xskmap", "sockhash", "cgroup_storage",
+	"reuseport_sockarray", "percpu_cgroup_storage", "queue", "stack", "sk_storage",
+	"devmap_hash", "struct_ops", "ringbuf", "inode_storage", "task_storage",
+	"bloom_filter", "user_ringbuf", "cgrp_storage", "arena",
+}
+
+// MapTypeName is t as bpftool prints it ("hash", "percpu_array", ...), or
+// "type N" for a type newer than this table.
+func MapTypeName(t ebpf.MapType) string {
+	if int(t) < len(mapTypeNames) {
+		return mapTypeNames[t]
+	}
+	return fmt.Sprintf("type %d", uint32(t))
+}
+
+// IsPerCPU reports whether maps of type t hold one value per possible CPU.
+func IsPerCPU(t ebpf.MapType) bool {
+	switch t {
+	case ebpf.PerCPUHash, ebpf.PerCPUArray, ebpf.LRUCPUHash, ebpf.PerCPUCGroupStorage:
+		return true
+	}
+	return false
+}
+
+// IsQueueOrStack reports whether t is a map without keys whose values are
+// pushed and popped (queue: first in, first out; stack: last in, first out).
+func IsQueueOrStack(t ebpf.MapType) bool {
+	return t == ebpf.Queue || t == ebpf.Stack
+}
+
+// IsRingBuf reports whether t is a ring buffer (kernel to user or user to
+// kernel), which has neither keys nor values to look up.
+func IsRingBuf(t ebpf.MapType) bool {
+	return t == ebpf.RingBuf || t == ebpf.UserRingbuf
+}
+
+// mapFlagNames are the BPF_F_* map creation flags, by bit.
+var mapFlagNames = []string{
+	"no_prealloc", "no_common_lru", "numa_node", "rdonly", "wronly",
+	"stack_build_id", "zero_seed", "rdonly_prog", "wronly_prog", "clone",
+	"mmapable", "preserve_elems", "inner_map", "link", "path_fd",
+	"vtype_btf_obj_fd", "token_fd", "segv_on_fault", "no_user_conv",
+}
+
+// MapFlagNames spells out the BPF_F_* bits set in flags, e.g.
+// "no_prealloc,rdonly_prog"; unknown bits are shown as hex.
+func MapFlagNames(flags uint32) string {
+	var out []string
+	for bit := range 32 {
+		if flags&(1<<bit) == 0 {
+			continue
+		}
+		if bit < len(mapFlagNames) {
+			out = append(out, mapFlagNames[bit])
+		} else {
+			out = append(out, fmt.Sprintf("%#x", uint32(1)<<bit))
+		}
+	}
+	return strings.Join(out, ",")
+}

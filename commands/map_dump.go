@@ -1,0 +1,305 @@
+package commands
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/bpfsh/bpfsh/bpf"
+)
+
+// entryJSON is one entry of "map dump -j" and "map lookup -j".
+type entryJSON struct {
+	Key   any `json:"key"`
+	Value any `json:"value"`
+}
+
+// perCPUEntryJSON is an entry of a per-CPU map: each CPU's value and, for
+// integers, their sum.
+type perCPUEntryJSON struct {
+	Key    any            `json:"key"`
+	Values []cpuValueJSON `json:"values"`
+	Sum    *big.Int       `json:"sum,omitempty"`
+}
+
+type cpuValueJSON struct {
+	CPU   int `json:"cpu"`
+	Value any `json:"value"`
+}
+
+// entryFormatter turns raw entries into table rows and JSON objects.
+type entryFormatter struct {
+	d    *bpf.MapDetails
+	cpus int
+	// sumInt is the value's integer type when per-CPU values can be summed.
+	sumInt *btf.Int
+	// text and obj say which of the two forms to build: a dump of a
+	// million entries builds only the one the shell will print.
+	text, obj bool
+}
+
+func newEntryFormatter(d *bpf.MapDetails, json bool) *entryFormatter {
+	f := &entryFormatter{d: d, cpus: 1, text: !json, obj: json}
+	if bpf.IsPerCPU(d.Type) {
+		f.cpus, _ = ebpf.PossibleCPU()
+		if i, ok := btf.UnderlyingType(d.Value).(*btf.Int); ok && d.Value != nil {
+			switch i.Size {
+			case 1, 2, 4, 8:
+				f.sumInt = i
+			}
+		}
+	}
+	return f
+}
+
+func (f *entryFormatter) perCPU() bool { return bpf.IsPerCPU(f.d.Type) }
+
+// columns are the table's columns: key and value, or key, sum and the
+// per-CPU values.
+func (f *entryFormatter) columns() []string {
+	switch {
+	case !f.perCPU():
+		return []string{"key", "value"}
+	case f.sumInt != nil:
+		return []string{"key", "sum", "per_cpu"}
+	}
+	return []string{"key", "per_cpu"}
+}
+
+// entry formats one entry; values holds one value, or one per CPU packed
+// at the value size.
+func (f *entryFormatter) entry(key, values []byte) (row []string, obj any) {
+	var keyText string
+	var keyObj any
+	if f.text && f.obj {
+		keyText, keyObj = bpf.FormatValue(key, f.d.Key)
+	} else if f.text {
+		keyText, _ = bpf.FormatValue(key, f.d.Key)
+	} else {
+		_, keyObj = bpf.FormatValue(key, f.d.Key)
+	}
+	if !f.perCPU() {
+		vt, vo := bpf.FormatValue(values, f.d.Value)
+		if f.text {
+			row = []string{keyText, vt}
+		}
+		if f.obj {
+			obj = entryJSON{Key: keyObj, Value: vo}
+		}
+		return row, obj
+	}
+	vs := int(f.d.ValueSize)
+	n := len(values) / vs
+	var sum *big.Int
+	if f.sumInt != nil {
+		sum = new(big.Int)
+	}
+	var texts []string
+	var objs []cpuValueJSON
+	for cpu := range n {
+		v := values[cpu*vs : (cpu+1)*vs]
+		t, o := bpf.FormatValue(v, f.d.Value)
+		if f.text {
+			texts = append(texts, "cpu"+strconv.Itoa(cpu)+"="+t)
+		}
+		if f.obj {
+			objs = append(objs, cpuValueJSON{CPU: cpu, Value: o})
+		}
+		if sum != nil {
+			sum.Add(sum, intValue(v, f.sumInt))
+		}
+	}
+	if f.text {
+		row = []string{keyText}
+		if sum != nil {
+			row = append(row, sum.String())
+		}
+		row = append(row, strings.Join(texts, " "))
+	}
+	if f.obj {
+		obj = perCPUEntryJSON{Key: keyObj, Values: objs, Sum: sum}
+	}
+	return row, obj
+}
+
+// intValue reads an integer of type t in the machine's byte order, as
+// the kernel stores it.
+func intValue(b []byte, t *btf.Int) *big.Int {
+	var u uint64
+	switch t.Size {
+	case 1:
+		u = uint64(b[0])
+	case 2:
+		u = uint64(binary.NativeEndian.Uint16(b))
+	case 4:
+		u = uint64(binary.NativeEndian.Uint32(b))
+	case 8:
+		u = binary.NativeEndian.Uint64(b)
+	}
+	if t.Encoding&btf.Signed != 0 {
+		shift := 64 - 8*t.Size
+		return big.NewInt(int64(u<<shift) >> shift)
+	}
+	return new(big.Int).SetUint64(u)
+}
+
+func runMapDump(s *Session, args []string) (Result, error) {
+	const op = "map dump"
+	ref, rest, err := parseMapRef(s, op, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) > 0 {
+		return nil, Usagef("%s takes one map, not %q after it", op, rest[0])
+	}
+	m, err := openMapRef(op, ref)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case bpf.IsQueueOrStack(m.d.Type):
+		defer m.Close()
+		return dumpQueue(m)
+	case m.d.Type == ebpf.RingBuf:
+		defer m.Close()
+		return dumpRingBuf(m)
+	case m.d.KeySize == 0:
+		defer m.Close()
+		return nil, fmt.Errorf("%s: map %s is a %s, which has no entries to list", op, m.name(), m.typeName())
+	}
+	// The stream is read after this returns, when the shell renders it;
+	// it reopens the map by id then, so that no file descriptor is held
+	// by a result that may never be rendered (or rendered twice).
+	d := m.d
+	m.Close()
+	f := newEntryFormatter(d, s.JSON)
+	return &Stream{
+		Columns: f.columns(),
+		Each: func(emit func(row []string, obj any) error) error {
+			mm, err := ebpf.NewMapFromID(d.ID)
+			if err != nil {
+				return fmt.Errorf("%s: map %d (%s) is gone: %w", op, d.ID, d.Name, err)
+			}
+			defer mm.Close()
+			err = bpf.ReadMapChunks(mm, func(c *bpf.MapChunk) error {
+				for i := range c.N {
+					vals := c.Values[i*c.CPUs*c.ValueSize : (i+1)*c.CPUs*c.ValueSize]
+					if err := emit(f.entry(c.Key(i), vals)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("%s: map %s: %w", op, d.Name, err)
+			}
+			return nil
+		},
+	}, nil
+}
+
+// dumpQueue shows what a queue or stack lets one read without taking it:
+// the value a pop would return.
+func dumpQueue(m *openedMap) (Result, error) {
+	where, note := "head", "a queue can be read only at its head (the oldest value) without consuming it; 'map pop' takes values off"
+	if m.d.Type == ebpf.Stack {
+		where, note = "top", "a stack can be read only at its top (the newest value) without consuming it; 'map pop' takes values off"
+	}
+	rec := &Record{Fields: []Field{
+		{Name: "map", Value: fmt.Sprintf("%s (%s, max_entries %d)", m.name(), m.typeName(), m.d.MaxEntries)},
+	}}
+	j := map[string]any{"type": m.typeName(), "name": m.d.Name, where: nil, "note": note}
+	v, err := bpf.PeekElem(m.Map)
+	switch {
+	case errors.Is(err, ebpf.ErrKeyNotExist):
+		rec.Fields = append(rec.Fields, Field{Name: where, Value: "(empty)"})
+	case err != nil:
+		return nil, m.opError("map dump", err, "")
+	default:
+		text, obj := bpf.FormatValue(v, m.d.Value)
+		rec.Fields = append(rec.Fields, Field{Name: where, Value: text})
+		j[where] = obj
+	}
+	rec.Fields = append(rec.Fields, Field{Name: "note", Value: note})
+	rec.JSON = j
+	return rec, nil
+}
+
+// ringRecordsShown and ringBytesShown bound what a ring buffer dump shows.
+const (
+	ringRecordsShown = 64
+	ringBytesShown   = 32
+)
+
+// ringJSON is a ring buffer's state in JSON.
+type ringJSON struct {
+	Type         string           `json:"type"`
+	Name         string           `json:"name"`
+	Size         uint64           `json:"size"`
+	ConsumerPos  uint64           `json:"consumer_pos"`
+	ProducerPos  uint64           `json:"producer_pos"`
+	PendingBytes uint64           `json:"pending_bytes"`
+	Records      []ringRecordJSON `json:"records"`
+	More         bool             `json:"more,omitempty"`
+	Note         string           `json:"note"`
+}
+
+type ringRecordJSON struct {
+	Pos       uint64 `json:"pos"`
+	Len       int    `json:"len"`
+	Busy      bool   `json:"busy,omitempty"`
+	Discarded bool   `json:"discarded,omitempty"`
+	Data      string `json:"data"`
+}
+
+// dumpRingBuf shows a ring buffer's positions and pending records
+// without consuming any: reading one moves the consumer position, which
+// would steal records from the program's real reader.
+func dumpRingBuf(m *openedMap) (Result, error) {
+	st, err := bpf.PeekRingBuf(m.Map, ringRecordsShown, ringBytesShown)
+	if err != nil {
+		return nil, fmt.Errorf("map dump: ringbuf %s: %w", m.name(), err)
+	}
+	note := "records are shown, not consumed; a reader still gets every one"
+	j := ringJSON{
+		Type: m.typeName(), Name: m.d.Name, Size: st.Size, ConsumerPos: st.ConsumerPos,
+		ProducerPos: st.ProducerPos, PendingBytes: st.Pending(), Records: []ringRecordJSON{}, More: st.More, Note: note,
+	}
+	rec := &Record{Fields: []Field{
+		{Name: "map", Value: fmt.Sprintf("%s (ringbuf, %d bytes)", m.name(), st.Size)},
+		{Name: "consumer_pos", Value: strconv.FormatUint(st.ConsumerPos, 10)},
+		{Name: "producer_pos", Value: strconv.FormatUint(st.ProducerPos, 10)},
+		{Name: "pending", Value: fmt.Sprintf("%d bytes in %d records", st.Pending(), len(st.Records))},
+		{Name: "note", Value: note},
+	}}
+	if st.More {
+		rec.Fields[3].Value = fmt.Sprintf("%d bytes; the first %d records:", st.Pending(), len(st.Records))
+	}
+	for i, r := range st.Records {
+		state := "ready"
+		switch {
+		case r.Busy:
+			state = "busy (reserved, not yet submitted)"
+		case r.Discarded:
+			state = "discarded"
+		}
+		data := hex.EncodeToString(r.Data)
+		if r.Len > len(r.Data) && !r.Busy {
+			data += "..."
+		}
+		rec.Fields = append(rec.Fields, Field{
+			Name:  fmt.Sprintf("record %d", i),
+			Value: fmt.Sprintf("pos %d, %d bytes, %s: %s", r.Pos, r.Len, state, data),
+		})
+		j.Records = append(j.Records, ringRecordJSON{Pos: r.Pos, Len: r.Len, Busy: r.Busy, Discarded: r.Discarded, Data: hex.EncodeToString(r.Data)})
+	}
+	rec.JSON = j
+	return rec, nil
+}
