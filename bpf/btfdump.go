@@ -92,9 +92,9 @@ type cWriter struct {
 	// lastShort is true after a one-line declaration: runs of typedefs
 	// stay together, blocks get a blank line around them.
 	lastShort bool
-	done     map[btf.Type]bool
-	visiting map[btf.Type]bool
-	fwd      map[btf.Type]bool
+	done      map[btf.Type]bool
+	visiting  map[btf.Type]bool
+	fwd       map[btf.Type]bool
 }
 
 func newCWriter() *cWriter {
