@@ -40,14 +40,24 @@ const dumpBatch = 4096
 const maxDumpBatch = 1 << 20
 
 // ReadMapChunks reads every entry of m and calls fn once per chunk, in
-// the kernel's order. The chunk's buffers are reused by the next call, so
-// fn must copy what it keeps. Memory stays flat however large the map.
+// the kernel's order. A chunk's buffers are reused once fn returns, so fn
+// must copy what it keeps. Memory stays flat however large the map.
 //
 // It reads with BPF_MAP_LOOKUP_BATCH (one system call per chunk) and falls
 // back to BPF_MAP_GET_NEXT_KEY + BPF_MAP_LOOKUP_ELEM for map types the
 // kernel has no batch operation for. Entries added or removed while it
 // reads may or may not be seen, as with bpftool.
+//
+// Reading runs in its own goroutine, a few chunks ahead of fn: the kernel's
+// share of a dump (walking a million hash buckets) and fn's (formatting and
+// writing them) then overlap instead of adding up.
 func ReadMapChunks(m *ebpf.Map, fn func(*MapChunk) error) error {
+	return readMapChunks(m, splitReaders(m), fn)
+}
+
+// readMapChunks is ReadMapChunks with readers parallel readers (hash maps
+// only; 1 for every other kind).
+func readMapChunks(m *ebpf.Map, readers int, fn func(*MapChunk) error) error {
 	cpus := 1
 	if IsPerCPU(m.Type()) {
 		n, err := ebpf.PossibleCPU()
@@ -56,19 +66,86 @@ func ReadMapChunks(m *ebpf.Map, fn func(*MapChunk) error) error {
 		}
 		cpus = n
 	}
-	c := &MapChunk{KeySize: int(m.KeySize()), ValueSize: int(m.ValueSize()), CPUs: cpus}
-	if c.KeySize == 0 {
+	if m.KeySize() == 0 {
 		return fmt.Errorf("%s maps have no keys to iterate", MapTypeName(m.Type()))
 	}
-	err := readBatches(m, c, fn)
-	if errors.Is(err, errNoBatch) {
-		return readByKeys(m, c, fn)
+	// Chunks in flight: one being filled per reader, one with fn, and
+	// spares so that readers run ahead. A split reader waiting for the next
+	// one's first key holds its chunk, so readers+1 is the least that
+	// cannot deadlock.
+	inFlight := 2*readers + 1
+	free := make(chan *MapChunk, inFlight)
+	for range inFlight {
+		free <- &MapChunk{KeySize: int(m.KeySize()), ValueSize: int(m.ValueSize()), CPUs: cpus}
 	}
-	return err
+	full := make(chan *MapChunk)
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		defer close(full)
+		r := &chunkReader{m: m, free: free, full: full, stop: stop}
+		if readers > 1 {
+			done <- r.readSplit(readers)
+			return
+		}
+		err := r.readBatches()
+		if errors.Is(err, errNoBatch) {
+			err = r.readByKeys()
+		}
+		done <- err
+	}()
+	var ferr error
+	for c := range full {
+		if ferr == nil {
+			if ferr = fn(c); ferr != nil {
+				close(stop) // the reader stops at its next chunk
+			}
+		}
+		free <- c
+	}
+	if rerr := <-done; ferr == nil && !errors.Is(rerr, errStopped) {
+		return rerr
+	}
+	return ferr
 }
 
 // errNoBatch says the kernel has no batch lookup for this map type.
 var errNoBatch = errors.New("no batch lookup")
+
+// errStopped says the consumer of chunks gave up (its fn failed).
+var errStopped = errors.New("stopped")
+
+// chunkReader fills chunks from free and hands them over on full.
+type chunkReader struct {
+	m          *ebpf.Map
+	free, full chan *MapChunk
+	stop       chan struct{}
+}
+
+// get takes an empty chunk with room for n entries.
+func (r *chunkReader) get(n int) (*MapChunk, error) {
+	select {
+	case c := <-r.free:
+		if len(c.Keys) != n*c.KeySize {
+			c.Keys = make([]byte, n*c.KeySize)
+			c.Values = make([]byte, n*c.CPUs*c.ValueSize)
+		}
+		c.N = 0
+		return c, nil
+	case <-r.stop:
+		return nil, errStopped
+	}
+}
+
+// put hands a filled chunk to the consumer.
+func (r *chunkReader) put(c *MapChunk) error {
+	select {
+	case r.full <- c:
+		return nil
+	case <-r.stop:
+		return errStopped
+	}
+}
 
 // byteRows returns a slice of n elements of size bytes each (as [size]byte
 // arrays) that shares memory with buf. cilium/ebpf's batch calls count
@@ -79,18 +156,18 @@ func byteRows(buf []byte, n, size int) any {
 	return reflect.NewAt(reflect.ArrayOf(n, elem), unsafe.Pointer(&buf[0])).Elem().Slice(0, n).Interface()
 }
 
-func readBatches(m *ebpf.Map, c *MapChunk, fn func(*MapChunk) error) error {
+func (r *chunkReader) readBatches() error {
 	batch := dumpBatch
 	var cursor ebpf.MapBatchCursor
 	started := false
 	for {
-		if len(c.Keys) != batch*c.KeySize {
-			c.Keys = make([]byte, batch*c.KeySize)
-			c.Values = make([]byte, batch*c.CPUs*c.ValueSize)
+		c, err := r.get(batch)
+		if err != nil {
+			return err
 		}
 		keys := byteRows(c.Keys, batch, c.KeySize)
 		values := byteRows(c.Values, batch*c.CPUs, c.ValueSize)
-		n, err := m.BatchLookup(&cursor, keys, values, nil)
+		n, err := r.m.BatchLookup(&cursor, keys, values, nil)
 		// The last chunk comes together with ErrKeyNotExist: use the
 		// entries first, then stop.
 		done := errors.Is(err, ebpf.ErrKeyNotExist)
@@ -99,19 +176,24 @@ func readBatches(m *ebpf.Map, c *MapChunk, fn func(*MapChunk) error) error {
 		case errors.Is(err, unix.ENOSPC) && batch < maxDumpBatch && n == 0:
 			// A hash bucket holds more entries than the batch: retry
 			// the same position with room for it (the cursor is unchanged).
+			r.free <- c
 			batch *= 4
 			continue
 		case !started && (errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EINVAL)):
+			r.free <- c
 			return errNoBatch
 		default:
+			r.free <- c
 			return fmt.Errorf("read entries: %w", explainMapErr(err))
 		}
 		started = true
+		c.N = n
 		if n > 0 {
-			c.N = n
-			if ferr := fn(c); ferr != nil {
-				return ferr
+			if err := r.put(c); err != nil {
+				return err
 			}
+		} else {
+			r.free <- c
 		}
 		if done {
 			return nil
@@ -119,10 +201,11 @@ func readBatches(m *ebpf.Map, c *MapChunk, fn func(*MapChunk) error) error {
 	}
 }
 
-func readByKeys(m *ebpf.Map, c *MapChunk, fn func(*MapChunk) error) error {
-	c.Keys = make([]byte, dumpBatch*c.KeySize)
-	c.Values = make([]byte, dumpBatch*c.CPUs*c.ValueSize)
-	c.N = 0
+func (r *chunkReader) readByKeys() error {
+	c, err := r.get(dumpBatch)
+	if err != nil {
+		return err
+	}
 	stride := c.ValueSize
 	if c.CPUs > 1 {
 		// Per-CPU values come from the kernel 8-byte aligned per CPU.
@@ -134,9 +217,9 @@ func readByKeys(m *ebpf.Map, c *MapChunk, fn func(*MapChunk) error) error {
 		next := make([]byte, c.KeySize)
 		var err error
 		if prev == nil {
-			err = m.NextKey(nil, next)
+			err = r.m.NextKey(nil, next)
 		} else {
-			err = m.NextKey(prev, next)
+			err = r.m.NextKey(prev, next)
 		}
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			break
@@ -149,11 +232,11 @@ func readByKeys(m *ebpf.Map, c *MapChunk, fn func(*MapChunk) error) error {
 			// cilium/ebpf wants a slice of typed per-CPU values; the raw
 			// bytes (8-byte aligned per CPU) serve any value type.
 			var b []byte
-			if b, err = m.LookupBytes(next); err == nil && b == nil {
+			if b, err = r.m.LookupBytes(next); err == nil && b == nil {
 				continue // deleted since we saw its key
 			}
 			copy(raw, b)
-		} else if err = m.Lookup(next, raw); errors.Is(err, ebpf.ErrKeyNotExist) {
+		} else if err = r.m.Lookup(next, raw); errors.Is(err, ebpf.ErrKeyNotExist) {
 			continue
 		}
 		if err != nil {
@@ -165,15 +248,18 @@ func readByKeys(m *ebpf.Map, c *MapChunk, fn func(*MapChunk) error) error {
 		}
 		c.N++
 		if c.N == dumpBatch {
-			if err := fn(c); err != nil {
+			if err := r.put(c); err != nil {
 				return err
 			}
-			c.N = 0
+			if c, err = r.get(dumpBatch); err != nil {
+				return err
+			}
 		}
 	}
 	if c.N > 0 {
-		return fn(c)
+		return r.put(c)
 	}
+	r.free <- c
 	return nil
 }
 

@@ -3,6 +3,7 @@ package commands
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -15,24 +16,13 @@ import (
 	"github.com/bpfsh/bpfsh/bpf"
 )
 
-// entryJSON is one entry of "map dump -j" and "map lookup -j".
-type entryJSON struct {
-	Key   any `json:"key"`
-	Value any `json:"value"`
-}
-
-// perCPUEntryJSON is an entry of a per-CPU map: each CPU's value and, for
-// integers, their sum.
-type perCPUEntryJSON struct {
-	Key    any            `json:"key"`
-	Values []cpuValueJSON `json:"values"`
-	Sum    *big.Int       `json:"sum,omitempty"`
-}
-
-type cpuValueJSON struct {
-	CPU   int `json:"cpu"`
-	Value any `json:"value"`
-}
+// Entries print in JSON as bpftool's "formatted" objects:
+//
+//	{"key": K, "value": V}
+//	{"key": K, "values": [{"cpu": 0, "value": V}, ...], "sum": S}  (per-CPU)
+//
+// They are built as json.RawMessage (see map_json.go): the shell writes
+// those as they are.
 
 // entryFormatter turns raw entries into table rows and JSON objects.
 type entryFormatter struct {
@@ -91,7 +81,11 @@ func (f *entryFormatter) entry(key, values []byte) (row []string, obj any) {
 			row = []string{keyText, vt}
 		}
 		if f.obj {
-			obj = entryJSON{Key: keyObj, Value: vo}
+			b := append(make([]byte, 0, 64), `{"key":`...)
+			b = appendJSON(b, keyObj)
+			b = append(b, `,"value":`...)
+			b = appendJSON(b, vo)
+			obj = json.RawMessage(append(b, '}'))
 		}
 		return row, obj
 	}
@@ -102,7 +96,12 @@ func (f *entryFormatter) entry(key, values []byte) (row []string, obj any) {
 		sum = new(big.Int)
 	}
 	var texts []string
-	var objs []cpuValueJSON
+	var b []byte
+	if f.obj {
+		b = append(b, `{"key":`...)
+		b = appendJSON(b, keyObj)
+		b = append(b, `,"values":[`...)
+	}
 	for cpu := range n {
 		v := values[cpu*vs : (cpu+1)*vs]
 		t, o := bpf.FormatValue(v, f.d.Value)
@@ -110,7 +109,14 @@ func (f *entryFormatter) entry(key, values []byte) (row []string, obj any) {
 			texts = append(texts, "cpu"+strconv.Itoa(cpu)+"="+t)
 		}
 		if f.obj {
-			objs = append(objs, cpuValueJSON{CPU: cpu, Value: o})
+			if cpu > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"cpu":`...)
+			b = strconv.AppendInt(b, int64(cpu), 10)
+			b = append(b, `,"value":`...)
+			b = appendJSON(b, o)
+			b = append(b, '}')
 		}
 		if sum != nil {
 			sum.Add(sum, intValue(v, f.sumInt))
@@ -124,7 +130,12 @@ func (f *entryFormatter) entry(key, values []byte) (row []string, obj any) {
 		row = append(row, strings.Join(texts, " "))
 	}
 	if f.obj {
-		obj = perCPUEntryJSON{Key: keyObj, Values: objs, Sum: sum}
+		b = append(b, ']')
+		if sum != nil {
+			b = append(b, `,"sum":`...)
+			b = sum.Append(b, 10)
+		}
+		obj = json.RawMessage(append(b, '}'))
 	}
 	return row, obj
 }

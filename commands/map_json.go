@@ -1,0 +1,97 @@
+package commands
+
+import (
+	"encoding/json"
+	"math/big"
+	"slices"
+	"strconv"
+)
+
+// A map dump writes a million entries; encoding/json's reflection would
+// cost more than reading them from the kernel. These appenders write the
+// shapes a value codec returns (strings, integers, bools, nil, and slices
+// and maps of them) directly, and hand anything else to encoding/json.
+
+// appendJSON appends v as JSON.
+func appendJSON(b []byte, v any) []byte {
+	switch v := v.(type) {
+	case nil:
+		return append(b, "null"...)
+	case string:
+		return appendJSONString(b, v)
+	case bool:
+		return strconv.AppendBool(b, v)
+	case int:
+		return strconv.AppendInt(b, int64(v), 10)
+	case int8:
+		return strconv.AppendInt(b, int64(v), 10)
+	case int16:
+		return strconv.AppendInt(b, int64(v), 10)
+	case int32:
+		return strconv.AppendInt(b, int64(v), 10)
+	case int64:
+		return strconv.AppendInt(b, v, 10)
+	case uint:
+		return strconv.AppendUint(b, uint64(v), 10)
+	case uint8:
+		return strconv.AppendUint(b, uint64(v), 10)
+	case uint16:
+		return strconv.AppendUint(b, uint64(v), 10)
+	case uint32:
+		return strconv.AppendUint(b, uint64(v), 10)
+	case uint64:
+		return strconv.AppendUint(b, v, 10)
+	case *big.Int:
+		if v == nil {
+			return append(b, "null"...)
+		}
+		return v.Append(b, 10)
+	case []any:
+		b = append(b, '[')
+		for i, e := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSON(b, e)
+		}
+		return append(b, ']')
+	case map[string]any:
+		// Sorted, as encoding/json writes maps.
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSON(b, v[k])
+		}
+		return append(b, '}')
+	}
+	enc, err := json.Marshal(v)
+	if err != nil {
+		// A codec returned something JSON cannot hold; say so in place
+		// rather than break the whole array.
+		return appendJSONString(b, "unencodable value: "+err.Error())
+	}
+	return append(b, enc...)
+}
+
+// appendJSONString appends s quoted. Plain printable ASCII, the common
+// case, is copied; anything else is left to encoding/json's escaping.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			enc, _ := json.Marshal(s)
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
