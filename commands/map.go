@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -59,7 +60,7 @@ var mapCmd = &Command{
 			Name:    "update",
 			Usage:   "REF key KEY value VALUE [any|exist|noexist]",
 			Short:   "store a value under a key",
-			Long:    "update stores VALUE under KEY, both typed as for lookup; fields left out of a struct literal are zero. 'noexist' only adds a new key, 'exist' only replaces an existing one, 'any' (the default) does either. On a per-CPU map the value is stored on every CPU.",
+			Long:    "update stores VALUE under KEY, both typed as for lookup; fields left out of a struct literal are zero. 'noexist' only adds a new key, 'exist' only replaces an existing one, 'any' (the default) does either. On a per-CPU map the value is stored on every CPU. In a program array the value is a program, in a map of maps a map (id N, pinned PATH, name NAME or NAME/OBJ), as in bpftool.",
 			Example: "map update kv/flows key {saddr: 10.0.0.1, sport: 80} value {packets: 1}",
 			Args:    []ArgKind{ArgMapRef},
 			Run:     runMapUpdate,
@@ -300,6 +301,52 @@ func (m *openedMap) parseValue(op string, words []string) ([]byte, error) {
 	return b, nil
 }
 
+// parseUpdateValue is parseValue for update, where maps of programs and
+// maps of maps take an object, as in bpftool ("value pinned PATH", "value
+// id 7"): the kernel wants its file descriptor, and shows its id on
+// lookup. release closes the object once the update is done.
+func (m *openedMap) parseUpdateValue(s *Session, op string, words []string) (value []byte, release func(), err error) {
+	var fd int
+	switch m.d.Type {
+	case ebpf.ProgramArray:
+		ref, err := exactWords(s, op, "a program", words)
+		if err != nil {
+			return nil, nil, err
+		}
+		p, err := bpf.Program(ref)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: value: %w", op, err)
+		}
+		fd, release = p.FD(), func() { p.Close() }
+	case ebpf.ArrayOfMaps, ebpf.HashOfMaps:
+		ref, err := exactWords(s, op, "a map", words)
+		if err != nil {
+			return nil, nil, err
+		}
+		inner, err := bpf.Map(ref)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: value: %w", op, err)
+		}
+		fd, release = inner.FD(), func() { inner.Close() }
+	default:
+		v, err := m.parseValue(op, words)
+		return v, func() {}, err
+	}
+	return binary.NativeEndian.AppendUint32(nil, uint32(fd)), release, nil
+}
+
+// exactWords parses words that must be one object reference.
+func exactWords(s *Session, op, what string, words []string) (bpf.Ref, error) {
+	ref, rest, err := bpf.ParseRef(words, s.PinRoot)
+	if err != nil {
+		return ref, Usagef("%s: the value is %s (id N, pinned PATH, name NAME or NAME/OBJ): %v", op, what, err)
+	}
+	if len(rest) > 0 {
+		return ref, Usagef("%s: unexpected %q after the value %s", op, rest[0], ref)
+	}
+	return ref, nil
+}
+
 // describeType is "struct flow_key, 8 bytes", or "8 bytes, no BTF".
 func describeType(t btf.Type, size uint32) string {
 	switch {
@@ -428,10 +475,11 @@ func runMapUpdate(s *Session, args []string) (Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	value, err := m.parseValue(op, e.value)
+	value, release, err := m.parseUpdateValue(s, op, e.value)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	flags := map[string]ebpf.MapUpdateFlags{"": ebpf.UpdateAny, "any": ebpf.UpdateAny, "exist": ebpf.UpdateExist, "noexist": ebpf.UpdateNoExist}[e.flag]
 	if err := bpf.UpdateElem(m.Map, key, value, flags); err != nil {
 		return nil, m.opError(op, err, keyText(m.d, key))

@@ -533,6 +533,49 @@ func TestMapErrors(t *testing.T) {
 	m.Put(uint32(1), uint32(1))
 	m.Put(uint32(2), uint32(2))
 	mapFails(t, root, "map update "+filepath.Join(root, "tiny")+" key hex 03 00 00 00 value hex 03 00 00 00", 1, "map tiny is full (max_entries 2)")
+
+	// A frozen map refuses changes from user space.
+	if err := m.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	mapFails(t, root, "map delete "+filepath.Join(root, "tiny")+" key hex 01 00 00 00", 1, "read-only")
+	mapFails(t, root, "map update "+filepath.Join(root, "tiny")+" key hex 01 00 00 00 value hex 03 00 00 00", 1, "read-only")
+	if out := mapOK(t, root, "map show "+filepath.Join(root, "tiny")); !strings.Contains(out, "frozen:") {
+		t.Errorf("map show of a frozen map:\n%s", out)
+	}
+}
+
+// TestMapUpdateObjects stores a program in a program array and a map in a
+// map of maps by reference, as bpftool's "value pinned PATH" does.
+func TestMapUpdateObjects(t *testing.T) {
+	root, objs := mapFixture(t)
+	pa, err := ebpf.NewMap(&ebpf.MapSpec{Name: "jump", Type: ebpf.ProgramArray, KeySize: 4, ValueSize: 4, MaxEntries: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pa.Close()
+	pa.Pin(filepath.Join(root, "jump"))
+	outer, err := ebpf.NewMap(&ebpf.MapSpec{Name: "outer", Type: ebpf.ArrayOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 2,
+		InnerMap: &ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outer.Close()
+	outer.Pin(filepath.Join(root, "outer"))
+
+	mapOK(t, root, "map update "+filepath.Join(root, "jump")+" key hex 01 00 00 00 value fx/sock_count")
+	info, _ := objs.SockCount.Info()
+	progID, _ := info.ID()
+	var got uint32
+	if err := pa.Lookup(uint32(1), &got); err != nil || got != uint32(progID) {
+		t.Errorf("program array slot 1 holds %d (%v), want program %d", got, err, progID)
+	}
+	mapOK(t, root, "map update "+filepath.Join(root, "outer")+" key hex 00 00 00 00 value pinned "+filepath.Join(root, "fx/counters"))
+	if err := outer.Lookup(uint32(0), &got); err != nil || got != uint32(describe(t, objs.Counters).ID) {
+		t.Errorf("map of maps slot 0 holds %d (%v), want map %d", got, err, describe(t, objs.Counters).ID)
+	}
+	mapFails(t, root, "map update "+filepath.Join(root, "jump")+" key hex 00 00 00 00 value fx/nope", 1, "nothing is pinned")
+	mapFails(t, root, "map update "+filepath.Join(root, "jump")+" key hex 00 00 00 00 value hex 01 00 00 00", 2, "the value is a program")
 }
 
 // mapBinary builds bpfsh into a directory anyone may read, for tests that
