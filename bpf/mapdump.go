@@ -67,7 +67,7 @@ func readMapChunks(m *ebpf.Map, readers int, fn func(*MapChunk) error) error {
 		cpus = n
 	}
 	if m.KeySize() == 0 {
-		return fmt.Errorf("%s maps have no keys to iterate", MapTypeName(m.Type()))
+		return fmt.Errorf("%s maps have no keys to iterate", MapTypeName(uint32(m.Type())))
 	}
 	// Chunks in flight: one being filled per reader, one with fn, and
 	// spares so that readers run ahead. A split reader waiting for the next

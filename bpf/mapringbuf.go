@@ -54,7 +54,7 @@ const (
 // reads as one piece.
 func PeekRingBuf(m *ebpf.Map, maxRecords, maxBytes int) (*RingBufState, error) {
 	if m.Type() != ebpf.RingBuf {
-		return nil, fmt.Errorf("%s is not a ringbuf", MapTypeName(m.Type()))
+		return nil, fmt.Errorf("%s is not a ringbuf", MapTypeName(uint32(m.Type())))
 	}
 	page := os.Getpagesize()
 	size := int(m.MaxEntries())

@@ -7,27 +7,6 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-// mapTypeNames are the kernel's map types as bpftool (libbpf) spells them,
-// indexed by enum bpf_map_type.
-var mapTypeNames = []string{
-	"unspec", "hash", "array", "prog_array", "perf_event_array",
-	"percpu_hash", "percpu_array", "stack_trace", "cgroup_array", "lru_hash",
-	"lru_percpu_hash", "lpm_trie", "array_of_maps", "hash_of_maps", "devmap",
-	"sockmap", "cpumap", "xskmap", "sockhash", "cgroup_storage",
-	"reuseport_sockarray", "percpu_cgroup_storage", "queue", "stack", "sk_storage",
-	"devmap_hash", "struct_ops", "ringbuf", "inode_storage", "task_storage",
-	"bloom_filter", "user_ringbuf", "cgrp_storage", "arena",
-}
-
-// MapTypeName is t as bpftool prints it ("hash", "percpu_array", ...), or
-// "type N" for a type newer than this table.
-func MapTypeName(t ebpf.MapType) string {
-	if int(t) < len(mapTypeNames) {
-		return mapTypeNames[t]
-	}
-	return fmt.Sprintf("type %d", uint32(t))
-}
-
 // IsPerCPU reports whether maps of type t hold one value per possible CPU.
 func IsPerCPU(t ebpf.MapType) bool {
 	switch t {

@@ -145,7 +145,7 @@ func (m *openedMap) name() string {
 	return fmt.Sprintf("id %d", m.d.ID)
 }
 
-func (m *openedMap) typeName() string { return bpf.MapTypeName(m.d.Type) }
+func (m *openedMap) typeName() string { return bpf.MapTypeName(uint32(m.d.Type)) }
 
 // parseMapRef reads the REF at the front of args for the command op.
 func parseMapRef(s *Session, op string, args []string) (bpf.Ref, []string, error) {

@@ -32,7 +32,7 @@ type mapJSON struct {
 
 func mapToJSON(d *bpf.MapDetails, pins []string) mapJSON {
 	j := mapJSON{
-		ID: uint32(d.ID), Type: bpf.MapTypeName(d.Type), Name: d.Name, Flags: d.Flags,
+		ID: uint32(d.ID), Type: bpf.MapTypeName(uint32(d.Type)), Name: d.Name, Flags: d.Flags,
 		BytesKey: d.KeySize, BytesValue: d.ValueSize, MaxEntries: d.MaxEntries,
 		BytesMemlock: d.Memlock, BTFID: uint32(d.BTFID), Pinned: pins,
 	}
@@ -93,7 +93,7 @@ func listMaps() (Result, error) {
 	for _, d := range ds {
 		p := pins[d.ID]
 		t.Rows = append(t.Rows, []string{
-			strconv.Itoa(int(d.ID)), bpf.MapTypeName(d.Type), d.Name,
+			strconv.Itoa(int(d.ID)), bpf.MapTypeName(uint32(d.Type)), d.Name,
 			fmt.Sprintf("%dB", d.KeySize), fmt.Sprintf("%dB", d.ValueSize),
 			strconv.Itoa(int(d.MaxEntries)), fmt.Sprintf("%#x", d.Flags),
 			fmt.Sprintf("%dB", d.Memlock), strings.Join(p, " "),
@@ -137,7 +137,7 @@ func mapRecord(d *bpf.MapDetails, pins []string) *Record {
 	r := &Record{JSON: mapToJSON(d, pins)}
 	add := func(name, value string) { r.Fields = append(r.Fields, Field{Name: name, Value: value}) }
 	add("id", strconv.Itoa(int(d.ID)))
-	add("type", bpf.MapTypeName(d.Type))
+	add("type", bpf.MapTypeName(uint32(d.Type)))
 	add("name", d.Name)
 	add("flags", flagsText(d.Flags))
 	add("key", describeType(d.Key, d.KeySize))
