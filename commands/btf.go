@@ -92,11 +92,10 @@ func runBTFDump(s *Session, args []string) (Result, error) {
 	}
 	switch ref.Kind {
 	case bpf.RefPinned:
-		kind, err := bpf.PinnedKind(ref.Value)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, explainMapRef(ref, err))
-		}
-		if kind == "program" {
+		// A pin is a program or not; if not, the map path explains
+		// whatever else it is (nothing, a directory, a link).
+		if p, err := ebpf.LoadPinnedProgram(ref.Value, &ebpf.LoadPinOptions{ReadOnly: true}); err == nil {
+			p.Close()
 			return dumpProgBTF(op, ref)
 		}
 		return dumpMapBTF(op, ref)

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"bytes"
 	"encoding/json"
 	"math/big"
 	"slices"
@@ -73,7 +74,7 @@ func appendJSON(b []byte, v any) []byte {
 		}
 		return append(b, '}')
 	}
-	enc, err := json.Marshal(v)
+	enc, err := marshalJSON(v)
 	if err != nil {
 		// A codec returned something JSON cannot hold; say so in place
 		// rather than break the whole array.
@@ -82,12 +83,24 @@ func appendJSON(b []byte, v any) []byte {
 	return append(b, enc...)
 }
 
+// marshalJSON is json.Marshal without HTML escaping, as the shell prints
+// JSON: output goes to terminals and jq, where "<" must stay readable.
+func marshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
 // appendJSONString appends s quoted. Plain printable ASCII, the common
 // case, is copied; anything else is left to encoding/json's escaping.
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			enc, _ := json.Marshal(s)
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			enc, _ := marshalJSON(s)
 			return append(b, enc...)
 		}
 	}
