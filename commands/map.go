@@ -287,7 +287,7 @@ func quoteAll(ws []string) []string {
 func (m *openedMap) parseKey(op string, words []string) ([]byte, error) {
 	b, err := bpf.ParseValue(words, m.d.Key, int(m.d.KeySize))
 	if err != nil {
-		return nil, Usagef("%s: key for map %s (%s): %v", op, m.name(), describeType(m.d.Key, m.d.KeySize), err)
+		return nil, Usagef("%s: key for map %s%s", op, m.name(), typeContext(err, m.d.Key, m.d.KeySize))
 	}
 	return b, nil
 }
@@ -296,7 +296,7 @@ func (m *openedMap) parseKey(op string, words []string) ([]byte, error) {
 func (m *openedMap) parseValue(op string, words []string) ([]byte, error) {
 	b, err := bpf.ParseValue(words, m.d.Value, int(m.d.ValueSize))
 	if err != nil {
-		return nil, Usagef("%s: value for map %s (%s): %v", op, m.name(), describeType(m.d.Value, m.d.ValueSize), err)
+		return nil, Usagef("%s: value for map %s%s", op, m.name(), typeContext(err, m.d.Value, m.d.ValueSize))
 	}
 	return b, nil
 }
@@ -345,6 +345,16 @@ func exactWords(s *Session, op, what string, words []string) (bpf.Ref, error) {
 		return ref, Usagef("%s: unexpected %q after the value %s", op, rest[0], ref)
 	}
 	return ref, nil
+}
+
+// typeContext is ": ERR", with the type and size put in front unless the
+// literal parser's message already names the type.
+func typeContext(err error, t btf.Type, size uint32) string {
+	msg := err.Error()
+	if t != nil && strings.Contains(msg, bpf.CTypeName(t)) {
+		return ": " + msg
+	}
+	return " (" + describeType(t, size) + "): " + msg
 }
 
 // describeType is "struct flow_key, 8 bytes", or "8 bytes, no BTF".

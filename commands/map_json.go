@@ -10,8 +10,9 @@ import (
 
 // A map dump writes a million entries; encoding/json's reflection would
 // cost more than reading them from the kernel. These appenders write the
-// shapes a value codec returns (strings, integers, bools, nil, and slices
-// and maps of them) directly, and hand anything else to encoding/json.
+// shapes a value codec returns (strings, integers, bools, nil, slices and
+// maps of them, and values that marshal themselves) directly, and hand
+// anything else to encoding/json.
 
 // appendJSON appends v as JSON.
 func appendJSON(b []byte, v any) []byte {
@@ -47,7 +48,30 @@ func appendJSON(b []byte, v any) []byte {
 			return append(b, "null"...)
 		}
 		return v.Append(b, 10)
+	case []string:
+		if v == nil {
+			return append(b, "null"...)
+		}
+		b = append(b, '[')
+		for i, e := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, e)
+		}
+		return append(b, ']')
+	case json.Marshaler:
+		// The codec's ordered objects encode themselves; encoding/json
+		// would call this too, then re-scan its output.
+		enc, err := v.MarshalJSON()
+		if err != nil {
+			return appendJSONString(b, "unencodable value: "+err.Error())
+		}
+		return append(b, enc...)
 	case []any:
+		if v == nil {
+			return append(b, "null"...)
+		}
 		b = append(b, '[')
 		for i, e := range v {
 			if i > 0 {
@@ -57,6 +81,9 @@ func appendJSON(b []byte, v any) []byte {
 		}
 		return append(b, ']')
 	case map[string]any:
+		if v == nil {
+			return append(b, "null"...)
+		}
 		// Sorted, as encoding/json writes maps.
 		keys := make([]string, 0, len(v))
 		for k := range v {

@@ -7,6 +7,13 @@ import (
 	"testing"
 )
 
+// ordered marshals itself, as the value codec's ordered objects do.
+type ordered []string
+
+func (o ordered) MarshalJSON() ([]byte, error) {
+	return []byte(`{"` + o[0] + `":1,"` + o[1] + `":2}`), nil
+}
+
 // TestAppendJSON checks the fast appenders against encoding/json (without
 // HTML escaping, as the shell prints JSON).
 func TestAppendJSON(t *testing.T) {
@@ -19,7 +26,7 @@ func TestAppendJSON(t *testing.T) {
 		uint(1), uint8(255), uint16(65535), uint32(math.MaxUint32), uint64(math.MaxUint64),
 		big.NewInt(-5), new(big.Int).Lsh(big.NewInt(1), 100), 1.5, json.Number("12"),
 		[]any{1, "a", nil, []any{}}, map[string]any{"z": 1, "a": map[string]any{"k": "v"}, "m": []any{true}},
-		map[string]any{}, custom{A: 3}, []int{1, 2},
+		map[string]any{}, custom{A: 3}, []int{1, 2}, []string{"0x01", "a\"b"}, []string{}, []string(nil), []any(nil), map[string]any(nil), ordered{"b", "a"},
 	}
 	for _, v := range values {
 		want, err := marshalJSON(v)
