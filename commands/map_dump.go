@@ -33,12 +33,16 @@ type entryFormatter struct {
 	// text and obj say which of the two forms to build: a dump of a
 	// million entries builds only the one the shell will print.
 	text, obj bool
+	// jsonCap is room for one entry's JSON (bytes shown as "0x2a" take
+	// seven characters each), so that building it allocates once.
+	jsonCap int
 }
 
 func newEntryFormatter(d *bpf.MapDetails, json bool) *entryFormatter {
 	f := &entryFormatter{d: d, cpus: 1, text: !json, obj: json}
 	if bpf.IsPerCPU(d.Type) {
 		f.cpus, _ = ebpf.PossibleCPU()
+		f.cpus = max(f.cpus, 1)
 		if i, ok := btf.UnderlyingType(d.Value).(*btf.Int); ok && d.Value != nil {
 			switch i.Size {
 			case 1, 2, 4, 8:
@@ -46,6 +50,7 @@ func newEntryFormatter(d *bpf.MapDetails, json bool) *entryFormatter {
 			}
 		}
 	}
+	f.jsonCap = 48 + 8*int(d.KeySize) + f.cpus*(24+8*int(d.ValueSize))
 	return f
 }
 
@@ -81,7 +86,7 @@ func (f *entryFormatter) entry(key, values []byte) (row []string, obj any) {
 			row = []string{keyText, vt}
 		}
 		if f.obj {
-			b := append(make([]byte, 0, 64), `{"key":`...)
+			b := append(make([]byte, 0, f.jsonCap), `{"key":`...)
 			b = appendJSON(b, keyObj)
 			b = append(b, `,"value":`...)
 			b = appendJSON(b, vo)
@@ -98,7 +103,7 @@ func (f *entryFormatter) entry(key, values []byte) (row []string, obj any) {
 	var texts []string
 	var b []byte
 	if f.obj {
-		b = append(b, `{"key":`...)
+		b = append(make([]byte, 0, f.jsonCap), `{"key":`...)
 		b = appendJSON(b, keyObj)
 		b = append(b, `,"values":[`...)
 	}
