@@ -52,12 +52,31 @@ const maxDumpBatch = 1 << 20
 // share of a dump (walking a million hash buckets) and fn's (formatting and
 // writing them) then overlap instead of adding up.
 func ReadMapChunks(m *ebpf.Map, fn func(*MapChunk) error) error {
-	return readMapChunks(m, splitReaders(m), fn)
+	return readMapChunks(m, splitReaders(m), nil, func(it chunkItem) error { return fn(it.c) })
 }
 
-// readMapChunks is ReadMapChunks with readers parallel readers (hash maps
-// only; 1 for every other kind).
-func readMapChunks(m *ebpf.Map, readers int, fn func(*MapChunk) error) error {
+// ReadMapPrepared is ReadMapChunks with the work on each chunk split in
+// two: prepare runs in the reading goroutines as soon as a chunk is read
+// (in parallel when a large hash map is read by several), and must keep
+// nothing of the chunk; fn then gets what prepare made, one at a time, in
+// the calling goroutine. Turning entries into text belongs in prepare,
+// writing it out in fn. Chunks of parallel readers interleave, so the
+// order of entries is the kernel's only within a chunk.
+func ReadMapPrepared[T any](m *ebpf.Map, prepare func(*MapChunk) T, fn func(T) error) error {
+	return readMapChunks(m, splitReaders(m),
+		func(c *MapChunk) any { return prepare(c) },
+		func(it chunkItem) error { return fn(it.v.(T)) })
+}
+
+// chunkItem is what readers hand over: a chunk, or what prepare made of one.
+type chunkItem struct {
+	c *MapChunk
+	v any
+}
+
+// readMapChunks runs readers parallel readers (hash maps only; 1 for
+// every other kind) and fn on what they hand over.
+func readMapChunks(m *ebpf.Map, readers int, prepare func(*MapChunk) any, fn func(chunkItem) error) error {
 	cpus := 1
 	if IsPerCPU(m.Type()) {
 		n, err := ebpf.PossibleCPU()
@@ -78,12 +97,12 @@ func readMapChunks(m *ebpf.Map, readers int, fn func(*MapChunk) error) error {
 	for range inFlight {
 		free <- &MapChunk{KeySize: int(m.KeySize()), ValueSize: int(m.ValueSize()), CPUs: cpus}
 	}
-	full := make(chan *MapChunk)
+	full := make(chan chunkItem)
 	stop := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
 		defer close(full)
-		r := &chunkReader{m: m, free: free, full: full, stop: stop}
+		r := &chunkReader{m: m, free: free, full: full, stop: stop, prepare: prepare}
 		if readers > 1 {
 			done <- r.readSplit(readers)
 			return
@@ -95,13 +114,15 @@ func readMapChunks(m *ebpf.Map, readers int, fn func(*MapChunk) error) error {
 		done <- err
 	}()
 	var ferr error
-	for c := range full {
+	for it := range full {
 		if ferr == nil {
-			if ferr = fn(c); ferr != nil {
-				close(stop) // the reader stops at its next chunk
+			if ferr = fn(it); ferr != nil {
+				close(stop) // the readers stop at their next chunk
 			}
 		}
-		free <- c
+		if it.c != nil {
+			free <- it.c
+		}
 	}
 	if rerr := <-done; ferr == nil && !errors.Is(rerr, errStopped) {
 		return rerr
@@ -117,9 +138,11 @@ var errStopped = errors.New("stopped")
 
 // chunkReader fills chunks from free and hands them over on full.
 type chunkReader struct {
-	m          *ebpf.Map
-	free, full chan *MapChunk
-	stop       chan struct{}
+	m       *ebpf.Map
+	free    chan *MapChunk
+	full    chan chunkItem
+	stop    chan struct{}
+	prepare func(*MapChunk) any // nil: hand over the chunk itself
 }
 
 // get takes an empty chunk with room for n entries.
@@ -137,10 +160,15 @@ func (r *chunkReader) get(n int) (*MapChunk, error) {
 	}
 }
 
-// put hands a filled chunk to the consumer.
+// put hands a filled chunk, or what prepare makes of it, to the consumer.
 func (r *chunkReader) put(c *MapChunk) error {
+	it := chunkItem{c: c}
+	if r.prepare != nil {
+		it = chunkItem{v: r.prepare(c)}
+		r.free <- c // prepare kept nothing of it
+	}
 	select {
-	case r.full <- c:
+	case r.full <- it:
 		return nil
 	case <-r.stop:
 		return errStopped

@@ -19,20 +19,38 @@ func requireRoot(t *testing.T) {
 }
 
 // readAll reads m with the given number of readers and returns each key
-// (a u32) with how often it was seen and its value (a u64).
-func readAll(t *testing.T, m *ebpf.Map, readers int) map[uint32]uint64 {
+// (a u32) with its value (a u64). With prepared, the entries are decoded
+// by the readers (ReadMapPrepared's way) rather than by the consumer.
+func readAll(t *testing.T, m *ebpf.Map, readers int, prepared bool) map[uint32]uint64 {
 	t.Helper()
-	got := map[uint32]uint64{}
-	err := readMapChunks(m, readers, func(c *MapChunk) error {
+	type kv struct {
+		k uint32
+		v uint64
+	}
+	decode := func(c *MapChunk) []kv {
+		out := make([]kv, c.N)
 		for i := range c.N {
-			k := binary.NativeEndian.Uint32(c.Key(i))
-			if _, dup := got[k]; dup {
-				return fmt.Errorf("key %d read twice", k)
+			out[i] = kv{binary.NativeEndian.Uint32(c.Key(i)), binary.NativeEndian.Uint64(c.Value(i, 0))}
+		}
+		return out
+	}
+	got := map[uint32]uint64{}
+	take := func(kvs []kv) error {
+		for _, e := range kvs {
+			if _, dup := got[e.k]; dup {
+				return fmt.Errorf("key %d read twice", e.k)
 			}
-			got[k] = binary.NativeEndian.Uint64(c.Value(i, 0))
+			got[e.k] = e.v
 		}
 		return nil
-	})
+	}
+	var err error
+	if prepared {
+		err = readMapChunks(m, readers, func(c *MapChunk) any { return decode(c) },
+			func(it chunkItem) error { return take(it.v.([]kv)) })
+	} else {
+		err = readMapChunks(m, readers, nil, func(it chunkItem) error { return take(decode(it.c)) })
+	}
 	if err != nil {
 		t.Fatalf("%d readers: %v", readers, err)
 	}
@@ -72,7 +90,7 @@ func TestReadMapChunksSplit(t *testing.T) {
 			}
 		}
 		for readers := 1; readers <= 4; readers++ {
-			got := readAll(t, m, readers)
+			got := readAll(t, m, readers, readers%2 == 0)
 			if len(got) != len(want) {
 				t.Errorf("%v %d/%d, %d readers: %d entries, want %d", tc.typ, tc.fill, tc.maxEntries, readers, len(got), len(want))
 			}
@@ -101,13 +119,15 @@ func TestReadMapChunksStops(t *testing.T) {
 	}
 	stop := errors.New("enough")
 	for readers := 1; readers <= 4; readers++ {
-		calls := 0
-		err := readMapChunks(m, readers, func(c *MapChunk) error {
-			calls++
-			return stop
-		})
-		if !errors.Is(err, stop) || calls != 1 {
-			t.Errorf("%d readers: err %v after %d calls", readers, err, calls)
+		for _, prepare := range []func(*MapChunk) any{nil, func(c *MapChunk) any { return c.N }} {
+			calls := 0
+			err := readMapChunks(m, readers, prepare, func(chunkItem) error {
+				calls++
+				return stop
+			})
+			if !errors.Is(err, stop) || calls != 1 {
+				t.Errorf("%d readers: err %v after %d calls", readers, err, calls)
+			}
 		}
 	}
 }

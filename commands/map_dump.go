@@ -145,6 +145,22 @@ func (f *entryFormatter) entry(key, values []byte) (row []string, obj any) {
 	return row, obj
 }
 
+// formattedEntry is one entry ready for the shell.
+type formattedEntry struct {
+	row []string
+	obj any
+}
+
+// chunk formats every entry of c.
+func (f *entryFormatter) chunk(c *bpf.MapChunk) []formattedEntry {
+	out := make([]formattedEntry, c.N)
+	for i := range c.N {
+		vals := c.Values[i*c.CPUs*c.ValueSize : (i+1)*c.CPUs*c.ValueSize]
+		out[i].row, out[i].obj = f.entry(c.Key(i), vals)
+	}
+	return out
+}
+
 // intValue reads an integer of type t in the machine's byte order, as
 // the kernel stores it.
 func intValue(b []byte, t *btf.Int) *big.Int {
@@ -204,10 +220,11 @@ func runMapDump(s *Session, args []string) (Result, error) {
 				return fmt.Errorf("%s: map %d (%s) is gone: %w", op, d.ID, d.Name, err)
 			}
 			defer mm.Close()
-			err = bpf.ReadMapChunks(mm, func(c *bpf.MapChunk) error {
-				for i := range c.N {
-					vals := c.Values[i*c.CPUs*c.ValueSize : (i+1)*c.CPUs*c.ValueSize]
-					if err := emit(f.entry(c.Key(i), vals)); err != nil {
+			// Entries are formatted by the goroutines that read them, in
+			// parallel; emit writes them out in this one.
+			err = bpf.ReadMapPrepared(mm, f.chunk, func(rows []formattedEntry) error {
+				for _, r := range rows {
+					if err := emit(r.row, r.obj); err != nil {
 						return err
 					}
 				}
