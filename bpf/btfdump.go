@@ -23,7 +23,8 @@ func CDecl(t btf.Type, name string) string {
 // CDefinitions writes C definitions of the named structs, unions, enums
 // and typedefs that roots need, each after the ones it uses by value, the
 // way a header would have to declare them. Types reached only through a
-// pointer are not written out: C lets a pointer name an incomplete type.
+// pointer are not written out: C lets a pointer name an incomplete type
+// (which also breaks the cycles of self-referencing structs).
 func CDefinitions(roots ...btf.Type) string {
 	w := newCWriter()
 	for _, t := range roots {
@@ -98,7 +99,7 @@ type cWriter struct {
 }
 
 func newCWriter() *cWriter {
-	return &cWriter{done: map[btf.Type]bool{}, visiting: map[btf.Type]bool{}, fwd: map[btf.Type]bool{}}
+	return &cWriter{done: map[btf.Type]bool{}, visiting: map[btf.Type]bool{}}
 }
 
 // write adds one declaration; short ones (one line) group together.
@@ -196,12 +197,7 @@ func (w *cWriter) needComposite(t btf.Type, name string, members []btf.Member) {
 		return
 	}
 	if w.visiting[t] {
-		// Reached again through a typedef of a pointer to itself: a
-		// forward declaration lets the typedef name it.
-		if name != "" && !w.fwd[t] {
-			w.fwd[t] = true
-			w.write(cDecl(t, "", 0)+";", true)
-		}
+		// Only malformed BTF holds itself by value; do not loop on it.
 		return
 	}
 	w.visiting[t] = true

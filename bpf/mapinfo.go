@@ -31,6 +31,9 @@ type MapDetails struct {
 	// Key and Value are the BTF types of keys and values, nil when the
 	// map has no BTF for them (then keys and values are shown as bytes).
 	Key, Value btf.Type
+	// BTFErr says why the map's BTF could not be read, when it has some
+	// but Key and Value are nil all the same.
+	BTFErr error
 }
 
 // rawMapInfo is struct bpf_map_info from <linux/bpf.h>, up to map_extra.
@@ -98,22 +101,33 @@ func DescribeMap(m *ebpf.Map) (*MapDetails, error) {
 		d.Frozen = info.Frozen()
 	}
 	if d.BTFID != 0 && (d.KeyTypeID != 0 || d.ValueTypeID != 0) {
-		spec, err := mapSpecBTF(m)
-		if err != nil {
-			return nil, fmt.Errorf("map %s: read its BTF (id %d): %w", d.Name, d.BTFID, err)
-		}
-		if d.KeyTypeID != 0 {
-			if d.Key, err = spec.TypeByID(d.KeyTypeID); err != nil {
-				return nil, fmt.Errorf("map %s: key type %d: %w", d.Name, d.KeyTypeID, err)
-			}
-		}
-		if d.ValueTypeID != 0 {
-			if d.Value, err = spec.TypeByID(d.ValueTypeID); err != nil {
-				return nil, fmt.Errorf("map %s: value type %d: %w", d.Name, d.ValueTypeID, err)
-			}
+		// A map whose BTF cannot be read is still a map: its keys and
+		// values are then shown as bytes, and BTFErr says why.
+		d.Key, d.Value, d.BTFErr = mapTypes(m, d.KeyTypeID, d.ValueTypeID)
+		if d.BTFErr != nil {
+			d.BTFErr = fmt.Errorf("read BTF %d of map %s: %w", d.BTFID, d.Name, d.BTFErr)
 		}
 	}
 	return d, nil
+}
+
+// mapTypes looks the key and value type ids up in m's BTF.
+func mapTypes(m *ebpf.Map, keyID, valueID btf.TypeID) (key, value btf.Type, err error) {
+	spec, err := mapSpecBTF(m)
+	if err != nil {
+		return nil, nil, err
+	}
+	if keyID != 0 {
+		if key, err = spec.TypeByID(keyID); err != nil {
+			return nil, nil, fmt.Errorf("key type %d: %w", keyID, err)
+		}
+	}
+	if valueID != 0 {
+		if value, err = spec.TypeByID(valueID); err != nil {
+			return nil, nil, fmt.Errorf("value type %d: %w", valueID, err)
+		}
+	}
+	return key, value, nil
 }
 
 // mapSpecBTF parses the BTF object m was created with.

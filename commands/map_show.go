@@ -147,6 +147,9 @@ func mapRecord(d *bpf.MapDetails, pins []string) *Record {
 	if d.BTFID != 0 {
 		add("btf_id", strconv.Itoa(int(d.BTFID)))
 	}
+	if d.BTFErr != nil {
+		add("btf", fmt.Sprintf("unreadable, keys and values shown as bytes (%v)", d.BTFErr))
+	}
 	if d.Frozen {
 		add("frozen", "yes (read-only from user space)")
 	}
