@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -203,7 +204,7 @@ func explainMapRef(ref bpf.Ref, err error) error {
 	case bpf.RefPinned:
 		path := ref.Value
 		switch fi, serr := os.Stat(path); {
-		case !bpf.OnBPFFS(path) && under(path, bpf.BPFFSPath):
+		case !bpf.OnBPFFS(path) && pathUnder(path, bpf.BPFFSPath):
 			return fmt.Errorf("bpffs is not mounted at %s, so nothing is pinned at %s; mount it (mount -t bpf bpf %s) and pin the map again", bpf.BPFFSPath, path, bpf.BPFFSPath)
 		case !bpf.OnBPFFS(path):
 			return fmt.Errorf("%s is not on a bpffs, so it is not a map; pinned maps live under %s", path, bpf.BPFFSPath)
@@ -223,8 +224,8 @@ func explainMapRef(ref bpf.Ref, err error) error {
 	return err
 }
 
-// under reports whether path is dir or inside it.
-func under(path, dir string) bool {
+// pathUnder reports whether path is dir or inside it.
+func pathUnder(path, dir string) bool {
 	return path == dir || strings.HasPrefix(path, dir+"/")
 }
 
@@ -239,18 +240,18 @@ type elemArgs struct {
 // part runs up to the next keyword. A last word in flags is the flag.
 func parseElemArgs(op string, args []string, keywords []string, flags []string) (elemArgs, error) {
 	var e elemArgs
-	if n := len(args); n > 0 && contains(flags, args[n-1]) {
+	if n := len(args); n > 0 && slices.Contains(flags, args[n-1]) {
 		e.flag, args = args[n-1], args[:n-1]
 	}
 	var cur *[]string
 	for _, w := range args {
 		switch {
-		case w == "key" && contains(keywords, "key") && !e.hasKey:
+		case w == "key" && slices.Contains(keywords, "key") && !e.hasKey:
 			e.hasKey, cur = true, &e.key
-		case w == "value" && contains(keywords, "value") && !e.hasValue:
+		case w == "value" && slices.Contains(keywords, "value") && !e.hasValue:
 			e.hasValue, cur = true, &e.value
 		case cur == nil:
-			return e, Usagef("%s: expected %s, found %q", op, strings.Join(quoteAll(keywords), " or "), w)
+			return e, Usagef("%s: expected %s, found %q", op, strings.Join(quoteWords(keywords), " or "), w)
 		default:
 			*cur = append(*cur, w)
 		}
@@ -266,16 +267,7 @@ func parseElemArgs(op string, args []string, keywords []string, flags []string) 
 	return e, nil
 }
 
-func contains(list []string, w string) bool {
-	for _, x := range list {
-		if x == w {
-			return true
-		}
-	}
-	return false
-}
-
-func quoteAll(ws []string) []string {
+func quoteWords(ws []string) []string {
 	out := make([]string, len(ws))
 	for i, w := range ws {
 		out[i] = "'" + w + "'"
@@ -636,7 +628,7 @@ func runMapPin(s *Session, args []string) (Result, error) {
 // pinMap pins m at path, making missing directories on bpffs, and leaves
 // nothing behind when it fails.
 func pinMap(m *ebpf.Map, path string) error {
-	if under(path, bpf.BPFFSPath) {
+	if pathUnder(path, bpf.BPFFSPath) {
 		if err := bpf.EnsureBPFFS(); err != nil {
 			return err
 		}
@@ -662,7 +654,7 @@ func pinMap(m *ebpf.Map, path string) error {
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		undo()
-		return fmt.Errorf("make %s: %w", dir, unwrapPathErr(err))
+		return fmt.Errorf("make %s: %w", dir, pathErrCause(err))
 	}
 	// Pin a duplicate: cilium/ebpf remembers one pin path per Map.
 	dup, err := m.Clone()
@@ -681,7 +673,7 @@ func pinMap(m *ebpf.Map, path string) error {
 	return nil
 }
 
-func unwrapPathErr(err error) error {
+func pathErrCause(err error) error {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
 		return pe.Err

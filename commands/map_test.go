@@ -84,10 +84,10 @@ func mapJSON[T any](t *testing.T, out string) T {
 	return v
 }
 
-// formatted is what bpf.FormatValue makes of data, as it reads in JSON:
+// mapFormatted is what bpf.FormatValue makes of data, as it reads in JSON:
 // the tests compare against it so that they check the plumbing of map
 // commands, whatever the value codec prints.
-func formatted(t *testing.T, data []byte, typ btf.Type) any {
+func mapFormatted(t *testing.T, data []byte, typ btf.Type) any {
 	t.Helper()
 	_, obj := bpf.FormatValue(data, typ)
 	b, err := json.Marshal(obj)
@@ -99,15 +99,15 @@ func formatted(t *testing.T, data []byte, typ btf.Type) any {
 	return v
 }
 
-func jsonEqual(a, b any) bool {
+func mapJSONEqual(a, b any) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
 	return bytes.Equal(x, y)
 }
 
-// requireTypedLiterals skips tests of BTF-typed literals while bpf's value
+// mapRequireTypedLiterals skips tests of BTF-typed literals while bpf's value
 // codec only knows hex.
-func requireTypedLiterals(t *testing.T) {
+func mapRequireTypedLiterals(t *testing.T) {
 	t.Helper()
 	u32 := &btf.Int{Name: "unsigned int", Size: 4}
 	if _, err := bpf.ParseValue([]string{"1"}, u32, 4); err != nil {
@@ -115,7 +115,7 @@ func requireTypedLiterals(t *testing.T) {
 	}
 }
 
-func describe(t *testing.T, m *ebpf.Map) *bpf.MapDetails {
+func mapDescribe(t *testing.T, m *ebpf.Map) *bpf.MapDetails {
 	t.Helper()
 	d, err := bpf.DescribeMap(m)
 	if err != nil {
@@ -124,10 +124,10 @@ func describe(t *testing.T, m *ebpf.Map) *bpf.MapDetails {
 	return d
 }
 
-func le32(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
-func le64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
+func mapLE32(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
+func mapLE64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
 
-func hexWords(b []byte) string {
+func mapHexWords(b []byte) string {
 	var s []string
 	for _, c := range b {
 		s = append(s, strconv.FormatUint(uint64(c)|0x100, 16)[1:])
@@ -137,7 +137,7 @@ func hexWords(b []byte) string {
 
 func TestMapShowAndList(t *testing.T) {
 	root, objs := mapFixture(t)
-	d := describe(t, objs.Flows)
+	d := mapDescribe(t, objs.Flows)
 	if d.Key == nil || d.Value == nil || d.KeyTypeID == 0 {
 		t.Fatalf("flows has no BTF key/value types: %+v", d)
 	}
@@ -162,7 +162,7 @@ func TestMapShowAndList(t *testing.T) {
 	if j["bytes_memlock"].(float64) <= 0 {
 		t.Errorf("map show -j: bytes_memlock %v", j["bytes_memlock"])
 	}
-	if !jsonEqual(j["pinned"], []string{filepath.Join(root, "fx/flows")}) {
+	if !mapJSONEqual(j["pinned"], []string{filepath.Join(root, "fx/flows")}) {
 		t.Errorf("map show -j: pinned %v", j["pinned"])
 	}
 
@@ -176,7 +176,7 @@ func TestMapShowAndList(t *testing.T) {
 		for _, m := range list {
 			if m["id"] == float64(d.ID) {
 				found = true
-				if m["name"] != "flows" || !jsonEqual(m["pinned"], []string{filepath.Join(root, "fx/flows")}) {
+				if m["name"] != "flows" || !mapJSONEqual(m["pinned"], []string{filepath.Join(root, "fx/flows")}) {
 					t.Errorf("%s: %v", line, m)
 				}
 			}
@@ -197,7 +197,7 @@ func TestMapShowAndList(t *testing.T) {
 
 func TestMapUpdateLookupDelete(t *testing.T) {
 	root, objs := mapFixture(t)
-	cd := describe(t, objs.Counters)
+	cd := mapDescribe(t, objs.Counters)
 
 	// Array: update by bpfsh, read by the kernel, and back by bpfsh.
 	mapOK(t, root, "map update fx/counters key hex 01 00 00 00 value hex 2a 00 00 00 00 00 00 00")
@@ -206,11 +206,11 @@ func TestMapUpdateLookupDelete(t *testing.T) {
 		t.Fatalf("kernel has counters[1] = %d (%v), want 42", got, err)
 	}
 	j := mapJSON[map[string]any](t, mapOK(t, root, "map lookup fx/counters key hex 01 00 00 00", "-j"))
-	if !jsonEqual(j["key"], formatted(t, le32(1), cd.Key)) || !jsonEqual(j["value"], formatted(t, le64(42), cd.Value)) {
+	if !mapJSONEqual(j["key"], mapFormatted(t, mapLE32(1), cd.Key)) || !mapJSONEqual(j["value"], mapFormatted(t, mapLE64(42), cd.Value)) {
 		t.Errorf("map lookup -j: %v", j)
 	}
 	text := mapOK(t, root, "map lookup fx/counters key hex 01 00 00 00")
-	vt, _ := bpf.FormatValue(le64(42), cd.Value)
+	vt, _ := bpf.FormatValue(mapLE64(42), cd.Value)
 	if !strings.Contains(text, "value:") || !strings.Contains(text, vt) {
 		t.Errorf("map lookup: %q, want value %q", text, vt)
 	}
@@ -226,26 +226,26 @@ func TestMapUpdateLookupDelete(t *testing.T) {
 	mapFails(t, root, "map delete fx/counters key hex 01 00 00 00", 1, "cannot delete")
 
 	// Hash: add, replace, delete, miss.
-	key := append(le32(0x0100000a), 0x50, 0, 0, 0)
+	key := append(mapLE32(0x0100000a), 0x50, 0, 0, 0)
 	val := make([]byte, 40)
 	val[0] = 7
-	mapOK(t, root, "map update fx/flows key "+hexWords(key)+" value "+hexWords(val)+" noexist")
+	mapOK(t, root, "map update fx/flows key "+mapHexWords(key)+" value "+mapHexWords(val)+" noexist")
 	raw := make([]byte, 40)
 	if err := objs.Flows.Lookup(key, raw); err != nil || raw[0] != 7 {
 		t.Fatalf("kernel flows entry %x (%v)", raw, err)
 	}
-	mapFails(t, root, "map update fx/flows key "+hexWords(key)+" value "+hexWords(val)+" noexist", 1, "already")
-	other := append(le32(9), 0, 0, 0, 0)
-	mapFails(t, root, "map update fx/flows key "+hexWords(other)+" value "+hexWords(val)+" exist", 1, "key not found")
-	mapOK(t, root, "map delete fx/flows key "+hexWords(key))
+	mapFails(t, root, "map update fx/flows key "+mapHexWords(key)+" value "+mapHexWords(val)+" noexist", 1, "already")
+	other := append(mapLE32(9), 0, 0, 0, 0)
+	mapFails(t, root, "map update fx/flows key "+mapHexWords(other)+" value "+mapHexWords(val)+" exist", 1, "key not found")
+	mapOK(t, root, "map delete fx/flows key "+mapHexWords(key))
 	if err := objs.Flows.Lookup(key, raw); err == nil {
 		t.Errorf("key still there after map delete")
 	}
-	mapFails(t, root, "map delete fx/flows key "+hexWords(key), 1, "key not found")
-	mapFails(t, root, "map lookup fx/flows key "+hexWords(key), 1, "key not found", "flows")
+	mapFails(t, root, "map delete fx/flows key "+mapHexWords(key), 1, "key not found")
+	mapFails(t, root, "map lookup fx/flows key "+mapHexWords(key), 1, "key not found", "flows")
 
 	// In JSON mode the miss is bpftool's error object.
-	out, _, code := mapRun(t, root, "map lookup fx/flows key "+hexWords(key), "-j")
+	out, _, code := mapRun(t, root, "map lookup fx/flows key "+mapHexWords(key), "-j")
 	e := mapJSON[map[string]string](t, out)
 	if code != 1 || !strings.Contains(e["error"], "key not found") {
 		t.Errorf("-j miss: exit %d, %q", code, out)
@@ -253,7 +253,7 @@ func TestMapUpdateLookupDelete(t *testing.T) {
 }
 
 func TestMapTypedLiterals(t *testing.T) {
-	requireTypedLiterals(t)
+	mapRequireTypedLiterals(t)
 	root, objs := mapFixture(t)
 	mapOK(t, root, `map update fx/flows key {saddr: 10.0.0.1, sport: 1} value {packets: 5, comment: "hi"}`)
 	key := []byte{10, 0, 0, 1, 1, 0, 0, 0} // saddr in network order, sport native
@@ -289,7 +289,7 @@ func TestMapDumpPerCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := describe(t, objs.Percpu)
+	d := mapDescribe(t, objs.Percpu)
 	// A different value on each CPU, written straight into the kernel.
 	per := make([]uint64, cpus)
 	var sum uint64
@@ -314,11 +314,11 @@ func TestMapDumpPerCPU(t *testing.T) {
 		t.Fatalf("map dump -j: %s", out)
 	}
 	e := entries[0]
-	if e.Sum != sum || len(e.Values) != cpus || !jsonEqual(e.Key, formatted(t, le32(7), d.Key)) {
+	if e.Sum != sum || len(e.Values) != cpus || !mapJSONEqual(e.Key, mapFormatted(t, mapLE32(7), d.Key)) {
 		t.Errorf("per-CPU entry: %s (want sum %d over %d CPUs)", out, sum, cpus)
 	}
 	for i, v := range e.Values {
-		if v.CPU != i || !jsonEqual(v.Value, formatted(t, le64(per[i]), d.Value)) {
+		if v.CPU != i || !mapJSONEqual(v.Value, mapFormatted(t, mapLE64(per[i]), d.Value)) {
 			t.Errorf("cpu %d: %v", i, v)
 		}
 	}
@@ -345,8 +345,8 @@ func TestMapDumpPerCPU(t *testing.T) {
 
 func TestMapQueueAndStack(t *testing.T) {
 	root, objs := mapFixture(t)
-	jd := describe(t, objs.Jobs)
-	ud := describe(t, objs.Undo)
+	jd := mapDescribe(t, objs.Jobs)
+	ud := mapDescribe(t, objs.Undo)
 
 	mapFails(t, root, "map pop fx/jobs", 1, "queue jobs is empty")
 	out := mapOK(t, root, "map dump fx/jobs")
@@ -354,35 +354,35 @@ func TestMapQueueAndStack(t *testing.T) {
 		t.Errorf("dump of an empty queue:\n%s", out)
 	}
 	for i := uint32(1); i <= 3; i++ {
-		mapOK(t, root, "map push fx/jobs value "+hexWords(le32(i)))
-		mapOK(t, root, "map push fx/undo value "+hexWords(le64(uint64(i))))
+		mapOK(t, root, "map push fx/jobs value "+mapHexWords(mapLE32(i)))
+		mapOK(t, root, "map push fx/undo value "+mapHexWords(mapLE64(uint64(i))))
 	}
 	// Queue: first in, first out; peek does not consume.
 	for range 2 {
 		j := mapJSON[map[string]any](t, mapOK(t, root, "map peek fx/jobs", "-j"))
-		if !jsonEqual(j["value"], formatted(t, le32(1), jd.Value)) {
+		if !mapJSONEqual(j["value"], mapFormatted(t, mapLE32(1), jd.Value)) {
 			t.Errorf("map peek -j: %v", j)
 		}
 	}
 	dj := mapJSON[map[string]any](t, mapOK(t, root, "map dump fx/jobs", "-j"))
-	if !jsonEqual(dj["head"], formatted(t, le32(1), jd.Value)) || dj["type"] != "queue" {
+	if !mapJSONEqual(dj["head"], mapFormatted(t, mapLE32(1), jd.Value)) || dj["type"] != "queue" {
 		t.Errorf("map dump -j of a queue: %v", dj)
 	}
 	for _, want := range []uint32{1, 2} {
 		j := mapJSON[map[string]any](t, mapOK(t, root, "map pop fx/jobs", "-j"))
-		if !jsonEqual(j["value"], formatted(t, le32(want), jd.Value)) {
+		if !mapJSONEqual(j["value"], mapFormatted(t, mapLE32(want), jd.Value)) {
 			t.Errorf("map pop -j = %v, want %d", j, want)
 		}
 	}
 	// bpftool's names for the same.
-	mapOK(t, root, "map enqueue fx/jobs value "+hexWords(le32(4)))
+	mapOK(t, root, "map enqueue fx/jobs value "+mapHexWords(mapLE32(4)))
 	j := mapJSON[map[string]any](t, mapOK(t, root, "map dequeue fx/jobs", "-j"))
-	if !jsonEqual(j["value"], formatted(t, le32(3), jd.Value)) {
+	if !mapJSONEqual(j["value"], mapFormatted(t, mapLE32(3), jd.Value)) {
 		t.Errorf("map dequeue: %v", j)
 	}
 	// Stack: last in, first out.
 	j = mapJSON[map[string]any](t, mapOK(t, root, "map pop fx/undo", "-j"))
-	if !jsonEqual(j["value"], formatted(t, le64(3), ud.Value)) {
+	if !mapJSONEqual(j["value"], mapFormatted(t, mapLE64(3), ud.Value)) {
 		t.Errorf("stack pop: %v", j)
 	}
 	sd := mapOK(t, root, "map dump fx/undo")
@@ -396,8 +396,8 @@ func TestMapQueueAndStack(t *testing.T) {
 			t.Fatalf("fill queue: %v", err)
 		}
 	}
-	mapFails(t, root, "map push fx/jobs value "+hexWords(le32(999)), 1, "queue jobs is full (max_entries 16)")
-	mapOK(t, root, "map push fx/jobs value "+hexWords(le32(999))+" exist")
+	mapFails(t, root, "map push fx/jobs value "+mapHexWords(mapLE32(999)), 1, "queue jobs is full (max_entries 16)")
+	mapOK(t, root, "map push fx/jobs value "+mapHexWords(mapLE32(999))+" exist")
 	var head uint32
 	objs.Jobs.Lookup(nil, &head)
 	if head != 101 {
@@ -461,7 +461,7 @@ func TestMapDumpRingBuf(t *testing.T) {
 
 func TestMapPin(t *testing.T) {
 	root, objs := mapFixture(t)
-	d := describe(t, objs.Counters)
+	d := mapDescribe(t, objs.Counters)
 	id := strconv.Itoa(int(d.ID))
 	check := func(path string) {
 		t.Helper()
@@ -470,7 +470,7 @@ func TestMapPin(t *testing.T) {
 			t.Fatalf("nothing pinned at %s: %v", path, err)
 		}
 		defer m.Close()
-		if describe(t, m).ID != d.ID {
+		if mapDescribe(t, m).ID != d.ID {
 			t.Errorf("%s is not map %s", path, id)
 		}
 	}
@@ -571,8 +571,8 @@ func TestMapUpdateObjects(t *testing.T) {
 		t.Errorf("program array slot 1 holds %d (%v), want program %d", got, err, progID)
 	}
 	mapOK(t, root, "map update "+filepath.Join(root, "outer")+" key hex 00 00 00 00 value pinned "+filepath.Join(root, "fx/counters"))
-	if err := outer.Lookup(uint32(0), &got); err != nil || got != uint32(describe(t, objs.Counters).ID) {
-		t.Errorf("map of maps slot 0 holds %d (%v), want map %d", got, err, describe(t, objs.Counters).ID)
+	if err := outer.Lookup(uint32(0), &got); err != nil || got != uint32(mapDescribe(t, objs.Counters).ID) {
+		t.Errorf("map of maps slot 0 holds %d (%v), want map %d", got, err, mapDescribe(t, objs.Counters).ID)
 	}
 	mapFails(t, root, "map update "+filepath.Join(root, "jump")+" key hex 00 00 00 00 value fx/nope", 1, "nothing is pinned")
 	mapFails(t, root, "map update "+filepath.Join(root, "jump")+" key hex 00 00 00 00 value hex 01 00 00 00", 2, "the value is a program")
@@ -599,7 +599,7 @@ func mapBinary(t *testing.T) string {
 func TestMapNotRoot(t *testing.T) {
 	root, objs := mapFixture(t)
 	bin := mapBinary(t)
-	id := strconv.Itoa(int(describe(t, objs.Counters).ID))
+	id := strconv.Itoa(int(mapDescribe(t, objs.Counters).ID))
 	for _, line := range []string{"map list", "map show id " + id, "map dump " + filepath.Join(root, "fx/counters")} {
 		cmd := exec.Command(bin, "-c", line)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
@@ -629,7 +629,7 @@ stat -f -c %T /sys/fs/bpf`
 		t.Fatal(err)
 	}
 	defer m.Close()
-	out, err := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, bin, strconv.Itoa(int(describe(t, m).ID))).CombinedOutput()
+	out, err := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, bin, strconv.Itoa(int(mapDescribe(t, m).ID))).CombinedOutput()
 	if err != nil {
 		t.Skipf("skipped: cannot make a private mount namespace without bpffs: %v %s", err, out)
 	}
@@ -671,8 +671,8 @@ func TestMapDump100k(t *testing.T) {
 	}
 	want := map[string]any{}
 	for _, k := range []uint32{0, 1, 4242, n - 1} {
-		kb, _ := json.Marshal(formatted(t, le32(k), nil))
-		want[string(kb)] = formatted(t, le64(uint64(k)*3), nil)
+		kb, _ := json.Marshal(mapFormatted(t, mapLE32(k), nil))
+		want[string(kb)] = mapFormatted(t, mapLE64(uint64(k)*3), nil)
 	}
 	seen := map[string]bool{}
 	for _, e := range entries {
@@ -681,7 +681,7 @@ func TestMapDump100k(t *testing.T) {
 			t.Fatalf("key %s twice", kb)
 		}
 		seen[string(kb)] = true
-		if w, ok := want[string(kb)]; ok && !jsonEqual(e.Value, w) {
+		if w, ok := want[string(kb)]; ok && !mapJSONEqual(e.Value, w) {
 			t.Errorf("key %s: value %v, want %v", kb, e.Value, w)
 		}
 	}
@@ -727,7 +727,7 @@ func TestMapDumpWithoutBatch(t *testing.T) {
 	for _, e := range entries {
 		k, _ := json.Marshal(e["key"])
 		seen[string(k)] = true
-		if !jsonEqual(e["value"], formatted(t, le32(1), nil)) {
+		if !mapJSONEqual(e["value"], mapFormatted(t, mapLE32(1), nil)) {
 			t.Fatalf("entry %v", e)
 		}
 	}
@@ -737,7 +737,7 @@ func TestMapDumpWithoutBatch(t *testing.T) {
 }
 
 func TestMapInteropBpfshToBpftool(t *testing.T) {
-	bpftool := requireBpftool(t)
+	bpftool := mapRequireBpftool(t)
 	root, objs := mapFixture(t)
 	path := filepath.Join(root, "fx", "counters")
 	mapOK(t, root, "map update fx/counters key hex 02 00 00 00 value hex 4d 00 00 00 00 00 00 00")
@@ -766,13 +766,13 @@ func TestMapInteropBpfshToBpftool(t *testing.T) {
 			t.Errorf("%s: bpftool says %v, bpfsh %v", k, theirs[k], ours[k])
 		}
 	}
-	if ours["id"] != float64(describe(t, objs.Counters).ID) {
+	if ours["id"] != float64(mapDescribe(t, objs.Counters).ID) {
 		t.Errorf("id %v", ours["id"])
 	}
 }
 
 func TestMapInteropBpftoolToBpfsh(t *testing.T) {
-	bpftool := requireBpftool(t)
+	bpftool := mapRequireBpftool(t)
 	root := bpftest.PinRoot(t)
 	path := filepath.Join(root, "bt")
 	run := func(args ...string) string {
@@ -797,7 +797,7 @@ func TestMapInteropBpftoolToBpfsh(t *testing.T) {
 		t.Errorf("bpfsh map show: %v", ours)
 	}
 	entries := mapJSON[[]map[string]any](t, mapOK(t, root, "map dump "+path, "-j"))
-	if len(entries) != 1 || !jsonEqual(entries[0]["key"], formatted(t, le32(1), nil)) || !jsonEqual(entries[0]["value"], formatted(t, le64(42), nil)) {
+	if len(entries) != 1 || !mapJSONEqual(entries[0]["key"], mapFormatted(t, mapLE32(1), nil)) || !mapJSONEqual(entries[0]["value"], mapFormatted(t, mapLE64(42), nil)) {
 		t.Errorf("bpfsh dump of bpftool's map: %v", entries)
 	}
 	// bpfsh updates it; bpftool reads the change.
@@ -815,7 +815,7 @@ func TestMapInteropBpftoolToBpfsh(t *testing.T) {
 	}
 }
 
-func requireBpftool(t *testing.T) string {
+func mapRequireBpftool(t *testing.T) string {
 	t.Helper()
 	bpftest.RequireRoot(t)
 	const path = "/usr/sbin/bpftool"
@@ -849,7 +849,7 @@ func TestBTFDump(t *testing.T) {
 	if !strings.Contains(prog, "int xdp_count(struct xdp_md *ctx);") || !strings.Contains(prog, "struct xdp_md {") {
 		t.Errorf("btf dump of a program:\n%s", prog)
 	}
-	byID := mapOK(t, root, "btf dump id "+strconv.Itoa(int(describe(t, objs.Flows).BTFID)))
+	byID := mapOK(t, root, "btf dump id "+strconv.Itoa(int(mapDescribe(t, objs.Flows).BTFID)))
 	if !strings.Contains(byID, "struct flow_key {") {
 		t.Errorf("btf dump id:\n%s", byID)
 	}
