@@ -124,8 +124,8 @@ func mapDescribe(t *testing.T, m *ebpf.Map) *bpf.MapDetails {
 	return d
 }
 
-func mapLE32(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
-func mapLE64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
+func mapLE32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
+func mapLE64(v uint64) []byte { return binary.NativeEndian.AppendUint64(nil, v) }
 
 func mapHexWords(b []byte) string {
 	var s []string
