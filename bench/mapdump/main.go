@@ -11,6 +11,7 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -87,6 +88,9 @@ func run(n int, bpftool string, runs int) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
+			if lines, err := countLines(out); err != nil || lines < n {
+				return fmt.Errorf("%s wrote %d lines for %d entries (%v): not a whole dump", c.name, lines, n, err)
+			}
 			if i == 0 || took < best.took {
 				best.took, best.size = took, size
 			}
@@ -159,4 +163,11 @@ func timeToFile(args []string, path string) (wall, cpu time.Duration, size, maxr
 		cpu = time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
 	}
 	return wall, cpu, fi.Size(), maxrss, nil
+}
+
+// countLines counts the lines of the file at path, so that a dump that
+// stopped early is not timed as a fast one.
+func countLines(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	return bytes.Count(b, []byte("\n")), err
 }
