@@ -88,8 +88,8 @@ func run(n int, bpftool string, runs int) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
-			if lines, err := countLines(out); err != nil || lines < n {
-				return fmt.Errorf("%s wrote %d lines for %d entries (%v): not a whole dump", c.name, lines, n, err)
+			if got, err := countEntries(out); err != nil || got != n {
+				return fmt.Errorf("%s wrote %d entries of %d (%v): not a whole dump", c.name, got, n, err)
 			}
 			if i == 0 || took < best.took {
 				best.took, best.size = took, size
@@ -165,9 +165,17 @@ func timeToFile(args []string, path string) (wall, cpu time.Duration, size, maxr
 	return wall, cpu, fi.Size(), maxrss, nil
 }
 
-// countLines counts the lines of the file at path, so that a dump that
-// stopped early is not timed as a fast one.
-func countLines(path string) (int, error) {
+// countEntries counts the entries in a dump, so that a dump that stopped
+// early is not timed as a fast one: each has one "key" in JSON, one line
+// in text (which has a header line as well: bpfsh's column names first,
+// bpftool's "Found N elements" last).
+func countEntries(path string) (int, error) {
 	b, err := os.ReadFile(path)
-	return bytes.Count(b, []byte("\n")), err
+	if err != nil {
+		return 0, err
+	}
+	if bytes.HasPrefix(b, []byte("[")) {
+		return bytes.Count(b, []byte(`"key":`)), nil
+	}
+	return bytes.Count(b, []byte("\n")) - 1, nil
 }
