@@ -34,7 +34,7 @@ type entryFormatter struct {
 	// million entries builds only the one the shell will print.
 	text, obj bool
 	// jsonCap is room for one entry's JSON (bytes shown as "0x2a" take
-	// seven characters each), so that building it allocates once.
+	// seven characters each), so that a chunk's JSON is one allocation.
 	jsonCap int
 }
 
@@ -71,6 +71,13 @@ func (f *entryFormatter) columns() []string {
 // entry formats one entry; values holds one value, or one per CPU packed
 // at the value size.
 func (f *entryFormatter) entry(key, values []byte) (row []string, obj any) {
+	var arena []byte
+	return f.entryIn(key, values, &arena)
+}
+
+// entryIn is entry with the JSON written at the end of *arena, so that
+// the entries of a chunk share one allocation.
+func (f *entryFormatter) entryIn(key, values []byte, arena *[]byte) (row []string, obj any) {
 	var keyText string
 	var keyObj any
 	if f.text && f.obj {
@@ -86,11 +93,14 @@ func (f *entryFormatter) entry(key, values []byte) (row []string, obj any) {
 			row = []string{keyText, vt}
 		}
 		if f.obj {
-			b := append(make([]byte, 0, f.jsonCap), `{"key":`...)
+			start := len(*arena)
+			b := append(*arena, `{"key":`...)
 			b = appendJSON(b, keyObj)
 			b = append(b, `,"value":`...)
 			b = appendJSON(b, vo)
-			obj = json.RawMessage(append(b, '}'))
+			b = append(b, '}')
+			*arena = b
+			obj = json.RawMessage(b[start:len(b):len(b)])
 		}
 		return row, obj
 	}
@@ -101,9 +111,10 @@ func (f *entryFormatter) entry(key, values []byte) (row []string, obj any) {
 		sum = new(big.Int)
 	}
 	var texts []string
-	var b []byte
+	start := len(*arena)
+	b := *arena
 	if f.obj {
-		b = append(make([]byte, 0, f.jsonCap), `{"key":`...)
+		b = append(b, `{"key":`...)
 		b = appendJSON(b, keyObj)
 		b = append(b, `,"values":[`...)
 	}
@@ -140,7 +151,9 @@ func (f *entryFormatter) entry(key, values []byte) (row []string, obj any) {
 			b = append(b, `,"sum":`...)
 			b = sum.Append(b, 10)
 		}
-		obj = json.RawMessage(append(b, '}'))
+		b = append(b, '}')
+		*arena = b
+		obj = json.RawMessage(b[start:len(b):len(b)])
 	}
 	return row, obj
 }
@@ -154,9 +167,13 @@ type formattedEntry struct {
 // chunk formats every entry of c.
 func (f *entryFormatter) chunk(c *bpf.MapChunk) []formattedEntry {
 	out := make([]formattedEntry, c.N)
+	var arena []byte
+	if f.obj {
+		arena = make([]byte, 0, c.N*f.jsonCap)
+	}
 	for i := range c.N {
 		vals := c.Values[i*c.CPUs*c.ValueSize : (i+1)*c.CPUs*c.ValueSize]
-		out[i].row, out[i].obj = f.entry(c.Key(i), vals)
+		out[i].row, out[i].obj = f.entryIn(c.Key(i), vals, &arena)
 	}
 	return out
 }
