@@ -10,6 +10,8 @@ func All() []*Command {
 		unloadCmd,
 		lsCmd,
 		progCmd,
+		mapCmd,
+		btfCmd,
 		linkCmd,
 		netCmd,
 		packetCmd,

@@ -43,7 +43,9 @@ type Text struct {
 // Stream is a result too large to hold in memory (a map dump): Each calls
 // emit once per row, in order, until emit returns an error or rows run out.
 // Text output shows the rows under Columns, sized from the first rows; JSON
-// output is an array of the rows' objects, written as they come.
+// output is an array of the rows' objects, written as they come; an object
+// that is a json.RawMessage is written as it is (it must be valid JSON),
+// which lets a command encode a million rows faster than reflection can.
 type Stream struct {
 	Columns []string
 	Each    func(emit func(row []string, obj any) error) error

@@ -1,0 +1,188 @@
+package bpf
+
+import (
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"golang.org/x/sys/unix"
+)
+
+// MapDetails is what the kernel says about one map: bpftool's "map show"
+// fields plus the BTF types of its keys and values.
+type MapDetails struct {
+	ID         ebpf.MapID
+	Type       ebpf.MapType
+	Name       string
+	Flags      uint32
+	KeySize    uint32
+	ValueSize  uint32
+	MaxEntries uint32
+	Memlock    uint64
+	Frozen     bool
+	// BTFID is the map's BTF object (0: none); KeyTypeID and ValueTypeID
+	// are type ids inside it (0: not typed).
+	BTFID       btf.ID
+	KeyTypeID   btf.TypeID
+	ValueTypeID btf.TypeID
+	// Key and Value are the BTF types of keys and values, nil when the
+	// map has no BTF for them (then keys and values are shown as bytes).
+	Key, Value btf.Type
+	// BTFErr says why the map's BTF could not be read, when it has some
+	// but Key and Value are nil all the same.
+	BTFErr error
+}
+
+// rawMapInfo is struct bpf_map_info from <linux/bpf.h>, up to map_extra.
+// cilium/ebpf's MapInfo leaves out btf_key_type_id and btf_value_type_id,
+// which are what typing keys and values needs, so bpfsh asks for the
+// struct itself. The kernel fills in at most info_len bytes, so a newer
+// kernel with a longer struct is fine.
+type rawMapInfo struct {
+	Type                  uint32
+	ID                    uint32
+	KeySize               uint32
+	ValueSize             uint32
+	MaxEntries            uint32
+	MapFlags              uint32
+	Name                  [unix.BPF_OBJ_NAME_LEN]byte
+	Ifindex               uint32
+	BTFVmlinuxValueTypeID uint32
+	NetnsDev              uint64
+	NetnsIno              uint64
+	BTFID                 uint32
+	BTFKeyTypeID          uint32
+	BTFValueTypeID        uint32
+	_                     uint32
+	MapExtra              uint64
+}
+
+// objGetInfoAttr is the BPF_OBJ_GET_INFO_BY_FD part of union bpf_attr.
+type objGetInfoAttr struct {
+	BPFFD   uint32
+	InfoLen uint32
+	Info    uint64
+}
+
+func objInfo(fd int, info unsafe.Pointer, size uintptr) error {
+	attr := objGetInfoAttr{BPFFD: uint32(fd), InfoLen: uint32(size), Info: uint64(uintptr(info))}
+	_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_OBJ_GET_INFO_BY_FD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// DescribeMap returns m's details, its key and value types resolved in
+// the map's BTF when it has any.
+func DescribeMap(m *ebpf.Map) (*MapDetails, error) {
+	var raw rawMapInfo
+	if err := objInfo(m.FD(), unsafe.Pointer(&raw), unsafe.Sizeof(raw)); err != nil {
+		return nil, fmt.Errorf("map info: %w", err)
+	}
+	d := &MapDetails{
+		ID:          ebpf.MapID(raw.ID),
+		Type:        ebpf.MapType(raw.Type),
+		Name:        unix.ByteSliceToString(raw.Name[:]),
+		Flags:       raw.MapFlags,
+		KeySize:     raw.KeySize,
+		ValueSize:   raw.ValueSize,
+		MaxEntries:  raw.MaxEntries,
+		BTFID:       btf.ID(raw.BTFID),
+		KeyTypeID:   btf.TypeID(raw.BTFKeyTypeID),
+		ValueTypeID: btf.TypeID(raw.BTFValueTypeID),
+	}
+	// memlock and frozen are only in /proc/self/fdinfo, which cilium/ebpf reads.
+	if info, err := m.Info(); err == nil {
+		d.Memlock, _ = info.Memlock()
+		d.Frozen = info.Frozen()
+	}
+	if d.BTFID != 0 && (d.KeyTypeID != 0 || d.ValueTypeID != 0) {
+		// A map whose BTF cannot be read is still a map: its keys and
+		// values are then shown as bytes, and BTFErr says why.
+		d.Key, d.Value, d.BTFErr = mapTypes(m, d.KeyTypeID, d.ValueTypeID)
+		if d.BTFErr != nil {
+			d.BTFErr = fmt.Errorf("read BTF %d of map %s: %w", d.BTFID, d.Name, d.BTFErr)
+		}
+	}
+	return d, nil
+}
+
+// mapTypes looks the key and value type ids up in m's BTF.
+func mapTypes(m *ebpf.Map, keyID, valueID btf.TypeID) (key, value btf.Type, err error) {
+	spec, err := mapSpecBTF(m)
+	if err != nil {
+		return nil, nil, err
+	}
+	if keyID != 0 {
+		if key, err = spec.TypeByID(keyID); err != nil {
+			return nil, nil, fmt.Errorf("key type %d: %w", keyID, err)
+		}
+	}
+	if valueID != 0 {
+		if value, err = spec.TypeByID(valueID); err != nil {
+			return nil, nil, fmt.Errorf("value type %d: %w", valueID, err)
+		}
+	}
+	return key, value, nil
+}
+
+// mapSpecBTF parses the BTF object m was created with.
+func mapSpecBTF(m *ebpf.Map) (*btf.Spec, error) {
+	h, err := m.Handle()
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	return HandleSpec(h)
+}
+
+// HandleSpec parses the types of a BTF object in the kernel. Module BTF
+// only makes sense on top of vmlinux, so the kernel's types are its base.
+func HandleSpec(h *btf.Handle) (*btf.Spec, error) {
+	info, err := h.Info()
+	if err != nil {
+		return nil, err
+	}
+	var base *btf.Spec
+	if info.IsModule() {
+		if base, err = btf.LoadKernelSpec(); err != nil {
+			return nil, fmt.Errorf("load vmlinux BTF for module %s: %w", info.Name, err)
+		}
+	}
+	return h.Spec(base)
+}
+
+// MapPins walks the bpffs mounted at root and returns, for each map id,
+// the paths it is pinned at (what "bpftool -f map show" prints). Objects
+// that vanish or cannot be opened while walking are skipped: other
+// processes pin and unpin all the time.
+func MapPins(root string) map[ebpf.MapID][]string {
+	pins := map[ebpf.MapID][]string{}
+	filepath.WalkDir(root, func(path string, de fs.DirEntry, err error) error {
+		if err != nil {
+			if de != nil && de.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if de.IsDir() {
+			return nil
+		}
+		m, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true})
+		if err != nil {
+			return nil // not a map, or gone
+		}
+		var raw rawMapInfo
+		if objInfo(m.FD(), unsafe.Pointer(&raw), unsafe.Sizeof(raw)) == nil {
+			id := ebpf.MapID(raw.ID)
+			pins[id] = append(pins[id], path)
+		}
+		m.Close()
+		return nil
+	})
+	return pins
+}

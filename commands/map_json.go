@@ -1,0 +1,137 @@
+package commands
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/big"
+	"slices"
+	"strconv"
+)
+
+// A map dump writes a million entries; encoding/json's reflection would
+// cost more than reading them from the kernel. These appenders write the
+// shapes a value codec returns (strings, integers, bools, nil, slices and
+// maps of them, and values that marshal themselves) directly, and hand
+// anything else to encoding/json.
+
+// appendJSON appends v as JSON.
+func appendJSON(b []byte, v any) []byte {
+	switch v := v.(type) {
+	case nil:
+		return append(b, "null"...)
+	case string:
+		return appendJSONString(b, v)
+	case bool:
+		return strconv.AppendBool(b, v)
+	case int:
+		return strconv.AppendInt(b, int64(v), 10)
+	case int8:
+		return strconv.AppendInt(b, int64(v), 10)
+	case int16:
+		return strconv.AppendInt(b, int64(v), 10)
+	case int32:
+		return strconv.AppendInt(b, int64(v), 10)
+	case int64:
+		return strconv.AppendInt(b, v, 10)
+	case uint:
+		return strconv.AppendUint(b, uint64(v), 10)
+	case uint8:
+		return strconv.AppendUint(b, uint64(v), 10)
+	case uint16:
+		return strconv.AppendUint(b, uint64(v), 10)
+	case uint32:
+		return strconv.AppendUint(b, uint64(v), 10)
+	case uint64:
+		return strconv.AppendUint(b, v, 10)
+	case *big.Int:
+		if v == nil {
+			return append(b, "null"...)
+		}
+		return v.Append(b, 10)
+	case []string:
+		if v == nil {
+			return append(b, "null"...)
+		}
+		b = append(b, '[')
+		for i, e := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, e)
+		}
+		return append(b, ']')
+	case json.Marshaler:
+		// The codec's ordered objects encode themselves; encoding/json
+		// would call this too, then re-scan its output.
+		enc, err := v.MarshalJSON()
+		if err != nil {
+			return appendJSONString(b, "unencodable value: "+err.Error())
+		}
+		return append(b, enc...)
+	case []any:
+		if v == nil {
+			return append(b, "null"...)
+		}
+		b = append(b, '[')
+		for i, e := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSON(b, e)
+		}
+		return append(b, ']')
+	case map[string]any:
+		if v == nil {
+			return append(b, "null"...)
+		}
+		// Sorted, as encoding/json writes maps.
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSON(b, v[k])
+		}
+		return append(b, '}')
+	}
+	enc, err := marshalJSON(v)
+	if err != nil {
+		// A codec returned something JSON cannot hold; say so in place
+		// rather than break the whole array.
+		return appendJSONString(b, "unencodable value: "+err.Error())
+	}
+	return append(b, enc...)
+}
+
+// marshalJSON is json.Marshal without HTML escaping, as the shell prints
+// JSON: output goes to terminals and jq, where "<" must stay readable.
+func marshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// appendJSONString appends s quoted. Plain printable ASCII, the common
+// case, is copied; anything else is left to encoding/json's escaping.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			enc, _ := marshalJSON(s)
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
