@@ -132,20 +132,27 @@ func (o Object) MarshalJSON() ([]byte, error) {
 // formatHex is bpftool's rendering of bytes without BTF. It runs for every
 // entry of a large map dump, hence the table instead of fmt.
 func formatHex(data []byte) (string, []any) {
+	obj := make([]any, len(data))
+	for i, c := range data {
+		obj[i] = hexByteNames[c]
+	}
+	return hexText(data), obj
+}
+
+// hexText is bytes as bpftool prints them without BTF: "01 00 00 00".
+func hexText(data []byte) string {
 	const digits = "0123456789abcdef"
 	if len(data) == 0 {
-		return "", []any{}
+		return ""
 	}
 	text := make([]byte, 0, 3*len(data))
-	obj := make([]any, len(data))
 	for i, c := range data {
 		if i > 0 {
 			text = append(text, ' ')
 		}
 		text = append(text, digits[c>>4], digits[c&15])
-		obj[i] = hexByteNames[c]
 	}
-	return string(text), obj
+	return string(text)
 }
 
 // hexByteNames holds "0x00" to "0xff", as bpftool's JSON spells bytes.

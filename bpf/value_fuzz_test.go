@@ -95,6 +95,13 @@ func fuzzRoundTrip(t *testing.T, b []byte, typ btf.Type) {
 	if _, err := json.Marshal(obj); err != nil {
 		t.Fatalf("FormatValue(% x, %v) gave an object JSON cannot take: %v", b, typ, err)
 	}
+	// The dump's fast paths must say exactly what FormatValue says.
+	if fast := bpf.FormatText(b, typ); fast != text {
+		t.Fatalf("FormatText(% x, %v) = %q, FormatValue's text is %q", b, typ, fast, text)
+	}
+	if fast, slow := bpf.AppendValueJSON(nil, b, typ), bpf.AppendJSON(nil, obj); !bytes.Equal(fast, slow) {
+		t.Fatalf("AppendValueJSON(% x, %v) = %s, FormatValue's obj is %s", b, typ, fast, slow)
+	}
 	if len(b) == 0 && text == "" {
 		return
 	}

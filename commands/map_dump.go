@@ -78,26 +78,16 @@ func (f *entryFormatter) entry(key, values []byte) (row []string, obj any) {
 // entryIn is entry with the JSON written at the end of *arena, so that
 // the entries of a chunk share one allocation.
 func (f *entryFormatter) entryIn(key, values []byte, arena *[]byte) (row []string, obj any) {
-	var keyText string
-	var keyObj any
-	if f.text && f.obj {
-		keyText, keyObj = bpf.FormatValue(key, f.d.Key)
-	} else if f.text {
-		keyText, _ = bpf.FormatValue(key, f.d.Key)
-	} else {
-		_, keyObj = bpf.FormatValue(key, f.d.Key)
-	}
 	if !f.perCPU() {
-		vt, vo := bpf.FormatValue(values, f.d.Value)
 		if f.text {
-			row = []string{keyText, vt}
+			row = []string{bpf.FormatText(key, f.d.Key), bpf.FormatText(values, f.d.Value)}
 		}
 		if f.obj {
 			start := len(*arena)
 			b := append(*arena, `{"key":`...)
-			b = appendJSON(b, keyObj)
+			b = bpf.AppendValueJSON(b, key, f.d.Key)
 			b = append(b, `,"value":`...)
-			b = appendJSON(b, vo)
+			b = bpf.AppendValueJSON(b, values, f.d.Value)
 			b = append(b, '}')
 			*arena = b
 			obj = json.RawMessage(b[start:len(b):len(b)])
@@ -115,14 +105,13 @@ func (f *entryFormatter) entryIn(key, values []byte, arena *[]byte) (row []strin
 	b := *arena
 	if f.obj {
 		b = append(b, `{"key":`...)
-		b = appendJSON(b, keyObj)
+		b = bpf.AppendValueJSON(b, key, f.d.Key)
 		b = append(b, `,"values":[`...)
 	}
 	for cpu := range n {
 		v := values[cpu*vs : (cpu+1)*vs]
-		t, o := bpf.FormatValue(v, f.d.Value)
 		if f.text {
-			texts = append(texts, "cpu"+strconv.Itoa(cpu)+"="+t)
+			texts = append(texts, "cpu"+strconv.Itoa(cpu)+"="+bpf.FormatText(v, f.d.Value))
 		}
 		if f.obj {
 			if cpu > 0 {
@@ -131,7 +120,7 @@ func (f *entryFormatter) entryIn(key, values []byte, arena *[]byte) (row []strin
 			b = append(b, `{"cpu":`...)
 			b = strconv.AppendInt(b, int64(cpu), 10)
 			b = append(b, `,"value":`...)
-			b = appendJSON(b, o)
+			b = bpf.AppendValueJSON(b, v, f.d.Value)
 			b = append(b, '}')
 		}
 		if sum != nil {
@@ -139,7 +128,7 @@ func (f *entryFormatter) entryIn(key, values []byte, arena *[]byte) (row []strin
 		}
 	}
 	if f.text {
-		row = []string{keyText}
+		row = []string{bpf.FormatText(key, f.d.Key)}
 		if sum != nil {
 			row = append(row, sum.String())
 		}

@@ -1,8 +1,9 @@
-package commands
+package bpf
 
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/cilium/ebpf/btf"
 	"math/big"
 	"slices"
 	"strconv"
@@ -10,12 +11,60 @@ import (
 
 // A map dump writes a million entries; encoding/json's reflection would
 // cost more than reading them from the kernel. These appenders write the
-// shapes a value codec returns (strings, integers, bools, nil, slices and
+// shapes the value codec returns (strings, integers, bools, nil, slices and
 // maps of them, and values that marshal themselves) directly, and hand
 // anything else to encoding/json.
 
-// appendJSON appends v as JSON.
-func appendJSON(b []byte, v any) []byte {
+// AppendValueJSON appends data typed by t as JSON, the obj of FormatValue,
+// without building obj for the common cases: bytes without BTF and plain
+// integers.
+func AppendValueJSON(dst, data []byte, t btf.Type) []byte {
+	if t == nil {
+		return appendHexJSON(dst, data)
+	}
+	if it, ok := underlying(t).(*btf.Int); ok && int(it.Size) == len(data) && it.Size <= 8 && it.Encoding != btf.Bool {
+		if it.Encoding == btf.Signed {
+			return strconv.AppendInt(dst, signExtend(readUint(data), uint(8*it.Size)), 10)
+		}
+		return strconv.AppendUint(dst, readUint(data), 10)
+	}
+	_, obj := FormatValue(data, t)
+	return AppendJSON(dst, obj)
+}
+
+// FormatText is the text of FormatValue alone, without building the JSON
+// form for the common cases: bytes without BTF and plain integers.
+func FormatText(data []byte, t btf.Type) string {
+	if t == nil {
+		return hexText(data)
+	}
+	if it, ok := underlying(t).(*btf.Int); ok && int(it.Size) == len(data) && it.Size <= 8 && it.Encoding != btf.Bool {
+		if it.Encoding == btf.Signed {
+			return strconv.FormatInt(signExtend(readUint(data), uint(8*it.Size)), 10)
+		}
+		return strconv.FormatUint(readUint(data), 10)
+	}
+	text, _ := FormatValue(data, t)
+	return text
+}
+
+// appendHexJSON appends bytes as bpftool's JSON spells them without BTF:
+// ["0x01","0x00"].
+func appendHexJSON(dst, data []byte) []byte {
+	const digits = "0123456789abcdef"
+	dst = append(dst, '[')
+	for i, c := range data {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '"', '0', 'x', digits[c>>4], digits[c&15], '"')
+	}
+	return append(dst, ']')
+}
+
+// AppendJSON appends v, a value of the shapes FormatValue returns (or
+// anything encoding/json takes), as JSON.
+func AppendJSON(b []byte, v any) []byte {
 	switch v := v.(type) {
 	case nil:
 		return append(b, "null"...)
@@ -77,7 +126,7 @@ func appendJSON(b []byte, v any) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSON(b, e)
+			b = AppendJSON(b, e)
 		}
 		return append(b, ']')
 	case map[string]any:
@@ -97,7 +146,7 @@ func appendJSON(b []byte, v any) []byte {
 			}
 			b = appendJSONString(b, k)
 			b = append(b, ':')
-			b = appendJSON(b, v[k])
+			b = AppendJSON(b, v[k])
 		}
 		return append(b, '}')
 	}

@@ -1,4 +1,4 @@
-package commands
+package bpf
 
 import (
 	"encoding/json"
@@ -33,11 +33,11 @@ func TestAppendJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := appendJSON(nil, v); string(got) != string(want) {
+		if got := AppendJSON(nil, v); string(got) != string(want) {
 			t.Errorf("%#v: got %s, want %s", v, got, want)
 		}
 	}
-	if got := string(appendJSON([]byte("x"), math.NaN())); got[0] != 'x' || !json.Valid([]byte(got[1:])) {
+	if got := string(AppendJSON([]byte("x"), math.NaN())); got[0] != 'x' || !json.Valid([]byte(got[1:])) {
 		t.Errorf("NaN: %s is not valid JSON after the prefix", got)
 	}
 }
