@@ -1,8 +1,8 @@
 package commands_test
 
-//go:generate clang -target bpf -O2 -g -c testdata/oddsection.bpf.c -o testdata/oddsection.o
-//go:generate clang -target bpf -O2 -g -I../bpf/include -c testdata/pinbyname.bpf.c -o testdata/pinbyname.o
-//go:generate clang -target bpf -O2 -g -I../bpf/include -DREJECT -c testdata/pinbyname.bpf.c -o testdata/pinbyname_reject.o
+//go:generate clang -target bpf -O2 -g -fdebug-compilation-dir=. -c testdata/oddsection.bpf.c -o testdata/oddsection.o
+//go:generate clang -target bpf -O2 -g -fdebug-compilation-dir=. -I../bpf/include -c testdata/pinbyname.bpf.c -o testdata/pinbyname.o
+//go:generate clang -target bpf -O2 -g -fdebug-compilation-dir=. -I../bpf/include -DREJECT -c testdata/pinbyname.bpf.c -o testdata/pinbyname_reject.o
 
 import (
 	"encoding/json"
