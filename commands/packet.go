@@ -131,8 +131,11 @@ func inputPacket(op string, args []string, vars map[string]any) (*packet.Packet,
 		return p, nil
 	}
 	var pe *packet.Error
-	if errors.As(err, &pe) {
+	switch {
+	case errors.As(err, &pe):
 		return nil, &exprError{usage: &UsageError{Msg: op + ": " + err.Error()}, expr: pe}
+	case len(args) > 0 && args[0] == "hex":
+		return nil, Usagef("%s: %v", op, err) // mistyped bytes
 	}
 	return nil, fmt.Errorf("%s: %w", op, err)
 }

@@ -9,17 +9,18 @@ import (
 
 	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/testrun"
+	"github.com/bpfsh/bpfsh/testrun/packet"
 )
 
-// run is provisional in its input: "hex BYTES" only, until crafted packets
-// (packet EXPR, $VAR, @file) are wired in front of testrun.Run.
 var runCmd = &Command{
 	Name:  "run",
-	Usage: "REF [hex BYTES...] [ctx {FIELD: VALUE, ...} | ctx hex BYTES...] [repeat N] [bench] [cpu N] [flags FLAG,...] [live [batch N]] [map REF] [sockets N] [from KEY] [wait DURATION] [notrace] [nomaps]",
+	Usage: "REF [packet EXPR | hex BYTES... | @FILE | $NAME] [ctx {FIELD: VALUE, ...} | ctx hex BYTES...] [repeat N] [bench] [cpu N] [flags FLAG,...] [live [batch N]] [map REF] [sockets N] [from KEY] [wait DURATION] [notrace] [nomaps]",
 	Short: "run a program on crafted input and show what it did",
 	Long: "run runs a program once through the kernel (BPF_PROG_TEST_RUN) on the input given and shows its return value by name " +
-		"(XDP_TX, TC_ACT_SHOT, SK_PASS, ...), the packet it handed back, the context fields it changed, the map entries the run added, " +
+		"(XDP_TX, TC_ACT_SHOT, SK_PASS, ...), the packet it handed back decoded layer by layer with the fields it changed marked, " +
+		"the context fields it changed, the map entries the run added, " +
 		"changed or removed, and the bpf_printk lines this run (and only this run) wrote. " +
+		"The input is a packet: a layer expression after 'packet' (see 'help packet'), hex bytes, @FILE (raw bytes or a pcap) or $NAME (kept with let). " +
 		"ctx fills the program's context by field name from the kernel's BTF (struct __sk_buff, xdp_md, bpf_sk_lookup, bpf_flow_keys; " +
 		"a syscall program's own struct; for raw tracepoints a list of u64 arguments [1, 2]); fields the kernel refuses are named. " +
 		"repeat N times N more runs, each on a fresh copy of the input (the kernel's own repeat reruns the program on its own output), " +
@@ -28,7 +29,7 @@ var runCmd = &Command{
 		"live sends XDP frames through the stack for real (repeat N frames, batch N per batch). sk_skb and sk_msg programs, which the " +
 		"kernel cannot test-run, go through a live harness: loopback sockets in a private network namespace inserted into the program's " +
 		"sockmap (or map REF), the input sent through key from's connection, and the report says which socket received it.",
-	Example: "run xdp/xdp_reflect hex 02000000000200000000000108004500 ctx {ingress_ifindex: 1} repeat 1000 bench",
+	Example: `run fx/xdp_count packet Ether()/IPv4()/UDP(dport=6390)/Raw("ping") ctx {ingress_ifindex: 1} repeat 1000`,
 	Args:    []ArgKind{ArgProgRef},
 }
 
@@ -36,7 +37,7 @@ func init() { runCmd.Run = runRun }
 
 // runKeywords end a run of hex words.
 var runKeywords = map[string]bool{
-	"hex": true, "ctx": true, "repeat": true, "bench": true, "cpu": true, "flags": true, "live": true, "batch": true,
+	"packet": true, "hex": true, "ctx": true, "repeat": true, "bench": true, "cpu": true, "flags": true, "live": true, "batch": true,
 	"map": true, "sockets": true, "from": true, "wait": true, "notrace": true, "nomaps": true,
 }
 
@@ -85,14 +86,36 @@ func parseRunOptions(s *Session, words []string) (testrun.Options, func(), error
 	}
 	for i := 0; i < len(words); i++ {
 		w := words[i]
-		switch w {
-		case "hex":
-			b, n, err := hexWords(words[i+1:], "hex")
+		if w == "packet" || w == "hex" || strings.HasPrefix(w, "@") || strings.HasPrefix(w, "$") {
+			if opts.Data != nil {
+				return opts, cleanup, Usagef("run takes one packet; %q starts a second", w)
+			}
+			from := i
+			if w == "packet" {
+				from++
+			}
+			n := from
+			for n < len(words) && (n == from || !runKeywords[words[n]]) {
+				n++
+			}
+			if w == "hex" {
+				// hex's own words run up to the next keyword, like the rest.
+				for n < len(words) && !runKeywords[words[n]] {
+					n++
+				}
+			}
+			p, err := inputPacket("run", words[from:n], s.Vars)
 			if err != nil {
 				return opts, cleanup, err
 			}
-			opts.Data = append(opts.Data, b...)
-			i += n
+			opts.Data = p.Data
+			if opts.Data == nil {
+				opts.Data = []byte{}
+			}
+			i = n - 1
+			continue
+		}
+		switch w {
 		case "ctx":
 			if i+1 >= len(words) {
 				return opts, cleanup, Usagef("ctx needs a value: {field: value, ...}, [u64, ...] or hex BYTES")
@@ -169,7 +192,7 @@ func parseRunOptions(s *Session, words []string) (testrun.Options, func(), error
 			opts.Harness.Map = m
 			i = len(words) - len(rest) - 1
 		default:
-			return opts, cleanup, Usagef("unexpected %q; after the program come: hex BYTES, ctx, repeat, bench, cpu, flags, live, batch, map, sockets, from, wait, notrace, nomaps", w)
+			return opts, cleanup, Usagef("unexpected %q; after the program come: packet EXPR (or hex BYTES, @FILE, $NAME), ctx, repeat, bench, cpu, flags, live, batch, map, sockets, from, wait, notrace, nomaps", w)
 		}
 	}
 	// Two flags have options of their own; the runner sets their bits.
@@ -249,8 +272,17 @@ func FormatOutcome(o *testrun.Outcome) string {
 		if o.PacketChanged {
 			state = "changed: " + changedRanges(o.DataIn, o.DataOut)
 		}
-		line("packet", "%d bytes in, %d out, %s", len(o.DataIn), len(o.DataOut), state)
+		line("packet", "%d bytes in (%s), %d out, %s", len(o.DataIn), packet.Summary(o.LayersIn), len(o.DataOut), state)
 		if o.PacketChanged {
+			// The layers that changed, their changed fields marked, then
+			// the bytes.
+			for _, d := range packet.Diff(o.LayersIn, o.LayersOut) {
+				if !d.Changed && d.In != nil && d.Out != nil {
+					fmt.Fprintf(&b, "    %s unchanged\n", d.Name)
+					continue
+				}
+				b.WriteString(indent(packet.FormatDiff([]packet.LayerDiff{d}), "  "))
+			}
 			b.WriteString(hexdump(o.DataOut, o.DataIn))
 		}
 	}
@@ -364,6 +396,15 @@ func hexdump(b, was []byte) string {
 		sb.WriteString("\n")
 	}
 	return sb.String()
+}
+
+// indent puts prefix before every line of text.
+func indent(text, prefix string) string {
+	var b strings.Builder
+	for line := range strings.Lines(text) {
+		b.WriteString(prefix + line)
+	}
+	return b.String()
 }
 
 func spacedHex(b []byte) string {

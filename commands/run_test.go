@@ -63,7 +63,7 @@ func TestRunCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	for _, want := range []string{"program   xdp_reflect (id ", ", xdp)", "retval    XDP_TX (3)", "duration  ", "packet    46 bytes in, 46 out, changed: bytes 0, 5-6, 11", "0000 *0a 00 00 00 00*01*02 00"} {
+	for _, want := range []string{"program   xdp_reflect (id ", ", xdp)", "retval    XDP_TX (3)", "duration  ", "packet    46 bytes in (Ether/IPv4/UDP/Raw), 46 out, changed: bytes 0, 5-6, 11", "0000 *0a 00 00 00 00*01*02 00"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -129,7 +129,7 @@ func TestRunCommandErrors(t *testing.T) {
 		{[]string{"run", "t/xdp_pass", "hex", "00", "11", "22", "33", "44", "55", "66", "77", "88", "99"}, 1, "run t/xdp_pass: XDP input must be at least 14 bytes, got 10"},
 		{append(append([]string{"run", "t/sum", "hex"}, frameWords()...), "ctx", "{a: 1}"), 1, "SYSCALL programs take only ctx: drop the packet"},
 		{append(append([]string{"run", "t/tc_mark", "hex"}, frameWords()...), "ctx", "{len: 1}"), 1, "ctx field len cannot be set for sched_cls programs"},
-		{[]string{"run", "t/xdp_pass", "hex", "zz"}, 2, `hex: "zz" is not hex bytes`},
+		{[]string{"run", "t/xdp_pass", "hex", "zz"}, 2, `hex: "zz" is not hex`},
 		{[]string{"run", "t/xdp_pass", "frobnicate"}, 2, `unexpected "frobnicate"`},
 		{[]string{"run", "t/xdp_pass", "repeat", "many"}, 2, `repeat "many": want a whole number`},
 		{[]string{"run", "t/nosuch"}, 1, "nothing is pinned at"},

@@ -132,7 +132,7 @@ func (sh *Shell) Exec(words []string) error {
 	res, err := runCommand(path[len(path)-1], sh.Session, args)
 	if err != nil {
 		if commands.IsUsage(err) {
-			err = &usageInContext{err: err, usage: commands.UsageLine(path)}
+			err = &usageInContext{err: err, usage: commands.UsageLine(path), command: commands.FullName(path)}
 		}
 		return err
 	}
@@ -178,11 +178,18 @@ func runCommand(c *commands.Command, s *commands.Session, args []string) (res co
 
 // usageInContext adds the command's usage line to a usage error.
 type usageInContext struct {
-	err   error
-	usage string
+	err     error
+	usage   string
+	command string
 }
 
-func (u *usageInContext) Error() string { return u.err.Error() + " (usage: " + u.usage + ")" }
+func (u *usageInContext) Error() string {
+	// A long usage line would bury the message; help has it.
+	if len(u.usage) > 60 {
+		return u.err.Error() + " ('help " + u.command + "' shows the usage)"
+	}
+	return u.err.Error() + " (usage: " + u.usage + ")"
+}
 func (u *usageInContext) Unwrap() error { return u.err }
 
 // globalFlags removes -j/--json and -p/--pretty, which bpftool accepts

@@ -32,6 +32,7 @@ func (o *Outcome) JSON() map[string]any {
 	if o.DataOut != nil {
 		j["data_out"] = hex.EncodeToString(o.DataOut)
 		j["packet_changed"] = o.PacketChanged
+		j["layers"] = o.LayersOut
 	}
 	if o.Meta != nil {
 		j["meta"] = hex.EncodeToString(o.Meta)

@@ -9,6 +9,7 @@ package testrun
 import (
 	"bytes"
 	"fmt"
+	"github.com/bpfsh/bpfsh/testrun/packet"
 	"runtime"
 	"slices"
 	"time"
@@ -80,6 +81,10 @@ type Outcome struct {
 	DataOut       []byte
 	Meta          []byte
 	PacketChanged bool
+	// LayersIn and LayersOut are DataIn and DataOut decoded layer by
+	// layer, from the layer the program's type sees first.
+	LayersIn  []packet.Layer
+	LayersOut []packet.Layer
 
 	// CtxIn and CtxOut are the context as sent and as handed back; Ctx
 	// lists the fields the program changed (e.g. mark 5 -> 42).
@@ -287,4 +292,6 @@ func (o *Outcome) fill(t ebpf.ProgramType, opts Options, cs *ctxState, r *rawRun
 	}
 	o.DataOut = out
 	o.PacketChanged = !bytes.Equal(out, opts.Data)
+	first := FirstLayer(o.Type, opts.Data)
+	o.LayersIn, o.LayersOut = packet.Decode(opts.Data, first), packet.Decode(out, first)
 }
