@@ -107,14 +107,6 @@ func mapJSONEqual(a, b any) bool {
 
 // mapRequireTypedLiterals skips tests of BTF-typed literals while bpf's value
 // codec only knows hex.
-func mapRequireTypedLiterals(t *testing.T) {
-	t.Helper()
-	u32 := &btf.Int{Name: "unsigned int", Size: 4}
-	if _, err := bpf.ParseValue([]string{"1"}, u32, 4); err != nil {
-		t.Skip("skipped: bpf.ParseValue does not parse typed literals yet (value codec stub)")
-	}
-}
-
 func mapDescribe(t *testing.T, m *ebpf.Map) *bpf.MapDetails {
 	t.Helper()
 	d, err := bpf.DescribeMap(m)
@@ -253,7 +245,6 @@ func TestMapUpdateLookupDelete(t *testing.T) {
 }
 
 func TestMapTypedLiterals(t *testing.T) {
-	mapRequireTypedLiterals(t)
 	root, objs := mapFixture(t)
 	mapOK(t, root, `map update fx/flows key {saddr: 10.0.0.1, sport: 1} value {packets: 5, comment: "hi"}`)
 	key := []byte{10, 0, 0, 1, 1, 0, 0, 0} // saddr in network order, sport native
