@@ -46,6 +46,10 @@ type Shell struct {
 	// onEvent, when set, sees every expect line of a script and every
 	// failure nothing expected: how a suite counts (see suite.go).
 	onEvent func(scriptEvent)
+	// scriptDirs makes source run a script in its own directory, as
+	// suites run (see suite.go); otherwise names resolve from the
+	// working directory, as in bpftool batch files.
+	scriptDirs bool
 
 	// base is the context every command's context derives from; it is
 	// cancelled when a signal ends a script. interruptMu guards
@@ -461,6 +465,13 @@ func (sh *Shell) sourceFile(path string) error {
 		return fmt.Errorf("source %s: %w", path, unwrapPath(err))
 	}
 	defer f.Close()
+	if sh.scriptDirs {
+		back, err := enterDir(filepath.Dir(path))
+		if err != nil {
+			return fmt.Errorf("source %s: %w", path, err)
+		}
+		defer back()
+	}
 	sh.depth++
 	defer func() { sh.depth-- }()
 	savedStatus := sh.status

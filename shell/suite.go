@@ -23,7 +23,8 @@ import (
 //     when the suite fails, and a fresh state directory, removed too;
 //   - in the suite file's directory, so that relative file names in it
 //     (load ../fixture.o, source common.bpfsh, @frame.pcap) name files
-//     beside the suite wherever bpfsh test is started. The process's
+//     beside the suite wherever bpfsh test is started; a script it
+//     sources runs in that script's directory in turn. The process's
 //     working directory changes while a suite runs, so suites run one
 //     after another, never in parallel;
 //   - past failed expectations, which are counted, up to a failing command
@@ -255,16 +256,12 @@ func (sh *Shell) runSuite(file string, verbose bool) *suiteResult {
 		return r
 	}
 	defer os.RemoveAll(state)
-	wd, err := os.Getwd()
+	back, err := enterDir(filepath.Dir(abs))
 	if err != nil {
-		r.fail(fmt.Errorf("read the working directory: %w", err))
-		return r
-	}
-	if err := os.Chdir(filepath.Dir(abs)); err != nil {
 		r.fail(err)
 		return r
 	}
-	defer os.Chdir(wd)
+	defer back()
 
 	s := &commands.Session{PinRoot: root, Verbose: sh.Session.Verbose, StateDir: state}
 	defer s.Close()
@@ -276,6 +273,7 @@ func (sh *Shell) runSuite(file string, verbose bool) *suiteResult {
 	in.base = sh.base
 	in.TTY = sh.TTY && verbose
 	in.onEvent = r.add
+	in.scriptDirs = true
 	err = in.runLines(f, file)
 	if in.rec != nil {
 		in.stopRecording()
@@ -311,4 +309,18 @@ func (sh *Shell) printSuite(r *suiteResult) {
 		return
 	}
 	fmt.Fprintf(sh.Out, "FAIL  %s  (%d passed, %d failed)\n", r.file, passed, failed)
+}
+
+// enterDir makes dir the working directory and returns how to go back.
+// Changing it, rather than resolving each command's file names, covers
+// every command that takes a file (load, source, @FILE packets, record).
+func enterDir(dir string) (back func(), err error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return nil, fmt.Errorf("read the working directory: %w", err)
+	}
+	if err := os.Chdir(dir); err != nil {
+		return nil, err
+	}
+	return func() { os.Chdir(wd) }, nil
 }
