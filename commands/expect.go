@@ -59,6 +59,7 @@ var expectCmd = &Command{
 				"when the value is an integer, and with every CPU's value otherwise. 'absent' checks the key is not there; 'count N' " +
 				"that the map has N entries (an array always has max_entries).",
 			Example: "expect map fx/counters key 0 value 46",
+			Args:    []ArgKind{ArgMapRef},
 		},
 		{
 			Name:    "trace",

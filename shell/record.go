@@ -75,6 +75,9 @@ func (sh *Shell) startRecording(path string) (commands.Result, error) {
 	sh.rec = r
 	// Leaving the shell while recording keeps what was recorded.
 	sh.Session.AtExit("record", func() error {
+		if sh.rec == nil {
+			return nil
+		}
 		_, err := sh.stopRecording()
 		return err
 	})

@@ -129,11 +129,13 @@ func (sh *Shell) Exec(words []string) error {
 		return nil
 	}
 	path, args, err := commands.Lookup(sh.table, words)
+	keep := keepsLast(path)
 	if err != nil {
-		sh.Session.LastErr = err
+		if !keep {
+			sh.Session.LastErr = err
+		}
 		return err
 	}
-	keep := keepsLast(path)
 	saved := sh.Session.JSON
 	sh.Session.JSON = saved || json
 	defer func() { sh.Session.JSON = saved }()
@@ -351,8 +353,8 @@ func (sh *Shell) runLines(r io.Reader, name string) error {
 				sh.status = ExitInterrupted
 				return sh.base.Err()
 			}
-			if isExpect && sh.onEvent != nil {
-				sh.onEvent(scriptEvent{at: at, words: words, err: err, expect: true})
+			if isExpect {
+				sh.event(scriptEvent{at: at, words: words, err: err, expect: true})
 			}
 			var rep *reported
 			switch {
@@ -379,15 +381,24 @@ func (sh *Shell) runLines(r io.Reader, name string) error {
 	if err := sc.Err(); err != nil {
 		sh.Report(name+": ", err)
 		sh.status = ExitFailed
+		sh.event(scriptEvent{at: scriptLine{file: name, line: lineNo}, err: err})
 		return err
 	}
 	if pending.Len() > 0 {
 		err := commands.Usagef("the last line ends in '\\' with nothing after it")
 		sh.Report(fmt.Sprintf("%s:%d: ", name, startLine), err)
 		sh.status = ExitUsage
+		sh.event(scriptEvent{at: scriptLine{file: name, line: startLine}, err: err})
 		return err
 	}
 	return nil
+}
+
+// event hands ev to onEvent, if set.
+func (sh *Shell) event(ev scriptEvent) {
+	if sh.onEvent != nil {
+		sh.onEvent(ev)
+	}
 }
 
 // scriptLine is where a command of a script is: file:line.
@@ -413,9 +424,7 @@ func (sh *Shell) failed(h *heldFailure) error {
 	if !errors.As(h.err, &rep) {
 		// A sourced script's failure was reported where it happened.
 		sh.Report(h.at.String()+": ", h.err)
-		if sh.onEvent != nil {
-			sh.onEvent(scriptEvent{at: h.at, words: h.words, err: h.err})
-		}
+		sh.event(scriptEvent{at: h.at, words: h.words, err: h.err})
 	}
 	sh.status = max(sh.status, StatusOf(h.err))
 	if sh.KeepGoing {

@@ -1,7 +1,6 @@
 package shell
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -172,7 +171,7 @@ func (r *suiteResult) counts() (passed, failed int) {
 func (r *suiteResult) add(ev scriptEvent) {
 	text := joinWords(ev.words)
 	if ev.words == nil {
-		text = "(a line that cannot be split into words)"
+		text = "(a line that cannot be read as words)"
 	}
 	r.cases = append(r.cases, suiteCase{at: ev.at, text: text, err: ev.err, expect: ev.expect})
 }
@@ -274,13 +273,8 @@ func (sh *Shell) runSuite(file string, verbose bool) *suiteResult {
 	in.TTY = sh.TTY && verbose
 	in.onEvent = r.add
 	in.scriptDirs = true
-	err = in.runLines(f, file)
-	if in.rec != nil {
-		in.stopRecording()
-	}
-	if err != nil && !errors.Is(err, errExit) && len(r.cases) == 0 {
-		r.fail(err) // stopped before any command ran (a read error)
-	}
+	// Every failure reaches r through onEvent, with its file:line.
+	in.runLines(f, file)
 	return r
 }
 

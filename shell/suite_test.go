@@ -237,3 +237,49 @@ func TestExampleSuites(t *testing.T) {
 		t.Errorf("exit %d, stderr %q:\n%s", code, errs, out)
 	}
 }
+
+// BenchmarkSuite1000Runs times a suite of 1,000 runs, each followed by
+// an expect line (the issue asks for under 5 s); it reports ms per suite.
+func BenchmarkSuite1000Runs(b *testing.B) {
+	bpftest.RequireRoot(b)
+	dir := filepath.Dir(bpftest.FixtureObject(b))
+	var sb strings.Builder
+	sb.WriteString("load fixture.o name fx\n")
+	for range 1000 {
+		sb.WriteString("run fx/xdp_count " + suiteFrame + "\nexpect retval XDP_PASS\n")
+	}
+	file := filepath.Join(dir, "thousand.bpfsh")
+	if err := os.WriteFile(file, []byte(sb.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		var out bytes.Buffer
+		if code := shell.Main([]string{"test", file}, strings.NewReader(""), &out, &out); code != 0 {
+			b.Fatalf("exit %d:\n%s", code, out.String())
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/suite")
+}
+
+// Lines that cannot be read stop a suite and count as failures, with
+// file:line, like failing commands.
+func TestSuiteBrokenLines(t *testing.T) {
+	dir := suiteDir(t, map[string]string{
+		"quote.bpfsh": "help\nhelp \"open\nhelp\n",
+		"cont.bpfsh":  "help\nhelp \\\n",
+	})
+	code, out, _ := bpfshTest(t, dir)
+	for _, want := range []string{
+		"--- FAIL " + filepath.Join(dir, "quote.bpfsh") + ":2: (a line that cannot be read as words)\n    failed, and the suite stopped here: column 6: unterminated \" quote",
+		"--- FAIL " + filepath.Join(dir, "cont.bpfsh") + ":2: (a line that cannot be read as words)\n    failed, and the suite stopped here: the last line ends in '\\' with nothing after it",
+		"\n0 passed, 2 failed\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+}
