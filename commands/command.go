@@ -24,6 +24,11 @@ type Command struct {
 	Run func(s *Session, args []string) (Result, error)
 	// Args tells the completer what each positional word is; see ArgKind.
 	Args []ArgKind
+	// KeepLast marks commands that look at the last result rather than
+	// make one (expect, record): the shell leaves Session.Last and
+	// Session.LastErr as they were, so that several expect lines check the
+	// same run.
+	KeepLast bool
 }
 
 // ArgKind names what an argument is, for completion and hints.

@@ -18,5 +18,6 @@ func All() []*Command {
 		letCmd,
 		runCmd,
 		traceCmd,
+		expectCmd,
 	}
 }

@@ -1,8 +1,16 @@
 package commands
 
 // Result is what a command returns for the shell to render. The shell knows
-// how to render each of the types below as text for people and as JSON.
+// how to render each of the types below as text for people and as JSON,
+// and any Renderable.
 type Result any
+
+// Renderable is a result that carries typed data for later commands (expect
+// reads a *RunResult's outcome and layers) and is shown as another result:
+// the shell renders what Render returns, as text or JSON.
+type Renderable interface {
+	Render() Result
+}
 
 // Message is a one-line outcome, e.g. "pinned 3 objects under ...".
 // In JSON it prints as null when Data is nil (as bpftool prints null on

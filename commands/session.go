@@ -20,6 +20,10 @@ type Session struct {
 	Vars map[string]any
 	// Last is the result of the last command that succeeded.
 	Last Result
+	// LastErr is the error of the last command when it failed, nil when
+	// it succeeded: what "expect error contains" checks. Commands marked
+	// KeepLast (expect, record) leave Last and LastErr alone.
+	LastErr error
 	// Commands is the whole command table, shell built-ins included, for
 	// help and completion.
 	Commands []*Command

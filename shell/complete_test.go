@@ -382,6 +382,6 @@ func TestCompleteRealTable(t *testing.T) {
 	s := &commands.Session{PinRoot: "/nonexistent"}
 	New(s, nil, nil)
 	wantAmong(t, s, "", "help", "source", "exit")
-	wantTexts(t, s, "ex", "exit")
+	wantTexts(t, s, "exi", "exit")
 	wantAmong(t, s, "help s", "source")
 }

@@ -21,6 +21,8 @@ const usageText = `usage: bpfsh [flags]                 interactive shell (plain
        bpfsh [flags] COMMAND ...     run one command, e.g. bpfsh map dump id 7
        bpfsh [flags] -c 'CMD; CMD'   run commands
        bpfsh [flags] -f FILE         run a script (bpftool batch files too)
+       bpfsh [flags] test FILE|DIR... [--junit FILE] [-v]
+                                     run suites, each in a fresh pin root; exit 1 if any expectation failed
 flags:
 `
 
@@ -88,6 +90,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		defer f.Close()
 		return sh.RunScript(f, *file)
+	case fs.Arg(0) == "test":
+		return sh.Test(fs.Args()[1:])
 	case fs.NArg() > 0:
 		err := sh.Exec(fs.Args())
 		if err != nil && !errors.Is(err, errExit) {

@@ -28,6 +28,9 @@ func (sh *Shell) render(res commands.Result) error {
 type resultWriter struct{ out io.Writer }
 
 func (rw resultWriter) text(res commands.Result) error {
+	if r, ok := res.(commands.Renderable); ok {
+		return rw.text(r.Render())
+	}
 	switch r := res.(type) {
 	case nil:
 		return nil
@@ -192,6 +195,9 @@ func (rw resultWriter) writeStream(s *commands.Stream) error {
 }
 
 func (rw resultWriter) json(res commands.Result) error {
+	if r, ok := res.(commands.Renderable); ok {
+		return rw.json(r.Render())
+	}
 	switch r := res.(type) {
 	case nil:
 		return rw.renderJSON(nil)

@@ -126,8 +126,11 @@ func TestJSONErrorsAreObjects(t *testing.T) {
 }
 
 func TestPrefixesAndAmbiguity(t *testing.T) {
-	if code, out, _ := run(t, "", "h", "e"); code != 0 || !strings.Contains(out, "usage: exit") {
-		t.Errorf("'h e' should be 'help exit': exit %d\n%s", code, out)
+	if code, out, _ := run(t, "", "h", "exi"); code != 0 || !strings.Contains(out, "usage: exit") {
+		t.Errorf("'h exi' should be 'help exit': exit %d\n%s", code, out)
+	}
+	if code, _, errs := run(t, "", "h", "ex"); code != 2 || !strings.Contains(errs, "expect, exit") {
+		t.Errorf("'h ex' should be ambiguous between expect and exit: exit %d, stderr %q", code, errs)
 	}
 	code, _, errs := run(t, "", "help", "s", "x")
 	if code != 2 || !strings.Contains(errs, "source") {

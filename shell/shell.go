@@ -40,6 +40,17 @@ type Shell struct {
 	depth  int // nesting of source
 	status int // worst status since the script began
 
+	// rec, when set, writes every command and expect lines pinning its
+	// result to a file (see record.go).
+	rec *recorder
+	// onEvent, when set, sees every expect line of a script and every
+	// failure nothing expected: how a suite counts (see suite.go).
+	onEvent func(scriptEvent)
+	// scriptDirs makes source run a script in its own directory, as
+	// suites run (see suite.go); otherwise names resolve from the
+	// working directory, as in bpftool batch files.
+	scriptDirs bool
+
 	// base is the context every command's context derives from; it is
 	// cancelled when a signal ends a script. interruptMu guards
 	// interruptCmd, the cancel function of the command running now.
@@ -78,6 +89,8 @@ func (sh *Shell) builtins() []*commands.Command {
 				return nil, sh.sourceFile(args[0])
 			},
 		},
+		sh.recordBuiltin(),
+		sh.testBuiltin(),
 		{
 			Name:    "exit",
 			Short:   "leave the shell (Ctrl-D does the same)",
@@ -106,14 +119,21 @@ func (sh *Shell) ExecLine(line string) error {
 	return nil
 }
 
-// Exec runs one command given as words and renders its result.
+// Exec runs one command given as words and renders its result. It keeps
+// the result in Session.Last and the error in Session.LastErr (commands
+// marked KeepLast, such as expect, leave both alone), and hands both to
+// the recorder when record is on.
 func (sh *Shell) Exec(words []string) error {
 	words, json := globalFlags(words)
 	if len(words) == 0 {
 		return nil
 	}
 	path, args, err := commands.Lookup(sh.table, words)
+	keep := keepsLast(path)
 	if err != nil {
+		if !keep {
+			sh.Session.LastErr = err
+		}
 		return err
 	}
 	saved := sh.Session.JSON
@@ -130,20 +150,39 @@ func (sh *Shell) Exec(words []string) error {
 		sh.Session.Ctx = nil
 	}()
 	res, err := runCommand(path[len(path)-1], sh.Session, args)
+	if sh.rec != nil && sh.depth == 0 {
+		sh.rec.command(sh, path, args, words, res, err)
+	}
 	if err != nil {
 		if commands.IsUsage(err) {
 			err = &usageInContext{err: err, usage: commands.UsageLine(path), command: commands.FullName(path)}
 		}
+		if !keep {
+			sh.Session.LastErr = err
+		}
 		return err
 	}
-	if res != nil {
-		sh.Session.Last = res
+	if !keep {
+		sh.Session.LastErr = nil
+		if res != nil {
+			sh.Session.Last = res
+		}
 	}
 	err = sh.render(res)
 	if errors.Is(err, context.Canceled) {
 		return nil // the user stopped a stream with Ctrl-C: not a failure
 	}
 	return err
+}
+
+// keepsLast reports whether a command on path is marked KeepLast.
+func keepsLast(path []*commands.Command) bool {
+	for _, c := range path {
+		if c.KeepLast {
+			return true
+		}
+	}
+	return false
 }
 
 func (sh *Shell) setInterrupt(cancel context.CancelFunc) {
@@ -251,11 +290,25 @@ func (sh *Shell) RunScript(r io.Reader, name string) int {
 	return sh.status
 }
 
+// runLines runs a script command by command. A failing command stops it
+// (unless KeepGoing), with two exceptions that make suites work:
+//
+//   - a failed expectation (*commands.ExpectError) is reported and raises
+//     the exit status, and the script goes on;
+//   - a failing command whose next command is "expect error ..." is not
+//     reported and does not stop the script: that expect line checks the
+//     failure (Session.LastErr) instead.
+//
+// For the second, a failure is held until the next command has been read:
+// a one-command lookahead that works on a stream (piped stdin) and across
+// ';' as well as lines, and needs nothing of the REPL, where the error is
+// shown as it happens and Session.LastErr keeps it for a later expect.
 func (sh *Shell) runLines(r io.Reader, name string) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
 	var pending strings.Builder
 	lineNo, startLine := 0, 0
+	var held *heldFailure
 	for sc.Scan() {
 		if sh.base.Err() != nil {
 			sh.status = ExitInterrupted
@@ -273,36 +326,149 @@ func (sh *Shell) runLines(r io.Reader, name string) error {
 		}
 		line := pending.String()
 		pending.Reset()
-		err := sh.ExecLine(line)
-		if sh.base.Err() != nil {
-			sh.status = ExitInterrupted
-			return sh.base.Err()
-		}
+		at := scriptLine{file: name, line: startLine}
+		cmds, err := Split(line)
 		if err != nil {
-			if errors.Is(err, errExit) {
+			// A line that cannot be split fails like a command, so that
+			// "expect error" may follow it too.
+			cmds = [][]string{nil}
+		}
+		for _, words := range cmds {
+			if held != nil {
+				if sh.isExpectError(words) {
+					held = nil // the failure was expected; this line checks it
+				} else {
+					stop := sh.failed(held)
+					sameLine := held.at == at
+					held = nil
+					if stop != nil {
+						return stop
+					}
+					if sameLine {
+						break // as without expect: the rest of a failed line is not run
+					}
+				}
+			}
+			isExpect := sh.isExpect(words)
+			if words == nil {
+				err = commands.Usagef("%v", err)
+				sh.Session.LastErr = err
+			} else {
+				err = sh.Exec(words)
+			}
+			if sh.base.Err() != nil {
+				sh.status = ExitInterrupted
+				return sh.base.Err()
+			}
+			if isExpect {
+				sh.event(scriptEvent{at: at, words: words, err: err, expect: true})
+			}
+			var rep *reported
+			switch {
+			case err == nil:
+			case errors.Is(err, errExit):
 				return err
+			case commands.IsExpectFailure(err):
+				sh.Report(at.String()+": ", err)
+				sh.status = max(sh.status, ExitFailed)
+			case errors.As(err, &rep) && rep.goOn:
+				// A sourced script that ran to its end: its failed
+				// expectations were reported and counted there.
+				sh.status = max(sh.status, rep.status)
+			default:
+				held = &heldFailure{at: at, words: words, err: err}
 			}
-			sh.Report(fmt.Sprintf("%s:%d: ", name, startLine), err)
-			if st := StatusOf(err); st > sh.status {
-				sh.status = st
-			}
-			if !sh.KeepGoing {
-				return err
-			}
+		}
+	}
+	if held != nil {
+		if stop := sh.failed(held); stop != nil {
+			return stop
 		}
 	}
 	if err := sc.Err(); err != nil {
 		sh.Report(name+": ", err)
 		sh.status = ExitFailed
+		sh.event(scriptEvent{at: scriptLine{file: name, line: lineNo}, err: err})
 		return err
 	}
 	if pending.Len() > 0 {
 		err := commands.Usagef("the last line ends in '\\' with nothing after it")
 		sh.Report(fmt.Sprintf("%s:%d: ", name, startLine), err)
 		sh.status = ExitUsage
+		sh.event(scriptEvent{at: scriptLine{file: name, line: startLine}, err: err})
 		return err
 	}
 	return nil
+}
+
+// event hands ev to onEvent, if set.
+func (sh *Shell) event(ev scriptEvent) {
+	if sh.onEvent != nil {
+		sh.onEvent(ev)
+	}
+}
+
+// scriptLine is where a command of a script is: file:line.
+type scriptLine struct {
+	file string
+	line int
+}
+
+func (l scriptLine) String() string { return fmt.Sprintf("%s:%d", l.file, l.line) }
+
+// heldFailure is a failing command of a script waiting to see whether an
+// "expect error" follows it.
+type heldFailure struct {
+	at    scriptLine
+	words []string
+	err   error
+}
+
+// failed reports a failure nothing expected and raises the status. It
+// returns the error that stops the script, or nil with KeepGoing.
+func (sh *Shell) failed(h *heldFailure) error {
+	var rep *reported
+	if !errors.As(h.err, &rep) {
+		// A sourced script's failure was reported where it happened.
+		sh.Report(h.at.String()+": ", h.err)
+		sh.event(scriptEvent{at: h.at, words: h.words, err: h.err})
+	}
+	sh.status = max(sh.status, StatusOf(h.err))
+	if sh.KeepGoing {
+		return nil
+	}
+	return h.err
+}
+
+// scriptEvent is what a suite counts: an expect line that ran (passed
+// when err is nil), or a failing command nothing expected.
+type scriptEvent struct {
+	at     scriptLine
+	words  []string
+	err    error
+	expect bool
+}
+
+// isExpect reports whether words are an expect command.
+func (sh *Shell) isExpect(words []string) bool {
+	path := sh.resolve(words)
+	return len(path) > 0 && path[0].Name == "expect"
+}
+
+// isExpectError reports whether words are "expect error ...".
+func (sh *Shell) isExpectError(words []string) bool {
+	path := sh.resolve(words)
+	return len(path) > 1 && path[0].Name == "expect" && path[1].Name == "error"
+}
+
+// resolve is the command path words name; nil when they name none.
+func (sh *Shell) resolve(words []string) []*commands.Command {
+	words, _ = globalFlags(words)
+	path, _, err := commands.Lookup(sh.table, words)
+	if err != nil {
+		return nil
+	}
+	return path
 }
 
 // sourceFile runs the script at path within the current session.
@@ -315,6 +481,13 @@ func (sh *Shell) sourceFile(path string) error {
 		return fmt.Errorf("source %s: %w", path, unwrapPath(err))
 	}
 	defer f.Close()
+	if sh.scriptDirs {
+		back, err := enterDir(filepath.Dir(path))
+		if err != nil {
+			return fmt.Errorf("source %s: %w", path, err)
+		}
+		defer back()
+	}
 	sh.depth++
 	defer func() { sh.depth-- }()
 	savedStatus := sh.status
@@ -327,15 +500,25 @@ func (sh *Shell) sourceFile(path string) error {
 		return &reported{status: st}
 	}
 	if st != ExitOK {
-		return &reported{status: st}
+		// It ran to its end: only expectations failed (or commands, with
+		// --keep-going), so the caller goes on too.
+		return &reported{status: st, goOn: true}
 	}
 	return nil
 }
 
 // reported is an error already shown to the user; only its status counts.
-type reported struct{ status int }
+// goOn says the script that failed ran to its end, so its caller goes on.
+type reported struct {
+	status int
+	goOn   bool
+	msg    string // what to say where it is reported again (the REPL); a default when empty
+}
 
 func (r *reported) Error() string {
+	if r.msg != "" {
+		return r.msg
+	}
 	return fmt.Sprintf("sourced script failed (exit status %d)", r.status)
 }
 

@@ -1,0 +1,161 @@
+package shell_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/bpfsh/bpfsh/bpf/bpftest"
+	"github.com/bpfsh/bpfsh/shell"
+)
+
+// expectLines counts the expect lines of a suite that are not commented out.
+func expectLines(suite string) int {
+	return len(regexp.MustCompile(`(?m)^expect `).FindAllString(suite, -1))
+}
+
+// A session recorded with record replays as a suite that passes, in a
+// fresh pin root, from the suite's own directory.
+func TestRecordReplays(t *testing.T) {
+	dir := suiteDir(t, nil)
+	t.Chdir(dir)
+	if err := os.Mkdir("rec", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root := bpftest.PinRoot(t)
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	session := strings.Join([]string{
+		"record rec/session.bpfsh",
+		"load fixture.o name fx",
+		`let f = Ether()/IPv4()/UDP()/Raw("ping")`,
+		"run fx/xdp_count " + suiteFrame,
+		"run fx/tc_count " + suiteFrame,
+		`map update fx/flows key {saddr: 10.0.0.1, sport: 80} value {packets: 3, comment: "a b"}`,
+		"map lookup fx/flows key {saddr: 10.0.0.1, sport: 80}",
+		"map update fx/percpu key 3 value 5",
+		"map lookup fx/flows key {saddr: 10.0.0.9}",
+		"map lookup fx/nosuch key 0",
+		"map delete fx/flows key {saddr: 10.0.0.1, sport: 80}",
+		"expect map fx/flows count 0",
+		"expect retval XDP_TX",
+		"record stop",
+		"map update fx/flows key {saddr: 1} value {packets: 1}",
+	}, "\n")
+	var out, errb bytes.Buffer
+	code := shell.Main([]string{"--pin-root", root, "--keep-going"}, strings.NewReader(session), &out, &errb)
+	if code != 1 {
+		t.Errorf("recording session: exit %d, want 1 (two lookups fail); stderr:\n%s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "recorded 12 commands to rec/session.bpfsh; replay with: bpfsh test rec/session.bpfsh") {
+		t.Errorf("record stop says:\n%s", out.String())
+	}
+	data, err := os.ReadFile("rec/session.bpfsh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	suite := string(data)
+	for _, want := range []string{
+		"\nload ../fixture.o name fx\n",
+		"\nlet f = Ether()/IPv4()/UDP()/Raw(\"ping\")\n",
+		"\nexpect retval XDP_PASS\nexpect packet Ether(dst=02:00:00:00:00:02, src=02:00:00:00:00:01, type=0x0800)/IPv4(",
+		"\nexpect map fx/counters key 0 value 46\nexpect trace contains \"xdp_count len=46\"\n",
+		"\nexpect retval TC_ACT_OK\n",
+		"\nexpect map fx/counters key 1 value 46\n",
+		"\nexpect map fx/flows key {saddr: 10.0.0.1, sport: 80} value {packets: 3, bytes: 0, comment: \"a b\", tags: [0, 0, 0, 0]}\n",
+		"\nexpect error contains \"map lookup: key not found in map flows (key {saddr: ",
+		"\nmap lookup fx/nosuch key 0\nexpect error contains \"map lookup: nothing is pinned at\"\n",
+		"\nexpect map fx/flows key {saddr: 10.0.0.1, sport: 80} absent\n",
+		"\nexpect map fx/flows count 0\n",
+		"\n# expect retval XDP_TX\n#   (failed while recording: expect retval: there is no run to check",
+	} {
+		if !strings.Contains(suite, want) {
+			t.Errorf("the recording lacks %q:\n%s", want, suite)
+		}
+	}
+	if strings.Contains(suite, root) || strings.Contains(suite, "saddr: 1}") {
+		t.Errorf("the recording names the pin root or holds a command after record stop:\n%s", suite)
+	}
+
+	// Replayed from elsewhere: relative names resolve from rec/.
+	t.Chdir(t.TempDir())
+	code, report, errs := bpfshTest(t, filepath.Join(dir, "rec", "session.bpfsh"))
+	n := expectLines(suite)
+	if code != 0 || !strings.HasSuffix(report, fmt.Sprintf("\n%d passed, 0 failed\n", n)) || n < 12 {
+		t.Errorf("replay: exit %d, %d expect lines, stderr %q:\n%s", code, n, errs, report)
+	}
+}
+
+func TestRecordErrors(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		script string
+		errHas string
+	}{
+		{"record stop", "record stop: not recording"},
+		{"record", "record takes FILE, or stop"},
+		{"record " + dir + "/nosuch/x.bpfsh", "no such file or directory"},
+		{"record " + dir + "/a.bpfsh\nrecord " + dir + "/b.bpfsh", "already recording to " + dir + "/a.bpfsh"},
+	}
+	for _, c := range cases {
+		code, _, errs := run(t, c.script)
+		if code == 0 || !strings.Contains(errs, c.errHas) {
+			t.Errorf("%q: exit %d, stderr %q; want %q", c.script, code, errs, c.errHas)
+		}
+	}
+	// Leaving the shell while recording keeps what was recorded.
+	file := filepath.Join(dir, "left.bpfsh")
+	if code, _, errs := run(t, "record "+file+"\nhelp exit\nmap lookup bpfsh-nosuch/m key 0\n"); code != 1 {
+		t.Errorf("exit %d: %s", code, errs)
+	}
+	data, _ := os.ReadFile(file)
+	if !strings.Contains(string(data), "\nmap lookup bpfsh-nosuch/m key 0\nexpect error contains \"map lookup: nothing is pinned at\"\n") ||
+		strings.Contains(string(data), "help") {
+		t.Errorf("recording after leaving:\n%s", data)
+	}
+}
+
+// record at a terminal: the interactive shell writes the session as typed
+// and the suite replays.
+func TestPTYRecord(t *testing.T) {
+	obj := bpftest.FixtureObject(t)
+	file := filepath.Join(t.TempDir(), "typed.bpfsh")
+	sc := ptyShell(t, bpftest.PinRoot(t), t.TempDir())
+	sc.send("record " + file + "\r")
+	sc.expect(`recording to .*typed\.bpfsh; 'record stop' ends it`)
+	sc.expect(ptyPrompt)
+	sc.send("load " + obj + " name fx\r")
+	sc.expect(`map\s+undo\s+stack`)
+	sc.expect(ptyPrompt)
+	sc.send("run fx/xdp_count " + suiteFrame + "\r")
+	sc.expect(`trace\s+xdp_count len=46`)
+	sc.expect(ptyPrompt)
+	sc.send("map lookup fx/flows key {saddr: 7}\r")
+	sc.expect(`error: map lookup: key not found in map flows`)
+	sc.expect(ptyPrompt)
+	sc.send("expect error contains 'not found'\r")
+	sc.expect(ptyPrompt)
+	sc.send("record stop\r")
+	sc.expect(`recorded 4 commands to `)
+	sc.expect(ptyPrompt)
+	sc.send("\x04")
+	if st := sc.wait(); st != 0 {
+		t.Errorf("Ctrl-D: exit status %d", st)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\nload " + obj + " name fx\n", "\nmap lookup fx/flows key {saddr: 7}\nexpect error contains \"map lookup: key not found in map flows (key {saddr: 7, sport: 0, pad: 0})\"\n", "\nexpect error contains \"not found\"\n"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("the recording lacks %q:\n%s", want, data)
+		}
+	}
+	code, report, errs := bpfshTest(t, file)
+	if n := expectLines(string(data)); code != 0 || !strings.HasSuffix(report, fmt.Sprintf("\n%d passed, 0 failed\n", n)) {
+		t.Errorf("replay: exit %d, stderr %q:\n%s", code, errs, report)
+	}
+}
