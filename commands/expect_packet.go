@@ -16,7 +16,7 @@ func lastPacket(s *Session, op string) (data []byte, layers []packet.Layer, err 
 		if r.Outcome.DataOut == nil {
 			return nil, nil, expectFailf("%s: the last run (a %s program) has no output packet", op, r.Outcome.TypeName)
 		}
-		return r.Outcome.DataOut, r.Out, nil
+		return r.Outcome.DataOut, r.Outcome.LayersOut, nil
 	}
 	if t, ok := s.Last.(*Text); ok {
 		if v, ok := t.JSON.(*PacketView); ok && v.Packet != nil {

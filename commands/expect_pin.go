@@ -60,8 +60,8 @@ func pinRun(s *Session, r *RunResult) [][]string {
 		}
 		lines = append(lines, []string{"expect", "retval", want})
 	}
-	if o.DataOut != nil && len(r.Out) > 0 {
-		lines = append(lines, []string{"expect", "packet", packet.Format(r.Out)})
+	if o.DataOut != nil && len(o.LayersOut) > 0 {
+		lines = append(lines, []string{"expect", "packet", packet.Format(o.LayersOut)})
 	}
 	if len(o.Maps) > 0 {
 		pins := bpf.MapPins(s.PinRoot)

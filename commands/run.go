@@ -62,7 +62,7 @@ func runRun(s *Session, args []string) (Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", ref, err)
 	}
-	return &Text{Body: FormatOutcome(o), JSON: o.JSON()}, nil
+	return &RunResult{Outcome: o, View: &Text{Body: FormatOutcome(o), JSON: o.JSON()}}, nil
 }
 
 // parseRunOptions reads what follows REF. cleanup closes any map it opened.

@@ -1,20 +1,14 @@
 package commands
 
-import (
-	"github.com/bpfsh/bpfsh/testrun"
-	"github.com/bpfsh/bpfsh/testrun/packet"
-)
+import "github.com/bpfsh/bpfsh/testrun"
 
 // RunResult is what run returns: the outcome of one run with its packets
 // decoded, so that a later expect (retval, packet, payload, trace) and
 // record read typed values instead of the text shown.
 type RunResult struct {
-	// Outcome is everything the run showed.
+	// Outcome is everything the run showed, its packets decoded
+	// (LayersIn, LayersOut; nil when the program type has no packet).
 	Outcome *testrun.Outcome
-	// In and Out are the input and output packets decoded from the layer
-	// the input starts with (Outcome.DataIn and DataOut); nil when the
-	// program type has no packet.
-	In, Out []packet.Layer
 	// View is how the shell shows the run: run's text and its -j JSON.
 	View *Text
 }
