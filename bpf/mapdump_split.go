@@ -77,19 +77,16 @@ func lookupBatch(fd int, cursor *uint32, keys, values []byte, count int) (int, e
 		Count:    uint32(count),
 		MapFD:    uint32(fd),
 	}
-	_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_MAP_LOOKUP_BATCH, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	_, err := Syscall(unix.BPF_MAP_LOOKUP_BATCH, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	runtime.KeepAlive(keys)
 	runtime.KeepAlive(values)
 	runtime.KeepAlive(&in)
 	runtime.KeepAlive(&out)
-	if errno != 0 && errno != unix.ENOENT {
-		return 0, errno
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return 0, err
 	}
 	*cursor = out
-	if errno == unix.ENOENT {
-		return int(attr.Count), unix.ENOENT
-	}
-	return int(attr.Count), nil
+	return int(attr.Count), err
 }
 
 // readSplit reads a hash map with p readers, reader i starting at bucket

@@ -60,30 +60,32 @@ type rawMapInfo struct {
 	MapExtra              uint64
 }
 
-// objGetInfoAttr is the BPF_OBJ_GET_INFO_BY_FD part of union bpf_attr.
-type objGetInfoAttr struct {
-	BPFFD   uint32
-	InfoLen uint32
-	Info    uint64
-}
-
-func objInfo(fd int, info unsafe.Pointer, size uintptr) error {
-	attr := objGetInfoAttr{BPFFD: uint32(fd), InfoLen: uint32(size), Info: uint64(uintptr(info))}
-	_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_OBJ_GET_INFO_BY_FD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
-	if errno != 0 {
-		return errno
-	}
-	return nil
-}
-
 // DescribeMap returns m's details, its key and value types resolved in
 // the map's BTF when it has any.
 func DescribeMap(m *ebpf.Map) (*MapDetails, error) {
-	var raw rawMapInfo
-	if err := objInfo(m.FD(), unsafe.Pointer(&raw), unsafe.Sizeof(raw)); err != nil {
+	d, err := MapKernelInfo(m)
+	if err != nil {
+		return nil, err
+	}
+	// memlock and frozen are only in /proc/self/fdinfo, which cilium/ebpf reads.
+	if info, err := m.Info(); err == nil {
+		d.Memlock, _ = info.Memlock()
+		d.Frozen = info.Frozen()
+	}
+	d.ResolveTypes(m)
+	return d, nil
+}
+
+// MapKernelInfo is DescribeMap without what costs more than one bpf(2)
+// call: Memlock and Frozen (read from /proc/self/fdinfo) and Key and Value
+// (the map's BTF parsed; see ResolveTypes) stay unset. It is for callers
+// that look at many maps, or at one on every keystroke.
+func MapKernelInfo(m *ebpf.Map) (*MapDetails, error) {
+	raw, err := mapInfoFD(m.FD())
+	if err != nil {
 		return nil, fmt.Errorf("map info: %w", err)
 	}
-	d := &MapDetails{
+	return &MapDetails{
 		ID:          ebpf.MapID(raw.ID),
 		Type:        ebpf.MapType(raw.Type),
 		Name:        unix.ByteSliceToString(raw.Name[:]),
@@ -94,21 +96,30 @@ func DescribeMap(m *ebpf.Map) (*MapDetails, error) {
 		BTFID:       btf.ID(raw.BTFID),
 		KeyTypeID:   btf.TypeID(raw.BTFKeyTypeID),
 		ValueTypeID: btf.TypeID(raw.BTFValueTypeID),
+	}, nil
+}
+
+// ResolveTypes looks d's key and value type ids up in the BTF of m (the
+// map d describes) and sets Key and Value, or BTFErr when the map has BTF
+// that cannot be read: such a map is still a map, whose keys and values
+// are then shown as bytes.
+func (d *MapDetails) ResolveTypes(m *ebpf.Map) {
+	if d.BTFID == 0 || (d.KeyTypeID == 0 && d.ValueTypeID == 0) {
+		return
 	}
-	// memlock and frozen are only in /proc/self/fdinfo, which cilium/ebpf reads.
-	if info, err := m.Info(); err == nil {
-		d.Memlock, _ = info.Memlock()
-		d.Frozen = info.Frozen()
+	d.Key, d.Value, d.BTFErr = mapTypes(m, d.KeyTypeID, d.ValueTypeID)
+	if d.BTFErr != nil {
+		d.BTFErr = fmt.Errorf("read BTF %d of map %s: %w", d.BTFID, d.Name, d.BTFErr)
 	}
-	if d.BTFID != 0 && (d.KeyTypeID != 0 || d.ValueTypeID != 0) {
-		// A map whose BTF cannot be read is still a map: its keys and
-		// values are then shown as bytes, and BTFErr says why.
-		d.Key, d.Value, d.BTFErr = mapTypes(m, d.KeyTypeID, d.ValueTypeID)
-		if d.BTFErr != nil {
-			d.BTFErr = fmt.Errorf("read BTF %d of map %s: %w", d.BTFID, d.Name, d.BTFErr)
-		}
+}
+
+// mapInfoFD reads struct bpf_map_info of the map behind fd.
+func mapInfoFD(fd int) (*rawMapInfo, error) {
+	var raw rawMapInfo
+	if err := sysObjGetInfo(fd, unsafe.Pointer(&raw), unsafe.Sizeof(raw)); err != nil {
+		return nil, err
 	}
-	return d, nil
+	return &raw, nil
 }
 
 // mapTypes looks the key and value type ids up in m's BTF.
@@ -176,8 +187,7 @@ func MapPins(root string) map[ebpf.MapID][]string {
 		if err != nil {
 			return nil // not a map, or gone
 		}
-		var raw rawMapInfo
-		if objInfo(m.FD(), unsafe.Pointer(&raw), unsafe.Sizeof(raw)) == nil {
+		if raw, err := mapInfoFD(m.FD()); err == nil {
 			id := ebpf.MapID(raw.ID)
 			pins[id] = append(pins[id], path)
 		}

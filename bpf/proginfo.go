@@ -2,9 +2,7 @@ package bpf
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"time"
 	"unsafe"
@@ -218,40 +216,3 @@ func ListPrograms() ([]*ProgInfo, error) {
 	}
 	return out, nil
 }
-
-// eachID opens every object of one kind in id order and calls fn with a
-// file descriptor that is closed when fn returns.
-func eachID(nextCmd, fdCmd int, fn func(fd int) error) error {
-	var id uint32
-	for {
-		attr := sysGetIDAttr{ID: id}
-		if _, err := sysBPF(nextCmd, unsafe.Pointer(&attr), unsafe.Sizeof(attr)); err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				return nil
-			}
-			if errors.Is(err, unix.EPERM) {
-				return errNotRoot
-			}
-			return err
-		}
-		id = attr.NextID
-		fd, err := sysFDByID(fdCmd, id)
-		if errors.Is(err, unix.ENOENT) {
-			continue // gone since we saw its id
-		}
-		if err != nil {
-			if errors.Is(err, unix.EPERM) {
-				return errNotRoot
-			}
-			return err
-		}
-		err = fn(fd)
-		unix.Close(fd)
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// errNotRoot explains EPERM from bpf(2).
-var errNotRoot = fmt.Errorf("permission denied; run bpfsh as root (or with CAP_SYS_ADMIN): %w", os.ErrPermission)

@@ -241,8 +241,8 @@ func mapNameByID(id uint32) string {
 		return ""
 	}
 	defer unix.Close(fd)
-	var info pinMapInfo
-	if sysObjGetInfo(fd, unsafe.Pointer(&info), unsafe.Sizeof(info)) != nil {
+	info, err := mapInfoFD(fd)
+	if err != nil {
 		return ""
 	}
 	return unix.ByteSliceToString(info.Name[:])
