@@ -236,6 +236,8 @@ func mapTypes(ref bpf.Ref, pinRoot string) mapKV {
 	return kv
 }
 
+// loadMapTypes reads the key and value types of the map ref names, with
+// one bpf(2) call and the map's BTF (no /proc fdinfo, as on every keystroke).
 func loadMapTypes(ref bpf.Ref) (mapKV, error) {
 	if ref.Kind == bpf.RefTag {
 		return mapKV{}, errors.New("maps have no tag")
@@ -245,32 +247,10 @@ func loadMapTypes(ref bpf.Ref) (mapKV, error) {
 		return mapKV{}, err
 	}
 	defer m.Close()
-	keyID, valueID, err := mapBTFTypeIDs(m.FD())
-	if err != nil || (keyID == 0 && valueID == 0) {
-		return mapKV{}, err
-	}
-	h, err := m.Handle()
+	d, err := bpf.MapKernelInfo(m)
 	if err != nil {
 		return mapKV{}, err
 	}
-	defer h.Close()
-	spec, err := h.Spec(nil)
-	if err != nil {
-		// A map made by a kernel module has BTF split from vmlinux's.
-		base, berr := btf.LoadKernelSpec()
-		if berr != nil {
-			return mapKV{}, err
-		}
-		if spec, err = h.Spec(base); err != nil {
-			return mapKV{}, err
-		}
-	}
-	var kv mapKV
-	if keyID != 0 {
-		kv.key, _ = spec.TypeByID(btf.TypeID(keyID))
-	}
-	if valueID != 0 {
-		kv.value, _ = spec.TypeByID(btf.TypeID(valueID))
-	}
-	return kv, nil
+	d.ResolveTypes(m)
+	return mapKV{key: d.Key, value: d.Value}, d.BTFErr
 }
