@@ -35,6 +35,16 @@ func (c *MapChunk) Value(i, cpu int) []byte {
 // enough that the buffers stay a few hundred KiB whatever the map's size.
 const dumpBatch = 4096
 
+// firstBatch is how many entries the first batch asks for: dumpBatch, or
+// fewer for a map that cannot hold that many, so that reading a small map
+// (as a test run's map diff does, twice per run) allocates little.
+func firstBatch(m *ebpf.Map) int {
+	if n := int(m.MaxEntries()); n > 0 && n < dumpBatch {
+		return n
+	}
+	return dumpBatch
+}
+
 // maxDumpBatch bounds the retries of a hash map whose bucket holds more
 // entries than a batch (the kernel says ENOSPC).
 const maxDumpBatch = 1 << 20
@@ -102,7 +112,7 @@ func readMapChunks(m *ebpf.Map, readers int, prepare func(*MapChunk) any, fn fun
 	done := make(chan error, 1)
 	go func() {
 		defer close(full)
-		r := &chunkReader{m: m, free: free, full: full, stop: stop, prepare: prepare}
+		r := &chunkReader{m: m, batch: firstBatch(m), free: free, full: full, stop: stop, prepare: prepare}
 		if readers > 1 {
 			done <- r.readSplit(readers)
 			return
@@ -139,6 +149,7 @@ var errStopped = errors.New("stopped")
 // chunkReader fills chunks from free and hands them over on full.
 type chunkReader struct {
 	m       *ebpf.Map
+	batch   int // entries a chunk holds at first
 	free    chan *MapChunk
 	full    chan chunkItem
 	stop    chan struct{}
@@ -175,6 +186,27 @@ func (r *chunkReader) put(c *MapChunk) error {
 	}
 }
 
+// hand passes c on when it holds entries, and frees it when not.
+func (r *chunkReader) hand(c *MapChunk) error {
+	if c.N > 0 {
+		return r.put(c)
+	}
+	r.free <- c
+	return nil
+}
+
+// growBatch says whether err is the kernel asking for a larger batch: a
+// hash bucket holds more entries than the batch had room for. It then
+// makes *batch larger; the caller retries at the same position (the cursor
+// did not move).
+func growBatch(err error, n int, batch *int) bool {
+	if errors.Is(err, unix.ENOSPC) && *batch < maxDumpBatch && n == 0 {
+		*batch *= 4
+		return true
+	}
+	return false
+}
+
 // byteRows returns a slice of n elements of size bytes each (as [size]byte
 // arrays) that shares memory with buf. cilium/ebpf's batch calls count
 // entries by slice length, so keys of any size need an element type of
@@ -185,7 +217,7 @@ func byteRows(buf []byte, n, size int) any {
 }
 
 func (r *chunkReader) readBatches() error {
-	batch := dumpBatch
+	batch := r.batch
 	var cursor ebpf.MapBatchCursor
 	started := false
 	for {
@@ -201,11 +233,8 @@ func (r *chunkReader) readBatches() error {
 		done := errors.Is(err, ebpf.ErrKeyNotExist)
 		switch {
 		case err == nil || done:
-		case errors.Is(err, unix.ENOSPC) && batch < maxDumpBatch && n == 0:
-			// A hash bucket holds more entries than the batch: retry
-			// the same position with room for it (the cursor is unchanged).
+		case growBatch(err, n, &batch):
 			r.free <- c
-			batch *= 4
 			continue
 		case !started && (errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EINVAL)):
 			r.free <- c
@@ -216,12 +245,8 @@ func (r *chunkReader) readBatches() error {
 		}
 		started = true
 		c.N = n
-		if n > 0 {
-			if err := r.put(c); err != nil {
-				return err
-			}
-		} else {
-			r.free <- c
+		if err := r.hand(c); err != nil {
+			return err
 		}
 		if done {
 			return nil
@@ -230,7 +255,7 @@ func (r *chunkReader) readBatches() error {
 }
 
 func (r *chunkReader) readByKeys() error {
-	c, err := r.get(dumpBatch)
+	c, err := r.get(r.batch)
 	if err != nil {
 		return err
 	}
@@ -275,20 +300,16 @@ func (r *chunkReader) readByKeys() error {
 			copy(c.Values[(c.N*c.CPUs+cpu)*c.ValueSize:], raw[cpu*stride:cpu*stride+c.ValueSize])
 		}
 		c.N++
-		if c.N == dumpBatch {
+		if c.N == r.batch {
 			if err := r.put(c); err != nil {
 				return err
 			}
-			if c, err = r.get(dumpBatch); err != nil {
+			if c, err = r.get(r.batch); err != nil {
 				return err
 			}
 		}
 	}
-	if c.N > 0 {
-		return r.put(c)
-	}
-	r.free <- c
-	return nil
+	return r.hand(c)
 }
 
 // explainMapErr turns the errno of a map operation into advice where

@@ -144,7 +144,7 @@ func (f *splitFirst) publish(key []byte) {
 
 func (r *chunkReader) readSegment(start, end uint32, last bool, mine, next *splitFirst) error {
 	defer mine.publish(nil) // on any early return, never leave the previous reader waiting
-	batch := dumpBatch
+	batch := r.batch
 	cursor := start
 	for {
 		c, err := r.get(batch)
@@ -155,9 +155,8 @@ func (r *chunkReader) readSegment(start, end uint32, last bool, mine, next *spli
 		done := errors.Is(err, unix.ENOENT)
 		switch {
 		case err == nil || done:
-		case errors.Is(err, unix.ENOSPC) && batch < maxDumpBatch && n == 0:
+		case growBatch(err, n, &batch):
 			r.free <- c
-			batch *= 4
 			continue
 		default:
 			r.free <- c
@@ -182,12 +181,8 @@ func (r *chunkReader) readSegment(start, end uint32, last bool, mine, next *spli
 		} else if !last && cursor == end {
 			done = true
 		}
-		if c.N > 0 {
-			if err := r.put(c); err != nil {
-				return err
-			}
-		} else {
-			r.free <- c
+		if err := r.hand(c); err != nil {
+			return err
 		}
 		if done {
 			return nil
