@@ -35,14 +35,34 @@ func (c *MapChunk) Value(i, cpu int) []byte {
 // enough that the buffers stay a few hundred KiB whatever the map's size.
 const dumpBatch = 4096
 
-// firstBatch is how many entries the first batch asks for: dumpBatch, or
-// fewer for a map that cannot hold that many, so that reading a small map
-// (as a test run's map diff does, twice per run) allocates little.
-func firstBatch(m *ebpf.Map) int {
-	if n := int(m.MaxEntries()); n > 0 && n < dumpBatch {
+// firstBatch is how many entries the first batch of a map read in one
+// stream asks for. Batches grow from there to dumpBatch while they come
+// back full, so that a map holding few entries, whatever its max_entries,
+// costs little to read (a test run's map diff reads every map of the
+// program twice), and a large one reaches full batches within a few calls.
+const firstBatch = 256
+
+// smallMap says whether m cannot hold more than a chunk or two: it is read
+// in the calling goroutine.
+func smallMap(m *ebpf.Map) bool {
+	return m.MaxEntries() > 0 && m.MaxEntries() < dumpBatch
+}
+
+// firstBatch is firstBatch, or less for a map that cannot hold so many.
+func (r *chunkReader) firstBatch() int {
+	if n := int(r.m.MaxEntries()); n > 0 && n < firstBatch {
 		return n
 	}
-	return dumpBatch
+	return firstBatch
+}
+
+// nextBatch is the size of the batch after one of size batch that came
+// back with n entries.
+func nextBatch(batch, n int) int {
+	if n == batch && batch < dumpBatch {
+		return min(batch*4, dumpBatch)
+	}
+	return batch
 }
 
 // maxDumpBatch bounds the retries of a hash map whose bucket holds more
@@ -58,9 +78,10 @@ const maxDumpBatch = 1 << 20
 // kernel has no batch operation for. Entries added or removed while it
 // reads may or may not be seen, as with bpftool.
 //
-// Reading runs in its own goroutine, a few chunks ahead of fn: the kernel's
-// share of a dump (walking a million hash buckets) and fn's (formatting and
-// writing them) then overlap instead of adding up.
+// A large map is read in a goroutine of its own, a few chunks ahead of fn:
+// the kernel's share of a dump (walking a million hash buckets) and fn's
+// (formatting and writing them) then overlap instead of adding up. A map
+// that cannot hold dumpBatch entries is read in the calling goroutine.
 func ReadMapChunks(m *ebpf.Map, fn func(*MapChunk) error) error {
 	return readMapChunks(m, splitReaders(m), nil, func(it chunkItem) error { return fn(it.c) })
 }
@@ -98,30 +119,38 @@ func readMapChunks(m *ebpf.Map, readers int, prepare func(*MapChunk) any, fn fun
 	if m.KeySize() == 0 {
 		return fmt.Errorf("%s maps have no keys to iterate", MapTypeName(uint32(m.Type())))
 	}
+	newChunk := func() *MapChunk {
+		return &MapChunk{KeySize: int(m.KeySize()), ValueSize: int(m.ValueSize()), CPUs: cpus}
+	}
+	r := &chunkReader{m: m, prepare: prepare}
+	if readers == 1 && smallMap(m) {
+		// A small map is read in a chunk or two: a reading goroutine
+		// would cost more than the overlap saves.
+		r.direct = fn
+		r.free = make(chan *MapChunk, 1)
+		r.free <- newChunk()
+		return r.read()
+	}
 	// Chunks in flight: one being filled per reader, one with fn, and
 	// spares so that readers run ahead. A split reader waiting for the next
 	// one's first key holds its chunk, so readers+1 is the least that
 	// cannot deadlock.
 	inFlight := 2*readers + 1
-	free := make(chan *MapChunk, inFlight)
+	r.free = make(chan *MapChunk, inFlight)
 	for range inFlight {
-		free <- &MapChunk{KeySize: int(m.KeySize()), ValueSize: int(m.ValueSize()), CPUs: cpus}
+		r.free <- newChunk()
 	}
 	full := make(chan chunkItem)
 	stop := make(chan struct{})
+	r.full, r.stop = full, stop
 	done := make(chan error, 1)
 	go func() {
 		defer close(full)
-		r := &chunkReader{m: m, batch: firstBatch(m), free: free, full: full, stop: stop, prepare: prepare}
 		if readers > 1 {
 			done <- r.readSplit(readers)
 			return
 		}
-		err := r.readBatches()
-		if errors.Is(err, errNoBatch) {
-			err = r.readByKeys()
-		}
-		done <- err
+		done <- r.read()
 	}()
 	var ferr error
 	for it := range full {
@@ -131,7 +160,7 @@ func readMapChunks(m *ebpf.Map, readers int, prepare func(*MapChunk) any, fn fun
 			}
 		}
 		if it.c != nil {
-			free <- it.c
+			r.free <- it.c
 		}
 	}
 	if rerr := <-done; ferr == nil && !errors.Is(rerr, errStopped) {
@@ -149,11 +178,23 @@ var errStopped = errors.New("stopped")
 // chunkReader fills chunks from free and hands them over on full.
 type chunkReader struct {
 	m       *ebpf.Map
-	batch   int // entries a chunk holds at first
 	free    chan *MapChunk
 	full    chan chunkItem
 	stop    chan struct{}
 	prepare func(*MapChunk) any // nil: hand over the chunk itself
+	// direct, when set, takes what the reader hands over in the reader's
+	// own goroutine (there is then no other, and full and stop are nil).
+	direct func(chunkItem) error
+}
+
+// read reads the whole map with one reader: in batches where the kernel
+// can, key by key where it cannot.
+func (r *chunkReader) read() error {
+	err := r.readBatches()
+	if errors.Is(err, errNoBatch) {
+		err = r.readByKeys()
+	}
+	return err
 }
 
 // get takes an empty chunk with room for n entries.
@@ -177,6 +218,13 @@ func (r *chunkReader) put(c *MapChunk) error {
 	if r.prepare != nil {
 		it = chunkItem{v: r.prepare(c)}
 		r.free <- c // prepare kept nothing of it
+	}
+	if r.direct != nil {
+		err := r.direct(it)
+		if it.c != nil {
+			r.free <- it.c
+		}
+		return err
 	}
 	select {
 	case r.full <- it:
@@ -217,7 +265,7 @@ func byteRows(buf []byte, n, size int) any {
 }
 
 func (r *chunkReader) readBatches() error {
-	batch := r.batch
+	batch := r.firstBatch()
 	var cursor ebpf.MapBatchCursor
 	started := false
 	for {
@@ -248,6 +296,7 @@ func (r *chunkReader) readBatches() error {
 		if err := r.hand(c); err != nil {
 			return err
 		}
+		batch = nextBatch(batch, n)
 		if done {
 			return nil
 		}
@@ -255,7 +304,8 @@ func (r *chunkReader) readBatches() error {
 }
 
 func (r *chunkReader) readByKeys() error {
-	c, err := r.get(r.batch)
+	batch := r.firstBatch()
+	c, err := r.get(batch)
 	if err != nil {
 		return err
 	}
@@ -300,11 +350,12 @@ func (r *chunkReader) readByKeys() error {
 			copy(c.Values[(c.N*c.CPUs+cpu)*c.ValueSize:], raw[cpu*stride:cpu*stride+c.ValueSize])
 		}
 		c.N++
-		if c.N == r.batch {
+		if c.N == batch {
 			if err := r.put(c); err != nil {
 				return err
 			}
-			if c, err = r.get(r.batch); err != nil {
+			batch = nextBatch(batch, c.N)
+			if c, err = r.get(batch); err != nil {
 				return err
 			}
 		}

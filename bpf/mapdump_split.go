@@ -144,7 +144,7 @@ func (f *splitFirst) publish(key []byte) {
 
 func (r *chunkReader) readSegment(start, end uint32, last bool, mine, next *splitFirst) error {
 	defer mine.publish(nil) // on any early return, never leave the previous reader waiting
-	batch := r.batch
+	batch := dumpBatch      // a split map is a large one
 	cursor := start
 	for {
 		c, err := r.get(batch)

@@ -72,7 +72,7 @@ func DescribeMap(m *ebpf.Map) (*MapDetails, error) {
 		d.Memlock, _ = info.Memlock()
 		d.Frozen = info.Frozen()
 	}
-	d.ResolveTypes(m)
+	d.ResolveTypes(nil)
 	return d, nil
 }
 
@@ -99,15 +99,17 @@ func MapKernelInfo(m *ebpf.Map) (*MapDetails, error) {
 	}, nil
 }
 
-// ResolveTypes looks d's key and value type ids up in the BTF of m (the
-// map d describes) and sets Key and Value, or BTFErr when the map has BTF
-// that cannot be read: such a map is still a map, whose keys and values
-// are then shown as bytes.
-func (d *MapDetails) ResolveTypes(m *ebpf.Map) {
+// ResolveTypes looks d's key and value type ids up in the map's BTF and
+// sets Key and Value, or BTFErr when the map has BTF that cannot be read:
+// such a map is still a map, whose keys and values are then shown as bytes.
+// specs, when not nil, keeps the BTF objects parsed so far by id, for
+// callers that resolve the types of several maps (the maps of one program
+// share one).
+func (d *MapDetails) ResolveTypes(specs map[btf.ID]*btf.Spec) {
 	if d.BTFID == 0 || (d.KeyTypeID == 0 && d.ValueTypeID == 0) {
 		return
 	}
-	d.Key, d.Value, d.BTFErr = mapTypes(m, d.KeyTypeID, d.ValueTypeID)
+	d.Key, d.Value, d.BTFErr = mapTypes(d.BTFID, d.KeyTypeID, d.ValueTypeID, specs)
 	if d.BTFErr != nil {
 		d.BTFErr = fmt.Errorf("read BTF %d of map %s: %w", d.BTFID, d.Name, d.BTFErr)
 	}
@@ -122,11 +124,24 @@ func mapInfoFD(fd int) (*rawMapInfo, error) {
 	return &raw, nil
 }
 
-// mapTypes looks the key and value type ids up in m's BTF.
-func mapTypes(m *ebpf.Map, keyID, valueID btf.TypeID) (key, value btf.Type, err error) {
-	spec, err := mapSpecBTF(m)
-	if err != nil {
-		return nil, nil, err
+// mapTypes looks the key and value type ids up in BTF object id. (The
+// id comes from the map's info: cilium/ebpf's Map.Handle would read
+// /proc/self/fdinfo to find it again.)
+func mapTypes(id btf.ID, keyID, valueID btf.TypeID, specs map[btf.ID]*btf.Spec) (key, value btf.Type, err error) {
+	spec := specs[id]
+	if spec == nil {
+		h, err := btf.NewHandleFromID(id)
+		if err != nil {
+			return nil, nil, err
+		}
+		spec, err = HandleSpec(h)
+		h.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+		if specs != nil {
+			specs[id] = spec
+		}
 	}
 	if keyID != 0 {
 		if key, err = spec.TypeByID(keyID); err != nil {
@@ -139,16 +154,6 @@ func mapTypes(m *ebpf.Map, keyID, valueID btf.TypeID) (key, value btf.Type, err 
 		}
 	}
 	return key, value, nil
-}
-
-// mapSpecBTF parses the BTF object m was created with.
-func mapSpecBTF(m *ebpf.Map) (*btf.Spec, error) {
-	h, err := m.Handle()
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
-	return HandleSpec(h)
 }
 
 // HandleSpec parses the types of a BTF object in the kernel. Module BTF

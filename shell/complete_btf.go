@@ -251,6 +251,6 @@ func loadMapTypes(ref bpf.Ref) (mapKV, error) {
 	if err != nil {
 		return mapKV{}, err
 	}
-	d.ResolveTypes(m)
+	d.ResolveTypes(nil)
 	return mapKV{key: d.Key, value: d.Value}, d.BTFErr
 }
