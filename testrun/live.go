@@ -208,24 +208,14 @@ func runHarness(opts Options, info *ebpf.ProgramInfo, o *Outcome) (*Outcome, err
 		defer m.Delete(uint32(k))
 	}
 
-	var snaps *mapSnapshots
-	if ids, ok := info.MapIDs(); ok && !opts.NoMaps {
-		snaps = takeSnapshots(ids)
-		defer snaps.close()
-	}
+	snaps := startMapDiff(info, opts)
+	defer snaps.close()
 	wait := h.Wait
 	if wait <= 0 {
 		wait = 500 * time.Millisecond
 	}
 	arrivals, sendErr, lines, note := sendAndCollect(t, pairs, h.From, opts.Data, wait, !opts.NoTrace)
-	if note != "" {
-		o.Notes = append(o.Notes, note)
-	}
-	o.Trace = lines
-	if snaps != nil {
-		o.Maps, o.MapNotes = snaps.diff()
-	}
-	o.Streams, _ = ReadProgStreams(opts.Program)
+	o.collect(opts.Program, note, lines, snaps)
 	live.Arrivals = arrivals
 	if sendErr != nil {
 		live.SendError = sendErr.Error()
