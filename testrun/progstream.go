@@ -11,6 +11,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/bpfsh/bpfsh/bpf"
 )
 
 //go:generate go tool bpf2go -cc clang -target bpfel -no-global-types streamProbe streamprobe.bpf.c -- -I../bpf/include -O2 -g -Wall
@@ -54,7 +56,7 @@ func readStream(prog *ebpf.Program, id uint32) ([]byte, error) {
 	for {
 		var ps pins
 		attr := streamReadAttr{buf: ps.addr(buf), bufLen: uint32(len(buf)), stream: id, progFD: uint32(prog.FD())}
-		n, err := bpfCall(cmdProgStreamReadFD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+		n, err := bpf.Syscall(cmdProgStreamReadFD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 		ps.unpin()
 		if err != nil {
 			return out, err
@@ -81,7 +83,7 @@ var (
 func ProgStreamsSupported() error {
 	streamsOnce.Do(func() {
 		attr := streamReadAttr{stream: streamStdout, progFD: ^uint32(0)}
-		_, err := bpfCall(cmdProgStreamReadFD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+		_, err := bpf.Syscall(cmdProgStreamReadFD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 		switch {
 		case errors.Is(err, unix.EBADF):
 		case errors.Is(err, unix.EINVAL):
