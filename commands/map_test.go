@@ -486,9 +486,9 @@ func TestMapPin(t *testing.T) {
 	mapOK(t, root, "map pin fx/counters rel/c")
 	check(filepath.Join(root, "rel", "c"))
 
-	mapFails(t, root, "map pin id "+id+" "+abs, 1, "already pinned at "+abs)
+	mapFails(t, root, "map pin id "+id+" "+abs, 1, abs+" exists already")
 	outside := filepath.Join(t.TempDir(), "sub", "m")
-	mapFails(t, root, "map pin id "+id+" "+outside, 1, "not on a bpffs")
+	mapFails(t, root, "map pin id "+id+" "+outside, 1, "is not on a bpf file system")
 	if _, err := os.Stat(filepath.Dir(outside)); err == nil {
 		t.Errorf("a failed pin left %s behind", filepath.Dir(outside))
 	}
