@@ -2,7 +2,6 @@ package shell
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -41,7 +40,7 @@ func (c *completer) literal(words []string) {
 		if m.Name == "" || lit.typed[m.Name] || !strings.HasPrefix(m.Name, lit.partial) {
 			continue
 		}
-		c.out = append(c.out, Suggestion{Text: m.Name + ":", Desc: typeDesc(m.Type, 0), Start: start})
+		c.out = append(c.out, Suggestion{Text: m.Name + ":", Desc: bpf.TypeName(m.Type), Start: start})
 	}
 }
 
@@ -175,36 +174,6 @@ func elemType(t btf.Type) btf.Type {
 		return a.Type
 	}
 	return nil
-}
-
-// typeDesc spells a member's type the way C declares it: __u32,
-// struct flow_key, char[16].
-func typeDesc(t btf.Type, depth int) string {
-	if depth > 8 {
-		return "..."
-	}
-	switch v := t.(type) {
-	case nil:
-		return ""
-	case *btf.Array:
-		return fmt.Sprintf("%s[%d]", typeDesc(v.Type, depth+1), v.Nelems)
-	case *btf.Struct:
-		return strings.TrimSpace("struct " + v.Name)
-	case *btf.Union:
-		return strings.TrimSpace("union " + v.Name)
-	case *btf.Enum:
-		return strings.TrimSpace("enum " + v.Name)
-	case *btf.Pointer:
-		return typeDesc(v.Target, depth+1) + " *"
-	case *btf.Const:
-		return "const " + typeDesc(v.Type, depth+1)
-	case *btf.Volatile:
-		return "volatile " + typeDesc(v.Type, depth+1)
-	}
-	if name := t.TypeName(); name != "" {
-		return name
-	}
-	return strings.TrimPrefix(fmt.Sprintf("%T", t), "*btf.")
 }
 
 // mapKV is the BTF of a map's key and value (nil where it has none).
