@@ -385,7 +385,7 @@ func findMember(members []btf.Member, name string, base btf.Bits, depth int) (bt
 			return m, true
 		}
 		if m.Name == "" {
-			if inner := compositeMembers(m.Type); inner != nil {
+			if inner := Members(m.Type); inner != nil {
 				if found, ok := findMember(inner, name, base+m.Offset, depth+1); ok {
 					return found, true
 				}
@@ -400,8 +400,9 @@ func findMember(members []btf.Member, name string, base btf.Bits, depth int) (bt
 // type holding itself must not make the search explode.
 const maxAnonDepth = 8
 
-// compositeMembers returns the members of a struct or union type, or nil.
-func compositeMembers(t btf.Type) []btf.Member {
+// Members returns the members of a struct or union type (behind typedefs
+// and qualifiers), or nil for any other type.
+func Members(t btf.Type) []btf.Member {
 	switch v := underlying(t).(type) {
 	case *btf.Struct:
 		return v.Members
@@ -419,7 +420,7 @@ func memberNames(members []btf.Member) string {
 		for _, m := range ms {
 			if m.Name != "" {
 				names = append(names, m.Name)
-			} else if inner := compositeMembers(m.Type); inner != nil && depth < maxAnonDepth {
+			} else if inner := Members(m.Type); inner != nil && depth < maxAnonDepth {
 				walk(inner, depth+1)
 			}
 		}

@@ -147,21 +147,11 @@ func parseLiteral(raw string, t btf.Type) (openLiteral, bool) {
 	if strings.ContainsAny(partial, " \t\"'") {
 		return openLiteral{}, false
 	}
-	return openLiteral{members: structMembers(top.t), typed: top.typed, partial: partial}, true
-}
-
-func structMembers(t btf.Type) []btf.Member {
-	switch v := btf.UnderlyingType(t).(type) {
-	case *btf.Struct:
-		return v.Members
-	case *btf.Union:
-		return v.Members
-	}
-	return nil
+	return openLiteral{members: bpf.Members(top.t), typed: top.typed, partial: partial}, true
 }
 
 func memberType(t btf.Type, name string) btf.Type {
-	for _, m := range structMembers(t) {
+	for _, m := range bpf.Members(t) {
 		if m.Name == name {
 			return m.Type
 		}

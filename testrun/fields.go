@@ -30,17 +30,8 @@ type field struct {
 // fields lists st's members in order, flattening anonymous members.
 // Bitfields (only padding in the kernel's context structs) are skipped.
 func fields(st btf.Type, base int) []field {
-	var members []btf.Member
-	switch t := btf.UnderlyingType(st).(type) {
-	case *btf.Struct:
-		members = t.Members
-	case *btf.Union:
-		members = t.Members
-	default:
-		return nil
-	}
 	var out []field
-	for _, m := range members {
+	for _, m := range bpf.Members(st) {
 		if m.BitfieldSize != 0 || m.Offset%8 != 0 {
 			continue
 		}
