@@ -311,8 +311,7 @@ func (r *chunkReader) readByKeys() error {
 	}
 	stride := c.ValueSize
 	if c.CPUs > 1 {
-		// Per-CPU values come from the kernel 8-byte aligned per CPU.
-		stride = (c.ValueSize + 7) &^ 7
+		stride = perCPUStride(c.ValueSize)
 	}
 	raw := make([]byte, stride*c.CPUs)
 	var prev []byte
