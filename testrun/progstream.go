@@ -204,10 +204,11 @@ func splitLines(s string) []string {
 	return strings.Split(s, "\n")
 }
 
+// kernelRelease names the running kernel for messages: "Linux 6.8.0".
 func kernelRelease() string {
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
+	rel, err := bpf.KernelRelease()
+	if err != nil {
 		return "an unknown kernel"
 	}
-	return "Linux " + unix.ByteSliceToString(u.Release[:])
+	return "Linux " + rel
 }
