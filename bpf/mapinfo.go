@@ -63,17 +63,36 @@ type rawMapInfo struct {
 // DescribeMap returns m's details, its key and value types resolved in
 // the map's BTF when it has any.
 func DescribeMap(m *ebpf.Map) (*MapDetails, error) {
-	d, err := MapKernelInfo(m)
+	return describeMapFD(m.FD(), nil)
+}
+
+// describeMapFD describes the map behind fd; specs is as for ResolveTypes.
+func describeMapFD(fd int, specs map[btf.ID]*btf.Spec) (*MapDetails, error) {
+	d, err := mapKernelInfo(fd)
 	if err != nil {
 		return nil, err
 	}
-	// memlock and frozen are only in /proc/self/fdinfo, which cilium/ebpf reads.
-	if info, err := m.Info(); err == nil {
-		d.Memlock, _ = info.Memlock()
-		d.Frozen = info.Frozen()
-	}
-	d.ResolveTypes(nil)
+	fdinfo := sysFDInfo(fd, "memlock", "frozen")
+	d.Memlock, d.Frozen = fdinfo[0], fdinfo[1] != 0
+	d.ResolveTypes(specs)
 	return d, nil
+}
+
+// ListMaps describes every map in the kernel, in id order. Maps that go
+// away (or cannot be described) while the list is made are left out.
+func ListMaps() ([]*MapDetails, error) {
+	var out []*MapDetails
+	specs := map[btf.ID]*btf.Spec{}
+	err := eachID(unix.BPF_MAP_GET_NEXT_ID, unix.BPF_MAP_GET_FD_BY_ID, func(fd int) error {
+		if d, err := describeMapFD(fd, specs); err == nil {
+			out = append(out, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list maps: %w", err)
+	}
+	return out, nil
 }
 
 // MapKernelInfo is DescribeMap without what costs more than one bpf(2)
@@ -81,7 +100,11 @@ func DescribeMap(m *ebpf.Map) (*MapDetails, error) {
 // (the map's BTF parsed; see ResolveTypes) stay unset. It is for callers
 // that look at many maps, or at one on every keystroke.
 func MapKernelInfo(m *ebpf.Map) (*MapDetails, error) {
-	raw, err := mapInfoFD(m.FD())
+	return mapKernelInfo(m.FD())
+}
+
+func mapKernelInfo(fd int) (*MapDetails, error) {
+	raw, err := mapInfoFD(fd)
 	if err != nil {
 		return nil, fmt.Errorf("map info: %w", err)
 	}
@@ -113,6 +136,21 @@ func (d *MapDetails) ResolveTypes(specs map[btf.ID]*btf.Spec) {
 	if d.BTFErr != nil {
 		d.BTFErr = fmt.Errorf("read BTF %d of map %s: %w", d.BTFID, d.Name, d.BTFErr)
 	}
+}
+
+// MapNameByID is the kernel's name of the map with id, or "" if it is gone
+// (or has no name).
+func MapNameByID(id uint32) string {
+	fd, err := sysFDByID(unix.BPF_MAP_GET_FD_BY_ID, id)
+	if err != nil {
+		return ""
+	}
+	defer unix.Close(fd)
+	info, err := mapInfoFD(fd)
+	if err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(info.Name[:])
 }
 
 // mapInfoFD reads struct bpf_map_info of the map behind fd.

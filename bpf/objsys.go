@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -158,18 +159,24 @@ func sysFDKind(fd int) (string, error) {
 	return "", fmt.Errorf("not a BPF program, map or link (%s)", target)
 }
 
-// sysFDMemlock reads the "memlock:" line of /proc/self/fdinfo/FD, which is
-// where bpftool takes bytes_memlock from.
-func sysFDMemlock(fd int) (uint64, bool) {
+// sysFDInfo reads the numbers on the lines named (e.g. "memlock") of
+// /proc/self/fdinfo/FD, where the kernel puts what BPF_OBJ_GET_INFO_BY_FD
+// leaves out and bpftool reads: bytes_memlock, a map's frozen state. A
+// line that is missing or unreadable reads as 0.
+func sysFDInfo(fd int, names ...string) []uint64 {
+	values := make([]uint64, len(names))
 	data, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
 	if err != nil {
-		return 0, false
+		return values
 	}
 	for line := range strings.Lines(string(data)) {
-		if v, ok := strings.CutPrefix(line, "memlock:"); ok {
-			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-			return n, err == nil
+		name, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		if i := slices.Index(names, name); i >= 0 {
+			values[i], _ = strconv.ParseUint(strings.TrimSpace(v), 10, 64)
 		}
 	}
-	return 0, false
+	return values
 }

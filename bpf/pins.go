@@ -119,23 +119,6 @@ func statPin(path string, progNames map[uint32]string) (PinInfo, error) {
 	return pi, nil
 }
 
-// progNameByID is the name of the program with id, or "" if it is gone.
-func progNameByID(id uint32) string {
-	if id == 0 {
-		return ""
-	}
-	fd, err := sysFDByID(unix.BPF_PROG_GET_FD_BY_ID, id)
-	if err != nil {
-		return ""
-	}
-	defer unix.Close(fd)
-	var info rawProgInfo
-	if sysObjGetInfo(fd, unsafe.Pointer(&info), unsafe.Sizeof(info)) != nil {
-		return ""
-	}
-	return unix.ByteSliceToString(info.Name[:])
-}
-
 // ListPins describes every entry under dir, recursively, opening each pin
 // once. A pin that cannot be opened is listed with Err set rather than
 // failing the whole listing; dir not being on bpffs is an error. A dir

@@ -174,7 +174,7 @@ func progInfoFD(fd int) (*ProgInfo, error) {
 		}
 		pi.MapIDs = ids[:min(int(raw2.NrMapIDs), len(ids))]
 	}
-	pi.BytesMemlock, _ = sysFDMemlock(fd)
+	pi.BytesMemlock = sysFDInfo(fd, "memlock")[0]
 	// The kernel keeps 15 characters of a name; the BTF of the program's
 	// first function has all of it (bpftool prints the full name too).
 	if len(pi.Name) == unix.BPF_OBJ_NAME_LEN-1 && raw.BTFID != 0 {
@@ -186,6 +186,23 @@ func progInfoFD(fd int) (*ProgInfo, error) {
 		}
 	}
 	return pi, nil
+}
+
+// progNameByID is the name of the program with id, or "" if it is gone.
+func progNameByID(id uint32) string {
+	if id == 0 {
+		return ""
+	}
+	fd, err := sysFDByID(unix.BPF_PROG_GET_FD_BY_ID, id)
+	if err != nil {
+		return ""
+	}
+	defer unix.Close(fd)
+	var info rawProgInfo
+	if sysObjGetInfo(fd, unsafe.Pointer(&info), unsafe.Sizeof(info)) != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(info.Name[:])
 }
 
 // bootClockToWall turns nanoseconds since boot into wall-clock time, the
