@@ -14,6 +14,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/bpfsh/bpfsh/bpf"
 )
 
 // The live sockmap harness
@@ -235,7 +237,7 @@ func harnessMap(t ebpf.ProgramType, info *ebpf.ProgramInfo, given *ebpf.Map) (*e
 			return nil, harnessError(t, "read the given map's info: %v", err)
 		}
 		if gi.Type != ebpf.SockMap && gi.Type != ebpf.SockHash {
-			return nil, harnessError(t, "map %s is a %s, not a sockmap or sockhash", gi.Name, gi.Type)
+			return nil, harnessError(t, "map %s is a %s, not a sockmap or sockhash", gi.Name, bpf.MapTypeName(uint32(gi.Type)))
 		}
 		return given, nil
 	}

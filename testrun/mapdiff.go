@@ -62,7 +62,7 @@ func diffable(t ebpf.MapType) string {
 		ebpf.LPMTrie, ebpf.ArrayOfMaps, ebpf.HashOfMaps:
 		return ""
 	}
-	return fmt.Sprintf("%s maps are not diffed", t)
+	return bpf.MapTypeName(uint32(t)) + " maps are not diffed"
 }
 
 // mapSnapshots reads every diffable map among ids. Maps over the bounds are
