@@ -35,6 +35,36 @@ func (c *MapChunk) Value(i, cpu int) []byte {
 // enough that the buffers stay a few hundred KiB whatever the map's size.
 const dumpBatch = 4096
 
+// firstBatch is how many entries the first batch of a map read in one
+// stream asks for. Batches grow from there to dumpBatch while they come
+// back full, so that a map holding few entries, whatever its max_entries,
+// costs little to read (a test run's map diff reads every map of the
+// program twice), and a large one reaches full batches within a few calls.
+const firstBatch = 256
+
+// smallMap says whether m cannot hold more than a chunk or two: it is read
+// in the calling goroutine.
+func smallMap(m *ebpf.Map) bool {
+	return m.MaxEntries() > 0 && m.MaxEntries() < dumpBatch
+}
+
+// firstBatch is firstBatch, or less for a map that cannot hold so many.
+func (r *chunkReader) firstBatch() int {
+	if n := int(r.m.MaxEntries()); n > 0 && n < firstBatch {
+		return n
+	}
+	return firstBatch
+}
+
+// nextBatch is the size of the batch after one of size batch that came
+// back with n entries.
+func nextBatch(batch, n int) int {
+	if n == batch && batch < dumpBatch {
+		return min(batch*4, dumpBatch)
+	}
+	return batch
+}
+
 // maxDumpBatch bounds the retries of a hash map whose bucket holds more
 // entries than a batch (the kernel says ENOSPC).
 const maxDumpBatch = 1 << 20
@@ -48,9 +78,10 @@ const maxDumpBatch = 1 << 20
 // kernel has no batch operation for. Entries added or removed while it
 // reads may or may not be seen, as with bpftool.
 //
-// Reading runs in its own goroutine, a few chunks ahead of fn: the kernel's
-// share of a dump (walking a million hash buckets) and fn's (formatting and
-// writing them) then overlap instead of adding up.
+// A large map is read in a goroutine of its own, a few chunks ahead of fn:
+// the kernel's share of a dump (walking a million hash buckets) and fn's
+// (formatting and writing them) then overlap instead of adding up. A map
+// that cannot hold dumpBatch entries is read in the calling goroutine.
 func ReadMapChunks(m *ebpf.Map, fn func(*MapChunk) error) error {
 	return readMapChunks(m, splitReaders(m), nil, func(it chunkItem) error { return fn(it.c) })
 }
@@ -88,30 +119,38 @@ func readMapChunks(m *ebpf.Map, readers int, prepare func(*MapChunk) any, fn fun
 	if m.KeySize() == 0 {
 		return fmt.Errorf("%s maps have no keys to iterate", MapTypeName(uint32(m.Type())))
 	}
+	newChunk := func() *MapChunk {
+		return &MapChunk{KeySize: int(m.KeySize()), ValueSize: int(m.ValueSize()), CPUs: cpus}
+	}
+	r := &chunkReader{m: m, prepare: prepare}
+	if readers == 1 && smallMap(m) {
+		// A small map is read in a chunk or two: a reading goroutine
+		// would cost more than the overlap saves.
+		r.direct = fn
+		r.free = make(chan *MapChunk, 1)
+		r.free <- newChunk()
+		return r.read()
+	}
 	// Chunks in flight: one being filled per reader, one with fn, and
 	// spares so that readers run ahead. A split reader waiting for the next
 	// one's first key holds its chunk, so readers+1 is the least that
 	// cannot deadlock.
 	inFlight := 2*readers + 1
-	free := make(chan *MapChunk, inFlight)
+	r.free = make(chan *MapChunk, inFlight)
 	for range inFlight {
-		free <- &MapChunk{KeySize: int(m.KeySize()), ValueSize: int(m.ValueSize()), CPUs: cpus}
+		r.free <- newChunk()
 	}
 	full := make(chan chunkItem)
 	stop := make(chan struct{})
+	r.full, r.stop = full, stop
 	done := make(chan error, 1)
 	go func() {
 		defer close(full)
-		r := &chunkReader{m: m, free: free, full: full, stop: stop, prepare: prepare}
 		if readers > 1 {
 			done <- r.readSplit(readers)
 			return
 		}
-		err := r.readBatches()
-		if errors.Is(err, errNoBatch) {
-			err = r.readByKeys()
-		}
-		done <- err
+		done <- r.read()
 	}()
 	var ferr error
 	for it := range full {
@@ -121,7 +160,7 @@ func readMapChunks(m *ebpf.Map, readers int, prepare func(*MapChunk) any, fn fun
 			}
 		}
 		if it.c != nil {
-			free <- it.c
+			r.free <- it.c
 		}
 	}
 	if rerr := <-done; ferr == nil && !errors.Is(rerr, errStopped) {
@@ -143,6 +182,19 @@ type chunkReader struct {
 	full    chan chunkItem
 	stop    chan struct{}
 	prepare func(*MapChunk) any // nil: hand over the chunk itself
+	// direct, when set, takes what the reader hands over in the reader's
+	// own goroutine (there is then no other, and full and stop are nil).
+	direct func(chunkItem) error
+}
+
+// read reads the whole map with one reader: in batches where the kernel
+// can, key by key where it cannot.
+func (r *chunkReader) read() error {
+	err := r.readBatches()
+	if errors.Is(err, errNoBatch) {
+		err = r.readByKeys()
+	}
+	return err
 }
 
 // get takes an empty chunk with room for n entries.
@@ -167,12 +219,40 @@ func (r *chunkReader) put(c *MapChunk) error {
 		it = chunkItem{v: r.prepare(c)}
 		r.free <- c // prepare kept nothing of it
 	}
+	if r.direct != nil {
+		err := r.direct(it)
+		if it.c != nil {
+			r.free <- it.c
+		}
+		return err
+	}
 	select {
 	case r.full <- it:
 		return nil
 	case <-r.stop:
 		return errStopped
 	}
+}
+
+// hand passes c on when it holds entries, and frees it when not.
+func (r *chunkReader) hand(c *MapChunk) error {
+	if c.N > 0 {
+		return r.put(c)
+	}
+	r.free <- c
+	return nil
+}
+
+// growBatch says whether err is the kernel asking for a larger batch: a
+// hash bucket holds more entries than the batch had room for. It then
+// makes *batch larger; the caller retries at the same position (the cursor
+// did not move).
+func growBatch(err error, n int, batch *int) bool {
+	if errors.Is(err, unix.ENOSPC) && *batch < maxDumpBatch && n == 0 {
+		*batch *= 4
+		return true
+	}
+	return false
 }
 
 // byteRows returns a slice of n elements of size bytes each (as [size]byte
@@ -185,7 +265,7 @@ func byteRows(buf []byte, n, size int) any {
 }
 
 func (r *chunkReader) readBatches() error {
-	batch := dumpBatch
+	batch := r.firstBatch()
 	var cursor ebpf.MapBatchCursor
 	started := false
 	for {
@@ -201,11 +281,8 @@ func (r *chunkReader) readBatches() error {
 		done := errors.Is(err, ebpf.ErrKeyNotExist)
 		switch {
 		case err == nil || done:
-		case errors.Is(err, unix.ENOSPC) && batch < maxDumpBatch && n == 0:
-			// A hash bucket holds more entries than the batch: retry
-			// the same position with room for it (the cursor is unchanged).
+		case growBatch(err, n, &batch):
 			r.free <- c
-			batch *= 4
 			continue
 		case !started && (errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EINVAL)):
 			r.free <- c
@@ -216,13 +293,10 @@ func (r *chunkReader) readBatches() error {
 		}
 		started = true
 		c.N = n
-		if n > 0 {
-			if err := r.put(c); err != nil {
-				return err
-			}
-		} else {
-			r.free <- c
+		if err := r.hand(c); err != nil {
+			return err
 		}
+		batch = nextBatch(batch, n)
 		if done {
 			return nil
 		}
@@ -230,14 +304,14 @@ func (r *chunkReader) readBatches() error {
 }
 
 func (r *chunkReader) readByKeys() error {
-	c, err := r.get(dumpBatch)
+	batch := r.firstBatch()
+	c, err := r.get(batch)
 	if err != nil {
 		return err
 	}
 	stride := c.ValueSize
 	if c.CPUs > 1 {
-		// Per-CPU values come from the kernel 8-byte aligned per CPU.
-		stride = (c.ValueSize + 7) &^ 7
+		stride = perCPUStride(c.ValueSize)
 	}
 	raw := make([]byte, stride*c.CPUs)
 	var prev []byte
@@ -275,20 +349,17 @@ func (r *chunkReader) readByKeys() error {
 			copy(c.Values[(c.N*c.CPUs+cpu)*c.ValueSize:], raw[cpu*stride:cpu*stride+c.ValueSize])
 		}
 		c.N++
-		if c.N == dumpBatch {
+		if c.N == batch {
 			if err := r.put(c); err != nil {
 				return err
 			}
-			if c, err = r.get(dumpBatch); err != nil {
+			batch = nextBatch(batch, c.N)
+			if c, err = r.get(batch); err != nil {
 				return err
 			}
 		}
 	}
-	if c.N > 0 {
-		return r.put(c)
-	}
-	r.free <- c
-	return nil
+	return r.hand(c)
 }
 
 // explainMapErr turns the errno of a map operation into advice where

@@ -77,19 +77,16 @@ func lookupBatch(fd int, cursor *uint32, keys, values []byte, count int) (int, e
 		Count:    uint32(count),
 		MapFD:    uint32(fd),
 	}
-	_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_MAP_LOOKUP_BATCH, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	_, err := Syscall(unix.BPF_MAP_LOOKUP_BATCH, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	runtime.KeepAlive(keys)
 	runtime.KeepAlive(values)
 	runtime.KeepAlive(&in)
 	runtime.KeepAlive(&out)
-	if errno != 0 && errno != unix.ENOENT {
-		return 0, errno
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return 0, err
 	}
 	*cursor = out
-	if errno == unix.ENOENT {
-		return int(attr.Count), unix.ENOENT
-	}
-	return int(attr.Count), nil
+	return int(attr.Count), err
 }
 
 // readSplit reads a hash map with p readers, reader i starting at bucket
@@ -147,7 +144,7 @@ func (f *splitFirst) publish(key []byte) {
 
 func (r *chunkReader) readSegment(start, end uint32, last bool, mine, next *splitFirst) error {
 	defer mine.publish(nil) // on any early return, never leave the previous reader waiting
-	batch := dumpBatch
+	batch := dumpBatch      // a split map is a large one
 	cursor := start
 	for {
 		c, err := r.get(batch)
@@ -158,9 +155,8 @@ func (r *chunkReader) readSegment(start, end uint32, last bool, mine, next *spli
 		done := errors.Is(err, unix.ENOENT)
 		switch {
 		case err == nil || done:
-		case errors.Is(err, unix.ENOSPC) && batch < maxDumpBatch && n == 0:
+		case growBatch(err, n, &batch):
 			r.free <- c
-			batch *= 4
 			continue
 		default:
 			r.free <- c
@@ -185,12 +181,8 @@ func (r *chunkReader) readSegment(start, end uint32, last bool, mine, next *spli
 		} else if !last && cursor == end {
 			done = true
 		}
-		if c.N > 0 {
-			if err := r.put(c); err != nil {
-				return err
-			}
-		} else {
-			r.free <- c
+		if err := r.hand(c); err != nil {
+			return err
 		}
 		if done {
 			return nil

@@ -60,30 +60,55 @@ type rawMapInfo struct {
 	MapExtra              uint64
 }
 
-// objGetInfoAttr is the BPF_OBJ_GET_INFO_BY_FD part of union bpf_attr.
-type objGetInfoAttr struct {
-	BPFFD   uint32
-	InfoLen uint32
-	Info    uint64
-}
-
-func objInfo(fd int, info unsafe.Pointer, size uintptr) error {
-	attr := objGetInfoAttr{BPFFD: uint32(fd), InfoLen: uint32(size), Info: uint64(uintptr(info))}
-	_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_OBJ_GET_INFO_BY_FD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
-	if errno != 0 {
-		return errno
-	}
-	return nil
-}
-
 // DescribeMap returns m's details, its key and value types resolved in
 // the map's BTF when it has any.
 func DescribeMap(m *ebpf.Map) (*MapDetails, error) {
-	var raw rawMapInfo
-	if err := objInfo(m.FD(), unsafe.Pointer(&raw), unsafe.Sizeof(raw)); err != nil {
+	return describeMapFD(m.FD(), nil)
+}
+
+// describeMapFD describes the map behind fd; specs is as for ResolveTypes.
+func describeMapFD(fd int, specs map[btf.ID]*btf.Spec) (*MapDetails, error) {
+	d, err := mapKernelInfo(fd)
+	if err != nil {
+		return nil, err
+	}
+	fdinfo := sysFDInfo(fd, "memlock", "frozen")
+	d.Memlock, d.Frozen = fdinfo[0], fdinfo[1] != 0
+	d.ResolveTypes(specs)
+	return d, nil
+}
+
+// ListMaps describes every map in the kernel, in id order. Maps that go
+// away (or cannot be described) while the list is made are left out.
+func ListMaps() ([]*MapDetails, error) {
+	var out []*MapDetails
+	specs := map[btf.ID]*btf.Spec{}
+	err := eachID(unix.BPF_MAP_GET_NEXT_ID, unix.BPF_MAP_GET_FD_BY_ID, func(fd int) error {
+		if d, err := describeMapFD(fd, specs); err == nil {
+			out = append(out, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list maps: %w", err)
+	}
+	return out, nil
+}
+
+// MapKernelInfo is DescribeMap without what costs more than one bpf(2)
+// call: Memlock and Frozen (read from /proc/self/fdinfo) and Key and Value
+// (the map's BTF parsed; see ResolveTypes) stay unset. It is for callers
+// that look at many maps, or at one on every keystroke.
+func MapKernelInfo(m *ebpf.Map) (*MapDetails, error) {
+	return mapKernelInfo(m.FD())
+}
+
+func mapKernelInfo(fd int) (*MapDetails, error) {
+	raw, err := mapInfoFD(fd)
+	if err != nil {
 		return nil, fmt.Errorf("map info: %w", err)
 	}
-	d := &MapDetails{
+	return &MapDetails{
 		ID:          ebpf.MapID(raw.ID),
 		Type:        ebpf.MapType(raw.Type),
 		Name:        unix.ByteSliceToString(raw.Name[:]),
@@ -94,28 +119,67 @@ func DescribeMap(m *ebpf.Map) (*MapDetails, error) {
 		BTFID:       btf.ID(raw.BTFID),
 		KeyTypeID:   btf.TypeID(raw.BTFKeyTypeID),
 		ValueTypeID: btf.TypeID(raw.BTFValueTypeID),
-	}
-	// memlock and frozen are only in /proc/self/fdinfo, which cilium/ebpf reads.
-	if info, err := m.Info(); err == nil {
-		d.Memlock, _ = info.Memlock()
-		d.Frozen = info.Frozen()
-	}
-	if d.BTFID != 0 && (d.KeyTypeID != 0 || d.ValueTypeID != 0) {
-		// A map whose BTF cannot be read is still a map: its keys and
-		// values are then shown as bytes, and BTFErr says why.
-		d.Key, d.Value, d.BTFErr = mapTypes(m, d.KeyTypeID, d.ValueTypeID)
-		if d.BTFErr != nil {
-			d.BTFErr = fmt.Errorf("read BTF %d of map %s: %w", d.BTFID, d.Name, d.BTFErr)
-		}
-	}
-	return d, nil
+	}, nil
 }
 
-// mapTypes looks the key and value type ids up in m's BTF.
-func mapTypes(m *ebpf.Map, keyID, valueID btf.TypeID) (key, value btf.Type, err error) {
-	spec, err := mapSpecBTF(m)
+// ResolveTypes looks d's key and value type ids up in the map's BTF and
+// sets Key and Value, or BTFErr when the map has BTF that cannot be read:
+// such a map is still a map, whose keys and values are then shown as bytes.
+// specs, when not nil, keeps the BTF objects parsed so far by id, for
+// callers that resolve the types of several maps (the maps of one program
+// share one).
+func (d *MapDetails) ResolveTypes(specs map[btf.ID]*btf.Spec) {
+	if d.BTFID == 0 || (d.KeyTypeID == 0 && d.ValueTypeID == 0) {
+		return
+	}
+	d.Key, d.Value, d.BTFErr = mapTypes(d.BTFID, d.KeyTypeID, d.ValueTypeID, specs)
+	if d.BTFErr != nil {
+		d.BTFErr = fmt.Errorf("read BTF %d of map %s: %w", d.BTFID, d.Name, d.BTFErr)
+	}
+}
+
+// MapNameByID is the kernel's name of the map with id, or "" if it is gone
+// (or has no name).
+func MapNameByID(id uint32) string {
+	fd, err := sysFDByID(unix.BPF_MAP_GET_FD_BY_ID, id)
 	if err != nil {
-		return nil, nil, err
+		return ""
+	}
+	defer unix.Close(fd)
+	info, err := mapInfoFD(fd)
+	if err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(info.Name[:])
+}
+
+// mapInfoFD reads struct bpf_map_info of the map behind fd.
+func mapInfoFD(fd int) (*rawMapInfo, error) {
+	var raw rawMapInfo
+	if err := sysObjGetInfo(fd, unsafe.Pointer(&raw), unsafe.Sizeof(raw)); err != nil {
+		return nil, err
+	}
+	return &raw, nil
+}
+
+// mapTypes looks the key and value type ids up in BTF object id. (The
+// id comes from the map's info: cilium/ebpf's Map.Handle would read
+// /proc/self/fdinfo to find it again.)
+func mapTypes(id btf.ID, keyID, valueID btf.TypeID, specs map[btf.ID]*btf.Spec) (key, value btf.Type, err error) {
+	spec := specs[id]
+	if spec == nil {
+		h, err := btf.NewHandleFromID(id)
+		if err != nil {
+			return nil, nil, err
+		}
+		spec, err = HandleSpec(h)
+		h.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+		if specs != nil {
+			specs[id] = spec
+		}
 	}
 	if keyID != 0 {
 		if key, err = spec.TypeByID(keyID); err != nil {
@@ -128,16 +192,6 @@ func mapTypes(m *ebpf.Map, keyID, valueID btf.TypeID) (key, value btf.Type, err 
 		}
 	}
 	return key, value, nil
-}
-
-// mapSpecBTF parses the BTF object m was created with.
-func mapSpecBTF(m *ebpf.Map) (*btf.Spec, error) {
-	h, err := m.Handle()
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
-	return HandleSpec(h)
 }
 
 // HandleSpec parses the types of a BTF object in the kernel. Module BTF
@@ -176,8 +230,7 @@ func MapPins(root string) map[ebpf.MapID][]string {
 		if err != nil {
 			return nil // not a map, or gone
 		}
-		var raw rawMapInfo
-		if objInfo(m.FD(), unsafe.Pointer(&raw), unsafe.Sizeof(raw)) == nil {
+		if raw, err := mapInfoFD(m.FD()); err == nil {
 			id := ebpf.MapID(raw.ID)
 			pins[id] = append(pins[id], path)
 		}

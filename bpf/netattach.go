@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -379,8 +378,8 @@ func sockmapAttachments(progName func(uint32) string, links []*LinkInfo) []Sockm
 	}
 	var out []SockmapAttachment
 	eachID(unix.BPF_MAP_GET_NEXT_ID, unix.BPF_MAP_GET_FD_BY_ID, func(fd int) error {
-		var info pinMapInfo
-		if sysObjGetInfo(fd, unsafe.Pointer(&info), unsafe.Sizeof(info)) != nil {
+		info, err := mapInfoFD(fd)
+		if err != nil {
 			return nil
 		}
 		if info.Type != mapTypeSockmap && info.Type != mapTypeSockhash {

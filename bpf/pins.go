@@ -35,29 +35,6 @@ type PinInfo struct {
 	Err string `json:"error,omitempty"`
 }
 
-// The heads of struct bpf_prog_info, bpf_map_info and bpf_link_info: all
-// that "ls" needs. The kernel copies only as much as the struct holds.
-type pinProgInfo struct {
-	Type, ID uint32
-	_        [8]byte // tag
-	_        [2]uint32
-	_        [3]uint64
-	_        [2]uint32
-	_        uint64
-	Name     [unix.BPF_OBJ_NAME_LEN]byte
-	_, _     uint32
-}
-
-type pinMapInfo struct {
-	Type, ID                              uint32
-	KeySize, ValueSize, MaxEntries, Flags uint32
-	Name                                  [unix.BPF_OBJ_NAME_LEN]byte
-}
-
-type pinLinkInfo struct {
-	Type, ID, ProgID, _ uint32
-}
-
 // WalkPins calls fn for every entry under dir on bpffs (not dir itself), in
 // lexical order, without opening any object: only directories are read, so
 // it is cheap enough for completion over thousands of pins. fn returning
@@ -115,19 +92,19 @@ func statPin(path string, progNames map[uint32]string) (PinInfo, error) {
 	pi.Kind = kind
 	switch kind {
 	case PinProg:
-		var info pinProgInfo
+		var info rawProgInfo
 		if err := sysObjGetInfo(fd, unsafe.Pointer(&info), unsafe.Sizeof(info)); err != nil {
 			return pi, fmt.Errorf("pin %s: program info: %w", path, err)
 		}
 		pi.Type, pi.ID, pi.Name = ProgTypeName(info.Type), info.ID, unix.ByteSliceToString(info.Name[:])
 	case PinMap:
-		var info pinMapInfo
-		if err := sysObjGetInfo(fd, unsafe.Pointer(&info), unsafe.Sizeof(info)); err != nil {
+		info, err := mapInfoFD(fd)
+		if err != nil {
 			return pi, fmt.Errorf("pin %s: map info: %w", path, err)
 		}
 		pi.Type, pi.ID, pi.Name = MapTypeName(info.Type), info.ID, unix.ByteSliceToString(info.Name[:])
 	case PinLink:
-		var info pinLinkInfo
+		var info rawLinkInfo
 		if err := sysObjGetInfo(fd, unsafe.Pointer(&info), unsafe.Sizeof(info)); err != nil {
 			return pi, fmt.Errorf("pin %s: link info: %w", path, err)
 		}
@@ -140,23 +117,6 @@ func statPin(path string, progNames map[uint32]string) (PinInfo, error) {
 		pi.Name = name
 	}
 	return pi, nil
-}
-
-// progNameByID is the name of the program with id, or "" if it is gone.
-func progNameByID(id uint32) string {
-	if id == 0 {
-		return ""
-	}
-	fd, err := sysFDByID(unix.BPF_PROG_GET_FD_BY_ID, id)
-	if err != nil {
-		return ""
-	}
-	defer unix.Close(fd)
-	var info pinProgInfo
-	if sysObjGetInfo(fd, unsafe.Pointer(&info), unsafe.Sizeof(info)) != nil {
-		return ""
-	}
-	return unix.ByteSliceToString(info.Name[:])
 }
 
 // ListPins describes every entry under dir, recursively, opening each pin

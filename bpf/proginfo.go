@@ -2,9 +2,7 @@ package bpf
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"time"
 	"unsafe"
@@ -176,7 +174,7 @@ func progInfoFD(fd int) (*ProgInfo, error) {
 		}
 		pi.MapIDs = ids[:min(int(raw2.NrMapIDs), len(ids))]
 	}
-	pi.BytesMemlock, _ = sysFDMemlock(fd)
+	pi.BytesMemlock = sysFDInfo(fd, "memlock")[0]
 	// The kernel keeps 15 characters of a name; the BTF of the program's
 	// first function has all of it (bpftool prints the full name too).
 	if len(pi.Name) == unix.BPF_OBJ_NAME_LEN-1 && raw.BTFID != 0 {
@@ -188,6 +186,23 @@ func progInfoFD(fd int) (*ProgInfo, error) {
 		}
 	}
 	return pi, nil
+}
+
+// progNameByID is the name of the program with id, or "" if it is gone.
+func progNameByID(id uint32) string {
+	if id == 0 {
+		return ""
+	}
+	fd, err := sysFDByID(unix.BPF_PROG_GET_FD_BY_ID, id)
+	if err != nil {
+		return ""
+	}
+	defer unix.Close(fd)
+	var info rawProgInfo
+	if sysObjGetInfo(fd, unsafe.Pointer(&info), unsafe.Sizeof(info)) != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(info.Name[:])
 }
 
 // bootClockToWall turns nanoseconds since boot into wall-clock time, the
@@ -218,40 +233,3 @@ func ListPrograms() ([]*ProgInfo, error) {
 	}
 	return out, nil
 }
-
-// eachID opens every object of one kind in id order and calls fn with a
-// file descriptor that is closed when fn returns.
-func eachID(nextCmd, fdCmd int, fn func(fd int) error) error {
-	var id uint32
-	for {
-		attr := sysGetIDAttr{ID: id}
-		if _, err := sysBPF(nextCmd, unsafe.Pointer(&attr), unsafe.Sizeof(attr)); err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				return nil
-			}
-			if errors.Is(err, unix.EPERM) {
-				return errNotRoot
-			}
-			return err
-		}
-		id = attr.NextID
-		fd, err := sysFDByID(fdCmd, id)
-		if errors.Is(err, unix.ENOENT) {
-			continue // gone since we saw its id
-		}
-		if err != nil {
-			if errors.Is(err, unix.EPERM) {
-				return errNotRoot
-			}
-			return err
-		}
-		err = fn(fd)
-		unix.Close(fd)
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// errNotRoot explains EPERM from bpf(2).
-var errNotRoot = fmt.Errorf("permission denied; run bpfsh as root (or with CAP_SYS_ADMIN): %w", os.ErrPermission)

@@ -248,12 +248,13 @@ func typeNote(t btf.Type) string {
 	if t == nil {
 		return ""
 	}
-	return " (" + typeName(t) + ")"
+	return " (" + TypeName(t) + ")"
 }
 
-// typeName spells t as C does, for messages: __u32, struct flow_key,
-// char[16], enum color.
-func typeName(t btf.Type) string {
+// TypeName spells t briefly as C does, for messages and descriptions:
+// __u32, struct flow_key, char[16], enum color, struct {...} for an
+// anonymous one (CTypeName writes that out in full).
+func TypeName(t btf.Type) string {
 	return typeNameDepth(t, 0)
 }
 

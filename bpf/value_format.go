@@ -227,7 +227,7 @@ func (f *formatter) members(data []byte, members []btf.Member, base btf.Bits, ob
 		off := base + m.Offset
 		if m.Name == "" {
 			// An unnamed bitfield is padding that C cannot name either.
-			if inner := compositeMembers(m.Type); inner != nil && m.BitfieldSize == 0 {
+			if inner := Members(m.Type); inner != nil && m.BitfieldSize == 0 {
 				if err := f.members(data, inner, off, obj, depth+1, anon+1); err != nil {
 					return err
 				}

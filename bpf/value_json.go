@@ -22,7 +22,7 @@ func AppendValueJSON(dst, data []byte, t btf.Type) []byte {
 	if t == nil {
 		return appendHexJSON(dst, data)
 	}
-	if it, ok := underlying(t).(*btf.Int); ok && int(it.Size) == len(data) && it.Size <= 8 && it.Encoding != btf.Bool {
+	if it, ok := plainInt(data, t); ok {
 		if it.Encoding == btf.Signed {
 			return strconv.AppendInt(dst, signExtend(readUint(data), uint(8*it.Size)), 10)
 		}
@@ -38,7 +38,9 @@ func FormatText(data []byte, t btf.Type) string {
 	if t == nil {
 		return hexText(data)
 	}
-	if it, ok := underlying(t).(*btf.Int); ok && int(it.Size) == len(data) && it.Size <= 8 && it.Encoding != btf.Bool {
+	if it, ok := plainInt(data, t); ok {
+		// strconv's Format* (unlike Append*) allocate nothing for small
+		// numbers, common in dumps of counters.
 		if it.Encoding == btf.Signed {
 			return strconv.FormatInt(signExtend(readUint(data), uint(8*it.Size)), 10)
 		}
@@ -46,6 +48,13 @@ func FormatText(data []byte, t btf.Type) string {
 	}
 	text, _ := FormatValue(data, t)
 	return text
+}
+
+// plainInt says whether data, typed by t, is an integer that prints as a
+// plain number: the common case the fast paths above take.
+func plainInt(data []byte, t btf.Type) (*btf.Int, bool) {
+	it, ok := underlying(t).(*btf.Int)
+	return it, ok && int(it.Size) == len(data) && it.Size <= 8 && it.Encoding != btf.Bool
 }
 
 // appendHexJSON appends bytes as bpftool's JSON spells them without BTF:
@@ -98,17 +107,7 @@ func AppendJSON(b []byte, v any) []byte {
 		}
 		return v.Append(b, 10)
 	case []string:
-		if v == nil {
-			return append(b, "null"...)
-		}
-		b = append(b, '[')
-		for i, e := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, e)
-		}
-		return append(b, ']')
+		return appendList(b, v, appendJSONString)
 	case json.Marshaler:
 		// The codec's ordered objects encode themselves; encoding/json
 		// would call this too, then re-scan its output.
@@ -118,17 +117,7 @@ func AppendJSON(b []byte, v any) []byte {
 		}
 		return append(b, enc...)
 	case []any:
-		if v == nil {
-			return append(b, "null"...)
-		}
-		b = append(b, '[')
-		for i, e := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = AppendJSON(b, e)
-		}
-		return append(b, ']')
+		return appendList(b, v, AppendJSON)
 	case map[string]any:
 		if v == nil {
 			return append(b, "null"...)
@@ -157,6 +146,22 @@ func AppendJSON(b []byte, v any) []byte {
 		return appendJSONString(b, "unencodable value: "+err.Error())
 	}
 	return append(b, enc...)
+}
+
+// appendList appends v as a JSON array (null when nil), each element
+// written by elem.
+func appendList[E any](b []byte, v []E, elem func([]byte, E) []byte) []byte {
+	if v == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, e := range v {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = elem(b, e)
+	}
+	return append(b, ']')
 }
 
 // marshalJSON is json.Marshal without HTML escaping, as the shell prints

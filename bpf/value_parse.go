@@ -15,10 +15,10 @@ import (
 func parseTyped(word string, t btf.Type, size int) ([]byte, error) {
 	n, err := btf.Sizeof(t)
 	if err != nil {
-		return nil, fmt.Errorf("cannot size %s (%v): give the bytes as hex (hex 01 02 ...)", typeName(t), err)
+		return nil, fmt.Errorf("cannot size %s (%v): give the bytes as hex (hex 01 02 ...)", TypeName(t), err)
 	}
 	if n != size {
-		return nil, fmt.Errorf("%s is %d bytes but the map wants %d: give the bytes as hex (hex 01 02 ...)", typeName(t), n, size)
+		return nil, fmt.Errorf("%s is %d bytes but the map wants %d: give the bytes as hex (hex 01 02 ...)", TypeName(t), n, size)
 	}
 	l, err := topLiteral(word, t)
 	if err != nil {
@@ -52,7 +52,7 @@ func topLiteral(word string, t btf.Type) (*lit, error) {
 // path names the field for messages.
 func encode(l *lit, t btf.Type, path string, buf []byte, depth int) error {
 	if depth > maxDepth {
-		return fieldErr(path, "%s nests deeper than %d levels", typeName(t), maxDepth)
+		return fieldErr(path, "%s nests deeper than %d levels", TypeName(t), maxDepth)
 	}
 	switch v := underlying(t).(type) {
 	case *btf.Int:
@@ -87,12 +87,12 @@ func encode(l *lit, t btf.Type, path string, buf []byte, depth int) error {
 	case *btf.Union:
 		return encodeComposite(l, t, v.Members, path, buf, depth)
 	}
-	return fieldErr(path, "cannot write a value of type %s; give the whole value as hex (hex 01 02 ...)", typeName(t))
+	return fieldErr(path, "cannot write a value of type %s; give the whole value as hex (hex 01 02 ...)", TypeName(t))
 }
 
 // wrongLiteral is the error for a literal of the wrong form for t.
 func wrongLiteral(l *lit, t btf.Type, path string) error {
-	return fieldErr(path, "%s wants %s, not %s", typeName(t), wants(t), shorten(l.raw))
+	return fieldErr(path, "%s wants %s, not %s", TypeName(t), wants(t), shorten(l.raw))
 }
 
 // wants describes the literals type t takes, for messages.
@@ -143,7 +143,7 @@ func intValue(l *lit, t btf.Type, it *btf.Int, bits uint, path string) (*big.Int
 	default:
 		var err error
 		if n, err = parseNumber(l.text); err != nil {
-			return nil, fieldErr(path, "%s wants %s: %v", typeName(t), wants(t), err)
+			return nil, fieldErr(path, "%s wants %s: %v", TypeName(t), wants(t), err)
 		}
 	}
 	if err := checkRange(n, bits, it.Encoding == btf.Signed, isChar(it)); err != nil {
@@ -155,14 +155,14 @@ func intValue(l *lit, t btf.Type, it *btf.Int, bits uint, path string) (*big.Int
 // sizedName is t's name, saying how wide it is when it is a bitfield.
 func sizedName(t btf.Type, bits uint) string {
 	if n, err := btf.Sizeof(t); err == nil && uint(n)*8 == bits {
-		return typeName(t)
+		return TypeName(t)
 	}
-	return fmt.Sprintf("a %d-bit %s bitfield", bits, typeName(t))
+	return fmt.Sprintf("a %d-bit %s bitfield", bits, TypeName(t))
 }
 
 func encodeInt(l *lit, t btf.Type, it *btf.Int, path string, buf []byte) error {
 	if it.Size == 0 || it.Size > 16 {
-		return fieldErr(path, "cannot write a %d-byte integer (%s); give the whole value as hex", it.Size, typeName(t))
+		return fieldErr(path, "cannot write a %d-byte integer (%s); give the whole value as hex", it.Size, TypeName(t))
 	}
 	if ip, ok := ipLiteral(l, len(buf)); ok {
 		copy(buf, ip)
@@ -217,7 +217,7 @@ func enumValue(l *lit, t btf.Type, e *btf.Enum, bits uint, path string) (*big.In
 	if n == nil {
 		var err error
 		if n, err = parseNumber(l.text); err != nil {
-			return nil, fieldErr(path, "%s is not a number or a value of %s (%s)", shorten(l.text), typeName(t), enumNames(e))
+			return nil, fieldErr(path, "%s is not a number or a value of %s (%s)", shorten(l.text), TypeName(t), enumNames(e))
 		}
 	}
 	if err := checkRange(n, bits, e.Signed, false); err != nil {
@@ -249,7 +249,7 @@ func listNames(names []string) string {
 
 func encodeFloat(l *lit, t btf.Type, f *btf.Float, path string, buf []byte) error {
 	if f.Size != 4 && f.Size != 8 {
-		return fieldErr(path, "cannot write a %d-byte float (%s); give the whole value as hex", f.Size, typeName(t))
+		return fieldErr(path, "cannot write a %d-byte float (%s); give the whole value as hex", f.Size, TypeName(t))
 	}
 	if l.kind != litAtom {
 		return wrongLiteral(l, t, path)
@@ -267,9 +267,9 @@ func encodeFloat(l *lit, t btf.Type, f *btf.Float, path string, buf []byte) erro
 		v, err := strconv.ParseFloat(l.text, bits)
 		if err != nil {
 			if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
-				return fieldErr(path, "%s is out of range for %s", l.raw, typeName(t))
+				return fieldErr(path, "%s is out of range for %s", l.raw, TypeName(t))
 			}
-			return fieldErr(path, "%s wants %s, not %s", typeName(t), wants(t), shorten(l.raw))
+			return fieldErr(path, "%s wants %s, not %s", TypeName(t), wants(t), shorten(l.raw))
 		}
 		if bits == 32 {
 			raw = uint64(math.Float32bits(float32(v)))
@@ -292,7 +292,7 @@ func isNaNBits(u uint64, bits int) bool {
 func encodeArray(l *lit, t btf.Type, a *btf.Array, path string, buf []byte, depth int) error {
 	esize, err := btf.Sizeof(a.Type)
 	if err != nil || esize*int(a.Nelems) != len(buf) {
-		return fieldErr(path, "cannot write %s (elements of unknown size); give the whole value as hex", typeName(t))
+		return fieldErr(path, "cannot write %s (elements of unknown size); give the whole value as hex", TypeName(t))
 	}
 	if isChar(a.Type) && (l.kind == litString || l.kind == litAtom) {
 		text := l.text
@@ -332,7 +332,7 @@ func holder(path string, t btf.Type) string {
 	if path != "" {
 		return "the field"
 	}
-	return typeName(t)
+	return TypeName(t)
 }
 
 func encodeComposite(l *lit, t btf.Type, members []btf.Member, path string, buf []byte, depth int) error {
@@ -352,7 +352,7 @@ func encodeComposite(l *lit, t btf.Type, members []btf.Member, path string, buf 
 		seen[f.name] = true
 		m, ok := findMember(members, f.name, 0, 0)
 		if !ok {
-			return fieldErr(p, "%s has no such field; its fields are %s", typeName(t), memberNames(members))
+			return fieldErr(p, "%s has no such field; its fields are %s", TypeName(t), memberNames(members))
 		}
 		if m.BitfieldSize > 0 {
 			if err := encodeBitfield(f.val, m, p, buf); err != nil {
@@ -363,7 +363,7 @@ func encodeComposite(l *lit, t btf.Type, members []btf.Member, path string, buf 
 		msize, err := btf.Sizeof(m.Type)
 		off := int(m.Offset / 8)
 		if err != nil || m.Offset%8 != 0 || off+msize > len(buf) {
-			return fieldErr(p, "cannot write %s at bit %d of %s; give the whole value as hex", typeName(m.Type), m.Offset, typeName(t))
+			return fieldErr(p, "cannot write %s at bit %d of %s; give the whole value as hex", TypeName(m.Type), m.Offset, TypeName(t))
 		}
 		if err := encode(f.val, m.Type, p, buf[off:off+msize], depth+1); err != nil {
 			return err
@@ -385,7 +385,7 @@ func findMember(members []btf.Member, name string, base btf.Bits, depth int) (bt
 			return m, true
 		}
 		if m.Name == "" {
-			if inner := compositeMembers(m.Type); inner != nil {
+			if inner := Members(m.Type); inner != nil {
 				if found, ok := findMember(inner, name, base+m.Offset, depth+1); ok {
 					return found, true
 				}
@@ -400,8 +400,9 @@ func findMember(members []btf.Member, name string, base btf.Bits, depth int) (bt
 // type holding itself must not make the search explode.
 const maxAnonDepth = 8
 
-// compositeMembers returns the members of a struct or union type, or nil.
-func compositeMembers(t btf.Type) []btf.Member {
+// Members returns the members of a struct or union type (behind typedefs
+// and qualifiers), or nil for any other type.
+func Members(t btf.Type) []btf.Member {
 	switch v := underlying(t).(type) {
 	case *btf.Struct:
 		return v.Members
@@ -419,7 +420,7 @@ func memberNames(members []btf.Member) string {
 		for _, m := range ms {
 			if m.Name != "" {
 				names = append(names, m.Name)
-			} else if inner := compositeMembers(m.Type); inner != nil && depth < maxAnonDepth {
+			} else if inner := Members(m.Type); inner != nil && depth < maxAnonDepth {
 				walk(inner, depth+1)
 			}
 		}
@@ -445,7 +446,7 @@ func encodeBitfield(l *lit, m btf.Member, path string, buf []byte) error {
 	case *btf.Enum:
 		n, err = enumValue(l, m.Type, v, width, path)
 	default:
-		return fieldErr(path, "cannot write a bitfield of type %s; give the whole value as hex", typeName(m.Type))
+		return fieldErr(path, "cannot write a bitfield of type %s; give the whole value as hex", TypeName(m.Type))
 	}
 	if err != nil {
 		return err

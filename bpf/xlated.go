@@ -11,7 +11,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
-	"golang.org/x/sys/unix"
 )
 
 // XlatedInsn is one instruction of a program as the kernel runs it (after
@@ -152,7 +151,7 @@ func DumpXlated(p *ebpf.Program) ([]XlatedInsn, error) {
 			id := uint32(in.Imm)
 			name, ok := mapNames[id]
 			if !ok {
-				name = mapNameByID(id)
+				name = MapNameByID(id)
 				mapNames[id] = name
 			}
 			x.Map = &MapName{ID: id, Name: name}
@@ -232,20 +231,6 @@ func callNamer(insns []insn, ksyms []uint64) func(insn) string {
 		}
 		return fmt.Sprintf("0x%x", addr)
 	}
-}
-
-// mapNameByID is the name of the map with id, or "" if it is gone.
-func mapNameByID(id uint32) string {
-	fd, err := sysFDByID(unix.BPF_MAP_GET_FD_BY_ID, id)
-	if err != nil {
-		return ""
-	}
-	defer unix.Close(fd)
-	var info pinMapInfo
-	if sysObjGetInfo(fd, unsafe.Pointer(&info), unsafe.Sizeof(info)) != nil {
-		return ""
-	}
-	return unix.ByteSliceToString(info.Name[:])
 }
 
 // funcSignature prints a function's prototype the way bpftool prints it

@@ -27,13 +27,6 @@ var (
 	fixtureMaps  = []string{"counters", "events", "flows", "jobs", "percpu", "rodata", "undo"}
 )
 
-// ldRun runs bpfsh in-process with a private pin root and state dir.
-func ldRun(t *testing.T, pinRoot string, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	code, stdout, stderr = bpfsh(t, pinRoot, args...)
-	return stdout, stderr, code
-}
-
 // ldSetup gives the test a pin root and its own state directory (where
 // load keeps its manifests).
 func ldSetup(t *testing.T) string {
@@ -92,7 +85,7 @@ func ldPinnedID(t *testing.T, kind, path string) uint32 {
 // ldLoadFixture loads the fixture as name and returns what load reported.
 func ldLoadFixture(t *testing.T, root, name string) []bpf.Pinned {
 	t.Helper()
-	out, errOut, code := ldRun(t, root, "-j", "load", bpftest.FixtureObject(t), "name", name)
+	code, out, errOut := bpfsh(t, root, "-j", "load", bpftest.FixtureObject(t), "name", name)
 	if code != 0 {
 		t.Fatalf("load: exit %d: %s%s", code, errOut, out)
 	}
@@ -136,7 +129,7 @@ func TestLoadPinsEveryMapAndProgram(t *testing.T) {
 	}
 
 	// The text form lists the same objects under the columns.
-	out, _, code := ldRun(t, root, "load", bpftest.FixtureObject(t), "name", "fx2")
+	code, out, _ := bpfsh(t, root, "load", bpftest.FixtureObject(t), "name", "fx2")
 	if code != 0 || !strings.HasPrefix(out, "KIND") || !strings.Contains(out, filepath.Join(root, "fx2", "xdp_count")) {
 		t.Errorf("text output (exit %d):\n%s", code, out)
 	}
@@ -154,7 +147,7 @@ func TestLoadDefaultName(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, file := range []string{obj, renamed} {
-		if _, errOut, code := ldRun(t, root, "load", file); code != 0 {
+		if code, _, errOut := bpfsh(t, root, "load", file); code != 0 {
 			t.Fatalf("load %s: exit %d: %s", file, code, errOut)
 		}
 	}
@@ -166,7 +159,7 @@ func TestLoadDefaultName(t *testing.T) {
 func TestLoadRejectedLeavesNothing(t *testing.T) {
 	root := ldSetup(t)
 	state := os.Getenv("XDG_STATE_HOME")
-	_, errOut, code := ldRun(t, root, "load", bpftest.RejectObject(t))
+	code, _, errOut := bpfsh(t, root, "load", bpftest.RejectObject(t))
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, errOut)
 	}
@@ -188,7 +181,7 @@ func TestLoadRejectedLeavesNothing(t *testing.T) {
 	}
 
 	// JSON: the one line as "error", the log as "detail".
-	out, _, code := ldRun(t, root, "-j", "load", bpftest.RejectObject(t), "--verbose")
+	code, out, _ := bpfsh(t, root, "-j", "load", bpftest.RejectObject(t), "--verbose")
 	var obj struct{ Error, Detail string }
 	if err := json.Unmarshal([]byte(out), &obj); err != nil || code != 1 {
 		t.Fatalf("load -j: exit %d, %q: %v", code, out, err)
@@ -202,13 +195,13 @@ func TestLoadRejectedUnderFreshPinRoot(t *testing.T) {
 	// The pin root itself does not exist yet: a failed load must not
 	// leave it (or NAME/) behind; a successful one makes both.
 	root := filepath.Join(ldSetup(t), "a", "b")
-	if _, _, code := ldRun(t, root, "load", bpftest.RejectObject(t)); code != 1 {
+	if code, _, _ := bpfsh(t, root, "load", bpftest.RejectObject(t)); code != 1 {
 		t.Fatalf("rejected load exited %d", code)
 	}
 	if _, err := os.Stat(filepath.Dir(root)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a rejected load left %s behind (stat: %v)", filepath.Dir(root), err)
 	}
-	if _, errOut, code := ldRun(t, root, "load", bpftest.FixtureObject(t)); code != 0 {
+	if code, _, errOut := bpfsh(t, root, "load", bpftest.FixtureObject(t)); code != 0 {
 		t.Fatalf("load under a new pin root: exit %d: %s", code, errOut)
 	}
 	if got := ldEntries(t, filepath.Join(root, "fixture")); len(got) != 10 {
@@ -250,7 +243,7 @@ func TestLoadBadFiles(t *testing.T) {
 		{"testdata/oddsection.o", `program odd_prog is in section "bpfsh_no_such_type", which names no program type`},
 	}
 	for _, c := range cases {
-		out, errOut, code := ldRun(t, root, "load", c.file, "name", "bad")
+		code, out, errOut := bpfsh(t, root, "load", c.file, "name", "bad")
 		if code != 1 || out != "" {
 			t.Errorf("load %s: exit %d, stdout %q; want exit 1 and nothing printed", c.file, code, out)
 		}
@@ -279,7 +272,7 @@ func TestLoadBadArguments(t *testing.T) {
 		{[]string{"unload"}, 2, "unload takes one NAME"},
 		{[]string{"unload", "a/b"}, 1, "no dots or slashes"},
 	} {
-		_, errOut, code := ldRun(t, root, c.args...)
+		code, _, errOut := bpfsh(t, root, c.args...)
 		if code != c.code || !strings.Contains(errOut, c.want) {
 			t.Errorf("%v: exit %d, %q; want exit %d and %q", c.args, code, errOut, c.code, c.want)
 		}
@@ -292,7 +285,7 @@ func TestLoadBadArguments(t *testing.T) {
 func TestLoadTwiceRefused(t *testing.T) {
 	root := ldSetup(t)
 	first := ldLoadFixture(t, root, "twice")
-	_, errOut, code := ldRun(t, root, "load", bpftest.FixtureObject(t), "name", "twice")
+	code, _, errOut := bpfsh(t, root, "load", bpftest.FixtureObject(t), "name", "twice")
 	if code != 1 || !strings.Contains(errOut, "twice is already loaded; 'unload twice' first or pick another name") {
 		t.Fatalf("second load: exit %d, %q", code, errOut)
 	}
@@ -311,7 +304,7 @@ func TestLoadTwiceRefused(t *testing.T) {
 	if err := m.Pin(filepath.Join(root, "taken")); err != nil {
 		t.Fatal(err)
 	}
-	_, errOut, code = ldRun(t, root, "load", bpftest.FixtureObject(t), "name", "taken")
+	code, _, errOut = bpfsh(t, root, "load", bpftest.FixtureObject(t), "name", "taken")
 	if code != 1 || !strings.Contains(errOut, "already holds a pinned object") {
 		t.Errorf("load over a pinned file: exit %d, %q", code, errOut)
 	}
@@ -344,7 +337,7 @@ func TestUnloadRemovesOnlyWhatLoadPinned(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out, errOut, code := ldRun(t, root, "unload", "mine")
+	code, out, errOut := bpfsh(t, root, "unload", "mine")
 	if code != 0 {
 		t.Fatalf("unload: exit %d: %s", code, errOut)
 	}
@@ -373,7 +366,7 @@ func TestUnloadRemovesOnlyWhatLoadPinned(t *testing.T) {
 	}
 
 	// The record is gone: a second unload removes nothing and says why.
-	_, errOut, code = ldRun(t, root, "unload", "mine")
+	code, _, errOut = bpfsh(t, root, "unload", "mine")
 	if code != 1 || !strings.Contains(errOut, "bpfsh did not load "+dir) {
 		t.Errorf("second unload: exit %d, %q", code, errOut)
 	}
@@ -382,7 +375,7 @@ func TestUnloadRemovesOnlyWhatLoadPinned(t *testing.T) {
 func TestUnloadRemovesDirectory(t *testing.T) {
 	root := ldSetup(t)
 	ldLoadFixture(t, root, "whole")
-	out, errOut, code := ldRun(t, root, "-j", "unload", "whole")
+	code, out, errOut := bpfsh(t, root, "-j", "unload", "whole")
 	if code != 0 {
 		t.Fatalf("unload: exit %d: %s", code, errOut)
 	}
@@ -402,7 +395,7 @@ func TestUnloadRemovesDirectory(t *testing.T) {
 
 func TestUnloadNeverLoaded(t *testing.T) {
 	root := ldSetup(t)
-	_, errOut, code := ldRun(t, root, "unload", "nothing_here")
+	code, _, errOut := bpfsh(t, root, "unload", "nothing_here")
 	if code != 1 || !strings.Contains(errOut, "nothing is loaded as nothing_here under "+root) {
 		t.Errorf("exit %d, %q", code, errOut)
 	}
@@ -410,7 +403,7 @@ func TestUnloadNeverLoaded(t *testing.T) {
 
 func TestDoctorAllOK(t *testing.T) {
 	bpftest.RequireRoot(t)
-	out, errOut, code := ldRun(t, bpf.BPFFSPath, "-j", "doctor")
+	code, out, errOut := bpfsh(t, bpf.BPFFSPath, "-j", "doctor")
 	if code != 0 {
 		t.Fatalf("doctor: exit %d: %s", code, errOut)
 	}
@@ -429,7 +422,7 @@ func TestDoctorAllOK(t *testing.T) {
 	if !slices.Equal(names, want) {
 		t.Errorf("checks %v, want %v", names, want)
 	}
-	text, _, _ := ldRun(t, bpf.BPFFSPath, "doctor")
+	_, text, _ := bpfsh(t, bpf.BPFFSPath, "doctor")
 	if !strings.HasPrefix(text, "CHECK") || !strings.Contains(text, "test_run") {
 		t.Errorf("doctor text:\n%s", text)
 	}
@@ -439,14 +432,14 @@ func TestDoctorAllOK(t *testing.T) {
 // rejected program leaves it unpinned too.
 func TestLoadPinByName(t *testing.T) {
 	root := ldSetup(t)
-	out, errOut, code := ldRun(t, root, "load", "testdata/pinbyname.o")
+	code, out, errOut := bpfsh(t, root, "load", "testdata/pinbyname.o")
 	if code != 0 {
 		t.Fatalf("load: exit %d: %s", code, errOut)
 	}
 	if got := ldEntries(t, filepath.Join(root, "pinbyname")); !slices.Equal(got, []string{"shared", "xdp_shared"}) {
 		t.Errorf("pinned %v, want [shared xdp_shared]; load said:\n%s", got, out)
 	}
-	_, errOut, code = ldRun(t, root, "load", "testdata/pinbyname_reject.o", "name", "rej")
+	code, _, errOut = bpfsh(t, root, "load", "testdata/pinbyname_reject.o", "name", "rej")
 	if code != 1 || !strings.Contains(errOut, "rejected program xdp_shared") {
 		t.Errorf("rejected load: exit %d, %q", code, errOut)
 	}
@@ -458,7 +451,7 @@ func TestLoadPinByName(t *testing.T) {
 func TestLoadPinRootNotOnBPFFS(t *testing.T) {
 	ldSetup(t)
 	root := t.TempDir()
-	_, errOut, code := ldRun(t, root, "load", bpftest.FixtureObject(t))
+	code, _, errOut := bpfsh(t, root, "load", bpftest.FixtureObject(t))
 	if code != 1 || !strings.Contains(errOut, "pin root "+root+" is not on a bpffs; give a --pin-root under /sys/fs/bpf") {
 		t.Errorf("exit %d, %q", code, errOut)
 	}

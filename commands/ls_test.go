@@ -2,17 +2,14 @@ package commands_test
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
-	"github.com/bpfsh/bpfsh/shell"
 )
 
 // pgPinJSON is one entry of "ls -j".
@@ -47,7 +44,7 @@ func TestLsFixture(t *testing.T) {
 	}
 
 	// Without DIR, ls lists the pin root.
-	pins := pgJSON[[]pgPinJSON](t, pgOK(t, root, "ls", "-j"))
+	pins := decodeJSON[[]pgPinJSON](t, bpfshOK(t, root, "ls", "-j"))
 	if len(pins) != len(want)+2 {
 		t.Errorf("ls -j lists %d entries, want %d: %+v", len(pins), len(want)+2, pins)
 	}
@@ -71,7 +68,7 @@ func TestLsFixture(t *testing.T) {
 		}
 	}
 
-	out := pgOK(t, root, "ls")
+	out := bpfshOK(t, root, "ls")
 	for _, w := range []string{
 		"PATH", "KIND",
 		fmt.Sprintf("xdp_count  prog  xdp  %d  xdp_count", want["xdp_count"].ID),
@@ -85,23 +82,23 @@ func TestLsFixture(t *testing.T) {
 	}
 
 	// A relative DIR is under the pin root; a pin lists just itself.
-	if out := pgOK(t, root, "ls sub"); !containsSpaced(out, "again  map  array") || strings.Contains(out, "xdp_count") {
+	if out := bpfshOK(t, root, "ls sub"); !containsSpaced(out, "again  map  array") || strings.Contains(out, "xdp_count") {
 		t.Errorf("ls sub:\n%s", out)
 	}
-	if out := pgOK(t, root, "ls "+filepath.Join(root, "tc_count")); !containsSpaced(out, "tc_count  prog  sched_cls") {
+	if out := bpfshOK(t, root, "ls "+filepath.Join(root, "tc_count")); !containsSpaced(out, "tc_count  prog  sched_cls") {
 		t.Errorf("ls of a pin:\n%s", out)
 	}
 	// Without a pin root, ls lists /sys/fs/bpf (where this test's root is).
-	if out := pgOK(t, filepath.Join(root, "absent"), "ls"); !strings.Contains(out, filepath.Base(root)+"/") {
+	if out := bpfshOK(t, filepath.Join(root, "absent"), "ls"); !strings.Contains(out, filepath.Base(root)+"/") {
 		t.Errorf("ls without a pin root does not list %s:\n%s", bpf.BPFFSPath, out)
 	}
 }
 
 func TestLsErrors(t *testing.T) {
 	root := bpftest.PinRoot(t)
-	pgFails(t, root, "ls "+t.TempDir(), 1, "is not on a bpf file system")
-	pgFails(t, root, "ls nothing/here", 1, "does not exist")
-	pgFails(t, root, "ls a b", 2, "one DIR at most")
+	bpfshFails(t, root, "ls "+t.TempDir(), 1, "is not on a bpf file system")
+	bpfshFails(t, root, "ls nothing/here", 1, "does not exist")
+	bpfshFails(t, root, "ls a b", 2, "one DIR at most")
 }
 
 // TestLsManyPins pins one map 10,000 times: the case completion has to
@@ -125,7 +122,7 @@ func TestLsManyPins(t *testing.T) {
 	}); err != nil || seen != n {
 		t.Fatalf("WalkPins saw %d pins (%v), want %d", seen, err, n)
 	}
-	pins := pgJSON[[]pgPinJSON](t, pgOK(t, root, "ls many", "-j"))
+	pins := decodeJSON[[]pgPinJSON](t, bpfshOK(t, root, "ls many", "-j"))
 	id := pgMapID(t, objs.Counters)
 	if len(pins) != n {
 		t.Fatalf("ls lists %d pins, want %d", len(pins), n)
@@ -137,39 +134,9 @@ func TestLsManyPins(t *testing.T) {
 	}
 }
 
-// TestProgsHelperProcess is not a test: with BPFSH_PG_HELPER=1 it runs
-// bpfsh with the arguments after "--", so that tests can run bpfsh as
-// another user.
-func TestProgsHelperProcess(t *testing.T) {
-	if os.Getenv("BPFSH_PG_HELPER") != "1" {
-		t.Skip("skipped: helper process for TestProgsNotRoot, not a test")
-	}
-	args := os.Args
-	for i, a := range args {
-		if a == "--" {
-			args = args[i+1:]
-			break
-		}
-	}
-	os.Exit(shell.Main(args, strings.NewReader(""), os.Stdout, os.Stderr))
-}
-
 func TestProgsNotRoot(t *testing.T) {
 	root, objs := pgFixture(t)
-	dir, err := os.MkdirTemp("", "bpfsh-pg-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(dir, "bpfsh.test")
-	pgCopyFile(t, self, exe)
+	dir := nobodyDir(t)
 	id := pgProgID(t, objs.XdpCount)
 	for _, line := range []string{
 		"prog list",
@@ -179,10 +146,7 @@ func TestProgsNotRoot(t *testing.T) {
 		"ls " + root,
 		fmt.Sprintf("prog pin %d %s", id, filepath.Join(root, "nobody")),
 	} {
-		cmd := exec.Command(exe, "-test.run=^TestProgsHelperProcess$", "--", "--pin-root", root, "-c", line)
-		cmd.Env = append(os.Environ(), "BPFSH_PG_HELPER=1", "HOME="+dir, "XDG_STATE_HOME="+dir)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-		out, err := cmd.CombinedOutput()
+		out, err := nobodyCmd(dir, "--pin-root", root, "-c", line).CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 			t.Errorf("%s as nobody: %v, want exit 1:\n%s", line, err, out)
 		}
@@ -192,24 +156,5 @@ func TestProgsNotRoot(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(root, "nobody")); err == nil {
 		t.Errorf("prog pin as nobody pinned something")
-	}
-}
-
-func pgCopyFile(t *testing.T, from, to string) {
-	t.Helper()
-	in, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
 	}
 }

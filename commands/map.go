@@ -277,18 +277,20 @@ func quoteWords(ws []string) []string {
 
 // parseKey turns key words into the map's key bytes.
 func (m *openedMap) parseKey(op string, words []string) ([]byte, error) {
-	b, err := bpf.ParseValue(words, m.d.Key, int(m.d.KeySize))
-	if err != nil {
-		return nil, Usagef("%s: key for map %s%s", op, m.name(), typeContext(err, m.d.Key, m.d.KeySize))
-	}
-	return b, nil
+	return m.parse(op, "key", words, m.d.Key, m.d.KeySize)
 }
 
 // parseValue turns value words into the bytes of one value.
 func (m *openedMap) parseValue(op string, words []string) ([]byte, error) {
-	b, err := bpf.ParseValue(words, m.d.Value, int(m.d.ValueSize))
+	return m.parse(op, "value", words, m.d.Value, m.d.ValueSize)
+}
+
+// parse turns the words of a key or value (what) of type t into its size
+// bytes; a mistake is a usage error that names the map and the type.
+func (m *openedMap) parse(op, what string, words []string, t btf.Type, size uint32) ([]byte, error) {
+	b, err := bpf.ParseValue(words, t, int(size))
 	if err != nil {
-		return nil, Usagef("%s: value for map %s%s", op, m.name(), typeContext(err, m.d.Value, m.d.ValueSize))
+		return nil, Usagef("%s: %s for map %s%s", op, what, m.name(), typeContext(err, t, size))
 	}
 	return b, nil
 }
@@ -414,28 +416,38 @@ func isArray(t ebpf.MapType) bool {
 	return false
 }
 
-func runMapLookup(s *Session, args []string) (Result, error) {
-	const op = "map lookup"
+// openKeyed is the start of the keyed element commands (lookup, update,
+// delete): it reads "REF key KEY ..." (keywords and flags as parseElemArgs
+// takes them), opens the map and turns the key words into its bytes. The
+// caller closes m.
+func openKeyed(s *Session, op string, args, keywords, flags []string) (m *openedMap, e elemArgs, key []byte, err error) {
 	ref, rest, err := parseMapRef(s, op, args)
 	if err != nil {
-		return nil, err
+		return nil, e, nil, err
 	}
-	e, err := parseElemArgs(op, rest, []string{"key"}, nil)
+	if e, err = parseElemArgs(op, rest, keywords, flags); err != nil {
+		return nil, e, nil, err
+	}
+	if m, err = openMapRef(op, ref); err != nil {
+		return nil, e, nil, err
+	}
+	if err = m.needKeys(op); err == nil {
+		key, err = m.parseKey(op, e.key)
+	}
 	if err != nil {
-		return nil, err
+		m.Close()
+		return nil, e, nil, err
 	}
-	m, err := openMapRef(op, ref)
+	return m, e, key, nil
+}
+
+func runMapLookup(s *Session, args []string) (Result, error) {
+	const op = "map lookup"
+	m, _, key, err := openKeyed(s, op, args, []string{"key"}, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer m.Close()
-	if err := m.needKeys(op); err != nil {
-		return nil, err
-	}
-	key, err := m.parseKey(op, e.key)
-	if err != nil {
-		return nil, err
-	}
 	value, err := bpf.LookupElem(m.Map, key)
 	if err != nil {
 		return nil, m.opError(op, err, keyText(m.d, key))
@@ -457,26 +469,11 @@ func keyText(d *bpf.MapDetails, key []byte) string {
 
 func runMapUpdate(s *Session, args []string) (Result, error) {
 	const op = "map update"
-	ref, rest, err := parseMapRef(s, op, args)
-	if err != nil {
-		return nil, err
-	}
-	e, err := parseElemArgs(op, rest, []string{"key", "value"}, []string{"any", "exist", "noexist"})
-	if err != nil {
-		return nil, err
-	}
-	m, err := openMapRef(op, ref)
+	m, e, key, err := openKeyed(s, op, args, []string{"key", "value"}, []string{"any", "exist", "noexist"})
 	if err != nil {
 		return nil, err
 	}
 	defer m.Close()
-	if err := m.needKeys(op); err != nil {
-		return nil, err
-	}
-	key, err := m.parseKey(op, e.key)
-	if err != nil {
-		return nil, err
-	}
 	value, release, err := m.parseUpdateValue(s, op, e.value)
 	if err != nil {
 		return nil, err
@@ -491,26 +488,11 @@ func runMapUpdate(s *Session, args []string) (Result, error) {
 
 func runMapDelete(s *Session, args []string) (Result, error) {
 	const op = "map delete"
-	ref, rest, err := parseMapRef(s, op, args)
-	if err != nil {
-		return nil, err
-	}
-	e, err := parseElemArgs(op, rest, []string{"key"}, nil)
-	if err != nil {
-		return nil, err
-	}
-	m, err := openMapRef(op, ref)
+	m, _, key, err := openKeyed(s, op, args, []string{"key"}, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer m.Close()
-	if err := m.needKeys(op); err != nil {
-		return nil, err
-	}
-	key, err := m.parseKey(op, e.key)
-	if err != nil {
-		return nil, err
-	}
 	if err := m.Delete(key); err != nil {
 		return nil, m.opError(op, err, keyText(m.d, key))
 	}
@@ -609,74 +591,14 @@ func runMapPin(s *Session, args []string) (Result, error) {
 	if len(rest) != 1 {
 		return nil, Usagef("%s needs one PATH after the map, e.g. %s/NAME/map", op, s.PinRoot)
 	}
-	path := rest[0]
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(s.PinRoot, path)
-	}
-	path = filepath.Clean(path)
+	path := pinPath(s, rest[0])
 	m, err := openMapRef(op, ref)
 	if err != nil {
 		return nil, err
 	}
 	defer m.Close()
-	if err := pinMap(m.Map, path); err != nil {
+	if err := bpf.PinFD(m.FD(), path); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	return &Message{Text: fmt.Sprintf("pinned map %d (%s) at %s", m.d.ID, m.name(), path)}, nil
-}
-
-// pinMap pins m at path, making missing directories on bpffs, and leaves
-// nothing behind when it fails.
-func pinMap(m *ebpf.Map, path string) error {
-	if pathUnder(path, bpf.BPFFSPath) {
-		if err := bpf.EnsureBPFFS(); err != nil {
-			return err
-		}
-	}
-	if _, err := os.Lstat(path); err == nil {
-		return fmt.Errorf("something is already pinned at %s; remove it first (rm %s) or choose another path", path, path)
-	}
-	dir := filepath.Dir(path)
-	var made []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil || d == "/" {
-			break
-		}
-		made = append(made, d)
-	}
-	if !bpf.OnBPFFS(dir) {
-		return fmt.Errorf("%s is not on a bpffs; pin under %s", path, bpf.BPFFSPath)
-	}
-	undo := func() {
-		for _, d := range made {
-			os.Remove(d)
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		undo()
-		return fmt.Errorf("make %s: %w", dir, pathErrCause(err))
-	}
-	// Pin a duplicate: cilium/ebpf remembers one pin path per Map.
-	dup, err := m.Clone()
-	if err != nil {
-		undo()
-		return err
-	}
-	defer dup.Close()
-	if err := dup.Pin(path); err != nil {
-		undo()
-		if errors.Is(err, os.ErrPermission) {
-			return fmt.Errorf("pin at %s: permission denied; run bpfsh as root", path)
-		}
-		return fmt.Errorf("pin at %s: %w", path, err)
-	}
-	return nil
-}
-
-func pathErrCause(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

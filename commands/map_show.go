@@ -1,13 +1,9 @@
 package commands
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
-
-	"github.com/cilium/ebpf"
 
 	"github.com/bpfsh/bpfsh/bpf"
 )
@@ -64,28 +60,9 @@ func runMapList(s *Session, args []string) (Result, error) {
 }
 
 func listMaps() (Result, error) {
-	var ds []*bpf.MapDetails
-	id, err := ebpf.MapGetNextID(0)
-	for ; err == nil; id, err = ebpf.MapGetNextID(id) {
-		m, err := ebpf.NewMapFromID(id)
-		if err != nil {
-			if errors.Is(err, os.ErrPermission) {
-				return nil, fmt.Errorf("map list: permission denied opening map %d; run bpfsh as root (or with CAP_SYS_ADMIN)", id)
-			}
-			continue // gone since we saw its id
-		}
-		d, err := bpf.DescribeMap(m)
-		m.Close()
-		if err != nil {
-			continue
-		}
-		ds = append(ds, d)
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		if errors.Is(err, os.ErrPermission) {
-			return nil, fmt.Errorf("map list: permission denied; run bpfsh as root (or with CAP_SYS_ADMIN)")
-		}
-		return nil, fmt.Errorf("map list: %w", err)
+	ds, err := bpf.ListMaps()
+	if err != nil {
+		return nil, err
 	}
 	pins := bpf.MapPins(bpf.BPFFSPath)
 	t := &Table{Columns: []string{"id", "type", "name", "key", "value", "max_entries", "flags", "memlock", "pinned"}}

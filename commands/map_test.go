@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -21,7 +20,6 @@ import (
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
 	"github.com/bpfsh/bpfsh/bpf/fixture"
 	"github.com/bpfsh/bpfsh/commands"
-	"github.com/bpfsh/bpfsh/shell"
 )
 
 // mapFixture loads the fixture pinned as <root>/fx/NAME and returns root.
@@ -33,55 +31,6 @@ func mapFixture(t *testing.T) (string, *fixture.FixtureObjects) {
 		t.Fatal(err)
 	}
 	return root, bpftest.Fixture(t, dir)
-}
-
-// mapRun runs one bpfsh command line in-process with the pin root.
-func mapRun(t *testing.T, root string, line string, flags ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	args := append([]string{"--pin-root", root}, flags...)
-	args = append(args, "-c", line)
-	code = shell.Main(args, strings.NewReader(""), &out, &errb)
-	return out.String(), errb.String(), code
-}
-
-// mapOK runs line and fails the test unless it succeeds.
-func mapOK(t *testing.T, root, line string, flags ...string) string {
-	t.Helper()
-	out, errb, code := mapRun(t, root, line, flags...)
-	if code != 0 {
-		t.Fatalf("%q: exit %d, stderr %q, stdout %q", line, code, errb, out)
-	}
-	return out
-}
-
-// mapFails runs line, wants exit status code and an error containing each
-// of wants, on one line.
-func mapFails(t *testing.T, root, line string, code int, wants ...string) string {
-	t.Helper()
-	out, errb, got := mapRun(t, root, line)
-	if got != code {
-		t.Fatalf("%q: exit %d, want %d (stderr %q, stdout %q)", line, got, code, errb, out)
-	}
-	if strings.Count(strings.TrimRight(errb, "\n"), "\n") != 0 || !strings.HasPrefix(errb, "error: ") {
-		t.Errorf("%q: error is not one line: %q", line, errb)
-	}
-	for _, w := range wants {
-		if !strings.Contains(errb, w) {
-			t.Errorf("%q: error %q does not say %q", line, errb, w)
-		}
-	}
-	return errb
-}
-
-// mapJSON decodes the JSON a command printed.
-func mapJSON[T any](t *testing.T, out string) T {
-	t.Helper()
-	var v T
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		t.Fatalf("bad JSON %q: %v", out, err)
-	}
-	return v
 }
 
 // mapFormatted is what bpf.FormatValue makes of data, as it reads in JSON:
@@ -134,7 +83,7 @@ func TestMapShowAndList(t *testing.T) {
 		t.Fatalf("flows has no BTF key/value types: %+v", d)
 	}
 
-	out := mapOK(t, root, "map show fx/flows")
+	out := bpfshOK(t, root, "map show fx/flows")
 	for _, want := range []string{"id:", strconv.Itoa(int(d.ID)), "type:", "hash", "name:", "flows",
 		"struct flow_key, 8 bytes", "struct flow_stats, 40 bytes", "max_entries:  1024", filepath.Join(root, "fx/flows")} {
 		if !strings.Contains(out, want) {
@@ -142,7 +91,7 @@ func TestMapShowAndList(t *testing.T) {
 		}
 	}
 
-	j := mapJSON[map[string]any](t, mapOK(t, root, "map show fx/flows", "-j"))
+	j := decodeJSON[map[string]any](t, bpfshOK(t, root, "map show fx/flows", "-j"))
 	want := map[string]any{"id": float64(d.ID), "type": "hash", "name": "flows", "flags": float64(0),
 		"bytes_key": float64(8), "bytes_value": float64(40), "max_entries": float64(1024), "frozen": float64(0),
 		"btf_id": float64(d.BTFID), "key_type": "struct flow_key", "value_type": "struct flow_stats"}
@@ -159,11 +108,11 @@ func TestMapShowAndList(t *testing.T) {
 	}
 
 	// By id, too; and "show" without a map is "list".
-	if byID := mapOK(t, root, "map show id "+strconv.Itoa(int(d.ID))); byID != out {
+	if byID := bpfshOK(t, root, "map show id "+strconv.Itoa(int(d.ID))); byID != out {
 		t.Errorf("map show id differs from pinned:\n%s\n%s", byID, out)
 	}
 	for _, line := range []string{"map list", "map show"} {
-		list := mapJSON[[]map[string]any](t, mapOK(t, root, line, "-j"))
+		list := decodeJSON[[]map[string]any](t, bpfshOK(t, root, line, "-j"))
 		found := false
 		for _, m := range list {
 			if m["id"] == float64(d.ID) {
@@ -177,12 +126,12 @@ func TestMapShowAndList(t *testing.T) {
 			t.Errorf("%s -j does not list map %d", line, d.ID)
 		}
 	}
-	text := mapOK(t, root, "map list")
+	text := bpfshOK(t, root, "map list")
 	if !strings.HasPrefix(text, "ID ") || !strings.Contains(text, filepath.Join(root, "fx/jobs")) {
 		t.Errorf("map list:\n%s", text)
 	}
 	// Unique prefixes work as in bpftool.
-	if p := mapOK(t, root, "m s fx/flows"); p != out {
+	if p := bpfshOK(t, root, "m s fx/flows"); p != out {
 		t.Errorf("'m s' differs from 'map show'")
 	}
 }
@@ -192,53 +141,53 @@ func TestMapUpdateLookupDelete(t *testing.T) {
 	cd := mapDescribe(t, objs.Counters)
 
 	// Array: update by bpfsh, read by the kernel, and back by bpfsh.
-	mapOK(t, root, "map update fx/counters key hex 01 00 00 00 value hex 2a 00 00 00 00 00 00 00")
+	bpfshOK(t, root, "map update fx/counters key hex 01 00 00 00 value hex 2a 00 00 00 00 00 00 00")
 	var got uint64
 	if err := objs.Counters.Lookup(uint32(1), &got); err != nil || got != 42 {
 		t.Fatalf("kernel has counters[1] = %d (%v), want 42", got, err)
 	}
-	j := mapJSON[map[string]any](t, mapOK(t, root, "map lookup fx/counters key hex 01 00 00 00", "-j"))
+	j := decodeJSON[map[string]any](t, bpfshOK(t, root, "map lookup fx/counters key hex 01 00 00 00", "-j"))
 	if !mapJSONEqual(j["key"], mapFormatted(t, mapLE32(1), cd.Key)) || !mapJSONEqual(j["value"], mapFormatted(t, mapLE64(42), cd.Value)) {
 		t.Errorf("map lookup -j: %v", j)
 	}
-	text := mapOK(t, root, "map lookup fx/counters key hex 01 00 00 00")
+	text := bpfshOK(t, root, "map lookup fx/counters key hex 01 00 00 00")
 	vt, _ := bpf.FormatValue(mapLE64(42), cd.Value)
 	if !strings.Contains(text, "value:") || !strings.Contains(text, vt) {
 		t.Errorf("map lookup: %q, want value %q", text, vt)
 	}
 	// bpftool's byte syntax without "hex" works as well, once the codec
 	// knows it; the hex form must always work.
-	mapOK(t, root, "map update fx/counters key hex 01 00 00 00 value hex 2b 00 00 00 00 00 00 00 exist")
+	bpfshOK(t, root, "map update fx/counters key hex 01 00 00 00 value hex 2b 00 00 00 00 00 00 00 exist")
 	objs.Counters.Lookup(uint32(1), &got)
 	if got != 43 {
 		t.Errorf("update ... exist: counters[1] = %d, want 43", got)
 	}
-	mapFails(t, root, "map update fx/counters key hex 01 00 00 00 value hex 01 00 00 00 00 00 00 00 noexist", 1, "noexist")
-	mapFails(t, root, "map update fx/counters key hex 08 00 00 00 value hex 01 00 00 00 00 00 00 00", 1, "past the end", "max_entries 8")
-	mapFails(t, root, "map delete fx/counters key hex 01 00 00 00", 1, "cannot delete")
+	bpfshFails(t, root, "map update fx/counters key hex 01 00 00 00 value hex 01 00 00 00 00 00 00 00 noexist", 1, "noexist")
+	bpfshFails(t, root, "map update fx/counters key hex 08 00 00 00 value hex 01 00 00 00 00 00 00 00", 1, "past the end", "max_entries 8")
+	bpfshFails(t, root, "map delete fx/counters key hex 01 00 00 00", 1, "cannot delete")
 
 	// Hash: add, replace, delete, miss.
 	key := append(mapLE32(0x0100000a), 0x50, 0, 0, 0)
 	val := make([]byte, 40)
 	val[0] = 7
-	mapOK(t, root, "map update fx/flows key "+mapHexWords(key)+" value "+mapHexWords(val)+" noexist")
+	bpfshOK(t, root, "map update fx/flows key "+mapHexWords(key)+" value "+mapHexWords(val)+" noexist")
 	raw := make([]byte, 40)
 	if err := objs.Flows.Lookup(key, raw); err != nil || raw[0] != 7 {
 		t.Fatalf("kernel flows entry %x (%v)", raw, err)
 	}
-	mapFails(t, root, "map update fx/flows key "+mapHexWords(key)+" value "+mapHexWords(val)+" noexist", 1, "already")
+	bpfshFails(t, root, "map update fx/flows key "+mapHexWords(key)+" value "+mapHexWords(val)+" noexist", 1, "already")
 	other := append(mapLE32(9), 0, 0, 0, 0)
-	mapFails(t, root, "map update fx/flows key "+mapHexWords(other)+" value "+mapHexWords(val)+" exist", 1, "key not found")
-	mapOK(t, root, "map delete fx/flows key "+mapHexWords(key))
+	bpfshFails(t, root, "map update fx/flows key "+mapHexWords(other)+" value "+mapHexWords(val)+" exist", 1, "key not found")
+	bpfshOK(t, root, "map delete fx/flows key "+mapHexWords(key))
 	if err := objs.Flows.Lookup(key, raw); err == nil {
 		t.Errorf("key still there after map delete")
 	}
-	mapFails(t, root, "map delete fx/flows key "+mapHexWords(key), 1, "key not found")
-	mapFails(t, root, "map lookup fx/flows key "+mapHexWords(key), 1, "key not found", "flows")
+	bpfshFails(t, root, "map delete fx/flows key "+mapHexWords(key), 1, "key not found")
+	bpfshFails(t, root, "map lookup fx/flows key "+mapHexWords(key), 1, "key not found", "flows")
 
 	// In JSON mode the miss is bpftool's error object.
-	out, _, code := mapRun(t, root, "map lookup fx/flows key "+mapHexWords(key), "-j")
-	e := mapJSON[map[string]string](t, out)
+	code, out, _ := bpfsh(t, root, "-j", "-c", "map lookup fx/flows key "+mapHexWords(key))
+	e := decodeJSON[map[string]string](t, out)
 	if code != 1 || !strings.Contains(e["error"], "key not found") {
 		t.Errorf("-j miss: exit %d, %q", code, out)
 	}
@@ -246,7 +195,7 @@ func TestMapUpdateLookupDelete(t *testing.T) {
 
 func TestMapTypedLiterals(t *testing.T) {
 	root, objs := mapFixture(t)
-	mapOK(t, root, `map update fx/flows key {saddr: 10.0.0.1, sport: 1} value {packets: 5, comment: "hi"}`)
+	bpfshOK(t, root, `map update fx/flows key {saddr: 10.0.0.1, sport: 1} value {packets: 5, comment: "hi"}`)
 	key := []byte{10, 0, 0, 1, 1, 0, 0, 0} // saddr in network order, sport native
 	raw := make([]byte, 40)
 	if err := objs.Flows.Lookup(key, raw); err != nil {
@@ -255,23 +204,23 @@ func TestMapTypedLiterals(t *testing.T) {
 	if binary.NativeEndian.Uint64(raw) != 5 || string(raw[16:18]) != "hi" {
 		t.Errorf("kernel value %x", raw)
 	}
-	out := mapOK(t, root, "map dump fx/flows", "-j")
-	entries := mapJSON[[]map[string]map[string]any](t, out)
+	out := bpfshOK(t, root, "map dump fx/flows", "-j")
+	entries := decodeJSON[[]map[string]map[string]any](t, out)
 	if len(entries) != 1 || entries[0]["value"]["packets"] != float64(5) || entries[0]["value"]["comment"] != "hi" || entries[0]["key"]["sport"] != float64(1) {
 		t.Errorf("map dump -j: %s", out)
 	}
-	j := mapJSON[map[string]map[string]any](t, mapOK(t, root, `map lookup fx/flows key {saddr: 10.0.0.1, sport: 1}`, "-j"))
+	j := decodeJSON[map[string]map[string]any](t, bpfshOK(t, root, `map lookup fx/flows key {saddr: 10.0.0.1, sport: 1}`, "-j"))
 	if j["value"]["packets"] != float64(5) {
 		t.Errorf("map lookup -j: %v", j)
 	}
-	mapOK(t, root, "map update fx/counters key 3 value 99")
+	bpfshOK(t, root, "map update fx/counters key 3 value 99")
 	var got uint64
 	objs.Counters.Lookup(uint32(3), &got)
 	if got != 99 {
 		t.Errorf("counters[3] = %d", got)
 	}
-	mapFails(t, root, `map update fx/flows key {saddr: 10.0.0.1, nosuch: 1} value {}`, 2, "nosuch")
-	mapOK(t, root, `map delete fx/flows key {saddr: 10.0.0.1, sport: 1}`)
+	bpfshFails(t, root, `map update fx/flows key {saddr: 10.0.0.1, nosuch: 1} value {}`, 2, "nosuch")
+	bpfshOK(t, root, `map delete fx/flows key {saddr: 10.0.0.1, sport: 1}`)
 }
 
 func TestMapDumpPerCPU(t *testing.T) {
@@ -291,12 +240,12 @@ func TestMapDumpPerCPU(t *testing.T) {
 	if err := objs.Percpu.Put(uint32(7), per); err != nil {
 		t.Fatal(err)
 	}
-	out := mapOK(t, root, "map dump fx/percpu", "-j")
+	out := bpfshOK(t, root, "map dump fx/percpu", "-j")
 	type cpuVal struct {
 		CPU   int `json:"cpu"`
 		Value any `json:"value"`
 	}
-	entries := mapJSON[[]struct {
+	entries := decodeJSON[[]struct {
 		Key    any      `json:"key"`
 		Values []cpuVal `json:"values"`
 		Sum    uint64   `json:"sum"`
@@ -313,12 +262,12 @@ func TestMapDumpPerCPU(t *testing.T) {
 			t.Errorf("cpu %d: %v", i, v)
 		}
 	}
-	text := mapOK(t, root, "map dump fx/percpu")
+	text := bpfshOK(t, root, "map dump fx/percpu")
 	if !strings.Contains(text, "SUM") || !strings.Contains(text, " "+strconv.FormatUint(sum, 10)+" ") {
 		t.Errorf("map dump text:\n%s", text)
 	}
 	// update puts one value on every CPU; lookup sums them.
-	mapOK(t, root, "map update fx/percpu key hex 08 00 00 00 value hex 05 00 00 00 00 00 00 00")
+	bpfshOK(t, root, "map update fx/percpu key hex 08 00 00 00 value hex 05 00 00 00 00 00 00 00")
 	var back []uint64
 	if err := objs.Percpu.Lookup(uint32(8), &back); err != nil {
 		t.Fatal(err)
@@ -328,7 +277,7 @@ func TestMapDumpPerCPU(t *testing.T) {
 			t.Errorf("cpu %d holds %d after update, want 5", i, v)
 		}
 	}
-	lk := mapJSON[map[string]any](t, mapOK(t, root, "map lookup fx/percpu key hex 08 00 00 00", "-j"))
+	lk := decodeJSON[map[string]any](t, bpfshOK(t, root, "map lookup fx/percpu key hex 08 00 00 00", "-j"))
 	if lk["sum"] != float64(5*cpus) {
 		t.Errorf("map lookup -j sum: %v", lk)
 	}
@@ -339,44 +288,44 @@ func TestMapQueueAndStack(t *testing.T) {
 	jd := mapDescribe(t, objs.Jobs)
 	ud := mapDescribe(t, objs.Undo)
 
-	mapFails(t, root, "map pop fx/jobs", 1, "queue jobs is empty")
-	out := mapOK(t, root, "map dump fx/jobs")
+	bpfshFails(t, root, "map pop fx/jobs", 1, "queue jobs is empty")
+	out := bpfshOK(t, root, "map dump fx/jobs")
 	if !strings.Contains(out, "head:") || !strings.Contains(out, "(empty)") || !strings.Contains(out, "only at its head") {
 		t.Errorf("dump of an empty queue:\n%s", out)
 	}
 	for i := uint32(1); i <= 3; i++ {
-		mapOK(t, root, "map push fx/jobs value "+mapHexWords(mapLE32(i)))
-		mapOK(t, root, "map push fx/undo value "+mapHexWords(mapLE64(uint64(i))))
+		bpfshOK(t, root, "map push fx/jobs value "+mapHexWords(mapLE32(i)))
+		bpfshOK(t, root, "map push fx/undo value "+mapHexWords(mapLE64(uint64(i))))
 	}
 	// Queue: first in, first out; peek does not consume.
 	for range 2 {
-		j := mapJSON[map[string]any](t, mapOK(t, root, "map peek fx/jobs", "-j"))
+		j := decodeJSON[map[string]any](t, bpfshOK(t, root, "map peek fx/jobs", "-j"))
 		if !mapJSONEqual(j["value"], mapFormatted(t, mapLE32(1), jd.Value)) {
 			t.Errorf("map peek -j: %v", j)
 		}
 	}
-	dj := mapJSON[map[string]any](t, mapOK(t, root, "map dump fx/jobs", "-j"))
+	dj := decodeJSON[map[string]any](t, bpfshOK(t, root, "map dump fx/jobs", "-j"))
 	if !mapJSONEqual(dj["head"], mapFormatted(t, mapLE32(1), jd.Value)) || dj["type"] != "queue" {
 		t.Errorf("map dump -j of a queue: %v", dj)
 	}
 	for _, want := range []uint32{1, 2} {
-		j := mapJSON[map[string]any](t, mapOK(t, root, "map pop fx/jobs", "-j"))
+		j := decodeJSON[map[string]any](t, bpfshOK(t, root, "map pop fx/jobs", "-j"))
 		if !mapJSONEqual(j["value"], mapFormatted(t, mapLE32(want), jd.Value)) {
 			t.Errorf("map pop -j = %v, want %d", j, want)
 		}
 	}
 	// bpftool's names for the same.
-	mapOK(t, root, "map enqueue fx/jobs value "+mapHexWords(mapLE32(4)))
-	j := mapJSON[map[string]any](t, mapOK(t, root, "map dequeue fx/jobs", "-j"))
+	bpfshOK(t, root, "map enqueue fx/jobs value "+mapHexWords(mapLE32(4)))
+	j := decodeJSON[map[string]any](t, bpfshOK(t, root, "map dequeue fx/jobs", "-j"))
 	if !mapJSONEqual(j["value"], mapFormatted(t, mapLE32(3), jd.Value)) {
 		t.Errorf("map dequeue: %v", j)
 	}
 	// Stack: last in, first out.
-	j = mapJSON[map[string]any](t, mapOK(t, root, "map pop fx/undo", "-j"))
+	j = decodeJSON[map[string]any](t, bpfshOK(t, root, "map pop fx/undo", "-j"))
 	if !mapJSONEqual(j["value"], mapFormatted(t, mapLE64(3), ud.Value)) {
 		t.Errorf("stack pop: %v", j)
 	}
-	sd := mapOK(t, root, "map dump fx/undo")
+	sd := bpfshOK(t, root, "map dump fx/undo")
 	if !strings.Contains(sd, "top:") {
 		t.Errorf("stack dump:\n%s", sd)
 	}
@@ -387,16 +336,16 @@ func TestMapQueueAndStack(t *testing.T) {
 			t.Fatalf("fill queue: %v", err)
 		}
 	}
-	mapFails(t, root, "map push fx/jobs value "+mapHexWords(mapLE32(999)), 1, "queue jobs is full (max_entries 16)")
-	mapOK(t, root, "map push fx/jobs value "+mapHexWords(mapLE32(999))+" exist")
+	bpfshFails(t, root, "map push fx/jobs value "+mapHexWords(mapLE32(999)), 1, "queue jobs is full (max_entries 16)")
+	bpfshOK(t, root, "map push fx/jobs value "+mapHexWords(mapLE32(999))+" exist")
 	var head uint32
 	objs.Jobs.Lookup(nil, &head)
 	if head != 101 {
 		t.Errorf("after push exist on a full queue the head is %d, want 101", head)
 	}
 	// Keyed commands on a queue, and queue commands on a hash, say what to use.
-	mapFails(t, root, "map lookup fx/jobs key hex 00", 1, "has no keys", "map peek")
-	mapFails(t, root, "map peek fx/flows", 1, "queue and stack", "hash")
+	bpfshFails(t, root, "map lookup fx/jobs key hex 00", 1, "has no keys", "map peek")
+	bpfshFails(t, root, "map peek fx/flows", 1, "queue and stack", "hash")
 }
 
 func TestMapDumpRingBuf(t *testing.T) {
@@ -426,7 +375,7 @@ func TestMapDumpRingBuf(t *testing.T) {
 	if _, err := prog.Run(&ebpf.RunOptions{Data: make([]byte, 14)}); err != nil {
 		t.Fatalf("run ringbuf writer: %v", err)
 	}
-	j := mapJSON[struct {
+	j := decodeJSON[struct {
 		Type         string `json:"type"`
 		Size         uint64 `json:"size"`
 		ConsumerPos  uint64 `json:"consumer_pos"`
@@ -436,7 +385,7 @@ func TestMapDumpRingBuf(t *testing.T) {
 			Len  int    `json:"len"`
 			Data string `json:"data"`
 		} `json:"records"`
-	}](t, mapOK(t, root, "map dump fx/events", "-j"))
+	}](t, bpfshOK(t, root, "map dump fx/events", "-j"))
 	if j.Type != "ringbuf" || j.Size != 4096 || j.ProducerPos != 16 || j.ConsumerPos != 0 || j.PendingBytes != 16 {
 		t.Errorf("ringbuf state: %+v", j)
 	}
@@ -444,7 +393,7 @@ func TestMapDumpRingBuf(t *testing.T) {
 		t.Errorf("ringbuf records: %+v", j.Records)
 	}
 	// Dumping consumed nothing.
-	out := mapOK(t, root, "map dump fx/events")
+	out := bpfshOK(t, root, "map dump fx/events")
 	if !strings.Contains(out, "consumer_pos:  0") || !strings.Contains(out, "4433221100000000") {
 		t.Errorf("second dump:\n%s", out)
 	}
@@ -466,24 +415,24 @@ func TestMapPin(t *testing.T) {
 		}
 	}
 	abs := filepath.Join(root, "again", "counters")
-	out := mapOK(t, root, "map pin id "+id+" "+abs)
+	out := bpfshOK(t, root, "map pin id "+id+" "+abs)
 	if !strings.Contains(out, abs) {
 		t.Errorf("map pin: %q", out)
 	}
 	check(abs)
 	// bpftool's "map pin ID PATH", a REF, and a path relative to the pin root.
-	mapOK(t, root, "map pin "+id+" "+filepath.Join(root, "bare"))
+	bpfshOK(t, root, "map pin "+id+" "+filepath.Join(root, "bare"))
 	check(filepath.Join(root, "bare"))
-	mapOK(t, root, "map pin fx/counters rel/c")
+	bpfshOK(t, root, "map pin fx/counters rel/c")
 	check(filepath.Join(root, "rel", "c"))
 
-	mapFails(t, root, "map pin id "+id+" "+abs, 1, "already pinned at "+abs)
+	bpfshFails(t, root, "map pin id "+id+" "+abs, 1, abs+" exists already")
 	outside := filepath.Join(t.TempDir(), "sub", "m")
-	mapFails(t, root, "map pin id "+id+" "+outside, 1, "not on a bpffs")
+	bpfshFails(t, root, "map pin id "+id+" "+outside, 1, "is not on a bpf file system")
 	if _, err := os.Stat(filepath.Dir(outside)); err == nil {
 		t.Errorf("a failed pin left %s behind", filepath.Dir(outside))
 	}
-	mapFails(t, root, "map pin id "+id, 2, "PATH")
+	bpfshFails(t, root, "map pin id "+id, 2, "PATH")
 }
 
 func TestMapErrors(t *testing.T) {
@@ -509,7 +458,7 @@ func TestMapErrors(t *testing.T) {
 		{"map show pinned /tmp", 1, []string{"not a map"}},
 	}
 	for _, c := range cases {
-		mapFails(t, root, c.line, c.code, c.wants...)
+		bpfshFails(t, root, c.line, c.code, c.wants...)
 	}
 
 	// A small hash map filled up: E2BIG is "map is full".
@@ -523,15 +472,15 @@ func TestMapErrors(t *testing.T) {
 	}
 	m.Put(uint32(1), uint32(1))
 	m.Put(uint32(2), uint32(2))
-	mapFails(t, root, "map update "+filepath.Join(root, "tiny")+" key hex 03 00 00 00 value hex 03 00 00 00", 1, "map tiny is full (max_entries 2)")
+	bpfshFails(t, root, "map update "+filepath.Join(root, "tiny")+" key hex 03 00 00 00 value hex 03 00 00 00", 1, "map tiny is full (max_entries 2)")
 
 	// A frozen map refuses changes from user space.
 	if err := m.Freeze(); err != nil {
 		t.Fatal(err)
 	}
-	mapFails(t, root, "map delete "+filepath.Join(root, "tiny")+" key hex 01 00 00 00", 1, "read-only")
-	mapFails(t, root, "map update "+filepath.Join(root, "tiny")+" key hex 01 00 00 00 value hex 03 00 00 00", 1, "read-only")
-	if out := mapOK(t, root, "map show "+filepath.Join(root, "tiny")); !strings.Contains(out, "frozen:") {
+	bpfshFails(t, root, "map delete "+filepath.Join(root, "tiny")+" key hex 01 00 00 00", 1, "read-only")
+	bpfshFails(t, root, "map update "+filepath.Join(root, "tiny")+" key hex 01 00 00 00 value hex 03 00 00 00", 1, "read-only")
+	if out := bpfshOK(t, root, "map show "+filepath.Join(root, "tiny")); !strings.Contains(out, "frozen:") {
 		t.Errorf("map show of a frozen map:\n%s", out)
 	}
 }
@@ -554,46 +503,27 @@ func TestMapUpdateObjects(t *testing.T) {
 	defer outer.Close()
 	outer.Pin(filepath.Join(root, "outer"))
 
-	mapOK(t, root, "map update "+filepath.Join(root, "jump")+" key hex 01 00 00 00 value fx/sock_count")
+	bpfshOK(t, root, "map update "+filepath.Join(root, "jump")+" key hex 01 00 00 00 value fx/sock_count")
 	info, _ := objs.SockCount.Info()
 	progID, _ := info.ID()
 	var got uint32
 	if err := pa.Lookup(uint32(1), &got); err != nil || got != uint32(progID) {
 		t.Errorf("program array slot 1 holds %d (%v), want program %d", got, err, progID)
 	}
-	mapOK(t, root, "map update "+filepath.Join(root, "outer")+" key hex 00 00 00 00 value pinned "+filepath.Join(root, "fx/counters"))
+	bpfshOK(t, root, "map update "+filepath.Join(root, "outer")+" key hex 00 00 00 00 value pinned "+filepath.Join(root, "fx/counters"))
 	if err := outer.Lookup(uint32(0), &got); err != nil || got != uint32(mapDescribe(t, objs.Counters).ID) {
 		t.Errorf("map of maps slot 0 holds %d (%v), want map %d", got, err, mapDescribe(t, objs.Counters).ID)
 	}
-	mapFails(t, root, "map update "+filepath.Join(root, "jump")+" key hex 00 00 00 00 value fx/nope", 1, "nothing is pinned")
-	mapFails(t, root, "map update "+filepath.Join(root, "jump")+" key hex 00 00 00 00 value hex 01 00 00 00", 2, "the value is a program")
-}
-
-// mapBinary builds bpfsh into a directory anyone may read, for tests that
-// run it as another user or in another mount namespace.
-func mapBinary(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "bpfsh-maptest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "bpfsh")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/bpfsh/bpfsh")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	bpfshFails(t, root, "map update "+filepath.Join(root, "jump")+" key hex 00 00 00 00 value fx/nope", 1, "nothing is pinned")
+	bpfshFails(t, root, "map update "+filepath.Join(root, "jump")+" key hex 00 00 00 00 value hex 01 00 00 00", 2, "the value is a program")
 }
 
 func TestMapNotRoot(t *testing.T) {
 	root, objs := mapFixture(t)
-	bin := mapBinary(t)
+	dir := nobodyDir(t)
 	id := strconv.Itoa(int(mapDescribe(t, objs.Counters).ID))
 	for _, line := range []string{"map list", "map show id " + id, "map dump " + filepath.Join(root, "fx/counters")} {
-		cmd := exec.Command(bin, "-c", line)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		cmd := nobodyCmd(dir, "-c", line)
 		out, err := cmd.CombinedOutput()
 		if code := cmd.ProcessState.ExitCode(); code != 1 {
 			t.Errorf("%q as nobody: exit %d (%v), want 1: %s", line, code, err, out)
@@ -609,18 +539,24 @@ func TestMapBPFFSUnmounted(t *testing.T) {
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("skipped: unshare(1) from util-linux is not installed")
 	}
-	bin := mapBinary(t)
-	// In a private mount namespace, take bpffs away: nothing outside sees it.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In a private mount namespace, take bpffs away: nothing outside sees
+	// it. bpfsh there is this test binary, as TestHelperProcess.
 	script := `umount -l /sys/fs/bpf || exit 99
-"$0" map show pinned /sys/fs/bpf/bpfsh/x/y; echo "status $?"
-"$0" map pin id "$1" /sys/fs/bpf/t/m; echo "status $?"
+"$0" -test.run='^TestHelperProcess$' -- map show pinned /sys/fs/bpf/bpfsh/x/y; echo "status $?"
+"$0" -test.run='^TestHelperProcess$' -- map pin id "$1" /sys/fs/bpf/t/m; echo "status $?"
 stat -f -c %T /sys/fs/bpf`
 	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	out, err := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, bin, strconv.Itoa(int(mapDescribe(t, m).ID))).CombinedOutput()
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, self, strconv.Itoa(int(mapDescribe(t, m).ID)))
+	cmd.Env = append(os.Environ(), helperEnv+"=bpfsh")
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Skipf("skipped: cannot make a private mount namespace without bpffs: %v %s", err, out)
 	}
@@ -652,7 +588,7 @@ func TestMapDump100k(t *testing.T) {
 	if err := m.Pin(path); err != nil {
 		t.Fatal(err)
 	}
-	out := mapOK(t, root, "map dump "+path, "-j")
+	out := bpfshOK(t, root, "map dump "+path, "-j")
 	var entries []struct{ Key, Value any }
 	if err := json.Unmarshal([]byte(out), &entries); err != nil {
 		t.Fatalf("dump -j is not JSON: %v", err)
@@ -681,7 +617,7 @@ func TestMapDump100k(t *testing.T) {
 			t.Errorf("key %s missing", k)
 		}
 	}
-	text := mapOK(t, root, "map dump "+path)
+	text := bpfshOK(t, root, "map dump "+path)
 	if lines := strings.Count(text, "\n"); lines != n+1 {
 		t.Errorf("text dump has %d lines, want header + %d", lines, n)
 	}
@@ -710,7 +646,7 @@ func TestMapDumpWithoutBatch(t *testing.T) {
 	if err := m.Pin(path); err != nil {
 		t.Fatal(err)
 	}
-	entries := mapJSON[[]map[string]any](t, mapOK(t, root, "map dump "+path, "-j"))
+	entries := decodeJSON[[]map[string]any](t, bpfshOK(t, root, "map dump "+path, "-j"))
 	if len(entries) != n {
 		t.Fatalf("dump without batch: %d entries, want %d", len(entries), n)
 	}
@@ -731,7 +667,7 @@ func TestMapInteropBpfshToBpftool(t *testing.T) {
 	bpftool := mapRequireBpftool(t)
 	root, objs := mapFixture(t)
 	path := filepath.Join(root, "fx", "counters")
-	mapOK(t, root, "map update fx/counters key hex 02 00 00 00 value hex 4d 00 00 00 00 00 00 00")
+	bpfshOK(t, root, "map update fx/counters key hex 02 00 00 00 value hex 4d 00 00 00 00 00 00 00")
 
 	out, err := exec.Command(bpftool, "-j", "map", "lookup", "pinned", path, "key", "hex", "02", "00", "00", "00").CombinedOutput()
 	if err != nil {
@@ -750,8 +686,8 @@ func TestMapInteropBpfshToBpftool(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bpftool show: %v: %s", err, out)
 	}
-	theirs := mapJSON[map[string]any](t, string(out))
-	ours := mapJSON[map[string]any](t, mapOK(t, root, "map show fx/counters", "-j"))
+	theirs := decodeJSON[map[string]any](t, string(out))
+	ours := decodeJSON[map[string]any](t, bpfshOK(t, root, "map show fx/counters", "-j"))
 	for _, k := range []string{"id", "type", "name", "flags", "bytes_key", "bytes_value", "max_entries", "btf_id", "frozen"} {
 		if theirs[k] != ours[k] {
 			t.Errorf("%s: bpftool says %v, bpfsh %v", k, theirs[k], ours[k])
@@ -777,8 +713,8 @@ func TestMapInteropBpftoolToBpfsh(t *testing.T) {
 	run("map", "create", path, "type", "hash", "key", "4", "value", "8", "entries", "16", "name", "bt_test")
 	run("map", "update", "pinned", path, "key", "hex", "01", "00", "00", "00", "value", "hex", "2a", "00", "00", "00", "00", "00", "00", "00")
 
-	theirs := mapJSON[map[string]any](t, run("-j", "map", "show", "pinned", path))
-	ours := mapJSON[map[string]any](t, mapOK(t, root, "map show "+path, "-j"))
+	theirs := decodeJSON[map[string]any](t, run("-j", "map", "show", "pinned", path))
+	ours := decodeJSON[map[string]any](t, bpfshOK(t, root, "map show "+path, "-j"))
 	for _, k := range []string{"id", "type", "name", "flags", "bytes_key", "bytes_value", "max_entries"} {
 		if theirs[k] != ours[k] {
 			t.Errorf("%s: bpftool says %v, bpfsh %v", k, theirs[k], ours[k])
@@ -787,20 +723,20 @@ func TestMapInteropBpftoolToBpfsh(t *testing.T) {
 	if ours["name"] != "bt_test" || ours["btf_id"] != nil {
 		t.Errorf("bpfsh map show: %v", ours)
 	}
-	entries := mapJSON[[]map[string]any](t, mapOK(t, root, "map dump "+path, "-j"))
+	entries := decodeJSON[[]map[string]any](t, bpfshOK(t, root, "map dump "+path, "-j"))
 	if len(entries) != 1 || !mapJSONEqual(entries[0]["key"], mapFormatted(t, mapLE32(1), nil)) || !mapJSONEqual(entries[0]["value"], mapFormatted(t, mapLE64(42), nil)) {
 		t.Errorf("bpfsh dump of bpftool's map: %v", entries)
 	}
 	// bpfsh updates it; bpftool reads the change.
-	mapOK(t, root, "map update "+path+" key hex 02 00 00 00 value hex 07 00 00 00 00 00 00 00")
+	bpfshOK(t, root, "map update "+path+" key hex 02 00 00 00 value hex 07 00 00 00 00 00 00 00")
 	out := run("-j", "map", "lookup", "pinned", path, "key", "hex", "02", "00", "00", "00")
 	if !strings.Contains(out, `"value":["0x07","0x00","0x00","0x00","0x00","0x00","0x00","0x00"]`) {
 		t.Errorf("bpftool lookup after bpfsh update: %s", out)
 	}
-	if n := len(mapJSON[[]any](t, run("-j", "map", "dump", "pinned", path))); n != 2 {
+	if n := len(decodeJSON[[]any](t, run("-j", "map", "dump", "pinned", path))); n != 2 {
 		t.Errorf("bpftool dump has %d entries, want 2", n)
 	}
-	bt := mapOK(t, root, "btf dump "+path)
+	bt := bpfshOK(t, root, "btf dump "+path)
 	if !strings.Contains(bt, "has no BTF") || !strings.Contains(bt, "keys are 4 bytes, values 8 bytes") {
 		t.Errorf("btf dump of a map without BTF: %q", bt)
 	}
@@ -818,7 +754,7 @@ func mapRequireBpftool(t *testing.T) string {
 
 func TestBTFDump(t *testing.T) {
 	root, objs := mapFixture(t)
-	out := mapOK(t, root, "btf dump fx/flows")
+	out := bpfshOK(t, root, "btf dump fx/flows")
 	for _, want := range []string{"struct flow_key {\n\t__u32 saddr;\n\t__u16 sport;\n\t__u16 pad;\n};",
 		"typedef unsigned int __u32;", "char comment[16];", "__u8 tags[4];", "struct flow_stats {"} {
 		if !strings.Contains(out, want) {
@@ -829,24 +765,24 @@ func TestBTFDump(t *testing.T) {
 	if strings.Index(out, "typedef unsigned int __u32;") > strings.Index(out, "struct flow_key {") {
 		t.Errorf("__u32 defined after its use:\n%s", out)
 	}
-	if alias := mapOK(t, root, "btf dump map fx/flows"); alias != out {
+	if alias := bpfshOK(t, root, "btf dump map fx/flows"); alias != out {
 		t.Errorf("'btf dump map' differs")
 	}
-	j := mapJSON[map[string]any](t, mapOK(t, root, "btf dump fx/flows", "-j"))
+	j := decodeJSON[map[string]any](t, bpfshOK(t, root, "btf dump fx/flows", "-j"))
 	if j["key_type"] != "struct flow_key" || j["value_type"] != "struct flow_stats" || j["c"] != out {
 		t.Errorf("btf dump -j: %v", j)
 	}
-	prog := mapOK(t, root, "btf dump fx/xdp_count")
+	prog := bpfshOK(t, root, "btf dump fx/xdp_count")
 	if !strings.Contains(prog, "int xdp_count(struct xdp_md *ctx);") || !strings.Contains(prog, "struct xdp_md {") {
 		t.Errorf("btf dump of a program:\n%s", prog)
 	}
-	byID := mapOK(t, root, "btf dump id "+strconv.Itoa(int(mapDescribe(t, objs.Flows).BTFID)))
+	byID := bpfshOK(t, root, "btf dump id "+strconv.Itoa(int(mapDescribe(t, objs.Flows).BTFID)))
 	if !strings.Contains(byID, "struct flow_key {") {
 		t.Errorf("btf dump id:\n%s", byID)
 	}
-	mapFails(t, root, "btf dump fx/nope", 1, "nothing is pinned")
-	mapFails(t, root, "btf dump id 1 2", 2)
-	mapFails(t, root, "btf dump fx/flows format raw", 2, "format c")
+	bpfshFails(t, root, "btf dump fx/nope", 1, "nothing is pinned")
+	bpfshFails(t, root, "btf dump id 1 2", 2)
+	bpfshFails(t, root, "btf dump fx/flows format raw", 2, "format c")
 }
 
 // TestMapHelp checks that every map and btf sub-command explains itself.
@@ -862,7 +798,7 @@ func TestMapHelp(t *testing.T) {
 			if !strings.HasPrefix(sub.Example, c.Name+" "+sub.Name) {
 				t.Errorf("%s %s: example %q", c.Name, sub.Name, sub.Example)
 			}
-			out := mapOK(t, "/sys/fs/bpf", "help "+c.Name+" "+sub.Name)
+			out := bpfshOK(t, "/sys/fs/bpf", "help "+c.Name+" "+sub.Name)
 			if !strings.Contains(out, "usage: "+c.Name+" "+sub.Name) {
 				t.Errorf("help %s %s: %q", c.Name, sub.Name, out)
 			}

@@ -181,7 +181,7 @@ func TestNetShowAndLinks(t *testing.T) {
 
 	// "net show dev IFACE" shows that device's XDP and TC programs only.
 	{
-		out := pgOK(t, root, "net show dev "+name0)
+		out := bpfshOK(t, root, "net show dev "+name0)
 		for _, w := range want0 {
 			if !strings.Contains(out, w) {
 				t.Errorf("net show dev %s lacks %q:\n%s", name0, w, out)
@@ -190,20 +190,20 @@ func TestNetShowAndLinks(t *testing.T) {
 		if strings.Contains(out, name1) || strings.Contains(out, "sockmap:") {
 			t.Errorf("net show dev %s shows more than that device:\n%s", name0, out)
 		}
-		out = pgOK(t, root, "net show dev "+name1)
+		out = bpfshOK(t, root, "net show dev "+name1)
 		for _, w := range want1 {
 			if !strings.Contains(out, w) {
 				t.Errorf("net show dev %s lacks %q:\n%s", name1, w, out)
 			}
 		}
-		if out := pgOK(t, root, "net list dev lo"); !strings.Contains(out, wantLo) {
+		if out := bpfshOK(t, root, "net list dev lo"); !strings.Contains(out, wantLo) {
 			t.Errorf("net list dev lo lacks %q:\n%s", wantLo, out)
 		}
 	}
 
 	// "net show" shows every device and every section.
 	{
-		out := pgOK(t, root, "net show")
+		out := bpfshOK(t, root, "net show")
 		for _, w := range append(append(want0, want1...), wantLo, "xdp:\n", "\ntc:\n", "\nflow_dissector:\n", "\nsockmap:\n", "\ncgroup:\n") {
 			if !strings.Contains(out, w) {
 				t.Errorf("net show lacks %q:\n%s", w, out)
@@ -213,7 +213,7 @@ func TestNetShowAndLinks(t *testing.T) {
 
 	// -j prints bpftool's JSON.
 	{
-		js := pgJSON[pgNetJSON](t, pgOK(t, root, "net show dev "+name0, "-j"))
+		js := decodeJSON[pgNetJSON](t, bpfshOK(t, root, "net show dev "+name0, "-j"))
 		if len(js) != 1 || len(js[0].XDP) != 1 || len(js[0].TC) != 2 {
 			t.Fatalf("net show dev -j: %+v", js)
 		}
@@ -231,7 +231,7 @@ func TestNetShowAndLinks(t *testing.T) {
 		if !slices.Equal(kinds, []string{"clsact/ingress", "clsact/egress"}) {
 			t.Errorf("tc kinds %v", kinds)
 		}
-		js = pgJSON[pgNetJSON](t, pgOK(t, root, "net show dev "+name1, "-j"))
+		js = decodeJSON[pgNetJSON](t, bpfshOK(t, root, "net show dev "+name1, "-j"))
 		if len(js[0].TC) != 1 || js[0].TC[0].Kind != "tcx/ingress" || js[0].TC[0].ProgID != tcID || js[0].TC[0].LinkID != tLink {
 			t.Errorf("tcx entry: %+v", js[0].TC)
 		}
@@ -242,8 +242,8 @@ func TestNetShowAndLinks(t *testing.T) {
 
 	// bpftool sees the same XDP and cls_bpf programs.
 	if _, err := os.Stat(pgBpftool); err == nil {
-		bt := pgJSON[pgNetJSON](t, pgBpftoolRun(t, "-j", "net", "show", "dev", name0))
-		ours := pgJSON[pgNetJSON](t, pgOK(t, root, "net show dev "+name0, "-j"))
+		bt := decodeJSON[pgNetJSON](t, pgBpftoolRun(t, "-j", "net", "show", "dev", name0))
+		ours := decodeJSON[pgNetJSON](t, bpfshOK(t, root, "net show dev "+name0, "-j"))
 		if len(bt) != 1 || len(bt[0].XDP) != 1 || bt[0].XDP[0].ID != ours[0].XDP[0].ID || bt[0].XDP[0].Mode != ours[0].XDP[0].Mode {
 			t.Errorf("xdp: bpftool %+v, bpfsh %+v", bt, ours)
 		}
@@ -259,7 +259,7 @@ func TestNetShowAndLinks(t *testing.T) {
 
 	// The links appear in "link list" and "link show" and can be pinned.
 	{
-		out := pgOK(t, root, "link list")
+		out := bpfshOK(t, root, "link list")
 		for _, w := range []string{
 			fmt.Sprintf("%d  xdp  %d  xdp_count  %s(%d)", xLink, xdpID, name1, i1),
 			fmt.Sprintf("%d  tcx  %d  tc_count  %s(%d) tcx_ingress", tLink, tcID, name1, i1),
@@ -268,15 +268,15 @@ func TestNetShowAndLinks(t *testing.T) {
 				t.Errorf("link list lacks %q:\n%s", w, out)
 			}
 		}
-		links := pgJSON[[]pgLinkJSON](t, pgOK(t, root, "link list", "-j"))
+		links := decodeJSON[[]pgLinkJSON](t, bpfshOK(t, root, "link list", "-j"))
 		want := pgLinkJSON{ID: tLink, Type: "tcx", ProgID: tcID, Devname: name1, Ifindex: i1, AttachType: "tcx_ingress"}
 		if !slices.Contains(links, want) {
 			t.Errorf("link list -j lacks %+v: %+v", want, links)
 		}
-		if got := pgJSON[pgLinkJSON](t, pgOK(t, root, fmt.Sprintf("link show id %d", tLink), "-j")); got != want {
+		if got := decodeJSON[pgLinkJSON](t, bpfshOK(t, root, fmt.Sprintf("link show id %d", tLink), "-j")); got != want {
 			t.Errorf("link show -j: %+v, want %+v", got, want)
 		}
-		out = pgOK(t, root, fmt.Sprintf("link show id %d", xLink))
+		out = bpfshOK(t, root, fmt.Sprintf("link show id %d", xLink))
 		for _, w := range []string{"type:", "xdp", fmt.Sprintf("%d (xdp_count)", xdpID), "devname:", name1, fmt.Sprint(i1)} {
 			if !strings.Contains(out, w) {
 				t.Errorf("link show lacks %q:\n%s", w, out)
@@ -285,17 +285,17 @@ func TestNetShowAndLinks(t *testing.T) {
 
 		// Pin the XDP link; ls, link show and bpftool find it there.
 		path := filepath.Join(root, "links", "xdp")
-		pgOK(t, root, fmt.Sprintf("link pin %d %s", xLink, path))
-		if got := pgJSON[pgLinkJSON](t, pgOK(t, root, "link show links/xdp", "-j")); got.ID != xLink || got.Type != "xdp" {
+		bpfshOK(t, root, fmt.Sprintf("link pin %d %s", xLink, path))
+		if got := decodeJSON[pgLinkJSON](t, bpfshOK(t, root, "link show links/xdp", "-j")); got.ID != xLink || got.Type != "xdp" {
 			t.Errorf("link show of the pin: %+v", got)
 		}
-		ls := pgOK(t, root, "ls links")
+		ls := bpfshOK(t, root, "ls links")
 		if !containsSpaced(ls, fmt.Sprintf("xdp  link  xdp  %d  xdp_count", xLink)) {
 			t.Errorf("ls of a pinned link:\n%s", ls)
 		}
-		pgFails(t, root, fmt.Sprintf("link pin %d %s", xLink, path), 1, "exists already")
+		bpfshFails(t, root, fmt.Sprintf("link pin %d %s", xLink, path), 1, "exists already")
 		if _, err := os.Stat(pgBpftool); err == nil {
-			bt := pgJSON[pgLinkJSON](t, pgBpftoolRun(t, "-j", "link", "show", "pinned", path))
+			bt := decodeJSON[pgLinkJSON](t, pgBpftoolRun(t, "-j", "link", "show", "pinned", path))
 			if bt.ID != xLink || bt.ProgID != xdpID {
 				t.Errorf("bpftool link show pinned: %+v", bt)
 			}
@@ -304,16 +304,16 @@ func TestNetShowAndLinks(t *testing.T) {
 
 	// Bad input gets one line each.
 	{
-		pgFails(t, root, "net show dev nosuch0", 1, "no interface nosuch0; 'ip link' lists them")
-		pgFails(t, root, "net show "+name0, 2, "only 'dev IFACE'")
-		pgFails(t, root, "net show dev", 2, "one interface name")
-		pgFails(t, root, "link show name xdp_count", 1, "links have no name")
-		pgFails(t, root, "link show id 4000000000", 1, "no link with id 4000000000")
-		pgFails(t, root, "link show "+filepath.Join(root, "xdp_count"), 1, "is a pinned program, not a link")
-		pgFails(t, root, "link pin", 2, "needs a link and a path")
-		pgFails(t, root, fmt.Sprintf("link pin %d", xLink), 2, "needs one PATH")
-		pgFails(t, root, fmt.Sprintf("link pin %d /tmp/nope", xLink), 1, "not on a bpf file system")
-		pgFails(t, root, "link list x", 2, "takes no arguments")
+		bpfshFails(t, root, "net show dev nosuch0", 1, "no interface nosuch0; 'ip link' lists them")
+		bpfshFails(t, root, "net show "+name0, 2, "only 'dev IFACE'")
+		bpfshFails(t, root, "net show dev", 2, "one interface name")
+		bpfshFails(t, root, "link show name xdp_count", 1, "links have no name")
+		bpfshFails(t, root, "link show id 4000000000", 1, "no link with id 4000000000")
+		bpfshFails(t, root, "link show "+filepath.Join(root, "xdp_count"), 1, "is a pinned program, not a link")
+		bpfshFails(t, root, "link pin", 2, "needs a link and a path")
+		bpfshFails(t, root, fmt.Sprintf("link pin %d", xLink), 2, "needs one PATH")
+		bpfshFails(t, root, fmt.Sprintf("link pin %d /tmp/nope", xLink), 1, "not on a bpf file system")
+		bpfshFails(t, root, "link list x", 2, "takes no arguments")
 	}
 }
 
@@ -405,7 +405,7 @@ func TestNetShowSockmapAndCgroup(t *testing.T) {
 		defer cl.Close() // before the cgroup is removed
 	}
 
-	out := pgOK(t, root, "net show")
+	out := bpfshOK(t, root, "net show")
 	if w := fmt.Sprintf("map %d (pg_socks) sk_skb_stream_verdict prog_id %d name pg_verdict\n", smID, vID); !strings.Contains(out, w) {
 		t.Errorf("net show lacks %q:\n%s", w, out)
 	}
@@ -417,11 +417,11 @@ func TestNetShowSockmapAndCgroup(t *testing.T) {
 	if !strings.Contains(out, w) {
 		t.Errorf("net show lacks %q:\n%s", w, out)
 	}
-	js := pgJSON[pgNetJSON](t, pgOK(t, root, "net show", "-j"))
+	js := decodeJSON[pgNetJSON](t, bpfshOK(t, root, "net show", "-j"))
 	if len(js) != 1 || len(js[0].Sockmap) == 0 || len(js[0].Cgroup) == 0 {
 		t.Errorf("net show -j has no sockmap or cgroup entries: %+v", js)
 	}
-	l := pgJSON[map[string]any](t, pgOK(t, root, fmt.Sprintf("link show id %d", info.ID), "-j"))
+	l := decodeJSON[map[string]any](t, bpfshOK(t, root, fmt.Sprintf("link show id %d", info.ID), "-j"))
 	if l["type"] != "cgroup" || l["cgroup_id"] != float64(cgID) || l["attach_type"] != "cgroup_inet_ingress" {
 		t.Errorf("link show of a cgroup link: %v", l)
 	}

@@ -162,11 +162,8 @@ func progRecord(p *bpf.ProgInfo) *Record {
 		maps := make([]string, len(p.MapIDs))
 		for i, id := range p.MapIDs {
 			maps[i] = strconv.FormatUint(uint64(id), 10)
-			if m, err := ebpf.NewMapFromID(ebpf.MapID(id)); err == nil {
-				if info, err := m.Info(); err == nil && info.Name != "" {
-					maps[i] += " (" + info.Name + ")"
-				}
-				m.Close()
+			if name := bpf.MapNameByID(id); name != "" {
+				maps[i] += " (" + name + ")"
 			}
 		}
 		add("map_ids", strings.Join(maps, ", "))

@@ -34,7 +34,7 @@ func TestProgListShowsFixture(t *testing.T) {
 	root, objs := pgFixture(t)
 	xdp, tc, sock := pgProgID(t, objs.XdpCount), pgProgID(t, objs.TcCount), pgProgID(t, objs.SockCount)
 
-	out := pgOK(t, root, "prog list")
+	out := bpfshOK(t, root, "prog list")
 	for _, want := range []struct {
 		id        uint32
 		typ, name string
@@ -50,7 +50,7 @@ func TestProgListShowsFixture(t *testing.T) {
 
 	// "prog show" without REF is the same list; -j gives bpftool's objects.
 	for _, line := range []string{"prog list", "prog show"} {
-		progs := pgJSON[[]pgProgJSON](t, pgOK(t, root, line, "-j"))
+		progs := decodeJSON[[]pgProgJSON](t, bpfshOK(t, root, line, "-j"))
 		i := slices.IndexFunc(progs, func(p pgProgJSON) bool { return p.ID == tc })
 		if i < 0 {
 			t.Fatalf("%s -j does not list program %d", line, tc)
@@ -76,19 +76,19 @@ func TestProgShowEveryRefForm(t *testing.T) {
 		filepath.Join(root, "xdp_count"),
 	}
 	for _, ref := range refs {
-		p := pgJSON[pgProgJSON](t, pgOK(t, root, "prog show "+ref, "-j"))
+		p := decodeJSON[pgProgJSON](t, bpfshOK(t, root, "prog show "+ref, "-j"))
 		if p.ID != id || p.Name != "xdp_count" || p.Type != "xdp" || p.Tag != info.Tag {
 			t.Errorf("prog show %s: %+v", ref, p)
 		}
 	}
 
 	// A tag names every copy of the same code: a list when there are several.
-	out, _, _ := pgRun(t, root, "prog show tag "+info.Tag, "-j")
+	_, out, _ := bpfsh(t, root, "-j", "-c", "prog show tag "+info.Tag)
 	var byTag []pgProgJSON
 	if strings.HasPrefix(out, "[") {
-		byTag = pgJSON[[]pgProgJSON](t, out)
+		byTag = decodeJSON[[]pgProgJSON](t, out)
 	} else {
-		byTag = []pgProgJSON{pgJSON[pgProgJSON](t, out)}
+		byTag = []pgProgJSON{decodeJSON[pgProgJSON](t, out)}
 	}
 	if !slices.ContainsFunc(byTag, func(p pgProgJSON) bool { return p.ID == id && p.Tag == info.Tag }) {
 		t.Errorf("prog show tag %s does not show program %d: %s", info.Tag, id, out)
@@ -96,7 +96,7 @@ func TestProgShowEveryRefForm(t *testing.T) {
 
 	// The short form NAME/OBJ is <pin-root>/NAME/OBJ.
 	parent := filepath.Dir(root)
-	p := pgJSON[pgProgJSON](t, pgOK(t, parent, "prog show "+filepath.Base(root)+"/xdp_count", "-j"))
+	p := decodeJSON[pgProgJSON](t, bpfshOK(t, parent, "prog show "+filepath.Base(root)+"/xdp_count", "-j"))
 	if p.ID != id {
 		t.Errorf("prog show NAME/OBJ: id %d, want %d", p.ID, id)
 	}
@@ -107,7 +107,7 @@ func TestProgShowEveryRefForm(t *testing.T) {
 		t.Errorf("prog show -j lacks bpftool's fields: %+v", p)
 	}
 
-	out = pgOK(t, root, fmt.Sprintf("prog show id %d", id))
+	out = bpfshOK(t, root, fmt.Sprintf("prog show id %d", id))
 	for _, want := range []string{
 		"id:", "xdp_count", info.Tag, "gpl:", "yes", "loaded_at:", "xlated:", "jited:", "memlock:",
 		fmt.Sprintf("%d (counters)", counters), "btf_id:",
@@ -124,7 +124,7 @@ func TestProgShowNameMatchingSeveral(t *testing.T) {
 	objs2 := bpftest.Fixture(t, other)
 	ids := []uint32{pgProgID(t, objs.SockCount), pgProgID(t, objs2.SockCount)}
 
-	list := pgJSON[[]pgProgJSON](t, pgOK(t, root, "prog show name sock_count", "-j"))
+	list := decodeJSON[[]pgProgJSON](t, bpfshOK(t, root, "prog show name sock_count", "-j"))
 	var got []uint32
 	for _, p := range list {
 		if p.Name != "sock_count" {
@@ -138,29 +138,29 @@ func TestProgShowNameMatchingSeveral(t *testing.T) {
 		}
 	}
 	// Text shows one record per program, separated by blank lines.
-	if out := pgOK(t, root, "prog show name sock_count"); strings.Count(out, "name:") < 2 {
+	if out := bpfshOK(t, root, "prog show name sock_count"); strings.Count(out, "name:") < 2 {
 		t.Errorf("prog show name matching several shows:\n%s", out)
 	}
 }
 
 func TestProgShowErrors(t *testing.T) {
 	root, _ := pgFixture(t)
-	pgFails(t, root, "prog show id 4000000000", 1, "no such object", "prog list")
-	pgFails(t, root, "prog show tag 0123456789abcdef", 1, "no program with tag 0123456789abcdef")
-	pgFails(t, root, "prog show name no_such_prog_xyz", 1, "no program with name no_such_prog_xyz")
-	pgFails(t, root, "prog show "+filepath.Join(root, "counters"), 1, "is a pinned map, not a program")
-	pgFails(t, root, "prog show "+filepath.Join(root, "nothing"), 1, "nothing is pinned at")
-	pgFails(t, root, "prog show frobnicate", 2, "not an object")
-	pgFails(t, root, "prog show id twelve", 2, "not a number")
-	pgFails(t, root, "prog show tag 12", 2, "not 8 bytes of hex")
-	pgFails(t, root, "prog show id 1 extra", 2, "unexpected \"extra\"")
-	pgFails(t, root, "prog list extra", 2, "takes no arguments")
-	pgFails(t, root, "prog", 2, "needs a sub-command")
-	pgFails(t, root, "prog frob", 2, "unknown prog sub-command")
+	bpfshFails(t, root, "prog show id 4000000000", 1, "no such object", "prog list")
+	bpfshFails(t, root, "prog show tag 0123456789abcdef", 1, "no program with tag 0123456789abcdef")
+	bpfshFails(t, root, "prog show name no_such_prog_xyz", 1, "no program with name no_such_prog_xyz")
+	bpfshFails(t, root, "prog show "+filepath.Join(root, "counters"), 1, "is a pinned map, not a program")
+	bpfshFails(t, root, "prog show "+filepath.Join(root, "nothing"), 1, "nothing is pinned at")
+	bpfshFails(t, root, "prog show frobnicate", 2, "not an object")
+	bpfshFails(t, root, "prog show id twelve", 2, "not a number")
+	bpfshFails(t, root, "prog show tag 12", 2, "not 8 bytes of hex")
+	bpfshFails(t, root, "prog show id 1 extra", 2, "unexpected \"extra\"")
+	bpfshFails(t, root, "prog list extra", 2, "takes no arguments")
+	bpfshFails(t, root, "prog", 2, "needs a sub-command")
+	bpfshFails(t, root, "prog frob", 2, "unknown prog sub-command")
 
 	// JSON mode reports the error as bpftool does.
-	out, _, code := pgRun(t, root, "prog show tag 0123456789abcdef", "-j")
-	if e := pgJSON[map[string]string](t, out); code != 1 || !strings.Contains(e["error"], "no program with tag") {
+	code, out, _ := bpfsh(t, root, "-j", "-c", "prog show tag 0123456789abcdef")
+	if e := decodeJSON[map[string]string](t, out); code != 1 || !strings.Contains(e["error"], "no program with tag") {
 		t.Errorf("-j error: exit %d, %q", code, out)
 	}
 }
@@ -189,7 +189,7 @@ func TestProgDumpHasSourceLines(t *testing.T) {
 	const printk = `bpf_printk("xdp_count len=%llu", len);`
 	lineNo := pgSourceLine(t, printk)
 
-	out := pgOK(t, root, "prog dump "+filepath.Join(root, "xdp_count"))
+	out := bpfshOK(t, root, "prog dump "+filepath.Join(root, "xdp_count"))
 	for _, want := range []string{
 		"int xdp_count(struct xdp_md * ctx):",
 		fmt.Sprintf("; %s [file:", printk),
@@ -214,7 +214,7 @@ func TestProgDumpHasSourceLines(t *testing.T) {
 
 	// bpftool's words are accepted, and the dump is bpftool's line for line
 	// (bpfsh adds the map's name after "// ").
-	again := pgOK(t, root, fmt.Sprintf("prog dump xlated id %d linum", id))
+	again := bpfshOK(t, root, fmt.Sprintf("prog dump xlated id %d linum", id))
 	if again != out {
 		t.Errorf("prog dump xlated id N linum differs from prog dump PATH")
 	}
@@ -248,7 +248,7 @@ func TestProgDumpJSON(t *testing.T) {
 	root, objs := pgFixture(t)
 	const printk = `bpf_printk("xdp_count len=%llu", len);`
 	lineNo := pgSourceLine(t, printk)
-	insns := pgJSON[[]pgInsnJSON](t, pgOK(t, root, "prog dump "+filepath.Join(root, "xdp_count")+" opcodes", "-j"))
+	insns := decodeJSON[[]pgInsnJSON](t, bpfshOK(t, root, "prog dump "+filepath.Join(root, "xdp_count")+" opcodes", "-j"))
 	if len(insns) == 0 || insns[0].Insn != 0 || insns[0].Proto != "int xdp_count(struct xdp_md * ctx)" {
 		t.Fatalf("prog dump -j starts with %+v", insns[:min(1, len(insns))])
 	}
@@ -279,12 +279,12 @@ func TestProgDumpJSON(t *testing.T) {
 
 func TestProgDumpErrors(t *testing.T) {
 	root, _ := pgFixture(t)
-	pgFails(t, root, "prog dump", 2, "needs a program")
-	pgFails(t, root, "prog dump xlated", 2, "needs a program")
-	pgFails(t, root, "prog dump jited id 1", 2, "bpftool prog dump jited")
-	pgFails(t, root, "prog dump "+filepath.Join(root, "xdp_count")+" sideways", 2, "unexpected \"sideways\"")
-	pgFails(t, root, "prog dump "+filepath.Join(root, "flows"), 1, "is a pinned map, not a program")
-	pgFails(t, root, "prog dump tag ffffffffffffffff", 1, "no program with tag")
+	bpfshFails(t, root, "prog dump", 2, "needs a program")
+	bpfshFails(t, root, "prog dump xlated", 2, "needs a program")
+	bpfshFails(t, root, "prog dump jited id 1", 2, "bpftool prog dump jited")
+	bpfshFails(t, root, "prog dump "+filepath.Join(root, "xdp_count")+" sideways", 2, "unexpected \"sideways\"")
+	bpfshFails(t, root, "prog dump "+filepath.Join(root, "flows"), 1, "is a pinned map, not a program")
+	bpfshFails(t, root, "prog dump tag ffffffffffffffff", 1, "no program with tag")
 }
 
 func TestProgPin(t *testing.T) {
@@ -293,27 +293,27 @@ func TestProgPin(t *testing.T) {
 	info, _ := objs.TcCount.Info()
 
 	path := filepath.Join(root, "mine", "deeper", "tc")
-	out := pgOK(t, root, fmt.Sprintf("prog pin %d %s", id, path))
+	out := bpfshOK(t, root, fmt.Sprintf("prog pin %d %s", id, path))
 	if !strings.Contains(out, fmt.Sprintf("pinned program %d (tc_count) at %s", id, path)) {
 		t.Errorf("prog pin says %q", out)
 	}
 	// Read back by bpfsh and by bpftool: the same program.
-	p := pgJSON[pgProgJSON](t, pgOK(t, root, "prog show "+path, "-j"))
+	p := decodeJSON[pgProgJSON](t, bpfshOK(t, root, "prog show "+path, "-j"))
 	if p.ID != id {
 		t.Errorf("pinned program has id %d, want %d", p.ID, id)
 	}
 	pgNeedBpftool(t)
-	bt := pgJSON[pgProgJSON](t, pgBpftoolRun(t, "-j", "prog", "show", "pinned", path))
+	bt := decodeJSON[pgProgJSON](t, pgBpftoolRun(t, "-j", "prog", "show", "pinned", path))
 	if bt.ID != id || bt.Name != "tc_count" || bt.Tag != info.Tag {
 		t.Errorf("bpftool sees %+v, want id %d tc_count tag %s", bt, id, info.Tag)
 	}
 
 	// A relative PATH is under the pin root; any REF works.
-	pgOK(t, root, fmt.Sprintf("prog pin id %d rel/tc", id))
+	bpfshOK(t, root, fmt.Sprintf("prog pin id %d rel/tc", id))
 	if _, err := os.Stat(filepath.Join(root, "rel", "tc")); err != nil {
 		t.Errorf("relative pin path: %v", err)
 	}
-	js := pgJSON[map[string]any](t, pgOK(t, root, fmt.Sprintf("prog pin pinned %s again", path), "-j"))
+	js := decodeJSON[map[string]any](t, bpfshOK(t, root, fmt.Sprintf("prog pin pinned %s again", path), "-j"))
 	if js["pinned"] != filepath.Join(root, "again") || js["id"] != float64(id) {
 		t.Errorf("prog pin -j: %v", js)
 	}
@@ -322,17 +322,17 @@ func TestProgPin(t *testing.T) {
 func TestProgPinRefusals(t *testing.T) {
 	root, objs := pgFixture(t)
 	id := pgProgID(t, objs.XdpCount)
-	pgFails(t, root, fmt.Sprintf("prog pin %d %s", id, filepath.Join(root, "counters")), 1, "exists already")
-	pgFails(t, root, fmt.Sprintf("prog pin %d %s", id, filepath.Join(t.TempDir(), "x")), 1, "is not on a bpf file system")
-	pgFails(t, root, fmt.Sprintf("prog pin %d %s", id, filepath.Join(root, "xdp_count", "below")), 1, "is not a directory")
-	pgFails(t, root, fmt.Sprintf("prog pin %d", id), 2, "needs one PATH")
-	pgFails(t, root, "prog pin", 2, "needs a program and a path")
-	pgFails(t, root, "prog pin id 4000000000 "+filepath.Join(root, "new", "x"), 1, "no such object")
-	pgFails(t, root, "prog pin "+filepath.Join(root, "flows")+" "+filepath.Join(root, "new", "x"), 1, "not a program")
+	bpfshFails(t, root, fmt.Sprintf("prog pin %d %s", id, filepath.Join(root, "counters")), 1, "exists already")
+	bpfshFails(t, root, fmt.Sprintf("prog pin %d %s", id, filepath.Join(t.TempDir(), "x")), 1, "is not on a bpf file system")
+	bpfshFails(t, root, fmt.Sprintf("prog pin %d %s", id, filepath.Join(root, "xdp_count", "below")), 1, "is not a directory")
+	bpfshFails(t, root, fmt.Sprintf("prog pin %d", id), 2, "needs one PATH")
+	bpfshFails(t, root, "prog pin", 2, "needs a program and a path")
+	bpfshFails(t, root, "prog pin id 4000000000 "+filepath.Join(root, "new", "x"), 1, "no such object")
+	bpfshFails(t, root, "prog pin "+filepath.Join(root, "flows")+" "+filepath.Join(root, "new", "x"), 1, "not a program")
 
 	// A failure after the directories were made takes them away again.
 	long := strings.Repeat("n", 300)
-	pgFails(t, root, fmt.Sprintf("prog pin %d %s", id, filepath.Join(root, "half", "way", long)), 1, "file name too long")
+	bpfshFails(t, root, fmt.Sprintf("prog pin %d %s", id, filepath.Join(root, "half", "way", long)), 1, "file name too long")
 	for _, p := range []string{"new", "half"} {
 		if _, err := os.Stat(filepath.Join(root, p)); !os.IsNotExist(err) {
 			t.Errorf("a failed prog pin left %s behind (%v)", p, err)
@@ -346,18 +346,18 @@ func TestProgLoadedByBpftool(t *testing.T) {
 	obj := bpftest.FixtureObject(t)
 	dir, maps := filepath.Join(root, "bt"), filepath.Join(root, "btmaps")
 	pgBpftoolRun(t, "prog", "loadall", obj, dir, "pinmaps", maps)
-	bt := pgJSON[pgProgJSON](t, pgBpftoolRun(t, "-j", "prog", "show", "pinned", filepath.Join(dir, "xdp_count")))
+	bt := decodeJSON[pgProgJSON](t, pgBpftoolRun(t, "-j", "prog", "show", "pinned", filepath.Join(dir, "xdp_count")))
 
-	p := pgJSON[pgProgJSON](t, pgOK(t, root, "prog show bt/xdp_count", "-j"))
+	p := decodeJSON[pgProgJSON](t, bpfshOK(t, root, "prog show bt/xdp_count", "-j"))
 	if p.ID != bt.ID || p.Name != bt.Name || p.Tag != bt.Tag || p.BTFID != bt.BTFID || !slices.Equal(p.MapIDs, bt.MapIDs) ||
 		p.BytesXlated != bt.BytesXlated || p.BytesJited != bt.BytesJited || p.LoadedAt != bt.LoadedAt {
 		t.Errorf("bpfsh shows %+v, bpftool %+v", p, bt)
 	}
-	out := pgOK(t, root, "prog dump bt/xdp_count")
+	out := bpfshOK(t, root, "prog dump bt/xdp_count")
 	if !strings.Contains(out, `bpf_printk("xdp_count len=%llu", len);`) || !strings.Contains(out, "  // counters") {
 		t.Errorf("dump of a program bpftool loaded:\n%s", out)
 	}
-	ls := pgOK(t, root, "ls")
+	ls := bpfshOK(t, root, "ls")
 	for _, want := range []string{"bt/xdp_count", "bt/tc_count", "btmaps/counters"} {
 		if !strings.Contains(ls, want) {
 			t.Errorf("ls lacks %s:\n%s", want, ls)

@@ -2,7 +2,6 @@ package shell
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -41,7 +40,7 @@ func (c *completer) literal(words []string) {
 		if m.Name == "" || lit.typed[m.Name] || !strings.HasPrefix(m.Name, lit.partial) {
 			continue
 		}
-		c.out = append(c.out, Suggestion{Text: m.Name + ":", Desc: typeDesc(m.Type, 0), Start: start})
+		c.out = append(c.out, Suggestion{Text: m.Name + ":", Desc: bpf.TypeName(m.Type), Start: start})
 	}
 }
 
@@ -148,21 +147,11 @@ func parseLiteral(raw string, t btf.Type) (openLiteral, bool) {
 	if strings.ContainsAny(partial, " \t\"'") {
 		return openLiteral{}, false
 	}
-	return openLiteral{members: structMembers(top.t), typed: top.typed, partial: partial}, true
-}
-
-func structMembers(t btf.Type) []btf.Member {
-	switch v := btf.UnderlyingType(t).(type) {
-	case *btf.Struct:
-		return v.Members
-	case *btf.Union:
-		return v.Members
-	}
-	return nil
+	return openLiteral{members: bpf.Members(top.t), typed: top.typed, partial: partial}, true
 }
 
 func memberType(t btf.Type, name string) btf.Type {
-	for _, m := range structMembers(t) {
+	for _, m := range bpf.Members(t) {
 		if m.Name == name {
 			return m.Type
 		}
@@ -175,36 +164,6 @@ func elemType(t btf.Type) btf.Type {
 		return a.Type
 	}
 	return nil
-}
-
-// typeDesc spells a member's type the way C declares it: __u32,
-// struct flow_key, char[16].
-func typeDesc(t btf.Type, depth int) string {
-	if depth > 8 {
-		return "..."
-	}
-	switch v := t.(type) {
-	case nil:
-		return ""
-	case *btf.Array:
-		return fmt.Sprintf("%s[%d]", typeDesc(v.Type, depth+1), v.Nelems)
-	case *btf.Struct:
-		return strings.TrimSpace("struct " + v.Name)
-	case *btf.Union:
-		return strings.TrimSpace("union " + v.Name)
-	case *btf.Enum:
-		return strings.TrimSpace("enum " + v.Name)
-	case *btf.Pointer:
-		return typeDesc(v.Target, depth+1) + " *"
-	case *btf.Const:
-		return "const " + typeDesc(v.Type, depth+1)
-	case *btf.Volatile:
-		return "volatile " + typeDesc(v.Type, depth+1)
-	}
-	if name := t.TypeName(); name != "" {
-		return name
-	}
-	return strings.TrimPrefix(fmt.Sprintf("%T", t), "*btf.")
 }
 
 // mapKV is the BTF of a map's key and value (nil where it has none).
@@ -236,6 +195,8 @@ func mapTypes(ref bpf.Ref, pinRoot string) mapKV {
 	return kv
 }
 
+// loadMapTypes reads the key and value types of the map ref names, with
+// one bpf(2) call and the map's BTF (no /proc fdinfo, as on every keystroke).
 func loadMapTypes(ref bpf.Ref) (mapKV, error) {
 	if ref.Kind == bpf.RefTag {
 		return mapKV{}, errors.New("maps have no tag")
@@ -245,32 +206,10 @@ func loadMapTypes(ref bpf.Ref) (mapKV, error) {
 		return mapKV{}, err
 	}
 	defer m.Close()
-	keyID, valueID, err := mapBTFTypeIDs(m.FD())
-	if err != nil || (keyID == 0 && valueID == 0) {
-		return mapKV{}, err
-	}
-	h, err := m.Handle()
+	d, err := bpf.MapKernelInfo(m)
 	if err != nil {
 		return mapKV{}, err
 	}
-	defer h.Close()
-	spec, err := h.Spec(nil)
-	if err != nil {
-		// A map made by a kernel module has BTF split from vmlinux's.
-		base, berr := btf.LoadKernelSpec()
-		if berr != nil {
-			return mapKV{}, err
-		}
-		if spec, err = h.Spec(base); err != nil {
-			return mapKV{}, err
-		}
-	}
-	var kv mapKV
-	if keyID != 0 {
-		kv.key, _ = spec.TypeByID(btf.TypeID(keyID))
-	}
-	if valueID != 0 {
-		kv.value, _ = spec.TypeByID(btf.TypeID(valueID))
-	}
-	return kv, nil
+	d.ResolveTypes(nil)
+	return mapKV{key: d.Key, value: d.Value}, d.BTFErr
 }

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/commands"
 )
@@ -136,7 +134,7 @@ func (c *completer) ifaces() {
 func (c *completer) ids(kind commands.ArgKind) {
 	for _, fam := range families(kind) {
 		for _, o := range kernelObjects(fam) {
-			c.add(strconv.FormatUint(uint64(o.id), 10), strings.TrimSpace(o.typ+" "+familyWord[fam]+" "+o.name))
+			c.add(strconv.FormatUint(uint64(o.ID), 10), strings.TrimSpace(o.Type+" "+familyWord[fam]+" "+o.Name))
 		}
 	}
 }
@@ -147,19 +145,19 @@ func (c *completer) names(kind commands.ArgKind) {
 		objs := kernelObjects(fam)
 		count := map[string]int{}
 		for _, o := range objs {
-			count[o.name]++
+			count[o.Name]++
 		}
 		seen := map[string]bool{}
 		for _, o := range objs {
-			if o.name == "" || seen[o.name] {
+			if o.Name == "" || seen[o.Name] {
 				continue
 			}
-			seen[o.name] = true
-			desc := o.typ + " " + familyWord[fam] + ", id " + strconv.FormatUint(uint64(o.id), 10)
-			if n := count[o.name]; n > 1 {
+			seen[o.Name] = true
+			desc := o.Type + " " + familyWord[fam] + ", id " + strconv.FormatUint(uint64(o.ID), 10)
+			if n := count[o.Name]; n > 1 {
 				desc = strconv.Itoa(n) + " " + familyWord[fam] + "s"
 			}
-			c.add(o.name, desc)
+			c.add(o.Name, desc)
 		}
 	}
 }
@@ -168,9 +166,9 @@ func (c *completer) names(kind commands.ArgKind) {
 func (c *completer) tags() {
 	seen := map[string]bool{}
 	for _, o := range kernelObjects("prog") {
-		if o.tag != "" && !seen[o.tag] {
-			seen[o.tag] = true
-			c.add(o.tag, o.typ+" program "+o.name)
+		if o.Tag != "" && !seen[o.Tag] {
+			seen[o.Tag] = true
+			c.add(o.Tag, o.Type+" program "+o.Name)
 		}
 	}
 }
@@ -224,30 +222,18 @@ func orDot(dir string) string {
 	return dir
 }
 
-// pinDesc opens the pin read-only to say what it is ("map (hash)"), and
-// reports whether it is of the kind wanted.
+// pinDesc opens the pin to say what it is ("map (hash)"), and reports
+// whether it is of the kind wanted.
 func pinDesc(path string, kind commands.ArgKind) (desc string, fits bool) {
-	ro := &ebpf.LoadPinOptions{ReadOnly: true}
-	if p, err := ebpf.LoadPinnedProgram(path, ro); err == nil {
-		defer p.Close()
-		fits = kind != commands.ArgMapRef && kind != commands.ArgLinkRef
-		return "program (" + strings.ToLower(p.Type().String()) + ")", fits
-	}
-	if m, err := ebpf.LoadPinnedMap(path, ro); err == nil {
-		defer m.Close()
-		fits = kind != commands.ArgProgRef && kind != commands.ArgLinkRef
-		return "map (" + strings.ToLower(m.Type().String()) + ")", fits
+	pi, err := bpf.StatPin(path)
+	switch {
+	case err == nil && pi.Kind == bpf.PinProg:
+		return "program (" + pi.Type + ")", kind != commands.ArgMapRef && kind != commands.ArgLinkRef
+	case err == nil && pi.Kind == bpf.PinMap:
+		return "map (" + pi.Type + ")", kind != commands.ArgProgRef && kind != commands.ArgLinkRef
 	}
 	// Neither: a link, or something the kernel will not open for us.
 	return "", kind != commands.ArgMapRef && kind != commands.ArgProgRef
-}
-
-// kernelObject is what completion shows of one loaded program or map.
-type kernelObject struct {
-	id   uint32
-	name string
-	typ  string // "hash", "xdp"
-	tag  string // programs only
 }
 
 // kernelCacheTTL is how long the kernel's lists are fresh: listing means
@@ -258,7 +244,7 @@ const kernelCacheTTL = 2 * time.Second
 // kernelList is one cached list and when it was made.
 type kernelList struct {
 	at         time.Time
-	objs       []kernelObject
+	objs       []bpf.ObjectName
 	refreshing bool
 }
 
@@ -271,7 +257,7 @@ var kernelCache struct {
 // first call waits for the list; later ones get the last list at once and,
 // when it is older than kernelCacheTTL, have it remade in the background,
 // so that no keystroke waits for 10,000 objects to be opened.
-func kernelObjects(family string) []kernelObject {
+func kernelObjects(family string) []bpf.ObjectName {
 	kernelCache.Lock()
 	defer kernelCache.Unlock()
 	if kernelCache.lists == nil {
@@ -293,6 +279,19 @@ func kernelObjects(family string) []kernelObject {
 		}()
 	}
 	return l.objs
+}
+
+// listKernel lists the kernel's maps ("map") or programs ("prog"); when
+// bpfsh may not list them (not root), what it could list, or nothing.
+func listKernel(family string) []bpf.ObjectName {
+	var objs []bpf.ObjectName
+	switch family {
+	case "map":
+		objs, _ = bpf.ListMapNames()
+	case "prog":
+		objs, _ = bpf.ListProgNames()
+	}
+	return objs
 }
 
 // warmKernelCache lists the kernel's objects in the background, so that

@@ -212,6 +212,13 @@ func TestCompletePinnedPaths(t *testing.T) {
 	if sg := suggestion(t, s, "map show pinned "+root+"/fix/fl", root+"/fix/flows"); sg.Desc != "map (hash)" {
 		t.Errorf("flows described as %q", sg.Desc)
 	}
+	// Types are spelled as bpftool spells them.
+	if sg := suggestion(t, s, "map show pinned "+root+"/fix/pe", root+"/fix/percpu"); sg.Desc != "map (percpu_hash)" {
+		t.Errorf("percpu described as %q", sg.Desc)
+	}
+	if sg := suggestion(t, s, "prog show fix/tc", "fix/tc_count"); sg.Desc != "program (sched_cls)" {
+		t.Errorf("tc_count described as %q", sg.Desc)
+	}
 	// A command this shell does not know still completes pinned paths and
 	// short references: they read the same in every command.
 	wantTexts(t, s, "frob show pinned "+root+"/fix/fl", root+"/fix/flows")
@@ -262,6 +269,26 @@ func TestCompleteKernelNamesAndIDs(t *testing.T) {
 	ids := strconv.FormatUint(uint64(id), 10)
 	if sg := suggestion(t, s, "map show id "+ids, ids); !strings.Contains(sg.Desc, "hash map flows") {
 		t.Errorf("id %s described as %q", ids, sg.Desc)
+	}
+	// Types are spelled as bpftool spells them, not as cilium/ebpf does
+	// ("PerCPUHash", "SchedCLS").
+	minfo, err := objs.Percpu.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid, _ := minfo.ID()
+	tcinfo, err := objs.TcCount.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcid, _ := tcinfo.ID()
+	for _, c := range []struct{ line, id, want string }{
+		{"map show id ", strconv.FormatUint(uint64(mid), 10), "percpu_hash map percpu"},
+		{"prog show id ", strconv.FormatUint(uint64(tcid), 10), "sched_cls program tc_count"},
+	} {
+		if sg := suggestion(t, s, c.line+c.id, c.id); sg.Desc != c.want {
+			t.Errorf("%s%s described as %q, want %q", c.line, c.id, sg.Desc, c.want)
+		}
 	}
 	pinfo, err := objs.XdpCount.Info()
 	if err != nil {

@@ -1,9 +1,11 @@
 package testrun
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -28,17 +30,8 @@ type field struct {
 // fields lists st's members in order, flattening anonymous members.
 // Bitfields (only padding in the kernel's context structs) are skipped.
 func fields(st btf.Type, base int) []field {
-	var members []btf.Member
-	switch t := btf.UnderlyingType(st).(type) {
-	case *btf.Struct:
-		members = t.Members
-	case *btf.Union:
-		members = t.Members
-	default:
-		return nil
-	}
 	var out []field
-	for _, m := range members {
+	for _, m := range bpf.Members(st) {
 		if m.BitfieldSize != 0 || m.Offset%8 != 0 {
 			continue
 		}
@@ -59,19 +52,14 @@ func fields(st btf.Type, base int) []field {
 // isBigEndian reports whether t is declared through a __be* typedef.
 func isBigEndian(t btf.Type) bool {
 	for {
-		switch tt := t.(type) {
-		case *btf.Typedef:
-			if strings.HasPrefix(tt.Name, "__be") {
-				return true
-			}
-			t = tt.Type
-		case *btf.Const:
-			t = tt.Type
-		case *btf.Volatile:
-			t = tt.Type
-		default:
+		td, ok := btf.QualifiedType(t).(*btf.Typedef)
+		if !ok {
 			return false
 		}
+		if strings.HasPrefix(td.Name, "__be") {
+			return true
+		}
+		t = td.Type
 	}
 }
 
@@ -221,9 +209,9 @@ func getInt(b []byte, bigEndian, signed bool) (uint64, int64) {
 	return u, int64(u)
 }
 
-// format renders f's bytes for people and for JSON: integers in decimal
-// (network order ones converted), addresses as addresses, arrays of
-// integers as lists; anything else through bpf.FormatValue.
+// format renders f's bytes for people and for JSON: addresses as
+// addresses, integers and arrays of them as numbers (as encode reads them
+// back), anything else as bpf.FormatValue renders map values.
 func (f field) format(b []byte) (string, any) {
 	switch f.addrKind() {
 	case 4:
@@ -233,45 +221,81 @@ func (f field) format(b []byte) (string, any) {
 		a := netip.AddrFrom16([16]byte(b))
 		return a.String(), a.String()
 	}
-	if isInt(f.Type) && (f.Size == 1 || f.Size == 2 || f.Size == 4 || f.Size == 8) {
-		u, s := getInt(b, f.BigEndian, isSigned(f.Type))
-		if isSigned(f.Type) {
-			return strconv.FormatInt(s, 10), s
-		}
-		return strconv.FormatUint(u, 10), u
-	}
-	if arr, ok := btf.UnderlyingType(f.Type).(*btf.Array); ok && isInt(arr.Type) && arr.Nelems > 0 {
-		esize := f.Size / int(arr.Nelems)
-		if esize == 1 || esize == 2 || esize == 4 || esize == 8 {
-			texts := make([]string, arr.Nelems)
-			objs := make([]any, arr.Nelems)
-			for i := range texts {
-				e := field{Name: f.Name, Size: esize, Type: arr.Type, BigEndian: isBigEndian(arr.Type)}
-				texts[i], objs[i] = e.format(b[i*esize : (i+1)*esize])
-			}
-			return "[" + strings.Join(texts, ", ") + "]", objs
-		}
+	if nb, t, ok := f.numbers(b); ok {
+		return bpf.FormatValue(nb, t)
 	}
 	return bpf.FormatValue(b, f.Type)
 }
 
+// numbers returns f's bytes in host order with a type that reads them as
+// plain integers, when f is an integer (an enum, a bool or a char too) or
+// an array of them: that is how encode takes them, so bpf.FormatValue
+// then prints numbers, not enum names or text, and network-order fields
+// (ports) the numbers people write.
+func (f field) numbers(b []byte) ([]byte, btf.Type, bool) {
+	if isInt(f.Type) {
+		if f.BigEndian {
+			b = hostOrder(b, f.Size)
+		}
+		return b, plainInt(f.Type), true
+	}
+	arr, ok := btf.UnderlyingType(f.Type).(*btf.Array)
+	if !ok || !isInt(arr.Type) || arr.Nelems == 0 {
+		return nil, nil, false
+	}
+	if isBigEndian(arr.Type) {
+		b = hostOrder(b, f.Size/int(arr.Nelems))
+	}
+	return b, &btf.Array{Index: arr.Index, Type: plainInt(arr.Type), Nelems: arr.Nelems}, true
+}
+
+// plainInt is an integer of the size and sign of t, an integer or enum.
+func plainInt(t btf.Type) *btf.Int {
+	size, _ := btf.Sizeof(t)
+	enc := btf.Unsigned
+	if isSigned(t) {
+		enc = btf.Signed
+	}
+	return &btf.Int{Size: uint32(size), Encoding: enc}
+}
+
+// hostOrder returns b, network-order integers of size bytes each, with
+// each in host order.
+func hostOrder(b []byte, size int) []byte {
+	out := bytes.Clone(b)
+	if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 { // a little-endian host
+		for i := 0; i+size <= len(out); i += size {
+			slices.Reverse(out[i : i+size])
+		}
+	}
+	return out
+}
+
 // splitList splits "[1, 2, 3]" into its elements.
 func splitList(text string) ([]string, error) {
-	if !strings.HasPrefix(text, "[") || !strings.HasSuffix(text, "]") {
+	parts, ok, err := splitInside(text, '[', ']')
+	if !ok {
 		return nil, fmt.Errorf("want a list such as [1, 2, 3], got %q", text)
-	}
-	inner := strings.TrimSpace(text[1 : len(text)-1])
-	if inner == "" {
-		return nil, nil
-	}
-	parts, err := splitTop(inner, ',')
-	if err != nil {
-		return nil, err
 	}
 	for i := range parts {
 		parts[i] = strings.TrimSpace(parts[i])
 	}
-	return parts, nil
+	return parts, err
+}
+
+// splitInside splits what is between text's opening and closing bracket
+// at its top-level commas (nothing when it is blank); ok is false when
+// text is not so bracketed.
+func splitInside(text string, open, close byte) (parts []string, ok bool, err error) {
+	if len(text) < 2 || text[0] != open || text[len(text)-1] != close {
+		return nil, false, nil
+	}
+	inner := strings.TrimSpace(text[1 : len(text)-1])
+	if inner == "" {
+		return nil, true, nil
+	}
+	parts, err = splitTop(inner, ',')
+	return parts, true, err
 }
 
 // splitTop splits s at sep where sep is outside brackets and quotes.
@@ -318,14 +342,10 @@ type structPair struct{ Name, Value string }
 // parseStructLiteral splits "{mark: 5, ingress_ifindex: 1}" into pairs.
 func parseStructLiteral(text string) ([]structPair, error) {
 	text = strings.TrimSpace(text)
-	if !strings.HasPrefix(text, "{") || !strings.HasSuffix(text, "}") {
+	parts, ok, err := splitInside(text, '{', '}')
+	if !ok {
 		return nil, fmt.Errorf("want fields in braces, e.g. {mark: 5, ingress_ifindex: 1}, got %q", text)
 	}
-	inner := strings.TrimSpace(text[1 : len(text)-1])
-	if inner == "" {
-		return nil, nil
-	}
-	parts, err := splitTop(inner, ',')
 	if err != nil {
 		return nil, err
 	}

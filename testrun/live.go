@@ -14,6 +14,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/bpfsh/bpfsh/bpf"
 )
 
 // The live sockmap harness
@@ -208,24 +210,14 @@ func runHarness(opts Options, info *ebpf.ProgramInfo, o *Outcome) (*Outcome, err
 		defer m.Delete(uint32(k))
 	}
 
-	var snaps *mapSnapshots
-	if ids, ok := info.MapIDs(); ok && !opts.NoMaps {
-		snaps = takeSnapshots(ids)
-		defer snaps.close()
-	}
+	snaps := startMapDiff(info, opts)
+	defer snaps.close()
 	wait := h.Wait
 	if wait <= 0 {
 		wait = 500 * time.Millisecond
 	}
 	arrivals, sendErr, lines, note := sendAndCollect(t, pairs, h.From, opts.Data, wait, !opts.NoTrace)
-	if note != "" {
-		o.Notes = append(o.Notes, note)
-	}
-	o.Trace = lines
-	if snaps != nil {
-		o.Maps, o.MapNotes = snaps.diff()
-	}
-	o.Streams, _ = ReadProgStreams(opts.Program)
+	o.collect(opts.Program, note, lines, snaps)
 	live.Arrivals = arrivals
 	if sendErr != nil {
 		live.SendError = sendErr.Error()
@@ -245,7 +237,7 @@ func harnessMap(t ebpf.ProgramType, info *ebpf.ProgramInfo, given *ebpf.Map) (*e
 			return nil, harnessError(t, "read the given map's info: %v", err)
 		}
 		if gi.Type != ebpf.SockMap && gi.Type != ebpf.SockHash {
-			return nil, harnessError(t, "map %s is a %s, not a sockmap or sockhash", gi.Name, gi.Type)
+			return nil, harnessError(t, "map %s is a %s, not a sockmap or sockhash", gi.Name, bpf.MapTypeName(uint32(gi.Type)))
 		}
 		return given, nil
 	}

@@ -97,7 +97,7 @@ func TestHarnessRefusals(t *testing.T) {
 	wantErr(t, Options{Program: s.SkbRoute, Data: []byte("x"), Harness: HarnessOptions{From: 4}}, "from key 4: the sockets are at keys 0..3")
 	wantErr(t, Options{Program: s.SkbRoute, Data: []byte("x"), Harness: HarnessOptions{Map: s.Socks, Sockets: 5}}, "5 sockets: map socks holds 4")
 	p := progs(t)
-	wantErr(t, Options{Program: s.SkbRoute, Data: []byte("x"), Harness: HarnessOptions{Map: p.Hits}}, "map hits is a Hash, not a sockmap or sockhash")
+	wantErr(t, Options{Program: s.SkbRoute, Data: []byte("x"), Harness: HarnessOptions{Map: p.Hits}}, "map hits is a hash, not a sockmap or sockhash")
 }
 
 func TestProgStreams(t *testing.T) {

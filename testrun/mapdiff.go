@@ -2,16 +2,13 @@ package testrun
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
-	"golang.org/x/sys/unix"
 
 	"github.com/bpfsh/bpfsh/bpf"
 )
@@ -45,15 +42,13 @@ type MapChange struct {
 
 // mapSnap is one map's contents at one moment.
 type mapSnap struct {
-	fd        int
-	info      *mapInfoRaw
+	m         *ebpf.Map
+	d         *bpf.MapDetails // as the kernel describes m (types resolved on a change)
 	id        ebpf.MapID
 	name      string
-	typ       ebpf.MapType
 	keySize   int
 	valueSize int // one CPU's value
-	stride    int // per-CPU values are padded to 8 bytes
-	ncpu      int
+	ncpu      int // CPUs whose values an entry holds, packed at valueSize
 	entries   map[string][]byte
 }
 
@@ -67,7 +62,7 @@ func diffable(t ebpf.MapType) string {
 		ebpf.LPMTrie, ebpf.ArrayOfMaps, ebpf.HashOfMaps:
 		return ""
 	}
-	return fmt.Sprintf("%s maps are not diffed", t)
+	return bpf.MapTypeName(uint32(t)) + " maps are not diffed"
 }
 
 // mapSnapshots reads every diffable map among ids. Maps over the bounds are
@@ -78,42 +73,74 @@ type mapSnapshots struct {
 	notes []string
 }
 
+// startMapDiff snapshots the maps info says prog uses, unless opts asks for
+// no diff (nil then: a nil *mapSnapshots diffs and closes as nothing).
+func startMapDiff(info *ebpf.ProgramInfo, opts Options) *mapSnapshots {
+	ids, ok := info.MapIDs()
+	if !ok || opts.NoMaps || len(ids) == 0 {
+		return nil
+	}
+	return takeSnapshots(ids)
+}
+
 func takeSnapshots(ids []ebpf.MapID) *mapSnapshots {
 	s := &mapSnapshots{}
 	ncpu, _ := ebpf.PossibleCPU()
 	for _, id := range ids {
-		fd, err := mapFDByID(id)
+		m, err := ebpf.NewMapFromID(id)
 		if err != nil {
 			s.notes = append(s.notes, fmt.Sprintf("map id %d: cannot open it to diff (%v)", id, err))
 			continue
 		}
-		info, err := mapInfo(fd)
-		typ := ebpf.MapType(info.typ)
-		if err != nil || diffable(typ) != "" || info.mapFlags&bpfFRdonlyProg != 0 {
-			unix.Close(fd)
+		d, err := bpf.MapKernelInfo(m)
+		if err != nil || diffable(d.Type) != "" || d.Flags&bpfFRdonlyProg != 0 {
+			m.Close()
 			continue
 		}
-		snap := &mapSnap{fd: fd, info: info, id: id, name: info.nameString(), typ: typ, keySize: int(info.keySize), valueSize: int(info.valueSize), stride: int(info.valueSize), ncpu: 1}
-		if typ == ebpf.PerCPUHash || typ == ebpf.PerCPUArray || typ == ebpf.LRUCPUHash {
-			snap.stride = (snap.valueSize + 7) &^ 7
+		snap := &mapSnap{m: m, d: d, id: id, name: d.Name, keySize: int(d.KeySize), valueSize: int(d.ValueSize), ncpu: 1}
+		// The bounds count per-CPU values as the kernel copies them out:
+		// each padded to 8 bytes.
+		full := snap.valueSize
+		if bpf.IsPerCPU(d.Type) {
 			snap.ncpu = max(ncpu, 1)
+			full = ((full + 7) &^ 7) * snap.ncpu
 		}
-		full := snap.stride * snap.ncpu
 		switch {
 		case full > maxDiffValueBytes:
 			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: its values are %d bytes (over %d)", snap.name, full, maxDiffValueBytes))
-		case (typ == ebpf.Array || typ == ebpf.PerCPUArray) && info.maxEntries > maxDiffEntries:
-			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it has %d entries (over %d)", snap.name, info.maxEntries, maxDiffEntries))
-		case int64(full)*int64(min(info.maxEntries, maxDiffEntries)) > maxDiffMapBytes:
+		case (d.Type == ebpf.Array || d.Type == ebpf.PerCPUArray) && d.MaxEntries > maxDiffEntries:
+			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it has %d entries (over %d)", snap.name, d.MaxEntries, maxDiffEntries))
+		case int64(full)*int64(min(d.MaxEntries, maxDiffEntries)) > maxDiffMapBytes:
 			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it could hold over %d MiB", snap.name, maxDiffMapBytes>>20))
 		default:
 			s.snaps = append(s.snaps, snap)
 			continue
 		}
-		unix.Close(fd)
+		m.Close()
 	}
 	s.read()
 	return s
+}
+
+// errTooMany is returned when a map holds more entries than asked to read.
+var errTooMany = errors.New("too many entries")
+
+// readEntries returns every entry of m as key -> value bytes (a per-CPU
+// map's value holds every possible CPU's, packed at the value size), or
+// errTooMany as soon as there are more than limit.
+func readEntries(m *ebpf.Map, limit int) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := bpf.ReadMapChunks(m, func(c *bpf.MapChunk) error {
+		size := c.ValueSize * c.CPUs
+		for i := range c.N {
+			out[string(c.Key(i))] = bytes.Clone(c.Values[i*size : (i+1)*size])
+		}
+		if len(out) > limit {
+			return errTooMany
+		}
+		return nil
+	})
+	return out, err
 }
 
 // read (re)reads every snapshot's entries; maps that cannot be read or
@@ -121,7 +148,7 @@ func takeSnapshots(ids []ebpf.MapID) *mapSnapshots {
 func (s *mapSnapshots) read() {
 	kept := s.snaps[:0]
 	for _, snap := range s.snaps {
-		entries, err := readMap(snap.fd, snap.keySize, snap.stride*snap.ncpu, maxDiffEntries)
+		entries, err := readEntries(snap.m, maxDiffEntries)
 		switch {
 		case errors.Is(err, errTooMany):
 			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it holds more than %d entries", snap.name, maxDiffEntries))
@@ -132,19 +159,25 @@ func (s *mapSnapshots) read() {
 			kept = append(kept, snap)
 			continue
 		}
-		unix.Close(snap.fd)
+		snap.m.Close()
 	}
 	s.snaps = kept
 }
 
 func (s *mapSnapshots) close() {
+	if s == nil {
+		return
+	}
 	for _, snap := range s.snaps {
-		unix.Close(snap.fd)
+		snap.m.Close()
 	}
 }
 
 // diff re-reads the maps and returns what changed since the snapshot.
 func (s *mapSnapshots) diff() ([]MapChange, []string) {
+	if s == nil {
+		return nil, nil
+	}
 	before := make([]map[string][]byte, len(s.snaps))
 	for i, snap := range s.snaps {
 		before[i] = snap.entries
@@ -162,7 +195,8 @@ func (s *mapSnapshots) diff() ([]MapChange, []string) {
 	return changes, s.notes
 }
 
-// changes compares two readings of one map.
+// changes compares two readings of one map. specs caches the BTF of each
+// id across the maps of one diff.
 func (snap *mapSnap) changes(before, after map[string][]byte, specs map[btf.ID]*btf.Spec) []MapChange {
 	keys := map[string]bool{}
 	for k, v := range before {
@@ -184,8 +218,11 @@ func (snap *mapSnap) changes(before, after map[string][]byte, specs map[btf.ID]*
 	}
 	sort.Strings(sorted)
 	var keyType, valueType btf.Type
-	if snap.info != nil {
-		keyType, valueType = mapBTFTypes(snap.info, specs)
+	if snap.d != nil {
+		// Only now, since most maps do not change: reading a map's BTF
+		// costs more than reading a small map.
+		snap.d.ResolveTypes(specs)
+		keyType, valueType = snap.d.Key, snap.d.Value
 	}
 	var out []MapChange
 	for _, k := range sorted {
@@ -243,13 +280,13 @@ func (snap *mapSnap) varChanges(ds *btf.Datasec, before, after []byte) []MapChan
 // whose value differs from other (the other reading) is shown as "cpuN: ...".
 func (snap *mapSnap) formatValue(v, other []byte, t btf.Type) (string, any) {
 	if snap.ncpu == 1 {
-		return formatBytes(v[:snap.valueSize], t)
+		return formatBytes(v, t)
 	}
 	cpu := func(i int, b []byte) []byte {
-		if len(b) < (i+1)*snap.stride {
+		if len(b) < (i+1)*snap.valueSize {
 			return nil
 		}
-		return b[i*snap.stride : i*snap.stride+snap.valueSize]
+		return b[i*snap.valueSize : (i+1)*snap.valueSize]
 	}
 	if leaves, ok := intLeaves(t, snap.valueSize); ok {
 		sum := make([]byte, snap.valueSize)
@@ -331,24 +368,11 @@ func putUint(b []byte, v uint64) {
 }
 
 // formatBytes formats b typed by t through bpf.FormatValue, or as hex
-// when there is no type.
+// when there is no type: bpftool's "01 02 0a", one string in JSON too.
 func formatBytes(b []byte, t btf.Type) (string, any) {
 	if _, isVoid := t.(*btf.Void); t == nil || isVoid {
-		h := hexWords(b)
+		h := bpf.FormatText(b, nil)
 		return h, h
 	}
 	return bpf.FormatValue(b, t)
-}
-
-// hexWords is bpftool's way of showing bytes: "01 02 0a".
-func hexWords(b []byte) string {
-	h := hex.EncodeToString(b)
-	var sb strings.Builder
-	for i := 0; i < len(h); i += 2 {
-		if i > 0 {
-			sb.WriteByte(' ')
-		}
-		sb.WriteString(h[i : i+2])
-	}
-	return sb.String()
 }

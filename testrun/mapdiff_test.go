@@ -64,7 +64,7 @@ func TestMapDiff(t *testing.T) {
 }
 
 func TestMapChangesAddRemoveChange(t *testing.T) {
-	snap := &mapSnap{name: "m", keySize: 1, valueSize: 1, stride: 1, ncpu: 1}
+	snap := &mapSnap{name: "m", keySize: 1, valueSize: 1, ncpu: 1}
 	before := map[string][]byte{"\x01": {1}, "\x02": {2}, "\x03": {3}}
 	after := map[string][]byte{"\x01": {1}, "\x02": {9}, "\x04": {4}}
 	got := snap.changes(before, after, nil)
@@ -104,15 +104,15 @@ func TestMapDiffBounds(t *testing.T) {
 
 func TestPerCPUSum(t *testing.T) {
 	// Two CPUs holding 3 and 4: the sum is 7, whatever the formatter.
-	snap := &mapSnap{valueSize: 8, stride: 8, ncpu: 2}
+	snap := &mapSnap{valueSize: 8, ncpu: 2}
 	v := append(le64(3), le64(4)...)
 	text, _ := snap.formatValue(v, make([]byte, 16), nil)
 	if !strings.HasPrefix(text, hex.EncodeToString(le64(7))[:2]) || !strings.Contains(text, "sum of 2 CPUs") {
 		t.Errorf("sum %q", text)
 	}
 	// A value that is not made of integers shows the CPU that changed.
-	snap = &mapSnap{valueSize: 3, stride: 8, ncpu: 2}
-	text, _ = snap.formatValue(make([]byte, 16), append(make([]byte, 8), 1, 0, 0, 0, 0, 0, 0, 0), nil)
+	snap = &mapSnap{valueSize: 3, ncpu: 2}
+	text, _ = snap.formatValue(make([]byte, 6), []byte{0, 0, 0, 1, 0, 0}, nil)
 	if !strings.HasPrefix(text, "cpu1: ") {
 		t.Errorf("odd-sized per-CPU value %q", text)
 	}

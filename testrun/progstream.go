@@ -11,6 +11,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/bpfsh/bpfsh/bpf"
 )
 
 //go:generate go tool bpf2go -cc clang -target bpfel -no-global-types streamProbe streamprobe.bpf.c -- -I../bpf/include -O2 -g -Wall
@@ -54,7 +56,7 @@ func readStream(prog *ebpf.Program, id uint32) ([]byte, error) {
 	for {
 		var ps pins
 		attr := streamReadAttr{buf: ps.addr(buf), bufLen: uint32(len(buf)), stream: id, progFD: uint32(prog.FD())}
-		n, err := bpfCall(cmdProgStreamReadFD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+		n, err := bpf.Syscall(cmdProgStreamReadFD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 		ps.unpin()
 		if err != nil {
 			return out, err
@@ -81,7 +83,7 @@ var (
 func ProgStreamsSupported() error {
 	streamsOnce.Do(func() {
 		attr := streamReadAttr{stream: streamStdout, progFD: ^uint32(0)}
-		_, err := bpfCall(cmdProgStreamReadFD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+		_, err := bpf.Syscall(cmdProgStreamReadFD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 		switch {
 		case errors.Is(err, unix.EBADF):
 		case errors.Is(err, unix.EINVAL):
@@ -202,10 +204,11 @@ func splitLines(s string) []string {
 	return strings.Split(s, "\n")
 }
 
+// kernelRelease names the running kernel for messages: "Linux 6.8.0".
 func kernelRelease() string {
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
+	rel, err := bpf.KernelRelease()
+	if err != nil {
 		return "an unknown kernel"
 	}
-	return "Linux " + unix.ByteSliceToString(u.Release[:])
+	return "Linux " + rel
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/bpfsh/bpfsh/bpf"
 )
 
 // Return codes by program type, named as the kernel's headers name them.
@@ -109,40 +111,4 @@ func ParseRetval(t ebpf.ProgramType, s string) (uint32, error) {
 
 // typeName is the program type as bpftool spells it ("xdp", "sched_cls",
 // "sk_skb").
-func typeName(t ebpf.ProgramType) string {
-	switch t {
-	case ebpf.SchedCLS:
-		return "sched_cls"
-	case ebpf.SchedACT:
-		return "sched_act"
-	case ebpf.SocketFilter:
-		return "socket_filter"
-	case ebpf.CGroupSKB:
-		return "cgroup_skb"
-	case ebpf.FlowDissector:
-		return "flow_dissector"
-	case ebpf.SkLookup:
-		return "sk_lookup"
-	case ebpf.RawTracepoint:
-		return "raw_tracepoint"
-	case ebpf.SkSKB:
-		return "sk_skb"
-	case ebpf.SkMsg:
-		return "sk_msg"
-	case ebpf.SockOps:
-		return "sock_ops"
-	case ebpf.LWTIn:
-		return "lwt_in"
-	case ebpf.LWTOut:
-		return "lwt_out"
-	case ebpf.LWTXmit:
-		return "lwt_xmit"
-	case ebpf.LWTSeg6Local:
-		return "lwt_seg6local"
-	case ebpf.XDP:
-		return "xdp"
-	case ebpf.Syscall:
-		return "syscall"
-	}
-	return strings.ToLower(t.String())
-}
+func typeName(t ebpf.ProgramType) string { return bpf.ProgTypeName(uint32(t)) }

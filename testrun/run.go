@@ -139,11 +139,8 @@ func Run(opts Options) (*Outcome, error) {
 	}
 	r := newRawRun(t, opts, cs)
 
-	var snaps *mapSnapshots
-	if ids, ok := info.MapIDs(); ok && !opts.NoMaps && len(ids) > 0 {
-		snaps = takeSnapshots(ids)
-		defer snaps.close()
-	}
+	snaps := startMapDiff(info, opts)
+	defer snaps.close()
 	var (
 		res   rawResult
 		lines []TraceLine
@@ -165,14 +162,7 @@ func Run(opts Options) (*Outcome, error) {
 	if err != nil {
 		return nil, explainRunError(t, opts, cs, err)
 	}
-	if note != "" {
-		o.Notes = append(o.Notes, note)
-	}
-	o.Trace = lines
-	if snaps != nil {
-		o.Maps, o.MapNotes = snaps.diff()
-	}
-	o.Streams, _ = ReadProgStreams(opts.Program)
+	o.collect(opts.Program, note, lines, snaps)
 	o.fill(t, opts, cs, r, res)
 
 	if opts.LiveFrames {
@@ -246,6 +236,18 @@ func runCaptured(r *rawRun, trace bool) (rawResult, []TraceLine, string, error) 
 		note = "bpf_printk lines may be incomplete: " + cerr.Error()
 	}
 	return res, lines, note, err
+}
+
+// collect adds what a run leaves besides the kernel's answer, the same for
+// test runs and live harness runs: the trace capture's note and lines, the
+// map changes, and what the program wrote to its BPF streams.
+func (o *Outcome) collect(prog *ebpf.Program, note string, lines []TraceLine, snaps *mapSnapshots) {
+	if note != "" {
+		o.Notes = append(o.Notes, note)
+	}
+	o.Trace = lines
+	o.Maps, o.MapNotes = snaps.diff()
+	o.Streams, _ = ReadProgStreams(prog)
 }
 
 // fill turns the kernel's answer into the outcome.

@@ -6,17 +6,15 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bpfsh/bpfsh/bpf"
 )
 
-// bpf(2) commands testrun issues itself.
+// bpf(2) commands testrun issues itself (through bpf.Syscall), and the
+// kernel's limits on them.
 const (
-	cmdMapLookupElem     = 1
-	cmdMapGetNextKey     = 4
-	cmdProgTestRun       = 10
-	cmdMapGetFDByID      = 14
-	cmdObjGetInfoByFD    = 15
-	cmdMapLookupBatch    = 24
-	cmdProgStreamReadFD  = 37
+	cmdProgTestRun       = unix.BPF_PROG_TEST_RUN
+	cmdProgStreamReadFD  = 37              // BPF_PROG_STREAM_READ_BY_FD (Linux 6.17)
 	errnoENOTSUPP        = unix.Errno(524) // the kernel's internal ENOTSUPP
 	flagTestRunOnCPU     = 1 << 0          // BPF_F_TEST_RUN_ON_CPU
 	flagXDPLiveFrames    = 1 << 1          // BPF_F_TEST_XDP_LIVE_FRAMES
@@ -96,19 +94,19 @@ func progTestRun(r *rawRun) (rawResult, error) {
 		batchSize:   r.batchSize,
 	}
 	for {
-		_, _, errno := unix.Syscall(unix.SYS_BPF, cmdProgTestRun, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+		_, err := bpf.Syscall(cmdProgTestRun, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 		res := rawResult{retval: attr.retval, duration: attr.duration, dataOutLen: attr.dataSizeOut, ctxOutLen: attr.ctxSizeOut}
 		switch {
-		case errno == 0:
+		case err == nil:
 			return res, nil
-		case errno == unix.EINTR && r.repeat <= 1:
+		case errors.Is(err, unix.EINTR) && r.repeat <= 1:
 			// Older kernels check for signals after the single run
 			// they were asked for: the run happened.
 			return res, nil
-		case errno == unix.EINTR:
+		case errors.Is(err, unix.EINTR):
 			continue // a signal cut a long repeat short: run it again
 		}
-		return res, errno
+		return res, err
 	}
 }
 
@@ -126,22 +124,7 @@ func (ps *pins) addr(b []byte) uint64 {
 	return uint64(uintptr(unsafe.Pointer(&b[0])))
 }
 
-// ptr pins p and returns its address.
-func (ps *pins) ptr(p unsafe.Pointer) uint64 {
-	ps.p.Pin(p)
-	return uint64(uintptr(p))
-}
-
 func (ps *pins) unpin() { ps.p.Unpin() }
-
-// bpfCall issues a bpf(2) command whose attribute is attr.
-func bpfCall(cmd int, attr unsafe.Pointer, size uintptr) (uintptr, error) {
-	r, _, errno := unix.Syscall(unix.SYS_BPF, uintptr(cmd), uintptr(attr), size)
-	if errno != 0 {
-		return r, errno
-	}
-	return r, nil
-}
 
 // isENOTSUPP reports whether err is the kernel's ENOTSUPP (524), which it
 // returns for program types it cannot test-run.
