@@ -70,11 +70,25 @@ func summaryTable(cs []*Command, parent []*Command) *Table {
 		if c.Subs != nil {
 			name += " ..."
 		} else if c.Usage != "" {
-			name += " " + c.Usage
+			name += " " + shortUsage(c.Usage)
 		}
 		t.Rows = append(t.Rows, []string{name, c.Short})
 	}
 	return t
+}
+
+// shortUsage is a usage line cut to fit a summary table: whole words up
+// to about 40 characters, then "...". "help CMD" shows all of it.
+func shortUsage(u string) string {
+	const max = 40
+	if len(u) <= max {
+		return u
+	}
+	cut := strings.LastIndexByte(u[:max], ' ')
+	if cut <= 0 {
+		cut = max
+	}
+	return u[:cut] + " ..."
 }
 
 // wrap folds text at width on word boundaries.
