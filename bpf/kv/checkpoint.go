@@ -225,6 +225,8 @@ func (w *Writer) Checkpoint(ctx context.Context, store *ebpf.Map) (CheckpointRep
 	if err := checkStore(store); err != nil {
 		return fail(err)
 	}
+	w.ckptMu.Lock()
+	defer w.ckptMu.Unlock()
 	m0, limit, err := w.look()
 	if err != nil {
 		return fail(err)

@@ -338,7 +338,9 @@ func unlockWAL(f *os.File) {
 // it (header only) when it does not exist or is empty, and cutting a torn
 // tail. The caller holds the WAL's lock.
 func openWAL(path string, h [8]byte) (*os.File, WALInfo, bool, error) {
-	os.Remove(path + ".tmp") // left by a crash in the middle of a rewrite
+	// Left by a crash in the middle of a rewrite or a checkpoint.
+	os.Remove(path + ".tmp")
+	os.Remove(CheckpointPath(path) + ".tmp")
 	st, err := os.Stat(path)
 	created := false
 	if errors.Is(err, os.ErrNotExist) || (err == nil && st.Size() == 0) {

@@ -27,12 +27,23 @@ type kvFixture struct {
 	commits []LogRecord // as committed: Seq filled in, DEL values dropped
 }
 
-func newKVFixture(t testing.TB) *kvFixture {
+func newKVFixture(t testing.TB) *kvFixture { return newKVFixtureStore(t, 0) }
+
+// newKVFixtureStore is newKVFixture with a store of storeSize keys (0:
+// as PROTOCOL.md says).
+func newKVFixtureStore(t testing.TB, storeSize uint32) *kvFixture {
 	t.Helper()
 	root := bpftest.PinRoot(t)
 	f := &kvFixture{pinRoot: root, pinDir: filepath.Join(root, "kv"), hash: PinRootHash(root)}
 	f.wal = WALPath(t.TempDir(), root, "kv")
-	if err := walfixture.LoadWalfixtureObjects(&f.objs, nil); err != nil {
+	spec, err := walfixture.LoadWalfixture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if storeSize > 0 {
+		spec.Maps["store"].MaxEntries = storeSize
+	}
+	if err := spec.LoadAndAssign(&f.objs, nil); err != nil {
 		t.Fatalf("load walfixture: %v", err)
 	}
 	t.Cleanup(func() { f.objs.Close() })
@@ -63,9 +74,18 @@ func freshMaps(t testing.TB) (store, meta *ebpf.Map) {
 // success the record (with its seq) joins the model.
 func (f *kvFixture) tryCommit(t testing.TB, r LogRecord) uint32 {
 	t.Helper()
-	st, seq, err := walfixture.Commit(f.objs.Commit, r.AppendRing(nil))
+	st, err := f.tryCommitErr(r)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return st
+}
+
+// tryCommitErr is tryCommit for goroutines other than the test's.
+func (f *kvFixture) tryCommitErr(r LogRecord) (uint32, error) {
+	st, seq, err := walfixture.Commit(f.objs.Commit, r.AppendRing(nil))
+	if err != nil {
+		return 0, err
 	}
 	if st == uint32(StatusOK) {
 		r.Seq = seq
@@ -76,7 +96,7 @@ func (f *kvFixture) tryCommit(t testing.TB, r LogRecord) uint32 {
 		}
 		f.commits = append(f.commits, r)
 	}
-	return st
+	return st, nil
 }
 
 // commit commits r and fails the test unless it went through.

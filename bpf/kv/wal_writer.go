@@ -86,6 +86,8 @@ type Writer struct {
 	err        error
 	closed     bool
 
+	ckptMu sync.Mutex // one Checkpoint at a time
+
 	// liveMu keeps Close from unmapping the ring and closing meta
 	// under a Sync or Checkpoint that reads them.
 	liveMu sync.RWMutex

@@ -253,3 +253,41 @@ func TestWriterRefuses(t *testing.T) {
 func contains(err error, s string) bool {
 	return err != nil && bytes.Contains([]byte(err.Error()), []byte(s))
 }
+
+// A commit that takes a seq and then discards its record (here: the
+// store is full) leaves a gap: Sync does not wait for that seq forever,
+// the WAL skips it, and replay carries on past it.
+func TestSyncAcrossDiscardedSeq(t *testing.T) {
+	f := newKVFixtureStore(t, 2)
+	w := openWriter(t, f, WriterOptions{})
+	set := func(k string) LogRecord {
+		return LogRecord{Writes: []LogWrite{{Op: WriteSet, Key: []byte(k), Value: []byte("v-" + k)}}}
+	}
+	f.commit(t, set("a"))
+	f.commit(t, set("b"))
+	if st := f.tryCommit(t, set("c")); st != uint32(StatusStoreFull) {
+		t.Fatalf("third key in a 2-key store: status %s", Status(st))
+	}
+	if m := readMeta(t, f.objs.Meta); m.CommitSeq != 3 {
+		t.Fatalf("commit_seq %d, want 3 (taken by the failed commit)", m.CommitSeq)
+	}
+	if seq := syncWriter(t, w); seq != 2 {
+		t.Fatalf("sync over the gap returned seq %d, want 2", seq)
+	}
+	f.commit(t, set("a"))
+	if seq := syncWriter(t, w); seq != 4 {
+		t.Fatalf("sync after the gap returned seq %d, want 4", seq)
+	}
+	if st := w.Stats(); st.Discarded != 1 || st.Records != 3 {
+		t.Fatalf("stats: %+v", st)
+	}
+	w.Close()
+	if got, _ := os.ReadFile(f.wal); !bytes.Equal(got, f.expectedWAL(1, 3)) {
+		t.Fatal("the WAL is not seqs 1, 2, 4")
+	}
+	store, meta := freshMaps(t)
+	if rep := replay(t, f.wal, f.hash, store, meta); rep.LastSeq != 4 || rep.Applied != 3 {
+		t.Fatalf("replay: %+v", rep)
+	}
+	sameStore(t, "replayed store", dumpStore(t, store), dumpStore(t, f.objs.Store))
+}
