@@ -337,34 +337,32 @@ func unlockWAL(f *os.File) {
 // openWAL opens the WAL at path for the pin root with hash h, creating
 // it (header only) when it does not exist or is empty, and cutting a torn
 // tail. The caller holds the WAL's lock.
-func openWAL(path string, h [8]byte) (*os.File, WALInfo, bool, error) {
+func openWAL(path string, h [8]byte) (*os.File, WALInfo, error) {
 	// Left by a crash in the middle of a rewrite or a checkpoint.
 	os.Remove(path + ".tmp")
 	os.Remove(CheckpointPath(path) + ".tmp")
 	st, err := os.Stat(path)
-	created := false
 	if errors.Is(err, os.ErrNotExist) || (err == nil && st.Size() == 0) {
 		if err := createFile(path, walHeader(h)); err != nil {
-			return nil, WALInfo{Path: path}, false, fmt.Errorf("create WAL %s: %w", path, err)
+			return nil, WALInfo{Path: path}, fmt.Errorf("create WAL %s: %w", path, err)
 		}
-		created = true
 	} else if err != nil {
-		return nil, WALInfo{Path: path}, false, fmt.Errorf("open WAL: %w", err)
+		return nil, WALInfo{Path: path}, fmt.Errorf("open WAL: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return nil, WALInfo{Path: path}, false, fmt.Errorf("open WAL: %w", err)
+		return nil, WALInfo{Path: path}, fmt.Errorf("open WAL: %w", err)
 	}
 	info, err := scanWAL(f, path, h, nil)
 	if err != nil {
 		f.Close()
-		return nil, info, false, err
+		return nil, info, err
 	}
 	if info.Torn != nil {
 		if err := cutTail(f, &info); err != nil {
 			f.Close()
-			return nil, info, false, err
+			return nil, info, err
 		}
 	}
-	return f, info, created, nil
+	return f, info, nil
 }

@@ -74,7 +74,7 @@ type Writer struct {
 	file     *os.File
 	size     int64  // bytes of good records in file
 	lastSeq  uint64 // seq of the last record in the WAL (or the checkpoint's)
-	redelivr uint64 // records up to this seq may come again from the ring
+	redeliver uint64 // records up to this seq may come again from the ring
 	buf      []byte
 	fileErr  error // set when the file could not be replaced: stop
 
@@ -136,7 +136,7 @@ func OpenWriter(path string, h [8]byte, ring, meta *ebpf.Map, opts WriterOptions
 	if err != nil {
 		return fail(err)
 	}
-	f, info, _, err := openWAL(path, h)
+	f, info, err := openWAL(path, h)
 	if err != nil {
 		return fail(err)
 	}
@@ -149,7 +149,7 @@ func OpenWriter(path string, h [8]byte, ring, meta *ebpf.Map, opts WriterOptions
 	if m.CommitSeq < w.lastSeq {
 		return fail(fmt.Errorf("WAL %s holds commits up to seq %d but the store is at seq %d: replay it into the store first (load kv does), or give another WAL path", path, w.lastSeq, m.CommitSeq))
 	}
-	w.redelivr = w.lastSeq
+	w.redeliver = w.lastSeq
 	if w.ring, err = openRing(ring); err != nil {
 		return fail(err)
 	}
@@ -236,7 +236,7 @@ func (w *Writer) commitBatch() (int, error) {
 			discarded++
 		case len(s.data) < LogRecordHeaderSize:
 			return 0, fmt.Errorf("log ring: a %d-byte record where a struct kv_log_record (%d bytes) belongs", len(s.data), LogRecordSize)
-		case ringSeq(s.data) <= last && ringSeq(s.data) <= w.redelivr:
+		case ringSeq(s.data) <= last && ringSeq(s.data) <= w.redeliver:
 			// Appended and fsynced by a writer that died before it
 			// released the ring.
 			skipped++
@@ -266,7 +266,7 @@ func (w *Writer) commitBatch() (int, error) {
 		}
 		w.size += int64(len(buf))
 		w.lastSeq = last
-		w.redelivr = 0 // from here on, a seq that goes back is a bug
+		w.redeliver = 0 // from here on, a seq that goes back is a bug
 	}
 	w.ring.release(pos)
 
