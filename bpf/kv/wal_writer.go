@@ -70,13 +70,13 @@ type Writer struct {
 
 	// fileMu is held by the drain loop for one batch and by Checkpoint
 	// while it replaces the file.
-	fileMu   sync.Mutex
-	file     *os.File
-	size     int64  // bytes of good records in file
-	lastSeq  uint64 // seq of the last record in the WAL (or the checkpoint's)
+	fileMu    sync.Mutex
+	file      *os.File
+	size      int64  // bytes of good records in file
+	lastSeq   uint64 // seq of the last record in the WAL (or the checkpoint's)
 	redeliver uint64 // records up to this seq may come again from the ring
-	buf      []byte
-	fileErr  error // set when the file could not be replaced: stop
+	buf       []byte
+	fileErr   error // set when the file could not be replaced: stop
 
 	// mu guards what Sync and Stats read.
 	mu         sync.Mutex
