@@ -25,6 +25,7 @@ type kvFixture struct {
 	hash    [8]byte
 	wal     string
 	commits []LogRecord // as committed: Seq filled in, DEL values dropped
+	logFull int         // commits refused with LOG_FULL (and retried)
 }
 
 func newKVFixture(t testing.TB) *kvFixture { return newKVFixtureStore(t, 0) }
@@ -116,6 +117,7 @@ func (f *kvFixture) commitRetry(t testing.TB, r LogRecord) uint64 {
 		case uint32(StatusOK):
 			return f.commits[len(f.commits)-1].Seq
 		case uint32(StatusLogFull):
+			f.logFull++
 			time.Sleep(100 * time.Microsecond)
 		default:
 			t.Fatalf("commit: status %s", Status(st))
