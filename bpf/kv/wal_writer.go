@@ -189,11 +189,13 @@ func (w *Writer) run() {
 			w.fail(err)
 			return
 		}
-		if n > 0 {
-			continue
-		}
+		// Close drains what was there when it was called, not
+		// what a busy program keeps adding.
 		if w.stopping.Load() && w.ring.consumerPos() >= w.stopAt {
 			return
+		}
+		if n > 0 {
+			continue
 		}
 		if w.ring.producerPos() != w.ring.consumerPos() {
 			// The next record is still being written (its busy bit

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -290,4 +291,44 @@ func TestSyncAcrossDiscardedSeq(t *testing.T) {
 		t.Fatalf("replay: %+v", rep)
 	}
 	sameStore(t, "replayed store", dumpStore(t, store), dumpStore(t, f.objs.Store))
+}
+
+// Close returns while commits keep coming; a later writer takes those.
+func TestWriterCloseUnderLoad(t *testing.T) {
+	f := newKVFixture(t)
+	w := openWriter(t, f, WriterOptions{})
+	stop := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		rng := rand.New(rand.NewPCG(51, 52))
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if st, err := f.tryCommitErr(randomRecord(rng)); err != nil || (st != uint32(StatusOK) && st != uint32(StatusLogFull)) {
+				done <- fmt.Errorf("commit: status %d, %v", st, err)
+				return
+			}
+		}
+	}()
+	for w.Stats().Records < 200 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	w2 := openWriter(t, f, WriterOptions{})
+	if err := w2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(f.wal); !bytes.Equal(got, f.expectedWAL(1, len(f.commits))) {
+		t.Fatalf("the WAL is not commits 1..%d", len(f.commits))
+	}
 }
