@@ -6,7 +6,7 @@ import "fmt"
 // (PROTOCOL.md "Counters").
 var StatNames = []string{
 	"get", "set", "del", "begin", "commit", "abort", "scan", // 0-6: requests by op
-	"unknown_op", // 7
+	"unknown_op",                                                                                                    // 7
 	"ok", "not_found", "conflict", "too_big", "bad_request", "no_txn", "txn_full", "log_full", "busy", "store_full", // 8-17: replies by status
 	"commits",        // 18: COMMITs that succeeded
 	"autocommits",    // 19: SETs and DELs without a transaction that changed the store
