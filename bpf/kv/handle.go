@@ -145,7 +145,7 @@ type TxnRead struct {
 
 // TxnWrite is one buffered write.
 type TxnWrite struct {
-	Op    Op // OpSet or OpDel
+	Op    WriteOp // WriteSet or WriteDel
 	Key   []byte
 	Value []byte
 }
@@ -185,7 +185,7 @@ func txnState(t *KvKvTxn) *TxnState {
 	}
 	for i := 0; i < int(min(t.Nwrites, MaxWrites)); i++ {
 		w := &t.W[i]
-		s.Writes = append(s.Writes, TxnWrite{Op: Op(w.Op), Key: append([]byte(nil), w.Key[:min(int(w.Klen), MaxKey)]...),
+		s.Writes = append(s.Writes, TxnWrite{Op: WriteOp(w.Op), Key: append([]byte(nil), w.Key[:min(int(w.Klen), MaxKey)]...),
 			Value: append([]byte{}, w.Value[:min(int(w.Vlen), MaxValue)]...)})
 	}
 	return s

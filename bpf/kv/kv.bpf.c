@@ -505,11 +505,13 @@ __noinline int kv_insert_new(__u64 txid, __u64 seq)
 
 	if (!s)
 		return -1;
+	/* All of them first: the loop may stop early, and kv_unpublish
+	 * reads every flag. */
+	__builtin_memset(s->inserted, 0, sizeof(s->inserted));
 	w = writes(s, txid, &n);
 	if (!w)
 		return -1;
 	for (__u32 i = 0; i < KV_MAX_WRITES; i++) {
-		s->inserted[i] = 0;
 		if (i >= n || w[i].op != KV_LOG_SET)
 			continue;
 		wkey_from(s, &w[i]);
