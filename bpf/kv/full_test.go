@@ -218,3 +218,27 @@ func TestStoreFullRollback(t *testing.T) {
 		t.Fatalf("STORE_FULL changed the state:\n%+v\n%+v", before.store, after.store)
 	}
 }
+
+// TestManyTransactions runs thousands of BEGINs and ABORTs back to back
+// with room for two transactions: none may be refused. (Per-transaction
+// bpf_timers failed this: bpf_timer_init from XDP runs out of memory after
+// a few hundred quick cycles on Linux 6.18, so kv expires transactions by
+// timestamp and one sweeper timer instead.)
+func TestManyTransactions(t *testing.T) {
+	k := load(t, func(spec *ebpf.CollectionSpec) {
+		spec.Maps[TxnsMap].MaxEntries = 2
+		longTimeout(t)(spec)
+	})
+	for i := range 5000 {
+		tx := k.begin()
+		if i%2 == 0 {
+			k.set(tx, "k", "v")
+			k.want(StatusOK, &Message{Op: OpAbort, TxID: tx})
+		} else {
+			k.want(StatusOK, &Message{Op: OpCommit, TxID: tx})
+		}
+		if i%500 == 0 {
+			k.drain()
+		}
+	}
+}

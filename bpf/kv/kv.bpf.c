@@ -42,10 +42,10 @@ char LICENSE[] SEC("license") = "GPL";
  * Each try is one compare-and-swap; the holder keeps the lock for at most
  * 16 map updates, a few microseconds. */
 #define KV_LOCK_SPINS 4096
-/* How soon an expiring transaction's timer looks again when a request is
- * using the transaction at that moment. */
-#define KV_EXPIRE_RETRY_NS 1000000ULL
+/* The sweeper runs every half timeout, but not more often than this. */
+#define KV_SWEEP_MIN_NS 1000000ULL
 #define KV_CLOCK_MONOTONIC 1
+#define KV_EBUSY 16
 
 /* Bit in kv_value.flags: inserted by a commit that is still installing;
  * every reader treats the key as absent until the commit publishes it. */
@@ -89,7 +89,7 @@ enum kv_stat {
 	KV_STAT_ABORT_CONFLICT = 20,
 	KV_STAT_ABORT_TXN_FULL = 21,
 	KV_STAT_ABORT_CLIENT = 22,  /* ABORT requests */
-	KV_STAT_ABORT_EXPIRED = 23, /* idle transactions removed by their timer */
+	KV_STAT_ABORT_EXPIRED = 23, /* idle transactions removed at use or by the sweeper */
 	KV_STAT_PASS = 24,          /* packets that were not kv requests */
 	KV_STAT_DROP = 25,          /* requests whose reply did not fit the frame */
 	KV_STAT_INSTALL_ERROR = 26, /* map updates that failed after validation */
@@ -150,7 +150,14 @@ struct kv_txn {
 	__u32 pad;
 	struct kv_read r[KV_MAX_READS];
 	struct kv_log_write w[KV_MAX_WRITES];
+	__u64 last_used_ns; /* bpf_ktime_get_ns() of its last request */
+};
+
+/* The one timer that removes idle transactions (see arm_sweeper). */
+struct kv_sweeper {
 	struct bpf_timer timer;
+	__u32 armed; /* 0: not yet; 1: armed, or being armed */
+	__u32 pad;
 };
 
 /* busy: who may touch a transaction. */
@@ -252,6 +259,13 @@ struct {
 } meta SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kv_sweeper);
+} sweeper SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 << 20);
 } log SEC(".maps");
@@ -343,24 +357,81 @@ static __always_inline void commit_unlock(struct kv_meta *m)
 
 /* ---- transactions ------------------------------------------------------- */
 
-static int txn_expired(void *map, __u64 *key, struct kv_txn *t)
+/* Expiry. Per-transaction bpf_timers would be the obvious way, but
+ * bpf_timer_init allocates, and from XDP on Linux 6.18 it fails with
+ * ENOMEM after a few hundred BEGINs in quick succession (the frees are
+ * deferred). So a transaction records when it was last used; a request
+ * that finds it idle for longer than kv_txn_timeout_ns removes it and
+ * answers NO_TXN, and one timer, armed by the first BEGIN, sweeps away the
+ * idle transactions nobody asks for again every half timeout, so that
+ * abandoned ones never hold the table. A full table is swept at once
+ * before BEGIN gives up. */
+
+static __always_inline int idle(const struct kv_txn *t, __u64 now)
 {
-	/* A request is using it right now: look again shortly. */
-	if (__sync_val_compare_and_swap(&t->busy, KV_TXN_IDLE, KV_TXN_DEAD) != KV_TXN_IDLE) {
-		bpf_timer_start(&t->timer, KV_EXPIRE_RETRY_NS, 0);
+	return now - t->last_used_ns > kv_txn_timeout_ns;
+}
+
+/* sweep_one removes transaction *key if it is idle and no request is
+ * using it. */
+static long sweep_one(void *map, __u64 *key, struct kv_txn *t, __u64 *now)
+{
+	if (!idle(t, *now))
 		return 0;
-	}
+	if (__sync_val_compare_and_swap(&t->busy, KV_TXN_IDLE, KV_TXN_DEAD) != KV_TXN_IDLE)
+		return 0;
 	bpf_map_delete_elem(map, key);
 	stat_inc(KV_STAT_ABORT_EXPIRED);
 	return 0;
 }
 
+static __always_inline void sweep(void)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	bpf_for_each_map_elem(&txns, sweep_one, &now, 0);
+}
+
+static __always_inline __u64 sweep_period(void)
+{
+	__u64 p = kv_txn_timeout_ns / 2;
+
+	return p < KV_SWEEP_MIN_NS ? KV_SWEEP_MIN_NS : p;
+}
+
+static int sweep_timer(void *map, __u32 *key, struct kv_sweeper *sw)
+{
+	sweep();
+	bpf_timer_start(&sw->timer, sweep_period(), 0);
+	return 0;
+}
+
+/* arm_sweeper starts the sweeper if nobody has; if it cannot now, a later
+ * BEGIN tries again. */
+static __always_inline void arm_sweeper(void)
+{
+	__u32 zero = 0;
+	struct kv_sweeper *sw = bpf_map_lookup_elem(&sweeper, &zero);
+	long err;
+
+	if (!sw || sw->armed)
+		return;
+	if (__sync_val_compare_and_swap(&sw->armed, 0, 1) != 0)
+		return;
+	err = bpf_timer_init(&sw->timer, &sweeper, KV_CLOCK_MONOTONIC);
+	if ((err && err != -KV_EBUSY) ||
+	    bpf_timer_set_callback(&sw->timer, sweep_timer) ||
+	    bpf_timer_start(&sw->timer, sweep_period(), 0))
+		__sync_lock_test_and_set(&sw->armed, 0);
+}
+
 /* txn_take finds transaction txid and marks it in use by this request, or
- * says why not in *status. The timer is re-armed: the transaction lives
- * kv_txn_timeout_ns past its last use. */
+ * says why not in *status. A transaction idle past the timeout is removed
+ * here and then; any other lives on from this use. */
 static __always_inline struct kv_txn *txn_take(__u64 txid, __u32 *status)
 {
 	struct kv_txn *t = bpf_map_lookup_elem(&txns, &txid);
+	__u64 now;
 	__u32 old;
 
 	if (!t) {
@@ -379,7 +450,15 @@ static __always_inline struct kv_txn *txn_take(__u64 txid, __u32 *status)
 		*status = KV_NO_TXN;
 		return 0;
 	}
-	bpf_timer_start(&t->timer, kv_txn_timeout_ns, 0);
+	now = bpf_ktime_get_ns();
+	if (idle(t, now)) {
+		__sync_lock_test_and_set(&t->busy, KV_TXN_DEAD);
+		bpf_map_delete_elem(&txns, &txid);
+		stat_inc(KV_STAT_ABORT_EXPIRED);
+		*status = KV_NO_TXN;
+		return 0;
+	}
+	t->last_used_ns = now;
 	return t;
 }
 
@@ -820,7 +899,7 @@ __noinline int kv_begin(void)
 {
 	struct kv_scratch *s = scratch_get();
 	struct kv_meta *m = meta_get();
-	struct kv_txn *init, *t;
+	struct kv_txn *init;
 	__u64 txid;
 
 	if (!s)
@@ -830,30 +909,23 @@ __noinline int kv_begin(void)
 		s->out.status = KV_BUSY;
 		return 0;
 	}
+	arm_sweeper();
 	txid = __sync_add_and_fetch(&m->next_txid, 1);
 	init->id = txid;
 	init->start_seq = m->commit_seq;
-	init->busy = KV_TXN_IN_USE; /* ours until its timer runs */
+	init->busy = KV_TXN_IDLE;
 	init->nreads = 0;
 	init->nwrites = 0;
 	init->pad = 0;
+	init->last_used_ns = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&txns, &txid, init, BPF_NOEXIST)) {
-		s->out.status = KV_BUSY; /* the transaction table is full */
-		return 0;
+		/* The table is full: of idle transactions, perhaps. */
+		sweep();
+		if (bpf_map_update_elem(&txns, &txid, init, BPF_NOEXIST)) {
+			s->out.status = KV_BUSY;
+			return 0;
+		}
 	}
-	t = bpf_map_lookup_elem(&txns, &txid);
-	if (!t) {
-		s->out.status = KV_BUSY;
-		return 0;
-	}
-	if (bpf_timer_init(&t->timer, &txns, KV_CLOCK_MONOTONIC) ||
-	    bpf_timer_set_callback(&t->timer, txn_expired) ||
-	    bpf_timer_start(&t->timer, kv_txn_timeout_ns, 0)) {
-		txn_end(txid);
-		s->out.status = KV_BUSY;
-		return 0;
-	}
-	txn_release(t);
 	s->out.txid = txid;
 	return 0;
 }

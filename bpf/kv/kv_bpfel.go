@@ -108,7 +108,17 @@ type KvKvScratch struct {
 		Val KvKvValue
 	}
 	AutoRec KvKvLogRecord
-	_       [1296]byte
+	_       [1288]byte
+}
+
+type KvKvSweeper struct {
+	_     structs.HostLayout
+	Timer struct {
+		_ structs.HostLayout
+		_ [16]byte
+	}
+	Armed uint32
+	Pad   uint32
 }
 
 type KvKvTxn struct {
@@ -133,10 +143,7 @@ type KvKvTxn struct {
 		Key   [64]uint8
 		Value [512]uint8
 	}
-	Timer struct {
-		_ structs.HostLayout
-		_ [16]byte
-	}
+	LastUsedNs uint64
 }
 
 type KvKvValue struct {
@@ -156,6 +163,7 @@ const (
 	KvMapScratch        = "scratch"
 	KvMapStats          = "stats"
 	KvMapStore          = "store"
+	KvMapSweeper        = "sweeper"
 	KvMapTxns           = "txns"
 	KvProgXdpKv         = "xdp_kv"
 	KvVarKvPort         = "kv_port"
@@ -216,6 +224,7 @@ type KvMapSpecs struct {
 	Scratch *ebpf.MapSpec `ebpf:"scratch"`
 	Stats   *ebpf.MapSpec `ebpf:"stats"`
 	Store   *ebpf.MapSpec `ebpf:"store"`
+	Sweeper *ebpf.MapSpec `ebpf:"sweeper"`
 	Txns    *ebpf.MapSpec `ebpf:"txns"`
 }
 
@@ -252,6 +261,7 @@ type KvMaps struct {
 	Scratch *ebpf.Map `ebpf:"scratch"`
 	Stats   *ebpf.Map `ebpf:"stats"`
 	Store   *ebpf.Map `ebpf:"store"`
+	Sweeper *ebpf.Map `ebpf:"sweeper"`
 	Txns    *ebpf.Map `ebpf:"txns"`
 }
 
@@ -262,6 +272,7 @@ func (m *KvMaps) Close() error {
 		m.Scratch,
 		m.Stats,
 		m.Store,
+		m.Sweeper,
 		m.Txns,
 	)
 }
