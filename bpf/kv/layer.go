@@ -100,6 +100,9 @@ func decodeLayer(data []byte, _ *packet.Layer) (*packet.Decoded, error) {
 	if Op(data[2]) == OpScan && vlen > 0 && vEnd == kEnd+vlen {
 		if entries, err := ScanEntries(data[kEnd:vEnd]); err == nil {
 			d.Fields[9].Note = fmt.Sprintf("%d entries", len(entries))
+			if len(entries) == 1 {
+				d.Fields[9].Note = "1 entry"
+			}
 		}
 	}
 	return d, nil
