@@ -27,8 +27,9 @@ var ErrDropped = errors.New("xdp_kv dropped the frame (XDP_DROP): the reply did 
 // BPF_PROG_TEST_RUN, with no network involved: each request is built into
 // a frame, run through the program, and its XDP_TX reply checked (addresses
 // and ports swapped, lengths and checksums right, request id and op echoed)
-// and decoded. The kernel serialises nothing for it: a Client may be used
-// from several goroutines, like several clients of the real program.
+// and decoded. A Client may be used from several goroutines at once; each
+// test run executes on the calling thread's CPU, so they run the program
+// in parallel as real traffic on several queues would.
 type Client struct {
 	Prog *ebpf.Program
 	// Addr addresses the request frames; DefaultAddressing unless set.

@@ -13,6 +13,8 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+// TestSingleOps: GET, SET and DEL without a transaction, what each reply
+// carries, the log records they leave and the counters.
 func TestSingleOps(t *testing.T) {
 	k := load(t, nil)
 	if r := k.set(0, "a", "hello"); r.Status() != StatusOK || string(r.Key) != "a" || len(r.Value) != 0 {
@@ -56,6 +58,7 @@ func TestSingleOps(t *testing.T) {
 	}
 }
 
+// TestVersions: a key's version is the seq of the commit that wrote it.
 func TestVersions(t *testing.T) {
 	k := load(t, nil)
 	k.set(0, "x", "1")
@@ -72,6 +75,9 @@ func TestVersions(t *testing.T) {
 	}
 }
 
+// TestTransaction: reads see the transaction's own writes and others do
+// not until COMMIT; COMMIT installs and logs the write set as one record;
+// ABORT leaves no trace; a read-only COMMIT logs nothing.
 func TestTransaction(t *testing.T) {
 	k := load(t, longTimeout(t))
 	k.set(0, "a", "old")
@@ -144,6 +150,8 @@ func TestTransaction(t *testing.T) {
 	}
 }
 
+// TestConflict: of two transactions that read and write the same key the
+// first COMMIT wins and the second gets CONFLICT and leaves no trace.
 func TestConflict(t *testing.T) {
 	k := load(t, longTimeout(t))
 	k.set(0, "k", "0")
@@ -195,6 +203,8 @@ func TestConflict(t *testing.T) {
 	}
 }
 
+// TestLimits: keys of 64 bytes and values of 512 fit; one more byte is
+// TOO_BIG and changes nothing; a 17th write or read is TXN_FULL.
 func TestLimits(t *testing.T) {
 	k := load(t, longTimeout(t))
 	key64, key65 := strings.Repeat("k", MaxKey), strings.Repeat("k", MaxKey+1)
@@ -259,6 +269,8 @@ func raw(op Op, flags uint8, txid uint64, klen, vlen uint16, body string) []byte
 	return append(b, body...)
 }
 
+// TestBadRequests: every malformed request is BAD_REQUEST with no key or
+// value, unknown transactions NO_TXN, and none of them changes anything.
 func TestBadRequests(t *testing.T) {
 	k := load(t, longTimeout(t))
 	k.set(0, "a", "1")
@@ -327,6 +339,7 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
+// TestPass: everything that is not a kv request passes untouched.
 func TestPass(t *testing.T) {
 	k := load(t, nil)
 	a := DefaultAddressing()
@@ -369,6 +382,8 @@ func TestPass(t *testing.T) {
 	}
 }
 
+// TestAddressing: VLAN tags and IPv6, with values of both parities for
+// the checksum's byte lanes; CheckReply verifies every reply frame.
 func TestAddressing(t *testing.T) {
 	k := load(t, nil)
 	for _, a := range []Addressing{
@@ -397,6 +412,7 @@ func TestAddressing(t *testing.T) {
 	}
 }
 
+// TestIPv4Options: a request with IPv4 options gets a reply with them.
 func TestIPv4Options(t *testing.T) {
 	k := load(t, nil)
 	// A 24-byte IPv4 header (one NOP option word): the reply keeps it and
@@ -421,6 +437,7 @@ func TestIPv4Options(t *testing.T) {
 	}
 }
 
+// TestScan: prefixes, the 8-entry and 1200-byte limits and "more".
 func TestScan(t *testing.T) {
 	k := load(t, nil)
 	for i := range 20 {

@@ -121,6 +121,8 @@ func TestLayerReply(t *testing.T) {
 	}
 }
 
+// TestLayerDecodeOdd: what is not a whole kv message decodes as Raw or
+// says it is truncated.
 func TestLayerDecodeOdd(t *testing.T) {
 	for _, c := range []struct {
 		expr, first, note string
