@@ -43,14 +43,16 @@ func NewClient(prog *ebpf.Program) *Client {
 	return &Client{Prog: prog, Addr: DefaultAddressing()}
 }
 
-// maxFrame is the output room offered to a test run: XDP test runs have at
-// most 3520 bytes of linear data, and a reply is at most 1350.
+// maxFrame is the output room offered to a test run beyond the input's
+// size: a reply grows its request by at most 1300 bytes. (XDP test runs
+// have 3520 bytes of linear data; a longer input comes back whole, with
+// its fragments.)
 const maxFrame = 4096
 
 // Exchange runs one frame through the program and returns its verdict and
 // the frame as the program left it.
 func (c *Client) Exchange(frame []byte) (uint32, []byte, error) {
-	out := make([]byte, maxFrame)
+	out := make([]byte, len(frame)+maxFrame)
 	opts := &ebpf.RunOptions{Data: frame, DataOut: out, Repeat: 1}
 	ret, err := c.Prog.Run(opts)
 	if err != nil {

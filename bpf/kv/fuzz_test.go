@@ -65,6 +65,11 @@ func FuzzKVRequest(f *testing.F) {
 			l := min(int(binary.LittleEndian.Uint16(input)), len(input)-2)
 			payload := input[2 : 2+l]
 			input = input[2+l:]
+			// A frame past the 3520 bytes of linear data an XDP test run
+			// offers becomes a multi-buffer frame, whose datagram the
+			// program cannot see whole and passes; kv messages are at
+			// most 596 bytes.
+			payload = payload[:min(len(payload), 1400)]
 
 			before := k.state()
 			frame := k.c.Addr.Frame(payload)

@@ -365,6 +365,7 @@ func TestPass(t *testing.T) {
 		{"ARP", arp},
 		{"TCP", tcp},
 		{"runt", a.Frame(req)[:30]},
+		{"past the linear data", a.Frame(append(raw(OpSet, 0, 0, 1, 4000, "k"), make([]byte, 4000)...))},
 	} {
 		ret, out, err := k.c.Exchange(c.frame)
 		if err != nil {
@@ -374,8 +375,8 @@ func TestPass(t *testing.T) {
 			t.Errorf("%s: retval %d (want XDP_PASS) or the frame changed", c.name, ret)
 		}
 	}
-	if got := k.stat(StatPass); got != 9 {
-		t.Errorf("pass = %d, want 9", got)
+	if got := k.stat(StatPass); got != 10 {
+		t.Errorf("pass = %d, want 10", got)
 	}
 	if s := k.state(); len(s.store) != 0 || s.meta.CommitSeq != 0 {
 		t.Error("passed frames changed the store")
