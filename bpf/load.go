@@ -28,6 +28,8 @@ type LoadOptions struct {
 	// Verbose puts the whole verifier log in a *VerifierError's Detail,
 	// not only its tail.
 	Verbose bool
+	// Vars are global variables to set before loading (see SetVars).
+	Vars []VarSetting
 }
 
 // Pinned is one program or map that Load pinned.
@@ -111,6 +113,9 @@ func LoadELF(source string, data []byte, opts LoadOptions) (*Loaded, error) {
 	}
 	spec, err := readSpec(data)
 	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", source, err)
+	}
+	if err := SetVars(spec, opts.Vars); err != nil {
 		return nil, fmt.Errorf("load %s: %w", source, err)
 	}
 	plan, err := planPins(spec)

@@ -2,13 +2,14 @@ package commands
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/bpfsh/bpfsh/bpf"
 )
 
 var loadCmd = &Command{
 	Name:  "load",
-	Usage: "FILE.o [name NAME] [--verbose]",
+	Usage: "FILE.o|BUILTIN [name NAME] [set VAR=VALUE ...] [--verbose]",
 	Short: "load an ELF's maps and programs and pin them under the pin root",
 	Long: "load creates every map and program of a BPF ELF object in the kernel and pins them flat " +
 		"under <pin-root>/NAME/ (NAME defaults to the file's name without .o, .bpf.o or _bpfel.o), " +
@@ -16,8 +17,11 @@ var loadCmd = &Command{
 		"anything else fails, nothing stays pinned; a rejection shows the verifier's reason and the " +
 		"last lines of its log (all of it with --verbose). A NAME that is already loaded is refused. " +
 		"bpffs is mounted when needed. Maps marked LIBBPF_PIN_BY_NAME are pinned in NAME/ with the rest. " +
-		"FILE may also be the name of an object built into bpfsh.",
-	Example: "load xdp_count.bpf.o name counter",
+		"FILE may also be the name of an object built into bpfsh (kv). " +
+		"'set VAR=VALUE ...' sets global variables before loading, typically a program's " +
+		"`volatile const` settings, each value typed by the variable's BTF like a map value; " +
+		"an unknown VAR is refused with the list of the object's variables.",
+	Example: "load kv set kv_port=7000",
 	Args:    []ArgKind{ArgFile},
 }
 
@@ -40,7 +44,10 @@ func init() {
 }
 
 func runLoad(s *Session, args []string) (Result, error) {
-	var file, name string
+	var (
+		file, name string
+		vars       []bpf.VarSetting
+	)
 	verbose := s.Verbose
 	for i := 0; i < len(args); i++ {
 		switch a := args[i]; {
@@ -52,6 +59,20 @@ func runLoad(s *Session, args []string) (Result, error) {
 			}
 			i++
 			name = args[i]
+		case a == "set":
+			n := 0
+			for i+1 < len(args) && strings.Contains(args[i+1], "=") {
+				i++
+				v, err := bpf.ParseVarSetting(args[i])
+				if err != nil {
+					return nil, Usagef("set: %v", err)
+				}
+				vars = append(vars, v)
+				n++
+			}
+			if n == 0 {
+				return nil, Usagef("set needs VAR=VALUE after it, e.g. set kv_port=7000")
+			}
 		case file == "":
 			file = a
 		default:
@@ -66,6 +87,7 @@ func runLoad(s *Session, args []string) (Result, error) {
 		Name:     name,
 		StateDir: s.StateDir,
 		Verbose:  verbose,
+		Vars:     vars,
 	})
 	if err != nil {
 		return nil, err

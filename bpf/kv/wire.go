@@ -160,3 +160,8 @@ func ScanEntries(v []byte) ([]ScanEntry, error) {
 	}
 	return out, nil
 }
+
+// ScanMore reports whether a SCAN reply left out keys that matched: the
+// program says so in the reply's transaction id field, which SCAN, being
+// outside transactions, has no other use for.
+func (m *Message) ScanMore() bool { return m.Op == OpScan && m.TxID != 0 }

@@ -1,0 +1,180 @@
+/* parse.h: bounds-checked header parsing for bpfsh's packet programs.
+ *
+ * Every helper takes a cursor (where the next header starts and where the
+ * packet ends), checks that the whole header lies before data_end before
+ * touching a byte of it, and advances the cursor past it. On a short or
+ * malformed header a helper returns a negative value and leaves the cursor
+ * alone, so a caller can give up with XDP_PASS or TC_ACT_OK and let the
+ * stack deal with the packet.
+ *
+ * The helpers are always inlined: the verifier then sees each bounds check
+ * on the very register it guards. Offsets are kept too (cur.pos - cur.start)
+ * because a pointer into the packet does not survive a helper that resizes
+ * it (bpf_xdp_adjust_tail, bpf_skb_change_tail): re-derive pointers from
+ * the saved offsets afterwards and check them again.
+ */
+#ifndef BPFSH_PARSE_H
+#define BPFSH_PARSE_H
+
+#include <linux/types.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_endian.h>
+
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+
+/* An 802.1Q or 802.1ad tag, as it follows the Ethernet addresses. */
+struct vlan_hdr {
+	__be16 h_vlan_TCI;
+	__be16 h_vlan_encapsulated_proto;
+};
+
+/* How many stacked VLAN tags parse_eth walks through (QinQ is two). */
+#define PARSE_MAX_VLANS 2
+
+/* A cursor over a packet: start is where the frame begins (ctx->data),
+ * pos where the next header begins, end is data_end. */
+struct cursor {
+	void *start;
+	void *pos;
+	void *end;
+};
+
+static __always_inline void cursor_init(struct cursor *c, void *data, void *data_end)
+{
+	c->start = data;
+	c->pos = data;
+	c->end = data_end;
+}
+
+/* cursor_off is how far pos is into the frame. */
+static __always_inline __u32 cursor_off(const struct cursor *c)
+{
+	return (__u32)(c->pos - c->start);
+}
+
+/* parse_eth reads the Ethernet header and up to PARSE_MAX_VLANS VLAN tags.
+ * It returns the EtherType of what follows (host order) and sets *eth; a
+ * negative value means the frame is too short. */
+static __always_inline int parse_eth(struct cursor *c, struct ethhdr **eth)
+{
+	struct ethhdr *h = c->pos;
+	void *pos;
+	__u16 proto;
+
+	if ((void *)(h + 1) > c->end)
+		return -1;
+	pos = h + 1;
+	proto = bpf_ntohs(h->h_proto);
+#pragma unroll
+	for (int i = 0; i < PARSE_MAX_VLANS; i++) {
+		struct vlan_hdr *v = pos;
+
+		if (proto != ETH_P_8021Q && proto != ETH_P_8021AD)
+			break;
+		if ((void *)(v + 1) > c->end)
+			return -1;
+		proto = bpf_ntohs(v->h_vlan_encapsulated_proto);
+		pos = v + 1;
+	}
+	*eth = h;
+	c->pos = pos;
+	return proto;
+}
+
+/* parse_ipv4 reads an IPv4 header with its options. It returns the
+ * protocol of the payload and sets *iph; negative when the header is
+ * short, not version 4, has an IHL under 5, or its total length is shorter
+ * than the header or runs past the end of the frame. Fragments are
+ * returned like any packet: check ipv4_is_fragment when the payload
+ * matters. */
+static __always_inline int parse_ipv4(struct cursor *c, struct iphdr **iph)
+{
+	struct iphdr *h = c->pos;
+	__u32 hlen, tot;
+
+	if ((void *)(h + 1) > c->end)
+		return -1;
+	if (h->version != 4 || h->ihl < 5)
+		return -1;
+	hlen = h->ihl * 4;
+	if (c->pos + hlen > c->end)
+		return -1;
+	tot = bpf_ntohs(h->tot_len);
+	if (tot < hlen || c->pos + tot > c->end)
+		return -1;
+	*iph = h;
+	c->pos += hlen;
+	return h->protocol;
+}
+
+/* ipv4_is_fragment is true for any fragment of a datagram (more fragments
+ * set or a non-zero offset): its payload is not the whole datagram. */
+static __always_inline int ipv4_is_fragment(const struct iphdr *iph)
+{
+	return (iph->frag_off & bpf_htons(0x3fff)) != 0;
+}
+
+/* parse_ipv6 reads the fixed IPv6 header. It returns the next header
+ * (extension headers are not walked: a caller that wants UDP or TCP sees
+ * anything else as not its own) and sets *ip6h; negative when short, not
+ * version 6, or the payload length runs past the end of the frame. */
+static __always_inline int parse_ipv6(struct cursor *c, struct ipv6hdr **ip6h)
+{
+	struct ipv6hdr *h = c->pos;
+
+	if ((void *)(h + 1) > c->end)
+		return -1;
+	if (h->version != 6)
+		return -1;
+	if ((void *)(h + 1) + bpf_ntohs(h->payload_len) > c->end)
+		return -1;
+	*ip6h = h;
+	c->pos = h + 1;
+	return h->nexthdr;
+}
+
+/* parse_udp reads a UDP header. It returns the datagram's length from the
+ * header (8 or more, header included) and sets *udph; negative when the
+ * header is short, its length is under 8, or the datagram runs past the
+ * end of the frame. The caller checks the length against the IP header's. */
+static __always_inline int parse_udp(struct cursor *c, struct udphdr **udph)
+{
+	struct udphdr *h = c->pos;
+	__u32 len;
+
+	if ((void *)(h + 1) > c->end)
+		return -1;
+	len = bpf_ntohs(h->len);
+	if (len < sizeof(*h) || c->pos + len > c->end)
+		return -1;
+	*udph = h;
+	c->pos = h + 1;
+	return len;
+}
+
+/* parse_tcp reads a TCP header with its options. It returns the header's
+ * length in bytes and sets *tcph; negative when short or the data offset
+ * is under 5 words. */
+static __always_inline int parse_tcp(struct cursor *c, struct tcphdr **tcph)
+{
+	struct tcphdr *h = c->pos;
+	__u32 hlen;
+
+	if ((void *)(h + 1) > c->end)
+		return -1;
+	hlen = h->doff * 4;
+	if (hlen < sizeof(*h) || c->pos + hlen > c->end)
+		return -1;
+	*tcph = h;
+	c->pos += hlen;
+	return hlen;
+}
+
+#endif /* BPFSH_PARSE_H */

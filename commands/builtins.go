@@ -1,0 +1,5 @@
+package commands
+
+// Packages that register built-in objects ("load kv") and their packet
+// layers (KV) from init functions.
+import _ "github.com/bpfsh/bpfsh/bpf/kv"
