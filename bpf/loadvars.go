@@ -74,7 +74,7 @@ func settableVars(spec *ebpf.CollectionSpec) string {
 			value = make([]byte, v.Size())
 		}
 		text, _ := FormatValue(value, v.Type.Type)
-		parts[i] = fmt.Sprintf("%s (%s, %s)", n, typeName(v.Type.Type), text)
+		parts[i] = fmt.Sprintf("%s (%s, %s)", n, TypeName(v.Type.Type), text)
 	}
 	return "settable: " + strings.Join(parts, ", ")
 }

@@ -54,7 +54,7 @@ type CheckpointEntry struct {
 // Snapshot is a decoded checkpoint.
 type Snapshot struct {
 	Seq      uint64 // the WAL records up to this seq are in the snapshot
-	NextTxID uint64
+	LastTxID uint64
 	Entries  []CheckpointEntry
 }
 
@@ -62,7 +62,7 @@ func encodeCheckpoint(h [8]byte, s *Snapshot) []byte {
 	le := binary.LittleEndian
 	b := append([]byte(checkpointMagic), h[:]...)
 	b = le.AppendUint64(b, s.Seq)
-	b = le.AppendUint64(b, s.NextTxID)
+	b = le.AppendUint64(b, s.LastTxID)
 	b = le.AppendUint32(b, uint32(len(s.Entries)))
 	for _, e := range s.Entries {
 		b = append(b, byte(len(e.Key)))
@@ -99,7 +99,7 @@ func ReadCheckpoint(path string, h [8]byte) (*Snapshot, error) {
 	if crc32.Checksum(body, castagnoli) != le.Uint32(b[len(b)-4:]) {
 		return damaged("checksum mismatch")
 	}
-	s := &Snapshot{Seq: le.Uint64(body[16:]), NextTxID: le.Uint64(body[24:])}
+	s := &Snapshot{Seq: le.Uint64(body[16:]), LastTxID: le.Uint64(body[24:])}
 	n := int(le.Uint32(body[32:]))
 	p := body[checkpointHead:]
 	s.Entries = make([]CheckpointEntry, 0, min(n, len(p)/checkpointEntry))
@@ -249,7 +249,7 @@ func (w *Writer) Checkpoint(ctx context.Context, store *ebpf.Map) (CheckpointRep
 	if _, err := w.syncPos(ctx, limit); err != nil {
 		return fail(err)
 	}
-	snap := &Snapshot{Seq: seq, NextTxID: max(m0.NextTxID, m1.NextTxID), Entries: entries}
+	snap := &Snapshot{Seq: seq, LastTxID: max(m0.LastTxID, m1.LastTxID), Entries: entries}
 	data := encodeCheckpoint(w.hash, snap)
 	if err := createFile(rep.Path, data); err != nil {
 		return fail(fmt.Errorf("write %s: %w", rep.Path, err))

@@ -56,7 +56,7 @@ func TestCheckpointThenReplay(t *testing.T) {
 		t.Fatalf("replay: %+v", r)
 	}
 	sameStore(t, "replayed store", dumpStore(t, store), f.modelAt(300))
-	if m := readMeta(t, meta); m.CommitSeq != 300 || m.NextTxID < snap.NextTxID {
+	if m := readMeta(t, meta); m.CommitSeq != 300 || m.LastTxID < snap.LastTxID {
 		t.Fatalf("meta: %+v", m)
 	}
 	// Again: idempotent, the checkpoint is not loaded over newer data.

@@ -44,12 +44,12 @@ func TestConcurrentIncrements(t *testing.T) {
 				drained <- err
 				return
 			}
-			r, err := DecodeLogRecord(rec.RawSample)
+			r, err := ParseLogRecord(rec.RawSample)
 			if err != nil {
 				drained <- err
 				return
 			}
-			recs = append(recs, *r)
+			recs = append(recs, r)
 		}
 	}()
 

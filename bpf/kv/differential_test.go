@@ -132,7 +132,7 @@ func differential(t *testing.T, seed uint64, steps int) {
 			t.Fatalf("step %d: %s logged %d records, the model %d", step, msgString(req), len(recs), len(wantRecs))
 		}
 		for i := range recs {
-			recs[i].KtimeNs = 0
+			recs[i].KtimeNS = 0
 			if !reflect.DeepEqual(recs[i], wantRecs[i]) {
 				t.Fatalf("step %d: log record %+v, model %+v", step, recs[i], wantRecs[i])
 			}

@@ -106,7 +106,7 @@ func FuzzKVRequest(f *testing.F) {
 				t.Fatalf("payload %x logged %d records, the model %d", payload, len(recs), len(wantRecs))
 			}
 			for i := range recs {
-				recs[i].KtimeNs = 0
+				recs[i].KtimeNS = 0
 				if !reflect.DeepEqual(recs[i], wantRecs[i]) {
 					t.Fatalf("payload %x: log record %+v, model %+v", payload, recs[i], wantRecs[i])
 				}

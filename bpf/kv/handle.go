@@ -64,21 +64,8 @@ func (h *Handle) Close() error {
 	return errors.Join(errs...)
 }
 
-// Meta is the store's commit state (struct kv_meta).
-type Meta struct {
-	CommitSeq  uint64 // seq of the last commit
-	LastTxID   uint64 // the last transaction id handed out
-	CommitLock uint32 // 1 while a commit runs
-}
-
 // ReadMeta reads the meta map.
-func (h *Handle) ReadMeta() (Meta, error) {
-	var m KvKvMeta
-	if err := h.Meta.Lookup(uint32(0), &m); err != nil {
-		return Meta{}, fmt.Errorf("read kv meta: %w", err)
-	}
-	return Meta{CommitSeq: m.CommitSeq, LastTxID: m.NextTxid, CommitLock: m.CommitLock}, nil
-}
+func (h *Handle) ReadMeta() (Meta, error) { return ReadMeta(h.Meta) }
 
 // Entry is one key of the store.
 type Entry struct {

@@ -127,14 +127,14 @@ func (k *kvt) drain() []LogRecord {
 		if err != nil {
 			k.t.Fatalf("read kv log: %v", err)
 		}
-		r, err := DecodeLogRecord(rec.RawSample)
+		r, err := ParseLogRecord(rec.RawSample)
 		if err != nil {
 			k.t.Fatal(err)
 		}
 		if len(rec.RawSample) != LogRecordSize {
 			k.t.Fatalf("log record of %d bytes, want %d", len(rec.RawSample), LogRecordSize)
 		}
-		out = append(out, *r)
+		out = append(out, r)
 	}
 }
 

@@ -213,9 +213,7 @@ func ParseWALPayload(p []byte) (LogRecord, error) {
 		w := &r.Writes[i]
 		w.Op = op
 		w.Key = p[walWriteHeader : walWriteHeader+klen]
-		if vlen > 0 {
-			w.Value = p[walWriteHeader+klen : walWriteHeader+klen+vlen]
-		}
+		w.Value = p[walWriteHeader+klen : walWriteHeader+klen+vlen]
 		p = p[walWriteHeader+klen+vlen:]
 	}
 	if len(p) != 0 {

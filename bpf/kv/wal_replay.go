@@ -48,7 +48,7 @@ func Replay(path string, h [8]byte, store, meta *ebpf.Map) (ReplayReport, error)
 	defer unlockWAL(lock)
 
 	from := m.CommitSeq
-	next := Meta{CommitSeq: m.CommitSeq, NextTxID: m.NextTxID, CommitLock: m.CommitLock}
+	next := Meta{CommitSeq: m.CommitSeq, LastTxID: m.LastTxID, CommitLock: m.CommitLock}
 	ckpt := CheckpointPath(path)
 	if _, err := os.Stat(ckpt); err == nil {
 		snap, err := ReadCheckpoint(ckpt, h)
@@ -63,7 +63,7 @@ func Replay(path string, h [8]byte, store, meta *ebpf.Map) (ReplayReport, error)
 			from = snap.Seq
 			next.CommitSeq = snap.Seq
 		}
-		next.NextTxID = max(next.NextTxID, snap.NextTxID)
+		next.LastTxID = max(next.LastTxID, snap.LastTxID)
 	}
 
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -76,7 +76,7 @@ func Replay(path string, h [8]byte, store, meta *ebpf.Map) (ReplayReport, error)
 		defer f.Close()
 		info, err := scanWAL(f, path, h, func(_ int64, r *LogRecord, _ []byte) error {
 			if r.TxID != 0 {
-				next.NextTxID = max(next.NextTxID, r.TxID+1)
+				next.LastTxID = max(next.LastTxID, r.TxID)
 			}
 			if r.Seq <= from {
 				rep.Skipped++

@@ -53,8 +53,8 @@ func TestReplayReproducesStore(t *testing.T) {
 	for _, r := range f.commits {
 		maxTx = max(maxTx, r.TxID)
 	}
-	if m.CommitSeq != 400 || m.NextTxID != maxTx+1 {
-		t.Fatalf("meta after replay: %+v, want commit_seq 400, next_txid %d", m, maxTx+1)
+	if m.CommitSeq != 400 || m.LastTxID != maxTx {
+		t.Fatalf("meta after replay: %+v, want commit_seq 400, the last txid %d", m, maxTx)
 	}
 
 	rep = replay(t, f.wal, f.hash, store, meta)
@@ -189,7 +189,7 @@ func TestParseWALPayloadRejects(t *testing.T) {
 	good := LogRecord{Seq: 9, TxID: 3, Writes: []LogWrite{{Op: WriteSet, Key: []byte("a"), Value: []byte("b")}, {Op: WriteDel, Key: []byte("c")}}}
 	p := good.AppendWALPayload(nil)
 	r, err := ParseWALPayload(p)
-	if err != nil || r.Seq != 9 || r.TxID != 3 || len(r.Writes) != 2 || string(r.Writes[0].Value) != "b" || r.Writes[1].Op != WriteDel || r.Writes[1].Value != nil {
+	if err != nil || r.Seq != 9 || r.TxID != 3 || len(r.Writes) != 2 || string(r.Writes[0].Value) != "b" || r.Writes[1].Op != WriteDel || len(r.Writes[1].Value) != 0 {
 		t.Fatalf("round trip: %+v, %v", r, err)
 	}
 	mut := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), p...)) }
@@ -228,7 +228,7 @@ func TestParseLogRecord(t *testing.T) {
 	binary.NativeEndian.PutUint16(s[2:], 3)
 	got, err := ParseLogRecord(b)
 	if err != nil || got.Seq != 5 || got.TxID != 7 || got.KtimeNS != 99 || len(got.Writes) != 2 ||
-		!bytes.Equal(got.Writes[0].Value, r.Writes[0].Value) || got.Writes[1].Value != nil || string(got.Writes[1].Key) != "gone" {
+		!bytes.Equal(got.Writes[0].Value, r.Writes[0].Value) || len(got.Writes[1].Value) != 0 || string(got.Writes[1].Key) != "gone" {
 		t.Fatalf("parse: %+v, %v", got, err)
 	}
 	// Only the used slots need to be there.

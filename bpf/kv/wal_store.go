@@ -77,7 +77,7 @@ func DecodeStoreValue(v []byte) (StoreValue, error) {
 // Meta is struct kv_meta, the one element of the meta map.
 type Meta struct {
 	CommitSeq  uint64 // seq of the last commit
-	NextTxID   uint64 // transaction id counter
+	LastTxID   uint64 // the last transaction id handed out (next_txid)
 	CommitLock uint32 // held by a commit in progress
 }
 
@@ -85,7 +85,7 @@ type Meta struct {
 func (m Meta) MarshalBinary() ([]byte, error) {
 	b := make([]byte, MetaSize)
 	binary.NativeEndian.PutUint64(b, m.CommitSeq)
-	binary.NativeEndian.PutUint64(b[8:], m.NextTxID)
+	binary.NativeEndian.PutUint64(b[8:], m.LastTxID)
 	binary.NativeEndian.PutUint32(b[16:], m.CommitLock)
 	return b, nil
 }
@@ -96,7 +96,7 @@ func (m *Meta) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("meta value of %d bytes, want %d (struct kv_meta)", len(b), MetaSize)
 	}
 	m.CommitSeq = binary.NativeEndian.Uint64(b)
-	m.NextTxID = binary.NativeEndian.Uint64(b[8:])
+	m.LastTxID = binary.NativeEndian.Uint64(b[8:])
 	m.CommitLock = binary.NativeEndian.Uint32(b[16:])
 	return nil
 }
