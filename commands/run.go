@@ -296,13 +296,14 @@ func FormatOutcome(o *testrun.Outcome) string {
 		line("flow key", "%s: %s", k.Field, k.After)
 	}
 	for _, m := range o.Maps {
+		key, before, after := clip(m.Key), clip(m.Before), clip(m.After)
 		switch m.Change {
 		case "added":
-			line("map", "%s: added %s = %s", m.Map, m.Key, m.After)
+			line("map", "%s: added %s = %s", m.Map, key, after)
 		case "removed":
-			line("map", "%s: removed %s (was %s)", m.Map, m.Key, m.Before)
+			line("map", "%s: removed %s (was %s)", m.Map, key, before)
 		default:
-			line("map", "%s: %s = %s (was %s)", m.Map, m.Key, m.After, m.Before)
+			line("map", "%s: %s = %s (was %s)", m.Map, key, after, before)
 		}
 	}
 	for _, n := range o.MapNotes {
@@ -396,6 +397,19 @@ func hexdump(b, was []byte) string {
 		sb.WriteString("\n")
 	}
 	return sb.String()
+}
+
+// clipAt is how much of a key or value a map-change line shows: a
+// per-CPU scratch buffer of kilobytes would bury the rest of the run.
+// The whole value is in -j output and in map lookup.
+const clipAt = 120
+
+// clip shortens text to clipAt characters, saying how much was left out.
+func clip(text string) string {
+	if len(text) <= clipAt {
+		return text
+	}
+	return fmt.Sprintf("%s ... (%d more characters; -j or map lookup shows all)", text[:clipAt], len(text)-clipAt)
 }
 
 // indent puts prefix before every line of text.
