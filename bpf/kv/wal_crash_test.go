@@ -23,11 +23,17 @@ import (
 // answers each line on stdin with a Sync and prints "durable SEQ".
 const crashChildEnv = "BPFSH_KVWAL_CRASH_CHILD"
 
-func TestWALCrashChild(t *testing.T) {
-	spec := os.Getenv(crashChildEnv)
-	if spec == "" {
-		t.Skip("the writer process of TestWALCrash; runs only when started by it")
+// TestMain runs the crash test's child instead of the tests when the
+// test binary was started as that child.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(crashChildEnv); spec != "" {
+		crashChild(spec)
 	}
+	os.Exit(m.Run())
+}
+
+// crashChild is the writer process; it never returns.
+func crashChild(spec string) {
 	// spec = PINDIR|WAL|HASH
 	parts := strings.Split(spec, "|")
 	die := func(err error) {
@@ -85,7 +91,7 @@ func TestWALCrash(t *testing.T) {
 
 func crashOnce(t *testing.T, killAfter int, seed uint64) {
 	f := newKVFixture(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestWALCrashChild$", "-test.count=1")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+f.pinDir+"|"+f.wal+"|"+hex.EncodeToString(f.hash[:]))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
