@@ -96,6 +96,15 @@ func runLoad(s *Session, args []string) (Result, error) {
 	for _, o := range l.Objects {
 		t.Rows = append(t.Rows, []string{o.Kind, o.Name, o.Type, strconv.FormatUint(uint64(o.ID), 10), o.Path})
 	}
+	// What a family does with objects it knows (kv replays its WAL) is
+	// shown after the table; if it fails, nothing stays loaded.
+	more, err := afterLoad(s, l)
+	if err != nil {
+		return nil, err
+	}
+	if len(more) > 0 {
+		return append(List{t}, more...), nil
+	}
 	return t, nil
 }
 
@@ -103,9 +112,17 @@ func runUnload(s *Session, args []string) (Result, error) {
 	if len(args) != 1 {
 		return nil, Usagef("unload takes one NAME, as given to load")
 	}
+	more, err := beforeUnload(s, args[0])
+	if err != nil {
+		return nil, err
+	}
 	u, err := bpf.Unload(s.StateDir, s.PinRoot, args[0])
 	if err != nil {
 		return nil, err
 	}
-	return &Message{Text: u.Summary(), Data: u}, nil
+	msg := &Message{Text: u.Summary(), Data: u}
+	if len(more) > 0 {
+		return append(List{msg}, more...), nil
+	}
+	return msg, nil
 }
