@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -219,12 +220,19 @@ func (t *kvTarget) ensureWriter(s *Session) string {
 		return ""
 	}
 	err := ld.startWriter(t.dir, t.walPath(s), s.PinRoot, t.h)
-	if err == nil || errors.Is(err, kv.ErrWALBusy) {
-		ld.why = err
-		return ""
-	}
 	ld.why = err
-	if ld.noted {
+	switch {
+	case err == nil:
+		// Drain what the ring holds (commits made while no writer
+		// ran) before this command adds to it: a full ring would
+		// answer it LOG_FULL.
+		ctx, cancel := context.WithTimeout(s.Context(), kvWALTimeout)
+		defer cancel()
+		if _, err := ld.writer.Sync(ctx); err != nil {
+			return "the WAL writer could not drain the log ring: " + err.Error()
+		}
+		return ""
+	case errors.Is(err, kv.ErrWALBusy), ld.noted:
 		return ""
 	}
 	ld.noted = true
