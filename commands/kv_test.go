@@ -302,3 +302,27 @@ func TestKVWALStartStop(t *testing.T) {
 	bpfshFails(t, root, "kv wal start; kv wal start", 1, "already runs for kv in this shell")
 	bpfshOK(t, root, "unload kv")
 }
+
+// A store that was not replayed from its WAL (loaded with another state
+// directory, so another WAL) cannot get a writer on this WAL: kv says so
+// once, as a note, and sync fails saying why.
+func TestKVWriterCannotStart(t *testing.T) {
+	root, _ := kvRoot(t)
+	bpfshOK(t, root, "load kv; kv set a 1; kv set b 2")
+	bpfshOK(t, root, "unload kv")
+	home, other := os.Getenv("XDG_STATE_HOME"), t.TempDir()
+	t.Setenv("XDG_STATE_HOME", other)
+	bpfshOK(t, root, "load kv")
+	t.Setenv("XDG_STATE_HOME", home)
+
+	out := bpfshOK(t, root, "kv set c 3; kv get c")
+	wantLines(t, "note", out, "note:    no WAL writer: ", "holds commits up to seq 2 but the store is at seq 0", "until it answers LOG_FULL")
+	if strings.Count(out, "note:") != 1 {
+		t.Errorf("the note is said more than once per session:\n%s", out)
+	}
+	bpfshFails(t, root, "kv sync", 1, "kv sync: no WAL writer runs for kv", "replay it into the store first")
+	out = bpfshOK(t, root, "kv wal")
+	wantLines(t, "kv wal", out, "writer:       none, and none can start", "holds commits up to seq 2 but the store is at seq 1")
+	t.Setenv("XDG_STATE_HOME", other)
+	bpfshOK(t, root, "unload kv")
+}

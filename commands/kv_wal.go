@@ -195,7 +195,7 @@ func runKVSync(s *Session, args []string) (Result, error) {
 	if len(rest) > 0 {
 		return nil, Usagef("kv sync takes no arguments, not %q", rest[0])
 	}
-	note := t.ensureWriter(s)
+	t.ensureWriter(s)
 	ld := t.ld
 	j := &kvSyncJSON{}
 	switch {
@@ -217,7 +217,7 @@ func runKVSync(s *Session, args []string) (Result, error) {
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("kv sync: %s", note)
+		return nil, fmt.Errorf("kv sync: no WAL writer runs for %s: %v", t.name, ld.why)
 	}
 	m, err := t.h.ReadMeta()
 	if err != nil {
@@ -285,7 +285,7 @@ func runKVCheckpoint(s *Session, args []string) (Result, error) {
 	if len(rest) > 0 {
 		return nil, Usagef("kv checkpoint takes no arguments, not %q", rest[0])
 	}
-	note := t.ensureWriter(s)
+	t.ensureWriter(s)
 	ld := t.ld
 	switch {
 	case ld.writer != nil:
@@ -294,7 +294,7 @@ func runKVCheckpoint(s *Session, args []string) (Result, error) {
 	case errors.Is(ld.why, kv.ErrWALBusy):
 		return nil, fmt.Errorf("kv checkpoint: another bpfsh writes the WAL of %s; run kv checkpoint in that shell", t.name)
 	default:
-		return nil, fmt.Errorf("kv checkpoint: %s", note)
+		return nil, fmt.Errorf("kv checkpoint: no WAL writer runs for %s: %v", t.name, ld.why)
 	}
 	rep, err := ld.writer.Checkpoint(ctx, t.h.Store)
 	if err != nil {
@@ -458,6 +458,9 @@ func kvWALStatus(s *Session, t *kvTarget) (Result, error) {
 	j.File = info
 	if ld.writer == nil {
 		j.DurableSeq = info.LastSeq
+	}
+	if j.Writer == "none" && ld.why == nil && info.LastSeq > m.CommitSeq {
+		writer = fmt.Sprintf("none, and none can start: the WAL holds commits up to seq %d but the store is at seq %d (it was not loaded from this WAL)", info.LastSeq, m.CommitSeq)
 	}
 	ckpt := "none"
 	if snap, err := kv.ReadCheckpoint(kv.CheckpointPath(j.WAL), h); err == nil {
