@@ -220,7 +220,28 @@ func TestKVConflict(t *testing.T) {
 		t.Errorf("B's kv wal:\n%s", out)
 	}
 	bpfshFails(t, root, "kv checkpoint", 1, "another bpfsh writes the WAL", "run kv checkpoint in that shell")
-	run(a, aOut, "unload kv")
+
+	// B unloads the store A's writer drains, and loads it again: the
+	// WAL cannot be replayed while A writes it, so the load is refused
+	// and undone; once A's shell ends, it replays everything.
+	if out := run(b, bOut, "unload kv"); !strings.Contains(out, "another bpfsh writes the WAL") {
+		t.Errorf("B's unload:\n%s", out)
+	}
+	err = b.ExecLine("load kv")
+	if err == nil || !strings.Contains(err.Error(), "in use by another WAL writer") || !strings.Contains(err.Error(), "nothing stays loaded") {
+		t.Fatalf("load while another shell writes the WAL: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "kv")); !os.IsNotExist(err) {
+		t.Errorf("the refused load left kv pinned (%v)", err)
+	}
+	a.Session.Close()
+	if out := run(b, bOut, "load kv"); !strings.Contains(out, "3 records applied (seq 1..3)") {
+		t.Errorf("B's load once A's shell ended:\n%s", out)
+	}
+	if out := run(b, bOut, "kv get x"); !strings.Contains(out, `"b"`) {
+		t.Errorf("x after the reload:\n%s", out)
+	}
+	run(b, bOut, "unload kv")
 }
 
 // load -> set -> unload -> load: the store comes back from the WAL, also
