@@ -20,7 +20,10 @@ var loadCmd = &Command{
 		"FILE may also be the name of an object built into bpfsh (kv). " +
 		"'set VAR=VALUE ...' sets global variables before loading, typically a program's " +
 		"`volatile const` settings, each value typed by the variable's BTF like a map value; " +
-		"an unknown VAR is refused with the list of the object's variables.",
+		"an unknown VAR is refused with the list of the object's variables. " +
+		"Objects that a command family knows get more after they are pinned: for kv (the built-in under any NAME, " +
+		"or an object with its program and maps) load replays the WAL of <pin-root>/NAME into the fresh store, " +
+		"reporting any torn tail it cut, and starts the session's WAL writer (see 'help kv wal').",
 	Example: "load kv set kv_port=7000",
 	Args:    []ArgKind{ArgFile},
 }
@@ -33,7 +36,8 @@ var unloadCmd = &Command{
 		"when it loaded them, and the directory when that leaves it empty. A pin is removed only " +
 		"while it still holds the object load pinned there; anything else in the directory (pinned " +
 		"by another tool, or replaced since) is left alone and listed. Objects nothing else holds " +
-		"are freed by the kernel.",
+		"are freed by the kernel. For kv, unload first flushes the log ring into the WAL and stops the writer; " +
+		"the WAL is kept for the next load.",
 	Example: "unload counter",
 	Args:    []ArgKind{ArgLoaded},
 }
@@ -96,6 +100,15 @@ func runLoad(s *Session, args []string) (Result, error) {
 	for _, o := range l.Objects {
 		t.Rows = append(t.Rows, []string{o.Kind, o.Name, o.Type, strconv.FormatUint(uint64(o.ID), 10), o.Path})
 	}
+	// What a family does with objects it knows (kv replays its WAL) is
+	// shown after the table; if it fails, nothing stays loaded.
+	more, err := afterLoad(s, l)
+	if err != nil {
+		return nil, err
+	}
+	if len(more) > 0 {
+		return append(List{t}, more...), nil
+	}
 	return t, nil
 }
 
@@ -103,9 +116,17 @@ func runUnload(s *Session, args []string) (Result, error) {
 	if len(args) != 1 {
 		return nil, Usagef("unload takes one NAME, as given to load")
 	}
+	more, err := beforeUnload(s, args[0])
+	if err != nil {
+		return nil, err
+	}
 	u, err := bpf.Unload(s.StateDir, s.PinRoot, args[0])
 	if err != nil {
 		return nil, err
 	}
-	return &Message{Text: u.Summary(), Data: u}, nil
+	msg := &Message{Text: u.Summary(), Data: u}
+	if len(more) > 0 {
+		return append(List{msg}, more...), nil
+	}
+	return msg, nil
 }

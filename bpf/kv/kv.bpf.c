@@ -106,24 +106,28 @@ enum kv_out_kind {
 volatile const __u16 kv_port = 6390;
 volatile const __u64 kv_txn_timeout_ns = 5000000000ULL;
 
+/* Key and value bytes are char, not __u8, so that their BTF says text and
+ * "map dump kv/store" shows {len: 1, bytes: "a"} instead of 64 numbers;
+ * -funsigned-char (gen.go) keeps them unsigned, as __u8 was, so the code
+ * and the Go types ([64]uint8) are the same. */
 struct kv_key {
 	__u32 len;
-	__u8 bytes[KV_MAX_KEY];
+	char bytes[KV_MAX_KEY];
 };
 
 struct kv_value {
 	__u64 version;
 	__u32 len;
 	__u32 flags;
-	__u8 bytes[KV_MAX_VALUE];
+	char bytes[KV_MAX_VALUE];
 };
 
 struct kv_log_write {
 	__u8 op;
 	__u8 klen;
 	__u16 vlen;
-	__u8 key[KV_MAX_KEY];
-	__u8 value[KV_MAX_VALUE];
+	char key[KV_MAX_KEY];
+	char value[KV_MAX_VALUE];
 } __attribute__((aligned(4)));
 
 struct kv_log_record {
@@ -307,7 +311,7 @@ static __always_inline struct kv_scratch *scratch_get(void)
 }
 
 /* key_eq compares two zero-padded 64-byte keys word by word. */
-static __always_inline int key_eq(const __u8 *a, const __u8 *b)
+static __always_inline int key_eq(const char *a, const char *b)
 {
 	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
 	__u32 diff = 0;
@@ -1186,14 +1190,14 @@ __noinline int kv_emit(struct xdp_md *ctx, __u32 what, __u32 idx, __u32 off)
 		len = s->key.len;
 		if (len > KV_MAX_KEY)
 			return -1;
-		return csum_add_at(0, csum_buf(s->key.bytes, len, KV_MAX_KEY), off);
+		return csum_add_at(0, csum_buf((const __u8 *)s->key.bytes, len, KV_MAX_KEY), off);
 	case 2:
 		len = s->out.vlen;
 		if (len == 0)
 			return 0;
 		if (len > KV_MAX_VALUE || bpf_xdp_store_bytes(ctx, payoff + off, s->val.bytes, len))
 			return -1;
-		return csum_add_at(0, csum_buf(s->val.bytes, len, KV_MAX_VALUE), off);
+		return csum_add_at(0, csum_buf((const __u8 *)s->val.bytes, len, KV_MAX_VALUE), off);
 	case 3:
 		kl = s->scan[idx].key.len;
 		vl = s->scan[idx].val.len;
@@ -1207,12 +1211,12 @@ __noinline int kv_emit(struct xdp_md *ctx, __u32 what, __u32 idx, __u32 off)
 		if (kl) {
 			if (bpf_xdp_store_bytes(ctx, payoff + off + 4, s->scan[idx].key.bytes, kl))
 				return -1;
-			sum = csum_add_at(sum, csum_buf(s->scan[idx].key.bytes, kl, KV_MAX_KEY), off + 4);
+			sum = csum_add_at(sum, csum_buf((const __u8 *)s->scan[idx].key.bytes, kl, KV_MAX_KEY), off + 4);
 		}
 		if (vl) {
 			if (bpf_xdp_store_bytes(ctx, payoff + off + 4 + kl, s->scan[idx].val.bytes, vl))
 				return -1;
-			sum = csum_add_at(sum, csum_buf(s->scan[idx].val.bytes, vl, KV_MAX_VALUE), off + 4 + kl);
+			sum = csum_add_at(sum, csum_buf((const __u8 *)s->scan[idx].val.bytes, vl, KV_MAX_VALUE), off + 4 + kl);
 		}
 		return csum_fold16(sum);
 	}
