@@ -33,7 +33,7 @@ const envText = `environment:
 
 // Main runs bpfsh with the given arguments and streams and returns its exit
 // status: 0 ok, 1 a command failed, 2 usage.
-func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) (status int) {
 	fs := flag.NewFlagSet("bpfsh", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -71,7 +71,14 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	sh.KeepGoing = *keepGoing
 	sh.TTY = isTerminal(stdout)
 
-	defer s.Close()
+	// What commands keep for the session (a WAL writer's last flush, the
+	// trace instance) is released last; a failure there is a failure.
+	defer func() {
+		if err := s.Close(); err != nil {
+			sh.Report("at exit: ", err)
+			status = max(status, ExitFailed)
+		}
+	}()
 	if !isTerminal(stdin) || *script != "" || *file != "" || fs.NArg() > 0 {
 		// Not the REPL: Ctrl-C or SIGTERM stops the running command (a
 		// trace ends, its instance is removed) and then the script.
