@@ -19,5 +19,6 @@ func All() []*Command {
 		runCmd,
 		traceCmd,
 		expectCmd,
+		kvCmd,
 	}
 }

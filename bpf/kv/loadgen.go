@@ -112,7 +112,7 @@ type OpStats struct {
 	Statuses map[string]uint64 `json:"statuses"`
 	Timeouts uint64            `json:"timeouts"`
 	Retries  uint64            `json:"retries"` // resends of LOG_FULL and BUSY (Retry)
-	Wrong    uint64            `json:"wrong"` // replies with the wrong op, key or value
+	Wrong    uint64            `json:"wrong"`   // replies with the wrong op, key or value
 	Latency  Histogram         `json:"-"`
 	P50      time.Duration     `json:"p50_ns"`
 	P99      time.Duration     `json:"p99_ns"`

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -338,4 +339,20 @@ func PinnedPort(dir string) (uint16, error) {
 		return 0, fmt.Errorf("read %s of kv in %s: %w", VarPort, dir, err)
 	}
 	return binary.NativeEndian.Uint16(val[v.Offset:]), nil
+}
+
+// TryCommand is a shell command line that sends m to the server from its
+// namespace with nothing but bash (its /dev/udp), and shows the reply
+// with od: for trying kv by hand.
+func (s *Server) TryCommand(m *Message) string {
+	var b strings.Builder
+	for _, c := range m.Marshal() {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ':' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, `\x%02x`, c)
+		}
+	}
+	return fmt.Sprintf(`ip netns exec %s bash -c 'exec 3<>/dev/udp/%s/%d; printf "%s" >&3; timeout 1 cat <&3 | od -An -c'`,
+		s.Namespace, s.HostAddr, s.Port, b.String())
 }
