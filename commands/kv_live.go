@@ -327,8 +327,8 @@ func benchTable(r *kv.BenchResult) *Table {
 	l := r.KV
 	secs := l.Elapsed.Seconds()
 	add("kv (XDP, live)", mix, rate(r.KVDonePerSec), us(l.All.P50), us(l.All.P99),
-		fmt.Sprintf("%d clients, %d keys, %d-byte values, %s; %d requests, %d timeouts, %d wrong; namespace %s",
-			o.Clients, o.Keys, o.ValueSize, l.Elapsed.Round(time.Millisecond), l.All.Sent, l.All.Timeouts, l.All.Wrong, r.Namespace))
+		fmt.Sprintf("%d clients, %d keys, %d-byte values, %s; %d requests, %d timeouts, %d wrong, %d errors; namespace %s",
+			o.Clients, o.Keys, o.ValueSize, l.Elapsed.Round(time.Millisecond), l.All.Sent, l.All.Timeouts, l.All.Wrong, l.All.Errors, r.Namespace))
 	for _, op := range []struct {
 		name string
 		st   *kv.OpStats

@@ -112,7 +112,8 @@ type OpStats struct {
 	Statuses map[string]uint64 `json:"statuses"`
 	Timeouts uint64            `json:"timeouts"`
 	Retries  uint64            `json:"retries"` // resends of LOG_FULL and BUSY (Retry)
-	Wrong    uint64            `json:"wrong"`   // replies with the wrong op, key or value
+	Wrong    uint64            `json:"wrong"`   // replies with the wrong op, key or value, or not kv's
+	Errors   uint64            `json:"errors"`  // sends or receives that failed (e.g. ECONNREFUSED)
 	Latency  Histogram         `json:"-"`
 	P50      time.Duration     `json:"p50_ns"`
 	P99      time.Duration     `json:"p99_ns"`
@@ -128,6 +129,7 @@ func (s *OpStats) merge(o *OpStats) {
 	s.Timeouts += o.Timeouts
 	s.Retries += o.Retries
 	s.Wrong += o.Wrong
+	s.Errors += o.Errors
 	if s.Statuses == nil {
 		s.Statuses = map[string]uint64{}
 	}
@@ -281,6 +283,9 @@ func preload(ctx context.Context, conns []*net.UDPConn, opts LoadOptions) error 
 // errTimeout is exchange's error when no reply came in time.
 var errTimeout = errors.New("no reply in time")
 
+// errNotReply is exchange's error for a datagram that is not a kv message.
+var errNotReply = errors.New("not a kv reply")
+
 // exchange sends req (request id id) on c and waits up to timeout for
 // the reply with that id; replies to other ids are counted in *late (when
 // not nil) and skipped. The reply's fields point into buf.
@@ -301,7 +306,7 @@ func exchange(c *net.UDPConn, req []byte, id uint32, timeout time.Duration, buf 
 		}
 		m, err := Unmarshal(buf[:n])
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %v", errNotReply, err)
 		}
 		if m.ReqID != id {
 			if late != nil {
@@ -357,8 +362,11 @@ func (cl *loadClient) run(ctx context.Context) {
 		case errors.Is(err, errTimeout):
 			st.Timeouts++
 			continue
-		case err != nil:
+		case errors.Is(err, errNotReply):
 			st.Wrong++
+			continue
+		case err != nil:
+			st.Errors++
 			continue
 		}
 		st.Replies++

@@ -67,6 +67,8 @@ type Server struct {
 	Reaped []string
 
 	nsfd     int
+	nsMade   bool // the namespace and the veth pair are Serve's to remove
+	vethMade bool
 	kvLink   link.Link
 	passLink link.Link
 	passProg *ebpf.Program
@@ -131,6 +133,7 @@ func Serve(opts ServeOptions) (s *Server, err error) {
 	if s.nsfd, err = newNamedNetns(s.Namespace, nil); err != nil {
 		return s, err
 	}
+	s.nsMade = true
 	veth := &netlink.Veth{
 		LinkAttrs: netlink.LinkAttrs{Name: s.HostDev, NumTxQueues: queues, NumRxQueues: queues},
 		PeerName:  s.PeerDev, PeerNamespace: netlink.NsFd(s.nsfd),
@@ -139,6 +142,7 @@ func Serve(opts ServeOptions) (s *Server, err error) {
 	if err := netlink.LinkAdd(veth); err != nil {
 		return s, fmt.Errorf("serve kv: add veth %s/%s: %w", s.HostDev, s.PeerDev, err)
 	}
+	s.vethMade = true
 	host, err := netlink.LinkByName(s.HostDev)
 	if err != nil {
 		return s, fmt.Errorf("serve kv: veth %s: %w", s.HostDev, err)
@@ -228,9 +232,11 @@ func (s *Server) Close() error {
 		}
 		// Deleting one end deletes the pair; the peer goes with the
 		// namespace anyway, so only the host end is looked for.
-		if l, err := netlink.LinkByName(s.HostDev); err == nil {
-			if err := netlink.LinkDel(l); err != nil {
-				errs = append(errs, fmt.Errorf("remove veth %s: %w", s.HostDev, err))
+		if s.vethMade {
+			if l, err := netlink.LinkByName(s.HostDev); err == nil {
+				if err := netlink.LinkDel(l); err != nil {
+					errs = append(errs, fmt.Errorf("remove veth %s: %w", s.HostDev, err))
+				}
 			}
 		}
 		if s.passLink != nil {
@@ -239,7 +245,7 @@ func (s *Server) Close() error {
 		if s.passProg != nil {
 			errs = append(errs, s.passProg.Close())
 		}
-		if s.Namespace != "" && netnsExists(s.Namespace) {
+		if s.nsMade && netnsExists(s.Namespace) {
 			errs = append(errs, deleteNamedNetns(s.Namespace))
 		}
 		if s.nsfd >= 0 {

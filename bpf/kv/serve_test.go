@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -178,6 +179,34 @@ func TestServeFailingHalfwayLeavesNothing(t *testing.T) {
 	}
 }
 
+// A Serve that fails because its namespace name is taken removes
+// nothing that it did not make: the namespace that was there stays.
+func TestServeLeavesOthersAlone(t *testing.T) {
+	h := liveKV(t)
+	ns := fmt.Sprintf("%s%d-%d", netnsPrefix, os.Getpid(), serveSeq.Load()+1)
+	fd, err := newNamedNetns(ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		deleteNamedNetns(ns)
+		syscall.Close(fd)
+	})
+	before := links(t)
+	if s, err := Serve(ServeOptions{Program: h.Prog}); err == nil {
+		s.Close()
+		t.Fatalf("Serve used namespace %s, which existed", ns)
+	} else if !strings.Contains(err.Error(), ns) {
+		t.Errorf("error %q does not name %s", err, ns)
+	}
+	if !netnsExists(ns) {
+		t.Errorf("the failed Serve removed namespace %s, which it had not made", ns)
+	}
+	if after := links(t); after != before {
+		t.Errorf("devices before Serve: %s\nafter it failed: %s", before, after)
+	}
+}
+
 // links lists the devices of bpfsh's namespace whose names Serve uses.
 func links(t *testing.T) string {
 	t.Helper()
@@ -334,26 +363,27 @@ func TestLoadAgainstServedKV(t *testing.T) {
 	s := serve(t, h)
 	res, err := Load(context.Background(), LoadOptions{
 		Dial: s.DialUDP, Clients: 4, Keys: 50, ValueSize: 40, GetWeight: 3, SetWeight: 1,
-		Duration: time.Second, Preload: true, Timeout: 2 * time.Second,
+		Duration: time.Second, Preload: true, Retry: true, Timeout: 2 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%.0f ops/s, GET %d (p50 %s p99 %s), SET %d (p50 %s p99 %s), statuses GET %v SET %v, late %d",
-		res.OpsPerSec, res.Get.Replies, res.Get.P50, res.Get.P99, res.Set.Replies, res.Set.P50, res.Set.P99, res.Get.Statuses, res.Set.Statuses, res.Late)
+	t.Logf("%.0f ops/s, GET %d (p50 %s p99 %s), SET %d (p50 %s p99 %s), statuses GET %v SET %v, %d SET retries, late %d",
+		res.OpsPerSec, res.Get.Replies, res.Get.P50, res.Get.P99, res.Set.Replies, res.Set.P50, res.Set.P99, res.Get.Statuses, res.Set.Statuses, res.Set.Retries, res.Late)
 	if res.Replies == 0 || res.Get.Replies == 0 || res.Set.Replies == 0 {
 		t.Fatalf("no replies: %+v", res.All)
 	}
-	if res.All.Wrong != 0 || res.All.Timeouts != 0 {
-		t.Errorf("%d wrong replies, %d timeouts", res.All.Wrong, res.All.Timeouts)
+	if res.All.Wrong != 0 || res.All.Timeouts != 0 || res.All.Errors != 0 {
+		t.Errorf("%d wrong replies, %d timeouts, %d errors", res.All.Wrong, res.All.Timeouts, res.All.Errors)
 	}
-	// Preloaded keys are all there, so every GET finds its key; SETs
-	// commit (the WAL writer drains the log).
+	// Preloaded keys are all there, so every GET finds its key; every
+	// SET commits in the end (the WAL writer drains the log, a LOG_FULL
+	// is retried).
 	if res.Get.OK() != res.Get.Replies {
 		t.Errorf("GET statuses %v: every key was preloaded", res.Get.Statuses)
 	}
-	if res.Set.OK() == 0 {
-		t.Errorf("SET statuses %v", res.Set.Statuses)
+	if res.Set.OK() != res.Set.Replies {
+		t.Errorf("SET statuses %v: LOG_FULL and BUSY are retried", res.Set.Statuses)
 	}
 	if res.Preloaded != 50 || res.All.Latency.Count() != res.Replies || res.All.P50 <= 0 || res.All.P99 < res.All.P50 {
 		t.Errorf("preloaded %d, %d latencies for %d replies, p50 %s p99 %s", res.Preloaded, res.All.Latency.Count(), res.Replies, res.All.P50, res.All.P99)
