@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -236,4 +237,83 @@ func TestKVBenchCommand(t *testing.T) {
 	bpfshFails(t, root, "kv bench clients", 2, "clients needs a value")
 	bpfshFails(t, root, "kv bench for 1h", 2, "100ms to 10m")
 	bpfshFails(t, root, "kv bench fast", 2, `unexpected "fast"`)
+}
+
+// waitNamespace waits up to 5s for /run/netns/name to be there (want) or
+// gone.
+func waitNamespace(name string, want bool) bool {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat("/run/netns/" + name); (err == nil) == want {
+			return true
+		}
+	}
+	return false
+}
+
+// kv serve in a bpfsh process of its own: Ctrl-C (SIGINT) stops it and
+// it removes its namespace; after a kill -9, which leaves the namespace
+// and the veth behind, the next kv serve removes them.
+func TestKVServeInterruptedAndKilled(t *testing.T) {
+	root := bpftest.PinRoot(t)
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	bpfshOK(t, root, "load kv")
+	t.Cleanup(func() { bpfsh(t, root, "-c", "unload kv") })
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func() (*exec.Cmd, *bytes.Buffer, string) {
+		t.Helper()
+		cmd := helperCmd(self, "bpfsh", "--pin-root", root, "-c", "kv serve")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ns := fmt.Sprintf("bpfsh-kv-%d-1", cmd.Process.Pid)
+		if !waitNamespace(ns, true) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("kv serve made no namespace %s:\n%s", ns, out.String())
+		}
+		return cmd, &out, ns
+	}
+
+	cmd, out, ns := start()
+	time.Sleep(100 * time.Millisecond) // past the first rows
+	cmd.Process.Signal(os.Interrupt)
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != 130) {
+		t.Errorf("kv serve after Ctrl-C: %v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "stopped") || !strings.Contains(out.String(), ns+" and veth") {
+		t.Errorf("kv serve after Ctrl-C said:\n%s", out)
+	}
+	if !waitNamespace(ns, false) {
+		t.Errorf("namespace %s left after Ctrl-C", ns)
+	}
+
+	cmd, out, ns = start()
+	host := fmt.Sprintf("kv%dh1", cmd.Process.Pid)
+	cmd.Process.Kill()
+	cmd.Wait()
+	if _, err := os.Stat("/run/netns/" + ns); err != nil {
+		t.Fatalf("after kill -9 the namespace %s should still be there (nothing could remove it): %v", ns, err)
+	}
+	t.Cleanup(func() { unix.Unmount("/run/netns/"+ns, unix.MNT_DETACH); os.Remove("/run/netns/" + ns) })
+	serveOut := bpfshOK(t, root, "kv serve for 100ms")
+	if !strings.Contains(serveOut, "namespace "+ns+" left by a bpfsh that no longer runs") {
+		t.Errorf("the next kv serve did not say it removed %s:\n%s", ns, serveOut)
+	}
+	if !waitNamespace(ns, false) {
+		t.Errorf("namespace %s of the killed bpfsh was not removed", ns)
+	}
+	gone := false
+	for deadline := time.Now().Add(5 * time.Second); !gone && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		_, err := netlink.LinkByName(host)
+		gone = err != nil
+	}
+	if !gone {
+		t.Errorf("veth %s of the killed bpfsh is still there", host)
+	}
 }
