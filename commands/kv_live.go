@@ -54,8 +54,8 @@ func init() {
 	kvCmd.Subs = append(kvCmd.Subs, kvServeCmd, kvBenchCmd)
 }
 
-// kvDir is where "load kv" pinned kv.
-func kvDir(s *Session) string { return filepath.Join(s.PinRoot, kv.BuiltinName) }
+// liveKVDir is where "load kv" pinned kv.
+func liveKVDir(s *Session) string { return filepath.Join(s.PinRoot, kv.BuiltinName) }
 
 func runKVServe(s *Session, args []string) (Result, error) {
 	var (
@@ -89,7 +89,7 @@ func runKVServe(s *Session, args []string) (Result, error) {
 			duration = d
 		}
 	}
-	dir := kvDir(s)
+	dir := liveKVDir(s)
 	if _, err := os.Stat(filepath.Join(dir, kv.ProgramName)); err != nil {
 		return nil, fmt.Errorf("kv serve: kv is not loaded under %s: run 'load kv' first", s.PinRoot)
 	}
@@ -106,7 +106,7 @@ func runKVServe(s *Session, args []string) (Result, error) {
 		h.Close()
 		return nil, fmt.Errorf("kv serve: kv under %s answers on port %d, set when it was loaded; to serve on %d: unload kv, then load kv set kv_port=%d", s.PinRoot, loaded, port, port)
 	}
-	w, walNote := serveWAL(s, h)
+	w, walNote := liveServeWAL(s, h)
 	srv, err := kv.Serve(kv.ServeOptions{Program: h.Prog, Port: loaded})
 	if err != nil {
 		if w != nil {
@@ -154,12 +154,12 @@ func runKVServe(s *Session, args []string) (Result, error) {
 				}
 			}
 			before, _ := h.ReadStats()
-			err := serveUntil(ctx, duration, func() error {
+			err := liveServeUntil(ctx, duration, func() error {
 				after, err := h.ReadStats()
 				if err != nil {
 					return nil
 				}
-				if d := statsDelta(before, after); d != "" {
+				if d := liveStatsDelta(before, after); d != "" {
 					before = after
 					return say("requests", d)
 				}
@@ -167,7 +167,7 @@ func runKVServe(s *Session, args []string) (Result, error) {
 			})
 			total := ""
 			if st, err := h.ReadStats(); err == nil {
-				total = statsDelta(nil, st)
+				total = liveStatsDelta(nil, st)
 			}
 			if cerr := stop(); cerr != nil {
 				return fmt.Errorf("kv serve: stopping: %w", cerr)
@@ -176,14 +176,14 @@ func runKVServe(s *Session, args []string) (Result, error) {
 				return err
 			}
 			return say("stopped", fmt.Sprintf("served %s; namespace %s and veth %s removed; kv's counters: %s",
-				time.Since(start).Round(time.Millisecond), srv.Namespace, srv.HostDev, orNone(total)))
+				time.Since(start).Round(time.Millisecond), srv.Namespace, srv.HostDev, liveOrNone(total)))
 		},
 	}, nil
 }
 
-// serveUntil waits for ctx or duration (0: no limit), calling tick every
+// liveServeUntil waits for ctx or duration (0: no limit), calling tick every
 // 5 seconds. An interrupt is a normal end.
-func serveUntil(ctx context.Context, duration time.Duration, tick func() error) error {
+func liveServeUntil(ctx context.Context, duration time.Duration, tick func() error) error {
 	var end <-chan time.Time
 	if duration > 0 {
 		t := time.NewTimer(duration)
@@ -206,10 +206,10 @@ func serveUntil(ctx context.Context, duration time.Duration, tick func() error) 
 	}
 }
 
-// serveWAL starts a WAL writer on kv's default WAL unless one already
+// liveServeWAL starts a WAL writer on kv's default WAL unless one already
 // drains the log (ErrWALBusy: load kv's, in this or another process).
 // It returns the writer it started (nil otherwise) and what to tell.
-func serveWAL(s *Session, h *kv.Handle) (*kv.Writer, string) {
+func liveServeWAL(s *Session, h *kv.Handle) (*kv.Writer, string) {
 	path := kv.WALPath(s.StateDir, s.PinRoot, kv.BuiltinName)
 	w, err := kv.OpenWriter(path, kv.PinRootHash(s.PinRoot), h.Log, h.Meta, kv.WriterOptions{})
 	switch {
@@ -222,9 +222,9 @@ func serveWAL(s *Session, h *kv.Handle) (*kv.Writer, string) {
 	}
 }
 
-// statsDelta lists the counters that grew from before to after (before
+// liveStatsDelta lists the counters that grew from before to after (before
 // nil: all that are not 0), e.g. "get 120, set 30, ok 150".
-func statsDelta(before, after []kv.Stat) string {
+func liveStatsDelta(before, after []kv.Stat) string {
 	var parts []string
 	for i, st := range after {
 		d := st.Value
@@ -238,7 +238,8 @@ func statsDelta(before, after []kv.Stat) string {
 	return strings.Join(parts, ", ")
 }
 
-func orNone(s string) string {
+// liveOrNone is s, or "none moved" when it is empty.
+func liveOrNone(s string) string {
 	if s == "" {
 		return "none moved"
 	}
@@ -265,11 +266,11 @@ func runKVBench(s *Session, args []string) (Result, error) {
 		var err error
 		switch w {
 		case "clients":
-			o.Clients, err = positive(w, v, 1024)
+			o.Clients, err = livePositive(w, v, 1024)
 		case "keys":
-			o.Keys, err = positive(w, v, 60000)
+			o.Keys, err = livePositive(w, v, 60000)
 		case "value":
-			o.ValueSize, err = positive(w, v, kv.MaxLiveValue)
+			o.ValueSize, err = livePositive(w, v, kv.MaxLiveValue)
 			if err != nil {
 				err = Usagef("value %s: 1 to %d bytes: on veth a GET reply can only grow its request frame to the next 64-byte boundary (see help kv serve)", v, kv.MaxLiveValue)
 			}
@@ -305,11 +306,11 @@ func runKVBench(s *Session, args []string) (Result, error) {
 		}
 		return nil, err
 	}
-	return benchTable(res), nil
+	return liveBenchTable(res), nil
 }
 
-// positive parses a count from 1 to limit.
-func positive(word, v string, limit int) (int, error) {
+// livePositive parses a count from 1 to limit.
+func livePositive(word, v string, limit int) (int, error) {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > limit {
 		return 0, Usagef("%s %q: give a number from 1 to %d", word, v, limit)
@@ -317,16 +318,16 @@ func positive(word, v string, limit int) (int, error) {
 	return n, nil
 }
 
-// benchTable shows a bench result: kv's rows, redis's, the ratio, and
+// liveBenchTable shows a bench result: kv's rows, redis's, the ratio, and
 // the test-run figures; in JSON, the whole result.
-func benchTable(r *kv.BenchResult) *Table {
+func liveBenchTable(r *kv.BenchResult) *Table {
 	o := r.Options
 	mix := fmt.Sprintf("GET:SET %d:%d", o.GetWeight, o.SetWeight)
 	t := &Table{Columns: []string{"system", "op", "ops/s", "p50", "p99", "detail"}, JSON: r}
 	add := func(cells ...string) { t.Rows = append(t.Rows, cells) }
 	l := r.KV
 	secs := l.Elapsed.Seconds()
-	add("kv (XDP, live)", mix, rate(r.KVDonePerSec), us(l.All.P50), us(l.All.P99),
+	add("kv (XDP, live)", mix, liveRate(r.KVDonePerSec), liveMicros(l.All.P50), liveMicros(l.All.P99),
 		fmt.Sprintf("%d clients, %d keys, %d-byte values, %s; %d requests, %d timeouts, %d wrong, %d errors; namespace %s",
 			o.Clients, o.Keys, o.ValueSize, l.Elapsed.Round(time.Millisecond), l.All.Sent, l.All.Timeouts, l.All.Wrong, l.All.Errors, r.Namespace))
 	for _, op := range []struct {
@@ -340,18 +341,18 @@ func benchTable(r *kv.BenchResult) *Table {
 		if op.name == "GET" {
 			done += op.st.Statuses[kv.StatusNotFound.String()]
 		}
-		add("kv (XDP, live)", op.name, rate(float64(done)/secs), us(op.st.P50), us(op.st.P99),
-			fmt.Sprintf("%d done of %d (%s), %d retries of LOG_FULL/BUSY", done, op.st.Sent, statuses(op.st.Statuses), op.st.Retries))
+		add("kv (XDP, live)", op.name, liveRate(float64(done)/secs), liveMicros(op.st.P50), liveMicros(op.st.P99),
+			fmt.Sprintf("%d done of %d (%s), %d retries of LOG_FULL/BUSY", done, op.st.Sent, liveStatuses(op.st.Statuses), op.st.Retries))
 	}
 	if rd := r.Redis; rd != nil {
 		name := "redis " + rd.Version
-		add(name, mix, rate(rd.MixOpsPerSec), "", "", "from the GET and SET runs: 1/(g/GET rate + s/SET rate); no persistence, loopback TCP")
+		add(name, mix, liveRate(rd.MixOpsPerSec), "", "", "from the GET and SET runs: 1/(g/GET rate + s/SET rate); no persistence, loopback TCP")
 		for _, op := range []struct {
 			name string
 			res  *kv.RedisOpResult
 		}{{"GET", rd.Get}, {"SET", rd.Set}} {
 			if op.res != nil {
-				add(name, op.name, rate(op.res.OpsPerSec), us(op.res.P50), us(op.res.P99),
+				add(name, op.name, liveRate(op.res.OpsPerSec), liveMicros(op.res.P50), liveMicros(op.res.P99),
 					fmt.Sprintf("redis-benchmark -t %s -n %d -c %d -r %d -d %d", strings.ToLower(op.name), op.res.Requests, o.Clients, o.Keys, o.ValueSize))
 			}
 		}
@@ -363,18 +364,20 @@ func benchTable(r *kv.BenchResult) *Table {
 	add("kv test-run", "GET", "", "", "", fmt.Sprintf("%.0f ns per run (kernel time, %d runs, present key, %d-byte value)", tr.GetNs, tr.GetRuns, o.ValueSize))
 	add("kv test-run", "SET", "", "", "", fmt.Sprintf("%.0f ns per run (kernel time, %d runs, replacing a key: one commit; %d LOG_FULL)", tr.SetNs, tr.SetRuns, tr.SetLogFull))
 	add("kv WAL", "", "", "", "", fmt.Sprintf("%d records, %d fsyncs to %s (tmpfs when /dev/shm is there, as redis keeps nothing on disk); xdp_kv counters: %s",
-		r.WAL.Records, r.WAL.Batches, filepath.Dir(r.WALPath), orNone(counters(r.KVCounters))))
+		r.WAL.Records, r.WAL.Batches, filepath.Dir(r.WALPath), liveOrNone(liveCounters(r.KVCounters))))
 	return t
 }
 
-func rate(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
+// liveRate shows a rate as a whole number.
+func liveRate(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
 
-// us shows a latency in microseconds.
-func us(d time.Duration) string {
+// liveMicros shows a latency in microseconds.
+func liveMicros(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Microsecond), 'f', 1, 64) + "µs"
 }
 
-func statuses(m map[string]uint64) string {
+// liveStatuses lists reply statuses and their counts in status order.
+func liveStatuses(m map[string]uint64) string {
 	var parts []string
 	for i := range 16 {
 		name := kv.Status(i).String()
@@ -388,7 +391,8 @@ func statuses(m map[string]uint64) string {
 	return strings.Join(parts, ", ")
 }
 
-func counters(m map[string]uint64) string {
+// liveCounters lists xdp_kv counters in index order.
+func liveCounters(m map[string]uint64) string {
 	var parts []string
 	for _, name := range kv.StatNames {
 		if n := m[name]; n != 0 {
