@@ -32,17 +32,16 @@ import (
 
 // BenchOptions configures a bench run. Zero fields take the defaults.
 type BenchOptions struct {
-	Clients   int           // concurrent clients on each side (default 8)
-	Keys      int           // distinct keys (default 10000)
-	ValueSize int           // bytes per value (default 32)
-	GetWeight int           // the mix: GetWeight GETs per SetWeight SETs (default 9:1)
-	SetWeight int           //
-	Duration  time.Duration // kv's load run (default 5s, at most 10m); redis's runs are sized to about as long
-	Port      uint16        // kv's UDP port (default 6390)
-	NoRedis   bool          // skip redis
-	TestRuns  int           // test runs per op for the ns figures (default 2000)
-	// Progress, when set, is told what the bench is doing.
-	Progress func(string)
+	Clients   int // concurrent clients on each side (default 8)
+	Keys      int // distinct keys (default 10000)
+	ValueSize int // bytes per value (default 32)
+	// GetWeight and SetWeight are the mix: GetWeight GETs for every
+	// SetWeight SETs (default 9:1).
+	GetWeight, SetWeight int
+	Duration             time.Duration // kv's load run (default 5s, at most 10m); redis's runs are sized to about as long
+	Port                 uint16        // kv's UDP port (default 6390)
+	NoRedis              bool          // skip redis
+	TestRuns             int           // test runs per op for the ns figures (default 2000)
 }
 
 // MaxLiveValue is the largest value the bench accepts with its 16-byte
@@ -145,11 +144,6 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	say := func(format string, args ...any) {
-		if o.Progress != nil {
-			o.Progress(fmt.Sprintf(format, args...))
-		}
-	}
 	res := &BenchResult{Options: o}
 	if !o.NoRedis {
 		// Before anything is loaded: a missing redis is known at once.
@@ -182,8 +176,6 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	defer srv.Close()
 	res.Namespace, res.Addr = srv.Namespace, srv.Addr().String()
 
-	say("kv: preloading %d keys, then %d clients for %s, GET:SET %d:%d, %d-byte values, from namespace %s to %s",
-		o.Keys, o.Clients, o.Duration, o.GetWeight, o.SetWeight, o.ValueSize, srv.Namespace, srv.Addr())
 	before, err := h.ReadStats()
 	if err != nil {
 		return nil, fmt.Errorf("kv bench: %w", err)
@@ -212,14 +204,12 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		return nil, err
 	}
 
-	say("test-run: %d GETs and %d SETs through xdp_kv", o.TestRuns, o.TestRuns)
 	if res.TestRun, err = timeTestRun(ctx, h, w, o); err != nil {
 		return nil, fmt.Errorf("kv bench: %w", err)
 	}
 	res.WAL = w.Stats()
 
 	if !o.NoRedis {
-		say("redis: %d clients, %d keys, %d-byte values", o.Clients, o.Keys, o.ValueSize)
 		if res.Redis, err = benchRedis(ctx, o); err != nil {
 			return nil, fmt.Errorf("kv bench: %w", err)
 		}
