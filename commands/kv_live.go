@@ -363,7 +363,7 @@ func liveBenchTable(r *kv.BenchResult) *Table {
 	tr := r.TestRun
 	add("kv test-run", "GET", "", "", "", fmt.Sprintf("%.0f ns per run (kernel time, %d runs, present key, %d-byte value)", tr.GetNs, tr.GetRuns, o.ValueSize))
 	add("kv test-run", "SET", "", "", "", fmt.Sprintf("%.0f ns per run (kernel time, %d runs, replacing a key: one commit; %d LOG_FULL)", tr.SetNs, tr.SetRuns, tr.SetLogFull))
-	add("kv WAL", "", "", "", "", fmt.Sprintf("%d records, %d fsyncs to %s (tmpfs when /dev/shm is there, as redis keeps nothing on disk); xdp_kv counters: %s",
+	add("kv WAL", "", "", "", "", fmt.Sprintf("%d records, %d fsyncs to %s (tmpfs when /dev/shm is there, as redis keeps nothing on disk); xdp_kv counters, preload included: %s",
 		r.WAL.Records, r.WAL.Batches, filepath.Dir(r.WALPath), liveOrNone(liveCounters(r.KVCounters))))
 	return t
 }
