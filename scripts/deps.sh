@@ -11,6 +11,9 @@ have llvm-strip || need+=(llvm)
 [ -f /usr/include/linux/bpf.h ] || need+=(linux-libc-dev)
 have bpftool || [ -x /usr/sbin/bpftool ] || need+=(bpftool)
 have ip || need+=(iproute2)
+# kv bench compares with redis; its tests run redis-server and redis-benchmark.
+have redis-server || need+=(redis-server)
+have redis-benchmark || need+=(redis-tools)
 
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,64 @@
+// Command kv benches bpfsh's in-kernel key-value store live against
+// redis-server, end to end, as `bpfsh -c 'kv bench ...'` does: a private
+// kv (loaded from the object built into bpfsh, pinned nowhere) served by
+// XDP on a veth pair into a namespace of its own, driven by a UDP load
+// generator; redis-server on loopback driven by redis-benchmark with the
+// same mix; test-run ns per GET and per SET. It prints both sides and the
+// ratio, and removes everything it made (kv, namespace, veth, WAL, redis).
+// It runs with a temporary pin root and state directory, so it touches
+// nothing of the user's.
+//
+// As root, with redis from Debian (apt-get install -y redis-server):
+//
+//	sudo go run ./bench/kv [-clients 8] [-keys 10000] [-value 32] [-mix 9:1] [-for 5s] [-no-redis] [-json]
+//
+// Benchmarks are not run in CI.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/bpfsh/bpfsh/shell"
+)
+
+func main() {
+	clients := flag.Int("clients", 8, "concurrent clients on each side")
+	keys := flag.Int("keys", 10000, "distinct keys")
+	value := flag.Int("value", 32, "value size in bytes (at most 50: see 'help kv serve')")
+	mix := flag.String("mix", "9:1", "GET:SET mix")
+	dur := flag.String("for", "5s", "how long kv's load runs (redis's runs are sized to about as long)")
+	noRedis := flag.Bool("no-redis", false, "bench kv alone")
+	jsonOut := flag.Bool("json", false, "print the result as JSON")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "bench/kv: run as root (XDP, network namespaces): sudo go run ./bench/kv")
+		os.Exit(2)
+	}
+	pinRoot, err := os.MkdirTemp("/sys/fs/bpf", "bpfsh-kvbench-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench/kv: temporary pin root: %v (is bpffs mounted on /sys/fs/bpf?)\n", err)
+		os.Exit(1)
+	}
+	state, err := os.MkdirTemp("", "bpfsh-kvbench-state-")
+	if err != nil {
+		os.Remove(pinRoot)
+		fmt.Fprintf(os.Stderr, "bench/kv: temporary state directory: %v\n", err)
+		os.Exit(1)
+	}
+	os.Setenv("XDG_STATE_HOME", state)
+	line := fmt.Sprintf("kv bench clients %d keys %d value %d mix %s for %s", *clients, *keys, *value, *mix, *dur)
+	if *noRedis {
+		line += " no-redis"
+	}
+	args := []string{"--pin-root", pinRoot, "-c", line}
+	if *jsonOut {
+		args = append([]string{"-j"}, args...)
+	}
+	code := shell.Main(args, strings.NewReader(""), os.Stdout, os.Stderr)
+	os.RemoveAll(pinRoot)
+	os.RemoveAll(state)
+	os.Exit(code)
+}

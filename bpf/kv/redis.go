@@ -1,0 +1,371 @@
+package kv
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Redis for comparison
+//
+// The bench runs Debian's redis-server on a free loopback port with no
+// persistence and drives it with redis-benchmark. redis-benchmark runs
+// one command per test, so GETs and SETs are measured in two runs; a
+// closed-loop client mixing them g:s spends g/(g+s) of its requests at
+// the GET rate and s/(g+s) at the SET rate, so the mix's rate is
+// 1 / (g'/getRPS + s'/setRPS) with g' and s' the shares.
+
+// RedisMissing says how to get redis when it is not installed; nil when
+// redis-server and redis-benchmark are both there.
+func RedisMissing() error {
+	var missing []string
+	for _, p := range []string{"redis-server", "redis-benchmark"} {
+		if _, err := exec.LookPath(p); err != nil {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s not installed: apt-get install -y redis-server (it brings redis-tools, which has redis-benchmark)", strings.Join(missing, " and "))
+}
+
+// Redis is a redis-server the bench started.
+type Redis struct {
+	Port    int
+	Version string
+	dir     string
+	cmd     *exec.Cmd
+	out     *limitedBuffer
+	exited  chan struct{}
+	waitErr error
+}
+
+// StartRedis starts redis-server on a free port of 127.0.0.1, with no
+// persistence (--save "" --appendonly no) and its working directory in a
+// temporary directory, and waits until it answers PING.
+func StartRedis(ctx context.Context) (*Redis, error) {
+	if err := RedisMissing(); err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for range 3 { // a port found free may be taken before redis binds it
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		r, err := startRedis(ctx, port)
+		if err == nil {
+			return r, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+func startRedis(ctx context.Context, port int) (*Redis, error) {
+	dir, err := os.MkdirTemp("", "bpfsh-redis-")
+	if err != nil {
+		return nil, fmt.Errorf("start redis-server: %w", err)
+	}
+	r := &Redis{Port: port, dir: dir, out: &limitedBuffer{max: 64 << 10}, exited: make(chan struct{})}
+	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", "", "--daemonize", "no")
+	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
+	if err := startTied(r.cmd, func(err error) { r.waitErr = err; close(r.exited) }); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start redis-server: %w", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v, err := r.ping()
+		if err == nil {
+			r.Version = v
+			return r, nil
+		}
+		select {
+		case <-r.exited:
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("redis-server on port %d exited (%v): %s", port, r.waitErr, r.out.lastLine())
+		case <-ctx.Done():
+			r.Stop()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			r.Stop()
+			return nil, fmt.Errorf("redis-server on port %d does not answer PING after 5s: %v", port, err)
+		}
+	}
+}
+
+// startTied starts cmd from an OS thread that stays locked until the
+// process exits, so that PR_SET_PDEATHSIG (which fires when the thread
+// that forked dies) kills it only when bpfsh dies; done gets cmd.Wait's
+// result.
+func startTied(cmd *exec.Cmd, done func(error)) error {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		done(cmd.Wait())
+	}()
+	return <-started
+}
+
+// ping asks redis for its version with INFO server; an answer means it
+// serves.
+func (r *Redis) ping() (string, error) {
+	c, err := net.DialTimeout("tcp", r.addr(), time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")); err != nil {
+		return "", err
+	}
+	info, err := readBulk(bufio.NewReader(c))
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.SplitSeq(string(info), "\r\n") {
+		if v, ok := strings.CutPrefix(line, "redis_version:"); ok {
+			return v, nil
+		}
+	}
+	return "", nil
+}
+
+func (r *Redis) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port)) }
+
+// readBulk reads one RESP bulk string reply.
+func readBulk(rd *bufio.Reader) ([]byte, error) {
+	line, err := rd.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(line, "$") {
+		return nil, fmt.Errorf("redis answered %q", strings.TrimSpace(line))
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(line[1:]))
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("redis answered %q", strings.TrimSpace(line))
+	}
+	b := make([]byte, n+2)
+	if _, err := io.ReadFull(rd, b); err != nil {
+		return nil, err
+	}
+	return b[:n], nil
+}
+
+// Preload SETs key:%012d (Key(i)) for i < keys to valueFor(i, size), one
+// pipeline over one connection, so that the GET run finds every key as
+// kv's does.
+func (r *Redis) Preload(keys, size int) error {
+	c, err := net.DialTimeout("tcp", r.addr(), time.Second)
+	if err != nil {
+		return fmt.Errorf("preload redis: %w", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	errc := make(chan error, 1)
+	go func() {
+		rd := bufio.NewReader(c)
+		for i := range keys {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				errc <- fmt.Errorf("preload redis: reply %d: %w", i, err)
+				return
+			}
+			if line != "+OK\r\n" {
+				errc <- fmt.Errorf("preload redis: SET answered %q", strings.TrimSpace(line))
+				return
+			}
+		}
+		errc <- nil
+	}()
+	w := bufio.NewWriter(c)
+	for i := range keys {
+		k, v := Key(i), valueFor(i, size)
+		fmt.Fprintf(w, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(k), k, len(v), v)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("preload redis: %w", err)
+	}
+	return <-errc
+}
+
+// Stop stops redis-server (SIGTERM, then SIGKILL after 5s) and removes
+// its directory.
+func (r *Redis) Stop() error {
+	defer os.RemoveAll(r.dir)
+	select {
+	case <-r.exited:
+		return nil
+	default:
+	}
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.exited:
+		return nil
+	case <-time.After(5 * time.Second):
+	}
+	r.cmd.Process.Kill()
+	<-r.exited
+	return errors.New("redis-server did not stop on SIGTERM within 5s; killed")
+}
+
+// RedisOpResult is one redis-benchmark test (GET or SET).
+type RedisOpResult struct {
+	Requests  int           `json:"requests"`
+	OpsPerSec float64       `json:"ops_per_sec"`
+	P50       time.Duration `json:"p50_ns"`
+	P99       time.Duration `json:"p99_ns"`
+	Max       time.Duration `json:"max_ns"`
+}
+
+// RedisBenchOptions is a redis-benchmark run.
+type RedisBenchOptions struct {
+	Test      string // "get" or "set"
+	Requests  int    // -n
+	Clients   int    // -c
+	Keys      int    // -r
+	ValueSize int    // -d
+}
+
+// Benchmark runs redis-benchmark against r, one test, no pipelining,
+// and reads its CSV line.
+func (r *Redis) Benchmark(ctx context.Context, o RedisBenchOptions) (RedisOpResult, error) {
+	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(r.Port), "-t", o.Test, "-n", strconv.Itoa(o.Requests),
+		"-c", strconv.Itoa(o.Clients), "-r", strconv.Itoa(o.Keys), "-d", strconv.Itoa(o.ValueSize), "-P", "1", "--csv"}
+	cmd := exec.Command("redis-benchmark", args...)
+	out := &limitedBuffer{max: 1 << 20}
+	cmd.Stdout, cmd.Stderr = out, out
+	done := make(chan error, 1)
+	if err := startTied(cmd, func(err error) { done <- err }); err != nil {
+		return RedisOpResult{}, fmt.Errorf("redis-benchmark: %w", err)
+	}
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		<-done
+		return RedisOpResult{}, ctx.Err()
+	}
+	if err != nil {
+		return RedisOpResult{}, fmt.Errorf("redis-benchmark %s: %v: %s", strings.Join(args, " "), err, out.lastLine())
+	}
+	res, err := parseRedisCSV(out.Bytes(), o.Test)
+	res.Requests = o.Requests
+	return res, err
+}
+
+// parseRedisCSV reads redis-benchmark --csv output:
+//
+//	"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+//	"GET","212765.97","0.012","0.000","0.015","0.015","0.023","0.167"
+func parseRedisCSV(out []byte, test string) (RedisOpResult, error) {
+	var res RedisOpResult
+	rows, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
+	if err != nil || len(rows) < 2 {
+		return res, fmt.Errorf("redis-benchmark printed no CSV table: %q", firstLine(out))
+	}
+	col := map[string]int{}
+	for i, name := range rows[0] {
+		col[name] = i
+	}
+	for _, name := range []string{"test", "rps", "p50_latency_ms", "p99_latency_ms", "max_latency_ms"} {
+		if _, ok := col[name]; !ok {
+			return res, fmt.Errorf("redis-benchmark's CSV has no %q column (it has %v)", name, rows[0])
+		}
+	}
+	for _, row := range rows[1:] {
+		if len(row) != len(rows[0]) || !strings.EqualFold(row[col["test"]], test) {
+			continue
+		}
+		num := func(name string) (float64, error) {
+			v, err := strconv.ParseFloat(row[col[name]], 64)
+			if err != nil {
+				return 0, fmt.Errorf("redis-benchmark's %s %q: %w", name, row[col[name]], err)
+			}
+			return v, nil
+		}
+		ms := func(name string) (time.Duration, error) {
+			v, err := num(name)
+			return time.Duration(v * float64(time.Millisecond)), err
+		}
+		var errs [4]error
+		res.OpsPerSec, errs[0] = num("rps")
+		res.P50, errs[1] = ms("p50_latency_ms")
+		res.P99, errs[2] = ms("p99_latency_ms")
+		res.Max, errs[3] = ms("max_latency_ms")
+		return res, errors.Join(errs[:]...)
+	}
+	return res, fmt.Errorf("redis-benchmark's CSV has no %s row", strings.ToUpper(test))
+}
+
+func firstLine(b []byte) string {
+	line, _, _ := bytes.Cut(bytes.TrimSpace(b), []byte("\n"))
+	return string(line)
+}
+
+// limitedBuffer keeps the first max bytes written to it (a child's
+// output, for error messages and the CSV), and takes the rest silently.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf bytes.Buffer
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.max - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+// Bytes is what was kept.
+func (b *limitedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+// lastLine is the last non-empty line kept, for error messages.
+func (b *limitedBuffer) lastLine() string {
+	lines := strings.Split(strings.TrimSpace(string(b.Bytes())), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// freePort finds a TCP port of 127.0.0.1 nobody listens on.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free loopback port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
