@@ -544,10 +544,10 @@ func TestMapBPFFSUnmounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	// In a private mount namespace, take bpffs away: nothing outside sees
-	// it. bpfsh there is this test binary, as TestHelperProcess.
+	// it. bpfsh there is this test binary, as TestMain runs it.
 	script := `umount -l /sys/fs/bpf || exit 99
-"$0" -test.run='^TestHelperProcess$' -- map show pinned /sys/fs/bpf/bpfsh/x/y; echo "status $?"
-"$0" -test.run='^TestHelperProcess$' -- map pin id "$1" /sys/fs/bpf/t/m; echo "status $?"
+"$0" -- map show pinned /sys/fs/bpf/bpfsh/x/y; echo "status $?"
+"$0" -- map pin id "$1" /sys/fs/bpf/t/m; echo "status $?"
 stat -f -c %T /sys/fs/bpf`
 	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1})
 	if err != nil {

@@ -18,19 +18,23 @@ import (
 // Some cases need a process of their own: one that is not root, or one
 // in a private mount namespace where bpffs and tracefs can be unmounted
 // without touching the machine's. They re-run this test binary, which
-// then acts as bpfsh (see TestHelperProcess).
+// then acts as bpfsh (see TestMain).
 const (
 	helperEnv   = "BPFSH_TEST_HELPER" // "bpfsh" or "unmounted"
 	parentNSEnv = "BPFSH_TEST_PARENT_MNTNS"
 )
 
-// TestHelperProcess is not a test: when helperEnv is set it runs bpfsh
-// with the arguments after "--" and exits with its status.
-func TestHelperProcess(t *testing.T) {
-	mode := os.Getenv(helperEnv)
-	if mode == "" {
-		return
+// TestMain runs the tests, or, when helperEnv is set, acts as bpfsh with
+// the arguments after "--" and exits with its status.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		helperMain(mode)
 	}
+	os.Exit(m.Run())
+}
+
+// helperMain is bpfsh in a process of its own; it never returns.
+func helperMain(mode string) {
 	args := os.Args
 	for i, a := range args {
 		if a == "--" {
@@ -77,7 +81,7 @@ func unmountPrivately() error {
 // helperCmd returns a command running bpfsh (the test binary exe) in mode
 // with args.
 func helperCmd(exe, mode string, args ...string) *exec.Cmd {
-	cmd := exec.Command(exe, append([]string{"-test.run=^TestHelperProcess$", "--"}, args...)...)
+	cmd := exec.Command(exe, append([]string{"--"}, args...)...)
 	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
 	return cmd
 }
