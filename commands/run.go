@@ -2,6 +2,7 @@ package commands
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -59,7 +60,11 @@ func runRun(s *Session, args []string) (Result, error) {
 	opts.Program = prog
 	s.AtExit("trace", testrun.CloseTrace)
 	o, err := testrun.Run(opts)
-	if err != nil {
+	var optErr *testrun.OptionsError
+	switch {
+	case errors.As(err, &optErr):
+		return nil, Usagef("run %s: %v", ref, err)
+	case err != nil:
 		return nil, fmt.Errorf("run %s: %w", ref, err)
 	}
 	return &RunResult{Outcome: o, View: &Text{Body: FormatOutcome(o), JSON: o.JSON()}}, nil

@@ -126,8 +126,8 @@ func TestRunCommandErrors(t *testing.T) {
 		code int
 		err  string
 	}{
-		{[]string{"run", "t/xdp_pass", "hex", "00", "11", "22", "33", "44", "55", "66", "77", "88", "99"}, 1, "run t/xdp_pass: XDP input must be at least 14 bytes, got 10"},
-		{append(append([]string{"run", "t/sum", "hex"}, frameWords()...), "ctx", "{a: 1}"), 1, "SYSCALL programs take only ctx: drop the packet"},
+		{[]string{"run", "t/xdp_pass", "hex", "00", "11", "22", "33", "44", "55", "66", "77", "88", "99"}, 2, "run t/xdp_pass: XDP input must be at least 14 bytes, got 10"},
+		{append(append([]string{"run", "t/sum", "hex"}, frameWords()...), "ctx", "{a: 1}"), 2, "SYSCALL programs take only ctx: drop the packet"},
 		{append(append([]string{"run", "t/tc_mark", "hex"}, frameWords()...), "ctx", "{len: 1}"), 1, "ctx field len cannot be set for sched_cls programs"},
 		{[]string{"run", "t/xdp_pass", "hex", "zz"}, 2, `hex: "zz" is not hex`},
 		{[]string{"run", "t/xdp_pass", "frobnicate"}, 2, `unexpected "frobnicate"`},

@@ -14,6 +14,15 @@ import (
 // error names the field or option at fault; explainRunError translates
 // whatever the kernel still refuses.
 
+// OptionsError is a run asked for something the program's type does not
+// take (no packet for XDP, a packet for a syscall program, a flag the
+// type refuses): a mistake in how the run was written, found before the
+// kernel is asked.
+type OptionsError struct{ Err error }
+
+func (e *OptionsError) Error() string { return e.Err.Error() }
+func (e *OptionsError) Unwrap() error { return e.Err }
+
 // packetLimits returns the smallest and largest input a packet program of
 // type t takes (largest 0: no limit, the rest becomes XDP fragments).
 func packetLimits(t ebpf.ProgramType) (lo, hi int, ok bool) {

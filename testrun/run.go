@@ -131,7 +131,7 @@ func Run(opts Options) (*Outcome, error) {
 		return runHarness(opts, info, o)
 	}
 	if err := checkOptions(t, &opts); err != nil {
-		return nil, err
+		return nil, &OptionsError{Err: err}
 	}
 	cs, err := buildCtx(t, info, opts.Ctx, opts.CtxRaw, len(opts.Data))
 	if err != nil {
