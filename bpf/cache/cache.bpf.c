@@ -48,7 +48,7 @@ enum cache_stat {
 	CACHE_STAT_PASS_FRAME = 11,  /* UDP requests with a bad or multi-datagram frame header */
 	CACHE_STAT_PASS_CMD = 12,    /* commands the cache leaves to the server */
 	CACHE_STAT_PASS_KEY = 13,    /* keys empty, over 250 bytes, or with bytes outside 0x21..0x7e */
-	CACHE_STAT_DROP = 14,        /* hits whose reply did not fit the frame */
+	CACHE_STAT_PASS_ROOM = 14,   /* hits passed on: the frame could not grow to the reply */
 	CACHE_STAT_MAX = 16,
 };
 
@@ -377,7 +377,7 @@ static __always_inline int reply(struct xdp_md *ctx, struct cache_scratch *s, st
 	plen = CACHE_FRAME_HDR + tlen;
 	delta = (long)(payoff + plen) - (long)(ctx->data_end - ctx->data);
 	if (delta && bpf_xdp_adjust_tail(ctx, delta)) {
-		stat_inc(CACHE_STAT_DROP);
+		stat_inc(CACHE_STAT_PASS_ROOM);
 		return XDP_PASS;
 	}
 	/* The frame header: the request id echoed, datagram 0 of 1. */

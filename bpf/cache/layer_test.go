@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/bpfsh/bpfsh/testrun/packet"
 )
@@ -42,6 +43,24 @@ func TestLayerBuild(t *testing.T) {
 	for _, want := range []string{"UDP(sport=11211, dport=40000", "MemcacheUDP(req_id=7, seq=0, total=1, reserved=0)", `Raw(load="VALUE foo 3 3\r\nbar\r\nEND\r\n")`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("reply decodes as\n%s\nwithout %s", got, want)
+		}
+	}
+}
+
+// TestLayout checks the structs' sizes against PROTOCOL.md: user space
+// (map dumps, the shell's cache commands) reads them by these layouts.
+func TestLayout(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"struct cache_key", unsafe.Sizeof(CacheCacheKey{}), 256},
+		{"struct cache_value", unsafe.Sizeof(CacheCacheValue{}), 1560},
+		{"struct cache_miss_key", unsafe.Sizeof(CacheCacheMissKey{}), 8},
+		{"struct cache_miss", unsafe.Sizeof(CacheCacheMiss{}), 24},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s is %d bytes, PROTOCOL.md says %d", c.name, c.got, c.want)
 		}
 	}
 }

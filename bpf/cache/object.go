@@ -65,5 +65,5 @@ const (
 	statPassFrame
 	statPassCmd
 	statPassKey
-	statDrop
+	statPassRoom
 )
