@@ -58,6 +58,12 @@ func complete(s *commands.Session, line string, cursor int) []Suggestion {
 	}
 	c := &completer{s: s, cur: p.cur, start: p.start}
 	if p.literal {
+		// After a closing bracket the word the line editor replaces
+		// starts before it, where no field name can be offered.
+		editorStart := strings.LastIndexAny(line[:cursor], wordSeparators) + 1
+		if strings.ContainsAny(line[editorStart:cursor], "}]") {
+			return nil
+		}
 		c.literal(p.words)
 		return c.out
 	}

@@ -292,9 +292,13 @@ static __always_inline void flush_all(void)
 	stat_inc(CACHE_STAT_FLUSH);
 }
 
-/* word_is tells whether buf holds the n-byte word w at off. */
-static __always_inline int word_is(const __u8 *buf, __u32 off, const char *w, __u32 n)
+/* word_is tells whether buf, which holds end request bytes, holds the
+ * n-byte word w at off. Bytes at and past end are left over from earlier
+ * requests in the per-CPU scratch, so a word running past end is no match. */
+static __always_inline int word_is(const __u8 *buf, __u32 end, __u32 off, const char *w, __u32 n)
 {
+	if (off > end || n > end - off)
+		return 0;
 #pragma unroll
 	for (__u32 i = 0; i < 8; i++) {
 		if (i >= n)
@@ -307,20 +311,20 @@ static __always_inline int word_is(const __u8 *buf, __u32 off, const char *w, __
 
 /* write_cmd is the length of the write command word at off followed by a
  * space ("set ", "delete ", ...), or 0 for anything else. */
-static __always_inline __u32 write_cmd(const __u8 *buf, __u32 off)
+static __always_inline __u32 write_cmd(const __u8 *buf, __u32 end, __u32 off)
 {
-	if (word_is(buf, off, "set ", 4) || word_is(buf, off, "add ", 4) || word_is(buf, off, "cas ", 4))
+	if (word_is(buf, end, off, "set ", 4) || word_is(buf, end, off, "add ", 4) || word_is(buf, end, off, "cas ", 4))
 		return 4;
-	if (word_is(buf, off, "incr ", 5) || word_is(buf, off, "decr ", 5))
+	if (word_is(buf, end, off, "incr ", 5) || word_is(buf, end, off, "decr ", 5))
 		return 5;
-	if (word_is(buf, off, "replace ", 8) || word_is(buf, off, "prepend ", 8))
+	if (word_is(buf, end, off, "replace ", 8) || word_is(buf, end, off, "prepend ", 8))
 		return 8;
-	if (word_is(buf, off, "delete ", 7))
+	if (word_is(buf, end, off, "delete ", 7))
 		return 7;
-	if (word_is(buf, off, "append ", 7))
+	if (word_is(buf, end, off, "append ", 7))
 		return 7;
 	/* Meta commands: set, delete, arithmetic. */
-	if (word_is(buf, off, "ms ", 3) || word_is(buf, off, "md ", 3) || word_is(buf, off, "ma ", 3))
+	if (word_is(buf, end, off, "ms ", 3) || word_is(buf, end, off, "md ", 3) || word_is(buf, end, off, "ma ", 3))
 		return 3;
 	return 0;
 }
@@ -331,11 +335,12 @@ static __always_inline int handle_write(struct cache_scratch *s, __u32 off, __u3
 {
 	__u32 w, klen, h;
 
-	if (word_is(s->req, off, "flush_al", 8)) {
+	/* flush_all: nine letters, one more than word_is compares. */
+	if (word_is(s->req, n, off, "flush_al", 8) && off + 8 < n && s->req[(off + 8) & (CACHE_REQ_BYTES - 1)] == 'l') {
 		flush_all();
 		return 1;
 	}
-	w = write_cmd(s->req, off);
+	w = write_cmd(s->req, n, off);
 	if (!w)
 		return 0;
 	off += w;
@@ -549,7 +554,7 @@ int xdp_cache_rx(struct xdp_md *ctx)
 			stat_inc(CACHE_STAT_PASS_FRAME);
 			return XDP_PASS;
 		}
-		if (word_is(s->req, CACHE_FRAME_HDR, "get ", 4))
+		if (word_is(s->req, n, CACHE_FRAME_HDR, "get ", 4))
 			return get(ctx, s, iph, udp, l3off, payoff, plen);
 		if (!handle_write(s, CACHE_FRAME_HDR, n))
 			stat_inc(CACHE_STAT_PASS_CMD);
