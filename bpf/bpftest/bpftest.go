@@ -5,8 +5,13 @@
 package bpftest
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/bpfsh/bpfsh/bpf"
@@ -26,15 +31,44 @@ func RequireRoot(t testing.TB) {
 
 // PinRoot makes an empty directory under /sys/fs/bpf for t alone and
 // removes it, with everything pinned under it, when t ends.
+//
+// The directory's name carries the test process's pid. A fuzzing worker
+// is ended without running its cleanups, so PinRoot also removes the pin
+// roots of test processes that no longer exist (and only those).
 func PinRoot(t testing.TB) string {
 	t.Helper()
 	RequireRoot(t)
-	dir, err := os.MkdirTemp(bpf.BPFFSPath, "bpfsh-test-")
+	removeOrphanPinRoots()
+	dir, err := os.MkdirTemp(bpf.BPFFSPath, fmt.Sprintf("%s%d-", pinRootPrefix, os.Getpid()))
 	if err != nil {
 		t.Fatalf("make pin root: %v", err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
+}
+
+// pinRootPrefix starts the name of every pin root a test makes:
+// bpfsh-test-PID-RANDOM.
+const pinRootPrefix = "bpfsh-test-"
+
+// removeOrphanPinRoots removes bpfsh-test-PID-* directories whose PID is
+// not a running process.
+func removeOrphanPinRoots() {
+	entries, _ := os.ReadDir(bpf.BPFFSPath)
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), pinRootPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidText, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(filepath.Join(bpf.BPFFSPath, e.Name()))
+		}
+	}
 }
 
 // FixtureObject writes the fixture ELF to a temporary file and returns its
