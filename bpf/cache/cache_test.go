@@ -207,3 +207,22 @@ func TestOversizeAndOddPass(t *testing.T) {
 		t.Fatalf("malformed replies filled: %d entries", c.entries())
 	}
 }
+
+func TestReadStatsNamesEveryCounter(t *testing.T) {
+	c := load(t)
+	c.get(1, "nothing-here")
+	st, err := ReadStats(c.coll.Maps[StatsMap])
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]uint64{}
+	for _, s := range st {
+		byName[s.Name] = s.Value
+	}
+	if byName["get"] != 1 || byName["miss"] != 1 || byName["hit"] != 0 {
+		t.Fatalf("after one missing get: %v", byName)
+	}
+	if int(c.coll.Maps[StatsMap].MaxEntries()) < len(StatNames) {
+		t.Fatalf("stats map has %d slots, StatNames %d", c.coll.Maps[StatsMap].MaxEntries(), len(StatNames))
+	}
+}

@@ -48,22 +48,3 @@ func Object() []byte { return _CacheBytes }
 // Spec parses the embedded object into a fresh CollectionSpec, which the
 // caller may change (constants, map sizes) before loading it.
 func Spec() (*ebpf.CollectionSpec, error) { return LoadCache() }
-
-// Indices of the per-CPU counters in the stats map (PROTOCOL.md).
-const (
-	statGet = iota
-	statHit
-	statMiss
-	statFill
-	statFillStale
-	statFillNoMiss
-	statFillSkip
-	statFillError
-	statInvalidate
-	statFlush
-	statPassOther
-	statPassFrame
-	statPassCmd
-	statPassKey
-	statPassRoom
-)

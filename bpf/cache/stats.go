@@ -1,0 +1,72 @@
+package cache
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+)
+
+// StatNames names the per-CPU counters of the stats map by index
+// (PROTOCOL.md "Counters"). The program's CACHE_STAT_* indices follow this
+// order.
+var StatNames = []string{
+	"get",          // 0: UDP get requests with a good frame header
+	"hit",          // 1: gets answered with XDP_TX
+	"miss",         // 2: gets of a key not cached (passed)
+	"fill",         // 3: replies copied into the cache
+	"fill_stale",   // 4: replies refused: a write or flush_all after the miss
+	"fill_no_miss", // 5: replies that answer no recorded miss
+	"fill_skip",    // 6: replies to a miss that are not one cacheable VALUE
+	"fill_error",   // 7: cache updates that failed (map full)
+	"invalidate",   // 8: write commands that invalidated a key
+	"flush",        // 9: flush_all commands
+	"pass_other",   // 10: packets not to the port, not IPv4, fragments
+	"pass_frame",   // 11: UDP requests with a short or multi-datagram frame header
+	"pass_cmd",     // 12: commands left to the server
+	"pass_key",     // 13: keys empty, too long or with other bytes
+	"pass_room",    // 14: hits passed on: the frame could not grow
+}
+
+// Indices of the counters, as the tests and the shell name them.
+const (
+	statGet = iota
+	statHit
+	statMiss
+	statFill
+	statFillStale
+	statFillNoMiss
+	statFillSkip
+	statFillError
+	statInvalidate
+	statFlush
+	statPassOther
+	statPassFrame
+	statPassCmd
+	statPassKey
+	statPassRoom
+)
+
+// Stat is one counter summed over the CPUs.
+type Stat struct {
+	Index int
+	Name  string
+	Value uint64
+}
+
+// ReadStats sums the per-CPU counters of a cache stats map (pinned as
+// <pin-root>/NAME/stats).
+func ReadStats(stats *ebpf.Map) ([]Stat, error) {
+	out := make([]Stat, len(StatNames))
+	for i, name := range StatNames {
+		var per []uint64
+		if err := stats.Lookup(uint32(i), &per); err != nil {
+			return nil, fmt.Errorf("read cache stats[%d] (%s): %w", i, name, err)
+		}
+		var sum uint64
+		for _, v := range per {
+			sum += v
+		}
+		out[i] = Stat{Index: i, Name: name, Value: sum}
+	}
+	return out, nil
+}
