@@ -143,14 +143,15 @@ func runCacheGet(s *Session, args []string) (Result, error) {
 			add("passed", fmt.Sprintf("XDP_PASS: the program left the request to memcached (request id %d)", req.reqID))
 		}
 		if len(keys) > 1 {
-			var absent []string
+			var absent, quoted []string
 			for _, k := range keys {
 				if _, ok, err := t.cached(k); err == nil && !ok {
-					absent = append(absent, strconv.Quote(k))
+					absent, quoted = append(absent, k), append(quoted, strconv.Quote(k))
 				}
 			}
 			if len(absent) > 0 {
-				add("not cached", strings.Join(absent, " "))
+				add("not cached", strings.Join(quoted, " "))
+				j["not_cached"] = absent
 			}
 		} else {
 			add("key", strconv.Quote(keys[0]))

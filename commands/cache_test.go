@@ -230,3 +230,15 @@ func TestCacheAttach(t *testing.T) {
 	}
 	bpfshOK(t, root, "unload c2")
 }
+
+// --name reaches a cache loaded under another NAME, and the packets go to
+// the port it was loaded with.
+func TestCacheNameAndPort(t *testing.T) {
+	root, _ := kvRoot(t)
+	bpfshOK(t, root, "load cache name c3 set cache_port=11311")
+	bpfshFails(t, root, "cache get k", 1, "cache is not loaded", "run 'load cache'")
+	out := bpfshOK(t, root, "cache set k v --name c3")
+	wantLines(t, "cache set --name c3", out, "fill +1")
+	out = bpfshOK(t, root, "cache get k --name=c3 --detail")
+	wantLines(t, "cache get --name c3", out, "hit:", "UDP(sport=40000, dport=11311)", "retval    XDP_TX (3)")
+}
