@@ -114,22 +114,16 @@ func openCache(s *Session, cmd, name string) (*cacheTarget, error) {
 }
 
 func (t *cacheTarget) close() {
-	for _, c := range []interface{ Close() error }{t.rx, t.fill, t.m, t.st} {
-		if c != nil && !isNilCloser(c) {
-			c.Close()
+	for _, p := range []*ebpf.Program{t.rx, t.fill} {
+		if p != nil {
+			p.Close()
 		}
 	}
-}
-
-// isNilCloser says whether c holds a nil pointer (a field not opened).
-func isNilCloser(c interface{ Close() error }) bool {
-	switch v := c.(type) {
-	case *ebpf.Program:
-		return v == nil
-	case *ebpf.Map:
-		return v == nil
+	for _, m := range []*ebpf.Map{t.m, t.st} {
+		if m != nil {
+			m.Close()
+		}
 	}
-	return false
 }
 
 // pinnedPort reads cache_port from the rodata map load pinned in dir
@@ -465,9 +459,9 @@ func clipText(s string, n int) string {
 }
 
 // cacheKey is the cache map's key for key: its length and bytes,
-// zero-padded (struct cache_key, PROTOCOL.md "Maps").
-func cacheKey(key string) []byte {
-	k := make([]byte, 256)
+// zero-padded to size (struct cache_key, PROTOCOL.md "Maps").
+func cacheKey(key string, size uint32) []byte {
+	k := make([]byte, max(size, 4+uint32(len(key))))
 	binary.NativeEndian.PutUint32(k, uint32(len(key)))
 	copy(k[4:], key)
 	return k
@@ -477,7 +471,7 @@ func cacheKey(key string) []byte {
 // answers with, and whether there is one.
 func (t *cacheTarget) cached(key string) (text []byte, ok bool, err error) {
 	v := make([]byte, t.m.ValueSize())
-	if err := t.m.Lookup(cacheKey(key), &v); err != nil {
+	if err := t.m.Lookup(cacheKey(key, t.m.KeySize()), &v); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			return nil, false, nil
 		}
