@@ -17,7 +17,7 @@ var loadCmd = &Command{
 		"anything else fails, nothing stays pinned; a rejection shows the verifier's reason and the " +
 		"last lines of its log (all of it with --verbose). A NAME that is already loaded is refused. " +
 		"bpffs is mounted when needed. Maps marked LIBBPF_PIN_BY_NAME are pinned in NAME/ with the rest. " +
-		"FILE may also be the name of an object built into bpfsh (kv). " +
+		"FILE may also be the name of an object built into bpfsh (kv, cache). " +
 		"'set VAR=VALUE ...' sets global variables before loading, typically a program's " +
 		"`volatile const` settings, each value typed by the variable's BTF like a map value; " +
 		"an unknown VAR is refused with the list of the object's variables. " +
@@ -37,7 +37,7 @@ var unloadCmd = &Command{
 		"while it still holds the object load pinned there; anything else in the directory (pinned " +
 		"by another tool, or replaced since) is left alone and listed. Objects nothing else holds " +
 		"are freed by the kernel. For kv, unload first flushes the log ring into the WAL and stops the writer; " +
-		"the WAL is kept for the next load.",
+		"the WAL is kept for the next load. For cache, unload first detaches it from the interfaces 'cache attach' put it on.",
 	Example: "unload counter",
 	Args:    []ArgKind{ArgLoaded},
 }

@@ -20,5 +20,6 @@ func All() []*Command {
 		traceCmd,
 		expectCmd,
 		kvCmd,
+		cacheCmd,
 	}
 }

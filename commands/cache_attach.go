@@ -1,0 +1,348 @@
+package commands
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfsh/bpfsh/bpf"
+	"github.com/bpfsh/bpfsh/bpf/cache"
+)
+
+// errRESPLive is why 'cache attach --redis' is refused.
+//
+// TODO(cache-bpf): use cache.ErrRESPLive once bpf/cache exports it, so
+// that the text lives beside the RESP program.
+var errRESPLive = errors.New("the RESP (Redis) path is for test-run and labs only: its XDP program answers GETs over TCP, " +
+	"and upstream kernels cannot advance the Redis server socket's TCP sequence numbers from XDP (Huawei's kernel adds " +
+	"a helper for that), so live replies would desynchronize every connection; attach the memcached programs instead")
+
+func init() {
+	cacheCmd.Subs = append(cacheCmd.Subs,
+		&Command{
+			Name:  "attach",
+			Usage: "IFACE [--name NAME]",
+			Short: "attach xdp_cache_rx (XDP) and tc_cache_fill (TC egress) to a real interface",
+			Long: "attach puts the cache in front of a memcached reachable through IFACE: xdp_cache_rx on the " +
+				"interface's XDP hook (native mode when the driver has it, generic otherwise; it says which) and " +
+				"tc_cache_fill on its TC egress hook as a tcx link (Linux 6.6 or later). Both links are pinned under " +
+				"<pin-root>/NAME/ as link_xdp_IFACE and link_tc_IFACE, so they stay attached after the shell ends; " +
+				"'cache detach' removes them, and so does 'unload cache'. The programs watch cache_port (11211 unless " +
+				"loaded with 'load cache set cache_port=N'). An interface with another XDP program is refused. " +
+				"'--redis' is refused: the RESP path cannot run live on upstream kernels.",
+			Example: "cache attach eth0",
+			Args:    []ArgKind{ArgIface},
+			Run:     runCacheAttach,
+		},
+		&Command{
+			Name:    "detach",
+			Usage:   "[IFACE] [--name NAME]",
+			Short:   "remove what cache attach attached (from IFACE, or from every interface)",
+			Long:    "detach removes the pinned XDP and tcx links that 'cache attach' made on IFACE, or on every interface without one; the programs stay loaded. It is an error when there is nothing to detach.",
+			Example: "cache detach eth0",
+			Args:    []ArgKind{ArgIface},
+			Run:     runCacheDetach,
+		},
+	)
+	onLoad(&loadHook{Match: isCache, Unloading: cacheUnloading})
+}
+
+// isCache says whether objects are the cache's programs and maps (the
+// built-in under any NAME, or cache.bpf.c built with changes).
+func isCache(objects []bpf.Pinned) bool {
+	want := map[string]string{cache.RxProgram: bpf.KindProgram, cache.FillProgram: bpf.KindProgram,
+		cache.CacheMap: bpf.KindMap, cache.StatsMap: bpf.KindMap}
+	for _, o := range objects {
+		if want[o.Name] == o.Kind {
+			delete(want, o.Name)
+		}
+	}
+	return len(want) == 0
+}
+
+// cacheUnloading detaches the cache from every interface before unload
+// removes its pins: the links pinned beside the programs are no pins of
+// load's, and would otherwise keep the programs attached and the
+// directory there.
+func cacheUnloading(s *Session, name string) (Result, error) {
+	atts, err := cacheAttachments(filepath.Join(s.PinRoot, name))
+	if err != nil || len(atts) == 0 {
+		return nil, err
+	}
+	var done []string
+	for _, a := range atts {
+		if err := a.detach(); err != nil {
+			return nil, fmt.Errorf("unload %s: %w", name, err)
+		}
+		done = append(done, a.iface)
+	}
+	return &Message{Text: fmt.Sprintf("detached %s from %s first", name, strings.Join(done, ", ")), Data: map[string]any{"detached": done}}, nil
+}
+
+// Pin names of the links, followed by the interface's name (bpffs
+// refuses dots, which interface names may have: see pinIface).
+const (
+	cacheXDPLinkPrefix = "link_xdp_"
+	cacheTCLinkPrefix  = "link_tc_"
+)
+
+// pinIface is an interface name as it can be pinned: letters, digits, '-'
+// and '_' kept, any other byte (a dot, as in eth0.100) written _xHH.
+func pinIface(iface string) string {
+	var b strings.Builder
+	for i := 0; i < len(iface); i++ {
+		c := iface[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "_x%02x", c)
+		}
+	}
+	return b.String()
+}
+
+// unpinIface reverses pinIface.
+func unpinIface(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '_' && i+4 <= len(s) && s[i+1] == 'x' {
+			if c, err := hex.DecodeString(s[i+2 : i+4]); err == nil {
+				b.Write(c)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// cacheAttachment is the pair of links 'cache attach' pinned for one
+// interface (either may be missing, if removed by hand).
+type cacheAttachment struct {
+	iface   string
+	xdpPin  string
+	tcPin   string
+	xdpLink uint32
+	tcLink  uint32
+}
+
+// cacheAttachments lists the interfaces whose links are pinned in dir.
+func cacheAttachments(dir string) ([]*cacheAttachment, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", dir, err)
+	}
+	by := map[string]*cacheAttachment{}
+	get := func(enc string) *cacheAttachment {
+		iface := unpinIface(enc)
+		if by[iface] == nil {
+			by[iface] = &cacheAttachment{iface: iface}
+		}
+		return by[iface]
+	}
+	for _, e := range ents {
+		n := e.Name()
+		switch {
+		case strings.HasPrefix(n, cacheXDPLinkPrefix):
+			get(strings.TrimPrefix(n, cacheXDPLinkPrefix)).xdpPin = filepath.Join(dir, n)
+		case strings.HasPrefix(n, cacheTCLinkPrefix):
+			get(strings.TrimPrefix(n, cacheTCLinkPrefix)).tcPin = filepath.Join(dir, n)
+		}
+	}
+	var out []*cacheAttachment
+	for _, a := range by {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].iface < out[j].iface })
+	return out, nil
+}
+
+// detach removes the attachment's pins; the links go with them, and the
+// programs leave the interface.
+func (a *cacheAttachment) detach() error {
+	for _, p := range []struct {
+		path string
+		id   *uint32
+	}{{a.xdpPin, &a.xdpLink}, {a.tcPin, &a.tcLink}} {
+		if p.path == "" {
+			continue
+		}
+		l, err := link.LoadPinnedLink(p.path, nil)
+		if err != nil {
+			return fmt.Errorf("open the link pinned at %s: %w", p.path, err)
+		}
+		if info, err := l.Info(); err == nil {
+			*p.id = uint32(info.ID)
+		}
+		err = l.Unpin()
+		l.Close()
+		if err != nil {
+			return fmt.Errorf("remove the link pinned at %s: %w", p.path, err)
+		}
+	}
+	return nil
+}
+
+func runCacheAttach(s *Session, args []string) (Result, error) {
+	const cmd = "cache attach"
+	var redis bool
+	var rest []string
+	for _, a := range args {
+		if a == "--redis" || a == "--resp" {
+			redis = true
+			continue
+		}
+		rest = append(rest, a)
+	}
+	if redis {
+		return nil, fmt.Errorf("%s: refused: %w", cmd, errRESPLive)
+	}
+	name, _, _, words, err := cacheFlags(cmd, rest, false)
+	if err != nil {
+		return nil, err
+	}
+	if len(words) != 1 {
+		return nil, Usagef("%s takes one IFACE, e.g. cache attach eth0", cmd)
+	}
+	iface := words[0]
+	dev, err := netlink.LinkByName(iface)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil, fmt.Errorf("%s: no interface %s; 'ip link' lists them", cmd, iface)
+		}
+		return nil, fmt.Errorf("%s: find interface %s: %w", cmd, iface, err)
+	}
+	t, err := openCache(s, cmd, name)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	xdpPin := filepath.Join(t.dir, cacheXDPLinkPrefix+pinIface(iface))
+	tcPin := filepath.Join(t.dir, cacheTCLinkPrefix+pinIface(iface))
+	for _, p := range []string{xdpPin, tcPin} {
+		if _, err := os.Lstat(p); err == nil {
+			return nil, fmt.Errorf("%s: %s is already attached to %s (%s); 'cache detach %s' first", cmd, name, iface, p, iface)
+		}
+	}
+	idx := dev.Attrs().Index
+
+	mode := "driver"
+	xl, err := link.AttachXDP(link.XDPOptions{Program: t.rx, Interface: idx, Flags: link.XDPDriverMode})
+	var driverErr error
+	if err != nil && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.EEXIST) {
+		driverErr = err
+		mode = "generic"
+		xl, err = link.AttachXDP(link.XDPOptions{Program: t.rx, Interface: idx, Flags: link.XDPGenericMode})
+	}
+	if err != nil {
+		if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("%s: %s already has an XDP program ('net show dev %s' shows it); detach it first", cmd, iface, iface)
+		}
+		return nil, fmt.Errorf("%s: attach %s to %s's XDP hook: %w", cmd, cache.RxProgram, iface, err)
+	}
+	defer xl.Close()
+	if err := xl.Pin(xdpPin); err != nil {
+		return nil, fmt.Errorf("%s: pin the XDP link at %s: %w", cmd, xdpPin, err)
+	}
+	tl, err := link.AttachTCX(link.TCXOptions{Program: t.fill, Interface: idx, Attach: ebpf.AttachTCXEgress})
+	if err != nil {
+		xl.Unpin()
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			return nil, fmt.Errorf("%s: this kernel has no tcx links (Linux 6.6 or later), which the fill program is attached with; nothing stays attached", cmd)
+		}
+		return nil, fmt.Errorf("%s: attach %s to %s's TC egress hook: %w; nothing stays attached", cmd, cache.FillProgram, iface, err)
+	}
+	defer tl.Close()
+	if err := tl.Pin(tcPin); err != nil {
+		xl.Unpin()
+		return nil, fmt.Errorf("%s: pin the tcx link at %s: %w; nothing stays attached", cmd, tcPin, err)
+	}
+	xi, _ := xl.Info()
+	ti, _ := tl.Info()
+	var xid, tid uint32
+	if xi != nil {
+		xid = uint32(xi.ID)
+	}
+	if ti != nil {
+		tid = uint32(ti.ID)
+	}
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "attached %s to %s (ifindex %d), for memcached on port %d:\n", name, iface, idx, t.port)
+	modeText := "native (driver) mode"
+	if mode == "generic" {
+		modeText = "generic mode: the driver has no native XDP"
+	}
+	fmt.Fprintf(&b, "xdp:  %s in %s, link %d, pinned %s\n", cache.RxProgram, modeText, xid, xdpPin)
+	fmt.Fprintf(&b, "tc:   %s on tcx/egress, link %d, pinned %s\n", cache.FillProgram, tid, tcPin)
+	j := map[string]any{"iface": iface, "ifindex": idx, "port": t.port,
+		"xdp": map[string]any{"program": cache.RxProgram, "mode": mode, "link_id": xid, "pin": xdpPin},
+		"tc":  map[string]any{"program": cache.FillProgram, "attach": "tcx/egress", "link_id": tid, "pin": tcPin}}
+	if driverErr != nil {
+		j["driver_error"] = driverErr.Error()
+	}
+	if dev.Type() == "veth" {
+		note := "on a veth, frames sent back with XDP_TX reach the peer only if the peer has an XDP program (XDP_PASS is enough) or GRO on"
+		fmt.Fprintf(&b, "note: %s\n", note)
+		j["note"] = note
+	}
+	return &Text{Body: b.String(), JSON: j}, nil
+}
+
+func runCacheDetach(s *Session, args []string) (Result, error) {
+	const cmd = "cache detach"
+	name, _, _, words, err := cacheFlags(cmd, args, false)
+	if err != nil {
+		return nil, err
+	}
+	if len(words) > 1 {
+		return nil, Usagef("%s takes at most one IFACE", cmd)
+	}
+	dir := filepath.Join(s.PinRoot, name)
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("%s: %s is not loaded under %s, so nothing is attached", cmd, name, s.PinRoot)
+	}
+	atts, err := cacheAttachments(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	if len(words) == 1 {
+		var keep []*cacheAttachment
+		for _, a := range atts {
+			if a.iface == words[0] {
+				keep = append(keep, a)
+			}
+		}
+		if len(keep) == 0 {
+			return nil, fmt.Errorf("%s: %s is not attached to %s ('cache detach' without IFACE detaches it everywhere)", cmd, name, words[0])
+		}
+		atts = keep
+	}
+	if len(atts) == 0 {
+		return nil, fmt.Errorf("%s: %s is not attached to any interface", cmd, name)
+	}
+	var b strings.Builder
+	var js []map[string]any
+	for _, a := range atts {
+		if err := a.detach(); err != nil {
+			return nil, fmt.Errorf("%s: %w", cmd, err)
+		}
+		fmt.Fprintf(&b, "detached %s from %s: xdp link %d, tcx link %d (pins removed)\n", name, a.iface, a.xdpLink, a.tcLink)
+		js = append(js, map[string]any{"iface": a.iface, "xdp_link_id": a.xdpLink, "tc_link_id": a.tcLink})
+	}
+	return &Text{Body: b.String(), JSON: js}, nil
+}
