@@ -14,6 +14,8 @@ have ip || need+=(iproute2)
 # kv bench compares with redis; its tests run redis-server and redis-benchmark.
 have redis-server || need+=(redis-server)
 have redis-benchmark || need+=(redis-tools)
+# cache bench and the cache's live tests run memcached in a namespace.
+[ -x /usr/bin/memcached ] || need+=(memcached)
 
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then

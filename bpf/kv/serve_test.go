@@ -20,6 +20,7 @@ import (
 	"github.com/vishvananda/netlink/nl"
 
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
+	"github.com/bpfsh/bpfsh/bpf/vethns"
 )
 
 // liveKV is kv loaded for a live test, with a WAL writer draining its
@@ -65,8 +66,8 @@ func serve(t *testing.T, h *Handle) *Server {
 // and in `ip netns list`), no veth.
 func assertGone(t *testing.T, s *Server) {
 	t.Helper()
-	if netnsExists(s.Namespace) {
-		t.Errorf("namespace %s still in %s", s.Namespace, netnsDir)
+	if vethns.Exists(s.Namespace) {
+		t.Errorf("namespace %s still in %s", s.Namespace, vethns.Dir)
 	}
 	out, err := exec.Command("ip", "netns", "list").CombinedOutput()
 	if err != nil {
@@ -159,8 +160,7 @@ func TestServeFailingHalfwayLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer coll.Close()
-	next := serveSeq.Load() + 1
-	ns := fmt.Sprintf("%s%d-%d", netnsPrefix, os.Getpid(), next)
+	ns := vethns.NextNamespace(netnsWhat)
 	before := links(t)
 	s, err := Serve(ServeOptions{Program: coll.Programs[ProgramName]})
 	if err == nil {
@@ -170,9 +170,9 @@ func TestServeFailingHalfwayLeavesNothing(t *testing.T) {
 	if !strings.Contains(err.Error(), "attach xdp_kv") {
 		t.Errorf("error %q, want it to be the attach step's", err)
 	}
-	if netnsExists(ns) {
+	if vethns.Exists(ns) {
 		t.Errorf("namespace %s left behind", ns)
-		deleteNamedNetns(ns)
+		vethns.DeleteNamed(ns)
 	}
 	if after := links(t); after != before {
 		t.Errorf("devices before Serve: %s\nafter it failed: %s", before, after)
@@ -183,13 +183,13 @@ func TestServeFailingHalfwayLeavesNothing(t *testing.T) {
 // nothing that it did not make: the namespace that was there stays.
 func TestServeLeavesOthersAlone(t *testing.T) {
 	h := liveKV(t)
-	ns := fmt.Sprintf("%s%d-%d", netnsPrefix, os.Getpid(), serveSeq.Load()+1)
-	fd, err := newNamedNetns(ns, nil)
+	ns := vethns.NextNamespace(netnsWhat)
+	fd, err := vethns.NewNamed(ns, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		deleteNamedNetns(ns)
+		vethns.DeleteNamed(ns)
 		syscall.Close(fd)
 	})
 	before := links(t)
@@ -199,7 +199,7 @@ func TestServeLeavesOthersAlone(t *testing.T) {
 	} else if !strings.Contains(err.Error(), ns) {
 		t.Errorf("error %q does not name %s", err, ns)
 	}
-	if !netnsExists(ns) {
+	if !vethns.Exists(ns) {
 		t.Errorf("the failed Serve removed namespace %s, which it had not made", ns)
 	}
 	if after := links(t); after != before {
@@ -467,7 +467,7 @@ func TestRedisStartBenchStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped = true
-	if processAlive(pid) {
+	if vethns.ProcessAlive(pid) {
 		t.Errorf("redis-server %d still runs after Stop", pid)
 	}
 	if _, err := os.Stat(r.dir); !errors.Is(err, os.ErrNotExist) {
@@ -529,7 +529,7 @@ func TestBenchShort(t *testing.T) {
 	if _, err := os.Stat(filepath.Dir(res.WALPath)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("bench WAL directory left behind: %v", err)
 	}
-	if netnsExists(res.Namespace) || links(t) != before {
+	if vethns.Exists(res.Namespace) || links(t) != before {
 		t.Errorf("namespace %s or veth left behind", res.Namespace)
 	}
 	if !o.NoRedis {

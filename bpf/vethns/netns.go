@@ -1,4 +1,8 @@
-package kv
+// Package vethns makes a veth pair whose one end sits in a named network
+// namespace of its own, for serving an XDP/TC program on a real network
+// path that never leaves the machine (kv serve, cache bench), and removes
+// everything it made afterwards.
+package vethns
 
 import (
 	"errors"
@@ -20,15 +24,16 @@ import (
 // the thread unshares into a fresh namespace, bind-mounts it and exits
 // with its goroutine, so no other goroutine can ever run in a namespace
 // it did not ask for. Code that must run inside (creating sockets, which
-// keep their namespace for life) gets a fresh thread the same way.
+// keep their namespace for life; starting a server) gets a fresh thread
+// the same way.
 
-// netnsDir is where iproute2 keeps named network namespaces.
-const netnsDir = "/run/netns"
+// Dir is where iproute2 keeps named network namespaces.
+const Dir = "/run/netns"
 
-// netnsPrefix starts the names of the namespaces Serve makes:
-// bpfsh-kv-<pid>-<n>. The pid lets a later run remove what a killed one
-// left behind.
-const netnsPrefix = "bpfsh-kv-"
+// namePrefix starts the names of the namespaces New makes:
+// bpfsh-<what>-<pid>-<n>. The pid lets a later run remove what a killed
+// one left behind.
+const namePrefix = "bpfsh-"
 
 // onLockedThread runs fn on a fresh OS thread that Go discards afterwards
 // (the goroutine ends locked), so whatever fn does to the thread's
@@ -47,14 +52,15 @@ func onLockedThread(fn func() error) error {
 	return <-errc
 }
 
-// newNamedNetns makes a network namespace named name (with its loopback
-// up), runs setup inside it, and returns a file descriptor of it. On
-// any error nothing is left: no mount, no file.
-func newNamedNetns(name string, setup func() error) (fd int, err error) {
-	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
-		return -1, fmt.Errorf("create %s: %w", netnsDir, err)
+// NewNamed makes a network namespace named name (with its loopback up),
+// runs setup inside it (when not nil), and returns a file descriptor of
+// it. On any error nothing is left: no mount, no file. A name that exists
+// is refused and left alone.
+func NewNamed(name string, setup func() error) (fd int, err error) {
+	if err := os.MkdirAll(Dir, 0o755); err != nil {
+		return -1, fmt.Errorf("create %s: %w", Dir, err)
 	}
-	path := filepath.Join(netnsDir, name)
+	path := filepath.Join(Dir, name)
 	fd = -1
 	err = onLockedThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
@@ -82,7 +88,7 @@ func newNamedNetns(name string, setup func() error) (fd int, err error) {
 				unix.Close(fd)
 				fd = -1
 			}
-			deleteNamedNetns(name)
+			DeleteNamed(name)
 			return err
 		}
 		return nil
@@ -90,8 +96,9 @@ func newNamedNetns(name string, setup func() error) (fd int, err error) {
 	return fd, err
 }
 
-// inNetns runs fn on a fresh OS thread inside the namespace nsfd.
-func inNetns(nsfd int, fn func() error) error {
+// In runs fn on a fresh OS thread inside the namespace nsfd; the thread
+// is discarded afterwards.
+func In(nsfd int, fn func() error) error {
 	return onLockedThread(func() error {
 		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("enter network namespace: %w", err)
@@ -100,11 +107,11 @@ func inNetns(nsfd int, fn func() error) error {
 	})
 }
 
-// deleteNamedNetns removes the name of a namespace; the namespace itself
-// (and the devices in it) goes when its last user (a socket, a file
+// DeleteNamed removes the name of a namespace; the namespace itself (and
+// the devices in it) goes when its last user (a socket, a process, a file
 // descriptor) closes.
-func deleteNamedNetns(name string) error {
-	path := filepath.Join(netnsDir, name)
+func DeleteNamed(name string) error {
+	path := filepath.Join(Dir, name)
 	err := unix.Unmount(path, unix.MNT_DETACH)
 	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("remove network namespace %s: unmount %s: %w", name, path, err)
@@ -115,40 +122,40 @@ func deleteNamedNetns(name string) error {
 	return nil
 }
 
-// netnsExists says whether /run/netns/name exists.
-func netnsExists(name string) bool {
-	_, err := os.Stat(filepath.Join(netnsDir, name))
+// Exists says whether /run/netns/name exists.
+func Exists(name string) bool {
+	_, err := os.Stat(filepath.Join(Dir, name))
 	return err == nil
 }
 
-// reapStaleNetns removes the namespaces that a bpfsh process which no
-// longer runs made with Serve (bpfsh-kv-<pid>-*), with the veth pairs
-// inside them: what a killed shell left behind. It returns their names.
-func reapStaleNetns() []string {
-	ents, err := os.ReadDir(netnsDir)
+// reapStale removes the namespaces named bpfsh-<what>-<pid>-<n> whose
+// bpfsh process no longer runs, with the veth pairs inside them: what a
+// killed shell left behind. It returns their names.
+func reapStale(what string) []string {
+	ents, err := os.ReadDir(Dir)
 	if err != nil {
 		return nil
 	}
 	var gone []string
 	for _, e := range ents {
-		rest, ok := strings.CutPrefix(e.Name(), netnsPrefix)
+		rest, ok := strings.CutPrefix(e.Name(), namePrefix+what+"-")
 		if !ok {
 			continue
 		}
 		pidText, _, ok := strings.Cut(rest, "-")
 		pid, err := strconv.Atoi(pidText)
-		if !ok || err != nil || pid <= 0 || processAlive(pid) {
+		if !ok || err != nil || pid <= 0 || ProcessAlive(pid) {
 			continue
 		}
-		if deleteNamedNetns(e.Name()) == nil {
+		if DeleteNamed(e.Name()) == nil {
 			gone = append(gone, e.Name())
 		}
 	}
 	return gone
 }
 
-// processAlive says whether a process with this pid exists.
-func processAlive(pid int) bool {
+// ProcessAlive says whether a process with this pid exists.
+func ProcessAlive(pid int) bool {
 	err := unix.Kill(pid, 0)
 	return err == nil || errors.Is(err, unix.EPERM)
 }

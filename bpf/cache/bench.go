@@ -1,0 +1,302 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The bench
+//
+// One run measures memcached alone and memcached behind the cache, on the
+// same veth pair, the same keys and the same load:
+//
+//  1. StartLive: namespace, veth pair, memcached in it, XDP_PASS on the
+//     client's end (in both phases, so that only the cache differs);
+//  2. preload every key over TCP;
+//  3. "memcached": the load with nothing attached on memcached's end;
+//  4. "cache": xdp_cache_rx and tc_cache_fill attached (an empty cache:
+//     the first get of each key misses and fills), the same load.
+//
+// Each phase reads the cache's counters (hit rate = hit / get) and the
+// CPU time of the whole machine from /proc/stat (user, system, softirq:
+// XDP runs in softirq, on the CPU that handles the veth's NAPI), of the
+// bench's own process (the load generator) and of memcached.
+
+// BenchOptions configures a bench run. Zero fields take the defaults.
+type BenchOptions struct {
+	Clients   int     // concurrent clients (default 8)
+	Keys      int     // distinct keys (default 10000)
+	ValueSize int     // bytes per value (default 32: hits fit veth's tailroom, see live_room.go)
+	GetWeight int     // GETs per SetWeight SETs (default 30:1, as BMC)
+	SetWeight int     //
+	Zipf      float64 // key skew (default 0.99, as BMC; 0 would mean the default, use Uniform)
+	Uniform   bool    // uniform keys instead of Zipf
+	Duration  time.Duration
+	Threads   int // memcached's -t (default 2)
+}
+
+func (o *BenchOptions) defaults() error {
+	if o.Clients == 0 {
+		o.Clients = 8
+	}
+	if o.Keys == 0 {
+		o.Keys = 10000
+	}
+	if o.ValueSize == 0 {
+		o.ValueSize = 32
+	}
+	if o.GetWeight == 0 && o.SetWeight == 0 {
+		o.GetWeight, o.SetWeight = 30, 1
+	}
+	if o.Zipf == 0 && !o.Uniform {
+		o.Zipf = 0.99
+	}
+	if o.Uniform {
+		o.Zipf = 0
+	}
+	if o.Duration == 0 {
+		o.Duration = 5 * time.Second
+	}
+	if o.Threads == 0 {
+		o.Threads = 2
+	}
+	switch {
+	case o.Clients < 1 || o.Clients > 256:
+		return fmt.Errorf("cache bench: clients %d; 1 to 256", o.Clients)
+	case o.Keys < 1 || o.Keys > 60000:
+		return fmt.Errorf("cache bench: keys %d; 1 to 60000 (the cache holds 65536)", o.Keys)
+	case o.ValueSize < MinValueSize || o.ValueSize > MaxValue:
+		return fmt.Errorf("cache bench: value %d bytes; %d to %d", o.ValueSize, MinValueSize, MaxValue)
+	case o.GetWeight < 0 || o.SetWeight < 0 || o.GetWeight+o.SetWeight == 0:
+		return fmt.Errorf("cache bench: mix %d:%d; weights are 0 or more, not both 0", o.GetWeight, o.SetWeight)
+	case o.Zipf < 0 || o.Zipf == 1 || o.Zipf > 10:
+		return fmt.Errorf("cache bench: zipf %g; above 0 and up to 10, except 1", o.Zipf)
+	case o.Duration < 100*time.Millisecond || o.Duration > 10*time.Minute:
+		return fmt.Errorf("cache bench: duration %s; 100ms to 10m", o.Duration)
+	case o.Threads < 1 || o.Threads > 64:
+		return fmt.Errorf("cache bench: memcached threads %d; 1 to 64", o.Threads)
+	}
+	return nil
+}
+
+// CPU is the CPU time spent during a phase, in CPU-seconds.
+type CPU struct {
+	// Machine-wide, from /proc/stat.
+	User    float64 `json:"user"` // user and nice
+	System  float64 `json:"system"`
+	Softirq float64 `json:"softirq"`
+	Irq     float64 `json:"irq"`
+	Idle    float64 `json:"idle"` // idle and iowait
+	// Busy is everything but idle; Capacity the CPUs times the phase's
+	// wall time.
+	Busy     float64 `json:"busy"`
+	Capacity float64 `json:"capacity"`
+	// LoadGen is the bench process's own time (the load generator),
+	// Memcached memcached's (user + system, from /proc/PID/stat).
+	LoadGen   float64 `json:"loadgen"`
+	Memcached float64 `json:"memcached"`
+}
+
+// BenchPhase is one phase's figures.
+type BenchPhase struct {
+	Name string      `json:"name"`
+	Load *LoadResult `json:"load"`
+	// Counters are the cache's counters that moved; HitRate is hit/get.
+	Counters map[string]uint64 `json:"counters,omitempty"`
+	HitRate  float64           `json:"hit_rate"`
+	CPU      CPU               `json:"cpu"`
+}
+
+// BenchResult is what a bench run measured.
+type BenchResult struct {
+	Options   BenchOptions `json:"-"`
+	Namespace string       `json:"namespace"`
+	Addr      string       `json:"addr"`
+	Version   string       `json:"memcached_version"`
+	// Alone is memcached alone, Cached memcached behind the cache.
+	Alone  BenchPhase `json:"memcached"`
+	Cached BenchPhase `json:"cache"`
+	// Throughput is Cached's ops/s over Alone's; GetP50 and GetP99 the
+	// GET latencies' ratios (cache / alone); HitP50 the cache's hits'
+	// p50 over memcached's GET p50 (what "-84% GET latency on hits"
+	// compares).
+	Throughput float64 `json:"throughput_ratio"`
+	GetP50     float64 `json:"get_p50_ratio"`
+	GetP99     float64 `json:"get_p99_ratio"`
+	HitP50     float64 `json:"hit_p50_ratio"`
+	HitP99     float64 `json:"hit_p99_ratio"`
+}
+
+// Bench runs both phases. Everything it made (namespace, veth, memcached,
+// the private cache) is gone when it returns.
+func Bench(ctx context.Context, o BenchOptions) (res *BenchResult, err error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	if err := MemcachedMissing(); err != nil {
+		return nil, fmt.Errorf("cache bench: %w", err)
+	}
+	ks, err := NewKeyspace(o.Keys, o.ValueSize)
+	if err != nil {
+		return nil, err
+	}
+	l, err := StartLive(ctx, LiveOptions{Memcached: MemcachedOptions{Threads: o.Threads}})
+	if err != nil {
+		return nil, fmt.Errorf("cache bench: %w", err)
+	}
+	defer func() {
+		if cerr := l.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("cache bench: cleaning up: %w", cerr)
+		}
+	}()
+	res = &BenchResult{Options: o, Namespace: l.Pair.Namespace, Addr: l.Addr().String(), Version: l.Memcached.Version}
+	if err := ks.Preload(ctx, l.Addr(), o.Clients); err != nil {
+		return nil, fmt.Errorf("cache bench: %w", err)
+	}
+	lo := LoadOptions{Addr: l.Addr(), Keys: ks, Clients: o.Clients, GetWeight: o.GetWeight, SetWeight: o.SetWeight,
+		Zipf: o.Zipf, Duration: o.Duration}
+	if err := res.phase(ctx, l, "memcached", lo, &res.Alone); err != nil {
+		return nil, err
+	}
+	if err := l.Attach(); err != nil {
+		return nil, fmt.Errorf("cache bench: %w", err)
+	}
+	if err := res.phase(ctx, l, "memcached + cache", lo, &res.Cached); err != nil {
+		return nil, err
+	}
+	ratio := func(a, b float64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return a / b
+	}
+	a, c := res.Alone.Load, res.Cached.Load
+	res.Throughput = ratio(c.OpsPerSec, a.OpsPerSec)
+	res.GetP50 = ratio(float64(c.Get.P50), float64(a.Get.P50))
+	res.GetP99 = ratio(float64(c.Get.P99), float64(a.Get.P99))
+	res.HitP50 = ratio(float64(c.Hit.P50), float64(a.Get.P50))
+	res.HitP99 = ratio(float64(c.Hit.P99), float64(a.Get.P99))
+	return res, nil
+}
+
+// phase runs one load and reads the counters and CPU times around it.
+func (r *BenchResult) phase(ctx context.Context, l *Live, name string, lo LoadOptions, out *BenchPhase) error {
+	out.Name = name
+	before, err := l.Stats()
+	if err != nil {
+		return fmt.Errorf("cache bench: %w", err)
+	}
+	cpu0, err := readCPU(l.Memcached.Pid)
+	if err != nil {
+		return fmt.Errorf("cache bench: %w", err)
+	}
+	start := time.Now()
+	if out.Load, err = Load(ctx, lo); err != nil {
+		return fmt.Errorf("cache bench: %s: %w", name, err)
+	}
+	wall := time.Since(start)
+	cpu1, err := readCPU(l.Memcached.Pid)
+	if err != nil {
+		return fmt.Errorf("cache bench: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	out.CPU = cpu1.since(cpu0, wall)
+	after, err := l.Stats()
+	if err != nil {
+		return fmt.Errorf("cache bench: %w", err)
+	}
+	out.Counters = map[string]uint64{}
+	for i := range after {
+		if d := after[i].Value - before[i].Value; d != 0 {
+			out.Counters[after[i].Name] = d
+		}
+	}
+	if g := out.Counters["get"]; g > 0 {
+		out.HitRate = float64(out.Counters["hit"]) / float64(g)
+	}
+	return nil
+}
+
+// cpuSample is /proc/stat's first line and two processes' times, in
+// clock ticks.
+type cpuSample struct {
+	user, system, idle, irq, softirq, total uint64
+	self, memcached                         uint64
+	cpus                                    int
+}
+
+// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+func readCPU(memcachedPid int) (cpuSample, error) {
+	var s cpuSample
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return s, fmt.Errorf("read /proc/stat: %w", err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if f[0] != "cpu" {
+			if strings.HasPrefix(f[0], "cpu") {
+				s.cpus++
+			}
+			continue
+		}
+		var v [10]uint64
+		for i := 1; i < len(f) && i <= 10; i++ {
+			v[i-1], _ = strconv.ParseUint(f[i], 10, 64)
+		}
+		// user nice system idle iowait irq softirq steal guest guest_nice
+		s.user, s.system, s.idle, s.irq, s.softirq = v[0]+v[1], v[2], v[3]+v[4], v[5], v[6]
+		s.total = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7]
+	}
+	if s.self, err = procTicks("self"); err != nil {
+		return s, err
+	}
+	if s.memcached, err = procTicks(strconv.Itoa(memcachedPid)); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// procTicks is a process's utime + stime (all its threads).
+func procTicks(pid string) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("read CPU time of process %s: %w", pid, err)
+	}
+	// The command name (field 2) may hold spaces: fields count from the
+	// last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%s/stat: too few fields", pid)
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%s/stat: utime %q stime %q", pid, f[11], f[12])
+	}
+	return ut + st, nil
+}
+
+func (s cpuSample) since(o cpuSample, wall time.Duration) CPU {
+	sec := func(a, b uint64) float64 { return float64(a-b) / clockTicks }
+	c := CPU{
+		User: sec(s.user, o.user), System: sec(s.system, o.system), Softirq: sec(s.softirq, o.softirq),
+		Irq: sec(s.irq, o.irq), Idle: sec(s.idle, o.idle),
+		LoadGen: sec(s.self, o.self), Memcached: sec(s.memcached, o.memcached),
+		Capacity: float64(s.cpus) * wall.Seconds(),
+	}
+	c.Busy = sec(s.total, o.total) - c.Idle
+	return c
+}

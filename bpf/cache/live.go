@@ -1,0 +1,180 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/bpfsh/bpfsh/bpf/vethns"
+)
+
+// The cache live
+//
+// StartLive builds the path a real deployment has, on one machine: a
+// veth pair (bpf/vethns) whose peer end sits in a network namespace with
+// memcached listening on it; clients stay in bpfsh's namespace and reach
+// memcached across the pair. xdp_cache_rx (XDP, driver mode) and
+// tc_cache_fill (TC egress, tcx) attach to the peer end, memcached's
+// side: requests arrive there, replies leave there. The host end gets an
+// XDP_PASS program: on veth, a frame sent back with XDP_TX is dropped
+// unless the receiving end has an XDP program.
+//
+// The cache is a private one (loaded from the embedded object, pinned
+// nowhere): the user's pinned cache is never touched.
+//
+// Inside the namespace the default IPv4 TTL is ServerTTL, one less than
+// the TTL xdp_cache_rx writes into its replies (HitTTL): a client reading
+// each reply's TTL (IP_RECVTTL) tells a hit answered by XDP from a reply
+// of memcached, exactly, without asking the counters.
+
+// HitTTL is the TTL of the replies xdp_cache_rx sends (PROTOCOL.md).
+const HitTTL = 64
+
+// ServerTTL is the TTL of every packet memcached's namespace sends.
+const ServerTTL = 63
+
+// LiveOptions configures StartLive.
+type LiveOptions struct {
+	// Memcached is how memcached runs (port, threads, memory).
+	Memcached MemcachedOptions
+	// Queues is the number of queues of each veth end (0: one per CPU).
+	Queues int
+}
+
+// Live is memcached in a namespace with a private cache ready to attach
+// in front of it. Close removes everything.
+type Live struct {
+	Pair      *vethns.Pair
+	Memcached *Memcached
+
+	coll     *ebpf.Collection
+	rxLink   link.Link
+	fillLink link.Link
+}
+
+// StartLive makes the namespace and the veth pair, starts memcached in
+// it, loads a private cache (not attached: Attach puts it in front) and
+// puts XDP_PASS on the host end. On an error everything made is removed.
+func StartLive(ctx context.Context, o LiveOptions) (l *Live, err error) {
+	if err := MemcachedMissing(); err != nil {
+		return nil, err
+	}
+	if o.Memcached.Port == 0 {
+		o.Memcached.Port = Port
+	}
+	l = &Live{}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, l.Close())
+			l = nil
+		}
+	}()
+	spec, err := Spec()
+	if err != nil {
+		return l, fmt.Errorf("cache: %w", err)
+	}
+	if err := spec.Variables[VarPort].Set(o.Memcached.Port); err != nil {
+		return l, fmt.Errorf("cache: set %s: %w", VarPort, err)
+	}
+	if l.coll, err = ebpf.NewCollection(spec); err != nil {
+		return l, fmt.Errorf("load the cache: %w", err)
+	}
+	if l.Pair, err = vethns.New(vethns.Options{What: "cache", Queues: o.Queues}); err != nil {
+		return l, fmt.Errorf("cache live: %w", err)
+	}
+	if err := l.Pair.InNamespace(func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/ip_default_ttl", []byte(strconv.Itoa(ServerTTL)), 0)
+	}); err != nil {
+		return l, fmt.Errorf("cache live: set the namespace's TTL to %d: %w", ServerTTL, err)
+	}
+	if err := l.Pair.Pass(vethns.Host); err != nil {
+		return l, fmt.Errorf("cache live: %w", err)
+	}
+	if l.Memcached, err = StartMemcached(ctx, l.Pair, o.Memcached); err != nil {
+		return l, err
+	}
+	return l, nil
+}
+
+// Addr is memcached's address (UDP and TCP).
+func (l *Live) Addr() netip.AddrPort { return l.Memcached.Addr }
+
+// Attach puts xdp_cache_rx (XDP, driver mode) and tc_cache_fill (TC
+// egress) on memcached's end of the pair.
+func (l *Live) Attach() error {
+	if l.rxLink != nil {
+		return nil
+	}
+	fill, err := l.Pair.AttachTCX(vethns.Peer, l.coll.Programs[FillProgram], true)
+	if err != nil {
+		return fmt.Errorf("cache live: %s: %w", FillProgram, err)
+	}
+	rx, err := l.Pair.AttachXDP(vethns.Peer, l.coll.Programs[RxProgram])
+	if err != nil {
+		fill.Close()
+		return fmt.Errorf("cache live: %s: %w", RxProgram, err)
+	}
+	l.rxLink, l.fillLink = rx, fill
+	return nil
+}
+
+// Detach takes both programs off; memcached answers alone. The cache's
+// maps keep their entries (a later Attach serves them: stale ones too,
+// since writes while detached invalidate nothing), so Flush them before
+// attaching again when memcached was written meanwhile.
+func (l *Live) Detach() error {
+	if l.rxLink == nil {
+		return nil
+	}
+	err := errors.Join(l.rxLink.Close(), l.fillLink.Close())
+	l.rxLink, l.fillLink = nil, nil
+	return err
+}
+
+// Flush empties the cache map.
+func (l *Live) Flush() error {
+	m := l.coll.Maps[CacheMap]
+	var k CacheCacheKey
+	var keys []CacheCacheKey
+	var v CacheCacheValue
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		keys = append(keys, k)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("cache live: list the cache: %w", err)
+	}
+	for _, k := range keys {
+		if err := m.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("cache live: flush: %w", err)
+		}
+	}
+	return nil
+}
+
+// Stats sums the private cache's counters.
+func (l *Live) Stats() ([]Stat, error) { return ReadStats(l.coll.Maps[StatsMap]) }
+
+// Close stops memcached, detaches the programs, removes the pair and the
+// namespace, and unloads the cache.
+func (l *Live) Close() error {
+	var errs []error
+	if l.Memcached != nil {
+		errs = append(errs, l.Memcached.Stop())
+	}
+	errs = append(errs, l.Detach())
+	if l.Pair != nil {
+		errs = append(errs, l.Pair.Close())
+	}
+	if l.coll != nil {
+		l.coll.Close()
+		l.coll = nil
+	}
+	return errors.Join(errs...)
+}
