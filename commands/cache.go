@@ -17,7 +17,7 @@ import (
 // cache bench).
 var cacheCmd = &Command{
 	Name:  "cache",
-	Short: "drive the in-kernel memcached cache: get, set, del, stats, attach, detach",
+	Short: "drive the in-kernel memcached cache: get, set, del, stats, attach, detach, bench",
 	Long: "cache talks to the memcached cache loaded with 'load cache' (the XDP program xdp_cache_rx, the TC " +
 		"egress program tc_cache_fill and their maps under <pin-root>/cache/; bpf/cache/PROTOCOL.md). Each " +
 		"sub-command crafts the packets a memcached client and the server would exchange, with the packet " +
