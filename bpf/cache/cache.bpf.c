@@ -31,6 +31,25 @@ char LICENSE[] SEC("license") = "GPL";
 #define CACHE_REQ_BYTES 512    /* request bytes looked at (power of two) */
 #define CACHE_GENS 65536       /* generation slots (power of two) */
 #define CACHE_MAX_DIGITS 10
+#define CACHE_GET_KEYS 8       /* keys of a multi-key get answered */
+#define CACHE_MAX_LINES 16     /* lines of a request looked at for writes */
+#define CACHE_PENDING 4        /* unacknowledged writes remembered per connection */
+#define CACHE_REPLY_MAX 3072   /* longest multi-key reply text built */
+#define RESP_MAX_ARGS 16       /* RESP array elements walked */
+#define RESP_MAX_VALUE_TEXT (1 + 4 + 2 + CACHE_MAX_VALUE + 2) /* "$1024\r\n<data>\r\n" */
+
+/* Tags of the connection kinds in struct cache_conn. */
+#define CONN_MC_TCP 6
+#define CONN_MC_UDP 17
+#define CONN_RESP 82
+
+/* The Internet checksum of "END\r\n" when it starts at an even offset,
+ * in memory order (csum.h). */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define CSUM_END_EVEN 0x5b93
+#else
+#define CSUM_END_EVEN 0x935b
+#endif
 
 /* Indices of the per-CPU counters in stats (PROTOCOL.md names them). */
 enum cache_stat {
@@ -49,11 +68,29 @@ enum cache_stat {
 	CACHE_STAT_PASS_CMD = 12,    /* commands the cache leaves to the server */
 	CACHE_STAT_PASS_KEY = 13,    /* keys empty, over 250 bytes, or with bytes outside 0x21..0x7e */
 	CACHE_STAT_PASS_ROOM = 14,   /* hits passed on: the frame could not grow to the reply */
-	CACHE_STAT_MAX = 16,
+	CACHE_STAT_GET_MULTI = 15,   /* gets of more than one key (also counted in get) */
+	CACHE_STAT_PASS_MANY = 16,   /* gets of more than 8 keys, or over 512 bytes */
+	CACHE_STAT_ACK = 17,         /* replies that invalidated their connection's written keys again */
+	CACHE_STAT_ACK_FLUSH = 18,   /* replies that flushed: a flush_all or too many writes were pending */
+	CACHE_STAT_DROP_RACE = 19,   /* multi-key hits dropped: an entry changed while the reply was built */
+	CACHE_STAT_RESP_GET = 20,    /* RESP GET requests */
+	CACHE_STAT_RESP_HIT = 21,    /* RESP GETs answered with XDP_TX */
+	CACHE_STAT_RESP_MISS = 22,   /* RESP GETs of a key not cached (passed) */
+	CACHE_STAT_RESP_FILL = 23,   /* RESP bulk replies copied into resp_cache */
+	CACHE_STAT_RESP_FILL_STALE = 24, /* RESP fills refused: a write after the miss */
+	CACHE_STAT_RESP_FILL_SKIP = 25,  /* RESP replies to a miss that are not one cacheable bulk string */
+	CACHE_STAT_RESP_INVALIDATE = 26, /* RESP write commands that invalidated a key */
+	CACHE_STAT_RESP_FLUSH = 27,  /* RESP commands that flushed resp_cache */
+	CACHE_STAT_RESP_PASS = 28,   /* RESP segments left alone (reads, continuations, malformed) */
+	CACHE_STAT_MAX = 32,
 };
 
 /* Set at load time (load cache set cache_port=11311). */
 volatile const __u16 cache_port = 11211;
+
+/* Redis's port, for xdp_cache_resp and tc_cache_resp_fill (test-run and
+ * labs only: PROTOCOL.md "Redis RESP"). */
+volatile const __u16 redis_port = 6379;
 
 /* Key bytes are char so that map dumps show them as text; -funsigned-char
  * (gen.go) keeps them unsigned. */
@@ -92,12 +129,55 @@ struct cache_meta {
 	__u64 flush; /* flush_all commands seen */
 };
 
+/* A client connection: TCP by address and port, a memcached UDP request
+ * by address, port and request id; kind tells memcached TCP, memcached
+ * UDP and RESP apart. */
+struct cache_conn {
+	__u32 addr;  /* the client's IPv4 address (network order) */
+	__u16 port;  /* the client's port (network order) */
+	__u16 reqid; /* the UDP request id (host order); 0 for TCP */
+	__u32 kind;  /* CONN_MC_TCP, CONN_MC_UDP or CONN_RESP */
+};
+
+/* The writes of a connection whose acknowledgement has not left the
+ * server yet: their keys are invalidated again when it does. n is
+ * claimed with compare-and-swap (PROTOCOL.md "Invalidation at the
+ * acknowledgement"). */
+struct cache_pending {
+	__u32 n;     /* keys held in key[0..n) */
+	__u32 flush; /* 1: flush everything at the next reply */
+	__u32 hash[CACHE_PENDING];
+	struct cache_key key[CACHE_PENDING];
+};
+
+/* A RESP GET that missed, by client connection: the reply carries no key,
+ * so the miss holds it. */
+struct resp_miss {
+	__u64 gen;
+	__u64 flush;
+	__u32 hash;
+	__u32 pad;
+	struct cache_key key;
+};
+
+/* Where a multi-key get's keys are in the request, and their entries'
+ * text lengths at the first look. */
+struct get_keys {
+	__u16 off[CACHE_GET_KEYS];
+	__u16 len[CACHE_GET_KEYS];
+	__u16 tlen[CACHE_GET_KEYS];
+};
+
 struct cache_scratch {
 	struct cache_key key;
 	struct cache_value val;
 	__u8 req[CACHE_REQ_BYTES];
 	__u8 hdr[CACHE_FRAME_HDR];
 	__u8 iph[60];
+	struct get_keys gk;
+	struct cache_pending pend;
+	struct resp_miss rm;
+	__u8 cmd[16];
 };
 
 struct {
@@ -130,6 +210,31 @@ struct {
 	__type(key, __u32);
 	__type(value, struct cache_meta);
 } meta SEC(".maps");
+
+/* Unacknowledged writes by client connection (struct cache_conn). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct cache_conn);
+	__type(value, struct cache_pending);
+} pending SEC(".maps");
+
+/* The RESP cache: like cache, the text is Redis's bulk reply. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct cache_key);
+	__type(value, struct cache_value);
+} resp_cache SEC(".maps");
+
+/* RESP GETs that missed, by client connection (kind CONN_RESP). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct cache_conn);
+	__type(value, struct resp_miss);
+} resp_misses SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -172,6 +277,15 @@ static __always_inline struct cache_meta *meta_get(void)
 static __always_inline int key_char(__u8 c)
 {
 	return c > 0x20 && c < 0x7f;
+}
+
+/* req_at is request byte i, its index masked where the verifier sees it:
+ * the compiler drops a mask it can prove is a no-op, and the verifier may
+ * not know what the compiler knew. */
+static __always_inline __u8 req_at(const struct cache_scratch *s, __u32 i)
+{
+	asm volatile("" : "+r"(i));
+	return s->req[i & (CACHE_REQ_BYTES - 1)];
 }
 
 /* gen_slot is the generation counter of keys hashing to h. Keys that
@@ -270,26 +384,126 @@ static long flush_one(void *map, struct cache_key *k, struct cache_value *v, voi
 }
 
 /* invalidate bumps the key's generation, so that no fill recorded before
- * now is accepted, and then removes its cached value. The order matters:
- * a fill checks the generation after it inserts (see fill). */
-static __always_inline void invalidate(struct cache_scratch *s, __u32 h)
+ * now is accepted, and then removes its cached value (from resp_cache for
+ * RESP). The order matters: a fill checks the generation after it inserts
+ * (see fill). */
+static __always_inline void invalidate_key(const struct cache_key *k, __u32 h, int resp)
 {
 	__u64 *g = gen_slot(h);
 
 	if (g)
 		__sync_fetch_and_add(g, 1);
-	bpf_map_delete_elem(&cache, &s->key);
+	if (resp)
+		bpf_map_delete_elem(&resp_cache, k);
+	else
+		bpf_map_delete_elem(&cache, k);
+}
+
+static __always_inline void invalidate(struct cache_scratch *s, __u32 h)
+{
+	invalidate_key(&s->key, h, 0);
 	stat_inc(CACHE_STAT_INVALIDATE);
 }
 
-static __always_inline void flush_all(void)
+/* flush_all bumps the flush generation, then empties the cache (or
+ * resp_cache). */
+static __always_inline void flush_all(int resp)
 {
 	struct cache_meta *m = meta_get();
 
 	if (m)
 		__sync_fetch_and_add(&m->flush, 1);
-	bpf_for_each_map_elem(&cache, flush_one, 0, 0);
-	stat_inc(CACHE_STAT_FLUSH);
+	if (resp)
+		bpf_for_each_map_elem(&resp_cache, flush_one, 0, 0);
+	else
+		bpf_for_each_map_elem(&cache, flush_one, 0, 0);
+}
+
+/* ---- invalidation at the acknowledgement ---------------------------------
+ *
+ * A write is invalidated when it comes in, but a get on another connection
+ * that memcached ran before the write can still send the old value after
+ * it. So the key is remembered for the write's connection (pending) and
+ * invalidated again when the next reply to that connection leaves the
+ * server: a fill of the old value before that reply is deleted by it, one
+ * after it is refused by the generation it bumps. */
+
+/* pending_add remembers the key in s->key (hash h) for conn; flush asks
+ * the next reply to flush everything instead (flush_all, or no room). */
+static __always_inline void pending_add(struct cache_scratch *s, struct cache_conn *conn, __u32 h, int flush)
+{
+	struct cache_pending *p = bpf_map_lookup_elem(&pending, conn);
+	__u32 n;
+
+	if (!p) {
+		/* Only key[0..n) is ever read: the rest may hold old bytes. */
+		s->pend.n = 0;
+		s->pend.flush = 0;
+		if (flush) {
+			s->pend.flush = 1;
+		} else {
+			s->pend.n = 1;
+			s->pend.hash[0] = h;
+			__builtin_memcpy(&s->pend.key[0], &s->key, sizeof(s->key));
+		}
+		if (!bpf_map_update_elem(&pending, conn, &s->pend, BPF_NOEXIST))
+			return;
+		p = bpf_map_lookup_elem(&pending, conn);
+		if (!p)
+			return;
+	}
+	if (flush) {
+		p->flush = 1;
+		return;
+	}
+	/* Write the key into the first free place, then claim it by moving
+	 * n past it; a reply that emptied the list meanwhile makes the claim
+	 * fail, and the second try starts again at 0. */
+#pragma unroll
+	for (int try = 0; try < 2; try++) {
+		n = __sync_fetch_and_add(&p->n, 0);
+		if (n >= CACHE_PENDING) {
+			p->flush = 1;
+			return;
+		}
+		__builtin_memcpy(&p->key[n & (CACHE_PENDING - 1)], &s->key, sizeof(s->key));
+		p->hash[n & (CACHE_PENDING - 1)] = h;
+		if (__sync_val_compare_and_swap(&p->n, n, n + 1) == n)
+			return;
+	}
+	p->flush = 1;
+}
+
+/* ack runs when a reply to conn leaves the server: every key the
+ * connection wrote since the last reply is invalidated again. It returns
+ * 1 when there was something to do. */
+static __always_inline int ack(struct cache_conn *conn, int resp)
+{
+	struct cache_pending *p = bpf_map_lookup_elem(&pending, conn);
+	__u32 n;
+
+	if (!p)
+		return 0;
+	if (p->flush) {
+		p->flush = 0;
+		/* Whatever is listed goes with the flush. */
+		n = __sync_fetch_and_add(&p->n, 0);
+		__sync_val_compare_and_swap(&p->n, n, 0);
+		flush_all(resp);
+		stat_inc(CACHE_STAT_ACK_FLUSH);
+		return 1;
+	}
+	n = __sync_fetch_and_add(&p->n, 0);
+	if (n == 0)
+		return 0;
+	for (__u32 i = 0; i < CACHE_PENDING; i++) {
+		if (i < n)
+			invalidate_key(&p->key[i], p->hash[i], resp);
+	}
+	/* Keys a write added meanwhile stay for the next reply. */
+	__sync_val_compare_and_swap(&p->n, n, 0);
+	stat_inc(CACHE_STAT_ACK);
+	return 1;
 }
 
 /* word_is tells whether buf, which holds end request bytes, holds the
@@ -331,13 +545,15 @@ static __always_inline __u32 write_cmd(const __u8 *buf, __u32 end, __u32 off)
 
 /* handle_write invalidates the key of a write command at off of the n
  * request bytes in s->req. It returns 1 when it was a write. */
-static __always_inline int handle_write(struct cache_scratch *s, __u32 off, __u32 n)
+static __always_inline int handle_write(struct cache_scratch *s, __u32 off, __u32 n, struct cache_conn *conn)
 {
 	__u32 w, klen, h;
 
 	/* flush_all: nine letters, one more than word_is compares. */
 	if (word_is(s->req, n, off, "flush_al", 8) && off + 8 < n && s->req[(off + 8) & (CACHE_REQ_BYTES - 1)] == 'l') {
-		flush_all();
+		flush_all(0);
+		stat_inc(CACHE_STAT_FLUSH);
+		pending_add(s, conn, 0, 1);
 		return 1;
 	}
 	w = write_cmd(s->req, n, off);
@@ -357,34 +573,41 @@ static __always_inline int handle_write(struct cache_scratch *s, __u32 off, __u3
 		return 1;
 	}
 	invalidate(s, h);
+	pending_add(s, conn, h, 0);
 	return 1;
 }
 
 /* ---- the hit reply ------------------------------------------------------- */
 
-/* reply turns the get request (UDP payload at payoff, IPv4 header at l3off
- * of hlen bytes) into the cached reply v, in place. */
-static __always_inline int reply(struct xdp_md *ctx, struct cache_scratch *s, struct cache_value *v,
-				 __u32 l3off, __u32 hlen, __u32 payoff)
+/* reply_grow makes the frame end plen bytes after payoff. */
+static __always_inline int reply_grow(struct xdp_md *ctx, __u32 payoff, __u32 plen)
+{
+	long delta = (long)(payoff + plen) - (long)(ctx->data_end - ctx->data);
+
+	if (delta && bpf_xdp_adjust_tail(ctx, delta)) {
+		stat_inc(CACHE_STAT_PASS_ROOM);
+		return -1;
+	}
+	return 0;
+}
+
+/* reply_finish turns the get request (UDP payload at payoff, IPv4 header
+ * at l3off of hlen bytes), whose frame now ends plen bytes after payoff
+ * and holds the reply text after the frame header, into the reply:
+ * frame header (request id in s->hdr[0..1]), addresses, ports, lengths,
+ * checksums. textsum is the folded sum of the text. */
+static __always_inline int reply_finish(struct xdp_md *ctx, struct cache_scratch *s, __u32 l3off, __u32 hlen,
+					__u32 payoff, __u32 plen, __u32 textsum)
 {
 	void *data, *end;
 	struct ethhdr *eth;
 	struct iphdr *iph;
 	struct udphdr *udp;
-	__u32 tlen = v->tlen, plen, a;
 	__u64 sum = 0, psum = 0;
 	__u8 mac[ETH_ALEN];
 	__u16 port, check;
-	long delta;
+	__u32 a;
 
-	if (tlen == 0 || tlen > CACHE_TEXT || payoff > 128 || l3off > 64 || hlen > 60 || hlen < 20)
-		return XDP_PASS;
-	plen = CACHE_FRAME_HDR + tlen;
-	delta = (long)(payoff + plen) - (long)(ctx->data_end - ctx->data);
-	if (delta && bpf_xdp_adjust_tail(ctx, delta)) {
-		stat_inc(CACHE_STAT_PASS_ROOM);
-		return XDP_PASS;
-	}
 	/* The frame header: the request id echoed, datagram 0 of 1. */
 	s->hdr[2] = 0;
 	s->hdr[3] = 0;
@@ -392,15 +615,14 @@ static __always_inline int reply(struct xdp_md *ctx, struct cache_scratch *s, st
 	s->hdr[5] = 1;
 	s->hdr[6] = 0;
 	s->hdr[7] = 0;
-	if (bpf_xdp_store_bytes(ctx, payoff, s->hdr, CACHE_FRAME_HDR) ||
-	    bpf_xdp_store_bytes(ctx, payoff + CACHE_FRAME_HDR, v->text, tlen))
+	if (bpf_xdp_store_bytes(ctx, payoff, s->hdr, CACHE_FRAME_HDR))
 		return XDP_DROP;
 	sum = csum_buf(s->hdr, CACHE_FRAME_HDR, CACHE_FRAME_HDR);
-	sum += v->csum; /* the text starts at an even offset */
+	sum += textsum; /* the text starts at an even offset */
 
-	/* Offsets were checked above, but the compiler drops masks it knows
-	 * to be no-ops and the verifier loses the bounds of spilled values:
-	 * hide them from the compiler and mask them again. */
+	/* Offsets were checked by the caller, but the compiler drops masks it
+	 * knows to be no-ops and the verifier loses the bounds of spilled
+	 * values: hide them from the compiler and mask them again. */
 	asm volatile("" : "+r"(l3off), "+r"(hlen));
 	l3off &= 0x7f;
 	hlen &= 0x3f;
@@ -452,57 +674,326 @@ static __always_inline int reply(struct xdp_md *ctx, struct cache_scratch *s, st
 	return XDP_TX;
 }
 
+/* reply answers a single-key get with the cached reply v, in place. */
+static __always_inline int reply(struct xdp_md *ctx, struct cache_scratch *s, struct cache_value *v,
+				 __u32 l3off, __u32 hlen, __u32 payoff)
+{
+	__u32 tlen = v->tlen;
+
+	if (tlen == 0 || tlen > CACHE_TEXT || payoff > 128 || l3off > 64 || hlen > 60 || hlen < 20)
+		return XDP_PASS;
+	if (reply_grow(ctx, payoff, CACHE_FRAME_HDR + tlen))
+		return XDP_PASS;
+	if (bpf_xdp_store_bytes(ctx, payoff + CACHE_FRAME_HDR, v->text, tlen))
+		return XDP_DROP;
+	return reply_finish(ctx, s, l3off, hlen, payoff, CACHE_FRAME_HDR + tlen, v->csum);
+}
+
+/* ---- multi-key gets -------------------------------------------------------
+ *
+ * "get k1 k2 ... kn\r\n", n <= CACHE_GET_KEYS, the whole datagram in
+ * s->req: answered only when every key hits, with each entry's text
+ * without its "END\r\n", then one "END\r\n". Two passes: the first finds
+ * the keys and looks them up (all must hit, and the reply must fit), the
+ * second, after the frame has grown, looks them up again and writes their
+ * text; an entry whose length changed in between (a write and a fill on
+ * another CPU) drops the request (the client asks again). */
+
+struct get_walk {
+	__u32 off;    /* the next key's first byte in s->req */
+	__u32 end;    /* where "\r\n" ends the keys */
+	__u32 nkeys;  /* keys that hit so far */
+	__u32 total;  /* reply text bytes so far, "END\r\n" not included */
+	__u64 sum;    /* their checksum, unfolded */
+	__u32 status; /* GET_* */
+	__u32 single; /* the miss was of the only key */
+	__u32 h;      /* the missed key's hash */
+};
+
+enum { GET_OK, GET_MISS, GET_BAD, GET_MANY };
+
+/* part_sum is the folded sum of the first tlen - 5 bytes of a text of
+ * tlen bytes whose folded sum is csum: the text less "END\r\n". */
+static __always_inline __u32 part_sum(__u32 csum, __u32 tlen)
+{
+	__u32 end = ((tlen - 5) & 1) ? csum_swab16(CSUM_END_EVEN) : CSUM_END_EVEN;
+
+	return csum_fold16((__u64)csum + (0xffff ^ end));
+}
+
+/* cache_get_key reads key i of a multi-key get and looks it up. It is a
+ * global function, verified once, not once per key. It returns 1 when
+ * the walk is over (w->status says why, or every key was read). */
+__attribute__((noinline)) int cache_get_key(struct get_walk *w, __u32 i)
+{
+	struct cache_scratch *s = scratch_get();
+	struct cache_value *v;
+	__u32 klen, next, h, tl, part;
+
+	if (!s || !w || w->off >= w->end)
+		return 1;
+	if (i >= CACHE_GET_KEYS) {
+		w->status = GET_MANY;
+		return 1;
+	}
+	klen = key_len(0, w->off, w->end - w->off);
+	next = w->off + klen;
+	/* One space between keys, none before the "\r\n". */
+	if (klen == 0 || klen > CACHE_MAX_KEY || next > w->end ||
+	    (next < w->end && (req_at(s, next) != ' ' || next + 1 >= w->end))) {
+		w->status = GET_BAD;
+		return 1;
+	}
+	h = key_from(s, 0, w->off, klen);
+	if (!h) {
+		w->status = GET_BAD;
+		return 1;
+	}
+	v = bpf_map_lookup_elem(&cache, &s->key);
+	if (!v) {
+		w->status = GET_MISS;
+		w->single = i == 0 && next == w->end;
+		w->h = h;
+		return 1;
+	}
+	tl = v->tlen;
+	if (tl < 16 || tl > CACHE_TEXT) {
+		w->status = GET_BAD;
+		return 1;
+	}
+	part = tl - 5;
+	w->sum = csum_add_at(w->sum, part_sum(v->csum, tl), w->total);
+	s->gk.off[i & (CACHE_GET_KEYS - 1)] = w->off;
+	s->gk.len[i & (CACHE_GET_KEYS - 1)] = klen;
+	s->gk.tlen[i & (CACHE_GET_KEYS - 1)] = tl;
+	w->total += part;
+	w->nkeys++;
+	w->off = next + 1;
+	return 0;
+}
+
+struct put_walk {
+	__u32 nkeys;
+	__u32 at;  /* where the next text goes in the frame */
+	__u32 bad;
+};
+
+/* cache_put_key writes key i's text into the reply (a global function,
+ * like cache_get_key). It returns 1 when the walk is over. */
+__attribute__((noinline)) int cache_put_key(struct xdp_md *ctx, struct put_walk *w, __u32 i)
+{
+	struct cache_scratch *s = scratch_get();
+	struct cache_value *v;
+	__u32 j = i & (CACHE_GET_KEYS - 1), part;
+
+	if (!s || !w || i >= w->nkeys)
+		return 1;
+	if (!key_from(s, 0, s->gk.off[j], s->gk.len[j] > CACHE_MAX_KEY ? CACHE_MAX_KEY : s->gk.len[j])) {
+		w->bad = 1;
+		return 1;
+	}
+	v = bpf_map_lookup_elem(&cache, &s->key);
+	if (!v || v->tlen != s->gk.tlen[j] || v->tlen < 16 || v->tlen > CACHE_TEXT) {
+		w->bad = 1;
+		return 1;
+	}
+	part = v->tlen - 5;
+	if (bpf_xdp_store_bytes(ctx, w->at, v->text, part)) {
+		w->bad = 1;
+		return 1;
+	}
+	w->at += part;
+	return 0;
+}
+
+/* multi_reply writes the reply to a multi-key get whose keys all hit
+ * (first pass in w) into the frame. */
+static __always_inline int multi_reply(struct xdp_md *ctx, struct cache_scratch *s, struct get_walk *w,
+				       __u32 l3off, __u32 hlen, __u32 payoff)
+{
+	struct put_walk p = {.nkeys = w->nkeys, .at = payoff + CACHE_FRAME_HDR};
+	__u32 tlen = w->total + 5;
+	__u64 sum;
+
+	if (tlen > CACHE_REPLY_MAX || payoff > 128 || l3off > 64 || hlen > 60 || hlen < 20) {
+		stat_inc(CACHE_STAT_PASS_ROOM);
+		return XDP_PASS;
+	}
+	if (reply_grow(ctx, payoff, CACHE_FRAME_HDR + tlen))
+		return XDP_PASS;
+	for (__u32 i = 0; i < CACHE_GET_KEYS; i++)
+		if (cache_put_key(ctx, &p, i))
+			break;
+	if (p.bad || p.at != payoff + CACHE_FRAME_HDR + w->total) {
+		stat_inc(CACHE_STAT_DROP_RACE);
+		return XDP_DROP;
+	}
+	s->iph[0] = 'E';
+	s->iph[1] = 'N';
+	s->iph[2] = 'D';
+	s->iph[3] = '\r';
+	s->iph[4] = '\n';
+	if (bpf_xdp_store_bytes(ctx, p.at, s->iph, 5))
+		return XDP_DROP;
+	sum = csum_add_at(w->sum, CSUM_END_EVEN, w->total);
+	return reply_finish(ctx, s, l3off, hlen, payoff, CACHE_FRAME_HDR + tlen, csum_fold16(sum));
+}
+
 /* ---- ingress ------------------------------------------------------------- */
 
-/* get handles a UDP request of n bytes (frame header included) in s->req.
- * The one form answered is "get <key>\r\n", the whole datagram. */
-static __always_inline int get(struct xdp_md *ctx, struct cache_scratch *s, struct iphdr *iph, struct udphdr *udp,
-			       __u32 l3off, __u32 payoff, __u32 plen)
+/* record_miss remembers a get of the key in s->key (hash h) that passed,
+ * with the key's generation now, for the fill. */
+static __always_inline void record_miss(struct iphdr *iph, struct udphdr *udp, __u16 reqid, __u32 h)
 {
 	struct cache_miss_key mk = {};
 	struct cache_miss miss = {};
-	struct cache_value *v;
-	struct cache_meta *m;
-	__u32 klen, h, hlen;
-	__u64 *g;
+	struct cache_meta *m = meta_get();
+	__u64 *g = gen_slot(h);
 
-	stat_inc(CACHE_STAT_GET);
-	if (plen < CACHE_FRAME_HDR + 7 || plen > CACHE_FRAME_HDR + 6 + CACHE_MAX_KEY) {
-		stat_inc(CACHE_STAT_PASS_KEY);
-		return XDP_PASS;
-	}
-	if (s->req[(plen - 2) & (CACHE_REQ_BYTES - 1)] != '\r' || s->req[(plen - 1) & (CACHE_REQ_BYTES - 1)] != '\n') {
-		stat_inc(CACHE_STAT_PASS_CMD);
-		return XDP_PASS;
-	}
-	klen = plen - CACHE_FRAME_HDR - 6;
-	h = key_from(s, 0, CACHE_FRAME_HDR + 4, klen);
-	if (!h) {
-		/* Spaces too: a multi-key get is left to the server. */
-		stat_inc(CACHE_STAT_PASS_KEY);
-		return XDP_PASS;
-	}
-	v = bpf_map_lookup_elem(&cache, &s->key);
-	if (v) {
-		s->hdr[0] = s->req[0];
-		s->hdr[1] = s->req[1];
-		hlen = iph->ihl * 4;
-		return reply(ctx, s, v, l3off, hlen, payoff);
-	}
-	/* A miss: remember it, with the key's generation now, for the fill. */
-	stat_inc(CACHE_STAT_MISS);
-	g = gen_slot(h);
-	m = meta_get();
 	if (!g || !m)
-		return XDP_PASS;
+		return;
 	mk.addr = iph->saddr;
 	mk.port = udp->source;
-	mk.reqid = (__u16)s->req[0] << 8 | s->req[1];
+	mk.reqid = reqid;
 	miss.gen = __sync_fetch_and_add(g, 0);
 	miss.flush = __sync_fetch_and_add(&m->flush, 0);
 	miss.hash = h;
 	bpf_map_update_elem(&misses, &mk, &miss, BPF_ANY);
-	return XDP_PASS;
+}
+
+/* get handles a UDP request of n bytes (frame header included) in s->req:
+ * "get <key>\r\n", or "get k1 k2 ... kn\r\n" (multi-key), the whole
+ * datagram. */
+static __always_inline int get(struct xdp_md *ctx, struct cache_scratch *s, struct iphdr *iph, struct udphdr *udp,
+			       __u32 l3off, __u32 payoff, __u32 plen)
+{
+	struct get_walk w = {};
+	struct cache_value *v;
+	__u16 reqid = (__u16)s->req[0] << 8 | s->req[1];
+	__u32 h = 0;
+
+	stat_inc(CACHE_STAT_GET);
+	if (plen < CACHE_FRAME_HDR + 7) {
+		stat_inc(CACHE_STAT_PASS_KEY);
+		return XDP_PASS;
+	}
+	if (plen > CACHE_REQ_BYTES) {
+		stat_inc(CACHE_STAT_PASS_MANY);
+		return XDP_PASS;
+	}
+	if (req_at(s, plen - 2) != '\r' || req_at(s, plen - 1) != '\n') {
+		stat_inc(CACHE_STAT_PASS_CMD);
+		return XDP_PASS;
+	}
+	/* One key: the fast path. A space in it makes key_from fail, and the
+	 * request is read again as a multi-key get. */
+	if (plen <= CACHE_FRAME_HDR + 6 + CACHE_MAX_KEY)
+		h = key_from(s, 0, CACHE_FRAME_HDR + 4, plen - CACHE_FRAME_HDR - 6);
+	if (h) {
+		v = bpf_map_lookup_elem(&cache, &s->key);
+		if (v) {
+			s->hdr[0] = s->req[0];
+			s->hdr[1] = s->req[1];
+			return reply(ctx, s, v, l3off, iph->ihl * 4, payoff);
+		}
+		stat_inc(CACHE_STAT_MISS);
+		record_miss(iph, udp, reqid, h);
+		return XDP_PASS;
+	}
+
+	w.off = CACHE_FRAME_HDR + 4;
+	w.end = plen - 2;
+	for (__u32 i = 0; i <= CACHE_GET_KEYS; i++)
+		if (cache_get_key(&w, i))
+			break;
+	if (w.nkeys > 0 || w.status == GET_MANY || (w.status == GET_MISS && !w.single))
+		stat_inc(CACHE_STAT_GET_MULTI);
+	switch (w.status) {
+	case GET_MISS:
+		stat_inc(CACHE_STAT_MISS);
+		/* A multi-key get records no miss: its reply (several VALUEs)
+		 * fills nothing. */
+		if (w.single)
+			record_miss(iph, udp, reqid, w.h);
+		return XDP_PASS;
+	case GET_MANY:
+		stat_inc(CACHE_STAT_PASS_MANY);
+		return XDP_PASS;
+	case GET_OK:
+		if (w.nkeys > 0 && w.off > w.end)
+			break;
+		/* fall through: no key, or the loop ended early */
+	default:
+		stat_inc(CACHE_STAT_PASS_KEY);
+		return XDP_PASS;
+	}
+	s->hdr[0] = s->req[0];
+	s->hdr[1] = s->req[1];
+	return multi_reply(ctx, s, &w, l3off, iph->ihl * 4, payoff);
+}
+
+/* ---- several commands in one segment -------------------------------------- */
+
+struct line_walk {
+	struct cache_conn conn;
+	__u32 off;    /* the line's first byte in s->req */
+	__u32 n;      /* request bytes in s->req */
+	__u32 writes; /* write commands seen */
+};
+
+struct nl_walk {
+	__u32 off;
+	__u32 n;
+	__u32 found;
+};
+
+static long nl_step(__u32 i, struct nl_walk *w)
+{
+	struct cache_scratch *s = scratch_get();
+	__u32 at = w->off + i;
+
+	if (!s || at >= w->n)
+		return 1;
+	if (req_at(s, at) == '\n') {
+		w->found = at + 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* cache_write_line invalidates the key of the write command that starts
+ * the line at w->off, if it is one, and moves w->off to the next line. A
+ * global function: verified once. It returns 1 at the last line. */
+__attribute__((noinline)) int cache_write_line(struct line_walk *w)
+{
+	struct cache_scratch *s = scratch_get();
+	struct nl_walk nl = {};
+
+	if (!s || !w || w->off >= w->n)
+		return 1;
+	nl.off = w->off;
+	nl.n = w->n;
+	if (handle_write(s, w->off, w->n, &w->conn))
+		w->writes++;
+	bpf_loop(CACHE_REQ_BYTES, nl_step, &nl, 0);
+	if (!nl.found)
+		return 1;
+	w->off = nl.found;
+	return 0;
+}
+
+/* writes invalidates the key of every write command that starts a line in
+ * the n request bytes in s->req from off: pipelined commands, and lines
+ * of a value that look like one (harmless: one more invalidation). */
+static __always_inline void writes(struct cache_conn *conn, __u32 off, __u32 n, int count)
+{
+	struct line_walk w = {.conn = *conn, .off = off, .n = n};
+
+	for (__u32 i = 0; i < CACHE_MAX_LINES; i++)
+		if (cache_write_line(&w))
+			break;
+	if (!w.writes && count)
+		stat_inc(CACHE_STAT_PASS_CMD);
 }
 
 SEC("xdp")
@@ -511,6 +1002,7 @@ int xdp_cache_rx(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	struct cache_scratch *s = scratch_get();
+	struct cache_conn conn = {};
 	struct iphdr *iph;
 	struct cursor c;
 	struct ethhdr *eth;
@@ -554,10 +1046,20 @@ int xdp_cache_rx(struct xdp_md *ctx)
 			stat_inc(CACHE_STAT_PASS_FRAME);
 			return XDP_PASS;
 		}
-		if (word_is(s->req, n, CACHE_FRAME_HDR, "get ", 4))
-			return get(ctx, s, iph, udp, l3off, payoff, plen);
-		if (!handle_write(s, CACHE_FRAME_HDR, n))
-			stat_inc(CACHE_STAT_PASS_CMD);
+		conn.addr = iph->saddr;
+		conn.port = udp->source;
+		conn.reqid = (__u16)s->req[0] << 8 | s->req[1];
+		conn.kind = CONN_MC_UDP;
+		if (word_is(s->req, n, CACHE_FRAME_HDR, "get ", 4)) {
+			int ret = get(ctx, s, iph, udp, l3off, payoff, plen);
+
+			/* A get that passes may have writes after it. */
+			if (ret != XDP_PASS)
+				return ret;
+			writes(&conn, CACHE_FRAME_HDR, n, 0);
+			return XDP_PASS;
+		}
+		writes(&conn, CACHE_FRAME_HDR, n, 1);
 		return XDP_PASS;
 	}
 	if (proto == IPPROTO_TCP) {
@@ -577,8 +1079,10 @@ int xdp_cache_rx(struct xdp_md *ctx)
 		n = plen < CACHE_REQ_BYTES ? plen : CACHE_REQ_BYTES;
 		if (n < 4 || bpf_xdp_load_bytes(ctx, payoff, s->req, n))
 			return XDP_PASS;
-		if (!handle_write(s, 0, n))
-			stat_inc(CACHE_STAT_PASS_CMD);
+		conn.addr = iph->saddr;
+		conn.port = tcp->source;
+		conn.kind = CONN_MC_TCP;
+		writes(&conn, 0, n, 1);
 		return XDP_PASS;
 	}
 	stat_inc(CACHE_STAT_PASS_OTHER);
@@ -666,6 +1170,7 @@ int tc_cache_fill(struct __sk_buff *skb)
 	void *end = (void *)(long)skb->data_end;
 	struct cache_scratch *s = scratch_get();
 	struct cache_miss_key mk = {};
+	struct cache_conn conn = {};
 	struct cache_miss *mp, miss;
 	struct cache_meta *m;
 	struct iphdr *iph;
@@ -674,12 +1179,29 @@ int tc_cache_fill(struct __sk_buff *skb)
 	struct cursor c;
 	__u32 payoff, plen, tlen, h;
 	__u64 *g;
-	int ulen;
+	int ulen, proto;
 
 	if (!s)
 		return TC_ACT_OK;
 	cursor_init(&c, data, end);
-	if (parse_eth(&c, &eth) != ETH_P_IP || parse_ipv4(&c, &iph) != IPPROTO_UDP || ipv4_is_fragment(iph))
+	if (parse_eth(&c, &eth) != ETH_P_IP)
+		return TC_ACT_OK;
+	proto = parse_ipv4(&c, &iph);
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *tcp;
+
+		/* Any segment with data to the client is a reply: the
+		 * connection's writes are acknowledged (or about to be). */
+		if (parse_tcp(&c, &tcp) < 0 || tcp->source != bpf_htons(cache_port) ||
+		    bpf_ntohs(iph->tot_len) <= iph->ihl * 4 + tcp->doff * 4)
+			return TC_ACT_OK;
+		conn.addr = iph->daddr;
+		conn.port = tcp->dest;
+		conn.kind = CONN_MC_TCP;
+		ack(&conn, 0);
+		return TC_ACT_OK;
+	}
+	if (proto != IPPROTO_UDP || ipv4_is_fragment(iph))
 		return TC_ACT_OK;
 	ulen = parse_udp(&c, &udp);
 	if (ulen < 0 || udp->source != bpf_htons(cache_port))
@@ -694,6 +1216,12 @@ int tc_cache_fill(struct __sk_buff *skb)
 	if (bpf_skb_load_bytes(skb, payoff, s->hdr, CACHE_FRAME_HDR))
 		return TC_ACT_OK;
 	mk.reqid = (__u16)s->hdr[0] << 8 | s->hdr[1];
+	conn.addr = mk.addr;
+	conn.port = mk.port;
+	conn.reqid = mk.reqid;
+	conn.kind = CONN_MC_UDP;
+	if (ack(&conn, 0))
+		bpf_map_delete_elem(&pending, &conn);
 	mp = bpf_map_lookup_elem(&misses, &mk);
 	if (!mp) {
 		stat_inc(CACHE_STAT_FILL_NO_MISS);
