@@ -1263,3 +1263,471 @@ int tc_cache_fill(struct __sk_buff *skb)
 	stat_inc(CACHE_STAT_FILL);
 	return TC_ACT_OK;
 }
+
+/* ---- Redis RESP (test-run and labs only) -----------------------------------
+ *
+ * xdp_cache_resp answers "*2\r\n$3\r\nGET\r\n$<n>\r\n<key>\r\n" (the whole
+ * TCP payload, the command in any case) from resp_cache with a TCP reply
+ * built in place, and invalidates the key of write commands. A live
+ * server's socket never learns of the bytes XDP answered for it, so its
+ * sequence numbers go wrong: PROTOCOL.md "Redis RESP" says why this path
+ * is refused on a live interface. tc_cache_resp_fill fills resp_cache
+ * from Redis's bulk reply to a GET that missed on the same connection. */
+
+/* A walk over the bulk strings of a RESP array in s->req. */
+struct resp_walk {
+	__u32 off;   /* the next element's '$' */
+	__u32 n;     /* request bytes in s->req */
+	__u32 plen;  /* the segment's payload length */
+	__u32 nargs; /* elements in the array */
+	__u32 bad;   /* an element is malformed or its header is past n */
+	__u32 a0off, a0len, a1off, a1len;
+};
+
+/* resp_number reads "<digits>\r\n" at *off of s->req (n bytes), at most
+ * 10 digits, and moves *off past it; -1 when malformed. */
+static __always_inline __s64 resp_number(const struct cache_scratch *s, __u32 *off, __u32 n)
+{
+	__u64 v = 0;
+	__u32 i, o = *off;
+
+	for (i = 0; i < CACHE_MAX_DIGITS; i++) {
+		__u8 c;
+
+		if (o + i >= n)
+			return -1;
+		c = req_at(s, o + i);
+		if (c < '0' || c > '9')
+			break;
+		v = v * 10 + (c - '0');
+	}
+	if (i == 0 || v > 0x7fffffffULL || o + i + 1 >= n || req_at(s, o + i) != '\r' || req_at(s, o + i + 1) != '\n')
+		return -1;
+	*off = o + i + 2;
+	return v;
+}
+
+/* cache_resp_arg reads element i of the array: "$<len>\r\n<bytes>\r\n".
+ * A global function, verified once. It returns 1 when the walk is over. */
+__attribute__((noinline)) int cache_resp_arg(struct resp_walk *w, __u32 i)
+{
+	struct cache_scratch *s = scratch_get();
+	__u32 off, at;
+	__s64 len;
+
+	if (!s || !w || i >= w->nargs)
+		return 1;
+	off = w->off;
+	if (off >= w->n || req_at(s, off) != '$') {
+		w->bad = 1;
+		return 1;
+	}
+	off++;
+	len = resp_number(s, &off, w->n);
+	if (len < 0 || off + len + 2 > w->plen) {
+		w->bad = 1;
+		return 1;
+	}
+	at = off + len;
+	/* The "\r\n" after the bytes, when it is in the bytes looked at. */
+	if (at + 1 < w->n && (req_at(s, at) != '\r' || req_at(s, at + 1) != '\n')) {
+		w->bad = 1;
+		return 1;
+	}
+	if (i == 0) {
+		w->a0off = off;
+		w->a0len = len;
+	} else if (i == 1) {
+		w->a1off = off;
+		w->a1len = len;
+	}
+	w->off = at + 2;
+	return 0;
+}
+
+/* cmd_is compares the upper-cased command in s->cmd (len bytes) with w. */
+static __always_inline int cmd_is(const struct cache_scratch *s, __u32 len, const char *w)
+{
+	__u32 n = __builtin_strlen(w);
+
+	if (len != n)
+		return 0;
+#pragma unroll
+	for (__u32 i = 0; i < 16; i++) {
+		if (i >= n)
+			break;
+		if (s->cmd[i] != (__u8)w[i])
+			return 0;
+	}
+	return 1;
+}
+
+/* resp_write_cmd: commands that change the value of their first argument
+ * (a key), as the RESP cache invalidates them. */
+static __always_inline int resp_write_cmd(const struct cache_scratch *s, __u32 len)
+{
+	return cmd_is(s, len, "SET") || cmd_is(s, len, "DEL") || cmd_is(s, len, "UNLINK") ||
+	       cmd_is(s, len, "SETNX") || cmd_is(s, len, "SETEX") || cmd_is(s, len, "PSETEX") ||
+	       cmd_is(s, len, "GETSET") || cmd_is(s, len, "GETDEL") || cmd_is(s, len, "GETEX") ||
+	       cmd_is(s, len, "APPEND") || cmd_is(s, len, "SETRANGE") || cmd_is(s, len, "INCR") ||
+	       cmd_is(s, len, "DECR") || cmd_is(s, len, "INCRBY") || cmd_is(s, len, "DECRBY") ||
+	       cmd_is(s, len, "INCRBYFLOAT") || cmd_is(s, len, "EXPIRE") || cmd_is(s, len, "PEXPIRE") ||
+	       cmd_is(s, len, "EXPIREAT") || cmd_is(s, len, "PEXPIREAT") || cmd_is(s, len, "PERSIST");
+}
+
+/* resp_read_cmd: commands that change nothing the cache holds. */
+static __always_inline int resp_read_cmd(const struct cache_scratch *s, __u32 len)
+{
+	return cmd_is(s, len, "GET") || cmd_is(s, len, "MGET") || cmd_is(s, len, "EXISTS") ||
+	       cmd_is(s, len, "TTL") || cmd_is(s, len, "PTTL") || cmd_is(s, len, "STRLEN") ||
+	       cmd_is(s, len, "TYPE") || cmd_is(s, len, "GETRANGE") || cmd_is(s, len, "PING") ||
+	       cmd_is(s, len, "ECHO") || cmd_is(s, len, "INFO") || cmd_is(s, len, "DBSIZE") ||
+	       cmd_is(s, len, "HELLO") || cmd_is(s, len, "AUTH") || cmd_is(s, len, "CLIENT") ||
+	       cmd_is(s, len, "COMMAND") || cmd_is(s, len, "KEYS") || cmd_is(s, len, "SCAN");
+}
+
+/* resp_flush empties resp_cache now and again when the reply leaves. */
+static __always_inline void resp_flush(struct cache_scratch *s, struct cache_conn *conn)
+{
+	flush_all(1);
+	stat_inc(CACHE_STAT_RESP_FLUSH);
+	pending_add(s, conn, 0, 1);
+}
+
+/* resp_reply turns the GET request into the TCP reply carrying v's text:
+ * request at l3off (IPv4 header of hlen bytes), its payload plen bytes. */
+static __always_inline int resp_reply(struct xdp_md *ctx, struct cache_scratch *s, struct cache_value *v,
+				      __u32 l3off, __u32 hlen, __u32 plen)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth;
+	struct iphdr *iph;
+	struct tcphdr *tcp;
+	__u32 tlen = v->tlen, a, seq, ackn;
+	__u64 psum = 0;
+	__s64 hsum;
+	__u8 mac[ETH_ALEN];
+	__u16 port;
+	long delta;
+
+	if (tlen == 0 || tlen > CACHE_TEXT || l3off > 64 || hlen > 60 || hlen < 20)
+		return XDP_PASS;
+	asm volatile("" : "+r"(l3off), "+r"(hlen));
+	l3off &= 0x7f;
+	hlen &= 0x3f;
+	tcp = data + l3off + hlen;
+	if ((void *)(tcp + 1) > end)
+		return XDP_PASS;
+	seq = bpf_ntohl(tcp->seq);
+	ackn = tcp->ack_seq;
+	delta = (long)(l3off + hlen + sizeof(*tcp) + tlen) - (long)(end - data);
+	if (delta && bpf_xdp_adjust_tail(ctx, delta)) {
+		stat_inc(CACHE_STAT_PASS_ROOM);
+		return XDP_PASS;
+	}
+	if (bpf_xdp_store_bytes(ctx, l3off + hlen + sizeof(*tcp), v->text, tlen))
+		return XDP_DROP;
+
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > end)
+		return XDP_DROP;
+	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+
+	iph = data + l3off;
+	if ((void *)(iph + 1) > end)
+		return XDP_DROP;
+	a = iph->saddr;
+	iph->saddr = iph->daddr;
+	iph->daddr = a;
+	psum += iph->saddr;
+	psum += iph->daddr;
+	iph->tot_len = bpf_htons(hlen + sizeof(*tcp) + tlen);
+	iph->ttl = 64;
+	iph->check = 0;
+	if (hlen < sizeof(*iph) || bpf_xdp_load_bytes(ctx, l3off, s->iph, hlen))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	iph = data + l3off;
+	if ((void *)(iph + 1) > end)
+		return XDP_DROP;
+	iph->check = csum_finish(csum_buf(s->iph, hlen, sizeof(s->iph)));
+
+	tcp = data + l3off + hlen;
+	if ((void *)(tcp + 1) > end)
+		return XDP_DROP;
+	port = tcp->source;
+	tcp->source = tcp->dest;
+	tcp->dest = port;
+	/* The reply's bytes start where the client's acknowledgement says
+	 * the server's stream is, and acknowledge the whole request. */
+	tcp->seq = ackn;
+	tcp->ack_seq = bpf_htonl(seq + plen);
+	((__u8 *)tcp)[12] = 5 << 4;     /* data offset 5 words: no options */
+	((__u8 *)tcp)[13] = 0x08 | 0x10; /* PSH|ACK */
+	tcp->urg_ptr = 0;
+	tcp->check = 0;
+	hsum = bpf_csum_diff(0, 0, (__be32 *)tcp, sizeof(*tcp), 0);
+	if (hsum < 0)
+		return XDP_DROP;
+	psum += bpf_htons(IPPROTO_TCP) + bpf_htons(sizeof(*tcp) + tlen);
+	psum += csum_fold16(hsum);
+	psum += v->csum; /* the text starts 20 bytes into the segment: even */
+	tcp->check = csum_finish(psum);
+	stat_inc(CACHE_STAT_RESP_HIT);
+	return XDP_TX;
+}
+
+/* resp_get handles "GET <key>" (the key element at w->a1off, s->req). */
+static __always_inline int resp_get(struct xdp_md *ctx, struct cache_scratch *s, struct resp_walk *w,
+				    struct cache_conn *conn, __u32 l3off, __u32 hlen, __u32 plen, int outstanding)
+{
+	struct cache_value *v;
+	struct cache_meta *m;
+	__u64 *g;
+	__u32 h;
+
+	stat_inc(CACHE_STAT_RESP_GET);
+	if (w->a1len == 0 || w->a1len > CACHE_MAX_KEY) {
+		stat_inc(CACHE_STAT_PASS_KEY);
+		return XDP_PASS;
+	}
+	h = key_from(s, 0, w->a1off, w->a1len);
+	if (!h) {
+		stat_inc(CACHE_STAT_PASS_KEY);
+		return XDP_PASS;
+	}
+	v = bpf_map_lookup_elem(&resp_cache, &s->key);
+	if (v)
+		return resp_reply(ctx, s, v, l3off, hlen, plen);
+	stat_inc(CACHE_STAT_RESP_MISS);
+	/* One outstanding GET per connection: with two, which reply answers
+	 * which is not known here, so neither fills. */
+	if (outstanding)
+		return XDP_PASS;
+	g = gen_slot(h);
+	m = meta_get();
+	if (!g || !m)
+		return XDP_PASS;
+	s->rm.gen = __sync_fetch_and_add(g, 0);
+	s->rm.flush = __sync_fetch_and_add(&m->flush, 0);
+	s->rm.hash = h;
+	s->rm.pad = 0;
+	__builtin_memcpy(&s->rm.key, &s->key, sizeof(s->key));
+	bpf_map_update_elem(&resp_misses, conn, &s->rm, BPF_ANY);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int xdp_cache_resp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct cache_scratch *s = scratch_get();
+	struct cache_conn conn = {};
+	struct resp_walk w = {};
+	struct iphdr *iph;
+	struct tcphdr *tcp;
+	struct ethhdr *eth;
+	struct cursor c;
+	__u32 l3off, payoff, plen, n, hlen, room, len;
+	int thlen, outstanding;
+	__s64 nargs;
+
+	if (!s)
+		return XDP_PASS;
+	cursor_init(&c, data, end);
+	if (parse_eth(&c, &eth) != ETH_P_IP) {
+		stat_inc(CACHE_STAT_PASS_OTHER);
+		return XDP_PASS;
+	}
+	l3off = cursor_off(&c);
+	if (parse_ipv4(&c, &iph) != IPPROTO_TCP || ipv4_is_fragment(iph)) {
+		stat_inc(CACHE_STAT_PASS_OTHER);
+		return XDP_PASS;
+	}
+	thlen = parse_tcp(&c, &tcp);
+	if (thlen < 0 || tcp->dest != bpf_htons(redis_port)) {
+		stat_inc(CACHE_STAT_PASS_OTHER);
+		return XDP_PASS;
+	}
+	hlen = iph->ihl * 4;
+	room = bpf_ntohs(iph->tot_len);
+	if (room <= hlen + (__u32)thlen)
+		return XDP_PASS; /* no data: a bare ACK, SYN or FIN */
+	plen = room - hlen - thlen;
+	payoff = cursor_off(&c);
+	n = plen < CACHE_REQ_BYTES ? plen : CACHE_REQ_BYTES;
+	if (n < 1 || bpf_xdp_load_bytes(ctx, payoff, s->req, n)) {
+		stat_inc(CACHE_STAT_RESP_PASS);
+		return XDP_PASS;
+	}
+	conn.addr = iph->saddr;
+	conn.port = tcp->source;
+	conn.kind = CONN_RESP;
+	/* Any request ends the outstanding GET's claim to the next reply. */
+	outstanding = bpf_map_delete_elem(&resp_misses, &conn) == 0;
+	if (s->req[0] != '*') {
+		/* Not an array: the rest of a command begun in an earlier
+		 * segment (inline commands are not supported). */
+		stat_inc(CACHE_STAT_RESP_PASS);
+		return XDP_PASS;
+	}
+	w.off = 1;
+	nargs = resp_number(s, &w.off, n);
+	if (nargs < 1 || nargs > RESP_MAX_ARGS) {
+		resp_flush(s, &conn);
+		return XDP_PASS;
+	}
+	w.n = n;
+	w.plen = plen;
+	w.nargs = nargs;
+	for (__u32 i = 0; i < RESP_MAX_ARGS; i++)
+		if (cache_resp_arg(&w, i))
+			break;
+	len = w.a0len;
+	if (w.bad || len == 0 || len > sizeof(s->cmd) || w.a0off >= n) {
+		resp_flush(s, &conn);
+		return XDP_PASS;
+	}
+#pragma unroll
+	for (__u32 i = 0; i < sizeof(s->cmd); i++) {
+		__u8 ch = i < len ? req_at(s, w.a0off + i) : 0;
+
+		s->cmd[i] = (ch >= 'a' && ch <= 'z') ? ch - 32 : ch;
+	}
+	/* Exactly one command in the segment: a pipelined one after it is
+	 * not read, so the segment flushes unless it is only that command. */
+	if (w.off != plen) {
+		resp_flush(s, &conn);
+		return XDP_PASS;
+	}
+	if (cmd_is(s, len, "GET") && nargs == 2)
+		return resp_get(ctx, s, &w, &conn, l3off, hlen, plen, outstanding);
+	if (cmd_is(s, len, "FLUSHALL") || cmd_is(s, len, "FLUSHDB") ||
+	    ((cmd_is(s, len, "DEL") || cmd_is(s, len, "UNLINK")) && nargs > 2)) {
+		resp_flush(s, &conn);
+		return XDP_PASS;
+	}
+	if (resp_write_cmd(s, len) && nargs >= 2) {
+		__u32 h = 0;
+
+		if (w.a1len > 0 && w.a1len <= CACHE_MAX_KEY)
+			h = key_from(s, 0, w.a1off, w.a1len);
+		/* A key the cache cannot hold was never cached. */
+		if (h) {
+			invalidate_key(&s->key, h, 1);
+			pending_add(s, &conn, h, 0);
+			stat_inc(CACHE_STAT_RESP_INVALIDATE);
+		}
+		return XDP_PASS;
+	}
+	if (resp_read_cmd(s, len)) {
+		stat_inc(CACHE_STAT_RESP_PASS);
+		return XDP_PASS;
+	}
+	/* Any other command may change a key (MSET, RENAME, EVAL, ...). */
+	resp_flush(s, &conn);
+	return XDP_PASS;
+}
+
+/* resp_fill_parse checks the reply text (tlen bytes) in s->val.text:
+ * exactly "$<bytes>\r\n<data>\r\n", bytes at most CACHE_MAX_VALUE. */
+static __always_inline int resp_fill_parse(struct cache_scratch *s, __u32 tlen)
+{
+	__u32 off = 1;
+	__s64 bytes;
+
+	if (tlen < 5 || tlen > RESP_MAX_VALUE_TEXT || s->val.text[0] != '$')
+		return -1;
+	bytes = number(s, &off, tlen);
+	if (bytes < 0 || bytes > CACHE_MAX_VALUE)
+		return -1;
+	if (text_at(s, off, tlen) != '\r' || text_at(s, off + 1, tlen) != '\n')
+		return -1;
+	off += 2 + bytes;
+	if (off + 2 != tlen || text_at(s, off, tlen) != '\r' || text_at(s, off + 1, tlen) != '\n')
+		return -1;
+	s->val.flags = 0;
+	s->val.vlen = bytes;
+	s->val.tlen = tlen;
+	return 0;
+}
+
+SEC("tc")
+int tc_cache_resp_fill(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct cache_scratch *s = scratch_get();
+	struct cache_conn conn = {};
+	struct resp_miss *mp;
+	struct cache_meta *m;
+	struct iphdr *iph;
+	struct tcphdr *tcp;
+	struct ethhdr *eth;
+	struct cursor c;
+	__u32 payoff, plen, room, h;
+	__u64 *g;
+	int thlen;
+
+	if (!s)
+		return TC_ACT_OK;
+	cursor_init(&c, data, end);
+	if (parse_eth(&c, &eth) != ETH_P_IP || parse_ipv4(&c, &iph) != IPPROTO_TCP || ipv4_is_fragment(iph))
+		return TC_ACT_OK;
+	thlen = parse_tcp(&c, &tcp);
+	if (thlen < 0 || tcp->source != bpf_htons(redis_port))
+		return TC_ACT_OK;
+	room = bpf_ntohs(iph->tot_len);
+	if (room <= iph->ihl * 4 + (__u32)thlen)
+		return TC_ACT_OK;
+	plen = room - iph->ihl * 4 - thlen;
+	payoff = cursor_off(&c);
+	conn.addr = iph->daddr;
+	conn.port = tcp->dest;
+	conn.kind = CONN_RESP;
+	ack(&conn, 1);
+	mp = bpf_map_lookup_elem(&resp_misses, &conn);
+	if (!mp)
+		return TC_ACT_OK;
+	s->rm = *mp;
+	bpf_map_delete_elem(&resp_misses, &conn);
+	if (plen < 5 || plen > RESP_MAX_VALUE_TEXT ||
+	    bpf_skb_load_bytes(skb, payoff, s->val.text, plen) || resp_fill_parse(s, plen)) {
+		stat_inc(CACHE_STAT_RESP_FILL_SKIP);
+		return TC_ACT_OK;
+	}
+	h = s->rm.hash;
+	g = gen_slot(h);
+	m = meta_get();
+	if (!g || !m)
+		return TC_ACT_OK;
+	if (__sync_fetch_and_add(g, 0) != s->rm.gen || __sync_fetch_and_add(&m->flush, 0) != s->rm.flush) {
+		stat_inc(CACHE_STAT_RESP_FILL_STALE);
+		return TC_ACT_OK;
+	}
+	__builtin_memcpy(&s->key, &s->rm.key, sizeof(s->key));
+	s->val.gen = s->rm.gen;
+	asm volatile("" : "+r"(plen));
+	plen &= 2047;
+	s->val.csum = csum_fold16((__u64)csum_buf((const __u8 *)s->val.text, plen, 512) +
+				  csum_buf((const __u8 *)s->val.text + 512, plen > 512 ? plen - 512 : 0, 512) +
+				  csum_buf((const __u8 *)s->val.text + 1024, plen > 1024 ? plen - 1024 : 0, 512));
+	if (bpf_map_update_elem(&resp_cache, &s->key, &s->val, BPF_ANY)) {
+		stat_inc(CACHE_STAT_FILL_ERROR);
+		return TC_ACT_OK;
+	}
+	if (__sync_fetch_and_add(g, 0) != s->rm.gen || __sync_fetch_and_add(&m->flush, 0) != s->rm.flush) {
+		bpf_map_delete_elem(&resp_cache, &s->key);
+		stat_inc(CACHE_STAT_RESP_FILL_STALE);
+		return TC_ACT_OK;
+	}
+	stat_inc(CACHE_STAT_RESP_FILL);
+	return TC_ACT_OK;
+}

@@ -97,19 +97,21 @@ type CacheRespMiss struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	CacheMapCache        = "cache"
-	CacheMapGens         = "gens"
-	CacheMapMeta         = "meta"
-	CacheMapMisses       = "misses"
-	CacheMapPending      = "pending"
-	CacheMapRespCache    = "resp_cache"
-	CacheMapRespMisses   = "resp_misses"
-	CacheMapScratch      = "scratch"
-	CacheMapStats        = "stats"
-	CacheProgTcCacheFill = "tc_cache_fill"
-	CacheProgXdpCacheRx  = "xdp_cache_rx"
-	CacheVarCachePort    = "cache_port"
-	CacheVarRedisPort    = "redis_port"
+	CacheMapCache            = "cache"
+	CacheMapGens             = "gens"
+	CacheMapMeta             = "meta"
+	CacheMapMisses           = "misses"
+	CacheMapPending          = "pending"
+	CacheMapRespCache        = "resp_cache"
+	CacheMapRespMisses       = "resp_misses"
+	CacheMapScratch          = "scratch"
+	CacheMapStats            = "stats"
+	CacheProgTcCacheFill     = "tc_cache_fill"
+	CacheProgTcCacheRespFill = "tc_cache_resp_fill"
+	CacheProgXdpCacheResp    = "xdp_cache_resp"
+	CacheProgXdpCacheRx      = "xdp_cache_rx"
+	CacheVarCachePort        = "cache_port"
+	CacheVarRedisPort        = "redis_port"
 )
 
 // LoadCache returns the embedded CollectionSpec for Cache.
@@ -154,8 +156,10 @@ type CacheSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CacheProgramSpecs struct {
-	TcCacheFill *ebpf.ProgramSpec `ebpf:"tc_cache_fill"`
-	XdpCacheRx  *ebpf.ProgramSpec `ebpf:"xdp_cache_rx"`
+	TcCacheFill     *ebpf.ProgramSpec `ebpf:"tc_cache_fill"`
+	TcCacheRespFill *ebpf.ProgramSpec `ebpf:"tc_cache_resp_fill"`
+	XdpCacheResp    *ebpf.ProgramSpec `ebpf:"xdp_cache_resp"`
+	XdpCacheRx      *ebpf.ProgramSpec `ebpf:"xdp_cache_rx"`
 }
 
 // CacheMapSpecs contains maps before they are loaded into the kernel.
@@ -238,13 +242,17 @@ type CacheVariables struct {
 //
 // It can be passed to LoadCacheObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CachePrograms struct {
-	TcCacheFill *ebpf.Program `ebpf:"tc_cache_fill"`
-	XdpCacheRx  *ebpf.Program `ebpf:"xdp_cache_rx"`
+	TcCacheFill     *ebpf.Program `ebpf:"tc_cache_fill"`
+	TcCacheRespFill *ebpf.Program `ebpf:"tc_cache_resp_fill"`
+	XdpCacheResp    *ebpf.Program `ebpf:"xdp_cache_resp"`
+	XdpCacheRx      *ebpf.Program `ebpf:"xdp_cache_rx"`
 }
 
 func (p *CachePrograms) Close() error {
 	return _CacheClose(
 		p.TcCacheFill,
+		p.TcCacheRespFill,
+		p.XdpCacheResp,
 		p.XdpCacheRx,
 	)
 }
