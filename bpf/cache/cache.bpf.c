@@ -177,7 +177,6 @@ struct cache_scratch {
 	struct get_keys gk;
 	struct cache_pending pend;
 	struct resp_miss rm;
-	__u8 cmd[16];
 };
 
 struct {
@@ -1345,45 +1344,42 @@ __attribute__((noinline)) int cache_resp_arg(struct resp_walk *w, __u32 i)
 	return 0;
 }
 
-/* cmd_is compares the upper-cased command in s->cmd (len bytes) with w. */
-static __always_inline int cmd_is(const struct cache_scratch *s, __u32 len, const char *w)
-{
-	__u32 n = __builtin_strlen(w);
+/* Commands are compared as two 64-bit words of up to 16 upper-case
+ * letters, byte i at bits 8*(i%8): no string constant reaches the object
+ * (it would become a .rodata.str map), and a compare is two instructions. */
+#define CH(s, i) ((__u64)(sizeof(s) - 1 > (i) ? (__u8)(s)[sizeof(s) - 1 > (i) ? (i) : 0] : 0) << (8 * ((i) % 8)))
+#define PACK_LO(s) (CH(s, 0) | CH(s, 1) | CH(s, 2) | CH(s, 3) | CH(s, 4) | CH(s, 5) | CH(s, 6) | CH(s, 7))
+#define PACK_HI(s) (CH(s, 8) | CH(s, 9) | CH(s, 10) | CH(s, 11) | CH(s, 12) | CH(s, 13) | CH(s, 14) | CH(s, 15))
 
-	if (len != n)
-		return 0;
-#pragma unroll
-	for (__u32 i = 0; i < 16; i++) {
-		if (i >= n)
-			break;
-		if (s->cmd[i] != (__u8)w[i])
-			return 0;
-	}
-	return 1;
-}
+struct resp_cmd {
+	__u64 lo, hi;
+	__u32 len;
+};
+
+#define cmd_is(c, s) ((c)->len == sizeof(s) - 1 && (c)->lo == PACK_LO(s) && (c)->hi == PACK_HI(s))
 
 /* resp_write_cmd: commands that change the value of their first argument
  * (a key), as the RESP cache invalidates them. */
-static __always_inline int resp_write_cmd(const struct cache_scratch *s, __u32 len)
+static __always_inline int resp_write_cmd(const struct resp_cmd *c)
 {
-	return cmd_is(s, len, "SET") || cmd_is(s, len, "DEL") || cmd_is(s, len, "UNLINK") ||
-	       cmd_is(s, len, "SETNX") || cmd_is(s, len, "SETEX") || cmd_is(s, len, "PSETEX") ||
-	       cmd_is(s, len, "GETSET") || cmd_is(s, len, "GETDEL") || cmd_is(s, len, "GETEX") ||
-	       cmd_is(s, len, "APPEND") || cmd_is(s, len, "SETRANGE") || cmd_is(s, len, "INCR") ||
-	       cmd_is(s, len, "DECR") || cmd_is(s, len, "INCRBY") || cmd_is(s, len, "DECRBY") ||
-	       cmd_is(s, len, "INCRBYFLOAT") || cmd_is(s, len, "EXPIRE") || cmd_is(s, len, "PEXPIRE") ||
-	       cmd_is(s, len, "EXPIREAT") || cmd_is(s, len, "PEXPIREAT") || cmd_is(s, len, "PERSIST");
+	return cmd_is(c, "SET") || cmd_is(c, "DEL") || cmd_is(c, "UNLINK") ||
+	       cmd_is(c, "SETNX") || cmd_is(c, "SETEX") || cmd_is(c, "PSETEX") ||
+	       cmd_is(c, "GETSET") || cmd_is(c, "GETDEL") || cmd_is(c, "GETEX") ||
+	       cmd_is(c, "APPEND") || cmd_is(c, "SETRANGE") || cmd_is(c, "INCR") ||
+	       cmd_is(c, "DECR") || cmd_is(c, "INCRBY") || cmd_is(c, "DECRBY") ||
+	       cmd_is(c, "INCRBYFLOAT") || cmd_is(c, "EXPIRE") || cmd_is(c, "PEXPIRE") ||
+	       cmd_is(c, "EXPIREAT") || cmd_is(c, "PEXPIREAT") || cmd_is(c, "PERSIST");
 }
 
 /* resp_read_cmd: commands that change nothing the cache holds. */
-static __always_inline int resp_read_cmd(const struct cache_scratch *s, __u32 len)
+static __always_inline int resp_read_cmd(const struct resp_cmd *c)
 {
-	return cmd_is(s, len, "GET") || cmd_is(s, len, "MGET") || cmd_is(s, len, "EXISTS") ||
-	       cmd_is(s, len, "TTL") || cmd_is(s, len, "PTTL") || cmd_is(s, len, "STRLEN") ||
-	       cmd_is(s, len, "TYPE") || cmd_is(s, len, "GETRANGE") || cmd_is(s, len, "PING") ||
-	       cmd_is(s, len, "ECHO") || cmd_is(s, len, "INFO") || cmd_is(s, len, "DBSIZE") ||
-	       cmd_is(s, len, "HELLO") || cmd_is(s, len, "AUTH") || cmd_is(s, len, "CLIENT") ||
-	       cmd_is(s, len, "COMMAND") || cmd_is(s, len, "KEYS") || cmd_is(s, len, "SCAN");
+	return cmd_is(c, "GET") || cmd_is(c, "MGET") || cmd_is(c, "EXISTS") ||
+	       cmd_is(c, "TTL") || cmd_is(c, "PTTL") || cmd_is(c, "STRLEN") ||
+	       cmd_is(c, "TYPE") || cmd_is(c, "GETRANGE") || cmd_is(c, "PING") ||
+	       cmd_is(c, "ECHO") || cmd_is(c, "INFO") || cmd_is(c, "DBSIZE") ||
+	       cmd_is(c, "HELLO") || cmd_is(c, "AUTH") || cmd_is(c, "CLIENT") ||
+	       cmd_is(c, "COMMAND") || cmd_is(c, "KEYS") || cmd_is(c, "SCAN");
 }
 
 /* resp_flush empties resp_cache now and again when the reply leaves. */
@@ -1531,6 +1527,7 @@ int xdp_cache_resp(struct xdp_md *ctx)
 	struct cache_scratch *s = scratch_get();
 	struct cache_conn conn = {};
 	struct resp_walk w = {};
+	struct resp_cmd cmd = {};
 	struct iphdr *iph;
 	struct tcphdr *tcp;
 	struct ethhdr *eth;
@@ -1591,15 +1588,21 @@ int xdp_cache_resp(struct xdp_md *ctx)
 		if (cache_resp_arg(&w, i))
 			break;
 	len = w.a0len;
-	if (w.bad || len == 0 || len > sizeof(s->cmd) || w.a0off >= n) {
+	if (w.bad || len == 0 || len > 16 || w.a0off >= n) {
 		resp_flush(s, &conn);
 		return XDP_PASS;
 	}
+	cmd.len = len;
 #pragma unroll
-	for (__u32 i = 0; i < sizeof(s->cmd); i++) {
-		__u8 ch = i < len ? req_at(s, w.a0off + i) : 0;
+	for (__u32 i = 0; i < 16; i++) {
+		__u64 ch = i < len ? req_at(s, w.a0off + i) : 0;
 
-		s->cmd[i] = (ch >= 'a' && ch <= 'z') ? ch - 32 : ch;
+		if (ch >= 'a' && ch <= 'z')
+			ch -= 32;
+		if (i < 8)
+			cmd.lo |= ch << (8 * i);
+		else
+			cmd.hi |= ch << (8 * (i - 8));
 	}
 	/* Exactly one command in the segment: a pipelined one after it is
 	 * not read, so the segment flushes unless it is only that command. */
@@ -1607,14 +1610,14 @@ int xdp_cache_resp(struct xdp_md *ctx)
 		resp_flush(s, &conn);
 		return XDP_PASS;
 	}
-	if (cmd_is(s, len, "GET") && nargs == 2)
+	if (cmd_is(&cmd, "GET") && nargs == 2)
 		return resp_get(ctx, s, &w, &conn, l3off, hlen, plen, outstanding);
-	if (cmd_is(s, len, "FLUSHALL") || cmd_is(s, len, "FLUSHDB") ||
-	    ((cmd_is(s, len, "DEL") || cmd_is(s, len, "UNLINK")) && nargs > 2)) {
+	if (cmd_is(&cmd, "FLUSHALL") || cmd_is(&cmd, "FLUSHDB") ||
+	    ((cmd_is(&cmd, "DEL") || cmd_is(&cmd, "UNLINK")) && nargs > 2)) {
 		resp_flush(s, &conn);
 		return XDP_PASS;
 	}
-	if (resp_write_cmd(s, len) && nargs >= 2) {
+	if (resp_write_cmd(&cmd) && nargs >= 2) {
 		__u32 h = 0;
 
 		if (w.a1len > 0 && w.a1len <= CACHE_MAX_KEY)
@@ -1627,7 +1630,7 @@ int xdp_cache_resp(struct xdp_md *ctx)
 		}
 		return XDP_PASS;
 	}
-	if (resp_read_cmd(s, len)) {
+	if (resp_read_cmd(&cmd)) {
 		stat_inc(CACHE_STAT_RESP_PASS);
 		return XDP_PASS;
 	}

@@ -71,7 +71,6 @@ type CacheCacheScratch struct {
 	Pend CacheCachePending
 	_    [4]byte
 	Rm   CacheRespMiss
-	Cmd  [16]uint8
 }
 
 type CacheCacheValue struct {
