@@ -31,6 +31,25 @@ char LICENSE[] SEC("license") = "GPL";
 #define CACHE_REQ_BYTES 512    /* request bytes looked at (power of two) */
 #define CACHE_GENS 65536       /* generation slots (power of two) */
 #define CACHE_MAX_DIGITS 10
+#define CACHE_GET_KEYS 8       /* keys of a multi-key get answered */
+#define CACHE_MAX_LINES 16     /* lines of a request looked at for writes */
+#define CACHE_PENDING 4        /* unacknowledged writes remembered per connection */
+#define CACHE_REPLY_MAX 3072   /* longest multi-key reply text built */
+#define RESP_MAX_ARGS 16       /* RESP array elements walked */
+#define RESP_MAX_VALUE_TEXT (1 + 4 + 2 + CACHE_MAX_VALUE + 2) /* "$1024\r\n<data>\r\n" */
+
+/* Tags of the connection kinds in struct cache_conn. */
+#define CONN_MC_TCP 6
+#define CONN_MC_UDP 17
+#define CONN_RESP 82
+
+/* The Internet checksum of "END\r\n" when it starts at an even offset,
+ * in memory order (csum.h). */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define CSUM_END_EVEN 0x5b93
+#else
+#define CSUM_END_EVEN 0x935b
+#endif
 
 /* Indices of the per-CPU counters in stats (PROTOCOL.md names them). */
 enum cache_stat {
@@ -49,11 +68,29 @@ enum cache_stat {
 	CACHE_STAT_PASS_CMD = 12,    /* commands the cache leaves to the server */
 	CACHE_STAT_PASS_KEY = 13,    /* keys empty, over 250 bytes, or with bytes outside 0x21..0x7e */
 	CACHE_STAT_PASS_ROOM = 14,   /* hits passed on: the frame could not grow to the reply */
-	CACHE_STAT_MAX = 16,
+	CACHE_STAT_GET_MULTI = 15,   /* gets of more than one key (also counted in get) */
+	CACHE_STAT_PASS_MANY = 16,   /* gets of more than 8 keys, or over 512 bytes */
+	CACHE_STAT_ACK = 17,         /* replies that invalidated their connection's written keys again */
+	CACHE_STAT_ACK_FLUSH = 18,   /* replies that flushed: a flush_all or too many writes were pending */
+	CACHE_STAT_DROP_RACE = 19,   /* multi-key hits dropped: an entry changed while the reply was built */
+	CACHE_STAT_RESP_GET = 20,    /* RESP GET requests */
+	CACHE_STAT_RESP_HIT = 21,    /* RESP GETs answered with XDP_TX */
+	CACHE_STAT_RESP_MISS = 22,   /* RESP GETs of a key not cached (passed) */
+	CACHE_STAT_RESP_FILL = 23,   /* RESP bulk replies copied into resp_cache */
+	CACHE_STAT_RESP_FILL_STALE = 24, /* RESP fills refused: a write after the miss */
+	CACHE_STAT_RESP_FILL_SKIP = 25,  /* RESP replies to a miss that are not one cacheable bulk string */
+	CACHE_STAT_RESP_INVALIDATE = 26, /* RESP write commands that invalidated a key */
+	CACHE_STAT_RESP_FLUSH = 27,  /* RESP commands that flushed resp_cache */
+	CACHE_STAT_RESP_PASS = 28,   /* RESP segments left alone (reads, continuations, malformed) */
+	CACHE_STAT_MAX = 32,
 };
 
 /* Set at load time (load cache set cache_port=11311). */
 volatile const __u16 cache_port = 11211;
+
+/* Redis's port, for xdp_cache_resp and tc_cache_resp_fill (test-run and
+ * labs only: PROTOCOL.md "Redis RESP"). */
+volatile const __u16 redis_port = 6379;
 
 /* Key bytes are char so that map dumps show them as text; -funsigned-char
  * (gen.go) keeps them unsigned. */
@@ -92,12 +129,54 @@ struct cache_meta {
 	__u64 flush; /* flush_all commands seen */
 };
 
+/* A client connection: TCP by address and port, a memcached UDP request
+ * by address, port and request id; kind tells memcached TCP, memcached
+ * UDP and RESP apart. */
+struct cache_conn {
+	__u32 addr;  /* the client's IPv4 address (network order) */
+	__u16 port;  /* the client's port (network order) */
+	__u16 reqid; /* the UDP request id (host order); 0 for TCP */
+	__u32 kind;  /* CONN_MC_TCP, CONN_MC_UDP or CONN_RESP */
+};
+
+/* The writes of a connection whose acknowledgement has not left the
+ * server yet: their keys are invalidated again when it does. n is
+ * claimed with compare-and-swap (PROTOCOL.md "Invalidation at the
+ * acknowledgement"). */
+struct cache_pending {
+	__u32 n;     /* keys held in key[0..n) */
+	__u32 flush; /* 1: flush everything at the next reply */
+	__u32 hash[CACHE_PENDING];
+	struct cache_key key[CACHE_PENDING];
+};
+
+/* A RESP GET that missed, by client connection: the reply carries no key,
+ * so the miss holds it. */
+struct resp_miss {
+	__u64 gen;
+	__u64 flush;
+	__u32 hash;
+	__u32 pad;
+	struct cache_key key;
+};
+
+/* Where a multi-key get's keys are in the request, and their entries'
+ * text lengths at the first look. */
+struct get_keys {
+	__u16 off[CACHE_GET_KEYS];
+	__u16 len[CACHE_GET_KEYS];
+	__u16 tlen[CACHE_GET_KEYS];
+};
+
 struct cache_scratch {
 	struct cache_key key;
 	struct cache_value val;
 	__u8 req[CACHE_REQ_BYTES];
 	__u8 hdr[CACHE_FRAME_HDR];
 	__u8 iph[60];
+	struct get_keys gk;
+	struct cache_pending pend;
+	struct resp_miss rm;
 };
 
 struct {
@@ -130,6 +209,31 @@ struct {
 	__type(key, __u32);
 	__type(value, struct cache_meta);
 } meta SEC(".maps");
+
+/* Unacknowledged writes by client connection (struct cache_conn). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct cache_conn);
+	__type(value, struct cache_pending);
+} pending SEC(".maps");
+
+/* The RESP cache: like cache, the text is Redis's bulk reply. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct cache_key);
+	__type(value, struct cache_value);
+} resp_cache SEC(".maps");
+
+/* RESP GETs that missed, by client connection (kind CONN_RESP). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct cache_conn);
+	__type(value, struct resp_miss);
+} resp_misses SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -172,6 +276,15 @@ static __always_inline struct cache_meta *meta_get(void)
 static __always_inline int key_char(__u8 c)
 {
 	return c > 0x20 && c < 0x7f;
+}
+
+/* req_at is request byte i, its index masked where the verifier sees it:
+ * the compiler drops a mask it can prove is a no-op, and the verifier may
+ * not know what the compiler knew. */
+static __always_inline __u8 req_at(const struct cache_scratch *s, __u32 i)
+{
+	asm volatile("" : "+r"(i));
+	return s->req[i & (CACHE_REQ_BYTES - 1)];
 }
 
 /* gen_slot is the generation counter of keys hashing to h. Keys that
@@ -270,26 +383,126 @@ static long flush_one(void *map, struct cache_key *k, struct cache_value *v, voi
 }
 
 /* invalidate bumps the key's generation, so that no fill recorded before
- * now is accepted, and then removes its cached value. The order matters:
- * a fill checks the generation after it inserts (see fill). */
-static __always_inline void invalidate(struct cache_scratch *s, __u32 h)
+ * now is accepted, and then removes its cached value (from resp_cache for
+ * RESP). The order matters: a fill checks the generation after it inserts
+ * (see fill). */
+static __always_inline void invalidate_key(const struct cache_key *k, __u32 h, int resp)
 {
 	__u64 *g = gen_slot(h);
 
 	if (g)
 		__sync_fetch_and_add(g, 1);
-	bpf_map_delete_elem(&cache, &s->key);
+	if (resp)
+		bpf_map_delete_elem(&resp_cache, k);
+	else
+		bpf_map_delete_elem(&cache, k);
+}
+
+static __always_inline void invalidate(struct cache_scratch *s, __u32 h)
+{
+	invalidate_key(&s->key, h, 0);
 	stat_inc(CACHE_STAT_INVALIDATE);
 }
 
-static __always_inline void flush_all(void)
+/* flush_all bumps the flush generation, then empties the cache (or
+ * resp_cache). */
+static __always_inline void flush_all(int resp)
 {
 	struct cache_meta *m = meta_get();
 
 	if (m)
 		__sync_fetch_and_add(&m->flush, 1);
-	bpf_for_each_map_elem(&cache, flush_one, 0, 0);
-	stat_inc(CACHE_STAT_FLUSH);
+	if (resp)
+		bpf_for_each_map_elem(&resp_cache, flush_one, 0, 0);
+	else
+		bpf_for_each_map_elem(&cache, flush_one, 0, 0);
+}
+
+/* ---- invalidation at the acknowledgement ---------------------------------
+ *
+ * A write is invalidated when it comes in, but a get on another connection
+ * that memcached ran before the write can still send the old value after
+ * it. So the key is remembered for the write's connection (pending) and
+ * invalidated again when the next reply to that connection leaves the
+ * server: a fill of the old value before that reply is deleted by it, one
+ * after it is refused by the generation it bumps. */
+
+/* pending_add remembers the key in s->key (hash h) for conn; flush asks
+ * the next reply to flush everything instead (flush_all, or no room). */
+static __always_inline void pending_add(struct cache_scratch *s, struct cache_conn *conn, __u32 h, int flush)
+{
+	struct cache_pending *p = bpf_map_lookup_elem(&pending, conn);
+	__u32 n;
+
+	if (!p) {
+		/* Only key[0..n) is ever read: the rest may hold old bytes. */
+		s->pend.n = 0;
+		s->pend.flush = 0;
+		if (flush) {
+			s->pend.flush = 1;
+		} else {
+			s->pend.n = 1;
+			s->pend.hash[0] = h;
+			__builtin_memcpy(&s->pend.key[0], &s->key, sizeof(s->key));
+		}
+		if (!bpf_map_update_elem(&pending, conn, &s->pend, BPF_NOEXIST))
+			return;
+		p = bpf_map_lookup_elem(&pending, conn);
+		if (!p)
+			return;
+	}
+	if (flush) {
+		p->flush = 1;
+		return;
+	}
+	/* Write the key into the first free place, then claim it by moving
+	 * n past it; a reply that emptied the list meanwhile makes the claim
+	 * fail, and the second try starts again at 0. */
+#pragma unroll
+	for (int try = 0; try < 2; try++) {
+		n = __sync_fetch_and_add(&p->n, 0);
+		if (n >= CACHE_PENDING) {
+			p->flush = 1;
+			return;
+		}
+		__builtin_memcpy(&p->key[n & (CACHE_PENDING - 1)], &s->key, sizeof(s->key));
+		p->hash[n & (CACHE_PENDING - 1)] = h;
+		if (__sync_val_compare_and_swap(&p->n, n, n + 1) == n)
+			return;
+	}
+	p->flush = 1;
+}
+
+/* ack runs when a reply to conn leaves the server: every key the
+ * connection wrote since the last reply is invalidated again. It returns
+ * 1 when there was something to do. */
+static __always_inline int ack(struct cache_conn *conn, int resp)
+{
+	struct cache_pending *p = bpf_map_lookup_elem(&pending, conn);
+	__u32 n;
+
+	if (!p)
+		return 0;
+	if (p->flush) {
+		p->flush = 0;
+		/* Whatever is listed goes with the flush. */
+		n = __sync_fetch_and_add(&p->n, 0);
+		__sync_val_compare_and_swap(&p->n, n, 0);
+		flush_all(resp);
+		stat_inc(CACHE_STAT_ACK_FLUSH);
+		return 1;
+	}
+	n = __sync_fetch_and_add(&p->n, 0);
+	if (n == 0)
+		return 0;
+	for (__u32 i = 0; i < CACHE_PENDING; i++) {
+		if (i < n)
+			invalidate_key(&p->key[i], p->hash[i], resp);
+	}
+	/* Keys a write added meanwhile stay for the next reply. */
+	__sync_val_compare_and_swap(&p->n, n, 0);
+	stat_inc(CACHE_STAT_ACK);
+	return 1;
 }
 
 /* word_is tells whether buf, which holds end request bytes, holds the
@@ -331,13 +544,15 @@ static __always_inline __u32 write_cmd(const __u8 *buf, __u32 end, __u32 off)
 
 /* handle_write invalidates the key of a write command at off of the n
  * request bytes in s->req. It returns 1 when it was a write. */
-static __always_inline int handle_write(struct cache_scratch *s, __u32 off, __u32 n)
+static __always_inline int handle_write(struct cache_scratch *s, __u32 off, __u32 n, struct cache_conn *conn)
 {
 	__u32 w, klen, h;
 
 	/* flush_all: nine letters, one more than word_is compares. */
 	if (word_is(s->req, n, off, "flush_al", 8) && off + 8 < n && s->req[(off + 8) & (CACHE_REQ_BYTES - 1)] == 'l') {
-		flush_all();
+		flush_all(0);
+		stat_inc(CACHE_STAT_FLUSH);
+		pending_add(s, conn, 0, 1);
 		return 1;
 	}
 	w = write_cmd(s->req, n, off);
@@ -357,34 +572,41 @@ static __always_inline int handle_write(struct cache_scratch *s, __u32 off, __u3
 		return 1;
 	}
 	invalidate(s, h);
+	pending_add(s, conn, h, 0);
 	return 1;
 }
 
 /* ---- the hit reply ------------------------------------------------------- */
 
-/* reply turns the get request (UDP payload at payoff, IPv4 header at l3off
- * of hlen bytes) into the cached reply v, in place. */
-static __always_inline int reply(struct xdp_md *ctx, struct cache_scratch *s, struct cache_value *v,
-				 __u32 l3off, __u32 hlen, __u32 payoff)
+/* reply_grow makes the frame end plen bytes after payoff. */
+static __always_inline int reply_grow(struct xdp_md *ctx, __u32 payoff, __u32 plen)
+{
+	long delta = (long)(payoff + plen) - (long)(ctx->data_end - ctx->data);
+
+	if (delta && bpf_xdp_adjust_tail(ctx, delta)) {
+		stat_inc(CACHE_STAT_PASS_ROOM);
+		return -1;
+	}
+	return 0;
+}
+
+/* reply_finish turns the get request (UDP payload at payoff, IPv4 header
+ * at l3off of hlen bytes), whose frame now ends plen bytes after payoff
+ * and holds the reply text after the frame header, into the reply:
+ * frame header (request id in s->hdr[0..1]), addresses, ports, lengths,
+ * checksums. textsum is the folded sum of the text. */
+static __always_inline int reply_finish(struct xdp_md *ctx, struct cache_scratch *s, __u32 l3off, __u32 hlen,
+					__u32 payoff, __u32 plen, __u32 textsum)
 {
 	void *data, *end;
 	struct ethhdr *eth;
 	struct iphdr *iph;
 	struct udphdr *udp;
-	__u32 tlen = v->tlen, plen, a;
 	__u64 sum = 0, psum = 0;
 	__u8 mac[ETH_ALEN];
 	__u16 port, check;
-	long delta;
+	__u32 a;
 
-	if (tlen == 0 || tlen > CACHE_TEXT || payoff > 128 || l3off > 64 || hlen > 60 || hlen < 20)
-		return XDP_PASS;
-	plen = CACHE_FRAME_HDR + tlen;
-	delta = (long)(payoff + plen) - (long)(ctx->data_end - ctx->data);
-	if (delta && bpf_xdp_adjust_tail(ctx, delta)) {
-		stat_inc(CACHE_STAT_PASS_ROOM);
-		return XDP_PASS;
-	}
 	/* The frame header: the request id echoed, datagram 0 of 1. */
 	s->hdr[2] = 0;
 	s->hdr[3] = 0;
@@ -392,15 +614,14 @@ static __always_inline int reply(struct xdp_md *ctx, struct cache_scratch *s, st
 	s->hdr[5] = 1;
 	s->hdr[6] = 0;
 	s->hdr[7] = 0;
-	if (bpf_xdp_store_bytes(ctx, payoff, s->hdr, CACHE_FRAME_HDR) ||
-	    bpf_xdp_store_bytes(ctx, payoff + CACHE_FRAME_HDR, v->text, tlen))
+	if (bpf_xdp_store_bytes(ctx, payoff, s->hdr, CACHE_FRAME_HDR))
 		return XDP_DROP;
 	sum = csum_buf(s->hdr, CACHE_FRAME_HDR, CACHE_FRAME_HDR);
-	sum += v->csum; /* the text starts at an even offset */
+	sum += textsum; /* the text starts at an even offset */
 
-	/* Offsets were checked above, but the compiler drops masks it knows
-	 * to be no-ops and the verifier loses the bounds of spilled values:
-	 * hide them from the compiler and mask them again. */
+	/* Offsets were checked by the caller, but the compiler drops masks it
+	 * knows to be no-ops and the verifier loses the bounds of spilled
+	 * values: hide them from the compiler and mask them again. */
 	asm volatile("" : "+r"(l3off), "+r"(hlen));
 	l3off &= 0x7f;
 	hlen &= 0x3f;
@@ -452,57 +673,326 @@ static __always_inline int reply(struct xdp_md *ctx, struct cache_scratch *s, st
 	return XDP_TX;
 }
 
+/* reply answers a single-key get with the cached reply v, in place. */
+static __always_inline int reply(struct xdp_md *ctx, struct cache_scratch *s, struct cache_value *v,
+				 __u32 l3off, __u32 hlen, __u32 payoff)
+{
+	__u32 tlen = v->tlen;
+
+	if (tlen == 0 || tlen > CACHE_TEXT || payoff > 128 || l3off > 64 || hlen > 60 || hlen < 20)
+		return XDP_PASS;
+	if (reply_grow(ctx, payoff, CACHE_FRAME_HDR + tlen))
+		return XDP_PASS;
+	if (bpf_xdp_store_bytes(ctx, payoff + CACHE_FRAME_HDR, v->text, tlen))
+		return XDP_DROP;
+	return reply_finish(ctx, s, l3off, hlen, payoff, CACHE_FRAME_HDR + tlen, v->csum);
+}
+
+/* ---- multi-key gets -------------------------------------------------------
+ *
+ * "get k1 k2 ... kn\r\n", n <= CACHE_GET_KEYS, the whole datagram in
+ * s->req: answered only when every key hits, with each entry's text
+ * without its "END\r\n", then one "END\r\n". Two passes: the first finds
+ * the keys and looks them up (all must hit, and the reply must fit), the
+ * second, after the frame has grown, looks them up again and writes their
+ * text; an entry whose length changed in between (a write and a fill on
+ * another CPU) drops the request (the client asks again). */
+
+struct get_walk {
+	__u32 off;    /* the next key's first byte in s->req */
+	__u32 end;    /* where "\r\n" ends the keys */
+	__u32 nkeys;  /* keys that hit so far */
+	__u32 total;  /* reply text bytes so far, "END\r\n" not included */
+	__u64 sum;    /* their checksum, unfolded */
+	__u32 status; /* GET_* */
+	__u32 single; /* the miss was of the only key */
+	__u32 h;      /* the missed key's hash */
+};
+
+enum { GET_OK, GET_MISS, GET_BAD, GET_MANY };
+
+/* part_sum is the folded sum of the first tlen - 5 bytes of a text of
+ * tlen bytes whose folded sum is csum: the text less "END\r\n". */
+static __always_inline __u32 part_sum(__u32 csum, __u32 tlen)
+{
+	__u32 end = ((tlen - 5) & 1) ? csum_swab16(CSUM_END_EVEN) : CSUM_END_EVEN;
+
+	return csum_fold16((__u64)csum + (0xffff ^ end));
+}
+
+/* cache_get_key reads key i of a multi-key get and looks it up. It is a
+ * global function, verified once, not once per key. It returns 1 when
+ * the walk is over (w->status says why, or every key was read). */
+__attribute__((noinline)) int cache_get_key(struct get_walk *w, __u32 i)
+{
+	struct cache_scratch *s = scratch_get();
+	struct cache_value *v;
+	__u32 klen, next, h, tl, part;
+
+	if (!s || !w || w->off >= w->end)
+		return 1;
+	if (i >= CACHE_GET_KEYS) {
+		w->status = GET_MANY;
+		return 1;
+	}
+	klen = key_len(0, w->off, w->end - w->off);
+	next = w->off + klen;
+	/* One space between keys, none before the "\r\n". */
+	if (klen == 0 || klen > CACHE_MAX_KEY || next > w->end ||
+	    (next < w->end && (req_at(s, next) != ' ' || next + 1 >= w->end))) {
+		w->status = GET_BAD;
+		return 1;
+	}
+	h = key_from(s, 0, w->off, klen);
+	if (!h) {
+		w->status = GET_BAD;
+		return 1;
+	}
+	v = bpf_map_lookup_elem(&cache, &s->key);
+	if (!v) {
+		w->status = GET_MISS;
+		w->single = i == 0 && next == w->end;
+		w->h = h;
+		return 1;
+	}
+	tl = v->tlen;
+	if (tl < 16 || tl > CACHE_TEXT) {
+		w->status = GET_BAD;
+		return 1;
+	}
+	part = tl - 5;
+	w->sum = csum_add_at(w->sum, part_sum(v->csum, tl), w->total);
+	s->gk.off[i & (CACHE_GET_KEYS - 1)] = w->off;
+	s->gk.len[i & (CACHE_GET_KEYS - 1)] = klen;
+	s->gk.tlen[i & (CACHE_GET_KEYS - 1)] = tl;
+	w->total += part;
+	w->nkeys++;
+	w->off = next + 1;
+	return 0;
+}
+
+struct put_walk {
+	__u32 nkeys;
+	__u32 at;  /* where the next text goes in the frame */
+	__u32 bad;
+};
+
+/* cache_put_key writes key i's text into the reply (a global function,
+ * like cache_get_key). It returns 1 when the walk is over. */
+__attribute__((noinline)) int cache_put_key(struct xdp_md *ctx, struct put_walk *w, __u32 i)
+{
+	struct cache_scratch *s = scratch_get();
+	struct cache_value *v;
+	__u32 j = i & (CACHE_GET_KEYS - 1), part;
+
+	if (!s || !w || i >= w->nkeys)
+		return 1;
+	if (!key_from(s, 0, s->gk.off[j], s->gk.len[j] > CACHE_MAX_KEY ? CACHE_MAX_KEY : s->gk.len[j])) {
+		w->bad = 1;
+		return 1;
+	}
+	v = bpf_map_lookup_elem(&cache, &s->key);
+	if (!v || v->tlen != s->gk.tlen[j] || v->tlen < 16 || v->tlen > CACHE_TEXT) {
+		w->bad = 1;
+		return 1;
+	}
+	part = v->tlen - 5;
+	if (bpf_xdp_store_bytes(ctx, w->at, v->text, part)) {
+		w->bad = 1;
+		return 1;
+	}
+	w->at += part;
+	return 0;
+}
+
+/* multi_reply writes the reply to a multi-key get whose keys all hit
+ * (first pass in w) into the frame. */
+static __always_inline int multi_reply(struct xdp_md *ctx, struct cache_scratch *s, struct get_walk *w,
+				       __u32 l3off, __u32 hlen, __u32 payoff)
+{
+	struct put_walk p = {.nkeys = w->nkeys, .at = payoff + CACHE_FRAME_HDR};
+	__u32 tlen = w->total + 5;
+	__u64 sum;
+
+	if (tlen > CACHE_REPLY_MAX || payoff > 128 || l3off > 64 || hlen > 60 || hlen < 20) {
+		stat_inc(CACHE_STAT_PASS_ROOM);
+		return XDP_PASS;
+	}
+	if (reply_grow(ctx, payoff, CACHE_FRAME_HDR + tlen))
+		return XDP_PASS;
+	for (__u32 i = 0; i < CACHE_GET_KEYS; i++)
+		if (cache_put_key(ctx, &p, i))
+			break;
+	if (p.bad || p.at != payoff + CACHE_FRAME_HDR + w->total) {
+		stat_inc(CACHE_STAT_DROP_RACE);
+		return XDP_DROP;
+	}
+	s->iph[0] = 'E';
+	s->iph[1] = 'N';
+	s->iph[2] = 'D';
+	s->iph[3] = '\r';
+	s->iph[4] = '\n';
+	if (bpf_xdp_store_bytes(ctx, p.at, s->iph, 5))
+		return XDP_DROP;
+	sum = csum_add_at(w->sum, CSUM_END_EVEN, w->total);
+	return reply_finish(ctx, s, l3off, hlen, payoff, CACHE_FRAME_HDR + tlen, csum_fold16(sum));
+}
+
 /* ---- ingress ------------------------------------------------------------- */
 
-/* get handles a UDP request of n bytes (frame header included) in s->req.
- * The one form answered is "get <key>\r\n", the whole datagram. */
-static __always_inline int get(struct xdp_md *ctx, struct cache_scratch *s, struct iphdr *iph, struct udphdr *udp,
-			       __u32 l3off, __u32 payoff, __u32 plen)
+/* record_miss remembers a get of the key in s->key (hash h) that passed,
+ * with the key's generation now, for the fill. */
+static __always_inline void record_miss(struct iphdr *iph, struct udphdr *udp, __u16 reqid, __u32 h)
 {
 	struct cache_miss_key mk = {};
 	struct cache_miss miss = {};
-	struct cache_value *v;
-	struct cache_meta *m;
-	__u32 klen, h, hlen;
-	__u64 *g;
+	struct cache_meta *m = meta_get();
+	__u64 *g = gen_slot(h);
 
-	stat_inc(CACHE_STAT_GET);
-	if (plen < CACHE_FRAME_HDR + 7 || plen > CACHE_FRAME_HDR + 6 + CACHE_MAX_KEY) {
-		stat_inc(CACHE_STAT_PASS_KEY);
-		return XDP_PASS;
-	}
-	if (s->req[(plen - 2) & (CACHE_REQ_BYTES - 1)] != '\r' || s->req[(plen - 1) & (CACHE_REQ_BYTES - 1)] != '\n') {
-		stat_inc(CACHE_STAT_PASS_CMD);
-		return XDP_PASS;
-	}
-	klen = plen - CACHE_FRAME_HDR - 6;
-	h = key_from(s, 0, CACHE_FRAME_HDR + 4, klen);
-	if (!h) {
-		/* Spaces too: a multi-key get is left to the server. */
-		stat_inc(CACHE_STAT_PASS_KEY);
-		return XDP_PASS;
-	}
-	v = bpf_map_lookup_elem(&cache, &s->key);
-	if (v) {
-		s->hdr[0] = s->req[0];
-		s->hdr[1] = s->req[1];
-		hlen = iph->ihl * 4;
-		return reply(ctx, s, v, l3off, hlen, payoff);
-	}
-	/* A miss: remember it, with the key's generation now, for the fill. */
-	stat_inc(CACHE_STAT_MISS);
-	g = gen_slot(h);
-	m = meta_get();
 	if (!g || !m)
-		return XDP_PASS;
+		return;
 	mk.addr = iph->saddr;
 	mk.port = udp->source;
-	mk.reqid = (__u16)s->req[0] << 8 | s->req[1];
+	mk.reqid = reqid;
 	miss.gen = __sync_fetch_and_add(g, 0);
 	miss.flush = __sync_fetch_and_add(&m->flush, 0);
 	miss.hash = h;
 	bpf_map_update_elem(&misses, &mk, &miss, BPF_ANY);
-	return XDP_PASS;
+}
+
+/* get handles a UDP request of n bytes (frame header included) in s->req:
+ * "get <key>\r\n", or "get k1 k2 ... kn\r\n" (multi-key), the whole
+ * datagram. */
+static __always_inline int get(struct xdp_md *ctx, struct cache_scratch *s, struct iphdr *iph, struct udphdr *udp,
+			       __u32 l3off, __u32 payoff, __u32 plen)
+{
+	struct get_walk w = {};
+	struct cache_value *v;
+	__u16 reqid = (__u16)s->req[0] << 8 | s->req[1];
+	__u32 h = 0;
+
+	stat_inc(CACHE_STAT_GET);
+	if (plen < CACHE_FRAME_HDR + 7) {
+		stat_inc(CACHE_STAT_PASS_KEY);
+		return XDP_PASS;
+	}
+	if (plen > CACHE_REQ_BYTES) {
+		stat_inc(CACHE_STAT_PASS_MANY);
+		return XDP_PASS;
+	}
+	if (req_at(s, plen - 2) != '\r' || req_at(s, plen - 1) != '\n') {
+		stat_inc(CACHE_STAT_PASS_CMD);
+		return XDP_PASS;
+	}
+	/* One key: the fast path. A space in it makes key_from fail, and the
+	 * request is read again as a multi-key get. */
+	if (plen <= CACHE_FRAME_HDR + 6 + CACHE_MAX_KEY)
+		h = key_from(s, 0, CACHE_FRAME_HDR + 4, plen - CACHE_FRAME_HDR - 6);
+	if (h) {
+		v = bpf_map_lookup_elem(&cache, &s->key);
+		if (v) {
+			s->hdr[0] = s->req[0];
+			s->hdr[1] = s->req[1];
+			return reply(ctx, s, v, l3off, iph->ihl * 4, payoff);
+		}
+		stat_inc(CACHE_STAT_MISS);
+		record_miss(iph, udp, reqid, h);
+		return XDP_PASS;
+	}
+
+	w.off = CACHE_FRAME_HDR + 4;
+	w.end = plen - 2;
+	for (__u32 i = 0; i <= CACHE_GET_KEYS; i++)
+		if (cache_get_key(&w, i))
+			break;
+	if (w.nkeys > 0 || w.status == GET_MANY || (w.status == GET_MISS && !w.single))
+		stat_inc(CACHE_STAT_GET_MULTI);
+	switch (w.status) {
+	case GET_MISS:
+		stat_inc(CACHE_STAT_MISS);
+		/* A multi-key get records no miss: its reply (several VALUEs)
+		 * fills nothing. */
+		if (w.single)
+			record_miss(iph, udp, reqid, w.h);
+		return XDP_PASS;
+	case GET_MANY:
+		stat_inc(CACHE_STAT_PASS_MANY);
+		return XDP_PASS;
+	case GET_OK:
+		if (w.nkeys > 0 && w.off > w.end)
+			break;
+		/* fall through: no key, or the loop ended early */
+	default:
+		stat_inc(CACHE_STAT_PASS_KEY);
+		return XDP_PASS;
+	}
+	s->hdr[0] = s->req[0];
+	s->hdr[1] = s->req[1];
+	return multi_reply(ctx, s, &w, l3off, iph->ihl * 4, payoff);
+}
+
+/* ---- several commands in one segment -------------------------------------- */
+
+struct line_walk {
+	struct cache_conn conn;
+	__u32 off;    /* the line's first byte in s->req */
+	__u32 n;      /* request bytes in s->req */
+	__u32 writes; /* write commands seen */
+};
+
+struct nl_walk {
+	__u32 off;
+	__u32 n;
+	__u32 found;
+};
+
+static long nl_step(__u32 i, struct nl_walk *w)
+{
+	struct cache_scratch *s = scratch_get();
+	__u32 at = w->off + i;
+
+	if (!s || at >= w->n)
+		return 1;
+	if (req_at(s, at) == '\n') {
+		w->found = at + 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* cache_write_line invalidates the key of the write command that starts
+ * the line at w->off, if it is one, and moves w->off to the next line. A
+ * global function: verified once. It returns 1 at the last line. */
+__attribute__((noinline)) int cache_write_line(struct line_walk *w)
+{
+	struct cache_scratch *s = scratch_get();
+	struct nl_walk nl = {};
+
+	if (!s || !w || w->off >= w->n)
+		return 1;
+	nl.off = w->off;
+	nl.n = w->n;
+	if (handle_write(s, w->off, w->n, &w->conn))
+		w->writes++;
+	bpf_loop(CACHE_REQ_BYTES, nl_step, &nl, 0);
+	if (!nl.found)
+		return 1;
+	w->off = nl.found;
+	return 0;
+}
+
+/* writes invalidates the key of every write command that starts a line in
+ * the n request bytes in s->req from off: pipelined commands, and lines
+ * of a value that look like one (harmless: one more invalidation). */
+static __always_inline void writes(struct cache_conn *conn, __u32 off, __u32 n, int count)
+{
+	struct line_walk w = {.conn = *conn, .off = off, .n = n};
+
+	for (__u32 i = 0; i < CACHE_MAX_LINES; i++)
+		if (cache_write_line(&w))
+			break;
+	if (!w.writes && count)
+		stat_inc(CACHE_STAT_PASS_CMD);
 }
 
 SEC("xdp")
@@ -511,6 +1001,7 @@ int xdp_cache_rx(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	struct cache_scratch *s = scratch_get();
+	struct cache_conn conn = {};
 	struct iphdr *iph;
 	struct cursor c;
 	struct ethhdr *eth;
@@ -554,10 +1045,20 @@ int xdp_cache_rx(struct xdp_md *ctx)
 			stat_inc(CACHE_STAT_PASS_FRAME);
 			return XDP_PASS;
 		}
-		if (word_is(s->req, n, CACHE_FRAME_HDR, "get ", 4))
-			return get(ctx, s, iph, udp, l3off, payoff, plen);
-		if (!handle_write(s, CACHE_FRAME_HDR, n))
-			stat_inc(CACHE_STAT_PASS_CMD);
+		conn.addr = iph->saddr;
+		conn.port = udp->source;
+		conn.reqid = (__u16)s->req[0] << 8 | s->req[1];
+		conn.kind = CONN_MC_UDP;
+		if (word_is(s->req, n, CACHE_FRAME_HDR, "get ", 4)) {
+			int ret = get(ctx, s, iph, udp, l3off, payoff, plen);
+
+			/* A get that passes may have writes after it. */
+			if (ret != XDP_PASS)
+				return ret;
+			writes(&conn, CACHE_FRAME_HDR, n, 0);
+			return XDP_PASS;
+		}
+		writes(&conn, CACHE_FRAME_HDR, n, 1);
 		return XDP_PASS;
 	}
 	if (proto == IPPROTO_TCP) {
@@ -577,8 +1078,10 @@ int xdp_cache_rx(struct xdp_md *ctx)
 		n = plen < CACHE_REQ_BYTES ? plen : CACHE_REQ_BYTES;
 		if (n < 4 || bpf_xdp_load_bytes(ctx, payoff, s->req, n))
 			return XDP_PASS;
-		if (!handle_write(s, 0, n))
-			stat_inc(CACHE_STAT_PASS_CMD);
+		conn.addr = iph->saddr;
+		conn.port = tcp->source;
+		conn.kind = CONN_MC_TCP;
+		writes(&conn, 0, n, 1);
 		return XDP_PASS;
 	}
 	stat_inc(CACHE_STAT_PASS_OTHER);
@@ -666,6 +1169,7 @@ int tc_cache_fill(struct __sk_buff *skb)
 	void *end = (void *)(long)skb->data_end;
 	struct cache_scratch *s = scratch_get();
 	struct cache_miss_key mk = {};
+	struct cache_conn conn = {};
 	struct cache_miss *mp, miss;
 	struct cache_meta *m;
 	struct iphdr *iph;
@@ -674,12 +1178,29 @@ int tc_cache_fill(struct __sk_buff *skb)
 	struct cursor c;
 	__u32 payoff, plen, tlen, h;
 	__u64 *g;
-	int ulen;
+	int ulen, proto;
 
 	if (!s)
 		return TC_ACT_OK;
 	cursor_init(&c, data, end);
-	if (parse_eth(&c, &eth) != ETH_P_IP || parse_ipv4(&c, &iph) != IPPROTO_UDP || ipv4_is_fragment(iph))
+	if (parse_eth(&c, &eth) != ETH_P_IP)
+		return TC_ACT_OK;
+	proto = parse_ipv4(&c, &iph);
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *tcp;
+
+		/* Any segment with data to the client is a reply: the
+		 * connection's writes are acknowledged (or about to be). */
+		if (parse_tcp(&c, &tcp) < 0 || tcp->source != bpf_htons(cache_port) ||
+		    bpf_ntohs(iph->tot_len) <= iph->ihl * 4 + tcp->doff * 4)
+			return TC_ACT_OK;
+		conn.addr = iph->daddr;
+		conn.port = tcp->dest;
+		conn.kind = CONN_MC_TCP;
+		ack(&conn, 0);
+		return TC_ACT_OK;
+	}
+	if (proto != IPPROTO_UDP || ipv4_is_fragment(iph))
 		return TC_ACT_OK;
 	ulen = parse_udp(&c, &udp);
 	if (ulen < 0 || udp->source != bpf_htons(cache_port))
@@ -694,6 +1215,12 @@ int tc_cache_fill(struct __sk_buff *skb)
 	if (bpf_skb_load_bytes(skb, payoff, s->hdr, CACHE_FRAME_HDR))
 		return TC_ACT_OK;
 	mk.reqid = (__u16)s->hdr[0] << 8 | s->hdr[1];
+	conn.addr = mk.addr;
+	conn.port = mk.port;
+	conn.reqid = mk.reqid;
+	conn.kind = CONN_MC_UDP;
+	if (ack(&conn, 0))
+		bpf_map_delete_elem(&pending, &conn);
 	mp = bpf_map_lookup_elem(&misses, &mk);
 	if (!mp) {
 		stat_inc(CACHE_STAT_FILL_NO_MISS);
@@ -733,5 +1260,477 @@ int tc_cache_fill(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 	stat_inc(CACHE_STAT_FILL);
+	return TC_ACT_OK;
+}
+
+/* ---- Redis RESP (test-run and labs only) -----------------------------------
+ *
+ * xdp_cache_resp answers "*2\r\n$3\r\nGET\r\n$<n>\r\n<key>\r\n" (the whole
+ * TCP payload, the command in any case) from resp_cache with a TCP reply
+ * built in place, and invalidates the key of write commands. A live
+ * server's socket never learns of the bytes XDP answered for it, so its
+ * sequence numbers go wrong: PROTOCOL.md "Redis RESP" says why this path
+ * is refused on a live interface. tc_cache_resp_fill fills resp_cache
+ * from Redis's bulk reply to a GET that missed on the same connection. */
+
+/* A walk over the bulk strings of a RESP array in s->req. */
+struct resp_walk {
+	__u32 off;   /* the next element's '$' */
+	__u32 n;     /* request bytes in s->req */
+	__u32 plen;  /* the segment's payload length */
+	__u32 nargs; /* elements in the array */
+	__u32 bad;   /* an element is malformed or its header is past n */
+	__u32 a0off, a0len, a1off, a1len;
+};
+
+/* resp_number reads "<digits>\r\n" at *off of s->req (n bytes), at most
+ * 10 digits, and moves *off past it; -1 when malformed. */
+static __always_inline __s64 resp_number(const struct cache_scratch *s, __u32 *off, __u32 n)
+{
+	__u64 v = 0;
+	__u32 i, o = *off;
+
+	for (i = 0; i < CACHE_MAX_DIGITS; i++) {
+		__u8 c;
+
+		if (o + i >= n)
+			return -1;
+		c = req_at(s, o + i);
+		if (c < '0' || c > '9')
+			break;
+		v = v * 10 + (c - '0');
+	}
+	if (i == 0 || v > 0x7fffffffULL || o + i + 1 >= n || req_at(s, o + i) != '\r' || req_at(s, o + i + 1) != '\n')
+		return -1;
+	*off = o + i + 2;
+	return v;
+}
+
+/* cache_resp_arg reads element i of the array: "$<len>\r\n<bytes>\r\n".
+ * A global function, verified once. It returns 1 when the walk is over. */
+__attribute__((noinline)) int cache_resp_arg(struct resp_walk *w, __u32 i)
+{
+	struct cache_scratch *s = scratch_get();
+	__u32 off, at;
+	__s64 len;
+
+	if (!s || !w || i >= w->nargs)
+		return 1;
+	off = w->off;
+	if (off >= w->n || req_at(s, off) != '$') {
+		w->bad = 1;
+		return 1;
+	}
+	off++;
+	len = resp_number(s, &off, w->n);
+	if (len < 0 || off + len + 2 > w->plen) {
+		w->bad = 1;
+		return 1;
+	}
+	at = off + len;
+	/* The "\r\n" after the bytes, when it is in the bytes looked at. */
+	if (at + 1 < w->n && (req_at(s, at) != '\r' || req_at(s, at + 1) != '\n')) {
+		w->bad = 1;
+		return 1;
+	}
+	if (i == 0) {
+		w->a0off = off;
+		w->a0len = len;
+	} else if (i == 1) {
+		w->a1off = off;
+		w->a1len = len;
+	}
+	w->off = at + 2;
+	return 0;
+}
+
+/* Commands are compared as two 64-bit words of up to 16 upper-case
+ * letters, byte i at bits 8*(i%8): no string constant reaches the object
+ * (it would become a .rodata.str map), and a compare is two instructions. */
+#define CH(s, i) ((__u64)(sizeof(s) - 1 > (i) ? (__u8)(s)[sizeof(s) - 1 > (i) ? (i) : 0] : 0) << (8 * ((i) % 8)))
+#define PACK_LO(s) (CH(s, 0) | CH(s, 1) | CH(s, 2) | CH(s, 3) | CH(s, 4) | CH(s, 5) | CH(s, 6) | CH(s, 7))
+#define PACK_HI(s) (CH(s, 8) | CH(s, 9) | CH(s, 10) | CH(s, 11) | CH(s, 12) | CH(s, 13) | CH(s, 14) | CH(s, 15))
+
+struct resp_cmd {
+	__u64 lo, hi;
+	__u32 len;
+};
+
+#define cmd_is(c, s) ((c)->len == sizeof(s) - 1 && (c)->lo == PACK_LO(s) && (c)->hi == PACK_HI(s))
+
+/* resp_write_cmd: commands that change the value of their first argument
+ * (a key), as the RESP cache invalidates them. */
+static __always_inline int resp_write_cmd(const struct resp_cmd *c)
+{
+	return cmd_is(c, "SET") || cmd_is(c, "DEL") || cmd_is(c, "UNLINK") ||
+	       cmd_is(c, "SETNX") || cmd_is(c, "SETEX") || cmd_is(c, "PSETEX") ||
+	       cmd_is(c, "GETSET") || cmd_is(c, "GETDEL") || cmd_is(c, "GETEX") ||
+	       cmd_is(c, "APPEND") || cmd_is(c, "SETRANGE") || cmd_is(c, "INCR") ||
+	       cmd_is(c, "DECR") || cmd_is(c, "INCRBY") || cmd_is(c, "DECRBY") ||
+	       cmd_is(c, "INCRBYFLOAT") || cmd_is(c, "EXPIRE") || cmd_is(c, "PEXPIRE") ||
+	       cmd_is(c, "EXPIREAT") || cmd_is(c, "PEXPIREAT") || cmd_is(c, "PERSIST");
+}
+
+/* resp_read_cmd: commands that change nothing the cache holds. */
+static __always_inline int resp_read_cmd(const struct resp_cmd *c)
+{
+	return cmd_is(c, "GET") || cmd_is(c, "MGET") || cmd_is(c, "EXISTS") ||
+	       cmd_is(c, "TTL") || cmd_is(c, "PTTL") || cmd_is(c, "STRLEN") ||
+	       cmd_is(c, "TYPE") || cmd_is(c, "GETRANGE") || cmd_is(c, "PING") ||
+	       cmd_is(c, "ECHO") || cmd_is(c, "INFO") || cmd_is(c, "DBSIZE") ||
+	       cmd_is(c, "HELLO") || cmd_is(c, "AUTH") || cmd_is(c, "CLIENT") ||
+	       cmd_is(c, "COMMAND") || cmd_is(c, "KEYS") || cmd_is(c, "SCAN");
+}
+
+/* resp_flush empties resp_cache now and again when the reply leaves. */
+static __always_inline void resp_flush(struct cache_scratch *s, struct cache_conn *conn)
+{
+	flush_all(1);
+	stat_inc(CACHE_STAT_RESP_FLUSH);
+	pending_add(s, conn, 0, 1);
+}
+
+/* resp_reply turns the GET request into the TCP reply carrying v's text:
+ * request at l3off (IPv4 header of hlen bytes), its payload plen bytes. */
+static __always_inline int resp_reply(struct xdp_md *ctx, struct cache_scratch *s, struct cache_value *v,
+				      __u32 l3off, __u32 hlen, __u32 plen)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth;
+	struct iphdr *iph;
+	struct tcphdr *tcp;
+	__u32 tlen = v->tlen, a, seq, ackn;
+	__u64 psum = 0;
+	__s64 hsum;
+	__u8 mac[ETH_ALEN];
+	__u16 port;
+	long delta;
+
+	if (tlen == 0 || tlen > CACHE_TEXT || l3off > 64 || hlen > 60 || hlen < 20)
+		return XDP_PASS;
+	asm volatile("" : "+r"(l3off), "+r"(hlen));
+	l3off &= 0x7f;
+	hlen &= 0x3f;
+	tcp = data + l3off + hlen;
+	if ((void *)(tcp + 1) > end)
+		return XDP_PASS;
+	seq = bpf_ntohl(tcp->seq);
+	ackn = tcp->ack_seq;
+	delta = (long)(l3off + hlen + sizeof(*tcp) + tlen) - (long)(end - data);
+	if (delta && bpf_xdp_adjust_tail(ctx, delta)) {
+		stat_inc(CACHE_STAT_PASS_ROOM);
+		return XDP_PASS;
+	}
+	if (bpf_xdp_store_bytes(ctx, l3off + hlen + sizeof(*tcp), v->text, tlen))
+		return XDP_DROP;
+
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > end)
+		return XDP_DROP;
+	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+
+	iph = data + l3off;
+	if ((void *)(iph + 1) > end)
+		return XDP_DROP;
+	a = iph->saddr;
+	iph->saddr = iph->daddr;
+	iph->daddr = a;
+	psum += iph->saddr;
+	psum += iph->daddr;
+	iph->tot_len = bpf_htons(hlen + sizeof(*tcp) + tlen);
+	iph->ttl = 64;
+	iph->check = 0;
+	if (hlen < sizeof(*iph) || bpf_xdp_load_bytes(ctx, l3off, s->iph, hlen))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	iph = data + l3off;
+	if ((void *)(iph + 1) > end)
+		return XDP_DROP;
+	iph->check = csum_finish(csum_buf(s->iph, hlen, sizeof(s->iph)));
+
+	tcp = data + l3off + hlen;
+	if ((void *)(tcp + 1) > end)
+		return XDP_DROP;
+	port = tcp->source;
+	tcp->source = tcp->dest;
+	tcp->dest = port;
+	/* The reply's bytes start where the client's acknowledgement says
+	 * the server's stream is, and acknowledge the whole request. */
+	tcp->seq = ackn;
+	tcp->ack_seq = bpf_htonl(seq + plen);
+	((__u8 *)tcp)[12] = 5 << 4;     /* data offset 5 words: no options */
+	((__u8 *)tcp)[13] = 0x08 | 0x10; /* PSH|ACK */
+	tcp->urg_ptr = 0;
+	tcp->check = 0;
+	hsum = bpf_csum_diff(0, 0, (__be32 *)tcp, sizeof(*tcp), 0);
+	if (hsum < 0)
+		return XDP_DROP;
+	psum += bpf_htons(IPPROTO_TCP) + bpf_htons(sizeof(*tcp) + tlen);
+	psum += csum_fold16(hsum);
+	psum += v->csum; /* the text starts 20 bytes into the segment: even */
+	tcp->check = csum_finish(psum);
+	stat_inc(CACHE_STAT_RESP_HIT);
+	return XDP_TX;
+}
+
+/* resp_get handles "GET <key>" (the key element at w->a1off, s->req). */
+static __always_inline int resp_get(struct xdp_md *ctx, struct cache_scratch *s, struct resp_walk *w,
+				    struct cache_conn *conn, __u32 l3off, __u32 hlen, __u32 plen, int outstanding)
+{
+	struct cache_value *v;
+	struct cache_meta *m;
+	__u64 *g;
+	__u32 h;
+
+	stat_inc(CACHE_STAT_RESP_GET);
+	if (w->a1len == 0 || w->a1len > CACHE_MAX_KEY) {
+		stat_inc(CACHE_STAT_PASS_KEY);
+		return XDP_PASS;
+	}
+	h = key_from(s, 0, w->a1off, w->a1len);
+	if (!h) {
+		stat_inc(CACHE_STAT_PASS_KEY);
+		return XDP_PASS;
+	}
+	v = bpf_map_lookup_elem(&resp_cache, &s->key);
+	if (v)
+		return resp_reply(ctx, s, v, l3off, hlen, plen);
+	stat_inc(CACHE_STAT_RESP_MISS);
+	/* One outstanding GET per connection: with two, which reply answers
+	 * which is not known here, so neither fills. */
+	if (outstanding)
+		return XDP_PASS;
+	g = gen_slot(h);
+	m = meta_get();
+	if (!g || !m)
+		return XDP_PASS;
+	s->rm.gen = __sync_fetch_and_add(g, 0);
+	s->rm.flush = __sync_fetch_and_add(&m->flush, 0);
+	s->rm.hash = h;
+	s->rm.pad = 0;
+	__builtin_memcpy(&s->rm.key, &s->key, sizeof(s->key));
+	bpf_map_update_elem(&resp_misses, conn, &s->rm, BPF_ANY);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int xdp_cache_resp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct cache_scratch *s = scratch_get();
+	struct cache_conn conn = {};
+	struct resp_walk w = {};
+	struct resp_cmd cmd = {};
+	struct iphdr *iph;
+	struct tcphdr *tcp;
+	struct ethhdr *eth;
+	struct cursor c;
+	__u32 l3off, payoff, plen, n, hlen, room, len;
+	int thlen, outstanding;
+	__s64 nargs;
+
+	if (!s)
+		return XDP_PASS;
+	cursor_init(&c, data, end);
+	if (parse_eth(&c, &eth) != ETH_P_IP) {
+		stat_inc(CACHE_STAT_PASS_OTHER);
+		return XDP_PASS;
+	}
+	l3off = cursor_off(&c);
+	if (parse_ipv4(&c, &iph) != IPPROTO_TCP || ipv4_is_fragment(iph)) {
+		stat_inc(CACHE_STAT_PASS_OTHER);
+		return XDP_PASS;
+	}
+	thlen = parse_tcp(&c, &tcp);
+	if (thlen < 0 || tcp->dest != bpf_htons(redis_port)) {
+		stat_inc(CACHE_STAT_PASS_OTHER);
+		return XDP_PASS;
+	}
+	hlen = iph->ihl * 4;
+	room = bpf_ntohs(iph->tot_len);
+	if (room <= hlen + (__u32)thlen)
+		return XDP_PASS; /* no data: a bare ACK, SYN or FIN */
+	plen = room - hlen - thlen;
+	payoff = cursor_off(&c);
+	n = plen < CACHE_REQ_BYTES ? plen : CACHE_REQ_BYTES;
+	if (n < 1 || bpf_xdp_load_bytes(ctx, payoff, s->req, n)) {
+		stat_inc(CACHE_STAT_RESP_PASS);
+		return XDP_PASS;
+	}
+	conn.addr = iph->saddr;
+	conn.port = tcp->source;
+	conn.kind = CONN_RESP;
+	/* Any request ends the outstanding GET's claim to the next reply. */
+	outstanding = bpf_map_delete_elem(&resp_misses, &conn) == 0;
+	if (s->req[0] != '*') {
+		/* Not an array: the rest of a command begun in an earlier
+		 * segment (inline commands are not supported). */
+		stat_inc(CACHE_STAT_RESP_PASS);
+		return XDP_PASS;
+	}
+	w.off = 1;
+	nargs = resp_number(s, &w.off, n);
+	if (nargs < 1 || nargs > RESP_MAX_ARGS) {
+		resp_flush(s, &conn);
+		return XDP_PASS;
+	}
+	w.n = n;
+	w.plen = plen;
+	w.nargs = nargs;
+	for (__u32 i = 0; i < RESP_MAX_ARGS; i++)
+		if (cache_resp_arg(&w, i))
+			break;
+	len = w.a0len;
+	if (w.bad || len == 0 || len > 16 || w.a0off >= n) {
+		resp_flush(s, &conn);
+		return XDP_PASS;
+	}
+	cmd.len = len;
+#pragma unroll
+	for (__u32 i = 0; i < 16; i++) {
+		__u64 ch = i < len ? req_at(s, w.a0off + i) : 0;
+
+		if (ch >= 'a' && ch <= 'z')
+			ch -= 32;
+		if (i < 8)
+			cmd.lo |= ch << (8 * i);
+		else
+			cmd.hi |= ch << (8 * (i - 8));
+	}
+	/* Exactly one command in the segment: a pipelined one after it is
+	 * not read, so the segment flushes unless it is only that command. */
+	if (w.off != plen) {
+		resp_flush(s, &conn);
+		return XDP_PASS;
+	}
+	if (cmd_is(&cmd, "GET") && nargs == 2)
+		return resp_get(ctx, s, &w, &conn, l3off, hlen, plen, outstanding);
+	if (cmd_is(&cmd, "FLUSHALL") || cmd_is(&cmd, "FLUSHDB") ||
+	    ((cmd_is(&cmd, "DEL") || cmd_is(&cmd, "UNLINK")) && nargs > 2)) {
+		resp_flush(s, &conn);
+		return XDP_PASS;
+	}
+	if (resp_write_cmd(&cmd) && nargs >= 2) {
+		__u32 h = 0;
+
+		if (w.a1len > 0 && w.a1len <= CACHE_MAX_KEY)
+			h = key_from(s, 0, w.a1off, w.a1len);
+		/* A key the cache cannot hold was never cached. */
+		if (h) {
+			invalidate_key(&s->key, h, 1);
+			pending_add(s, &conn, h, 0);
+			stat_inc(CACHE_STAT_RESP_INVALIDATE);
+		}
+		return XDP_PASS;
+	}
+	if (resp_read_cmd(&cmd)) {
+		stat_inc(CACHE_STAT_RESP_PASS);
+		return XDP_PASS;
+	}
+	/* Any other command may change a key (MSET, RENAME, EVAL, ...). */
+	resp_flush(s, &conn);
+	return XDP_PASS;
+}
+
+/* resp_fill_parse checks the reply text (tlen bytes) in s->val.text:
+ * exactly "$<bytes>\r\n<data>\r\n", bytes at most CACHE_MAX_VALUE. */
+static __always_inline int resp_fill_parse(struct cache_scratch *s, __u32 tlen)
+{
+	__u32 off = 1;
+	__s64 bytes;
+
+	if (tlen < 5 || tlen > RESP_MAX_VALUE_TEXT || s->val.text[0] != '$')
+		return -1;
+	bytes = number(s, &off, tlen);
+	if (bytes < 0 || bytes > CACHE_MAX_VALUE)
+		return -1;
+	if (text_at(s, off, tlen) != '\r' || text_at(s, off + 1, tlen) != '\n')
+		return -1;
+	off += 2 + bytes;
+	if (off + 2 != tlen || text_at(s, off, tlen) != '\r' || text_at(s, off + 1, tlen) != '\n')
+		return -1;
+	s->val.flags = 0;
+	s->val.vlen = bytes;
+	s->val.tlen = tlen;
+	return 0;
+}
+
+SEC("tc")
+int tc_cache_resp_fill(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct cache_scratch *s = scratch_get();
+	struct cache_conn conn = {};
+	struct resp_miss *mp;
+	struct cache_meta *m;
+	struct iphdr *iph;
+	struct tcphdr *tcp;
+	struct ethhdr *eth;
+	struct cursor c;
+	__u32 payoff, plen, room, h;
+	__u64 *g;
+	int thlen;
+
+	if (!s)
+		return TC_ACT_OK;
+	cursor_init(&c, data, end);
+	if (parse_eth(&c, &eth) != ETH_P_IP || parse_ipv4(&c, &iph) != IPPROTO_TCP || ipv4_is_fragment(iph))
+		return TC_ACT_OK;
+	thlen = parse_tcp(&c, &tcp);
+	if (thlen < 0 || tcp->source != bpf_htons(redis_port))
+		return TC_ACT_OK;
+	room = bpf_ntohs(iph->tot_len);
+	if (room <= iph->ihl * 4 + (__u32)thlen)
+		return TC_ACT_OK;
+	plen = room - iph->ihl * 4 - thlen;
+	payoff = cursor_off(&c);
+	conn.addr = iph->daddr;
+	conn.port = tcp->dest;
+	conn.kind = CONN_RESP;
+	ack(&conn, 1);
+	mp = bpf_map_lookup_elem(&resp_misses, &conn);
+	if (!mp)
+		return TC_ACT_OK;
+	s->rm = *mp;
+	bpf_map_delete_elem(&resp_misses, &conn);
+	if (plen < 5 || plen > RESP_MAX_VALUE_TEXT ||
+	    bpf_skb_load_bytes(skb, payoff, s->val.text, plen) || resp_fill_parse(s, plen)) {
+		stat_inc(CACHE_STAT_RESP_FILL_SKIP);
+		return TC_ACT_OK;
+	}
+	h = s->rm.hash;
+	g = gen_slot(h);
+	m = meta_get();
+	if (!g || !m)
+		return TC_ACT_OK;
+	if (__sync_fetch_and_add(g, 0) != s->rm.gen || __sync_fetch_and_add(&m->flush, 0) != s->rm.flush) {
+		stat_inc(CACHE_STAT_RESP_FILL_STALE);
+		return TC_ACT_OK;
+	}
+	__builtin_memcpy(&s->key, &s->rm.key, sizeof(s->key));
+	s->val.gen = s->rm.gen;
+	asm volatile("" : "+r"(plen));
+	plen &= 2047;
+	s->val.csum = csum_fold16((__u64)csum_buf((const __u8 *)s->val.text, plen, 512) +
+				  csum_buf((const __u8 *)s->val.text + 512, plen > 512 ? plen - 512 : 0, 512) +
+				  csum_buf((const __u8 *)s->val.text + 1024, plen > 1024 ? plen - 1024 : 0, 512));
+	if (bpf_map_update_elem(&resp_cache, &s->key, &s->val, BPF_ANY)) {
+		stat_inc(CACHE_STAT_FILL_ERROR);
+		return TC_ACT_OK;
+	}
+	if (__sync_fetch_and_add(g, 0) != s->rm.gen || __sync_fetch_and_add(&m->flush, 0) != s->rm.flush) {
+		bpf_map_delete_elem(&resp_cache, &s->key);
+		stat_inc(CACHE_STAT_RESP_FILL_STALE);
+		return TC_ACT_OK;
+	}
+	stat_inc(CACHE_STAT_RESP_FILL);
 	return TC_ACT_OK;
 }

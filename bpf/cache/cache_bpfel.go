@@ -13,6 +13,14 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type CacheCacheConn struct {
+	_     structs.HostLayout
+	Addr  uint32
+	Port  uint16
+	Reqid uint16
+	Kind  uint32
+}
+
 type CacheCacheKey struct {
 	_     structs.HostLayout
 	Len   uint32
@@ -39,6 +47,14 @@ type CacheCacheMissKey struct {
 	Reqid uint16
 }
 
+type CacheCachePending struct {
+	_     structs.HostLayout
+	N     uint32
+	Flush uint32
+	Hash  [4]uint32
+	Key   [4]CacheCacheKey
+}
+
 type CacheCacheScratch struct {
 	_   structs.HostLayout
 	Key CacheCacheKey
@@ -46,7 +62,15 @@ type CacheCacheScratch struct {
 	Req [512]uint8
 	Hdr [8]uint8
 	Iph [60]uint8
-	_   [4]byte
+	Gk  struct {
+		_    structs.HostLayout
+		Off  [8]uint16
+		Len  [8]uint16
+		Tlen [8]uint16
+	}
+	Pend CacheCachePending
+	_    [4]byte
+	Rm   CacheRespMiss
 }
 
 type CacheCacheValue struct {
@@ -59,19 +83,34 @@ type CacheCacheValue struct {
 	Text  [1536]uint8
 }
 
+type CacheRespMiss struct {
+	_     structs.HostLayout
+	Gen   uint64
+	Flush uint64
+	Hash  uint32
+	Pad   uint32
+	Key   CacheCacheKey
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	CacheMapCache        = "cache"
-	CacheMapGens         = "gens"
-	CacheMapMeta         = "meta"
-	CacheMapMisses       = "misses"
-	CacheMapScratch      = "scratch"
-	CacheMapStats        = "stats"
-	CacheProgTcCacheFill = "tc_cache_fill"
-	CacheProgXdpCacheRx  = "xdp_cache_rx"
-	CacheVarCachePort    = "cache_port"
+	CacheMapCache            = "cache"
+	CacheMapGens             = "gens"
+	CacheMapMeta             = "meta"
+	CacheMapMisses           = "misses"
+	CacheMapPending          = "pending"
+	CacheMapRespCache        = "resp_cache"
+	CacheMapRespMisses       = "resp_misses"
+	CacheMapScratch          = "scratch"
+	CacheMapStats            = "stats"
+	CacheProgTcCacheFill     = "tc_cache_fill"
+	CacheProgTcCacheRespFill = "tc_cache_resp_fill"
+	CacheProgXdpCacheResp    = "xdp_cache_resp"
+	CacheProgXdpCacheRx      = "xdp_cache_rx"
+	CacheVarCachePort        = "cache_port"
+	CacheVarRedisPort        = "redis_port"
 )
 
 // LoadCache returns the embedded CollectionSpec for Cache.
@@ -116,20 +155,25 @@ type CacheSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CacheProgramSpecs struct {
-	TcCacheFill *ebpf.ProgramSpec `ebpf:"tc_cache_fill"`
-	XdpCacheRx  *ebpf.ProgramSpec `ebpf:"xdp_cache_rx"`
+	TcCacheFill     *ebpf.ProgramSpec `ebpf:"tc_cache_fill"`
+	TcCacheRespFill *ebpf.ProgramSpec `ebpf:"tc_cache_resp_fill"`
+	XdpCacheResp    *ebpf.ProgramSpec `ebpf:"xdp_cache_resp"`
+	XdpCacheRx      *ebpf.ProgramSpec `ebpf:"xdp_cache_rx"`
 }
 
 // CacheMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CacheMapSpecs struct {
-	Cache   *ebpf.MapSpec `ebpf:"cache"`
-	Gens    *ebpf.MapSpec `ebpf:"gens"`
-	Meta    *ebpf.MapSpec `ebpf:"meta"`
-	Misses  *ebpf.MapSpec `ebpf:"misses"`
-	Scratch *ebpf.MapSpec `ebpf:"scratch"`
-	Stats   *ebpf.MapSpec `ebpf:"stats"`
+	Cache      *ebpf.MapSpec `ebpf:"cache"`
+	Gens       *ebpf.MapSpec `ebpf:"gens"`
+	Meta       *ebpf.MapSpec `ebpf:"meta"`
+	Misses     *ebpf.MapSpec `ebpf:"misses"`
+	Pending    *ebpf.MapSpec `ebpf:"pending"`
+	RespCache  *ebpf.MapSpec `ebpf:"resp_cache"`
+	RespMisses *ebpf.MapSpec `ebpf:"resp_misses"`
+	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
+	Stats      *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // CacheVariableSpecs contains global variables before they are loaded into the kernel.
@@ -137,6 +181,7 @@ type CacheMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type CacheVariableSpecs struct {
 	CachePort *ebpf.VariableSpec `ebpf:"cache_port"`
+	RedisPort *ebpf.VariableSpec `ebpf:"redis_port"`
 }
 
 // CacheObjects contains all objects after they have been loaded into the kernel.
@@ -159,12 +204,15 @@ func (o *CacheObjects) Close() error {
 //
 // It can be passed to LoadCacheObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CacheMaps struct {
-	Cache   *ebpf.Map `ebpf:"cache"`
-	Gens    *ebpf.Map `ebpf:"gens"`
-	Meta    *ebpf.Map `ebpf:"meta"`
-	Misses  *ebpf.Map `ebpf:"misses"`
-	Scratch *ebpf.Map `ebpf:"scratch"`
-	Stats   *ebpf.Map `ebpf:"stats"`
+	Cache      *ebpf.Map `ebpf:"cache"`
+	Gens       *ebpf.Map `ebpf:"gens"`
+	Meta       *ebpf.Map `ebpf:"meta"`
+	Misses     *ebpf.Map `ebpf:"misses"`
+	Pending    *ebpf.Map `ebpf:"pending"`
+	RespCache  *ebpf.Map `ebpf:"resp_cache"`
+	RespMisses *ebpf.Map `ebpf:"resp_misses"`
+	Scratch    *ebpf.Map `ebpf:"scratch"`
+	Stats      *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *CacheMaps) Close() error {
@@ -173,6 +221,9 @@ func (m *CacheMaps) Close() error {
 		m.Gens,
 		m.Meta,
 		m.Misses,
+		m.Pending,
+		m.RespCache,
+		m.RespMisses,
 		m.Scratch,
 		m.Stats,
 	)
@@ -183,19 +234,24 @@ func (m *CacheMaps) Close() error {
 // It can be passed to LoadCacheObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CacheVariables struct {
 	CachePort *ebpf.Variable `ebpf:"cache_port"`
+	RedisPort *ebpf.Variable `ebpf:"redis_port"`
 }
 
 // CachePrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to LoadCacheObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CachePrograms struct {
-	TcCacheFill *ebpf.Program `ebpf:"tc_cache_fill"`
-	XdpCacheRx  *ebpf.Program `ebpf:"xdp_cache_rx"`
+	TcCacheFill     *ebpf.Program `ebpf:"tc_cache_fill"`
+	TcCacheRespFill *ebpf.Program `ebpf:"tc_cache_resp_fill"`
+	XdpCacheResp    *ebpf.Program `ebpf:"xdp_cache_resp"`
+	XdpCacheRx      *ebpf.Program `ebpf:"xdp_cache_rx"`
 }
 
 func (p *CachePrograms) Close() error {
 	return _CacheClose(
 		p.TcCacheFill,
+		p.TcCacheRespFill,
+		p.XdpCacheResp,
 		p.XdpCacheRx,
 	)
 }

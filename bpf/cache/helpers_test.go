@@ -57,12 +57,12 @@ func load(t testing.TB) *ct {
 	t.Cleanup(coll.Close)
 	for name, p := range coll.Programs {
 		if err := p.Pin(filepath.Join(dir, name)); err != nil {
-			t.Fatal(err)
+			t.Fatalf("pin program %s: %v", name, err)
 		}
 	}
 	for name, m := range coll.Maps {
 		if err := m.Pin(filepath.Join(dir, strings.TrimPrefix(name, "."))); err != nil {
-			t.Fatal(err)
+			t.Fatalf("pin map %s: %v", name, err)
 		}
 	}
 	return &ct{t: t, coll: coll, rx: coll.Programs[RxProgram], fill: coll.Programs[FillProgram], dir: dir}

@@ -58,6 +58,9 @@ func TestLayout(t *testing.T) {
 		{"struct cache_value", unsafe.Sizeof(CacheCacheValue{}), 1560},
 		{"struct cache_miss_key", unsafe.Sizeof(CacheCacheMissKey{}), 8},
 		{"struct cache_miss", unsafe.Sizeof(CacheCacheMiss{}), 24},
+		{"struct cache_conn", unsafe.Sizeof(CacheCacheConn{}), 12},
+		{"struct cache_pending", unsafe.Sizeof(CacheCachePending{}), 1048},
+		{"struct resp_miss", unsafe.Sizeof(CacheRespMiss{}), 280},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s is %d bytes, PROTOCOL.md says %d", c.name, c.got, c.want)

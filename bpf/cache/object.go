@@ -5,6 +5,8 @@
 package cache
 
 import (
+	"errors"
+
 	"github.com/cilium/ebpf"
 
 	"github.com/bpfsh/bpfsh/bpf"
@@ -22,7 +24,34 @@ const (
 	MissesMap   = "misses"
 	MetaMap     = "meta"
 	StatsMap    = "stats"
+	// PendingMap holds each client connection's writes until the
+	// server's reply to it leaves (invalidation at the acknowledgement).
+	PendingMap = "pending"
+
+	// The Redis RESP path (test-run and labs only: ErrRESPLive).
+	RESPProgram     = "xdp_cache_resp"
+	RESPFillProgram = "tc_cache_resp_fill"
+	RESPCacheMap    = "resp_cache"
+	RESPMissesMap   = "resp_misses"
 )
+
+// VarRedisPort is the load-time constant with Redis's port (load cache set
+// redis_port=6380).
+const VarRedisPort = "redis_port"
+
+// RedisPort is Redis's default port, redis_port's default.
+const RedisPort = 6379
+
+// ErrRESPLive is why the RESP programs are not attached to a live
+// interface: an XDP_TX answer is bytes of the server's TCP stream that the
+// server's socket never sent, and upstream kernels give XDP no way to
+// advance that socket's sequence numbers (Huawei's Redis cache adds a
+// kernel helper for it). The next reply the server sends would carry
+// sequence numbers the client has already seen, and the connection breaks.
+var ErrRESPLive = errors.New("the RESP cache (xdp_cache_resp, tc_cache_resp_fill) runs under test-run only: " +
+	"its XDP_TX answers are bytes of Redis's TCP stream that the server's socket never sent, " +
+	"and upstream kernels cannot advance that socket's sequence numbers from XDP " +
+	"(Huawei's kernel adds a helper for it); attach the memcached programs (xdp_cache_rx, tc_cache_fill) instead")
 
 // VarPort is the load-time constant with memcached's port (load cache set
 // cache_port=11311).
@@ -36,6 +65,12 @@ const Port = 11211
 const (
 	MaxKey   = 250
 	MaxValue = 1024
+	// MaxGetKeys is the most keys of a multi-key get answered from the
+	// cache; a get of more passes to the server.
+	MaxGetKeys = 8
+	// MaxPending is the most unacknowledged writes remembered per
+	// connection; one more makes the next reply flush the cache.
+	MaxPending = 4
 	// FrameHeaderLen is the length of memcached's UDP frame header.
 	FrameHeaderLen = 8
 )

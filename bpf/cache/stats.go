@@ -25,7 +25,27 @@ var StatNames = []string{
 	"pass_cmd",     // 12: commands left to the server
 	"pass_key",     // 13: keys empty, too long or with other bytes
 	"pass_room",    // 14: hits passed on: the frame could not grow
+	// Appended with multi-key gets, invalidation at the acknowledgement
+	// and the RESP path (the order above stays).
+	"get_multi",       // 15: gets of more than one key (also counted in get)
+	"pass_many",       // 16: gets of more than 8 keys or over 512 bytes
+	"ack",             // 17: replies that invalidated their connection's written keys again
+	"ack_flush",       // 18: replies that flushed: flush_all or over 4 writes were pending
+	"drop_race",       // 19: multi-key hits dropped: an entry changed while the reply was built
+	"resp_get",        // 20: RESP GET requests
+	"resp_hit",        // 21: RESP GETs answered with XDP_TX
+	"resp_miss",       // 22: RESP GETs of a key not cached
+	"resp_fill",       // 23: RESP bulk replies copied into resp_cache
+	"resp_fill_stale", // 24: RESP fills refused: a write after the miss
+	"resp_fill_skip",  // 25: RESP replies to a miss that are not one cacheable bulk string
+	"resp_invalidate", // 26: RESP writes that invalidated a key
+	"resp_flush",      // 27: RESP commands that flushed resp_cache
+	"resp_pass",       // 28: RESP segments left alone (reads, continuations, malformed)
 }
+
+// StatSlots is the stats map's size (CACHE_STAT_MAX): room for counters
+// appended later without changing the map.
+const StatSlots = 32
 
 // Indices of the counters, as the tests and the shell name them.
 const (
@@ -44,6 +64,20 @@ const (
 	statPassCmd
 	statPassKey
 	statPassRoom
+	statGetMulti
+	statPassMany
+	statAck
+	statAckFlush
+	statDropRace
+	statRESPGet
+	statRESPHit
+	statRESPMiss
+	statRESPFill
+	statRESPFillStale
+	statRESPFillSkip
+	statRESPInvalidate
+	statRESPFlush
+	statRESPPass
 )
 
 // Stat is one counter summed over the CPUs.
