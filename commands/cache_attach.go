@@ -18,14 +18,6 @@ import (
 	"github.com/bpfsh/bpfsh/bpf/cache"
 )
 
-// errRESPLive is why 'cache attach --redis' is refused.
-//
-// TODO(cache-bpf): use cache.ErrRESPLive once bpf/cache exports it, so
-// that the text lives beside the RESP program.
-var errRESPLive = errors.New("the RESP (Redis) path is for test-run and labs only: its XDP program answers GETs over TCP, " +
-	"and upstream kernels cannot advance the Redis server socket's TCP sequence numbers from XDP (Huawei's kernel adds " +
-	"a helper for that), so live replies would desynchronize every connection; attach the memcached programs instead")
-
 func init() {
 	cacheCmd.Subs = append(cacheCmd.Subs,
 		&Command{
@@ -208,7 +200,7 @@ func runCacheAttach(s *Session, args []string) (Result, error) {
 		rest = append(rest, a)
 	}
 	if redis {
-		return nil, fmt.Errorf("%s: refused: %w", cmd, errRESPLive)
+		return nil, fmt.Errorf("%s: refused: %w", cmd, cache.ErrRESPLive)
 	}
 	name, _, _, words, err := cacheFlags(cmd, rest, false)
 	if err != nil {

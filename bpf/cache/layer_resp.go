@@ -11,7 +11,7 @@ import (
 )
 
 // The RESP packet layer: a Redis request as an array of bulk strings.
-// TCP()/RESP(["GET", "foo"]) builds "*2\r\n$3\r\nGET\r\n$3\r\nfoo\r\n" to
+// TCP()/RESP("GET", "foo") builds "*2\r\n$3\r\nGET\r\n$3\r\nfoo\r\n" to
 // port 6379, and a segment to or from port 6379 decodes as RESP: arrays,
 // bulk strings, simple strings, errors and integers (PROTOCOL.md "Redis
 // RESP").
@@ -23,6 +23,7 @@ func init() {
 			{Name: "args", Kind: packet.KindStrings, Help: `the request's words, ["GET", "foo"]; decoded: the value's strings`},
 		},
 		Positional: "args",
+		Variadic:   true,
 		Binds:      []packet.Bind{{Lower: "TCP", Field: "dport", Value: RedisPort}, {Lower: "TCP", Field: "sport", Value: RedisPort}},
 		Build:      buildRESP,
 		Decode:     decodeRESP,
@@ -61,7 +62,7 @@ func (respLayer) LayerType() gopacket.LayerType { return gopacket.LayerTypePaylo
 func buildRESP(c *packet.BuildContext) (gopacket.SerializableLayer, error) {
 	args := c.Strings("args")
 	if len(args) == 0 {
-		return nil, fmt.Errorf(`a RESP request needs at least one word: RESP(["GET", "foo"])`)
+		return nil, fmt.Errorf(`a RESP request needs at least one word: RESP("GET", "foo")`)
 	}
 	return respLayer(RESPArray(args...)), nil
 }

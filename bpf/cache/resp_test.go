@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"encoding/binary"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -208,7 +209,8 @@ func TestRESPMissAndWrites(t *testing.T) {
 	}
 }
 
-// TestRESPLayer: RESP(["GET", "foo"]) builds the request to port 6379,
+// TestRESPLayer: RESP("GET", "foo") builds the request to port 6379 (as
+// does RESP(["GET", "foo"])),
 // and the program's reply decodes as a bulk string.
 func TestRESPLayer(t *testing.T) {
 	b, err := packet.Build(`Ether()/IPv4()/TCP(sport=40002, seq=1000, ack=2000, flags=PA)/RESP(["GET", "foo"])`)
@@ -217,6 +219,19 @@ func TestRESPLayer(t *testing.T) {
 	}
 	if !bytes.HasSuffix(b, RESPArray("GET", "foo")) || binary.BigEndian.Uint16(b[36:]) != RedisPort {
 		t.Fatalf("built %x", b)
+	}
+	for _, expr := range []string{`RESP("GET", "foo")`, `RESP(GET, foo)`, `RESP("GET", "foo", args=["x"])`} {
+		v, err := packet.Build(`Ether()/IPv4()/TCP(sport=40002, seq=1000, ack=2000, flags=PA)/` + expr)
+		switch {
+		case strings.Contains(expr, "args="):
+			if err == nil {
+				t.Errorf("%s built: the words are given twice", expr)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", expr, err)
+		case !bytes.Equal(v, b):
+			t.Errorf("%s built %x, want %x", expr, v, b)
+		}
 	}
 	if _, err := packet.Build(`TCP()/RESP([])`); err == nil {
 		t.Error("an empty RESP request built")

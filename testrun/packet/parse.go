@@ -275,7 +275,13 @@ func (p *parser) layerArg(l *LayerExpr, first bool) error {
 	if l.Arg(stored.Name) != nil {
 		return p.errorf(col, "%s is given twice", stored.qualified())
 	}
-	v, err := p.value(f.qualified())
+	var v Value
+	var err error
+	if !named && def.Variadic && !t.is("[") {
+		v, err = p.bareValues(f.qualified())
+	} else {
+		v, err = p.value(f.qualified())
+	}
 	if err != nil {
 		return err
 	}
@@ -330,6 +336,28 @@ func (p *parser) value(what string) (Value, error) {
 		return Value{Kind: ValueTuple, Items: items, Col: t.col}, err
 	}
 	return Value{}, p.errorf(t.col, "expected a value for %s, found %s", what, t.describe())
+}
+
+// bareValues reads the bare values of a Variadic layer's first position,
+// up to its ')' or its first field=value, as one list.
+func (p *parser) bareValues(what string) (Value, error) {
+	list := Value{Kind: ValueList, Col: p.peek().col}
+	for {
+		t := p.peek()
+		v, err := p.value(what)
+		if err != nil {
+			return Value{}, err
+		}
+		list.Items = append(list.Items, &Arg{Col: t.col, Value: v})
+		if !p.peek().is(",") {
+			return list, nil
+		}
+		next := p.peekAt(1)
+		if next.is(")") || next.kind == tokWord && isIdent(next.text) && p.peekAt(2).is("=") {
+			return list, nil
+		}
+		p.next()
+	}
 }
 
 // items reads the elements of a list or tuple up to close.

@@ -26,6 +26,10 @@ type LayerDef struct {
 	// Positional is the field set by an argument written without a name
 	// in first position (Raw("ping") sets load). Empty: none.
 	Positional string
+	// Variadic lets several bare values in first position make up the
+	// Positional field, a list of strings: RESP("GET", "foo") is
+	// RESP(args=["GET", "foo"]), as a command line is written.
+	Variadic bool
 	// Binds say which value of a lower layer's field announces this layer
 	// (UDP is IP protocol 17; a memcached layer is UDP port 11211).
 	// Decoding uses every Bind to choose the next layer. Building uses the
