@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -109,7 +110,9 @@ func TestCacheCommands(t *testing.T) {
 	if len(stats) != len(cache.StatNames) {
 		t.Errorf("cache stats -j has %d counters, want %d", len(stats), len(cache.StatNames))
 	}
-	wantLines(t, "cache stats", bpfshOK(t, root, "cache stats"), "COUNTER", "hit           4")
+	if out := bpfshOK(t, root, "cache stats"); !regexp.MustCompile(`(?m)^hit +4$`).MatchString(out) {
+		t.Errorf("cache stats: no line 'hit 4' in\n%s", out)
+	}
 
 	// A get of several keys is answered only when each is cached.
 	out = bpfshOK(t, root, "cache get bin absent")
@@ -139,7 +142,7 @@ func TestCacheBadInput(t *testing.T) {
 		{"cache get k --name a.b", 2, []string{"no dots"}},
 		{"cache attach", 2, []string{"takes one IFACE"}},
 		{"cache attach nosuch0", 1, []string{"no interface nosuch0"}},
-		{"cache attach lo --redis", 1, []string{"refused", "upstream kernels cannot advance", "sequence numbers", "test-run and labs only"}},
+		{"cache attach lo --redis", 1, []string{"refused", "upstream kernels cannot advance", "sequence numbers", "runs under test-run only"}},
 		{"cache detach", 1, []string{"not attached to any interface"}},
 	} {
 		bpfshFails(t, root, c.line, c.code, c.wants...)
@@ -202,9 +205,10 @@ func TestCacheAttach(t *testing.T) {
 	}
 
 	bpfshFails(t, root, "cache attach "+a, 1, "cache is already attached to "+a, "'cache detach "+a+"' first")
+	loaded, _ := os.ReadDir(filepath.Join(root, "c2"))
 	bpfshFails(t, root, "cache attach "+a+" --name c2", 1, a+" already has an XDP program")
-	if ents, _ := os.ReadDir(filepath.Join(root, "c2")); len(ents) != 9 {
-		t.Errorf("a refused attach left pins in c2: %d entries", len(ents))
+	if ents, _ := os.ReadDir(filepath.Join(root, "c2")); len(ents) != len(loaded) {
+		t.Errorf("a refused attach left pins in c2: %d entries, %d after load", len(ents), len(loaded))
 	}
 	out := bpfshOK(t, root, "cache attach lo")
 	wantLines(t, "cache attach lo", out, "generic mode: the driver has no native XDP")

@@ -1185,7 +1185,9 @@ int tc_cache_fill(struct __sk_buff *skb)
 	cursor_init(&c, data, end);
 	if (parse_eth(&c, &eth) != ETH_P_IP)
 		return TC_ACT_OK;
-	proto = parse_ipv4(&c, &iph);
+	/* Replies leave with their payload in page fragments (always for
+	 * TCP): parse the headers only, read the payload with load_bytes. */
+	proto = parse_ipv4_head(&c, &iph);
 	if (proto == IPPROTO_TCP) {
 		struct tcphdr *tcp;
 
@@ -1202,8 +1204,8 @@ int tc_cache_fill(struct __sk_buff *skb)
 	}
 	if (proto != IPPROTO_UDP || ipv4_is_fragment(iph))
 		return TC_ACT_OK;
-	ulen = parse_udp(&c, &udp);
-	if (ulen < 0 || udp->source != bpf_htons(cache_port))
+	ulen = parse_udp_head(&c, &udp);
+	if (ulen < 0 || udp->source != bpf_htons(cache_port) || (__u32)ulen > bpf_ntohs(iph->tot_len) - iph->ihl * 4)
 		return TC_ACT_OK;
 	payoff = cursor_off(&c);
 	plen = ulen - sizeof(*udp);
@@ -1682,7 +1684,7 @@ int tc_cache_resp_fill(struct __sk_buff *skb)
 	if (!s)
 		return TC_ACT_OK;
 	cursor_init(&c, data, end);
-	if (parse_eth(&c, &eth) != ETH_P_IP || parse_ipv4(&c, &iph) != IPPROTO_TCP || ipv4_is_fragment(iph))
+	if (parse_eth(&c, &eth) != ETH_P_IP || parse_ipv4_head(&c, &iph) != IPPROTO_TCP || ipv4_is_fragment(iph))
 		return TC_ACT_OK;
 	thlen = parse_tcp(&c, &tcp);
 	if (thlen < 0 || tcp->source != bpf_htons(redis_port))

@@ -257,3 +257,28 @@ func TestLiveDifferential(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveAckSeen: memcached's TCP acknowledgements leave with their
+// payload in page fragments, past the linear data TC sees; the egress
+// program must still find the writes they acknowledge (test-run's
+// packets are always linear, so only a live server shows this).
+func TestLiveAckSeen(t *testing.T) {
+	l := startLive(t)
+	c, err := DialTCP(l.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 3 {
+		if err := c.Set([]byte("acked"), []byte("v"), time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := l.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[statInvalidate].Value != 3 || st[statAck].Value != 3 {
+		t.Fatalf("3 sets: invalidate %d, ack %d; want 3 and 3", st[statInvalidate].Value, st[statAck].Value)
+	}
+}

@@ -114,6 +114,28 @@ static __always_inline int parse_ipv4(struct cursor *c, struct iphdr **iph)
 	return h->protocol;
 }
 
+/* parse_ipv4_head is parse_ipv4 for programs that read the payload with
+ * bpf_skb_load_bytes (TC): only the header must be in the linear data.
+ * A local socket's TCP segment, or a large UDP datagram, leaves the host
+ * with its payload in page fragments past data_end, which parse_ipv4
+ * would refuse. */
+static __always_inline int parse_ipv4_head(struct cursor *c, struct iphdr **iph)
+{
+	struct iphdr *h = c->pos;
+	__u32 hlen;
+
+	if ((void *)(h + 1) > c->end)
+		return -1;
+	if (h->version != 4 || h->ihl < 5)
+		return -1;
+	hlen = h->ihl * 4;
+	if (c->pos + hlen > c->end || bpf_ntohs(h->tot_len) < hlen)
+		return -1;
+	*iph = h;
+	c->pos += hlen;
+	return h->protocol;
+}
+
 /* ipv4_is_fragment is true for any fragment of a datagram (more fragments
  * set or a non-zero offset): its payload is not the whole datagram. */
 static __always_inline int ipv4_is_fragment(const struct iphdr *iph)
@@ -153,6 +175,23 @@ static __always_inline int parse_udp(struct cursor *c, struct udphdr **udph)
 		return -1;
 	len = bpf_ntohs(h->len);
 	if (len < sizeof(*h) || c->pos + len > c->end)
+		return -1;
+	*udph = h;
+	c->pos = h + 1;
+	return len;
+}
+
+/* parse_udp_head is parse_udp for payloads read with bpf_skb_load_bytes
+ * (see parse_ipv4_head): the datagram may run past data_end. */
+static __always_inline int parse_udp_head(struct cursor *c, struct udphdr **udph)
+{
+	struct udphdr *h = c->pos;
+	__u32 len;
+
+	if ((void *)(h + 1) > c->end)
+		return -1;
+	len = bpf_ntohs(h->len);
+	if (len < sizeof(*h))
 		return -1;
 	*udph = h;
 	c->pos = h + 1;
