@@ -18,7 +18,7 @@ import (
 func cacheBenchCommand() *Command {
 	return &Command{
 		Name:  "bench",
-		Usage: "[clients N] [keys N] [value BYTES] [mix GET:SET] [zipf S|uniform] [threads N] [for DURATION]",
+		Usage: "[clients N] [depth N] [keys N] [value BYTES] [mix GET:SET] [zipf S|uniform] [threads N] [for DURATION]",
 		Short: "measure memcached alone and behind the cache, live: ops/s, GET p50/p99, hit rate, CPU, ratios",
 		Long: "cache bench makes a network namespace and a veth pair, starts Debian's memcached (-U 11211 -t 2 -m 64) " +
 			"in the namespace on the pair's inner end, and drives it from bpfsh's namespace with a Go load generator: " +
@@ -40,7 +40,7 @@ func cacheBenchCommand() *Command {
 
 func runCacheBench(s *Session, args []string) (Result, error) {
 	var o cache.BenchOptions
-	const takes = "cache bench takes clients N, keys N, value BYTES, mix GET:SET, zipf S, uniform, threads N and for DURATION"
+	const takes = "cache bench takes clients N, depth N, keys N, value BYTES, mix GET:SET, zipf S, uniform, threads N and for DURATION"
 	for i := 0; i < len(args); i++ {
 		w := args[i]
 		if w == "uniform" {
@@ -49,7 +49,7 @@ func runCacheBench(s *Session, args []string) (Result, error) {
 		}
 		if i+1 >= len(args) {
 			switch w {
-			case "clients", "keys", "value", "mix", "zipf", "threads", "for":
+			case "clients", "depth", "keys", "value", "mix", "zipf", "threads", "for":
 				return nil, Usagef("%s needs a value, e.g. cache bench clients 8 keys 10000 value 32 mix 30:1 zipf 0.99 for 5s", w)
 			}
 			return nil, Usagef("unexpected %q; %s", w, takes)
@@ -60,6 +60,8 @@ func runCacheBench(s *Session, args []string) (Result, error) {
 		switch w {
 		case "clients":
 			o.Clients, err = livePositive(w, v, 256)
+		case "depth":
+			o.Depth, err = livePositive(w, v, cache.MaxDepth)
 		case "keys":
 			o.Keys, err = livePositive(w, v, 60000)
 		case "threads":
@@ -145,8 +147,8 @@ func cacheBenchTable(r *cache.BenchResult) *Table {
 			counters = append(counters, fmt.Sprintf("%s %d", name, n))
 		}
 	}
-	t.Rows = append(t.Rows, []string{"setup", "", "", "", "", "", "", fmt.Sprintf("memcached %s on %s in %s (-t %d); %d clients, %d keys, %d-byte values, mix %d:%d, %s, %s each; cache counters: %s",
-		r.Version, r.Addr, r.Namespace, o.Threads, o.Clients, o.Keys, o.ValueSize, o.GetWeight, o.SetWeight, zipfText(o), o.Duration, liveOrNone(strings.Join(counters, ", ")))})
+	t.Rows = append(t.Rows, []string{"setup", "", "", "", "", "", "", fmt.Sprintf("memcached %s on %s in %s (-t %d); %d clients with %d gets in flight each, %d keys, %d-byte values, mix %d:%d, %s, %s each; cache counters: %s",
+		r.Version, r.Addr, r.Namespace, o.Threads, o.Clients, o.Depth, o.Keys, o.ValueSize, o.GetWeight, o.SetWeight, zipfText(o), o.Duration, liveOrNone(strings.Join(counters, ", ")))})
 	return t
 }
 

@@ -29,6 +29,7 @@ import (
 // BenchOptions configures a bench run. Zero fields take the defaults.
 type BenchOptions struct {
 	Clients   int     // concurrent clients (default 8)
+	Depth     int     // gets in flight per client (default DefaultDepth)
 	Keys      int     // distinct keys (default 10000)
 	ValueSize int     // bytes per value (default 32: hits fit veth's tailroom, see live_room.go)
 	GetWeight int     // GETs per SetWeight SETs (default 30:1, as BMC)
@@ -42,6 +43,9 @@ type BenchOptions struct {
 func (o *BenchOptions) defaults() error {
 	if o.Clients == 0 {
 		o.Clients = 8
+	}
+	if o.Depth == 0 {
+		o.Depth = DefaultDepth
 	}
 	if o.Keys == 0 {
 		o.Keys = 10000
@@ -67,6 +71,8 @@ func (o *BenchOptions) defaults() error {
 	switch {
 	case o.Clients < 1 || o.Clients > 256:
 		return fmt.Errorf("cache bench: clients %d; 1 to 256", o.Clients)
+	case o.Depth < 1 || o.Depth > MaxDepth:
+		return fmt.Errorf("cache bench: depth %d; 1 to %d", o.Depth, MaxDepth)
 	case o.Keys < 1 || o.Keys > 60000:
 		return fmt.Errorf("cache bench: keys %d; 1 to 60000 (the cache holds 65536)", o.Keys)
 	case o.ValueSize < MinValueSize || o.ValueSize > MaxValue:
@@ -157,7 +163,7 @@ func Bench(ctx context.Context, o BenchOptions) (res *BenchResult, err error) {
 	if err := ks.Preload(ctx, l.Addr(), o.Clients); err != nil {
 		return nil, fmt.Errorf("cache bench: %w", err)
 	}
-	lo := LoadOptions{Addr: l.Addr(), Keys: ks, Clients: o.Clients, GetWeight: o.GetWeight, SetWeight: o.SetWeight,
+	lo := LoadOptions{Addr: l.Addr(), Keys: ks, Clients: o.Clients, Depth: o.Depth, GetWeight: o.GetWeight, SetWeight: o.SetWeight,
 		Zipf: o.Zipf, Duration: o.Duration}
 	if err := res.phase(ctx, l, "memcached", lo, &res.Alone); err != nil {
 		return nil, err
