@@ -10,7 +10,7 @@
 //
 // As root, with memcached from Debian (apt-get install -y memcached):
 //
-//	sudo go run ./bench/cache [-clients 8] [-depth 8] [-keys 10000] [-value 32] [-mix 30:1] [-zipf 0.99] [-threads 2] [-for 5s] [-json]
+//	sudo go run ./bench/cache [-clients 8] [-depth 16] [-keys 10000] [-value 32] [-mix 30:1] [-zipf 0.99] [-threads 2] [-for 5s] [-json]
 //
 // Benchmarks are not run in CI.
 package main

@@ -61,7 +61,7 @@ type keyState struct {
 // DefaultDepth is the gets a client keeps in flight unless told
 // (measured: see README, cache bench); MaxDepth the most it may.
 const (
-	DefaultDepth = 8
+	DefaultDepth = 16
 	MaxDepth     = 256
 )
 

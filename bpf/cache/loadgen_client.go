@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,16 @@ func Load(ctx context.Context, o LoadOptions) (*LoadResult, error) {
 		if err != nil {
 			return nil, err
 		}
+	}
+	// Each client is two goroutines that wait in blocking system calls
+	// (recvmmsg, TCP read). With fewer Ps than those, a goroutine whose
+	// reply came waits for sysmon to take a P back from one still
+	// blocked (20us to 10ms) while CPUs idle: measured, that starved
+	// the clients and made runs vary twofold. With a P each, the kernel
+	// alone schedules them, like threads.
+	if procs := runtime.GOMAXPROCS(0); procs < 2*o.Clients+1 {
+		runtime.GOMAXPROCS(2*o.Clients + 1)
+		defer runtime.GOMAXPROCS(procs)
 	}
 	var budget atomic.Int64
 	budget.Store(int64(o.Ops))
