@@ -317,4 +317,3 @@ type LoadResult struct {
 	Errors   uint64 `json:"errors"`
 	Late     uint64 `json:"late"`
 }
-
