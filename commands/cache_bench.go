@@ -22,18 +22,21 @@ func cacheBenchCommand() *Command {
 		Short: "measure memcached alone and behind the cache, live: ops/s, GET p50/p99, hit rate, CPU, ratios",
 		Long: "cache bench makes a network namespace and a veth pair, starts Debian's memcached (-U 11211 -t 2 -m 64) " +
 			"in the namespace on the pair's inner end, and drives it from bpfsh's namespace with a Go load generator: " +
-			"N clients, each with a UDP socket for gets (memcached's frame header) and a TCP connection for sets, one " +
-			"request in flight, keys Zipf-distributed. It preloads the keys, runs the load against memcached alone, then " +
+			"N clients, each with a UDP socket for gets (memcached's frame header) and a TCP connection for sets, keys " +
+			"Zipf-distributed; each client keeps depth gets in flight on its socket (request ids match replies to gets, " +
+			"each timed from its own send; sendmmsg/recvmmsg batches), the same in both phases. Depth 1 is one get at a " +
+			"time (latency without queueing); deeper windows cost the client less per get and load the server more, " +
+			"and a get's time then includes waiting behind the others of its window. It preloads the keys, runs the load against memcached alone, then " +
 			"attaches a private cache (xdp_cache_rx in driver mode and tc_cache_fill on TC egress, on memcached's end; the " +
 			"cache under the pin root is not touched) and runs the same load again. Every reply is checked: a get must " +
 			"return the newest acknowledged version of its key or a newer one (stale counts the others). It shows ops/s, " +
 			"GET p50/p99 (all gets, the cache's hits, memcached's replies: told apart by their TTL), the hit rate from the " +
 			"cache's counters, CPU time (machine-wide user/system/softirq from /proc/stat; the load generator's; " +
-			"memcached's) and the ratios. Then it removes everything. Defaults: clients 8, keys 10000, value 32, mix 30:1, " +
+			"memcached's) and the ratios. Then it removes everything. Defaults: clients 8, depth 16, keys 10000, value 32, mix 30:1, " +
 			"zipf 0.99 (BMC's), threads 2, for 5s. On veth a hit can grow its request by only 0-63 bytes (see " +
 			"bpf/cache/live_room.go): with these 16-byte keys values up to 42 bytes are always answered from the cache; " +
 			"longer ones mostly pass to memcached (pass_room). memcached comes from Debian: apt-get install -y memcached.",
-		Example: "cache bench clients 8 keys 10000 value 32 mix 30:1 zipf 0.99 for 10s",
+		Example: "cache bench clients 8 depth 16 keys 10000 value 32 mix 30:1 zipf 0.99 for 10s",
 		Run:     runCacheBench,
 	}
 }
