@@ -21,8 +21,9 @@ import (
 // with one recvmmsg (MSG_WAITFORONE: it blocks only until the first
 // arrives). The socket is a plain blocking one, outside Go's poller:
 // a client waits in the kernel (recvmmsg, up to SO_RCVTIMEO) and wakes
-// straight into its loop, which measured cheaper than the poller (see
-// README: cache bench).
+// straight into its loop. Measured with 4 clients, depth 8: the same
+// recvmmsg/sendmmsg through Go's poller (RawConn, read deadlines) gave
+// 379k ops/s behind the cache against 440k blocking.
 
 // mmsghdr is struct mmsghdr: a msghdr and the length sent or received
 // (Go pads the struct to the msghdr's alignment, as C does).
