@@ -18,29 +18,32 @@ import (
 func cacheBenchCommand() *Command {
 	return &Command{
 		Name:  "bench",
-		Usage: "[clients N] [keys N] [value BYTES] [mix GET:SET] [zipf S|uniform] [threads N] [for DURATION]",
+		Usage: "[clients N] [depth N] [keys N] [value BYTES] [mix GET:SET] [zipf S|uniform] [threads N] [for DURATION]",
 		Short: "measure memcached alone and behind the cache, live: ops/s, GET p50/p99, hit rate, CPU, ratios",
 		Long: "cache bench makes a network namespace and a veth pair, starts Debian's memcached (-U 11211 -t 2 -m 64) " +
 			"in the namespace on the pair's inner end, and drives it from bpfsh's namespace with a Go load generator: " +
-			"N clients, each with a UDP socket for gets (memcached's frame header) and a TCP connection for sets, one " +
-			"request in flight, keys Zipf-distributed. It preloads the keys, runs the load against memcached alone, then " +
+			"N clients, each with a UDP socket for gets (memcached's frame header) and a TCP connection for sets, keys " +
+			"Zipf-distributed; each client keeps depth gets in flight on its socket (request ids match replies to gets, " +
+			"each timed from its own send; sendmmsg/recvmmsg batches), the same in both phases. Depth 1 is one get at a " +
+			"time (latency without queueing); deeper windows cost the client less per get and load the server more, " +
+			"and a get's time then includes waiting behind the others of its window. It preloads the keys, runs the load against memcached alone, then " +
 			"attaches a private cache (xdp_cache_rx in driver mode and tc_cache_fill on TC egress, on memcached's end; the " +
 			"cache under the pin root is not touched) and runs the same load again. Every reply is checked: a get must " +
 			"return the newest acknowledged version of its key or a newer one (stale counts the others). It shows ops/s, " +
 			"GET p50/p99 (all gets, the cache's hits, memcached's replies: told apart by their TTL), the hit rate from the " +
 			"cache's counters, CPU time (machine-wide user/system/softirq from /proc/stat; the load generator's; " +
-			"memcached's) and the ratios. Then it removes everything. Defaults: clients 8, keys 10000, value 32, mix 30:1, " +
+			"memcached's) and the ratios. Then it removes everything. Defaults: clients 8, depth 16, keys 10000, value 32, mix 30:1, " +
 			"zipf 0.99 (BMC's), threads 2, for 5s. On veth a hit can grow its request by only 0-63 bytes (see " +
 			"bpf/cache/live_room.go): with these 16-byte keys values up to 42 bytes are always answered from the cache; " +
 			"longer ones mostly pass to memcached (pass_room). memcached comes from Debian: apt-get install -y memcached.",
-		Example: "cache bench clients 8 keys 10000 value 32 mix 30:1 zipf 0.99 for 10s",
+		Example: "cache bench clients 8 depth 16 keys 10000 value 32 mix 30:1 zipf 0.99 for 10s",
 		Run:     runCacheBench,
 	}
 }
 
 func runCacheBench(s *Session, args []string) (Result, error) {
 	var o cache.BenchOptions
-	const takes = "cache bench takes clients N, keys N, value BYTES, mix GET:SET, zipf S, uniform, threads N and for DURATION"
+	const takes = "cache bench takes clients N, depth N, keys N, value BYTES, mix GET:SET, zipf S, uniform, threads N and for DURATION"
 	for i := 0; i < len(args); i++ {
 		w := args[i]
 		if w == "uniform" {
@@ -49,7 +52,7 @@ func runCacheBench(s *Session, args []string) (Result, error) {
 		}
 		if i+1 >= len(args) {
 			switch w {
-			case "clients", "keys", "value", "mix", "zipf", "threads", "for":
+			case "clients", "depth", "keys", "value", "mix", "zipf", "threads", "for":
 				return nil, Usagef("%s needs a value, e.g. cache bench clients 8 keys 10000 value 32 mix 30:1 zipf 0.99 for 5s", w)
 			}
 			return nil, Usagef("unexpected %q; %s", w, takes)
@@ -60,6 +63,8 @@ func runCacheBench(s *Session, args []string) (Result, error) {
 		switch w {
 		case "clients":
 			o.Clients, err = livePositive(w, v, 256)
+		case "depth":
+			o.Depth, err = livePositive(w, v, cache.MaxDepth)
 		case "keys":
 			o.Keys, err = livePositive(w, v, 60000)
 		case "threads":
@@ -136,8 +141,8 @@ func cacheBenchTable(r *cache.BenchResult) *Table {
 	for _, p := range []*cache.BenchPhase{&r.Alone, &r.Cached} {
 		c := p.CPU
 		t.Rows = append(t.Rows, []string{"cpu: " + p.Name, "", "", "", "", "", fmt.Sprintf("%.2f of %.2f", c.Busy, c.Capacity),
-			fmt.Sprintf("CPU-seconds: user %.2f, system %.2f, softirq %.2f (XDP runs there), irq %.2f, idle %.2f; load generator %.2f, memcached %.2f",
-				c.User, c.System, c.Softirq, c.Irq, c.Idle, c.LoadGen, c.Memcached)})
+			fmt.Sprintf("CPU-seconds: user %.2f, system %.2f, softirq %.2f (XDP runs there), irq %.2f, idle %.2f; load generator %.2f (user %.2f, kernel %.2f: on veth a get's whole kernel path, the cache's XDP included, runs in its sends), memcached %.2f",
+				c.User, c.System, c.Softirq, c.Irq, c.Idle, c.LoadGen, c.LoadGenUser, c.LoadGenSystem, c.Memcached)})
 	}
 	var counters []string
 	for _, name := range cache.StatNames {
@@ -145,8 +150,8 @@ func cacheBenchTable(r *cache.BenchResult) *Table {
 			counters = append(counters, fmt.Sprintf("%s %d", name, n))
 		}
 	}
-	t.Rows = append(t.Rows, []string{"setup", "", "", "", "", "", "", fmt.Sprintf("memcached %s on %s in %s (-t %d); %d clients, %d keys, %d-byte values, mix %d:%d, %s, %s each; cache counters: %s",
-		r.Version, r.Addr, r.Namespace, o.Threads, o.Clients, o.Keys, o.ValueSize, o.GetWeight, o.SetWeight, zipfText(o), o.Duration, liveOrNone(strings.Join(counters, ", ")))})
+	t.Rows = append(t.Rows, []string{"setup", "", "", "", "", "", "", fmt.Sprintf("memcached %s on %s in %s (-t %d); %d clients with %d gets in flight each, %d keys, %d-byte values, mix %d:%d, %s, %s each; cache counters: %s",
+		r.Version, r.Addr, r.Namespace, o.Threads, o.Clients, o.Depth, o.Keys, o.ValueSize, o.GetWeight, o.SetWeight, zipfText(o), o.Duration, liveOrNone(strings.Join(counters, ", ")))})
 	return t
 }
 

@@ -15,7 +15,7 @@ import (
 func TestCacheBenchRefusesBadArgs(t *testing.T) {
 	cmd := cacheBenchCommand()
 	for _, args := range [][]string{
-		{"clients"}, {"clients", "0"}, {"keys", "70000"}, {"value", "8"}, {"value", "1025"},
+		{"clients"}, {"clients", "0"}, {"depth", "0"}, {"depth", "257"}, {"depth"}, {"keys", "70000"}, {"value", "8"}, {"value", "1025"},
 		{"mix", "3"}, {"mix", "0:0"}, {"zipf", "1"}, {"zipf", "-2"}, {"for", "10ms"}, {"bogus"},
 	} {
 		_, err := cmd.Run(&Session{}, args)
@@ -33,7 +33,7 @@ func TestCacheBenchShort(t *testing.T) {
 	if err := cache.MemcachedMissing(); err != nil {
 		t.Skipf("skipped: %v", err)
 	}
-	res, err := cacheBenchCommand().Run(&Session{}, strings.Fields("clients 2 keys 200 value 32 for 300ms"))
+	res, err := cacheBenchCommand().Run(&Session{}, strings.Fields("clients 2 depth 4 keys 200 value 32 for 300ms"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@
 //
 // As root, with memcached from Debian (apt-get install -y memcached):
 //
-//	sudo go run ./bench/cache [-clients 8] [-keys 10000] [-value 32] [-mix 30:1] [-zipf 0.99] [-threads 2] [-for 5s] [-json]
+//	sudo go run ./bench/cache [-clients 8] [-depth 16] [-keys 10000] [-value 32] [-mix 30:1] [-zipf 0.99] [-threads 2] [-for 5s] [-json]
 //
 // Benchmarks are not run in CI.
 package main
@@ -21,11 +21,13 @@ import (
 	"os"
 	"strings"
 
+	"github.com/bpfsh/bpfsh/bpf/cache"
 	"github.com/bpfsh/bpfsh/shell"
 )
 
 func main() {
 	clients := flag.Int("clients", 8, "concurrent clients")
+	depth := flag.Int("depth", cache.DefaultDepth, "gets in flight per client (the same in both phases)")
 	keys := flag.Int("keys", 10000, "distinct keys")
 	value := flag.Int("value", 32, "value size in bytes (up to 42 always fits veth's tailroom: see 'help cache bench')")
 	mix := flag.String("mix", "30:1", "GET:SET mix")
@@ -50,7 +52,7 @@ func main() {
 		os.Exit(1)
 	}
 	os.Setenv("XDG_STATE_HOME", state)
-	line := fmt.Sprintf("cache bench clients %d keys %d value %d mix %s threads %d for %s", *clients, *keys, *value, *mix, *threads, *dur)
+	line := fmt.Sprintf("cache bench clients %d depth %d keys %d value %d mix %s threads %d for %s", *clients, *depth, *keys, *value, *mix, *threads, *dur)
 	if *zipf == 0 {
 		line += " uniform"
 	} else {

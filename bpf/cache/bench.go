@@ -29,6 +29,7 @@ import (
 // BenchOptions configures a bench run. Zero fields take the defaults.
 type BenchOptions struct {
 	Clients   int     // concurrent clients (default 8)
+	Depth     int     // gets in flight per client (default DefaultDepth)
 	Keys      int     // distinct keys (default 10000)
 	ValueSize int     // bytes per value (default 32: hits fit veth's tailroom, see live_room.go)
 	GetWeight int     // GETs per SetWeight SETs (default 30:1, as BMC)
@@ -42,6 +43,9 @@ type BenchOptions struct {
 func (o *BenchOptions) defaults() error {
 	if o.Clients == 0 {
 		o.Clients = 8
+	}
+	if o.Depth == 0 {
+		o.Depth = DefaultDepth
 	}
 	if o.Keys == 0 {
 		o.Keys = 10000
@@ -67,6 +71,8 @@ func (o *BenchOptions) defaults() error {
 	switch {
 	case o.Clients < 1 || o.Clients > 256:
 		return fmt.Errorf("cache bench: clients %d; 1 to 256", o.Clients)
+	case o.Depth < 1 || o.Depth > MaxDepth:
+		return fmt.Errorf("cache bench: depth %d; 1 to %d", o.Depth, MaxDepth)
 	case o.Keys < 1 || o.Keys > 60000:
 		return fmt.Errorf("cache bench: keys %d; 1 to 60000 (the cache holds 65536)", o.Keys)
 	case o.ValueSize < MinValueSize || o.ValueSize > MaxValue:
@@ -99,6 +105,13 @@ type CPU struct {
 	// Memcached memcached's (user + system, from /proc/PID/stat).
 	LoadGen   float64 `json:"loadgen"`
 	Memcached float64 `json:"memcached"`
+	// LoadGenUser is the load generator's user time (Go: building and
+	// checking requests), LoadGenSystem its kernel time: on veth the
+	// kernel's path of a get (veth, the XDP cache, XDP_TX, the reply's
+	// way up to the socket) mostly runs in softirq on the sending CPU,
+	// within the sender's system calls, and is counted there.
+	LoadGenUser   float64 `json:"loadgen_user"`
+	LoadGenSystem float64 `json:"loadgen_system"`
 }
 
 // BenchPhase is one phase's figures.
@@ -157,7 +170,7 @@ func Bench(ctx context.Context, o BenchOptions) (res *BenchResult, err error) {
 	if err := ks.Preload(ctx, l.Addr(), o.Clients); err != nil {
 		return nil, fmt.Errorf("cache bench: %w", err)
 	}
-	lo := LoadOptions{Addr: l.Addr(), Keys: ks, Clients: o.Clients, GetWeight: o.GetWeight, SetWeight: o.SetWeight,
+	lo := LoadOptions{Addr: l.Addr(), Keys: ks, Clients: o.Clients, Depth: o.Depth, GetWeight: o.GetWeight, SetWeight: o.SetWeight,
 		Zipf: o.Zipf, Duration: o.Duration}
 	if err := res.phase(ctx, l, "memcached", lo, &res.Alone); err != nil {
 		return nil, err
@@ -227,7 +240,7 @@ func (r *BenchResult) phase(ctx context.Context, l *Live, name string, lo LoadOp
 // clock ticks.
 type cpuSample struct {
 	user, system, idle, irq, softirq, total uint64
-	self, memcached                         uint64
+	self, selfUser, memcached               uint64
 	cpus                                    int
 }
 
@@ -259,34 +272,35 @@ func readCPU(memcachedPid int) (cpuSample, error) {
 		s.user, s.system, s.idle, s.irq, s.softirq = v[0]+v[1], v[2], v[3]+v[4], v[5], v[6]
 		s.total = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7]
 	}
-	if s.self, err = procTicks("self"); err != nil {
+	if s.self, s.selfUser, err = procTicks("self"); err != nil {
 		return s, err
 	}
-	if s.memcached, err = procTicks(strconv.Itoa(memcachedPid)); err != nil {
+	if s.memcached, _, err = procTicks(strconv.Itoa(memcachedPid)); err != nil {
 		return s, err
 	}
 	return s, nil
 }
 
-// procTicks is a process's utime + stime (all its threads).
-func procTicks(pid string) (uint64, error) {
+// procTicks is a process's utime + stime and its utime (all its
+// threads).
+func procTicks(pid string) (total, user uint64, err error) {
 	b, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
-		return 0, fmt.Errorf("read CPU time of process %s: %w", pid, err)
+		return 0, 0, fmt.Errorf("read CPU time of process %s: %w", pid, err)
 	}
 	// The command name (field 2) may hold spaces: fields count from the
 	// last ')'.
 	i := strings.LastIndexByte(string(b), ')')
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%s/stat: too few fields", pid)
+		return 0, 0, fmt.Errorf("/proc/%s/stat: too few fields", pid)
 	}
 	ut, err1 := strconv.ParseUint(f[11], 10, 64)
 	st, err2 := strconv.ParseUint(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%s/stat: utime %q stime %q", pid, f[11], f[12])
+		return 0, 0, fmt.Errorf("/proc/%s/stat: utime %q stime %q", pid, f[11], f[12])
 	}
-	return ut + st, nil
+	return ut + st, ut, nil
 }
 
 func (s cpuSample) since(o cpuSample, wall time.Duration) CPU {
@@ -294,9 +308,10 @@ func (s cpuSample) since(o cpuSample, wall time.Duration) CPU {
 	c := CPU{
 		User: sec(s.user, o.user), System: sec(s.system, o.system), Softirq: sec(s.softirq, o.softirq),
 		Irq: sec(s.irq, o.irq), Idle: sec(s.idle, o.idle),
-		LoadGen: sec(s.self, o.self), Memcached: sec(s.memcached, o.memcached),
+		LoadGen: sec(s.self, o.self), LoadGenUser: sec(s.selfUser, o.selfUser), Memcached: sec(s.memcached, o.memcached),
 		Capacity: float64(s.cpus) * wall.Seconds(),
 	}
+	c.LoadGenSystem = c.LoadGen - c.LoadGenUser
 	c.Busy = sec(s.total, o.total) - c.Idle
 	return c
 }

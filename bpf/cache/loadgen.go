@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strconv"
@@ -20,9 +19,17 @@ import (
 //
 // Clients run in a closed loop in bpfsh's namespace, each with a UDP
 // socket (gets, with memcached's frame header: what the cache answers)
-// and a TCP connection (sets: what invalidates), one request in flight:
-// send, wait for the reply, time it, send the next. Keys are key:%012d
-// (16 bytes, see live_room.go) drawn uniformly or Zipf-distributed.
+// and a TCP connection (sets: what invalidates). A client draws its
+// requests in sequence (the mix, the keys) and keeps up to Depth gets in
+// flight on its socket, each under its own request id (memcached echoes
+// it, so does the cache): it sends every get its window has room for in
+// one batch, takes every reply queued in one batch (loadgen_udp.go),
+// matches each to its get by id and times it from that get's own send,
+// then refills the window. Its sets go, in the order drawn, to a second
+// goroutine that sends them over the TCP connection one at a time
+// (waiting for STORED); when Depth sets are queued the client waits, so
+// the mix holds. Keys are key:%012d (16 bytes, see live_room.go) drawn
+// uniformly or Zipf-distributed.
 //
 // Every reply is checked. Each key has a version: a set writes version
 // v+1 of it, and the value carries its version (8 hex digits) followed by
@@ -50,6 +57,13 @@ type keyState struct {
 	written atomic.Uint64 // the newest version sent
 	acked   atomic.Uint64 // the newest version memcached acknowledged
 }
+
+// DefaultDepth is the gets a client keeps in flight unless told
+// (measured: see README, cache bench); MaxDepth the most it may.
+const (
+	DefaultDepth = 16
+	MaxDepth     = 256
+)
 
 // MinValueSize is the smallest value the load generator writes: the
 // version and a separator.
@@ -194,6 +208,9 @@ type LoadOptions struct {
 	Keys *Keyspace
 	// Clients is the number of concurrent clients (default 8, 1 to 256).
 	Clients int
+	// Depth is the gets each client keeps in flight on its UDP socket
+	// (default DefaultDepth, 1 to MaxDepth).
+	Depth int
 	// GetWeight and SetWeight give the mix (default 30:1, as BMC).
 	GetWeight, SetWeight int
 	// Zipf is the keys' skew: 0 uniform, else Zipf with this exponent
@@ -219,6 +236,9 @@ func (o *LoadOptions) defaults() error {
 	if o.Clients == 0 {
 		o.Clients = 8
 	}
+	if o.Depth == 0 {
+		o.Depth = DefaultDepth
+	}
 	if o.GetWeight == 0 && o.SetWeight == 0 {
 		o.GetWeight, o.SetWeight = 30, 1
 	}
@@ -231,6 +251,8 @@ func (o *LoadOptions) defaults() error {
 	switch {
 	case o.Clients < 1 || o.Clients > 256:
 		return fmt.Errorf("cache load: %d clients; 1 to 256", o.Clients)
+	case o.Depth < 1 || o.Depth > MaxDepth:
+		return fmt.Errorf("cache load: depth %d; 1 to %d gets in flight per client", o.Depth, MaxDepth)
 	case o.GetWeight < 0 || o.SetWeight < 0 || o.GetWeight+o.SetWeight == 0:
 		return fmt.Errorf("cache load: mix %d:%d; weights are 0 or more, not both 0", o.GetWeight, o.SetWeight)
 	case o.Zipf < 0 || o.Zipf == 1 || o.Zipf > 10:
@@ -294,176 +316,4 @@ type LoadResult struct {
 	Timeouts uint64 `json:"timeouts"`
 	Errors   uint64 `json:"errors"`
 	Late     uint64 `json:"late"`
-}
-
-// Load runs the load described by o. It returns an error only when it
-// could not run (bad options, no socket); what requests got is in the
-// result.
-func Load(ctx context.Context, o LoadOptions) (*LoadResult, error) {
-	if err := o.defaults(); err != nil {
-		return nil, err
-	}
-	clients := make([]*loadClient, o.Clients)
-	defer func() {
-		for _, cl := range clients {
-			if cl != nil {
-				cl.close()
-			}
-		}
-	}()
-	seed := o.Seed
-	if seed == 0 {
-		seed = 0x6d63
-	}
-	for i := range clients {
-		u, err := DialUDP(o.Addr)
-		if err != nil {
-			return nil, err
-		}
-		cl := &loadClient{o: &o, udp: u, rng: rand.New(rand.NewPCG(seed, uint64(i)+1)), value: make([]byte, MaxValue)}
-		clients[i] = cl
-		if cl.tcp, err = DialTCP(o.Addr); err != nil {
-			return nil, err
-		}
-		cl.keys = newKeyDist(rand.New(rand.NewPCG(seed^0x9e3779b9, uint64(i)+1)), o.Keys.Len(), o.Zipf)
-	}
-	ctx, cancel := context.WithTimeout(ctx, o.Duration)
-	defer cancel()
-	var budget atomic.Int64
-	budget.Store(int64(o.Ops))
-	var wg sync.WaitGroup
-	start := time.Now()
-	for _, cl := range clients {
-		wg.Go(func() { cl.run(ctx, &budget) })
-	}
-	wg.Wait()
-	res := &LoadResult{Elapsed: time.Since(start)}
-	for _, cl := range clients {
-		r := &cl.res
-		res.Get.merge(&r.Get)
-		res.Hit.merge(&r.Hit)
-		res.Server.merge(&r.Server)
-		res.Set.merge(&r.Set)
-		res.Stale += r.Stale
-		res.StaleHits += r.StaleHits
-		for _, e := range r.StaleExamples {
-			if len(res.StaleExamples) < 5 {
-				res.StaleExamples = append(res.StaleExamples, e)
-			}
-		}
-		res.Wrong += r.Wrong
-		res.Missing += r.Missing
-		res.Timeouts += r.Timeouts
-		res.Errors += r.Errors
-		res.Late += cl.udp.Late
-	}
-	for _, s := range []*OpStats{&res.Get, &res.Hit, &res.Server, &res.Set} {
-		s.finish()
-	}
-	res.Ops = res.Get.Count - res.Missing + res.Set.Count
-	if res.Elapsed > 0 {
-		res.OpsPerSec = float64(res.Ops) / res.Elapsed.Seconds()
-	}
-	return res, nil
-}
-
-// loadClient is one client of a run, with its own sockets and counters.
-type loadClient struct {
-	o     *LoadOptions
-	udp   *UDPClient
-	tcp   *TCPClient
-	rng   *rand.Rand
-	keys  keyDist
-	value []byte
-	res   LoadResult
-}
-
-func (cl *loadClient) close() {
-	cl.udp.Close()
-	if cl.tcp != nil {
-		cl.tcp.Close()
-	}
-}
-
-func (cl *loadClient) run(ctx context.Context, budget *atomic.Int64) {
-	o, ks, r := cl.o, cl.o.Keys, &cl.res
-	total := o.GetWeight + o.SetWeight
-	for ctx.Err() == nil {
-		if o.Ops > 0 && budget.Add(-1) < 0 {
-			return
-		}
-		k := cl.keys.next()
-		if cl.rng.IntN(total) >= o.GetWeight {
-			cl.set(k)
-			continue
-		}
-		lo := ks.Acked(k)
-		start := time.Now()
-		rep, err := cl.udp.Do(ks.gets[k], o.Timeout)
-		elapsed := time.Since(start)
-		switch {
-		case errors.Is(err, errTimeout):
-			r.Timeouts++
-			continue
-		case err != nil:
-			r.Errors++
-			continue
-		}
-		r.Get.add(elapsed)
-		if rep.Hit() {
-			r.Hit.add(elapsed)
-		} else {
-			r.Server.add(elapsed)
-		}
-		value, _, found, err := ParseGet(rep.Text, ks.keys[k])
-		if err != nil {
-			r.Wrong++
-			continue
-		}
-		if !found {
-			if lo > 0 {
-				r.Missing++
-			}
-			continue
-		}
-		ver, ok := ks.version(k, value)
-		switch {
-		case !ok || ver > ks.state[k].written.Load():
-			r.Wrong++
-		case ver < lo:
-			r.Stale++
-			if rep.Hit() {
-				r.StaleHits++
-			}
-			if len(r.StaleExamples) < 5 {
-				by := "memcached"
-				if rep.Hit() {
-					by = "the cache (XDP)"
-				}
-				r.StaleExamples = append(r.StaleExamples, fmt.Sprintf("get %s answered by %s: version %d, but version %d was acknowledged before the get was sent", ks.keys[k], by, ver, lo))
-			}
-		}
-	}
-}
-
-// set writes the next version of key k; a connection that failed is
-// replaced (its late reply would be read as the next set's).
-func (cl *loadClient) set(k int) {
-	o, r := cl.o, &cl.res
-	start := time.Now()
-	_, err := cl.o.Keys.Set(cl.tcp, k, o.Timeout, cl.value)
-	elapsed := time.Since(start)
-	if err == nil {
-		r.Set.add(elapsed)
-		return
-	}
-	if errors.Is(err, errTimeout) {
-		r.Timeouts++
-	} else {
-		r.Errors++
-	}
-	cl.tcp.Close()
-	if c, derr := DialTCP(o.Addr); derr == nil {
-		cl.tcp = c
-	}
 }
