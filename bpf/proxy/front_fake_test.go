@@ -90,6 +90,6 @@ func (f *fakePath) Peer(s Sock) (Sock, bool, error) {
 	return p, ok, nil
 }
 
-func (f *fakePath) Events() <-chan Event       { return f.events }
+func (f *fakePath) Events() <-chan Event        { return f.events }
 func (f *fakePath) Snapshot() (Snapshot, error) { return Snapshot{}, nil }
 func (f *fakePath) Close() error                { close(f.events); return nil }

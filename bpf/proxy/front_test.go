@@ -335,4 +335,3 @@ func waitStatus(t *testing.T, p *Proxy, ok func(Status) bool) {
 	}
 	t.Fatalf("status never got there: %+v", st)
 }
-
