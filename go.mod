@@ -7,6 +7,7 @@ require (
 	github.com/creack/pty v1.1.24
 	github.com/elk-language/go-prompt v1.3.1
 	github.com/gopacket/gopacket v1.7.7
+	github.com/jackc/pgx/v5 v5.7.6
 	github.com/olekukonko/tablewriter v1.1.5
 	golang.org/x/sys v0.45.0
 	golang.org/x/term v0.43.0
