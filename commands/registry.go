@@ -21,5 +21,6 @@ func All() []*Command {
 		expectCmd,
 		kvCmd,
 		cacheCmd,
+		proxyCmd,
 	}
 }

@@ -31,6 +31,11 @@ type Session struct {
 	// the command running now (Ctrl-C). It must stay live until the
 	// command's result has been rendered: a Stream produces its rows then.
 	Ctx context.Context
+	// OneShot is set when the shell runs one command from its arguments
+	// and exits (bpfsh proxy start ...): a command that would otherwise
+	// keep running in the background of the session (proxy start) runs in
+	// the foreground until interrupted.
+	OneShot bool
 
 	atExit    []func() error
 	atExitSet map[string]bool

@@ -100,6 +100,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) (status int)
 	case fs.Arg(0) == "test":
 		return sh.Test(fs.Args()[1:])
 	case fs.NArg() > 0:
+		s.OneShot = true
 		err := sh.Exec(fs.Args())
 		if err != nil && !errors.Is(err, errExit) {
 			sh.Report("", err)
