@@ -352,12 +352,5 @@ func runCacheStats(s *Session, args []string) (Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
-	tab := &Table{Columns: []string{"counter", "value"}}
-	obj := map[string]uint64{}
-	for _, st := range stats {
-		tab.Rows = append(tab.Rows, []string{st.Name, strconv.FormatUint(st.Value, 10)})
-		obj[st.Name] = st.Value
-	}
-	tab.JSON = obj
-	return tab, nil
+	return counterTable(stats), nil
 }

@@ -566,14 +566,7 @@ func runKVStats(s *Session, args []string) (Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kv stats: %w", err)
 	}
-	tab := &Table{Columns: []string{"counter", "value"}}
-	obj := map[string]uint64{}
-	for _, st := range stats {
-		tab.Rows = append(tab.Rows, []string{st.Name, strconv.FormatUint(st.Value, 10)})
-		obj[st.Name] = st.Value
-	}
-	tab.JSON = obj
-	return tab, nil
+	return counterTable(stats), nil
 }
 
 func runKVUse(s *Session, args []string) (Result, error) {

@@ -19,10 +19,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 
+	"github.com/bpfsh/bpfsh/bench/internal/benchrun"
 	"github.com/bpfsh/bpfsh/bpf/cache"
-	"github.com/bpfsh/bpfsh/shell"
 )
 
 func main() {
@@ -36,34 +35,11 @@ func main() {
 	dur := flag.String("for", "5s", "how long each phase runs")
 	jsonOut := flag.Bool("json", false, "print the result as JSON")
 	flag.Parse()
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "bench/cache: run as root (XDP, network namespaces): sudo go run ./bench/cache")
-		os.Exit(2)
-	}
-	pinRoot, err := os.MkdirTemp("/sys/fs/bpf", "bpfsh-cachebench-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench/cache: temporary pin root: %v (is bpffs mounted on /sys/fs/bpf?)\n", err)
-		os.Exit(1)
-	}
-	state, err := os.MkdirTemp("", "bpfsh-cachebench-state-")
-	if err != nil {
-		os.Remove(pinRoot)
-		fmt.Fprintf(os.Stderr, "bench/cache: temporary state directory: %v\n", err)
-		os.Exit(1)
-	}
-	os.Setenv("XDG_STATE_HOME", state)
 	line := fmt.Sprintf("cache bench clients %d depth %d keys %d value %d mix %s threads %d for %s", *clients, *depth, *keys, *value, *mix, *threads, *dur)
 	if *zipf == 0 {
 		line += " uniform"
 	} else {
 		line += fmt.Sprintf(" zipf %g", *zipf)
 	}
-	args := []string{"--pin-root", pinRoot, "-c", line}
-	if *jsonOut {
-		args = append([]string{"-j"}, args...)
-	}
-	code := shell.Main(args, strings.NewReader(""), os.Stdout, os.Stderr)
-	os.RemoveAll(pinRoot)
-	os.RemoveAll(state)
-	os.Exit(code)
+	os.Exit(benchrun.Run("cache", line, *jsonOut))
 }

@@ -19,9 +19,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 
-	"github.com/bpfsh/bpfsh/shell"
+	"github.com/bpfsh/bpfsh/bench/internal/benchrun"
 )
 
 func main() {
@@ -33,32 +32,9 @@ func main() {
 	noRedis := flag.Bool("no-redis", false, "bench kv alone")
 	jsonOut := flag.Bool("json", false, "print the result as JSON")
 	flag.Parse()
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "bench/kv: run as root (XDP, network namespaces): sudo go run ./bench/kv")
-		os.Exit(2)
-	}
-	pinRoot, err := os.MkdirTemp("/sys/fs/bpf", "bpfsh-kvbench-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench/kv: temporary pin root: %v (is bpffs mounted on /sys/fs/bpf?)\n", err)
-		os.Exit(1)
-	}
-	state, err := os.MkdirTemp("", "bpfsh-kvbench-state-")
-	if err != nil {
-		os.Remove(pinRoot)
-		fmt.Fprintf(os.Stderr, "bench/kv: temporary state directory: %v\n", err)
-		os.Exit(1)
-	}
-	os.Setenv("XDG_STATE_HOME", state)
 	line := fmt.Sprintf("kv bench clients %d keys %d value %d mix %s for %s", *clients, *keys, *value, *mix, *dur)
 	if *noRedis {
 		line += " no-redis"
 	}
-	args := []string{"--pin-root", pinRoot, "-c", line}
-	if *jsonOut {
-		args = append([]string{"-j"}, args...)
-	}
-	code := shell.Main(args, strings.NewReader(""), os.Stdout, os.Stderr)
-	os.RemoveAll(pinRoot)
-	os.RemoveAll(state)
-	os.Exit(code)
+	os.Exit(benchrun.Run("kv", line, *jsonOut))
 }

@@ -20,6 +20,8 @@
 
 #include "parse.h"
 #include "csum.h"
+#include "maps.h"
+#include "xdp_reply.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -251,24 +253,17 @@ struct {
 
 static __always_inline void stat_inc(__u32 idx)
 {
-	__u64 *c = bpf_map_lookup_elem(&stats, &idx);
-
-	if (c)
-		*c += 1;
+	counter_inc(&stats, idx);
 }
 
 static __always_inline struct cache_scratch *scratch_get(void)
 {
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&scratch, &zero);
+	return map_only(&scratch);
 }
 
 static __always_inline struct cache_meta *meta_get(void)
 {
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&meta, &zero);
+	return map_only(&meta);
 }
 
 /* A key byte the cache accepts: printable ASCII, no space. memcached
@@ -294,6 +289,21 @@ static __always_inline __u64 *gen_slot(__u32 h)
 	__u32 i = h & (CACHE_GENS - 1);
 
 	return bpf_map_lookup_elem(&gens, &i);
+}
+
+/* gen_read reads what a fill must later find unchanged: the generation of
+ * keys hashing to h and the flush generation. It returns -1 when the maps
+ * cannot be read. */
+static __always_inline int gen_read(__u32 h, __u64 *gen, __u64 *flush)
+{
+	struct cache_meta *m = meta_get();
+	__u64 *g = gen_slot(h);
+
+	if (!g || !m)
+		return -1;
+	*gen = __sync_fetch_and_add(g, 0);
+	*flush = __sync_fetch_and_add(&m->flush, 0);
+	return 0;
 }
 
 /* Where a bpf_loop over key bytes reads: the request bytes (s->req) or
@@ -598,14 +608,7 @@ static __always_inline int reply_grow(struct xdp_md *ctx, __u32 payoff, __u32 pl
 static __always_inline int reply_finish(struct xdp_md *ctx, struct cache_scratch *s, __u32 l3off, __u32 hlen,
 					__u32 payoff, __u32 plen, __u32 textsum)
 {
-	void *data, *end;
-	struct ethhdr *eth;
-	struct iphdr *iph;
-	struct udphdr *udp;
 	__u64 sum = 0, psum = 0;
-	__u8 mac[ETH_ALEN];
-	__u16 port, check;
-	__u32 a;
 
 	/* The frame header: the request id echoed, datagram 0 of 1. */
 	s->hdr[2] = 0;
@@ -625,50 +628,9 @@ static __always_inline int reply_finish(struct xdp_md *ctx, struct cache_scratch
 	asm volatile("" : "+r"(l3off), "+r"(hlen));
 	l3off &= 0x7f;
 	hlen &= 0x3f;
-	data = (void *)(long)ctx->data;
-	end = (void *)(long)ctx->data_end;
-	eth = data;
-	if ((void *)(eth + 1) > end)
+	if (reply_eth(ctx) || reply_ipv4(ctx, l3off, hlen, sizeof(struct udphdr) + plen, 64, s->iph, &psum) ||
+	    reply_udp(ctx, l3off + hlen, plen, psum + csum_fold16(sum)))
 		return XDP_DROP;
-	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
-	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
-
-	iph = data + l3off;
-	if ((void *)(iph + 1) > end)
-		return XDP_DROP;
-	a = iph->saddr;
-	iph->saddr = iph->daddr;
-	iph->daddr = a;
-	psum += iph->saddr;
-	psum += iph->daddr;
-	iph->tot_len = bpf_htons(hlen + sizeof(*udp) + plen);
-	iph->ttl = 64;
-	iph->check = 0;
-	/* The header with its options is summed from a copy: its length is
-	 * known only at run time. */
-	if (hlen < sizeof(*iph) || bpf_xdp_load_bytes(ctx, l3off, s->iph, hlen))
-		return XDP_DROP;
-	data = (void *)(long)ctx->data;
-	end = (void *)(long)ctx->data_end;
-	iph = data + l3off;
-	if ((void *)(iph + 1) > end)
-		return XDP_DROP;
-	iph->check = csum_finish(csum_buf(s->iph, hlen, sizeof(s->iph)));
-
-	udp = data + l3off + hlen;
-	if ((void *)(udp + 1) > end)
-		return XDP_DROP;
-	port = udp->source;
-	udp->source = udp->dest;
-	udp->dest = port;
-	udp->len = bpf_htons(sizeof(*udp) + plen);
-	udp->check = 0;
-	psum += bpf_htons(IPPROTO_UDP) + udp->len;
-	psum += udp->source + udp->dest + udp->len;
-	psum += csum_fold16(sum);
-	check = csum_finish(psum);
-	udp->check = check ? check : 0xffff;
 	stat_inc(CACHE_STAT_HIT);
 	return XDP_TX;
 }
@@ -846,16 +808,12 @@ static __always_inline void record_miss(struct iphdr *iph, struct udphdr *udp, _
 {
 	struct cache_miss_key mk = {};
 	struct cache_miss miss = {};
-	struct cache_meta *m = meta_get();
-	__u64 *g = gen_slot(h);
 
-	if (!g || !m)
+	if (gen_read(h, &miss.gen, &miss.flush))
 		return;
 	mk.addr = iph->saddr;
 	mk.port = udp->source;
 	mk.reqid = reqid;
-	miss.gen = __sync_fetch_and_add(g, 0);
-	miss.flush = __sync_fetch_and_add(&m->flush, 0);
 	miss.hash = h;
 	bpf_map_update_elem(&misses, &mk, &miss, BPF_ANY);
 }
@@ -1119,6 +1077,26 @@ static __always_inline __s64 number(const struct cache_scratch *s, __u32 *off, _
 	return v;
 }
 
+/* crlf_at tells whether the text has "\r\n" at off. */
+static __always_inline int crlf_at(const struct cache_scratch *s, __u32 off, __u32 tlen)
+{
+	return text_at(s, off, tlen) == '\r' && text_at(s, off + 1, tlen) == '\n';
+}
+
+/* data_block reads "<bytes>\r\n" at *off of the text, the length of a
+ * value of at most CACHE_MAX_VALUE bytes, and moves *off past it and the
+ * bytes of data that follow (memcached's VALUE line and RESP's bulk
+ * string say it alike). It returns bytes, or -1 when malformed. */
+static __always_inline __s64 data_block(const struct cache_scratch *s, __u32 *off, __u32 tlen)
+{
+	__s64 bytes = number(s, off, tlen);
+
+	if (bytes < 0 || bytes > CACHE_MAX_VALUE || !crlf_at(s, *off, tlen))
+		return -1;
+	*off += 2 + bytes;
+	return bytes;
+}
+
 /* fill parses the reply text (tlen bytes) in s->val.text: exactly
  * "VALUE <key> <flags> <bytes>\r\n<data>\r\nEND\r\n", one key, no cas. */
 static __always_inline int fill_parse(struct cache_scratch *s, __u32 tlen, __u32 *hash)
@@ -1142,24 +1120,62 @@ static __always_inline int fill_parse(struct cache_scratch *s, __u32 tlen, __u32
 	if (flags < 0 || text_at(s, off, tlen) != ' ')
 		return -1;
 	off++;
-	bytes = number(s, &off, tlen);
-	if (bytes < 0 || bytes > CACHE_MAX_VALUE)
+	bytes = data_block(s, &off, tlen);
+	if (bytes < 0 || off + 7 != tlen)
 		return -1;
-	if (text_at(s, off, tlen) != '\r' || text_at(s, off + 1, tlen) != '\n')
-		return -1;
-	off += 2 + bytes;
-	if (off + 7 != tlen)
-		return -1;
-	if (text_at(s, off, tlen) != '\r' || text_at(s, off + 1, tlen) != '\n' ||
-	    text_at(s, off + 2, tlen) != 'E' || text_at(s, off + 3, tlen) != 'N' ||
-	    text_at(s, off + 4, tlen) != 'D' || text_at(s, off + 5, tlen) != '\r' ||
-	    text_at(s, off + 6, tlen) != '\n')
+	if (!crlf_at(s, off, tlen) || text_at(s, off + 2, tlen) != 'E' || text_at(s, off + 3, tlen) != 'N' ||
+	    text_at(s, off + 4, tlen) != 'D' || !crlf_at(s, off + 5, tlen))
 		return -1;
 	s->val.flags = flags;
 	s->val.vlen = bytes;
 	s->val.tlen = tlen;
 	*hash = h;
 	return 0;
+}
+
+/* gen_same is true when the generations g and m hold are still gen and
+ * flush, as gen_read read them at the miss. */
+static __always_inline int gen_same(__u64 *g, struct cache_meta *m, __u64 gen, __u64 flush)
+{
+	return __sync_fetch_and_add(g, 0) == gen && __sync_fetch_and_add(&m->flush, 0) == flush;
+}
+
+/* fill_insert puts s->key -> s->val, its text tlen bytes (fill_parse or
+ * resp_fill_parse checked it), into map (cache or resp_cache), unless the
+ * key (hash h) was written or everything flushed since the miss read gen
+ * and flush. The generations are checked before and after the insert: a
+ * write that bumps one after the first check deletes what is inserted, or
+ * the second check does. stale and filled are the counters to count in. */
+static __always_inline void fill_insert(void *map, struct cache_scratch *s, __u32 h, __u64 gen, __u64 flush,
+					__u32 tlen, __u32 stale, __u32 filled)
+{
+	struct cache_meta *m = meta_get();
+	__u64 *g = gen_slot(h);
+
+	if (!g || !m)
+		return;
+	if (!gen_same(g, m, gen, flush)) {
+		stat_inc(stale);
+		return;
+	}
+	s->val.gen = gen;
+	/* Bounded where the verifier sees it: the compiler may have dropped
+	 * the caller's check. */
+	asm volatile("" : "+r"(tlen));
+	tlen &= 2047;
+	s->val.csum = csum_fold16((__u64)csum_buf((const __u8 *)s->val.text, tlen, 512) +
+				  csum_buf((const __u8 *)s->val.text + 512, tlen > 512 ? tlen - 512 : 0, 512) +
+				  csum_buf((const __u8 *)s->val.text + 1024, tlen > 1024 ? tlen - 1024 : 0, 512));
+	if (bpf_map_update_elem(map, &s->key, &s->val, BPF_ANY)) {
+		stat_inc(CACHE_STAT_FILL_ERROR);
+		return;
+	}
+	if (!gen_same(g, m, gen, flush)) {
+		bpf_map_delete_elem(map, &s->key);
+		stat_inc(stale);
+		return;
+	}
+	stat_inc(filled);
 }
 
 SEC("tc")
@@ -1171,13 +1187,11 @@ int tc_cache_fill(struct __sk_buff *skb)
 	struct cache_miss_key mk = {};
 	struct cache_conn conn = {};
 	struct cache_miss *mp, miss;
-	struct cache_meta *m;
 	struct iphdr *iph;
 	struct udphdr *udp;
 	struct ethhdr *eth;
 	struct cursor c;
 	__u32 payoff, plen, tlen, h;
-	__u64 *g;
 	int ulen, proto;
 
 	if (!s)
@@ -1238,30 +1252,8 @@ int tc_cache_fill(struct __sk_buff *skb)
 		stat_inc(CACHE_STAT_FILL_SKIP);
 		return TC_ACT_OK;
 	}
-	g = gen_slot(h);
-	m = meta_get();
-	if (!g || !m || h != miss.hash)
-		return TC_ACT_OK;
-	/* The generation check, before and after the insert: a write that
-	 * bumps the generation after the check deletes what we insert. */
-	if (__sync_fetch_and_add(g, 0) != miss.gen || __sync_fetch_and_add(&m->flush, 0) != miss.flush) {
-		stat_inc(CACHE_STAT_FILL_STALE);
-		return TC_ACT_OK;
-	}
-	s->val.gen = miss.gen;
-	s->val.csum = csum_fold16((__u64)csum_buf((const __u8 *)s->val.text, tlen, 512) +
-				  csum_buf((const __u8 *)s->val.text + 512, tlen > 512 ? tlen - 512 : 0, 512) +
-				  csum_buf((const __u8 *)s->val.text + 1024, tlen > 1024 ? tlen - 1024 : 0, 512));
-	if (bpf_map_update_elem(&cache, &s->key, &s->val, BPF_ANY)) {
-		stat_inc(CACHE_STAT_FILL_ERROR);
-		return TC_ACT_OK;
-	}
-	if (__sync_fetch_and_add(g, 0) != miss.gen || __sync_fetch_and_add(&m->flush, 0) != miss.flush) {
-		bpf_map_delete_elem(&cache, &s->key);
-		stat_inc(CACHE_STAT_FILL_STALE);
-		return TC_ACT_OK;
-	}
-	stat_inc(CACHE_STAT_FILL);
+	if (h == miss.hash)
+		fill_insert(&cache, s, h, miss.gen, miss.flush, tlen, CACHE_STAT_FILL_STALE, CACHE_STAT_FILL);
 	return TC_ACT_OK;
 }
 
@@ -1399,13 +1391,10 @@ static __always_inline int resp_reply(struct xdp_md *ctx, struct cache_scratch *
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth;
-	struct iphdr *iph;
 	struct tcphdr *tcp;
-	__u32 tlen = v->tlen, a, seq, ackn;
+	__u32 tlen = v->tlen, seq, ackn;
 	__u64 psum = 0;
 	__s64 hsum;
-	__u8 mac[ETH_ALEN];
 	__u16 port;
 	long delta;
 
@@ -1426,36 +1415,11 @@ static __always_inline int resp_reply(struct xdp_md *ctx, struct cache_scratch *
 	}
 	if (bpf_xdp_store_bytes(ctx, l3off + hlen + sizeof(*tcp), v->text, tlen))
 		return XDP_DROP;
+	if (reply_eth(ctx) || reply_ipv4(ctx, l3off, hlen, sizeof(*tcp) + tlen, 64, s->iph, &psum))
+		return XDP_DROP;
 
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
-	eth = data;
-	if ((void *)(eth + 1) > end)
-		return XDP_DROP;
-	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
-	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
-
-	iph = data + l3off;
-	if ((void *)(iph + 1) > end)
-		return XDP_DROP;
-	a = iph->saddr;
-	iph->saddr = iph->daddr;
-	iph->daddr = a;
-	psum += iph->saddr;
-	psum += iph->daddr;
-	iph->tot_len = bpf_htons(hlen + sizeof(*tcp) + tlen);
-	iph->ttl = 64;
-	iph->check = 0;
-	if (hlen < sizeof(*iph) || bpf_xdp_load_bytes(ctx, l3off, s->iph, hlen))
-		return XDP_DROP;
-	data = (void *)(long)ctx->data;
-	end = (void *)(long)ctx->data_end;
-	iph = data + l3off;
-	if ((void *)(iph + 1) > end)
-		return XDP_DROP;
-	iph->check = csum_finish(csum_buf(s->iph, hlen, sizeof(s->iph)));
-
 	tcp = data + l3off + hlen;
 	if ((void *)(tcp + 1) > end)
 		return XDP_DROP;
@@ -1486,8 +1450,6 @@ static __always_inline int resp_get(struct xdp_md *ctx, struct cache_scratch *s,
 				    struct cache_conn *conn, __u32 l3off, __u32 hlen, __u32 plen, int outstanding)
 {
 	struct cache_value *v;
-	struct cache_meta *m;
-	__u64 *g;
 	__u32 h;
 
 	stat_inc(CACHE_STAT_RESP_GET);
@@ -1508,12 +1470,8 @@ static __always_inline int resp_get(struct xdp_md *ctx, struct cache_scratch *s,
 	 * which is not known here, so neither fills. */
 	if (outstanding)
 		return XDP_PASS;
-	g = gen_slot(h);
-	m = meta_get();
-	if (!g || !m)
+	if (gen_read(h, &s->rm.gen, &s->rm.flush))
 		return XDP_PASS;
-	s->rm.gen = __sync_fetch_and_add(g, 0);
-	s->rm.flush = __sync_fetch_and_add(&m->flush, 0);
 	s->rm.hash = h;
 	s->rm.pad = 0;
 	__builtin_memcpy(&s->rm.key, &s->key, sizeof(s->key));
@@ -1650,13 +1608,8 @@ static __always_inline int resp_fill_parse(struct cache_scratch *s, __u32 tlen)
 
 	if (tlen < 5 || tlen > RESP_MAX_VALUE_TEXT || s->val.text[0] != '$')
 		return -1;
-	bytes = number(s, &off, tlen);
-	if (bytes < 0 || bytes > CACHE_MAX_VALUE)
-		return -1;
-	if (text_at(s, off, tlen) != '\r' || text_at(s, off + 1, tlen) != '\n')
-		return -1;
-	off += 2 + bytes;
-	if (off + 2 != tlen || text_at(s, off, tlen) != '\r' || text_at(s, off + 1, tlen) != '\n')
+	bytes = data_block(s, &off, tlen);
+	if (bytes < 0 || off + 2 != tlen || !crlf_at(s, off, tlen))
 		return -1;
 	s->val.flags = 0;
 	s->val.vlen = bytes;
@@ -1672,13 +1625,11 @@ int tc_cache_resp_fill(struct __sk_buff *skb)
 	struct cache_scratch *s = scratch_get();
 	struct cache_conn conn = {};
 	struct resp_miss *mp;
-	struct cache_meta *m;
 	struct iphdr *iph;
 	struct tcphdr *tcp;
 	struct ethhdr *eth;
 	struct cursor c;
-	__u32 payoff, plen, room, h;
-	__u64 *g;
+	__u32 payoff, plen, room;
 	int thlen;
 
 	if (!s)
@@ -1708,31 +1659,8 @@ int tc_cache_resp_fill(struct __sk_buff *skb)
 		stat_inc(CACHE_STAT_RESP_FILL_SKIP);
 		return TC_ACT_OK;
 	}
-	h = s->rm.hash;
-	g = gen_slot(h);
-	m = meta_get();
-	if (!g || !m)
-		return TC_ACT_OK;
-	if (__sync_fetch_and_add(g, 0) != s->rm.gen || __sync_fetch_and_add(&m->flush, 0) != s->rm.flush) {
-		stat_inc(CACHE_STAT_RESP_FILL_STALE);
-		return TC_ACT_OK;
-	}
 	__builtin_memcpy(&s->key, &s->rm.key, sizeof(s->key));
-	s->val.gen = s->rm.gen;
-	asm volatile("" : "+r"(plen));
-	plen &= 2047;
-	s->val.csum = csum_fold16((__u64)csum_buf((const __u8 *)s->val.text, plen, 512) +
-				  csum_buf((const __u8 *)s->val.text + 512, plen > 512 ? plen - 512 : 0, 512) +
-				  csum_buf((const __u8 *)s->val.text + 1024, plen > 1024 ? plen - 1024 : 0, 512));
-	if (bpf_map_update_elem(&resp_cache, &s->key, &s->val, BPF_ANY)) {
-		stat_inc(CACHE_STAT_FILL_ERROR);
-		return TC_ACT_OK;
-	}
-	if (__sync_fetch_and_add(g, 0) != s->rm.gen || __sync_fetch_and_add(&m->flush, 0) != s->rm.flush) {
-		bpf_map_delete_elem(&resp_cache, &s->key);
-		stat_inc(CACHE_STAT_RESP_FILL_STALE);
-		return TC_ACT_OK;
-	}
-	stat_inc(CACHE_STAT_RESP_FILL);
+	fill_insert(&resp_cache, s, s->rm.hash, s->rm.gen, s->rm.flush, plen, CACHE_STAT_RESP_FILL_STALE,
+		    CACHE_STAT_RESP_FILL);
 	return TC_ACT_OK;
 }

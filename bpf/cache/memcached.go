@@ -2,9 +2,7 @@ package cache
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,10 +10,9 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
+	"github.com/bpfsh/bpfsh/bpf/internal/child"
 	"github.com/bpfsh/bpfsh/bpf/vethns"
 )
 
@@ -58,7 +55,7 @@ type Memcached struct {
 	Pid int
 
 	cmd     *exec.Cmd
-	out     *tailBuffer
+	out     *child.Output
 	exited  chan struct{}
 	waitErr error
 }
@@ -80,7 +77,7 @@ func StartMemcached(ctx context.Context, p *vethns.Pair, o MemcachedOptions) (*M
 		o.MemoryMB = 64
 	}
 	port := strconv.Itoa(int(o.Port))
-	m := &Memcached{Addr: netip.AddrPortFrom(p.PeerAddr, o.Port), out: &tailBuffer{max: 16 << 10}, exited: make(chan struct{})}
+	m := &Memcached{Addr: netip.AddrPortFrom(p.PeerAddr, o.Port), out: &child.Output{Max: 16 << 10}, exited: make(chan struct{})}
 	m.cmd = exec.Command(MemcachedPath, "-U", port, "-p", port, "-l", p.PeerAddr.String(),
 		"-t", strconv.Itoa(o.Threads), "-m", strconv.Itoa(o.MemoryMB), "-u", "nobody")
 	m.cmd.Stdout, m.cmd.Stderr = m.out, m.out
@@ -97,7 +94,7 @@ func StartMemcached(ctx context.Context, p *vethns.Pair, o MemcachedOptions) (*M
 		}
 		select {
 		case <-m.exited:
-			return nil, fmt.Errorf("memcached on %s exited (%v): %s", m.Addr, m.waitErr, m.out.lastLine())
+			return nil, fmt.Errorf("memcached on %s exited (%v): %s", m.Addr, m.waitErr, m.out.LastLine())
 		case <-ctx.Done():
 			m.Stop()
 			return nil, ctx.Err()
@@ -134,43 +131,5 @@ func (m *Memcached) version() (string, error) {
 
 // Stop stops memcached: SIGTERM, then SIGKILL after 5s.
 func (m *Memcached) Stop() error {
-	select {
-	case <-m.exited:
-		return nil
-	default:
-	}
-	m.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-m.exited:
-		return nil
-	case <-time.After(5 * time.Second):
-	}
-	m.cmd.Process.Kill()
-	<-m.exited
-	return errors.New("memcached did not stop on SIGTERM within 5s; killed")
-}
-
-// tailBuffer keeps the first max bytes a child writes (for error
-// messages) and takes the rest silently.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf bytes.Buffer
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if room := b.max - b.buf.Len(); room > 0 {
-		b.buf.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-// lastLine is the last non-empty line kept.
-func (b *tailBuffer) lastLine() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	lines := strings.Split(strings.TrimSpace(b.buf.String()), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
+	return child.Stop(m.cmd, m.exited, "memcached")
 }

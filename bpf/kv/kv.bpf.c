@@ -26,6 +26,8 @@
 
 #include "parse.h"
 #include "csum.h"
+#include "maps.h"
+#include "xdp_reply.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -290,24 +292,17 @@ struct {
 
 static __always_inline void stat_inc(__u32 idx)
 {
-	__u64 *c = bpf_map_lookup_elem(&stats, &idx);
-
-	if (c)
-		*c += 1;
+	counter_inc(&stats, idx);
 }
 
 static __always_inline struct kv_meta *meta_get(void)
 {
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&meta, &zero);
+	return map_only(&meta);
 }
 
 static __always_inline struct kv_scratch *scratch_get(void)
 {
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&scratch, &zero);
+	return map_only(&scratch);
 }
 
 /* key_eq compares two zero-padded 64-byte keys word by word. */
@@ -1233,10 +1228,6 @@ __noinline int kv_finish(struct xdp_md *ctx, __u32 plen, __u32 paysum)
 	void *end = (void *)(long)ctx->data_end;
 	__u32 l3off, l4off, hlen;
 	__u64 psum = 0;
-	struct ethhdr *eth;
-	struct udphdr *udp;
-	__u8 mac[ETH_ALEN];
-	__u16 port, check;
 
 	if (!s || plen > KV_HDR + KV_MAX_KEY + KV_SCAN_BYTES)
 		return XDP_DROP;
@@ -1246,37 +1237,12 @@ __noinline int kv_finish(struct xdp_md *ctx, __u32 plen, __u32 paysum)
 		return XDP_DROP;
 	hlen = l4off - l3off;
 
-	eth = data;
-	if ((void *)(eth + 1) > end)
+	if (reply_eth(ctx))
 		return XDP_DROP;
-	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
-	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
-
 	if (!s->req.ipv6) {
-		struct iphdr *iph = data + l3off;
-		__u32 a;
-
-		if ((void *)(iph + 1) > end)
+		/* The TTL is left as it came. */
+		if (reply_ipv4(ctx, l3off, hlen, sizeof(struct udphdr) + plen, -1, s->iph, &psum))
 			return XDP_DROP;
-		a = iph->saddr;
-		iph->saddr = iph->daddr;
-		iph->daddr = a;
-		psum += iph->saddr;
-		psum += iph->daddr;
-		iph->tot_len = bpf_htons(hlen + sizeof(*udp) + plen);
-		iph->check = 0;
-		/* The header with its options is summed from a copy: its
-		 * length is known only at run time. */
-		if (hlen < sizeof(*iph) || hlen > sizeof(s->iph) ||
-		    bpf_xdp_load_bytes(ctx, l3off, s->iph, hlen))
-			return XDP_DROP;
-		data = (void *)(long)ctx->data;
-		end = (void *)(long)ctx->data_end;
-		iph = data + l3off;
-		if ((void *)(iph + 1) > end)
-			return XDP_DROP;
-		iph->check = csum_finish(csum_buf(s->iph, hlen, sizeof(s->iph)));
 	} else {
 		struct ipv6hdr *ip6 = data + l3off;
 		struct in6_addr a;
@@ -1287,28 +1253,17 @@ __noinline int kv_finish(struct xdp_md *ctx, __u32 plen, __u32 paysum)
 		a = ip6->saddr;
 		ip6->saddr = ip6->daddr;
 		ip6->daddr = a;
-		ip6->payload_len = bpf_htons(sizeof(*udp) + plen);
+		ip6->payload_len = bpf_htons(sizeof(struct udphdr) + plen);
 		aw = (__u32 *)&ip6->saddr;
 #pragma unroll
 		for (int i = 0; i < 8; i++)
 			psum += aw[i];
 	}
 
-	udp = data + l4off;
-	if ((void *)(udp + 1) > end)
-		return XDP_DROP;
-	port = udp->source;
-	udp->source = udp->dest;
-	udp->dest = port;
-	udp->len = bpf_htons(sizeof(*udp) + plen);
-	udp->check = 0;
 	/* The pseudo-header (addresses, protocol, UDP length), the UDP
 	 * header with checksum 0, and the payload. */
-	psum += bpf_htons(IPPROTO_UDP) + udp->len;
-	psum += udp->source + udp->dest + udp->len;
-	psum += paysum;
-	check = csum_finish(psum);
-	udp->check = check ? check : 0xffff; /* 0 would mean "no checksum" */
+	if (reply_udp(ctx, l4off, plen, psum + paysum))
+		return XDP_DROP;
 	return XDP_TX;
 }
 

@@ -11,12 +11,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
+
+	"github.com/bpfsh/bpfsh/bpf/internal/child"
 )
 
 // Redis for comparison
@@ -49,7 +48,7 @@ type Redis struct {
 	Version string
 	dir     string
 	cmd     *exec.Cmd
-	out     *limitedBuffer
+	out     *child.Output
 	exited  chan struct{}
 	waitErr error
 }
@@ -81,11 +80,11 @@ func startRedis(ctx context.Context, port int) (*Redis, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start redis-server: %w", err)
 	}
-	r := &Redis{Port: port, dir: dir, out: &limitedBuffer{max: 64 << 10}, exited: make(chan struct{})}
+	r := &Redis{Port: port, dir: dir, out: &child.Output{Max: 64 << 10}, exited: make(chan struct{})}
 	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", "", "--daemonize", "no")
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
-	if err := startTied(r.cmd, func(err error) { r.waitErr = err; close(r.exited) }); err != nil {
+	if err := child.Start(r.cmd, nil, func(err error) { r.waitErr = err; close(r.exited) }); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start redis-server: %w", err)
 	}
@@ -99,7 +98,7 @@ func startRedis(ctx context.Context, port int) (*Redis, error) {
 		select {
 		case <-r.exited:
 			os.RemoveAll(dir)
-			return nil, fmt.Errorf("redis-server on port %d exited (%v): %s", port, r.waitErr, r.out.lastLine())
+			return nil, fmt.Errorf("redis-server on port %d exited (%v): %s", port, r.waitErr, r.out.LastLine())
 		case <-ctx.Done():
 			r.Stop()
 			return nil, ctx.Err()
@@ -110,26 +109,6 @@ func startRedis(ctx context.Context, port int) (*Redis, error) {
 			return nil, fmt.Errorf("redis-server on port %d does not answer PING after 5s: %v", port, err)
 		}
 	}
-}
-
-// startTied starts cmd from an OS thread that stays locked until the
-// process exits, so that PR_SET_PDEATHSIG (which fires when the thread
-// that forked dies) kills it only when bpfsh dies; done gets cmd.Wait's
-// result.
-func startTied(cmd *exec.Cmd, done func(error)) error {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		done(cmd.Wait())
-	}()
-	return <-started
 }
 
 // ping asks redis for its version with INFO server; an answer means it
@@ -219,20 +198,7 @@ func (r *Redis) Preload(keys, size int) error {
 // its directory.
 func (r *Redis) Stop() error {
 	defer os.RemoveAll(r.dir)
-	select {
-	case <-r.exited:
-		return nil
-	default:
-	}
-	r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.exited:
-		return nil
-	case <-time.After(5 * time.Second):
-	}
-	r.cmd.Process.Kill()
-	<-r.exited
-	return errors.New("redis-server did not stop on SIGTERM within 5s; killed")
+	return child.Stop(r.cmd, r.exited, "redis-server")
 }
 
 // RedisOpResult is one redis-benchmark test (GET or SET).
@@ -259,10 +225,10 @@ func (r *Redis) Benchmark(ctx context.Context, o RedisBenchOptions) (RedisOpResu
 	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(r.Port), "-t", o.Test, "-n", strconv.Itoa(o.Requests),
 		"-c", strconv.Itoa(o.Clients), "-r", strconv.Itoa(o.Keys), "-d", strconv.Itoa(o.ValueSize), "-P", "1", "--csv"}
 	cmd := exec.Command("redis-benchmark", args...)
-	out := &limitedBuffer{max: 1 << 20}
+	out := &child.Output{Max: 1 << 20}
 	cmd.Stdout, cmd.Stderr = out, out
 	done := make(chan error, 1)
-	if err := startTied(cmd, func(err error) { done <- err }); err != nil {
+	if err := child.Start(cmd, nil, func(err error) { done <- err }); err != nil {
 		return RedisOpResult{}, fmt.Errorf("redis-benchmark: %w", err)
 	}
 	var err error
@@ -274,7 +240,7 @@ func (r *Redis) Benchmark(ctx context.Context, o RedisBenchOptions) (RedisOpResu
 		return RedisOpResult{}, ctx.Err()
 	}
 	if err != nil {
-		return RedisOpResult{}, fmt.Errorf("redis-benchmark %s: %v: %s", strings.Join(args, " "), err, out.lastLine())
+		return RedisOpResult{}, fmt.Errorf("redis-benchmark %s: %v: %s", strings.Join(args, " "), err, out.LastLine())
 	}
 	res, err := parseRedisCSV(out.Bytes(), o.Test)
 	res.Requests = o.Requests
@@ -328,36 +294,6 @@ func parseRedisCSV(out []byte, test string) (RedisOpResult, error) {
 func firstLine(b []byte) string {
 	line, _, _ := bytes.Cut(bytes.TrimSpace(b), []byte("\n"))
 	return string(line)
-}
-
-// limitedBuffer keeps the first max bytes written to it (a child's
-// output, for error messages and the CSV), and takes the rest silently.
-type limitedBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf bytes.Buffer
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if room := b.max - b.buf.Len(); room > 0 {
-		b.buf.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-// Bytes is what was kept.
-func (b *limitedBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
-}
-
-// lastLine is the last non-empty line kept, for error messages.
-func (b *limitedBuffer) lastLine() string {
-	lines := strings.Split(strings.TrimSpace(string(b.Bytes())), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // freePort finds a TCP port of 127.0.0.1 nobody listens on.

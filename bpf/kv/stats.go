@@ -1,6 +1,6 @@
 package kv
 
-import "fmt"
+import "github.com/bpfsh/bpfsh/bpf"
 
 // StatNames names the per-CPU counters of the stats map by index
 // (PROTOCOL.md "Counters").
@@ -35,25 +35,9 @@ const (
 )
 
 // Stat is one counter summed over the CPUs.
-type Stat struct {
-	Index int
-	Name  string
-	Value uint64
-}
+type Stat = bpf.Counter
 
 // ReadStats sums the per-CPU counters of the stats map.
 func (h *Handle) ReadStats() ([]Stat, error) {
-	out := make([]Stat, len(StatNames))
-	for i, name := range StatNames {
-		var per []uint64
-		if err := h.Stats.Lookup(uint32(i), &per); err != nil {
-			return nil, fmt.Errorf("read kv stats[%d]: %w", i, err)
-		}
-		var sum uint64
-		for _, v := range per {
-			sum += v
-		}
-		out[i] = Stat{Index: i, Name: name, Value: sum}
-	}
-	return out, nil
+	return bpf.SumCounters(h.Stats, StatNames, "kv stats")
 }

@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -19,6 +18,8 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/bpfsh/bpfsh/bpf/internal/child"
 )
 
 // A veth pair into a namespace
@@ -315,30 +316,20 @@ func (p *Pair) Start(cmd *exec.Cmd, done func(error)) error {
 	if closed || nsfd < 0 {
 		return fmt.Errorf("veth pair %s is closed", p.HostDev)
 	}
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	pr := &process{cmd: cmd, exited: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+	enter := func() error {
 		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
-			started <- fmt.Errorf("enter network namespace %s: %w", p.Namespace, err)
-			return
+			return fmt.Errorf("enter network namespace %s: %w", p.Namespace, err)
 		}
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		err := cmd.Wait()
+		return nil
+	}
+	exited := func(err error) {
 		close(pr.exited)
 		if done != nil {
 			done(err)
 		}
-	}()
-	if err := <-started; err != nil {
+	}
+	if err := child.Start(cmd, enter, exited); err != nil {
 		return fmt.Errorf("start %s in %s: %w", cmd.Path, p.Namespace, err)
 	}
 	p.mu.Lock()
@@ -349,20 +340,7 @@ func (p *Pair) Start(cmd *exec.Cmd, done func(error)) error {
 
 // stop ends a started process: SIGTERM, then SIGKILL after 5s.
 func (pr *process) stop() error {
-	select {
-	case <-pr.exited:
-		return nil
-	default:
-	}
-	pr.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-pr.exited:
-		return nil
-	case <-time.After(5 * time.Second):
-	}
-	pr.cmd.Process.Kill()
-	<-pr.exited
-	return fmt.Errorf("%s did not stop on SIGTERM within 5s; killed", pr.cmd.Path)
+	return child.Stop(pr.cmd, pr.exited, pr.cmd.Path)
 }
 
 // Close stops what Start started, detaches every program attached
