@@ -322,3 +322,32 @@ func TestLiveLinkErrors(t *testing.T) {
 		t.Fatal("PopIdle returned a removed server", err)
 	}
 }
+
+// TestLiveManyDataRows: an answer of 20000 DataRows (about 300 KB, many
+// segments) reaches the client whole, and its final 'I' unlinks.
+func TestLiveManyDataRows(t *testing.T) {
+	r := newRig(t, ModeTransaction, 1, 1)
+	c, s := r.clients[0], r.servers[0]
+	q := enc(t, &pgproto3.Query{String: "select generate_series(1, 20000)"})
+	r.write(c.peer, q)
+	r.expect(s.peer, q, "query")
+	var answer []byte
+	for i := range 20000 {
+		answer = append(answer, enc(t, &pgproto3.DataRow{Values: [][]byte{[]byte(time.Duration(i).String())}})...)
+	}
+	answer = append(answer, enc(t, &pgproto3.CommandComplete{CommandTag: []byte("SELECT 20000")}, &pgproto3.ReadyForQuery{TxStatus: 'I'})...)
+	go func() {
+		s.peer.SetWriteDeadline(time.Now().Add(ioWait))
+		s.peer.Write(answer)
+	}()
+	r.expect(c.peer, answer, "20000 rows")
+	if r.peer(c) != 0 {
+		t.Fatal("not unlinked after the rows' 'I'")
+	}
+	if st := r.state(s); st.Msgs != 20002 || !walkBoundary(st.Walk) {
+		t.Fatalf("server state %+v", st)
+	}
+	if got := r.stat(StatPassBound) + r.stat(StatPassMalformed); got != 0 {
+		t.Fatalf("%d chunks passed", got)
+	}
+}
