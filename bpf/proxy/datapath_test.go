@@ -3,11 +3,15 @@ package proxy
 import (
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/bpfsh/bpfsh/bpf/bpftest"
 )
 
 // TestLiveTransactionPooling walks through transaction pooling with one
@@ -349,5 +353,31 @@ func TestLiveManyDataRows(t *testing.T) {
 	}
 	if got := r.stat(StatPassBound) + r.stat(StatPassMalformed); got != 0 {
 		t.Fatalf("%d chunks passed", got)
+	}
+}
+
+// TestPinDir: a pinned data path is readable from its pins (proxy status
+// in another shell), and Close removes the pins.
+func TestPinDir(t *testing.T) {
+	r := newRig(t, ModeTransaction, 1, 2)
+	dir := filepath.Join(bpftest.PinRoot(t), "proxy")
+	if err := r.d.PinDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := SnapshotPinned(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Clients != 1 || snap.Servers != 2 || snap.Idle != 2 || len(snap.Conns) != 3 || len(snap.Stats) != len(StatNames) {
+		t.Fatalf("pinned snapshot %+v", snap)
+	}
+	if err := r.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Fatalf("pins left after Close: %v", left)
+	}
+	if _, ok := <-r.d.Events(); ok {
+		t.Fatal("Events not closed by Close")
 	}
 }
