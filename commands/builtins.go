@@ -5,4 +5,5 @@ package commands
 import (
 	_ "github.com/bpfsh/bpfsh/bpf/cache"
 	_ "github.com/bpfsh/bpfsh/bpf/kv"
+	_ "github.com/bpfsh/bpfsh/bpf/proxy"
 )

@@ -55,11 +55,11 @@ type walker struct {
 // clientWalker walks what a client sends to port 5432; serverWalker what
 // the server sends back. Each test uses its own client port.
 func clientWalker(t testing.TB, objs *ProxyObjects, cport uint16) *walker {
-	return &walker{t: t, objs: objs, sport: cport, dport: Port}
+	return (&walker{t: t, objs: objs, sport: cport, dport: Port}).reset()
 }
 
 func serverWalker(t testing.TB, objs *ProxyObjects, cport uint16) *walker {
-	return &walker{t: t, objs: objs, sport: Port, dport: cport, server: true}
+	return (&walker{t: t, objs: objs, sport: Port, dport: cport, server: true}).reset()
 }
 
 // chunk walks one segment's payload and returns the chunk's result.
@@ -79,12 +79,21 @@ func (w *walker) chunk(payload []byte) ProxyPgWalkResult {
 	return r
 }
 
+// reset forgets the flow's state (a port used before starts afresh).
+func (w *walker) reset() *walker {
+	w.objs.Walks.Delete(w.key())
+	return w
+}
+
+func (w *walker) key() *ProxyPgFlow {
+	return &ProxyPgFlow{Saddr: 0x0100000a, Daddr: 0x0200000a, Sport: htons(w.sport), Dport: htons(w.dport)}
+}
+
 // state is the flow's walker state and totals.
 func (w *walker) state() ProxyPgFlowWalk {
 	w.t.Helper()
 	var fw ProxyPgFlowWalk
-	key := ProxyPgFlow{Saddr: 0x0100000a, Daddr: 0x0200000a, Sport: htons(w.sport), Dport: htons(w.dport)}
-	if err := w.objs.Walks.Lookup(&key, &fw); err != nil {
+	if err := w.objs.Walks.Lookup(w.key(), &fw); err != nil {
 		w.t.Fatalf("look up the flow's walk state: %v", err)
 	}
 	return fw
