@@ -1,8 +1,7 @@
 package proxy
 
 import (
-	"fmt"
-
+	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/cilium/ebpf"
 )
 
@@ -61,26 +60,10 @@ const (
 )
 
 // Stat is one counter summed over the CPUs.
-type Stat struct {
-	Index int
-	Name  string
-	Value uint64
-}
+type Stat = bpf.Counter
 
 // ReadStats sums the per-CPU counters of a proxy stats map (pinned as
 // <pin-root>/NAME/stats).
 func ReadStats(stats *ebpf.Map) ([]Stat, error) {
-	out := make([]Stat, len(StatNames))
-	for i, name := range StatNames {
-		var per []uint64
-		if err := stats.Lookup(uint32(i), &per); err != nil {
-			return nil, fmt.Errorf("read proxy stats[%d] (%s): %w", i, name, err)
-		}
-		var sum uint64
-		for _, v := range per {
-			sum += v
-		}
-		out[i] = Stat{Index: i, Name: name, Value: sum}
-	}
-	return out, nil
+	return bpf.SumCounters(stats, StatNames, "proxy stats")
 }
