@@ -7,17 +7,22 @@ require (
 	github.com/creack/pty v1.1.24
 	github.com/elk-language/go-prompt v1.3.1
 	github.com/gopacket/gopacket v1.7.7
+	github.com/jackc/pgx/v5 v5.7.6
 	github.com/olekukonko/tablewriter v1.1.5
 	golang.org/x/sys v0.45.0
 	golang.org/x/term v0.43.0
 )
 
 require (
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/mattn/go-tty v0.0.7 // indirect
 	github.com/pkg/term v1.2.0-beta.2 // indirect
 	github.com/rivo/uniseg v0.4.7 // indirect
+	golang.org/x/crypto v0.51.0 // indirect
 	golang.org/x/exp v0.0.0-20250305212735-054e65f0b394 // indirect
 	golang.org/x/net v0.55.0 // indirect
+	golang.org/x/text v0.37.0 // indirect
 )
 
 require (
