@@ -110,6 +110,12 @@ type BenchRun struct {
 	// microseconds (pgbench's own included: the same client on every
 	// leg).
 	CPUPerTx float64 `json:"cpu_per_tx_us"`
+	// ProcsPerTx is the CPU time per transaction of the processes that
+	// serve the load (PostgreSQL, the proxy, pgbench), in microseconds:
+	// unlike CPUPerTx it leaves out whatever else runs on the machine,
+	// and also the softirq time that is nobody's (with IRQ time
+	// accounting, the in-kernel redirects' share).
+	ProcsPerTx float64 `json:"procs_cpu_per_tx_us"`
 	// ProxyCPU is the proxy process's CPU time (PgBouncer's, or bpfsh's
 	// own process: its user-space front; the kernel's share shows in the
 	// machine's figures only).
@@ -124,6 +130,7 @@ type BenchRatio struct {
 	LatencyAvg float64 `json:"latency_avg"`
 	P99        float64 `json:"p99"`
 	CPUPerTx   float64 `json:"cpu_per_tx"`
+	ProcsPerTx float64 `json:"procs_cpu_per_tx"`
 	Busy       float64 `json:"busy"`
 	// LatencyGoal and CPUGoal: Tigger's figures against PgBouncer, at
 	// least 29% lower average latency and 42% lower CPU per transaction.
@@ -144,11 +151,8 @@ type BenchResult struct {
 	PgBouncerVersion string       `json:"pgbouncer_version"`
 	CPUs             int          `json:"cpus"`
 	Runs             []BenchRun   `json:"runs"`
-	// Ratios are bpfsh's figures over PgBouncer's, per script (when the
-	// bpfsh leg ran).
+	// Ratios are bpfsh's figures over PgBouncer's, per script.
 	Ratios []BenchRatio `json:"ratios,omitempty"`
-	// Skipped says why a leg did not run (the leg's name to the reason).
-	Skipped map[string]string `json:"skipped,omitempty"`
 }
 
 // BenchMissing says what to install for the bench; nil when all is there.
@@ -171,7 +175,7 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		return nil, fmt.Errorf("proxy bench: %w", err)
 	}
 	defer c.Stop()
-	r := &BenchResult{Options: o, PostgresVersion: version(c.Bin("postgres")), PgBouncerVersion: version(pgcluster.PgBouncerBin), Skipped: map[string]string{}}
+	r := &BenchResult{Options: o, PostgresVersion: version(c.Bin("postgres")), PgBouncerVersion: version(pgcluster.PgBouncerBin)}
 	if err := pgcluster.PgbenchInit(ctx, c, o.Scale); err != nil {
 		return nil, fmt.Errorf("proxy bench: %w", err)
 	}
@@ -181,10 +185,6 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	}
 	for _, leg := range []string{LegDirect, LegPgBouncer, LegBpfsh} {
 		host, port, proxyPid, stop, err := startLeg(ctx, c, leg, o.Pool)
-		if errors.Is(err, errNotMerged) {
-			r.Skipped[leg] = err.Error()
-			continue
-		}
 		if err != nil {
 			return nil, fmt.Errorf("proxy bench: %s: %w", leg, err)
 		}
@@ -215,7 +215,7 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		x := BenchRatio{Script: script, TPS: ratio(b.Pgbench.TPS, p.Pgbench.TPS),
 			LatencyAvg: ratio(float64(b.Pgbench.LatencyAvg), float64(p.Pgbench.LatencyAvg)),
 			P99:        ratio(float64(b.Pgbench.P99), float64(p.Pgbench.P99)),
-			CPUPerTx:   ratio(b.CPUPerTx, p.CPUPerTx), Busy: ratio(b.CPU.Busy, p.CPU.Busy)}
+			CPUPerTx:   ratio(b.CPUPerTx, p.CPUPerTx), ProcsPerTx: ratio(b.ProcsPerTx, p.ProcsPerTx), Busy: ratio(b.CPU.Busy, p.CPU.Busy)}
 		x.LatencyGoal = x.LatencyAvg > 0 && x.LatencyAvg <= GoalLatency
 		x.CPUGoal = x.CPUPerTx > 0 && x.CPUPerTx <= GoalCPU
 		r.Ratios = append(r.Ratios, x)
@@ -285,6 +285,9 @@ func benchRun(ctx context.Context, c *pgcluster.Cluster, o BenchOptions, leg, sc
 		run.ProxyCPU = run.CPU.Procs["pgbouncer"]
 	case LegBpfsh:
 		run.ProxyCPU = run.CPU.Procs["bpfsh"]
+	}
+	if p.Transactions > 0 {
+		run.ProcsPerTx = (run.CPU.Procs["postgres"] + run.ProxyCPU + p.ClientCPU) / float64(p.Transactions) * 1e6
 	}
 	return run, nil
 }

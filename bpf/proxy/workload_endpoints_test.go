@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"os"
 	"testing"
 
@@ -61,9 +60,6 @@ func TestWorkloadsPgBouncer(t *testing.T) {
 func TestWorkloadsBpfsh(t *testing.T) {
 	c := workloadCluster(t)
 	host, port, stop, err := startBpfshLeg(context.Background(), c, 4)
-	if errors.Is(err, errNotMerged) {
-		t.Skipf("skipped: %v", err)
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
