@@ -16,6 +16,11 @@ have redis-server || need+=(redis-server)
 have redis-benchmark || need+=(redis-tools)
 # cache bench and the cache's live tests run memcached in a namespace.
 [ -x /usr/bin/memcached ] || need+=(memcached)
+# The proxy's tests and proxy bench run a throwaway PostgreSQL and
+# PgBouncer; Debian's postgresql brings initdb, pg_ctl, psql and pgbench
+# (pgbench is in postgresql-NN itself, not in postgresql-contrib).
+compgen -G '/usr/lib/postgresql/*/bin/pgbench' >/dev/null || need+=(postgresql)
+[ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
