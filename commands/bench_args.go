@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,4 +47,14 @@ func benchMix(v, examples string) (get, set int, err error) {
 		return 0, 0, Usagef("mix %q: give GETs:SETs as two counts up to 1000, e.g. %s", v, examples)
 	}
 	return gw, sw, nil
+}
+
+// benchFailed is a bench's error; when the session was interrupted, one
+// line that says so and that the bench cleaned up (the error then is only
+// the interruption's echo).
+func benchFailed(s *Session, name string, err error) error {
+	if s.Context().Err() != nil {
+		return errors.New(name + ": interrupted; everything it started is stopped and removed")
+	}
+	return err
 }

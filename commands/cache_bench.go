@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -88,10 +87,7 @@ func runCacheBench(s *Session, args []string) (Result, error) {
 	}
 	res, err := cache.Bench(s.Context(), o)
 	if err != nil {
-		if s.Context().Err() != nil {
-			return nil, errors.New("cache bench: interrupted; everything it started is stopped and removed")
-		}
-		return nil, err
+		return nil, benchFailed(s, "cache bench", err)
 	}
 	return cacheBenchTable(res), nil
 }

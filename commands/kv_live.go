@@ -254,10 +254,7 @@ func runKVBench(s *Session, args []string) (Result, error) {
 	}
 	res, err := kv.Bench(s.Context(), o)
 	if err != nil {
-		if s.Context().Err() != nil {
-			return nil, errors.New("kv bench: interrupted; everything it started is stopped and removed")
-		}
-		return nil, err
+		return nil, benchFailed(s, "kv bench", err)
 	}
 	return liveBenchTable(res), nil
 }

@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -78,10 +77,7 @@ func runProxyBench(s *Session, args []string) (Result, error) {
 	}
 	res, err := proxy.Bench(s.Context(), o)
 	if err != nil {
-		if s.Context().Err() != nil {
-			return nil, errors.New("proxy bench: interrupted; everything it started is stopped and removed")
-		}
-		return nil, err
+		return nil, benchFailed(s, "proxy bench", err)
 	}
 	return proxyBenchTable(res), nil
 }

@@ -83,12 +83,8 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := Missing(); err != nil {
 		return nil, err
 	}
-	switch o.Auth {
-	case "":
-		o.Auth = "trust"
-	case "trust", "md5", "scram-sha-256":
-	default:
-		return nil, fmt.Errorf("postgres: auth %q: want trust, md5 or scram-sha-256", o.Auth)
+	if o.Auth, err = authMethod("postgres", o.Auth); err != nil {
+		return nil, err
 	}
 	if o.MaxConnections == 0 {
 		o.MaxConnections = 100

@@ -78,12 +78,8 @@ func StartPgBouncer(ctx context.Context, c *Cluster, o PgBouncerOptions) (b *PgB
 	default:
 		return nil, fmt.Errorf("pgbouncer: mode %q: want transaction, session or statement", o.Mode)
 	}
-	switch o.Auth {
-	case "":
-		o.Auth = "trust"
-	case "trust", "md5", "scram-sha-256":
-	default:
-		return nil, fmt.Errorf("pgbouncer: auth %q: want trust, md5 or scram-sha-256", o.Auth)
+	if o.Auth, err = authMethod("pgbouncer", o.Auth); err != nil {
+		return nil, err
 	}
 	if o.Pool == 0 {
 		o.Pool = 8

@@ -76,3 +76,15 @@ func dsn(host string, port int, user, password, db string) string {
 	}
 	return s
 }
+
+// authMethod checks a client authentication method, "" meaning trust;
+// what ("postgres", "pgbouncer") starts the error.
+func authMethod(what, auth string) (string, error) {
+	switch auth {
+	case "":
+		return "trust", nil
+	case "trust", "md5", "scram-sha-256":
+		return auth, nil
+	}
+	return "", fmt.Errorf("%s: auth %q: want trust, md5 or scram-sha-256", what, auth)
+}
