@@ -3,6 +3,7 @@ package commands_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
@@ -214,4 +216,93 @@ func hostPort(t *testing.T, addr string) (string, string) {
 		t.Fatalf("address %q has no port", addr)
 	}
 	return addr[:i], addr[i+1:]
+}
+
+// psqlScript is what a user types into psql through the proxy: a
+// transaction of several statements, meta commands (which run catalog
+// queries), an error inside a transaction and its ROLLBACK, then \q.
+const psqlScript = `CREATE TABLE psql_items (id int PRIMARY KEY, name text NOT NULL);
+BEGIN;
+INSERT INTO psql_items VALUES (1, 'one');
+INSERT INTO psql_items VALUES (2, 'two');
+SELECT count(*) AS in_tx FROM psql_items;
+COMMIT;
+\d psql_items
+\dt
+\l
+BEGIN;
+INSERT INTO psql_items VALUES (3, 'three');
+SELECT 1/0;
+SELECT 'after the error';
+ROLLBACK;
+SELECT id, name FROM psql_items ORDER BY id;
+\echo psql-done
+\q
+SELECT 'not reached';
+`
+
+// The real psql, interactive on a terminal (a pty), through the proxy in
+// transaction mode (each statement outside a transaction, and each of
+// psql's catalog queries, may get another server): everything a session
+// at the prompt does works, and the prompt follows the transaction.
+func TestProxyPsql(t *testing.T) {
+	c := proxyCluster(t)
+	root := bpftest.PinRoot(t)
+	p := startForegroundProxy(t, root, c, "--pool", "2", "--mode", "transaction")
+	host, port := hostPort(t, p.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.Bin("psql"), "-X", "-h", host, "-p", port, "-U", "postgres", "-d", "postgres", "-P", "pager=off")
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8", "HOME=" + t.TempDir(), "PGCONNECT_TIMEOUT=10", "TERM=dumb"}
+	tty, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var all lockedBuffer
+	read := make(chan struct{})
+	go func() { io.Copy(&all, tty); close(read) }() // until psql exits (EIO)
+	// Type once psql prompts: its line editor has the terminal then, so
+	// the transcript holds each line once, after its prompt.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(all.String(), "postgres=# "); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("psql did not prompt through the proxy within 30s:\n%s\nproxy:\n%s", all.String(), p.out)
+		}
+	}
+	if _, err := tty.Write([]byte(psqlScript)); err != nil {
+		t.Fatal(err)
+	}
+	werr := cmd.Wait()
+	<-read
+	out := strings.ReplaceAll(all.String(), "\r\n", "\n")
+	if werr != nil {
+		t.Fatalf("psql through the proxy: %v\n%s\nproxy:\n%s", werr, out, p.out)
+	}
+	// The prompt shows the transaction status the proxy passed on from
+	// the server's ReadyForQuery: = idle, * in a transaction, ! failed.
+	for _, want := range []string{
+		"postgres=# CREATE TABLE psql_items (id int PRIMARY KEY, name text NOT NULL);\nCREATE TABLE\npostgres=# BEGIN;\nBEGIN\n" +
+			"postgres=*# INSERT INTO psql_items VALUES (1, 'one');\nINSERT 0 1\npostgres=*# INSERT INTO psql_items VALUES (2, 'two');\nINSERT 0 1\n" +
+			"postgres=*# SELECT count(*) AS in_tx FROM psql_items;\n in_tx \n-------\n     2\n(1 row)\n\npostgres=*# COMMIT;\nCOMMIT\npostgres=# \\d psql_items\n",
+		`Table "public.psql_items"`, " id     | integer |           | not null | \n name   | text    |           | not null | \n",
+		`"psql_items_pkey" PRIMARY KEY, btree (id)`,
+		"postgres=# \\dt\n", " public | psql_items | table | postgres\n(1 row)\n",
+		"postgres=# \\l\n", "List of databases", " template1 | postgres |",
+		"postgres=# BEGIN;\nBEGIN\npostgres=*# INSERT INTO psql_items VALUES (3, 'three');\nINSERT 0 1\n" +
+			"postgres=*# SELECT 1/0;\nERROR:  division by zero\npostgres=!# SELECT 'after the error';\n" +
+			"ERROR:  current transaction is aborted, commands ignored until end of transaction block\npostgres=!# ROLLBACK;\nROLLBACK\n" +
+			"postgres=# SELECT id, name FROM psql_items ORDER BY id;\n id | name \n----+------\n  1 | one\n  2 | two\n(2 rows)\n\n" +
+			"postgres=# \\echo psql-done\npsql-done\npostgres=# \\q\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("psql's session lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "ERROR:"); n != 2 || !strings.HasSuffix(out, "postgres=# \\q\n") {
+		t.Errorf("psql's session has %d errors (want the 2 above) or goes on after \\q:\n%s", n, out)
+	}
+	if code := p.interrupt(t); code != 130 {
+		t.Errorf("bpfsh proxy start after SIGINT: exit %d, want 130:\n%s", code, p.out)
+	}
 }
