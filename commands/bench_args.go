@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Argument parsing shared by the live benches (kv bench, cache bench,
@@ -47,6 +48,16 @@ func benchMix(v, examples string) (get, set int, err error) {
 		return 0, 0, Usagef("mix %q: give GETs:SETs as two counts up to 1000, e.g. %s", v, examples)
 	}
 	return gw, sw, nil
+}
+
+// benchFor parses a load's duration for kv and cache bench: 100ms to
+// 10m.
+func benchFor(v string) (time.Duration, error) {
+	d, err := ParseDuration(v)
+	if err == nil && (d < 100*time.Millisecond || d > 10*time.Minute) {
+		err = Usagef("for %s: 100ms to 10m", v)
+	}
+	return d, err
 }
 
 // benchFailed is a bench's error; when the session was interrupted, one

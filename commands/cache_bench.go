@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/bpfsh/bpfsh/bpf/cache"
 )
@@ -72,10 +71,7 @@ func runCacheBench(s *Session, args []string) (Result, error) {
 				}
 				o.Zipf = z
 			case "for":
-				o.Duration, err = ParseDuration(v)
-				if err == nil && (o.Duration < 100*time.Millisecond || o.Duration > 10*time.Minute) {
-					err = Usagef("for %s: 100ms to 10m", v)
-				}
+				o.Duration, err = benchFor(v)
 			}
 			return err
 		})

@@ -237,10 +237,7 @@ func runKVBench(s *Session, args []string) (Result, error) {
 			case "mix":
 				o.GetWeight, o.SetWeight, err = benchMix(v, "9:1, 1:1 or 1:0")
 			case "for":
-				o.Duration, err = ParseDuration(v)
-				if err == nil && (o.Duration < 100*time.Millisecond || o.Duration > 10*time.Minute) {
-					err = Usagef("for %s: 100ms to 10m", v)
-				}
+				o.Duration, err = benchFor(v)
 			}
 			return err
 		})
