@@ -1,11 +1,9 @@
 package commands
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/bpfsh/bpfsh/bpf/cache"
 )
@@ -43,73 +41,49 @@ func cacheBenchCommand() *Command {
 
 func runCacheBench(s *Session, args []string) (Result, error) {
 	var o cache.BenchOptions
-	const takes = "cache bench takes clients N, depth N, keys N, value BYTES, mix GET:SET, zipf S, uniform, threads N and for DURATION"
-	for i := 0; i < len(args); i++ {
-		w := args[i]
-		if w == "uniform" {
-			o.Uniform = true
-			continue
-		}
-		if i+1 >= len(args) {
+	err := benchArgs(args, []string{"uniform"}, []string{"clients", "depth", "keys", "value", "mix", "zipf", "threads", "for"},
+		"cache bench clients 8 keys 10000 value 32 mix 30:1 zipf 0.99 for 5s",
+		"cache bench takes clients N, depth N, keys N, value BYTES, mix GET:SET, zipf S, uniform, threads N and for DURATION",
+		func(w, v string) (err error) {
 			switch w {
-			case "clients", "depth", "keys", "value", "mix", "zipf", "threads", "for":
-				return nil, Usagef("%s needs a value, e.g. cache bench clients 8 keys 10000 value 32 mix 30:1 zipf 0.99 for 5s", w)
+			case "uniform":
+				o.Uniform = true
+			case "clients":
+				o.Clients, err = livePositive(w, v, 256)
+			case "depth":
+				o.Depth, err = livePositive(w, v, cache.MaxDepth)
+			case "keys":
+				o.Keys, err = livePositive(w, v, 60000)
+			case "threads":
+				o.Threads, err = livePositive(w, v, 64)
+			case "value":
+				n, perr := strconv.Atoi(v)
+				if perr != nil || n < cache.MinValueSize || n > cache.MaxValue {
+					err = Usagef("value %q: %d to %d bytes (the value carries a version; the cache holds up to %d)", v, cache.MinValueSize, cache.MaxValue, cache.MaxValue)
+				}
+				o.ValueSize = n
+			case "mix":
+				o.GetWeight, o.SetWeight, err = benchMix(v, "30:1, 9:1 or 1:0")
+			case "zipf":
+				z, perr := strconv.ParseFloat(v, 64)
+				if perr != nil || z <= 0 || z == 1 || z > 10 {
+					err = Usagef("zipf %q: a skew above 0 and up to 10, except 1 (BMC used 0.99); uniform for uniform keys", v)
+				}
+				o.Zipf = z
+			case "for":
+				o.Duration, err = benchFor(v)
 			}
-			return nil, Usagef("unexpected %q; %s", w, takes)
-		}
-		v := args[i+1]
-		i++
-		var err error
-		switch w {
-		case "clients":
-			o.Clients, err = livePositive(w, v, 256)
-		case "depth":
-			o.Depth, err = livePositive(w, v, cache.MaxDepth)
-		case "keys":
-			o.Keys, err = livePositive(w, v, 60000)
-		case "threads":
-			o.Threads, err = livePositive(w, v, 64)
-		case "value":
-			n, perr := strconv.Atoi(v)
-			if perr != nil || n < cache.MinValueSize || n > cache.MaxValue {
-				err = Usagef("value %q: %d to %d bytes (the value carries a version; the cache holds up to %d)", v, cache.MinValueSize, cache.MaxValue, cache.MaxValue)
-			}
-			o.ValueSize = n
-		case "mix":
-			g, st, ok := strings.Cut(v, ":")
-			gw, gerr := strconv.Atoi(g)
-			sw, serr := strconv.Atoi(st)
-			if !ok || gerr != nil || serr != nil || gw < 0 || sw < 0 || gw+sw == 0 || gw > 1000 || sw > 1000 {
-				return nil, Usagef("mix %q: give GETs:SETs as two counts up to 1000, e.g. 30:1, 9:1 or 1:0", v)
-			}
-			o.GetWeight, o.SetWeight = gw, sw
-		case "zipf":
-			z, perr := strconv.ParseFloat(v, 64)
-			if perr != nil || z <= 0 || z == 1 || z > 10 {
-				err = Usagef("zipf %q: a skew above 0 and up to 10, except 1 (BMC used 0.99); uniform for uniform keys", v)
-			}
-			o.Zipf = z
-		case "for":
-			o.Duration, err = ParseDuration(v)
-			if err == nil && (o.Duration < 100*time.Millisecond || o.Duration > 10*time.Minute) {
-				err = Usagef("for %s: 100ms to 10m", v)
-			}
-		default:
-			return nil, Usagef("unexpected %q; %s", w, takes)
-		}
-		if err != nil {
-			return nil, err
-		}
+			return err
+		})
+	if err != nil {
+		return nil, err
 	}
 	if err := cache.MemcachedMissing(); err != nil {
 		return nil, fmt.Errorf("cache bench: %v", err)
 	}
 	res, err := cache.Bench(s.Context(), o)
 	if err != nil {
-		if s.Context().Err() != nil {
-			return nil, errors.New("cache bench: interrupted; everything it started is stopped and removed")
-		}
-		return nil, err
+		return nil, benchFailed(s, "cache bench", err)
 	}
 	return cacheBenchTable(res), nil
 }

@@ -218,51 +218,31 @@ func liveOrNone(s string) string {
 
 func runKVBench(s *Session, args []string) (Result, error) {
 	var o kv.BenchOptions
-	for i := 0; i < len(args); i++ {
-		w := args[i]
-		if w == "no-redis" {
-			o.NoRedis = true
-			continue
-		}
-		if i+1 >= len(args) {
+	err := benchArgs(args, []string{"no-redis"}, []string{"clients", "keys", "value", "mix", "for"},
+		"kv bench clients 8 keys 10000 value 32 mix 9:1 for 5s",
+		"kv bench takes clients N, keys N, value BYTES, mix GET:SET, for DURATION and no-redis",
+		func(w, v string) (err error) {
 			switch w {
-			case "clients", "keys", "value", "mix", "for":
-				return nil, Usagef("%s needs a value, e.g. kv bench clients 8 keys 10000 value 32 mix 9:1 for 5s", w)
+			case "no-redis":
+				o.NoRedis = true
+			case "clients":
+				o.Clients, err = livePositive(w, v, 1024)
+			case "keys":
+				o.Keys, err = livePositive(w, v, 60000)
+			case "value":
+				o.ValueSize, err = livePositive(w, v, kv.MaxLiveValue)
+				if err != nil {
+					err = Usagef("value %s: 1 to %d bytes: on veth a GET reply can only grow its request frame to the next 64-byte boundary (see help kv serve)", v, kv.MaxLiveValue)
+				}
+			case "mix":
+				o.GetWeight, o.SetWeight, err = benchMix(v, "9:1, 1:1 or 1:0")
+			case "for":
+				o.Duration, err = benchFor(v)
 			}
-			return nil, Usagef("unexpected %q; kv bench takes clients N, keys N, value BYTES, mix GET:SET, for DURATION and no-redis", w)
-		}
-		v := args[i+1]
-		i++
-		var err error
-		switch w {
-		case "clients":
-			o.Clients, err = livePositive(w, v, 1024)
-		case "keys":
-			o.Keys, err = livePositive(w, v, 60000)
-		case "value":
-			o.ValueSize, err = livePositive(w, v, kv.MaxLiveValue)
-			if err != nil {
-				err = Usagef("value %s: 1 to %d bytes: on veth a GET reply can only grow its request frame to the next 64-byte boundary (see help kv serve)", v, kv.MaxLiveValue)
-			}
-		case "mix":
-			g, st, ok := strings.Cut(v, ":")
-			gw, gerr := strconv.Atoi(g)
-			sw, serr := strconv.Atoi(st)
-			if !ok || gerr != nil || serr != nil || gw < 0 || sw < 0 || gw+sw == 0 || gw > 1000 || sw > 1000 {
-				return nil, Usagef("mix %q: give GETs:SETs as two counts up to 1000, e.g. 9:1, 1:1 or 1:0", v)
-			}
-			o.GetWeight, o.SetWeight = gw, sw
-		case "for":
-			o.Duration, err = ParseDuration(v)
-			if err == nil && (o.Duration < 100*time.Millisecond || o.Duration > 10*time.Minute) {
-				err = Usagef("for %s: 100ms to 10m", v)
-			}
-		default:
-			return nil, Usagef("unexpected %q; kv bench takes clients N, keys N, value BYTES, mix GET:SET, for DURATION and no-redis", w)
-		}
-		if err != nil {
-			return nil, err
-		}
+			return err
+		})
+	if err != nil {
+		return nil, err
 	}
 	if !o.NoRedis {
 		if err := kv.RedisMissing(); err != nil {
@@ -271,10 +251,7 @@ func runKVBench(s *Session, args []string) (Result, error) {
 	}
 	res, err := kv.Bench(s.Context(), o)
 	if err != nil {
-		if s.Context().Err() != nil {
-			return nil, errors.New("kv bench: interrupted; everything it started is stopped and removed")
-		}
-		return nil, err
+		return nil, benchFailed(s, "kv bench", err)
 	}
 	return liveBenchTable(res), nil
 }

@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -40,43 +39,31 @@ func proxyBenchCommand() *Command {
 
 func runProxyBench(s *Session, args []string) (Result, error) {
 	var o proxy.BenchOptions
-	const takes = "proxy bench takes clients N, jobs N, for DURATION, scale N, pool N and select-only"
-	for i := 0; i < len(args); i++ {
-		w := args[i]
-		if w == "select-only" {
-			o.SelectOnly = true
-			continue
-		}
-		if i+1 >= len(args) {
+	err := benchArgs(args, []string{"select-only"}, []string{"clients", "jobs", "for", "scale", "pool"},
+		"proxy bench clients 16 jobs 2 for 30s scale 10 pool 20",
+		"proxy bench takes clients N, jobs N, for DURATION, scale N, pool N and select-only",
+		func(w, v string) (err error) {
 			switch w {
-			case "clients", "jobs", "for", "scale", "pool":
-				return nil, Usagef("%s needs a value, e.g. proxy bench clients 16 jobs 2 for 30s scale 10 pool 20", w)
+			case "select-only":
+				o.SelectOnly = true
+			case "clients":
+				o.Clients, err = livePositive(w, v, proxy.MaxBenchClients)
+			case "jobs":
+				o.Jobs, err = livePositive(w, v, proxy.MaxBenchClients)
+			case "scale":
+				o.Scale, err = livePositive(w, v, proxy.MaxBenchScale)
+			case "pool":
+				o.Pool, err = livePositive(w, v, proxy.MaxBenchPool)
+			case "for":
+				o.Duration, err = ParseDuration(v)
+				if err == nil && (o.Duration < time.Second || o.Duration > time.Hour || o.Duration%time.Second != 0) {
+					err = Usagef("for %s: whole seconds from 1s to 1h (pgbench -T counts seconds)", v)
+				}
 			}
-			return nil, Usagef("unexpected %q; %s", w, takes)
-		}
-		v := args[i+1]
-		i++
-		var err error
-		switch w {
-		case "clients":
-			o.Clients, err = livePositive(w, v, proxy.MaxBenchClients)
-		case "jobs":
-			o.Jobs, err = livePositive(w, v, proxy.MaxBenchClients)
-		case "scale":
-			o.Scale, err = livePositive(w, v, proxy.MaxBenchScale)
-		case "pool":
-			o.Pool, err = livePositive(w, v, proxy.MaxBenchPool)
-		case "for":
-			o.Duration, err = ParseDuration(v)
-			if err == nil && (o.Duration < time.Second || o.Duration > time.Hour || o.Duration%time.Second != 0) {
-				err = Usagef("for %s: whole seconds from 1s to 1h (pgbench -T counts seconds)", v)
-			}
-		default:
-			return nil, Usagef("unexpected %q; %s", w, takes)
-		}
-		if err != nil {
-			return nil, err
-		}
+			return err
+		})
+	if err != nil {
+		return nil, err
 	}
 	clients := o.Clients
 	if clients == 0 {
@@ -90,10 +77,7 @@ func runProxyBench(s *Session, args []string) (Result, error) {
 	}
 	res, err := proxy.Bench(s.Context(), o)
 	if err != nil {
-		if s.Context().Err() != nil {
-			return nil, errors.New("proxy bench: interrupted; everything it started is stopped and removed")
-		}
-		return nil, err
+		return nil, benchFailed(s, "proxy bench", err)
 	}
 	return proxyBenchTable(res), nil
 }

@@ -21,9 +21,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 
-	"github.com/bpfsh/bpfsh/shell"
+	"github.com/bpfsh/bpfsh/bench/internal/benchrun"
 )
 
 func main() {
@@ -35,32 +34,9 @@ func main() {
 	selectOnly := flag.Bool("select-only", false, "run only the select-only script (-S)")
 	jsonOut := flag.Bool("json", false, "print the result as JSON")
 	flag.Parse()
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "bench/proxy: run as root (PostgreSQL runs as the postgres user; bpfsh's proxy loads BPF programs): sudo go run ./bench/proxy")
-		os.Exit(2)
-	}
-	pinRoot, err := os.MkdirTemp("/sys/fs/bpf", "bpfsh-proxybench-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench/proxy: temporary pin root: %v (is bpffs mounted on /sys/fs/bpf?)\n", err)
-		os.Exit(1)
-	}
-	state, err := os.MkdirTemp("", "bpfsh-proxybench-state-")
-	if err != nil {
-		os.Remove(pinRoot)
-		fmt.Fprintf(os.Stderr, "bench/proxy: temporary state directory: %v\n", err)
-		os.Exit(1)
-	}
-	os.Setenv("XDG_STATE_HOME", state)
 	line := fmt.Sprintf("proxy bench clients %d jobs %d for %s scale %d pool %d", *clients, *jobs, *dur, *scale, *pool)
 	if *selectOnly {
 		line += " select-only"
 	}
-	args := []string{"--pin-root", pinRoot, "-c", line}
-	if *jsonOut {
-		args = append([]string{"-j"}, args...)
-	}
-	code := shell.Main(args, strings.NewReader(""), os.Stdout, os.Stderr)
-	os.RemoveAll(pinRoot)
-	os.RemoveAll(state)
-	os.Exit(code)
+	os.Exit(benchrun.RunAsRoot("proxy", "PostgreSQL runs as the postgres user; bpfsh's proxy loads BPF programs", line, *jsonOut))
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/bpfsh/bpfsh/bpf/internal/cpustat"
 )
 
 // The bench
@@ -89,18 +89,11 @@ func (o *BenchOptions) defaults() error {
 	return nil
 }
 
-// CPU is the CPU time spent during a phase, in CPU-seconds.
+// CPU is the CPU time spent during a phase, in CPU-seconds: the
+// machine's from /proc/stat (user, system, softirq, irq, idle, busy,
+// capacity, wall) and the processes'.
 type CPU struct {
-	// Machine-wide, from /proc/stat.
-	User    float64 `json:"user"` // user and nice
-	System  float64 `json:"system"`
-	Softirq float64 `json:"softirq"`
-	Irq     float64 `json:"irq"`
-	Idle    float64 `json:"idle"` // idle and iowait
-	// Busy is everything but idle; Capacity the CPUs times the phase's
-	// wall time.
-	Busy     float64 `json:"busy"`
-	Capacity float64 `json:"capacity"`
+	cpustat.Usage
 	// LoadGen is the bench process's own time (the load generator),
 	// Memcached memcached's (user + system, from /proc/PID/stat).
 	LoadGen   float64 `json:"loadgen"`
@@ -207,11 +200,9 @@ func (r *BenchResult) phase(ctx context.Context, l *Live, name string, lo LoadOp
 	if err != nil {
 		return fmt.Errorf("cache bench: %w", err)
 	}
-	start := time.Now()
 	if out.Load, err = Load(ctx, lo); err != nil {
 		return fmt.Errorf("cache bench: %s: %w", name, err)
 	}
-	wall := time.Since(start)
 	cpu1, err := readCPU(l.Memcached.Pid)
 	if err != nil {
 		return fmt.Errorf("cache bench: %w", err)
@@ -219,7 +210,7 @@ func (r *BenchResult) phase(ctx context.Context, l *Live, name string, lo LoadOp
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	out.CPU = cpu1.since(cpu0, wall)
+	out.CPU = cpu1.since(cpu0)
 	after, err := l.Stats()
 	if err != nil {
 		return fmt.Errorf("cache bench: %w", err)
@@ -236,82 +227,34 @@ func (r *BenchResult) phase(ctx context.Context, l *Live, name string, lo LoadOp
 	return nil
 }
 
-// cpuSample is /proc/stat's first line and two processes' times, in
-// clock ticks.
+// cpuSample is the machine's counters and two processes' times.
 type cpuSample struct {
-	user, system, idle, irq, softirq, total uint64
-	self, selfUser, memcached               uint64
-	cpus                                    int
+	machine         cpustat.Sample
+	self, memcached cpustat.Times
 }
-
-// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
-const clockTicks = 100
 
 func readCPU(memcachedPid int) (cpuSample, error) {
 	var s cpuSample
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return s, fmt.Errorf("read /proc/stat: %w", err)
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		if f[0] != "cpu" {
-			if strings.HasPrefix(f[0], "cpu") {
-				s.cpus++
-			}
-			continue
-		}
-		var v [10]uint64
-		for i := 1; i < len(f) && i <= 10; i++ {
-			v[i-1], _ = strconv.ParseUint(f[i], 10, 64)
-		}
-		// user nice system idle iowait irq softirq steal guest guest_nice
-		s.user, s.system, s.idle, s.irq, s.softirq = v[0]+v[1], v[2], v[3]+v[4], v[5], v[6]
-		s.total = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7]
-	}
-	if s.self, s.selfUser, err = procTicks("self"); err != nil {
+	var err error
+	if s.machine, err = cpustat.Read(); err != nil {
 		return s, err
 	}
-	if s.memcached, _, err = procTicks(strconv.Itoa(memcachedPid)); err != nil {
+	if s.self, err = cpustat.Process(os.Getpid()); err != nil {
+		return s, err
+	}
+	if s.memcached, err = cpustat.Process(memcachedPid); err != nil {
 		return s, err
 	}
 	return s, nil
 }
 
-// procTicks is a process's utime + stime and its utime (all its
-// threads).
-func procTicks(pid string) (total, user uint64, err error) {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0, 0, fmt.Errorf("read CPU time of process %s: %w", pid, err)
-	}
-	// The command name (field 2) may hold spaces: fields count from the
-	// last ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, 0, fmt.Errorf("/proc/%s/stat: too few fields", pid)
-	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, 0, fmt.Errorf("/proc/%s/stat: utime %q stime %q", pid, f[11], f[12])
-	}
-	return ut + st, ut, nil
-}
-
-func (s cpuSample) since(o cpuSample, wall time.Duration) CPU {
-	sec := func(a, b uint64) float64 { return float64(a-b) / clockTicks }
+func (s cpuSample) since(o cpuSample) CPU {
 	c := CPU{
-		User: sec(s.user, o.user), System: sec(s.system, o.system), Softirq: sec(s.softirq, o.softirq),
-		Irq: sec(s.irq, o.irq), Idle: sec(s.idle, o.idle),
-		LoadGen: sec(s.self, o.self), LoadGenUser: sec(s.selfUser, o.selfUser), Memcached: sec(s.memcached, o.memcached),
-		Capacity: float64(s.cpus) * wall.Seconds(),
+		Usage:       s.machine.Since(o.machine),
+		LoadGen:     cpustat.Seconds(s.self.Own(), o.self.Own()),
+		LoadGenUser: cpustat.Seconds(s.self.User, o.self.User),
+		Memcached:   cpustat.Seconds(s.memcached.Own(), o.memcached.Own()),
 	}
 	c.LoadGenSystem = c.LoadGen - c.LoadGenUser
-	c.Busy = sec(s.total, o.total) - c.Idle
 	return c
 }

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Malformed and oversize messages, while other clients run: garbage in
@@ -75,16 +73,11 @@ func runMalformed(t *testing.T, e endpoint) {
 // the raw connection, and, when the endpoint must close it, waits for
 // that; otherwise it holds the connection a while and goes.
 func sendAfterLogin(ctx context.Context, e endpoint, msg []byte, inTx, closes bool) error {
-	c, err := e.connect(ctx, pgx.QueryExecModeSimpleProtocol)
+	c, err := e.connectIn(ctx, inTx)
 	if err != nil {
 		return err
 	}
 	defer c.Close(context.Background())
-	if inTx {
-		if _, err := c.Exec(ctx, "BEGIN"); err != nil {
-			return err
-		}
-	}
 	conn := c.PgConn().Conn()
 	if _, err := conn.Write(msg); err != nil {
 		return fmt.Errorf("write: %w", err)

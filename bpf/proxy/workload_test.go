@@ -60,6 +60,20 @@ func (e endpoint) connect(ctx context.Context, mode pgx.QueryExecMode) (*pgx.Con
 	return c, nil
 }
 
+// connectIn connects through the endpoint with the simple protocol and,
+// when inTx, opens a transaction (BEGIN).
+func (e endpoint) connectIn(ctx context.Context, inTx bool) (*pgx.Conn, error) {
+	c, err := e.connect(ctx, pgx.QueryExecModeSimpleProtocol)
+	if err != nil || !inTx {
+		return c, err
+	}
+	if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+		c.Close(context.Background())
+		return nil, err
+	}
+	return c, nil
+}
+
 // admin is a connection to PostgreSQL itself, bypassing the endpoint.
 func (e endpoint) admin(t *testing.T, ctx context.Context) *pgx.Conn {
 	t.Helper()
@@ -482,16 +496,11 @@ func runCancel(t *testing.T, e endpoint) {
 }
 
 func cancelOne(ctx context.Context, e endpoint, inTx bool) error {
-	c, err := e.connect(ctx, pgx.QueryExecModeSimpleProtocol)
+	c, err := e.connectIn(ctx, inTx)
 	if err != nil {
 		return err
 	}
 	defer c.Close(context.Background())
-	if inTx {
-		if _, err := c.Exec(ctx, "BEGIN"); err != nil {
-			return err
-		}
-	}
 	errc := make(chan error, 1)
 	start := time.Now()
 	go func() {

@@ -1,5 +1,5 @@
 // Package benchrun runs one bpfsh command line for a bench command
-// (bench/cache, bench/kv) as `bpfsh -c` would, in a temporary pin root and
+// (bench/cache, bench/kv, bench/proxy) as `bpfsh -c` would, in a temporary pin root and
 // state directory, so that a bench touches nothing of the user's.
 package benchrun
 
@@ -18,8 +18,14 @@ import (
 // network namespaces need. The pin root (under /sys/fs/bpf) and the state
 // directory (XDG_STATE_HOME) it makes are removed when the line is done.
 func Run(name, line string, jsonOut bool) int {
+	return RunAsRoot(name, "XDP, network namespaces", line, jsonOut)
+}
+
+// RunAsRoot is Run for a bench that needs root for other reasons: why
+// says which, in the message when it is not root.
+func RunAsRoot(name, why, line string, jsonOut bool) int {
 	if os.Geteuid() != 0 {
-		fmt.Fprintf(os.Stderr, "bench/%s: run as root (XDP, network namespaces): sudo go run ./bench/%s\n", name, name)
+		fmt.Fprintf(os.Stderr, "bench/%s: run as root (%s): sudo go run ./bench/%s\n", name, why, name)
 		return 2
 	}
 	pinRoot, err := os.MkdirTemp("/sys/fs/bpf", "bpfsh-"+name+"bench-")

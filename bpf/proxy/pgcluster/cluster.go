@@ -83,12 +83,8 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := Missing(); err != nil {
 		return nil, err
 	}
-	switch o.Auth {
-	case "":
-		o.Auth = "trust"
-	case "trust", "md5", "scram-sha-256":
-	default:
-		return nil, fmt.Errorf("postgres: auth %q: want trust, md5 or scram-sha-256", o.Auth)
+	if o.Auth, err = authMethod("postgres", o.Auth); err != nil {
+		return nil, err
 	}
 	if o.MaxConnections == 0 {
 		o.MaxConnections = 100
@@ -163,16 +159,7 @@ shared_buffers = 128MB
 host all postgres 127.0.0.1/32 trust
 host all all 127.0.0.1/32 %s
 `, o.Auth)
-	for name, text := range map[string]string{"postgresql.auto.conf": conf, "pg_hba.conf": hba} {
-		path := filepath.Join(c.data(), name)
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-			return fmt.Errorf("postgres: write %s: %w", path, err)
-		}
-		if err := os.Chown(path, int(c.uid), int(c.gid)); err != nil {
-			return fmt.Errorf("postgres: chown %s: %w", path, err)
-		}
-	}
-	return nil
+	return c.writeAsPostgres("postgres", c.data(), map[string]string{"postgresql.auto.conf": conf, "pg_hba.conf": hba})
 }
 
 func (c *Cluster) data() string { return filepath.Join(c.Dir, "data") }
@@ -183,14 +170,7 @@ func (c *Cluster) Addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c
 // DSN is a libpq/pgx connection string for user on database db (postgres
 // when empty), over TCP, without TLS.
 func (c *Cluster) DSN(user, password, db string) string {
-	if db == "" {
-		db = "postgres"
-	}
-	dsn := fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", c.Host, c.Port, user, db)
-	if password != "" {
-		dsn += " password=" + quoteLiteral(password)
-	}
-	return dsn
+	return dsn(c.Host, c.Port, user, password, db)
 }
 
 // Bin is the path of one of PostgreSQL's programs (psql, pgbench, ...).
@@ -224,38 +204,20 @@ func (c *Cluster) pgctl(ctx context.Context, args ...string) ([]byte, error) {
 // run runs one of PostgreSQL's programs as the postgres user.
 func (c *Cluster) run(ctx context.Context, name string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, c.Bin(name), args...)
-	cmd.Dir = c.Dir
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8", "HOME=" + c.Dir}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: c.uid, Gid: c.gid}, Setpgid: true}
+	c.asPostgres(cmd, c.Dir)
 	return cmd.CombinedOutput()
 }
 
 // reap stops and removes the clusters of bpfsh processes that are gone
 // (a test killed by its timeout leaves its postgres running).
 func reap() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
-	for _, dir := range dirs {
-		rest := strings.TrimPrefix(filepath.Base(dir), dirPrefix)
-		pid, err := strconv.Atoi(strings.SplitN(rest, "-", 2)[0])
-		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
-			continue
-		}
+	reapDirs(dirPrefix, func(dir string) {
 		if pidfile, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid")); err == nil {
 			if p, err := strconv.Atoi(strings.SplitN(string(pidfile), "\n", 2)[0]); err == nil && p > 0 {
 				syscall.Kill(p, syscall.SIGQUIT)
 			}
 		}
-		os.RemoveAll(dir)
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("postgres: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	})
 }
 
 func quoteIdent(s string) string   { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

@@ -78,12 +78,8 @@ func StartPgBouncer(ctx context.Context, c *Cluster, o PgBouncerOptions) (b *PgB
 	default:
 		return nil, fmt.Errorf("pgbouncer: mode %q: want transaction, session or statement", o.Mode)
 	}
-	switch o.Auth {
-	case "":
-		o.Auth = "trust"
-	case "trust", "md5", "scram-sha-256":
-	default:
-		return nil, fmt.Errorf("pgbouncer: auth %q: want trust, md5 or scram-sha-256", o.Auth)
+	if o.Auth, err = authMethod("pgbouncer", o.Auth); err != nil {
+		return nil, err
 	}
 	if o.Pool == 0 {
 		o.Pool = 8
@@ -116,9 +112,7 @@ func StartPgBouncer(ctx context.Context, c *Cluster, o PgBouncerOptions) (b *PgB
 		return b, err
 	}
 	cmd := exec.Command(PgBouncerBin, b.ini())
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8", "HOME=" + dir}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: c.uid, Gid: c.gid}, Setpgid: true}
+	c.asPostgres(cmd, dir)
 	if err := cmd.Start(); err != nil {
 		return b, fmt.Errorf("pgbouncer: start %s: %w", PgBouncerBin, err)
 	}
@@ -164,16 +158,7 @@ log_pooler_errors = 1
 	for name, password := range o.Users {
 		users += fmt.Sprintf("%s %s\n", quoteUserlist(name), quoteUserlist(password))
 	}
-	for name, text := range map[string]string{"pgbouncer.ini": ini, "userlist.txt": users} {
-		path := filepath.Join(b.Dir, name)
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-			return fmt.Errorf("pgbouncer: write %s: %w", path, err)
-		}
-		if err := os.Chown(path, int(c.uid), int(c.gid)); err != nil {
-			return fmt.Errorf("pgbouncer: chown %s: %w", path, err)
-		}
-	}
-	return nil
+	return c.writeAsPostgres("pgbouncer", b.Dir, map[string]string{"pgbouncer.ini": ini, "userlist.txt": users})
 }
 
 // quoteUserlist quotes a name or password for the auth_file ("" inside).
@@ -212,14 +197,7 @@ func (b *PgBouncer) Addr() string { return net.JoinHostPort(b.Host, strconv.Itoa
 // DSN is a libpq/pgx connection string through PgBouncer for user on
 // database db (postgres when empty), without TLS.
 func (b *PgBouncer) DSN(user, password, db string) string {
-	if db == "" {
-		db = "postgres"
-	}
-	dsn := fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", b.Host, b.Port, user, db)
-	if password != "" {
-		dsn += " password=" + quoteLiteral(password)
-	}
-	return dsn
+	return dsn(b.Host, b.Port, user, password, db)
 }
 
 // Pid is PgBouncer's process id (0 when not running).
@@ -257,20 +235,13 @@ func (b *PgBouncer) Stop() error {
 // reapPgBouncers stops and removes the PgBouncers of bpfsh processes that
 // are gone.
 func reapPgBouncers() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), pgbouncerPrefix+"*"))
-	for _, dir := range dirs {
-		rest := strings.TrimPrefix(filepath.Base(dir), pgbouncerPrefix)
-		pid, err := strconv.Atoi(strings.SplitN(rest, "-", 2)[0])
-		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
-			continue
-		}
+	reapDirs(pgbouncerPrefix, func(dir string) {
 		if pidfile, err := os.ReadFile(filepath.Join(dir, "pid")); err == nil {
 			if p, err := strconv.Atoi(strings.TrimSpace(string(pidfile))); err == nil && p > 0 && isPgBouncer(p) {
 				syscall.Kill(p, syscall.SIGKILL)
 			}
 		}
-		os.RemoveAll(dir)
-	}
+	})
 }
 
 // isPgBouncer checks a pid still names a pgbouncer before it is killed
