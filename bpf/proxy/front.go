@@ -481,6 +481,14 @@ func (p *Proxy) clientBytes(cl *client, data []byte) bool {
 			return false
 		}
 	}
+	if typ, ok := invalidFrontendType(cl.buf[:n]); ok {
+		// What PostgreSQL says and does (and PgBouncer does): the stream
+		// makes no sense, so the connection ends. No server sees it: a
+		// pooled backend would die of it.
+		writeMessages(cl.conn, fatal("08P01", "invalid frontend message type %d", typ))
+		p.dropClient(cl, false)
+		return false
+	}
 	if n == 0 {
 		return true
 	}
@@ -495,7 +503,7 @@ func (p *Proxy) clientBytes(cl *client, data []byte) bool {
 			s.conn.Write(msgs)
 		} else {
 			cl.pending = append(cl.pending, msgs...)
-			if _, l := messageEnd(msgs); (l == 'Q' || l == 'S' || l == 'H') && !cl.queued {
+			if _, l := messageEnd(msgs); waitsForAnswer(l) && !cl.queued {
 				p.serve(cl)
 			}
 		}
