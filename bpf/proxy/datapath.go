@@ -123,7 +123,7 @@ func (d *Datapath) PinDir(dir string) error {
 	}
 	for name, m := range map[string]*ebpf.Map{
 		ClientSocksMap: d.objs.ClientSocks, ServerSocksMap: d.objs.ServerSocks, ConnsMap: d.objs.Conns,
-		IdleMap: d.objs.Idle, EventsMap: d.objs.Events, StatsMap: d.objs.Stats, WalksMap: d.objs.Walks, WalkLastMap: d.objs.WalkLast,
+		IdleMap: d.objs.Idle, CancellingMap: d.objs.Cancelling, EventsMap: d.objs.Events, StatsMap: d.objs.Stats, WalksMap: d.objs.Walks, WalkLastMap: d.objs.WalkLast,
 	} {
 		if err := pin(name, m); err != nil {
 			return err
@@ -158,12 +158,30 @@ func Cookie(c *net.TCPConn) (Sock, error) {
 }
 
 // AddServer hands over an authenticated, idle server connection: into
-// conns, the server sockhash and the idle stack. The front must have read
+// conns, the server sockhash and the idle stack (or, while it is held for
+// a cancel request, held: Unhold makes it idle). The front must have read
 // everything the server sent (its ReadyForQuery included) before.
 func (d *Datapath) AddServer(c *net.TCPConn) (Sock, error) {
 	s, err := d.add(c, RoleServer, d.objs.ServerSocks)
 	if err != nil {
 		return 0, err
+	}
+	if held, err := d.held(s); err != nil || held {
+		if err != nil {
+			d.Remove(s)
+			return 0, fmt.Errorf("add server %s: %w", c.RemoteAddr(), err)
+		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		var st ProxyPgConn
+		if err := d.objs.Conns.Lookup(uint64(s), &st); err == nil {
+			st.Flags = st.Flags&^FlagIdle | FlagHeld
+			err = d.objs.Conns.Update(uint64(s), &st, ebpf.UpdateExist)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("add server %s: hold socket %d in %s: %w", c.RemoteAddr(), s, ConnsMap, err)
+		}
+		return s, nil
 	}
 	if err := d.objs.Idle.Update(nil, uint64(s), ebpf.UpdateAny); err != nil {
 		d.Remove(s)
@@ -310,6 +328,53 @@ func (d *Datapath) Link(client, server Sock) error {
 	return nil
 }
 
+// Hold marks a server that a cancel request is about to be sent to: the
+// kernel then does not put it back on the idle stack when its client's
+// transaction ends, but unlinks it, flags it held and sends
+// EventServerHeld. Were it reused before the cancel lands, the cancel
+// would stop the next client's query. Call Unhold once the cancel has been
+// delivered (PostgreSQL has signalled the backend).
+func (d *Datapath) Hold(server Sock) error {
+	if err := d.objs.Cancelling.Update(uint64(server), uint32(1), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("hold server %d for a cancel request: update %s: %w", server, CancellingMap, err)
+	}
+	return nil
+}
+
+// held says whether server is marked by Hold.
+func (d *Datapath) held(server Sock) (bool, error) {
+	var v uint32
+	err := d.objs.Cancelling.Lookup(uint64(server), &v)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up server %d in %s: %w", server, CancellingMap, err)
+	}
+	return true, nil
+}
+
+// Unhold ends Hold: if the kernel held the server back meanwhile (or
+// AddServer added it held), it goes on the idle stack now and released is
+// true (serve waiting clients). A server no longer in the data path is
+// only forgotten. Call it under the same lock as PopIdle and Link.
+func (d *Datapath) Unhold(server Sock) (released bool, err error) {
+	if err := d.objs.Cancelling.Delete(uint64(server)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return false, fmt.Errorf("unhold server %d: delete from %s: %w", server, CancellingMap, err)
+	}
+	d.mu.Lock()
+	var st ProxyPgConn
+	err = d.objs.Conns.Lookup(uint64(server), &st)
+	d.mu.Unlock()
+	if err != nil || st.Role != RoleServer || st.Flags&FlagHeld == 0 {
+		return false, nil
+	}
+	if err := d.Release(server); err != nil {
+		return false, fmt.Errorf("unhold server %d: %w", server, err)
+	}
+	return true, nil
+}
+
 // Release puts a server back on the idle stack (after user space used it,
 // or to undo a PopIdle), unlinking it from its client if linked.
 func (d *Datapath) Release(server Sock) error {
@@ -329,7 +394,7 @@ func (d *Datapath) Release(server Sock) error {
 		d.clearPeer(Sock(st.Peer), server)
 	}
 	st.Peer = 0
-	st.Flags |= FlagIdle
+	st.Flags = st.Flags&^FlagHeld | FlagIdle
 	if err := d.objs.Conns.Update(uint64(server), &st, ebpf.UpdateExist); err != nil {
 		return fmt.Errorf("release server %d: update %s: %w", server, ConnsMap, err)
 	}

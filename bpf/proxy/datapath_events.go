@@ -14,6 +14,7 @@ const (
 	EventClientPassed                       // bytes passed to user space for another reason (Terminate 'X', unparseable, too large)
 	EventServerIdle                         // a server went back onto an empty idle stack (serve a waiting client: drain PopIdle)
 	EventServerPassed                       // server bytes with no linked client were passed to user space
+	EventServerHeld                         // a server was unlinked but not made idle: a cancel request for it is in flight (Hold); Unhold releases it
 )
 
 // String names the kind.
@@ -27,6 +28,8 @@ func (k EventKind) String() string {
 		return "server-idle"
 	case EventServerPassed:
 		return "server-passed"
+	case EventServerHeld:
+		return "server-held"
 	}
 	return fmt.Sprintf("event(%d)", uint32(k))
 }
@@ -42,6 +45,7 @@ const (
 	ReasonBound            // more than WalkSteps messages in one chunk
 	ReasonNoPeer           // no linked peer (no idle server for a client; no client for a server)
 	ReasonRedirect         // the peer was gone from its sockhash
+	ReasonCancel           // a cancel request for the server is in flight
 )
 
 // String names the reason.
@@ -59,6 +63,8 @@ func (r Reason) String() string {
 		return "no-peer"
 	case ReasonRedirect:
 		return "redirect-failed"
+	case ReasonCancel:
+		return "cancel"
 	}
 	return fmt.Sprintf("reason(%d)", uint32(r))
 }

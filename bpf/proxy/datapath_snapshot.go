@@ -28,6 +28,7 @@ type Conn struct {
 	Waiting     bool
 	Passing     bool
 	Idle        bool
+	Held        bool   // server: held back from the idle stack for a cancel request
 	Outstanding int32  // client: requests sent and not yet answered by ReadyForQuery
 	Msgs        uint64 // message headers walked
 	Bytes       uint64
@@ -59,7 +60,7 @@ func snapshot(conns, stats *ebpf.Map) (Snapshot, error) {
 	it := conns.Iterate()
 	for it.Next(&k, &v) {
 		c := Conn{Sock: Sock(k), Peer: Sock(v.Peer), Waiting: v.Flags&FlagWaiting != 0, Passing: v.Flags&FlagPassing != 0,
-			Idle: v.Flags&FlagIdle != 0, Outstanding: v.Outstanding, Msgs: v.Msgs, Bytes: v.Bytes}
+			Idle: v.Flags&FlagIdle != 0, Held: v.Flags&FlagHeld != 0, Outstanding: v.Outstanding, Msgs: v.Msgs, Bytes: v.Bytes}
 		switch v.Role {
 		case RoleClient:
 			c.Role = "client"

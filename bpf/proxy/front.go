@@ -90,6 +90,8 @@ type dataPath interface {
 	PopIdle() (Sock, bool, error)
 	Link(client, server Sock) error
 	Release(server Sock) error
+	Hold(server Sock) error
+	Unhold(server Sock) (bool, error)
 	Peer(s Sock) (Sock, bool, error)
 	Events() <-chan Event
 	Snapshot() (Snapshot, error)
@@ -117,6 +119,10 @@ type Proxy struct {
 	waiting  []*client
 	nextPID  uint32
 	counters Counters
+
+	// dialCancel opens the connection a cancel request goes to the
+	// server on (tests delay it to widen the race it must survive).
+	dialCancel func(ctx context.Context) (net.Conn, error)
 }
 
 // Counters are what the front has counted since Start.
@@ -481,6 +487,14 @@ func (p *Proxy) clientBytes(cl *client, data []byte) bool {
 			return false
 		}
 	}
+	if typ, ok := invalidFrontendType(cl.buf[:n]); ok {
+		// What PostgreSQL says and does (and PgBouncer does): the stream
+		// makes no sense, so the connection ends. No server sees it: a
+		// pooled backend would die of it.
+		writeMessages(cl.conn, fatal("08P01", "invalid frontend message type %d", typ))
+		p.dropClient(cl, false)
+		return false
+	}
 	if n == 0 {
 		return true
 	}
@@ -495,7 +509,7 @@ func (p *Proxy) clientBytes(cl *client, data []byte) bool {
 			s.conn.Write(msgs)
 		} else {
 			cl.pending = append(cl.pending, msgs...)
-			if _, l := messageEnd(msgs); (l == 'Q' || l == 'S' || l == 'H') && !cl.queued {
+			if _, l := messageEnd(msgs); waitsForAnswer(l) && !cl.queued {
 				p.serve(cl)
 			}
 		}
@@ -576,6 +590,15 @@ func (p *Proxy) eventLoop() {
 		case ev, ok := <-events:
 			if !ok {
 				events = nil
+				continue
+			}
+			if ev.Kind == EventServerHeld {
+				p.mu.Lock()
+				if s := p.servers[ev.Sock]; !p.closed && (s == nil || s.cancels == 0) {
+					// Its cancel was delivered before the kernel held it.
+					p.unhold(ev.Sock)
+				}
+				p.mu.Unlock()
 				continue
 			}
 			if ev.Kind != EventServerIdle {

@@ -93,3 +93,8 @@ func (f *fakePath) Peer(s Sock) (Sock, bool, error) {
 func (f *fakePath) Events() <-chan Event        { return f.events }
 func (f *fakePath) Snapshot() (Snapshot, error) { return Snapshot{}, nil }
 func (f *fakePath) Close() error                { close(f.events); return nil }
+
+// Hold and Unhold: the fake never unlinks, so nothing is ever held back.
+func (f *fakePath) Hold(Sock) error { return nil }
+
+func (f *fakePath) Unhold(Sock) (bool, error) { return false, nil }

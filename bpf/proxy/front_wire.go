@@ -122,3 +122,26 @@ func messageEnd(b []byte) (n int, last byte) {
 	}
 	return n, last
 }
+
+// invalidFrontendType returns the type of the first message in b (whole
+// messages) that a client may not send once logged in: PostgreSQL ends
+// the connection with FATAL "invalid frontend message type" for it.
+func invalidFrontendType(b []byte) (byte, bool) {
+	for len(b) >= 5 {
+		switch b[0] {
+		case 'B', 'C', 'D', 'E', 'F', 'H', 'P', 'Q', 'S', 'X', 'c', 'd', 'f':
+		default:
+			return b[0], true
+		}
+		b = b[1+int(binary.BigEndian.Uint32(b[1:])):]
+	}
+	return 0, false
+}
+
+// waitsForAnswer says whether a client whose last message has type t
+// waits for the server's answer before it sends more: a request answered
+// by ReadyForQuery (Query, Sync, FunctionCall) or a Flush. Only then may
+// a waiting client be linked (no byte of its can race the link).
+func waitsForAnswer(t byte) bool {
+	return t == 'Q' || t == 'S' || t == 'F' || t == 'H'
+}

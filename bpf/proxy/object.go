@@ -29,6 +29,7 @@ const (
 	StatsMap       = "stats"
 	WalksMap       = "walks"
 	WalkLastMap    = "walk_last"
+	CancellingMap  = "cancelling"
 )
 
 // VarPoolMode is the load-time constant with the pool mode (load proxy
@@ -68,6 +69,7 @@ const (
 	FlagWaiting = 1 // client: no server was idle; its bytes go to user space
 	FlagPassing = 2 // every byte goes to user space (Terminate, malformed, bound, redirect failed)
 	FlagIdle    = 4 // server: on the idle stack
+	FlagHeld    = 8 // server: unlinked while a cancel request was in flight; Unhold releases it
 )
 
 // Walker flags (pg_walk.flags).

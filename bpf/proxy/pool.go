@@ -26,6 +26,9 @@ type server struct {
 	discarded bool // the reset's DISCARD ALL completed; its ReadyForQuery ends the reset
 	closed    bool
 	buf       []byte
+	// cancels counts cancel requests on their way to this server's
+	// backend; while there are any it is held out of the idle stack.
+	cancels int
 }
 
 // dialTimeout bounds connecting and logging in to the server.

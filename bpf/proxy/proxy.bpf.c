@@ -49,12 +49,14 @@ char LICENSE[] SEC("license") = "GPL";
 #define CONN_WAITING 1 /* client: no server was idle; its bytes go to user space */
 #define CONN_PASSING 2 /* every byte goes to user space (Terminate, malformed, bound) */
 #define CONN_IDLE 4    /* server: on the idle stack */
+#define CONN_HELD 8    /* server: unlinked with a cancel request in flight; user space releases it */
 
 /* Event kinds (datapath.go's EventKind). */
 #define EV_CLIENT_WAITING 1
 #define EV_CLIENT_PASSED 2
 #define EV_SERVER_IDLE 3
 #define EV_SERVER_PASSED 4
+#define EV_SERVER_HELD 5
 
 /* Why an event was sent (pg_event.reason). */
 #define WHY_NONE 0
@@ -63,6 +65,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define WHY_BOUND 3
 #define WHY_NO_PEER 4
 #define WHY_REDIRECT 5
+#define WHY_CANCEL 6
 
 /* Indices of the per-CPU counters in stats (stats.go names them). */
 enum proxy_stat {
@@ -86,6 +89,7 @@ enum proxy_stat {
 	STAT_WALK_CHUNKS = 17,    /* tc_pg_walk: chunks walked */
 	STAT_WALK_MALFORMED = 18, /* tc_pg_walk: chunks reported malformed */
 	STAT_KEEP_OPEN = 19,      /* 'I' seen but the link kept: client mid-batch or requests outstanding */
+	STAT_HELD_CANCEL = 20,    /* unlinks that held the server back: a cancel request in flight */
 };
 
 /* The pool mode, set at load time: 1 transaction, 2 session. */
@@ -166,6 +170,17 @@ struct {
 	__uint(max_entries, PROXY_MAX_IDLE);
 	__type(value, __u64);
 } idle SEC(".maps");
+
+/* Servers a cancel request is on its way to (user space's entries, under
+ * the server's cookie). Such a server is not put back on the idle stack at
+ * unlink: reused, it would run the next client's query when the cancel
+ * lands. User space releases it once the cancel is delivered. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PROXY_MAX_SOCKS);
+	__type(key, __u64);
+	__type(value, __u32);
+} cancelling SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -384,8 +399,18 @@ int sk_pg_server(struct __sk_buff *skb)
 		__u64 empty = 0;
 		int was_empty = bpf_map_peek_elem(&idle, &empty) != 0;
 
+		/* The compare-and-swap is a full barrier: user space, which
+		 * enters cancelling and then reads the client's peer, either
+		 * sees the link gone (and drops the cancel) or is seen here. */
 		__sync_val_compare_and_swap(&c->peer, cookie, 0);
 		s->peer = 0;
+		if (bpf_map_lookup_elem(&cancelling, &cookie)) {
+			__sync_fetch_and_or(&s->flags, CONN_HELD);
+			count(STAT_HELD_CANCEL, 1);
+			count(STAT_UNLINK, 1);
+			emit(EV_SERVER_HELD, WHY_CANCEL, cookie, peer);
+			return SK_PASS;
+		}
 		__sync_fetch_and_or(&s->flags, CONN_IDLE);
 		if (bpf_map_push_elem(&idle, &cookie, 0)) {
 			/* The stack is full: should not happen (it holds every

@@ -87,6 +87,7 @@ type ProxyPgWalkResult struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	ProxyMapCancelling    = "cancelling"
 	ProxyMapClientSocks   = "client_socks"
 	ProxyMapConns         = "conns"
 	ProxyMapEvents        = "events"
@@ -155,6 +156,7 @@ type ProxyProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProxyMapSpecs struct {
+	Cancelling  *ebpf.MapSpec `ebpf:"cancelling"`
 	ClientSocks *ebpf.MapSpec `ebpf:"client_socks"`
 	Conns       *ebpf.MapSpec `ebpf:"conns"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
@@ -193,6 +195,7 @@ func (o *ProxyObjects) Close() error {
 //
 // It can be passed to LoadProxyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProxyMaps struct {
+	Cancelling  *ebpf.Map `ebpf:"cancelling"`
 	ClientSocks *ebpf.Map `ebpf:"client_socks"`
 	Conns       *ebpf.Map `ebpf:"conns"`
 	Events      *ebpf.Map `ebpf:"events"`
@@ -205,6 +208,7 @@ type ProxyMaps struct {
 
 func (m *ProxyMaps) Close() error {
 	return _ProxyClose(
+		m.Cancelling,
 		m.ClientSocks,
 		m.Conns,
 		m.Events,

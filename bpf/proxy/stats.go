@@ -29,6 +29,7 @@ var StatNames = []string{
 	"walk_chunks",     // 17: tc_pg_walk: chunks walked
 	"walk_malformed",  // 18: tc_pg_walk: chunks reported malformed
 	"keep_open",       // 19: ReadyForQuery 'I' that kept the link: client mid-batch or requests outstanding
+	"held_cancel",     // 20: unlinks that held the server back: a cancel request for it in flight
 }
 
 // StatSlots is the stats map's size (PROXY_STAT_MAX): room for counters
@@ -57,6 +58,7 @@ const (
 	StatWalkChunks
 	StatWalkMalformed
 	StatKeepOpen
+	StatHeldCancel
 )
 
 // Stat is one counter summed over the CPUs.
