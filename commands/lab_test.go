@@ -305,6 +305,14 @@ func TestLabStart(t *testing.T) {
 	if wd, _ := os.Getwd(); wd != dir {
 		t.Errorf("after lab start the shell is in %s, want %s", wd, dir)
 	}
+	// The failing line is named by its file's line number, below the
+	// words; the expectation itself is not reported as an error.
+	code, _, errb = bpfsh(t, root, "-c", "lab check --lang en")
+	want := "error: -c:1: lesson 1 is not done yet: 0 of 3 checks pass. Still missing: key 7 of sample/counts does not hold 1 yet. ('lab hint' says what to do)\n" +
+		"  check 1 failed at 01-sample/check.bpfsh:7: expect map: map counts key 7: want 1, but the key is absent\n"
+	if code != 1 || errb != want {
+		t.Errorf("lab check: exit %d\n%s\nwant exit 1\n%s", code, errb, want)
+	}
 	if out := bpfshOK(t, root, "lab show --lang en"); !strings.Contains(out, "## Steps\n\n```text\nbpfsh> map update") {
 		t.Errorf("lab show:\n%s", out)
 	}
