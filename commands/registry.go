@@ -22,5 +22,6 @@ func All() []*Command {
 		kvCmd,
 		cacheCmd,
 		proxyCmd,
+		labCmd,
 	}
 }

@@ -36,6 +36,14 @@ type Session struct {
 	// keep running in the background of the session (proxy start) runs in
 	// the foreground until interrupted.
 	OneShot bool
+	// RunLines, set by the shell, runs lines of a bpfsh script in this
+	// session (its pin root, state directory, variables; in the process's
+	// working directory), as a script runs: what lab start and lab check
+	// run, since commands call down and never into the shell. It stops at
+	// the first failure, a failed expectation included, and returns what
+	// the commands printed (as text) and that failure as a *LineError,
+	// printing neither.
+	RunLines func(lines Lines) (output string, err error)
 
 	atExit    []func() error
 	atExitSet map[string]bool
@@ -76,3 +84,24 @@ func (s *Session) Context() context.Context {
 	}
 	return s.Ctx
 }
+
+// Lines are lines of a bpfsh script for Session.RunLines: Text's first
+// line is line First of the file Name, which messages name.
+type Lines struct {
+	Name  string
+	First int
+	Text  string
+}
+
+// LineError is the first failure of lines run by Session.RunLines: where
+// it happened (file:line) and the error, a failed expectation or a
+// failing command.
+type LineError struct {
+	At  string
+	Err error
+}
+
+func (e *LineError) Error() string { return e.At + ": " + e.Err.Error() }
+
+// Unwrap is the failure itself.
+func (e *LineError) Unwrap() error { return e.Err }

@@ -29,6 +29,8 @@ flags:
 const envText = `environment:
   BPFSH_HISTORY   the interactive shell's history file
                   (default $XDG_STATE_HOME/bpfsh/history, or ~/.local/state/bpfsh/history)
+  BPFSH_LABS      a folder of lessons (NN-topic/) for the lab commands to use
+                  instead of the built-in ones
 `
 
 // Main runs bpfsh with the given arguments and streams and returns its exit

@@ -50,6 +50,9 @@ type Shell struct {
 	// suites run (see suite.go); otherwise names resolve from the
 	// working directory, as in bpftool batch files.
 	scriptDirs bool
+	// stopAtExpect makes a failed expectation stop the script, as any
+	// failing command does: a lab's check block fails at its first.
+	stopAtExpect bool
 
 	// base is the context every command's context derives from; it is
 	// cancelled when a signal ends a script. interruptMu guards
@@ -64,6 +67,7 @@ func New(s *commands.Session, out, errOut io.Writer) *Shell {
 	sh := &Shell{Session: s, Out: out, Err: errOut, base: context.Background()}
 	sh.table = append(commands.All(), sh.builtins()...)
 	s.Commands = sh.table
+	s.RunLines = sh.runPiece
 	if s.Vars == nil {
 		s.Vars = map[string]any{}
 	}
@@ -304,10 +308,17 @@ func (sh *Shell) RunScript(r io.Reader, name string) int {
 // ';' as well as lines, and needs nothing of the REPL, where the error is
 // shown as it happens and Session.LastErr keeps it for a later expect.
 func (sh *Shell) runLines(r io.Reader, name string) error {
+	return sh.runLinesFrom(r, name, 1)
+}
+
+// runLinesFrom is runLines over a piece of a file whose first line is
+// line first (a block of a lab's check.bpfsh), so that messages name the
+// file's lines.
+func (sh *Shell) runLinesFrom(r io.Reader, name string, first int) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
 	var pending strings.Builder
-	lineNo, startLine := 0, 0
+	lineNo, startLine := first-1, 0
 	var held *heldFailure
 	for sc.Scan() {
 		if sh.base.Err() != nil {
@@ -371,6 +382,9 @@ func (sh *Shell) runLines(r io.Reader, name string) error {
 			case commands.IsExpectFailure(err):
 				sh.Report(at.String()+": ", err)
 				sh.status = max(sh.status, ExitFailed)
+				if sh.stopAtExpect {
+					return err
+				}
 			case errors.As(err, &rep) && rep.goOn:
 				// A sourced script that ran to its end: its failed
 				// expectations were reported and counted there.
