@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -65,6 +66,18 @@ var labMeta = map[string]bool{"lesson.bpfsh": true, "check.bpfsh": true, "soluti
 // scripts) into dir, replacing older copies and leaving the learner's own
 // files alone.
 func copyLesson(l *tutorials.Lesson, dir string) error {
+	for _, p := range l.Borrowed {
+		b, err := fs.ReadFile(l.Root, p)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, path.Base(p)), b, 0o644); err != nil {
+			return err
+		}
+	}
 	return fs.WalkDir(l.Files, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

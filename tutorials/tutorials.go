@@ -65,6 +65,12 @@ type Lesson struct {
 	Solution Script
 	// Files is the lesson's folder.
 	Files fs.FS
+	// Borrowed are files of other lessons this one uses (#@ files:
+	// ../01-hello/hello.bpf.o), as paths in the lessons' root; lab start
+	// copies each into the working directory under its base name.
+	Borrowed []string
+	// Root is the file system holding every lesson (for Borrowed).
+	Root fs.FS
 }
 
 // Text is a text in English and in Simplified Chinese.
@@ -147,7 +153,7 @@ func Parse(fsys fs.FS, dir string) (*Lesson, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	l := &Lesson{Number: n, Dir: dir, Files: sub}
+	l := &Lesson{Number: n, Dir: dir, Files: sub, Root: fsys}
 	for _, f := range []string{"README.md", "README.zh-CN.md"} {
 		if _, err := fs.Stat(sub, f); err != nil {
 			return nil, fmt.Errorf("%s: there is no %s; every lesson has one", dir, f)
@@ -163,6 +169,22 @@ func Parse(fsys fs.FS, dir string) (*Lesson, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// borrow records files of other lessons (paths relative to this lesson's
+// folder, e.g. ../01-hello/hello.bpf.o) that must exist among the lessons.
+func (l *Lesson) borrow(names []string) error {
+	for _, name := range names {
+		p := path.Join(l.Dir, name)
+		if !fs.ValidPath(p) || !strings.HasPrefix(name, "../") {
+			return fmt.Errorf("files: %q is not a file of another lesson (write ../NN-topic/FILE)", name)
+		}
+		if st, err := fs.Stat(l.Root, p); err != nil || st.IsDir() {
+			return fmt.Errorf("files: %s is not a file among the lessons", p)
+		}
+		l.Borrowed = append(l.Borrowed, p)
+	}
+	return nil
 }
 
 // readLines reads file of the lesson as lines, and its name for messages.
@@ -249,8 +271,10 @@ func (l *Lesson) parseLesson() error {
 			}
 		case "needs":
 			l.Needs = append(l.Needs, listValue(value)...)
+		case "files":
+			err = l.borrow(listValue(value))
 		default:
-			return fmt.Errorf("%s: unknown directive %q; lesson.bpfsh has title, title.zh-CN, creates, netns and needs", at, key)
+			return fmt.Errorf("%s: unknown directive %q; lesson.bpfsh has title, title.zh-CN, creates, netns, needs and files", at, key)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", at, err)
