@@ -22,6 +22,10 @@ type recorder struct {
 	f    *os.File
 	w    *bufio.Writer
 	n    int // commands written
+	// depth is the script depth record was typed at: commands of scripts
+	// sourced below it are not written (the source line is), those at it
+	// are, also when it is itself a script's (a lab solution's) level.
+	depth int
 }
 
 // notRecorded are commands that are about the session, not what it tests.
@@ -66,7 +70,7 @@ func (sh *Shell) startRecording(path string) (commands.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("record %s: %w", path, unwrapPath(err))
 	}
-	r := &recorder{path: path, dir: filepath.Dir(abs), f: f, w: bufio.NewWriter(f)}
+	r := &recorder{path: path, dir: filepath.Dir(abs), f: f, w: bufio.NewWriter(f), depth: sh.depth}
 	fmt.Fprintf(r.w, "# bpfsh suite written by 'record'; replay with: bpfsh test %s\n", filepath.Base(abs))
 	if err := r.flush(); err != nil {
 		f.Close()

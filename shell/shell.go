@@ -154,7 +154,7 @@ func (sh *Shell) Exec(words []string) error {
 		sh.Session.Ctx = nil
 	}()
 	res, err := runCommand(path[len(path)-1], sh.Session, args)
-	if sh.rec != nil && sh.depth == 0 {
+	if sh.rec != nil && sh.depth == sh.rec.depth {
 		sh.rec.command(sh, path, args, words, res, err)
 	}
 	if err != nil {
