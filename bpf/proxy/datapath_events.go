@@ -46,6 +46,7 @@ const (
 	ReasonNoPeer           // no linked peer (no idle server for a client; no client for a server)
 	ReasonRedirect         // the peer was gone from its sockhash
 	ReasonCancel           // a cancel request for the server is in flight
+	ReasonBadType          // a message type no logged-in client may send
 )
 
 // String names the reason.
@@ -65,6 +66,8 @@ func (r Reason) String() string {
 		return "redirect-failed"
 	case ReasonCancel:
 		return "cancel"
+	case ReasonBadType:
+		return "bad-type"
 	}
 	return fmt.Sprintf("reason(%d)", uint32(r))
 }

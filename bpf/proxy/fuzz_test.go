@@ -48,7 +48,8 @@ func FuzzWalk(f *testing.F) {
 					t.Fatalf("bound hit on %d bytes", len(seg))
 				}
 				if got.Msgs != want.msgs || got.Queries != want.queries || got.Syncs != want.syncs || got.Calls != want.calls ||
-					got.Ready != want.ready || (got.Terminate != 0) != want.terminate || got.Rfq != want.rfq || (got.Malformed != 0) != want.malformed {
+					got.Ready != want.ready || (got.Terminate != 0) != want.terminate || got.Rfq != want.rfq || (got.Malformed != 0) != want.malformed ||
+					(got.BadType != 0) != want.badType {
 					t.Fatalf("server=%v cut %d,%d segment %x: kernel %+v, model %+v", server, i, j, seg, got, want)
 				}
 				st := w.state().Walk

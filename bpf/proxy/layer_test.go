@@ -97,7 +97,7 @@ func TestLayout(t *testing.T) {
 		{"struct pg_walk", unsafe.Sizeof(ProxyPgWalk{}), 24},
 		{"struct pg_conn", unsafe.Sizeof(ProxyPgConn{}), 64},
 		{"struct pg_event", unsafe.Sizeof(ProxyPgEvent{}), eventSize},
-		{"struct pg_walk_result", unsafe.Sizeof(ProxyPgWalkResult{}), 28},
+		{"struct pg_walk_result", unsafe.Sizeof(ProxyPgWalkResult{}), 32},
 		{"struct pg_flow", unsafe.Sizeof(ProxyPgFlow{}), 16},
 	} {
 		if c.got != c.want {

@@ -57,6 +57,7 @@ struct pg_walk_result {
 	__u8 rfq;        /* server: the chunk ended with a ReadyForQuery: its status */
 	__u8 malformed;  /* a length < 4 or > PG_MAX_LEN (or the stream was already lost) */
 	__u8 bound_hit;  /* PG_WALK_STEPS steps did not reach the end */
+	__u8 bad_type;   /* client: a message type no logged-in client may send */
 };
 
 /* pg_walk_ctx is bpf_loop's context: everything lives here, by value, and
@@ -70,6 +71,17 @@ struct pg_walk_ctx {
 	struct pg_walk st;
 	struct pg_walk_result res;
 };
+
+/* pg_frontend_type says whether a logged-in client may send a message of
+ * this type (PostgreSQL ends the connection with FATAL "invalid frontend
+ * message type" for any other). Q, S, F and X are counted by the caller. */
+static __always_inline int pg_frontend_type(__u8 t)
+{
+	/* Comparisons, not a switch: clang may turn a switch into a table
+	 * lookup, which the verifier refuses here. */
+	return t == 'B' || t == 'C' || t == 'D' || t == 'E' || t == 'H' || t == 'P' ||
+	       t == 'c' || t == 'd' || t == 'f';
+}
 
 /* pg_walk_header handles a completed header: counts it and checks its
  * length. Returns 1 when the walk must stop (malformed). */
@@ -95,6 +107,8 @@ static __always_inline int pg_walk_header(struct pg_walk_ctx *c, __u8 type, __u3
 		c->res.calls++;
 	} else if (type == 'X') {
 		c->res.terminate = 1;
+	} else if (!pg_frontend_type(type)) {
+		c->res.bad_type = 1;
 	}
 	return 0;
 }

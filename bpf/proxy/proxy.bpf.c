@@ -66,6 +66,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define WHY_NO_PEER 4
 #define WHY_REDIRECT 5
 #define WHY_CANCEL 6
+#define WHY_BAD_TYPE 7
 
 /* Indices of the per-CPU counters in stats (stats.go names them). */
 enum proxy_stat {
@@ -297,11 +298,14 @@ int sk_pg_client(struct __sk_buff *skb)
 		count(STAT_PASS_PASSING, 1);
 		return SK_PASS;
 	}
-	if (res.malformed || res.bound_hit || res.terminate) {
-		__u32 why = res.malformed ? WHY_MALFORMED : res.bound_hit ? WHY_BOUND : WHY_TERMINATE;
+	/* A message type no client may send goes to user space too, which
+	 * ends the client as PostgreSQL would: sent on, it would kill the
+	 * pooled backend, and its FATAL could race the client's close. */
+	if (res.malformed || res.bound_hit || res.terminate || res.bad_type) {
+		__u32 why = res.malformed ? WHY_MALFORMED : res.bound_hit ? WHY_BOUND : res.bad_type ? WHY_BAD_TYPE : WHY_TERMINATE;
 
 		__sync_fetch_and_or(&c->flags, CONN_PASSING);
-		count(res.malformed ? STAT_PASS_MALFORMED : res.bound_hit ? STAT_PASS_BOUND : STAT_PASS_TERMINATE, 1);
+		count(res.malformed || res.bad_type ? STAT_PASS_MALFORMED : res.bound_hit ? STAT_PASS_BOUND : STAT_PASS_TERMINATE, 1);
 		emit(EV_CLIENT_PASSED, why, cookie, c->peer);
 		return SK_PASS;
 	}

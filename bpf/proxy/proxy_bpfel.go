@@ -81,6 +81,8 @@ type ProxyPgWalkResult struct {
 	Rfq       uint8
 	Malformed uint8
 	BoundHit  uint8
+	BadType   uint8
+	_         [3]byte
 }
 
 // Names of all BPF objects in the ELF.

@@ -18,7 +18,7 @@ var StatNames = []string{
 	"wait",            // 6: clients marked WAITING: no idle server
 	"pass_waiting",    // 7: client chunks passed while WAITING
 	"pass_terminate",  // 8: client chunks with Terminate 'X' passed
-	"pass_malformed",  // 9: chunks passed: a malformed length, the stream lost
+	"pass_malformed",  // 9: chunks passed: a malformed length, the stream lost, a bad message type
 	"pass_bound",      // 10: chunks passed: more messages than one walk takes
 	"pass_server",     // 11: server chunks passed: no linked client
 	"pass_unknown",    // 12: chunks of sockets not in conns

@@ -19,6 +19,7 @@ type modelResult struct {
 	terminate                          bool
 	rfq                                byte
 	malformed                          bool
+	badType                            bool
 }
 
 func (m *modelWalk) walk(chunk []byte) modelResult {
@@ -59,6 +60,9 @@ func (m *modelWalk) walk(chunk []byte) modelResult {
 					r.calls++
 				case 'X':
 					r.terminate = true
+				case 'B', 'C', 'D', 'E', 'H', 'P', 'c', 'd', 'f':
+				default:
+					r.badType = true
 				}
 			}
 		}
