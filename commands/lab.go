@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bpfsh/bpfsh/bpf"
+	"github.com/bpfsh/bpfsh/bpf/kv"
 	"github.com/bpfsh/bpfsh/bpf/vethns"
 	"github.com/bpfsh/bpfsh/tutorials"
 )
@@ -469,6 +470,7 @@ func runLabReset(s *Session, args []string) (Result, error) {
 // removes the network namespaces it says it makes, and nothing else. A
 // name bpfsh loaded is unloaded as 'unload' does (kv flushes its log,
 // cache detaches); one made otherwise (pinned with bpftool) is removed.
+// A kv store's WAL and checkpoint go too.
 // It returns what it did, one phrase each.
 func removeCreated(s *Session, l *tutorials.Lesson) ([]string, error) {
 	var done []string
@@ -494,6 +496,17 @@ func removeCreated(s *Session, l *tutorials.Lesson) ([]string, error) {
 			done = append(done, "removed "+path)
 		default:
 			errs = append(errs, merr)
+		}
+		// A kv store the lesson made keeps its WAL and checkpoint in the
+		// state directory after unload; a fresh start must not replay
+		// the last attempt.
+		wal := kv.WALPath(s.StateDir, s.PinRoot, name)
+		for _, f := range []string{wal, kv.CheckpointPath(wal), wal + ".lock"} {
+			if err := os.Remove(f); err == nil {
+				done = append(done, "removed "+f)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("remove %s: %w", f, err))
+			}
 		}
 	}
 	for _, ns := range l.Netns {

@@ -140,6 +140,12 @@ func leftAfterReset(t *testing.T, l *tutorials.Lesson, root, state string) {
 	if _, err := os.Stat(filepath.Join(state, "labs", l.Dir)); err == nil {
 		t.Errorf("lab reset left the working directory %s", filepath.Join(state, "labs", l.Dir))
 	}
+	// A kv store's WAL would bring the last attempt back at the next start.
+	wals, _ := filepath.Glob(filepath.Join(state, "*", "kv", "*"))
+	more, _ := filepath.Glob(filepath.Join(state, "kv", "*"))
+	for _, f := range append(wals, more...) {
+		t.Errorf("lab reset left %s", f)
+	}
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }

@@ -1097,6 +1097,19 @@ static __always_inline __s64 data_block(const struct cache_scratch *s, __u32 *of
 	return bytes;
 }
 
+/* clear_text zeroes the scratch value's text. 1.5 KB is too much for an
+ * inlined memset, and the barrier keeps clang from turning the loop back
+ * into one. */
+static __always_inline void clear_text(struct cache_scratch *s)
+{
+	__u64 *w = (__u64 *)s->val.text;
+
+	for (__u32 i = 0; i < sizeof(s->val.text) / 8; i++) {
+		w[i] = 0;
+		asm volatile("" ::: "memory");
+	}
+}
+
 /* fill parses the reply text (tlen bytes) in s->val.text: exactly
  * "VALUE <key> <flags> <bytes>\r\n<data>\r\nEND\r\n", one key, no cas. */
 static __always_inline int fill_parse(struct cache_scratch *s, __u32 tlen, __u32 *hash)
@@ -1248,6 +1261,9 @@ int tc_cache_fill(struct __sk_buff *skb)
 		stat_inc(CACHE_STAT_FILL_SKIP);
 		return TC_ACT_OK;
 	}
+	/* The entry is stored whole: clear the text, or bytes of an earlier,
+	 * longer reply (another key's) would ride along past tlen. */
+	clear_text(s);
 	if (bpf_skb_load_bytes(skb, payoff + CACHE_FRAME_HDR, s->val.text, tlen) || fill_parse(s, tlen, &h)) {
 		stat_inc(CACHE_STAT_FILL_SKIP);
 		return TC_ACT_OK;
@@ -1654,6 +1670,7 @@ int tc_cache_resp_fill(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	s->rm = *mp;
 	bpf_map_delete_elem(&resp_misses, &conn);
+	clear_text(s); /* as in tc_cache_fill */
 	if (plen < 5 || plen > RESP_MAX_VALUE_TEXT ||
 	    bpf_skb_load_bytes(skb, payoff, s->val.text, plen) || resp_fill_parse(s, plen)) {
 		stat_inc(CACHE_STAT_RESP_FILL_SKIP);

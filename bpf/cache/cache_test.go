@@ -226,3 +226,19 @@ func TestReadStatsNamesEveryCounter(t *testing.T) {
 		t.Fatalf("stats map has %d slots, StatNames %d", c.coll.Maps[StatsMap].MaxEntries(), len(StatNames))
 	}
 }
+
+// TestFillStoresOnlyItsOwnBytes: an entry holds its reply text and zeros
+// after it, never bytes of an earlier, longer reply left in the per-CPU
+// scratch (another key's data).
+func TestFillStoresOnlyItsOwnBytes(t *testing.T) {
+	c := load(t)
+	c.missThenFill(1, "long", 0, strings.Repeat("secret", 100))
+	c.missThenFill(2, "short", 0, "x")
+	v, ok := c.cached("short")
+	if !ok {
+		t.Fatal("short not cached")
+	}
+	if tail := v.Text[v.Tlen:]; strings.Trim(string(tail[:]), "\x00") != "" {
+		t.Fatalf("short's entry carries bytes past its %d-byte text: %q", v.Tlen, strings.TrimRight(string(tail[:]), "\x00"))
+	}
+}
