@@ -1,8 +1,11 @@
 package commands
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strconv"
 	"strings"
 
@@ -69,6 +72,14 @@ var expectCmd = &Command{
 			Example: `expect trace contains "len=46"`,
 		},
 		{
+			Name:  "file",
+			Usage: "PATH contains TEXT",
+			Short: "a file (relative to the working directory) exists and contains TEXT",
+			Long: "file reads PATH now and checks that it contains TEXT: a suite or lesson check can look at what a step wrote " +
+				"(a recorded suite, a JUnit report). A missing file fails the expectation and says so.",
+			Example: `expect file ci.xml contains 'failures="0"'`,
+		},
+		{
 			Name:  "error",
 			Usage: "contains TEXT",
 			Short: "the last command failed with an error containing TEXT",
@@ -86,6 +97,7 @@ func init() {
 		"payload": expectPayload,
 		"map":     expectMap,
 		"trace":   expectTrace,
+		"file":    expectFile,
 		"error":   expectErrorText,
 	}
 	for _, c := range expectCmd.Subs {
@@ -181,6 +193,37 @@ func containsArg(op string, args []string) (string, error) {
 		return "", Usagef("%s: the text is empty; everything contains it", op)
 	}
 	return text, nil
+}
+
+func expectFile(s *Session, args []string) error {
+	const op = "expect file"
+	if len(args) < 1 {
+		return Usagef(`%s needs PATH contains TEXT, e.g. %s ci.xml contains 'failures="0"'`, op, op)
+	}
+	text, err := containsArg(op, args[1:])
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(args[0])
+	if errors.Is(err, fs.ErrNotExist) {
+		return expectFailf("%s: there is no file %s (in %s)", op, args[0], workingDir())
+	}
+	if err != nil {
+		return expectFailf("%s: %v", op, err)
+	}
+	if !bytes.Contains(b, []byte(text)) {
+		return expectFailf("%s: want %q in %s (%d bytes) %s", op, text, args[0], len(b), quoteBytes(b, 96))
+	}
+	return nil
+}
+
+// workingDir names the working directory for messages.
+func workingDir() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "the working directory"
+	}
+	return wd
 }
 
 func expectTrace(s *Session, args []string) error {

@@ -190,3 +190,18 @@ func TestEscapeRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// expect file checks what a step wrote, relative to the working
+// directory; a missing file or missing text is a failed expectation.
+func TestExpectFile(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.WriteFile(filepath.Join(dir, "report.xml"), []byte(`<testsuites failures="0">`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := bpftest.PinRoot(t)
+	bpfshOK(t, root, `expect file report.xml contains 'failures="0"'`)
+	bpfshFails(t, root, `expect file report.xml contains "errors"`, 1, `expect file: want "errors" in report.xml`)
+	bpfshFails(t, root, `expect file nope.xml contains "x"`, 1, "there is no file nope.xml (in "+dir)
+	bpfshFails(t, root, `expect file report.xml`, 2, "needs contains TEXT")
+}
