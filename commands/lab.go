@@ -244,7 +244,7 @@ func runLabStart(s *Session, args []string) (Result, error) {
 	}
 
 	out, err := runIn(dir, func() (string, error) {
-		return s.RunLines(Lines{Name: l.Setup.Name, First: l.Setup.First, Text: l.Setup.Text})
+		return s.RunLines(Lines(l.Setup))
 	})
 	if err != nil {
 		msg := fmt.Sprintf(tr(lang, "lab start %d: the lesson's set-up failed: %v", "lab start %d：本课的准备步骤失败：%v"), l.Number, err)
@@ -328,7 +328,7 @@ func runChecks(s *Session, l *tutorials.Lesson, lang string) (*checkRun, error) 
 	r := &checkRun{}
 	for _, c := range l.Checks {
 		_, err := runIn(dir, func() (string, error) {
-			return s.RunLines(Lines{Name: c.Script.Name, First: c.Script.First, Text: c.Script.Text})
+			return s.RunLines(Lines(c.Script))
 		})
 		var le *LineError
 		switch {
