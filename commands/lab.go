@@ -191,7 +191,7 @@ func runLabStart(s *Session, args []string) (Result, error) {
 		return nil, err
 	}
 	// Begin afresh: what an earlier start made would make the set-up fail.
-	removed, err := removeCreated(s, l)
+	removed, err := removeCreated(s, l, lang)
 	if err != nil {
 		return nil, fmt.Errorf("lab start %d: remove what an earlier start made: %w", l.Number, err)
 	}
@@ -244,7 +244,7 @@ func runLabStart(s *Session, args []string) (Result, error) {
 	}
 
 	out, err := runIn(dir, func() (string, error) {
-		return s.RunLines(Lines{Name: l.Setup.Name, First: l.Setup.First, Text: l.Setup.Text})
+		return s.RunLines(Lines(l.Setup))
 	})
 	if err != nil {
 		msg := fmt.Sprintf(tr(lang, "lab start %d: the lesson's set-up failed: %v", "lab start %d：本课的准备步骤失败：%v"), l.Number, err)
@@ -328,7 +328,7 @@ func runChecks(s *Session, l *tutorials.Lesson, lang string) (*checkRun, error) 
 	r := &checkRun{}
 	for _, c := range l.Checks {
 		_, err := runIn(dir, func() (string, error) {
-			return s.RunLines(Lines{Name: c.Script.Name, First: c.Script.First, Text: c.Script.Text})
+			return s.RunLines(Lines(c.Script))
 		})
 		var le *LineError
 		switch {
@@ -432,7 +432,7 @@ func runLabReset(s *Session, args []string) (Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	removed, err := removeCreated(s, l)
+	removed, err := removeCreated(s, l, lang)
 	if err != nil {
 		return nil, fmt.Errorf("lab reset %d: %w", l.Number, err)
 	}
@@ -471,8 +471,8 @@ func runLabReset(s *Session, args []string) (Result, error) {
 // name bpfsh loaded is unloaded as 'unload' does (kv flushes its log,
 // cache detaches); one made otherwise (pinned with bpftool) is removed.
 // A kv store's WAL and checkpoint go too.
-// It returns what it did, one phrase each.
-func removeCreated(s *Session, l *tutorials.Lesson) ([]string, error) {
+// It returns what it did, one phrase each, in lang.
+func removeCreated(s *Session, l *tutorials.Lesson, lang string) ([]string, error) {
 	var done []string
 	var errs []error
 	for _, name := range l.Creates {
@@ -484,7 +484,7 @@ func removeCreated(s *Session, l *tutorials.Lesson) ([]string, error) {
 				errs = append(errs, err)
 				continue
 			}
-			done = append(done, "unloaded "+name)
+			done = append(done, tr(lang, "unloaded ", "已卸载 ")+name)
 		case errors.Is(merr, fs.ErrNotExist):
 			if _, err := os.Lstat(path); err != nil {
 				continue // not there: nothing to do
@@ -493,7 +493,7 @@ func removeCreated(s *Session, l *tutorials.Lesson) ([]string, error) {
 				errs = append(errs, fmt.Errorf("remove %s: %w", path, err))
 				continue
 			}
-			done = append(done, "removed "+path)
+			done = append(done, tr(lang, "removed ", "已删除 ")+path)
 		default:
 			errs = append(errs, merr)
 		}
@@ -503,7 +503,7 @@ func removeCreated(s *Session, l *tutorials.Lesson) ([]string, error) {
 		wal := kv.WALPath(s.StateDir, s.PinRoot, name)
 		for _, f := range []string{wal, kv.CheckpointPath(wal), wal + ".lock"} {
 			if err := os.Remove(f); err == nil {
-				done = append(done, "removed "+f)
+				done = append(done, tr(lang, "removed ", "已删除 ")+f)
 			} else if !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, fmt.Errorf("remove %s: %w", f, err))
 			}
@@ -517,7 +517,7 @@ func removeCreated(s *Session, l *tutorials.Lesson) ([]string, error) {
 			errs = append(errs, err)
 			continue
 		}
-		done = append(done, "removed network namespace "+ns)
+		done = append(done, tr(lang, "removed network namespace ", "已删除网络命名空间 ")+ns)
 	}
 	return done, errors.Join(errs...)
 }

@@ -141,17 +141,24 @@ func tr(lang, en, zh string) string {
 }
 
 // missingPackages are the Debian packages of needs that are not
-// installed, as dpkg knows them. Without dpkg (not Debian or Ubuntu) it
-// cannot tell, and says so.
+// installed, as dpkg knows them. A need that is also a command on PATH is
+// there: Ubuntu's bpftool comes from linux-tools, not a bpftool package.
+// Without dpkg (not Debian or Ubuntu) it cannot tell, and says so.
 func missingPackages(needs []string) ([]string, error) {
-	if len(needs) == 0 {
+	var unknown []string
+	for _, p := range needs {
+		if _, err := exec.LookPath(p); err != nil {
+			unknown = append(unknown, p)
+		}
+	}
+	if len(unknown) == 0 {
 		return nil, nil
 	}
 	if _, err := exec.LookPath("dpkg-query"); err != nil {
 		return nil, errors.New("dpkg-query is not here (not Debian or Ubuntu), so whether they are installed cannot be told")
 	}
 	var missing []string
-	for _, p := range needs {
+	for _, p := range unknown {
 		out, err := exec.Command("dpkg-query", "-W", "-f=${db:Status-Status}", p).Output()
 		if err != nil || strings.TrimSpace(string(out)) != "installed" {
 			missing = append(missing, p)

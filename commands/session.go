@@ -86,7 +86,8 @@ func (s *Session) Context() context.Context {
 }
 
 // Lines are lines of a bpfsh script for Session.RunLines: Text's first
-// line is line First of the file Name, which messages name.
+// line is line First of the file Name, which messages name. It has the
+// fields of tutorials.Script, so a lesson's script converts to it.
 type Lines struct {
 	Name  string
 	First int
