@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
 
 	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/bpf/cache"
@@ -104,7 +103,7 @@ func openCache(s *Session, cmd, name string) (*cacheTarget, error) {
 		}
 	}
 	if err == nil {
-		t.port, err = pinnedPort(dir)
+		t.port, err = bpf.PinnedConstU16(dir, cache.VarPort, cache.Port)
 	}
 	if err != nil {
 		t.close()
@@ -124,41 +123,6 @@ func (t *cacheTarget) close() {
 			m.Close()
 		}
 	}
-}
-
-// pinnedPort reads cache_port from the rodata map load pinned in dir
-// (load cache set cache_port=N); without one the default is in force.
-func pinnedPort(dir string) (uint16, error) {
-	m, err := ebpf.LoadPinnedMap(filepath.Join(dir, "rodata"), &ebpf.LoadPinOptions{ReadOnly: true})
-	if errors.Is(err, fs.ErrNotExist) {
-		return cache.Port, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", cache.VarPort, err)
-	}
-	defer m.Close()
-	d, err := bpf.DescribeMap(m)
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", cache.VarPort, err)
-	}
-	sec, ok := d.Value.(*btf.Datasec)
-	if !ok {
-		return cache.Port, nil
-	}
-	for _, v := range sec.Vars {
-		if vv, ok := v.Type.(*btf.Var); !ok || vv.Name != cache.VarPort || v.Size != 2 {
-			continue
-		}
-		b := make([]byte, m.ValueSize())
-		if err := m.Lookup(uint32(0), &b); err != nil {
-			return 0, fmt.Errorf("read %s: %w", cache.VarPort, err)
-		}
-		if int(v.Offset)+2 > len(b) {
-			return 0, fmt.Errorf("read %s: its BTF places it past the map's %d bytes", cache.VarPort, len(b))
-		}
-		return binary.NativeEndian.Uint16(b[v.Offset:]), nil
-	}
-	return cache.Port, nil
 }
 
 // cacheFlags takes --name NAME, --detail and --flags N out of args,
