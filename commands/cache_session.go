@@ -196,32 +196,6 @@ func checkCacheKey(cmd string, key string) error {
 	return nil
 }
 
-// packetString writes b as a string literal of the packet expression
-// language: printable ASCII as it is, \r \n \t \\ \" and \xHH for the rest.
-func packetString(b []byte) string {
-	var s strings.Builder
-	s.WriteByte('"')
-	for _, c := range b {
-		switch {
-		case c == '\r':
-			s.WriteString(`\r`)
-		case c == '\n':
-			s.WriteString(`\n`)
-		case c == '\t':
-			s.WriteString(`\t`)
-		case c == '\\' || c == '"':
-			s.WriteByte('\\')
-			s.WriteByte(c)
-		case c >= 0x20 && c < 0x7f:
-			s.WriteByte(c)
-		default:
-			fmt.Fprintf(&s, `\x%02x`, c)
-		}
-	}
-	s.WriteByte('"')
-	return s.String()
-}
-
 // cachePacket is one packet of a cache exchange: the direction and
 // transport it travels, its text, and the layer expression that builds it.
 type cachePacket struct {
@@ -256,7 +230,7 @@ func (p *cachePacket) expr(port uint16) string {
 	default:
 		fmt.Fprintf(&b, "TCP(sport=%d, dport=%d, flags=PA, seq=%d, ack=%d)/", port, cacheTCPPort, cacheServerSeq, cacheClientSeq+p.tcpLen)
 	}
-	b.WriteString("Raw(" + packetString(p.text) + ")")
+	b.WriteString("Raw(" + packet.Quote(string(p.text)) + ")")
 	return b.String()
 }
 
@@ -393,7 +367,7 @@ func stepsText(steps []*cacheStep, detail bool) string {
 		if p.udp {
 			proto = fmt.Sprintf("UDP #%d", p.reqID)
 		}
-		rows[i] = []string{fmt.Sprintf("%d %s", i+1, dir), proto + " " + clipText(packetString(p.text), 48), st.o.Program, st.o.RetvalName, st.movedText()}
+		rows[i] = []string{fmt.Sprintf("%d %s", i+1, dir), proto + " " + clipText(packet.Quote(string(p.text)), 48), st.o.Program, st.o.RetvalName, st.movedText()}
 		for c, cell := range rows[i] {
 			width[c] = max(width[c], len(cell))
 		}
