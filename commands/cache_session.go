@@ -319,7 +319,7 @@ func (st *cacheStep) movedText() string {
 	return strings.Join(parts, ", ")
 }
 
-// moved is how much counter name moved in this step.
+// movedBy is how much counter name moved in this step.
 func (st *cacheStep) movedBy(name string) uint64 {
 	for _, m := range st.moved {
 		if m.Name == name {
