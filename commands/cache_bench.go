@@ -78,9 +78,6 @@ func runCacheBench(s *Session, args []string) (Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cache.MemcachedMissing(); err != nil {
-		return nil, fmt.Errorf("cache bench: %v", err)
-	}
 	res, err := cache.Bench(s.Context(), o)
 	if err != nil {
 		return nil, benchFailed(s, "cache bench", err)

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
 
 	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/bpf/cache"
@@ -104,7 +103,7 @@ func openCache(s *Session, cmd, name string) (*cacheTarget, error) {
 		}
 	}
 	if err == nil {
-		t.port, err = pinnedPort(dir)
+		t.port, err = bpf.PinnedConstU16(dir, cache.VarPort, cache.Port)
 	}
 	if err != nil {
 		t.close()
@@ -124,41 +123,6 @@ func (t *cacheTarget) close() {
 			m.Close()
 		}
 	}
-}
-
-// pinnedPort reads cache_port from the rodata map load pinned in dir
-// (load cache set cache_port=N); without one the default is in force.
-func pinnedPort(dir string) (uint16, error) {
-	m, err := ebpf.LoadPinnedMap(filepath.Join(dir, "rodata"), &ebpf.LoadPinOptions{ReadOnly: true})
-	if errors.Is(err, fs.ErrNotExist) {
-		return cache.Port, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", cache.VarPort, err)
-	}
-	defer m.Close()
-	d, err := bpf.DescribeMap(m)
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", cache.VarPort, err)
-	}
-	sec, ok := d.Value.(*btf.Datasec)
-	if !ok {
-		return cache.Port, nil
-	}
-	for _, v := range sec.Vars {
-		if vv, ok := v.Type.(*btf.Var); !ok || vv.Name != cache.VarPort || v.Size != 2 {
-			continue
-		}
-		b := make([]byte, m.ValueSize())
-		if err := m.Lookup(uint32(0), &b); err != nil {
-			return 0, fmt.Errorf("read %s: %w", cache.VarPort, err)
-		}
-		if int(v.Offset)+2 > len(b) {
-			return 0, fmt.Errorf("read %s: its BTF places it past the map's %d bytes", cache.VarPort, len(b))
-		}
-		return binary.NativeEndian.Uint16(b[v.Offset:]), nil
-	}
-	return cache.Port, nil
 }
 
 // cacheFlags takes --name NAME, --detail and --flags N out of args,
@@ -232,32 +196,6 @@ func checkCacheKey(cmd string, key string) error {
 	return nil
 }
 
-// packetString writes b as a string literal of the packet expression
-// language: printable ASCII as it is, \r \n \t \\ \" and \xHH for the rest.
-func packetString(b []byte) string {
-	var s strings.Builder
-	s.WriteByte('"')
-	for _, c := range b {
-		switch {
-		case c == '\r':
-			s.WriteString(`\r`)
-		case c == '\n':
-			s.WriteString(`\n`)
-		case c == '\t':
-			s.WriteString(`\t`)
-		case c == '\\' || c == '"':
-			s.WriteByte('\\')
-			s.WriteByte(c)
-		case c >= 0x20 && c < 0x7f:
-			s.WriteByte(c)
-		default:
-			fmt.Fprintf(&s, `\x%02x`, c)
-		}
-	}
-	s.WriteByte('"')
-	return s.String()
-}
-
 // cachePacket is one packet of a cache exchange: the direction and
 // transport it travels, its text, and the layer expression that builds it.
 type cachePacket struct {
@@ -292,7 +230,7 @@ func (p *cachePacket) expr(port uint16) string {
 	default:
 		fmt.Fprintf(&b, "TCP(sport=%d, dport=%d, flags=PA, seq=%d, ack=%d)/", port, cacheTCPPort, cacheServerSeq, cacheClientSeq+p.tcpLen)
 	}
-	b.WriteString("Raw(" + packetString(p.text) + ")")
+	b.WriteString("Raw(" + packet.Quote(string(p.text)) + ")")
 	return b.String()
 }
 
@@ -381,7 +319,7 @@ func (st *cacheStep) movedText() string {
 	return strings.Join(parts, ", ")
 }
 
-// moved is how much counter name moved in this step.
+// movedBy is how much counter name moved in this step.
 func (st *cacheStep) movedBy(name string) uint64 {
 	for _, m := range st.moved {
 		if m.Name == name {
@@ -429,7 +367,7 @@ func stepsText(steps []*cacheStep, detail bool) string {
 		if p.udp {
 			proto = fmt.Sprintf("UDP #%d", p.reqID)
 		}
-		rows[i] = []string{fmt.Sprintf("%d %s", i+1, dir), proto + " " + clipText(packetString(p.text), 48), st.o.Program, st.o.RetvalName, st.movedText()}
+		rows[i] = []string{fmt.Sprintf("%d %s", i+1, dir), proto + " " + clipText(packet.Quote(string(p.text)), 48), st.o.Program, st.o.RetvalName, st.movedText()}
 		for c, cell := range rows[i] {
 			width[c] = max(width[c], len(cell))
 		}

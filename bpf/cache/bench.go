@@ -143,9 +143,6 @@ func Bench(ctx context.Context, o BenchOptions) (res *BenchResult, err error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	if err := MemcachedMissing(); err != nil {
-		return nil, fmt.Errorf("cache bench: %w", err)
-	}
 	ks, err := NewKeyspace(o.Keys, o.ValueSize)
 	if err != nil {
 		return nil, err

@@ -46,25 +46,12 @@ func RESPBulk(data string) []byte {
 	return []byte("$" + strconv.Itoa(len(data)) + "\r\n" + data + "\r\n")
 }
 
-type respLayer []byte
-
-func (r respLayer) SerializeTo(b gopacket.SerializeBuffer, _ gopacket.SerializeOptions) error {
-	p, err := b.PrependBytes(len(r))
-	if err != nil {
-		return err
-	}
-	copy(p, r)
-	return nil
-}
-
-func (respLayer) LayerType() gopacket.LayerType { return gopacket.LayerTypePayload }
-
 func buildRESP(c *packet.BuildContext) (gopacket.SerializableLayer, error) {
 	args := c.Strings("args")
 	if len(args) == 0 {
 		return nil, fmt.Errorf(`a RESP request needs at least one word: RESP("GET", "foo")`)
 	}
-	return respLayer(RESPArray(args...)), nil
+	return gopacket.Payload(RESPArray(args...)), nil
 }
 
 // respValue reads one RESP value at the start of data: its strings (an

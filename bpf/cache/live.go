@@ -125,9 +125,8 @@ func (l *Live) Attach() error {
 }
 
 // Detach takes both programs off; memcached answers alone. The cache's
-// maps keep their entries (a later Attach serves them: stale ones too,
-// since writes while detached invalidate nothing), so Flush them before
-// attaching again when memcached was written meanwhile.
+// maps keep their entries: a later Attach serves them, stale ones too,
+// since writes while detached invalidate nothing.
 func (l *Live) Detach() error {
 	if l.rxLink == nil {
 		return nil
@@ -135,27 +134,6 @@ func (l *Live) Detach() error {
 	err := errors.Join(l.rxLink.Close(), l.fillLink.Close())
 	l.rxLink, l.fillLink = nil, nil
 	return err
-}
-
-// Flush empties the cache map.
-func (l *Live) Flush() error {
-	m := l.coll.Maps[CacheMap]
-	var k CacheCacheKey
-	var keys []CacheCacheKey
-	var v CacheCacheValue
-	it := m.Iterate()
-	for it.Next(&k, &v) {
-		keys = append(keys, k)
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("cache live: list the cache: %w", err)
-	}
-	for _, k := range keys {
-		if err := m.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("cache live: flush: %w", err)
-		}
-	}
-	return nil
 }
 
 // Stats sums the private cache's counters.

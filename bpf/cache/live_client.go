@@ -100,22 +100,8 @@ func (c *UDPClient) Do(text []byte, timeout time.Duration) (GetReply, error) {
 		if seq, total := binary.BigEndian.Uint16(c.buf[2:]), binary.BigEndian.Uint16(c.buf[4:]); seq != 0 || total != 1 {
 			return GetReply{}, fmt.Errorf("reply is datagram %d of %d; only single-datagram replies are expected", seq, total)
 		}
-		return GetReply{Text: c.buf[FrameHeaderLen:n], TTL: recvTTL(c.oob[:oobn])}, nil
+		return GetReply{Text: c.buf[FrameHeaderLen:n], TTL: cmsgTTL(c.oob[:oobn])}, nil
 	}
-}
-
-// recvTTL finds the IP_TTL control message; -1 when there is none.
-func recvTTL(oob []byte) int {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return -1
-	}
-	for _, m := range msgs {
-		if m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_TTL && len(m.Data) >= 4 {
-			return int(binary.NativeEndian.Uint32(m.Data))
-		}
-	}
-	return -1
 }
 
 // ParseGet reads memcached's answer to a one-key get: found with the
@@ -165,15 +151,6 @@ func (c *TCPClient) Set(key, value []byte, timeout time.Duration) error {
 	c.req = append(fmt.Appendf(c.req[:0], "set %s 0 0 %d\r\n", key, len(value)), value...)
 	c.req = append(c.req, "\r\n"...)
 	return c.expect(c.req, "STORED\r\n", timeout)
-}
-
-// Delete deletes key and waits for DELETED or NOT_FOUND.
-func (c *TCPClient) Delete(key []byte, timeout time.Duration) error {
-	err := c.expect(fmt.Appendf(nil, "delete %s\r\n", key), "DELETED\r\n", timeout)
-	if err != nil && bytes.Contains([]byte(err.Error()), []byte("NOT_FOUND")) {
-		return nil
-	}
-	return err
 }
 
 // Get asks for key over TCP (never through the cache, which answers UDP

@@ -68,7 +68,7 @@ type Value struct {
 func (v Value) String() string {
 	switch v.Kind {
 	case ValueString:
-		return quote(v.Text)
+		return Quote(v.Text)
 	case ValueList, ValueTuple:
 		parts := make([]string, len(v.Items))
 		for i, it := range v.Items {

@@ -188,7 +188,7 @@ func (f *FieldDef) parse(v Value) (any, error) {
 	switch f.Kind {
 	case KindUint:
 		if v.Kind == ValueString {
-			return nil, fmt.Errorf("expected a number, found the string %s", quote(text))
+			return nil, fmt.Errorf("expected a number, found the string %s", Quote(text))
 		}
 		return parseUint(text, f.Bits)
 	case KindMAC:
@@ -360,18 +360,18 @@ func (f *FieldDef) format(v any) string {
 		return x.String()
 	case []byte:
 		if f.Kind == KindBytes && printable(x) {
-			return quote(string(x))
+			return Quote(string(x))
 		}
 		if len(x) == 0 {
 			return `""`
 		}
 		return "0x" + hex.EncodeToString(x)
 	case string:
-		return quote(x)
+		return Quote(x)
 	case []string:
 		parts := make([]string, len(x))
 		for i, s := range x {
-			parts[i] = quote(s)
+			parts[i] = Quote(s)
 		}
 		return "[" + strings.Join(parts, ", ") + "]"
 	case bool:
@@ -463,9 +463,9 @@ func printable(b []byte) bool {
 	return true
 }
 
-// quote writes s as a double-quoted string with the escapes the parser
+// Quote writes s as a double-quoted string with the escapes the parser
 // reads: \\ \" \n \r \t and \xHH for other bytes outside printable ASCII.
-func quote(s string) string {
+func Quote(s string) string {
 	var b strings.Builder
 	b.WriteByte('"')
 	for i := 0; i < len(s); i++ {

@@ -53,7 +53,7 @@ func (t token) describe() string {
 	case tokEOF:
 		return "the end"
 	case tokString:
-		return "the string " + quote(t.text)
+		return "the string " + Quote(t.text)
 	case tokPunct:
 		return "'" + t.text + "'"
 	}

@@ -69,7 +69,7 @@ func Stop(cmd *exec.Cmd, exited <-chan struct{}, name string) error {
 	}
 	cmd.Process.Kill()
 	<-exited
-	return fmt.Errorf("%s did not stop on SIGTERM within 5s; killed", name)
+	return fmt.Errorf("%s did not stop on SIGTERM within %s; killed", name, StopWait)
 }
 
 // Output keeps the first Max bytes written to it (a child's stdout and
