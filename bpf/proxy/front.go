@@ -293,12 +293,13 @@ func (p *Proxy) Close() error {
 		s.conn.Close()
 	}
 	p.mu.Unlock()
-	var err error
-	if p.dp != nil {
-		err = p.dp.Close()
-	}
+	// The readers still running may call the data path (Peer, Remove)
+	// until they see their connections closed: release it after them.
 	p.wg.Wait()
-	return err
+	if p.dp != nil {
+		return p.dp.Close()
+	}
+	return nil
 }
 
 func (p *Proxy) acceptLoop() {
