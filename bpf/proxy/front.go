@@ -74,14 +74,6 @@ func ParseMode(s string) (Mode, error) {
 	return 0, fmt.Errorf("mode %q: want transaction or session", s)
 }
 
-// modeName is the word ParseMode reads.
-func modeName(m Mode) string {
-	if m == ModeSession {
-		return "session"
-	}
-	return "transaction"
-}
-
 // dataPath is what the front uses of *Datapath.
 type dataPath interface {
 	AddServer(c *net.TCPConn) (Sock, error)

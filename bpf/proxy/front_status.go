@@ -23,7 +23,7 @@ func (p *Proxy) Status() (Status, error) {
 	st := Status{
 		Listen:   p.Addr(),
 		Server:   p.opts.Server,
-		Mode:     modeName(p.opts.Mode),
+		Mode:     p.opts.Mode.String(),
 		Pool:     p.opts.Pool,
 		Auth:     p.opts.Users,
 		Clients:  len(p.clients),
