@@ -152,19 +152,14 @@ func runProxyStart(s *Session, args []string) (Result, error) {
 		os.Remove(o.PinDir)
 		return nil, err
 	}
-	stop := func() error {
-		err := p.Close()
-		os.Remove(o.PinDir)
-		return err
-	}
 	st, _ := p.Status()
 	auth := st.Auth
 	if o.Users == "" {
 		auth = "none: clients are admitted without a password (trust, loopback only); --users FILE to check passwords"
 	}
 	lines := [][2]string{
-		{"listening", fmt.Sprintf("%s: psql -h %s -p %s -U USER -d %s", p.Addr(), hostOf(p.Addr()), portOf(p.Addr()), databaseOf(o))},
-		{"server", fmt.Sprintf("%s, %d connections logged in as %s", st.Server, st.Pool, userOf(o))},
+		{"listening", fmt.Sprintf("%s: psql -h %s -p %s -U USER -d %s", p.Addr(), hostOf(p.Addr()), portOf(p.Addr()), st.Database)},
+		{"server", fmt.Sprintf("%s, %d connections logged in as %s", st.Server, st.Pool, st.User)},
 		{"mode", st.Mode},
 		{"auth", auth},
 		{"maps", o.PinDir + "/ (proxy status, map dump proxy/conns)"},
@@ -202,14 +197,14 @@ func runProxyStart(s *Session, args []string) (Result, error) {
 			lines = append(lines, [2]string{"stop", "Ctrl-C stops the proxy"})
 			for _, l := range lines {
 				if err := say(l[0], l[1]); err != nil {
-					stop()
+					stopProxy(p, o.PinDir)
 					return err
 				}
 			}
 			<-ctx.Done()
 			st, _ := p.Status()
-			if err := stop(); err != nil {
-				return fmt.Errorf("proxy: stopping: %w", err)
+			if err := stopProxy(p, o.PinDir); err != nil {
+				return err
 			}
 			return say("stopped", fmt.Sprintf("admitted %d clients, refused %d; connections closed, maps unpinned", st.Counters.Accepted, st.Counters.Refused))
 		},
@@ -301,17 +296,3 @@ func runProxyStatus(s *Session, args []string) (Result, error) {
 
 func hostOf(addr string) string { h, _, _ := net.SplitHostPort(addr); return h }
 func portOf(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
-
-func userOf(o proxy.Options) string {
-	if o.User == "" {
-		return "postgres"
-	}
-	return o.User
-}
-
-func databaseOf(o proxy.Options) string {
-	if o.Database == "" {
-		return userOf(o)
-	}
-	return o.Database
-}

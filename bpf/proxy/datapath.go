@@ -41,7 +41,6 @@ type Sock uint64
 // the client and server sockhashes, the state maps and the event reader.
 // Its methods may be called from several goroutines.
 type Datapath struct {
-	mode Mode
 	objs ProxyObjects
 
 	// mu serializes user space's read-modify-write updates of conns
@@ -76,7 +75,7 @@ func OpenDatapath(mode Mode) (*Datapath, error) {
 	if err := spec.Variables[VarPoolMode].Set(uint32(mode)); err != nil {
 		return nil, fmt.Errorf("open proxy data path: set %s: %w", VarPoolMode, err)
 	}
-	d := &Datapath{mode: mode, events: make(chan Event, 1024), done: make(chan struct{})}
+	d := &Datapath{events: make(chan Event, 1024), done: make(chan struct{})}
 	if err := spec.LoadAndAssign(&d.objs, nil); err != nil {
 		return nil, fmt.Errorf("open proxy data path: load %s: %w", BuiltinName, err)
 	}
@@ -101,9 +100,6 @@ func OpenDatapath(mode Mode) (*Datapath, error) {
 	go d.readEvents()
 	return d, nil
 }
-
-// Mode returns the pool mode the data path was loaded with.
-func (d *Datapath) Mode() Mode { return d.mode }
 
 // PinDir pins the maps and programs under dir (created if needed), so that
 // "proxy status" in another shell can read them. Close removes the pins.
@@ -139,9 +135,9 @@ func (d *Datapath) PinDir(dir string) error {
 	return nil
 }
 
-// Cookie returns the socket cookie of c (SO_COOKIE), the key the data
+// cookie returns the socket cookie of c (SO_COOKIE), the key the data
 // path knows it by.
-func Cookie(c *net.TCPConn) (Sock, error) {
+func cookie(c *net.TCPConn) (Sock, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return 0, fmt.Errorf("socket cookie of %s: %w", c.LocalAddr(), err)
@@ -198,7 +194,7 @@ func (d *Datapath) AddClient(c *net.TCPConn) (Sock, error) {
 
 func (d *Datapath) add(c *net.TCPConn, role uint32, socks *ebpf.Map) (Sock, error) {
 	what := map[uint32]string{RoleClient: "client", RoleServer: "server"}[role]
-	s, err := Cookie(c)
+	s, err := cookie(c)
 	if err != nil {
 		return 0, fmt.Errorf("add %s: %w", what, err)
 	}

@@ -74,14 +74,6 @@ func ParseMode(s string) (Mode, error) {
 	return 0, fmt.Errorf("mode %q: want transaction or session", s)
 }
 
-// modeName is the word ParseMode reads.
-func modeName(m Mode) string {
-	if m == ModeSession {
-		return "session"
-	}
-	return "transaction"
-}
-
 // dataPath is what the front uses of *Datapath.
 type dataPath interface {
 	AddServer(c *net.TCPConn) (Sock, error)
@@ -293,12 +285,13 @@ func (p *Proxy) Close() error {
 		s.conn.Close()
 	}
 	p.mu.Unlock()
-	var err error
-	if p.dp != nil {
-		err = p.dp.Close()
-	}
+	// The readers still running may call the data path (Peer, Remove)
+	// until they see their connections closed: release it after them.
 	p.wg.Wait()
-	return err
+	if p.dp != nil {
+		return p.dp.Close()
+	}
+	return nil
 }
 
 func (p *Proxy) acceptLoop() {

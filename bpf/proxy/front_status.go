@@ -7,6 +7,8 @@ import "fmt"
 type Status struct {
 	Listen   string   `json:"listen"`
 	Server   string   `json:"server"`
+	User     string   `json:"user"`     // the role the pool logs in as
+	Database string   `json:"database"` // the one database pooled
 	Mode     string   `json:"mode"`
 	Pool     int      `json:"pool"`
 	Auth     string   `json:"auth"`     // the user list's path, or "trust (loopback)"
@@ -23,7 +25,9 @@ func (p *Proxy) Status() (Status, error) {
 	st := Status{
 		Listen:   p.Addr(),
 		Server:   p.opts.Server,
-		Mode:     modeName(p.opts.Mode),
+		User:     p.opts.User,
+		Database: p.opts.Database,
+		Mode:     p.opts.Mode.String(),
 		Pool:     p.opts.Pool,
 		Auth:     p.opts.Users,
 		Clients:  len(p.clients),

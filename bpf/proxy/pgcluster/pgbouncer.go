@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/bpfsh/bpfsh/bpf/internal/child"
 )
 
 // PgBouncerBin is Debian's PgBouncer.
@@ -113,11 +115,11 @@ func StartPgBouncer(ctx context.Context, c *Cluster, o PgBouncerOptions) (b *PgB
 	}
 	cmd := exec.Command(PgBouncerBin, b.ini())
 	c.asPostgres(cmd, dir)
-	if err := cmd.Start(); err != nil {
+	// child.Start: PDEATHSIG kills it if bpfsh dies mid-bench.
+	if err := child.Start(cmd, nil, func(err error) { b.err = err; close(b.done) }); err != nil {
 		return b, fmt.Errorf("pgbouncer: start %s: %w", PgBouncerBin, err)
 	}
 	b.cmd = cmd
-	go func() { b.err = cmd.Wait(); close(b.done) }()
 	if err := b.waitReady(ctx); err != nil {
 		return b, err
 	}
@@ -208,26 +210,15 @@ func (b *PgBouncer) Pid() int {
 	return b.cmd.Process.Pid
 }
 
-// Stop stops PgBouncer (SIGINT: a safe shutdown that does not wait for
-// clients; SIGKILL after 5 seconds) and removes its directory.
+// Stop stops PgBouncer (child.Stop: SIGTERM, its immediate shutdown;
+// SIGKILL after child.StopWait) and removes its directory.
 func (b *PgBouncer) Stop() error {
 	if b == nil {
 		return nil
 	}
 	var err error
 	if b.cmd != nil {
-		select {
-		case <-b.done:
-		default:
-			b.cmd.Process.Signal(syscall.SIGINT)
-			select {
-			case <-b.done:
-			case <-time.After(5 * time.Second):
-				b.cmd.Process.Kill()
-				<-b.done
-				err = errors.New("pgbouncer: did not stop on SIGINT within 5s; killed")
-			}
-		}
+		err = child.Stop(b.cmd, b.done, "pgbouncer")
 	}
 	return errors.Join(err, os.RemoveAll(b.Dir))
 }
