@@ -57,8 +57,16 @@ func snapshot(conns, stats *ebpf.Map) (Snapshot, error) {
 	var snap Snapshot
 	var k uint64
 	var v ProxyPgConn
+	// A hash map walked while sockets come and go can yield a key twice
+	// (the walk restarts when the key it stands on is deleted): count
+	// each socket once.
+	seen := map[uint64]bool{}
 	it := conns.Iterate()
 	for it.Next(&k, &v) {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
 		c := Conn{Sock: Sock(k), Peer: Sock(v.Peer), Waiting: v.Flags&FlagWaiting != 0, Passing: v.Flags&FlagPassing != 0,
 			Idle: v.Flags&FlagIdle != 0, Held: v.Flags&FlagHeld != 0, Outstanding: v.Outstanding, Msgs: v.Msgs, Bytes: v.Bytes}
 		switch v.Role {
