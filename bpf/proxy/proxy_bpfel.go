@@ -99,7 +99,6 @@ const (
 	ProxyMapWalkLast      = "walk_last"
 	ProxyMapWalks         = "walks"
 	ProxyProgSkPgClient   = "sk_pg_client"
-	ProxyProgSkPgParser   = "sk_pg_parser"
 	ProxyProgSkPgServer   = "sk_pg_server"
 	ProxyProgTcPgWalk     = "tc_pg_walk"
 	ProxyVarPoolMode      = "pool_mode"
@@ -149,7 +148,6 @@ type ProxySpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProxyProgramSpecs struct {
 	SkPgClient *ebpf.ProgramSpec `ebpf:"sk_pg_client"`
-	SkPgParser *ebpf.ProgramSpec `ebpf:"sk_pg_parser"`
 	SkPgServer *ebpf.ProgramSpec `ebpf:"sk_pg_server"`
 	TcPgWalk   *ebpf.ProgramSpec `ebpf:"tc_pg_walk"`
 }
@@ -235,7 +233,6 @@ type ProxyVariables struct {
 // It can be passed to LoadProxyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProxyPrograms struct {
 	SkPgClient *ebpf.Program `ebpf:"sk_pg_client"`
-	SkPgParser *ebpf.Program `ebpf:"sk_pg_parser"`
 	SkPgServer *ebpf.Program `ebpf:"sk_pg_server"`
 	TcPgWalk   *ebpf.Program `ebpf:"tc_pg_walk"`
 }
@@ -243,7 +240,6 @@ type ProxyPrograms struct {
 func (p *ProxyPrograms) Close() error {
 	return _ProxyClose(
 		p.SkPgClient,
-		p.SkPgParser,
 		p.SkPgServer,
 		p.TcPgWalk,
 	)
