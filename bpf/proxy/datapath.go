@@ -62,8 +62,8 @@ type attachment struct {
 }
 
 // OpenDatapath loads the programs and maps (not pinned unless PinDir is
-// called), attaches the verdicts to the two sockhashes (BPF_SK_SKB_VERDICT:
-// no stream parser, see PROTOCOL.md) and starts reading events.
+// called), attaches the stream parser and verdicts to the two sockhashes
+// and starts reading events.
 func OpenDatapath(mode Mode) (*Datapath, error) {
 	if mode != ModeTransaction && mode != ModeSession {
 		return nil, fmt.Errorf("open proxy data path: pool mode %d: use ModeTransaction (1) or ModeSession (2)", uint32(mode))
@@ -80,12 +80,14 @@ func OpenDatapath(mode Mode) (*Datapath, error) {
 		return nil, fmt.Errorf("open proxy data path: load %s: %w", BuiltinName, err)
 	}
 	for _, a := range []attachment{
-		{d.objs.ClientSocks, d.objs.SkPgClient, ebpf.AttachSkSKBVerdict},
-		{d.objs.ServerSocks, d.objs.SkPgServer, ebpf.AttachSkSKBVerdict},
+		{d.objs.ClientSocks, d.objs.SkPgParser, ebpf.AttachSkSKBStreamParser},
+		{d.objs.ClientSocks, d.objs.SkPgClient, ebpf.AttachSkSKBStreamVerdict},
+		{d.objs.ServerSocks, d.objs.SkPgParser, ebpf.AttachSkSKBStreamParser},
+		{d.objs.ServerSocks, d.objs.SkPgServer, ebpf.AttachSkSKBStreamVerdict},
 	} {
 		if err := link.RawAttachProgram(link.RawAttachProgramOptions{Target: a.m.FD(), Program: a.p, Attach: a.kind}); err != nil {
 			d.Close()
-			return nil, fmt.Errorf("open proxy data path: attach %s to %s as %s (BPF_SK_SKB_VERDICT needs Linux 5.13 or later): %w", a.p, a.m, a.kind, err)
+			return nil, fmt.Errorf("open proxy data path: attach %s to %s as %s: %w", a.p, a.m, a.kind, err)
 		}
 		d.attached = append(d.attached, a)
 	}
@@ -124,7 +126,7 @@ func (d *Datapath) PinDir(dir string) error {
 		}
 	}
 	for name, p := range map[string]*ebpf.Program{
-		ClientProgram: d.objs.SkPgClient, ServerProgram: d.objs.SkPgServer, WalkProgram: d.objs.TcPgWalk,
+		ParserProgram: d.objs.SkPgParser, ClientProgram: d.objs.SkPgClient, ServerProgram: d.objs.SkPgServer, WalkProgram: d.objs.TcPgWalk,
 	} {
 		if err := pin(name, p); err != nil {
 			return err

@@ -16,8 +16,9 @@ const BuiltinName = "proxy"
 
 // Names of the programs and maps as they are pinned under <pin-root>/NAME/.
 const (
-	ClientProgram = "sk_pg_client" // verdict (BPF_SK_SKB_VERDICT) of client_socks
-	ServerProgram = "sk_pg_server" // verdict (BPF_SK_SKB_VERDICT) of server_socks
+	ParserProgram = "sk_pg_parser" // stream parser of both sockhashes
+	ClientProgram = "sk_pg_client" // stream verdict of client_socks
+	ServerProgram = "sk_pg_server" // stream verdict of server_socks
 	WalkProgram   = "tc_pg_walk"   // the walker over a TCP packet, for test-run
 
 	ClientSocksMap = "client_socks"

@@ -6,10 +6,10 @@
  *
  * User space (the front) authenticates clients and servers and hands
  * their sockets to two sockhashes keyed by socket cookie. From then on:
- * sk_pg_client (verdict of client_socks) walks the client's
+ * sk_pg_client (stream verdict of client_socks) walks the client's
  * messages and redirects them out of the linked server socket, taking an
  * idle server from the idle stack when the client has none; sk_pg_server
- * (verdict of server_socks) redirects the server's bytes out of
+ * (stream verdict of server_socks) redirects the server's bytes out of
  * the linked client socket and, in transaction mode, unlinks the pair
  * when the server says ReadyForQuery 'I' with nothing of the client's
  * outstanding. Whatever the programs cannot handle is passed (SK_PASS)
@@ -264,11 +264,15 @@ static __always_inline __u32 client_open(const struct pg_walk *w)
 	return !(w->last == 0 || w->last == 'Q' || w->last == 'S' || w->last == 'F');
 }
 
-/* The verdicts are attached as BPF_SK_SKB_VERDICT (no stream parser):
- * they run on each skb from the socket's data-ready path, without
- * strparser. The walker frames the PostgreSQL messages itself, across any
- * skb boundary. */
-SEC("sk_skb/verdict")
+/* The stream parser: every chunk is a "message" to the verdict, which
+ * walks the PostgreSQL messages itself (strparser does not frame them). */
+SEC("sk_skb/stream_parser")
+int sk_pg_parser(struct __sk_buff *skb)
+{
+	return skb->len;
+}
+
+SEC("sk_skb/stream_verdict")
 int sk_pg_client(struct __sk_buff *skb)
 {
 	struct pg_walk_result res = {};
@@ -334,7 +338,7 @@ int sk_pg_client(struct __sk_buff *skb)
 	return SK_PASS;
 }
 
-SEC("sk_skb/verdict")
+SEC("sk_skb/stream_verdict")
 int sk_pg_server(struct __sk_buff *skb)
 {
 	struct pg_walk_result res = {};

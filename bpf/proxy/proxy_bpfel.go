@@ -99,6 +99,7 @@ const (
 	ProxyMapWalkLast      = "walk_last"
 	ProxyMapWalks         = "walks"
 	ProxyProgSkPgClient   = "sk_pg_client"
+	ProxyProgSkPgParser   = "sk_pg_parser"
 	ProxyProgSkPgServer   = "sk_pg_server"
 	ProxyProgTcPgWalk     = "tc_pg_walk"
 	ProxyVarPoolMode      = "pool_mode"
@@ -148,6 +149,7 @@ type ProxySpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProxyProgramSpecs struct {
 	SkPgClient *ebpf.ProgramSpec `ebpf:"sk_pg_client"`
+	SkPgParser *ebpf.ProgramSpec `ebpf:"sk_pg_parser"`
 	SkPgServer *ebpf.ProgramSpec `ebpf:"sk_pg_server"`
 	TcPgWalk   *ebpf.ProgramSpec `ebpf:"tc_pg_walk"`
 }
@@ -233,6 +235,7 @@ type ProxyVariables struct {
 // It can be passed to LoadProxyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProxyPrograms struct {
 	SkPgClient *ebpf.Program `ebpf:"sk_pg_client"`
+	SkPgParser *ebpf.Program `ebpf:"sk_pg_parser"`
 	SkPgServer *ebpf.Program `ebpf:"sk_pg_server"`
 	TcPgWalk   *ebpf.Program `ebpf:"tc_pg_walk"`
 }
@@ -240,6 +243,7 @@ type ProxyPrograms struct {
 func (p *ProxyPrograms) Close() error {
 	return _ProxyClose(
 		p.SkPgClient,
+		p.SkPgParser,
 		p.SkPgServer,
 		p.TcPgWalk,
 	)
