@@ -38,6 +38,20 @@ struct vlan_hdr {
 /* How many stacked VLAN tags parse_eth walks through (QinQ is two). */
 #define PARSE_MAX_VLANS 2
 
+/* be16_len converts a big-endian 16-bit length to host order so that
+ * every verifier knows it is at most 0xffff. bpf_ntohs compiles to a byte
+ * swap (BPF_END), and the verifiers of Linux 6.1 and 6.12 forget a
+ * register's range across one: adding the result to a packet pointer is
+ * then refused ("makes pkt pointer be out of bounds"). The mask is in asm
+ * because clang knows it changes nothing and would drop it. */
+static __always_inline __u32 be16_len(__be16 v)
+{
+	__u32 x = bpf_ntohs(v);
+
+	asm volatile("%[x] &= 0xffff" : [x] "+r"(x));
+	return x;
+}
+
 /* A cursor over a packet: start is where the frame begins (ctx->data),
  * pos where the next header begins, end is data_end. */
 struct cursor {
@@ -106,7 +120,7 @@ static __always_inline int parse_ipv4(struct cursor *c, struct iphdr **iph)
 	hlen = h->ihl * 4;
 	if (c->pos + hlen > c->end)
 		return -1;
-	tot = bpf_ntohs(h->tot_len);
+	tot = be16_len(h->tot_len);
 	if (tot < hlen || c->pos + tot > c->end)
 		return -1;
 	*iph = h;
@@ -129,7 +143,7 @@ static __always_inline int parse_ipv4_head(struct cursor *c, struct iphdr **iph)
 	if (h->version != 4 || h->ihl < 5)
 		return -1;
 	hlen = h->ihl * 4;
-	if (c->pos + hlen > c->end || bpf_ntohs(h->tot_len) < hlen)
+	if (c->pos + hlen > c->end || be16_len(h->tot_len) < hlen)
 		return -1;
 	*iph = h;
 	c->pos += hlen;
@@ -155,7 +169,7 @@ static __always_inline int parse_ipv6(struct cursor *c, struct ipv6hdr **ip6h)
 		return -1;
 	if (h->version != 6)
 		return -1;
-	if ((void *)(h + 1) + bpf_ntohs(h->payload_len) > c->end)
+	if ((void *)(h + 1) + be16_len(h->payload_len) > c->end)
 		return -1;
 	*ip6h = h;
 	c->pos = h + 1;
@@ -173,7 +187,7 @@ static __always_inline int parse_udp(struct cursor *c, struct udphdr **udph)
 
 	if ((void *)(h + 1) > c->end)
 		return -1;
-	len = bpf_ntohs(h->len);
+	len = be16_len(h->len);
 	if (len < sizeof(*h) || c->pos + len > c->end)
 		return -1;
 	*udph = h;
@@ -190,7 +204,7 @@ static __always_inline int parse_udp_head(struct cursor *c, struct udphdr **udph
 
 	if ((void *)(h + 1) > c->end)
 		return -1;
-	len = bpf_ntohs(h->len);
+	len = be16_len(h->len);
 	if (len < sizeof(*h))
 		return -1;
 	*udph = h;
