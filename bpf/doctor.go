@@ -40,7 +40,7 @@ const (
 // mounts bpffs and tracefs when they are not mounted and it may (root),
 // and reports that it did.
 func Doctor() []Check {
-	return []Check{
+	checks := []Check{
 		checkKernel(),
 		checkBTF(),
 		mountCheck("bpffs", BPFFSPath, unix.BPF_FS_MAGIC, "bpf", unix.Mount),
@@ -52,6 +52,7 @@ func Doctor() []Check {
 		checkTestRun(),
 		checkBpftool(),
 	}
+	return append(checks, checkBuiltins()...)
 }
 
 func checkKernel() Check {

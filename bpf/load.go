@@ -30,6 +30,11 @@ type LoadOptions struct {
 	Verbose bool
 	// Vars are global variables to set before loading (see SetVars).
 	Vars []VarSetting
+	// Only names the programs to load, by their name in the ELF; nil loads
+	// them all. Every map is created either way, as libbpf does for
+	// programs whose autoload is off, so the object's maps keep their
+	// layout whatever subset runs.
+	Only []string
 }
 
 // Pinned is one program or map that Load pinned.
@@ -53,6 +58,7 @@ type Loaded struct {
 	Dir     string   // <pin root>/NAME
 	Source  string   // the file, or "builtin NAME"
 	Objects []Pinned // programs first, then maps, each by name
+	Skipped []string // programs of the ELF left out by LoadOptions.Only, sorted
 }
 
 // LoadFile loads the BPF ELF at path; see LoadELF. When no file exists at
@@ -118,6 +124,10 @@ func LoadELF(source string, data []byte, opts LoadOptions) (*Loaded, error) {
 	if err := SetVars(spec, opts.Vars); err != nil {
 		return nil, fmt.Errorf("load %s: %w", source, err)
 	}
+	skipped, err := keepOnly(spec, opts.Only)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", source, err)
+	}
 	plan, err := planPins(spec)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", source, err)
@@ -140,11 +150,16 @@ func LoadELF(source string, data []byte, opts LoadOptions) (*Loaded, error) {
 
 	coll, err := loadCollection(spec, source, opts.Verbose)
 	if err != nil {
+		var ve *VerifierError
+		if errors.As(err, &ve) && len(spec.Programs) > 1 {
+			ve.Hint = joinHints(ve.Hint, fmt.Sprintf("to load the other programs without it: load %s only %s",
+				reloadWord(source, opts), strings.Join(othersThan(spec, ve.Program), ",")))
+		}
 		return nil, err
 	}
 	defer coll.Close()
 
-	l := &Loaded{Name: name, Dir: dir, Source: source}
+	l := &Loaded{Name: name, Dir: dir, Source: source, Skipped: skipped}
 	for _, p := range plan {
 		obj, err := describe(coll, p, dir)
 		if err != nil {
@@ -163,6 +178,63 @@ func LoadELF(source string, data []byte, opts LoadOptions) (*Loaded, error) {
 		return nil, fmt.Errorf("load %s: %w", source, err)
 	}
 	return l, nil
+}
+
+// keepOnly removes from spec the programs not named in only (nil keeps
+// all) and returns the names it removed, sorted. A name the ELF does not
+// have is refused with the list of those it has.
+func keepOnly(spec *ebpf.CollectionSpec, only []string) ([]string, error) {
+	if only == nil {
+		return nil, nil
+	}
+	keep := map[string]bool{}
+	for _, n := range only {
+		if _, ok := spec.Programs[n]; !ok {
+			return nil, fmt.Errorf("the object has no program %q; its programs: %s", n, strings.Join(programNames(spec), ", "))
+		}
+		keep[n] = true
+	}
+	var skipped []string
+	for n := range spec.Programs {
+		if !keep[n] {
+			delete(spec.Programs, n)
+			skipped = append(skipped, n)
+		}
+	}
+	slices.Sort(skipped)
+	return skipped, nil
+}
+
+// programNames lists spec's programs, sorted.
+func programNames(spec *ebpf.CollectionSpec) []string {
+	names := make([]string, 0, len(spec.Programs))
+	for n := range spec.Programs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// othersThan lists spec's programs but name, sorted.
+func othersThan(spec *ebpf.CollectionSpec, name string) []string {
+	return slices.DeleteFunc(programNames(spec), func(n string) bool { return n == name })
+}
+
+// reloadWord is what to type after "load" to load source again: the
+// built-in's name or the file, with the NAME it was given.
+func reloadWord(source string, opts LoadOptions) string {
+	word := strings.TrimPrefix(source, "builtin ")
+	if opts.Name != "" && opts.Name != DefaultName(word) {
+		word += " name " + opts.Name
+	}
+	return word
+}
+
+func joinHints(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
 
 // DefaultName is the NAME a file loads as: its base name without the
@@ -362,6 +434,18 @@ func explainLoad(err error, spec *ebpf.CollectionSpec, source string, verbose bo
 		}
 	}
 	switch {
+	case errors.Is(err, unix.EFAULT) && prog != nil:
+		// The verifier answers EFAULT when it trips over its own internal
+		// checks ("verifier bug: ..." in the kernel log; 6.18.44 does on a
+		// bpf_loop callback). cilium/ebpf's hint to grow the log buffer
+		// does not apply.
+		bug := lastKernelLogLine("verifier bug")
+		if bug == "" {
+			bug = "see the kernel log (dmesg)"
+		} else {
+			bug = "the kernel log says: " + bug
+		}
+		return fmt.Errorf("load %s: the kernel's verifier failed with an internal error (EFAULT) on %s; %s. This is a kernel bug the program runs into: a restructured program or another kernel avoids it", source, what, bug)
 	case errors.Is(err, ebpf.ErrNotSupported):
 		return fmt.Errorf("load %s: this kernel cannot load %s: %v", source, what, err)
 	case errors.Is(err, fs.ErrPermission):

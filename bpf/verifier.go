@@ -21,12 +21,17 @@ type VerifierError struct {
 	Program string   // the program's name in the ELF
 	Section string   // its ELF section, e.g. "xdp"
 	Reason  string   // the verifier's reason, its log's last line
+	Hint    string   // what the reason means and what to do, when bpfsh knows; "" otherwise
 	Log     []string // the whole verifier log
 	Full    bool     // Detail shows the whole log
 }
 
 func (e *VerifierError) Error() string {
-	return fmt.Sprintf("load %s: the verifier rejected program %s (section %s): %s", e.Object, e.Program, e.Section, e.Reason)
+	msg := fmt.Sprintf("load %s: the verifier rejected program %s (section %s): %s", e.Object, e.Program, e.Section, e.Reason)
+	if e.Hint != "" {
+		msg += "; " + e.Hint
+	}
+	return msg
 }
 
 // Detail is the relevant tail of the verifier log, or all of it.
@@ -73,11 +78,13 @@ func asVerifierError(err error, object string, prog *ebpf.ProgramSpec, full bool
 	if !errors.As(err, &ve) || len(ve.Log) == 0 {
 		return nil
 	}
+	reason := verifierReason(ve.Log, ve.Cause)
 	return &VerifierError{
 		Object:  object,
 		Program: prog.Name,
 		Section: prog.SectionName,
-		Reason:  verifierReason(ve.Log, ve.Cause),
+		Reason:  reason,
+		Hint:    explainHelperRefusal(reason, prog.Type),
 		Log:     ve.Log,
 		Full:    full,
 	}

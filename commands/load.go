@@ -9,7 +9,7 @@ import (
 
 var loadCmd = &Command{
 	Name:  "load",
-	Usage: "FILE.o|BUILTIN [name NAME] [set VAR=VALUE ...] [--verbose]",
+	Usage: "FILE.o|BUILTIN [name NAME] [set VAR=VALUE ...] [only PROG[,PROG...]] [--verbose]",
 	Short: "load an ELF's maps and programs and pin them under the pin root",
 	Long: "load creates every map and program of a BPF ELF object in the kernel and pins them flat " +
 		"under <pin-root>/NAME/ (NAME defaults to the file's name without .o, .bpf.o or _bpfel.o), " +
@@ -21,6 +21,8 @@ var loadCmd = &Command{
 		"'set VAR=VALUE ...' sets global variables before loading, typically a program's " +
 		"`volatile const` settings, each value typed by the variable's BTF like a map value; " +
 		"an unknown VAR is refused with the list of the object's variables. " +
+		"'only PROG,...' loads just those programs (every map is still created), for an object one of " +
+		"whose programs this kernel rejects: the rejection names the program and says what to type. " +
 		"Objects that a command family knows get more after they are pinned: for kv (the built-in under any NAME, " +
 		"or an object with its program and maps) load replays the WAL of <pin-root>/NAME into the fresh store, " +
 		"reporting any torn tail it cut, and starts the session's WAL writer (see 'help kv wal').",
@@ -51,6 +53,7 @@ func runLoad(s *Session, args []string) (Result, error) {
 	var (
 		file, name string
 		vars       []bpf.VarSetting
+		only       []string
 	)
 	verbose := s.Verbose
 	for i := 0; i < len(args); i++ {
@@ -63,6 +66,17 @@ func runLoad(s *Session, args []string) (Result, error) {
 			}
 			i++
 			name = args[i]
+		case a == "only":
+			if i+1 >= len(args) || args[i+1] == "" {
+				return nil, Usagef("only needs program names after it, e.g. only xdp_count,tc_count")
+			}
+			i++
+			for _, p := range strings.Split(args[i], ",") {
+				if p == "" {
+					return nil, Usagef("only %q: an empty program name; separate names with single commas", args[i])
+				}
+				only = append(only, p)
+			}
 		case a == "set":
 			n := 0
 			for i+1 < len(args) && strings.Contains(args[i+1], "=") {
@@ -92,6 +106,7 @@ func runLoad(s *Session, args []string) (Result, error) {
 		StateDir: s.StateDir,
 		Verbose:  verbose,
 		Vars:     vars,
+		Only:     only,
 	})
 	if err != nil {
 		return nil, err
@@ -99,6 +114,9 @@ func runLoad(s *Session, args []string) (Result, error) {
 	t := &Table{Columns: []string{"kind", "name", "type", "id", "path"}, JSON: l.Objects}
 	for _, o := range l.Objects {
 		t.Rows = append(t.Rows, []string{o.Kind, o.Name, o.Type, strconv.FormatUint(uint64(o.ID), 10), o.Path})
+	}
+	for _, p := range l.Skipped {
+		t.Rows = append(t.Rows, []string{"program", p, "-", "-", "not loaded (only)"})
 	}
 	// What a family does with objects it knows (kv replays its WAL) is
 	// shown after the table; if it fails, nothing stays loaded.

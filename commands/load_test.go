@@ -191,6 +191,39 @@ func TestLoadRejectedLeavesNothing(t *testing.T) {
 	}
 }
 
+// A rejection names the program and says how to load the others; 'only'
+// loads just the named programs (and every map), and unload removes them.
+func TestLoadOnly(t *testing.T) {
+	root := ldSetup(t)
+	reject := bpftest.RejectObject(t)
+	code, _, errOut := bpfsh(t, root, "load", reject)
+	if code != 1 || !strings.Contains(errOut, "to load the other programs without it: load "+reject+" only xdp_fine") {
+		t.Errorf("rejected load: exit %d, stderr %q; want the hint to load the others with 'only'", code, errOut)
+	}
+	code, out, errOut := bpfsh(t, root, "load", reject, "only", "xdp_fine")
+	if code != 0 {
+		t.Fatalf("load only xdp_fine: exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "xdp_unchecked") || !strings.Contains(out, "not loaded (only)") {
+		t.Errorf("load only: the program left out is not shown:\n%s", out)
+	}
+	if got := ldEntries(t, filepath.Join(root, "reject")); !slices.Equal(got, []string{"seen", "xdp_fine"}) {
+		t.Errorf("pinned %v, want [seen xdp_fine]", got)
+	}
+	if code, _, errOut := bpfsh(t, root, "unload", "reject"); code != 0 {
+		t.Fatalf("unload: exit %d: %s", code, errOut)
+	}
+	if code, _, errOut := bpfsh(t, root, "load", reject, "only", "nosuch"); code != 1 || !strings.Contains(errOut, `the object has no program "nosuch"; its programs: xdp_fine, xdp_unchecked`) {
+		t.Errorf("only nosuch: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := bpfsh(t, root, "load", reject, "only", "xdp_fine,,x"); code != 2 || !strings.Contains(errOut, "empty program name") {
+		t.Errorf("only with an empty name: exit %d, %q", code, errOut)
+	}
+	if got := ldEntries(t, root); len(got) != 0 {
+		t.Errorf("pin root holds %v after failed loads", got)
+	}
+}
+
 func TestLoadRejectedUnderFreshPinRoot(t *testing.T) {
 	// The pin root itself does not exist yet: a failed load must not
 	// leave it (or NAME/) behind; a successful one makes both.
@@ -418,7 +451,8 @@ func TestDoctorAllOK(t *testing.T) {
 			t.Errorf("check %+v, want ok with a detail on this machine", c)
 		}
 	}
-	want := []string{"kernel", "btf", "bpffs", "tracefs", "privileges", "jit", "unprivileged bpf", "memlock", "test_run", "bpftool"}
+	want := []string{"kernel", "btf", "bpffs", "tracefs", "privileges", "jit", "unprivileged bpf", "memlock", "test_run", "bpftool",
+		"object cache", "object fixture", "object kv", "object proxy"}
 	if !slices.Equal(names, want) {
 		t.Errorf("checks %v, want %v", names, want)
 	}

@@ -3,6 +3,7 @@ package testrun
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -153,6 +154,10 @@ func explainRunError(t ebpf.ProgramType, opts Options, cs *ctxState, err error) 
 		return fmt.Errorf("program type %s cannot be test-run by the kernel (BPF_PROG_TEST_RUN answers ENOTSUPP); attach it and watch what it does with 'trace': %w", name, ebpf.ErrNotSupported)
 	case errors.Is(err, unix.EINVAL):
 		return fmt.Errorf("the kernel refused the run as invalid (EINVAL): %s", einvalRules(t, opts, cs))
+	case (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)) && opts.LiveFrames && os.Geteuid() == 0:
+		// Seen on a 6.18 build that refuses live frames even to root while
+		// ordinary test runs work there.
+		return fmt.Errorf("%w: run it without 'live'", ErrNoLiveFrames)
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		return fmt.Errorf("permission denied: BPF_PROG_TEST_RUN needs CAP_BPF and CAP_NET_ADMIN; run bpfsh as root")
 	case errors.Is(err, unix.ENOSPC):

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bpfsh/bpfsh/bpf/bpftest"
+	"github.com/bpfsh/bpfsh/testrun/fixture"
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 )
@@ -76,9 +78,14 @@ func TestXDPInputRules(t *testing.T) {
 }
 
 func TestXDPMetadata(t *testing.T) {
-	p := progs(t)
+	bpftest.RequireHelper(t, ebpf.XDP, asm.FnXdpAdjustMeta)
+	var m fixture.MetaObjects
+	if err := fixture.LoadMetaObjects(&m, nil); err != nil {
+		t.Fatalf("load the metadata fixture: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
 	in := udpFrame("meta")
-	o := mustRun(t, Options{Program: p.XdpMeta, Data: in})
+	o := mustRun(t, Options{Program: m.XdpMeta, Data: in})
 	if o.RetvalName != "XDP_PASS" {
 		t.Fatalf("retval %s", o.RetvalName)
 	}
@@ -327,6 +334,11 @@ func TestNotTestRunnable(t *testing.T) {
 
 func TestXDPLiveFrames(t *testing.T) {
 	p := progs(t)
+	if err := HaveLiveFrames(); errors.Is(err, ErrNoLiveFrames) {
+		t.Skipf("skipped: %v", ErrNoLiveFrames)
+	} else if err != nil {
+		t.Fatal(err)
+	}
 	in := udpFrame("live")
 	o := mustRun(t, Options{Program: p.XdpCount, Data: in, LiveFrames: true, Repeat: 10, BatchSize: 4, NoTrace: true})
 	if o.DataOut != nil || o.Timing != nil {

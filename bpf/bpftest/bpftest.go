@@ -16,6 +16,9 @@ import (
 
 	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/bpf/fixture"
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
 )
 
 // RequireRoot skips t when the test cannot use bpf(2) and bpffs.
@@ -26,6 +29,22 @@ func RequireRoot(t testing.TB) {
 	}
 	if err := bpf.EnsureBPFFS(); err != nil {
 		t.Skipf("skipped: %v", err)
+	}
+}
+
+// RequireHelper skips t when this kernel does not let programs of type pt
+// call helper fn, saying so and since when mainline has the helper. Only a
+// definite "not supported" skips; a probe that cannot tell fails t.
+func RequireHelper(t testing.TB, pt ebpf.ProgramType, fn asm.BuiltinFunc) {
+	t.Helper()
+	RequireRoot(t)
+	err := features.HaveProgramHelper(pt, fn)
+	switch {
+	case err == nil:
+	case errors.Is(err, ebpf.ErrNotSupported):
+		t.Skipf("skipped: %s", bpf.MissingHelper(pt, fn))
+	default:
+		t.Fatalf("probe %s for %s programs: %v", bpf.HelperName(fn), pt, err)
 	}
 }
 
