@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -48,6 +49,7 @@ type Datapath struct {
 	mu       sync.Mutex
 	attached []attachment
 	pins     []string
+	pinDir   string // made by PinDir: removed by Close when empty
 	rd       *ringbuf.Reader
 	events   chan Event
 	done     chan struct{}
@@ -65,17 +67,27 @@ type attachment struct {
 // called), attaches the stream parser and verdicts to the two sockhashes
 // and starts reading events.
 func OpenDatapath(mode Mode) (*Datapath, error) {
-	if mode != ModeTransaction && mode != ModeSession {
-		return nil, fmt.Errorf("open proxy data path: pool mode %d: use ModeTransaction (1) or ModeSession (2)", uint32(mode))
-	}
 	spec, err := Spec()
 	if err != nil {
 		return nil, fmt.Errorf("open proxy data path: parse the embedded object: %w", err)
 	}
-	if err := spec.Variables[VarPoolMode].Set(uint32(mode)); err != nil {
+	return openDatapath(spec, mode)
+}
+
+// openDatapath is OpenDatapath with the object given (tests give one the
+// verifier rejects). Nothing is left loaded or attached on an error.
+func openDatapath(spec *ebpf.CollectionSpec, mode Mode) (d *Datapath, err error) {
+	if mode != ModeTransaction && mode != ModeSession {
+		return nil, fmt.Errorf("open proxy data path: pool mode %d: use ModeTransaction (1) or ModeSession (2)", uint32(mode))
+	}
+	v := spec.Variables[VarPoolMode]
+	if v == nil {
+		return nil, fmt.Errorf("open proxy data path: the object has no %s", VarPoolMode)
+	}
+	if err := v.Set(uint32(mode)); err != nil {
 		return nil, fmt.Errorf("open proxy data path: set %s: %w", VarPoolMode, err)
 	}
-	d := &Datapath{events: make(chan Event, 1024), done: make(chan struct{})}
+	d = &Datapath{events: make(chan Event, 1024), done: make(chan struct{})}
 	if err := spec.LoadAndAssign(&d.objs, nil); err != nil {
 		return nil, fmt.Errorf("open proxy data path: load %s: %w", BuiltinName, err)
 	}
@@ -102,10 +114,19 @@ func OpenDatapath(mode Mode) (*Datapath, error) {
 }
 
 // PinDir pins the maps and programs under dir (created if needed), so that
-// "proxy status" in another shell can read them. Close removes the pins.
+// "proxy status" in another shell can read them. Close removes the pins,
+// and dir if PinDir created it and nothing else is in it. On an error the
+// pins already made stay until Close.
 func (d *Datapath) PinDir(dir string) error {
+	_, err := os.Stat(dir)
+	made := errors.Is(err, fs.ErrNotExist)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("pin proxy data path: %w", err)
+	}
+	if made {
+		d.mu.Lock()
+		d.pinDir = dir
+		d.mu.Unlock()
 	}
 	pin := func(name string, p interface{ Pin(string) error }) error {
 		path := filepath.Join(dir, name)
@@ -428,14 +449,17 @@ func (d *Datapath) Stats() ([]Stat, error) { return ReadStats(d.objs.Stats) }
 // event reader (closing Events) and releases the maps: every socket still
 // in a sockhash leaves it and behaves as a plain socket again.
 func (d *Datapath) Close() error {
+	if d == nil {
+		return nil
+	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
 		return nil
 	}
 	d.closed = true
-	pins := d.pins
-	d.pins = nil
+	pins, dir := d.pins, d.pinDir
+	d.pins, d.pinDir = nil, ""
 	d.mu.Unlock()
 	var errs []error
 	for _, a := range d.attached {
@@ -447,6 +471,9 @@ func (d *Datapath) Close() error {
 		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
 			errs = append(errs, fmt.Errorf("close proxy data path: unpin %s: %w", p, err))
 		}
+	}
+	if dir != "" {
+		os.Remove(dir) // fails, and stays, when something else was put there
 	}
 	close(d.done)
 	if d.rd != nil {

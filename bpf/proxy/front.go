@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -142,7 +143,23 @@ type client struct {
 // Start starts a proxy: it checks the options, logs the pool in to the
 // server, loads the data path and listens. On an error nothing is left.
 func Start(ctx context.Context, o Options) (*Proxy, error) {
-	return start(ctx, o, func(m Mode) (dataPath, error) { return OpenDatapath(m) })
+	return start(ctx, o, openKernel(Spec))
+}
+
+// openKernel opens the kernel's data path from the object spec gives.
+func openKernel(spec func() (*ebpf.CollectionSpec, error)) func(Mode) (dataPath, error) {
+	return func(m Mode) (dataPath, error) {
+		s, err := spec()
+		if err != nil {
+			return nil, fmt.Errorf("open proxy data path: parse the object: %w", err)
+		}
+		d, err := openDatapath(s, m)
+		if err != nil {
+			// Not d: a nil *Datapath in the interface would not be nil.
+			return nil, err
+		}
+		return d, nil
+	}
 }
 
 func start(ctx context.Context, o Options, open func(Mode) (dataPath, error)) (p *Proxy, err error) {
@@ -218,9 +235,11 @@ func start(ctx context.Context, o Options, open func(Mode) (dataPath, error)) (p
 		p.params = append(p.params, pgproto3.ParameterStatus{Name: name, Value: value})
 	}
 	sort.Slice(p.params, func(i, j int) bool { return p.params[i].Name < p.params[j].Name })
-	if p.dp, err = open(o.Mode); err != nil {
+	dp, err := open(o.Mode)
+	if err != nil {
 		return p, fmt.Errorf("proxy: %w", err)
 	}
+	p.dp = dp
 	if o.PinDir != "" {
 		if pd, ok := p.dp.(interface{ PinDir(string) error }); ok {
 			if err := pd.PinDir(o.PinDir); err != nil {

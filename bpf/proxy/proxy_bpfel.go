@@ -85,6 +85,16 @@ type ProxyPgWalkResult struct {
 	_         [3]byte
 }
 
+type ProxyPgWalkSlot struct {
+	_    structs.HostLayout
+	St   ProxyPgWalk
+	Res  ProxyPgWalkResult
+	Off  uint32
+	End  uint32
+	Done uint32
+	Pad  uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -96,7 +106,9 @@ const (
 	ProxyMapIdle          = "idle"
 	ProxyMapServerSocks   = "server_socks"
 	ProxyMapStats         = "stats"
+	ProxyMapWalkBusy      = "walk_busy"
 	ProxyMapWalkLast      = "walk_last"
+	ProxyMapWalkSlots     = "walk_slots"
 	ProxyMapWalks         = "walks"
 	ProxyProgSkPgClient   = "sk_pg_client"
 	ProxyProgSkPgParser   = "sk_pg_parser"
@@ -165,7 +177,9 @@ type ProxyMapSpecs struct {
 	Idle        *ebpf.MapSpec `ebpf:"idle"`
 	ServerSocks *ebpf.MapSpec `ebpf:"server_socks"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
+	WalkBusy    *ebpf.MapSpec `ebpf:"walk_busy"`
 	WalkLast    *ebpf.MapSpec `ebpf:"walk_last"`
+	WalkSlots   *ebpf.MapSpec `ebpf:"walk_slots"`
 	Walks       *ebpf.MapSpec `ebpf:"walks"`
 }
 
@@ -204,7 +218,9 @@ type ProxyMaps struct {
 	Idle        *ebpf.Map `ebpf:"idle"`
 	ServerSocks *ebpf.Map `ebpf:"server_socks"`
 	Stats       *ebpf.Map `ebpf:"stats"`
+	WalkBusy    *ebpf.Map `ebpf:"walk_busy"`
 	WalkLast    *ebpf.Map `ebpf:"walk_last"`
+	WalkSlots   *ebpf.Map `ebpf:"walk_slots"`
 	Walks       *ebpf.Map `ebpf:"walks"`
 }
 
@@ -217,7 +233,9 @@ func (m *ProxyMaps) Close() error {
 		m.Idle,
 		m.ServerSocks,
 		m.Stats,
+		m.WalkBusy,
 		m.WalkLast,
+		m.WalkSlots,
 		m.Walks,
 	)
 }
