@@ -90,9 +90,12 @@ static __always_inline __u32 cursor_off(const struct cursor *c)
  *    nothing about x itself: its 32-bit move drops the link.
  * So both tests are made here in asm, in 32 bits, on the register that
  * holds *x afterwards. The 32-bit move first makes the verifier know the
- * upper half is zero (after a byte swap, say, it may not), so the 64-bit
- * bounds a helper checks follow from the 32-bit ones ("R4 min value is
- * negative" on 6.12 otherwise). */
+ * upper half is zero (after a byte swap it may not, nor after cursor_off,
+ * a pointer difference that no verifier knows anything about), so the
+ * 64-bit bounds follow from the 32-bit ones: otherwise a helper is refused
+ * ("R4 min value is negative", 6.12) and so is adding *x to a packet
+ * pointer ("math between pkt pointer and register with unbounded min
+ * value is not allowed", every kernel). */
 static __always_inline int in_range(__u32 *x, const __u32 lo, const __u32 hi)
 {
 	__u32 v = *x;
@@ -108,6 +111,18 @@ static __always_inline int in_range(__u32 *x, const __u32 lo, const __u32 hi)
 	return 1;
 out:
 	return 0;
+}
+
+/* masked is x & mask, made where the verifier sees it: clang drops a mask
+ * it can prove changes nothing (the caller's checks told it so), and the
+ * verifier may not know what clang knew. It suits an index or a length
+ * known to fit, in a loop clang must unroll (clang 14 unrolls no loop
+ * that holds in_range's asm goto), or where one path is cheaper to verify
+ * than in_range's two. */
+static __always_inline __u32 masked(__u32 x, const __u32 mask)
+{
+	asm volatile("%[x] &= %[m]" : [x] "+w"(x) : [m] "i"(mask));
+	return x;
 }
 
 /* parse_eth reads the Ethernet header and up to PARSE_MAX_VLANS VLAN tags.
