@@ -479,7 +479,10 @@ static __always_inline void txn_end(__u64 txid)
  * finds the transaction and the scratch area again itself. */
 
 /* writes finds the write set of transaction txid (0: the auto-commit's in
- * scratch) and how many writes it holds. */
+ * scratch) and sets *n to how many writes it holds. *n is not clamped:
+ * every loop over the set stops at KV_MAX_WRITES itself, and kv_install
+ * clamps the count it logs. Clamped here, it reached those loops as two
+ * states (16, and 0..16), and the verifier walked each loop for both. */
 static __always_inline struct kv_log_write *writes(struct kv_scratch *s, __u64 txid, __u32 *n)
 {
 	struct kv_txn *t;
@@ -491,7 +494,7 @@ static __always_inline struct kv_log_write *writes(struct kv_scratch *s, __u64 t
 	t = bpf_map_lookup_elem(&txns, &txid);
 	if (!t)
 		return 0;
-	*n = t->nwrites > KV_MAX_WRITES ? KV_MAX_WRITES : t->nwrites;
+	*n = t->nwrites;
 	return t->w;
 }
 
@@ -590,7 +593,9 @@ __noinline int kv_insert_new(__u64 txid, __u64 seq)
 	if (!w)
 		return -1;
 	for (__u32 i = 0; i < KV_MAX_WRITES; i++) {
-		if (i >= n || w[i].op != KV_LOG_SET)
+		if (i >= n)
+			break;
+		if (w[i].op != KV_LOG_SET)
 			continue;
 		wkey_from(s, &w[i]);
 		if (bpf_map_lookup_elem(&store, &s->wkey))
@@ -728,7 +733,7 @@ __noinline int kv_install(__u64 txid)
 	rec->seq = seq;
 	rec->txid = txid;
 	rec->ktime_ns = bpf_ktime_get_ns();
-	rec->nwrites = n;
+	rec->nwrites = n > KV_MAX_WRITES ? KV_MAX_WRITES : n;
 	rec->pad = 0;
 	for (__u32 i = 0; i < KV_MAX_WRITES; i++) {
 		if (i >= n)
