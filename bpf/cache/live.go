@@ -123,7 +123,10 @@ func (l *Live) Attach() error {
 	}
 	rx, err := l.Pair.AttachXDP(vethns.Peer, l.coll.Programs[RxProgram])
 	if err != nil {
-		return errors.Join(fmt.Errorf("cache live: %s: %w", RxProgram, err), fill.Detach())
+		if derr := fill.Detach(); derr != nil {
+			return fmt.Errorf("cache live: %s: %w; and %s stays on until Close: %v", RxProgram, err, FillProgram, derr)
+		}
+		return fmt.Errorf("cache live: %s: %w", RxProgram, err)
 	}
 	l.rxLink, l.fill = rx, fill
 	return nil
