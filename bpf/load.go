@@ -387,6 +387,22 @@ func raiseMemlock() {
 	_ = unix.Setrlimit(unix.RLIMIT_MEMLOCK, &inf)
 }
 
+// LoadUnpinned creates the maps and programs of spec in the kernel and
+// pins nothing: a private copy of a built-in (the benches' kv and cache)
+// that goes when the collection is closed. Its errors are load's: a
+// rejected program is a *VerifierError naming the program and the
+// verifier's reason, with the log as its Detail; source is the built-in's
+// name.
+func LoadUnpinned(spec *ebpf.CollectionSpec, source string) (*ebpf.Collection, error) {
+	raiseMemlock()
+	coll, err := loadCollection(spec, source, false)
+	var ve *VerifierError
+	if errors.As(err, &ve) {
+		ve.Hint = joinHints(ve.Hint, fmt.Sprintf("this kernel's verifier refuses %s ('load %s --verbose' shows its whole log)", source, source))
+	}
+	return coll, err
+}
+
 // loadCollection creates the maps and programs of spec in the kernel.
 //
 // Maps that ask to be pinned by name (LIBBPF_PIN_BY_NAME) are loaded like

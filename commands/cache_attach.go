@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -28,7 +27,11 @@ func init() {
 				"interface's XDP hook (native mode when the driver has it, generic otherwise; it says which) and " +
 				"tc_cache_fill on its TC egress hook as a tcx link (Linux 6.6 or later). Both links are pinned under " +
 				"<pin-root>/NAME/ as link_xdp_IFACE and link_tc_IFACE, so they stay attached after the shell ends; " +
-				"'cache detach' removes them, and so does 'unload cache'. The programs watch cache_port (11211 unless " +
+				"'cache detach' removes them, and so does 'unload cache'. On a kernel without tcx tc_cache_fill goes in as " +
+				"a cls_bpf filter in direct-action mode on the clsact qdisc's egress (the qdisc is added when the interface " +
+				"has none), as 'tc filter add dev IFACE egress bpf da' would; a filter cannot be pinned, so what detaching it " +
+				"takes is recorded in <pin-root>/NAME/filter_tc_IFACE, and detach removes that filter (only while it still " +
+				"runs tc_cache_fill) and the qdisc if attach added it and nothing else uses it. The programs watch cache_port (11211 unless " +
 				"loaded with 'load cache set cache_port=N'). An interface with another XDP program is refused. " +
 				"'--redis' is refused: the RESP path cannot run live on upstream kernels.",
 			Example: "cache attach eth0",
@@ -39,7 +42,7 @@ func init() {
 			Name:    "detach",
 			Usage:   "[IFACE] [--name NAME]",
 			Short:   "remove what cache attach attached (from IFACE, or from every interface)",
-			Long:    "detach removes the pinned XDP and tcx links that 'cache attach' made on IFACE, or on every interface without one; the programs stay loaded. It is an error when there is nothing to detach.",
+			Long:    "detach removes the pinned XDP and tcx links that 'cache attach' made on IFACE, or on every interface without one (on kernels without tcx: the cls_bpf filter it added, and the clsact qdisc if it added that); the programs stay loaded. It is an error when there is nothing to detach.",
 			Example: "cache detach eth0",
 			Args:    []ArgKind{ArgIface},
 			Run:     runCacheDetach,
@@ -81,10 +84,13 @@ func cacheUnloading(s *Session, name string) (Result, error) {
 }
 
 // Pin names of the links, followed by the interface's name (bpffs
-// refuses dots, which interface names may have: see pinIface).
+// refuses dots, which interface names may have: see pinIface). Without
+// tcx the fill program is a cls_bpf filter, which cannot be pinned: its
+// record (bpf.ClsactFilter.PinMarker) is pinned instead.
 const (
-	cacheXDPLinkPrefix = "link_xdp_"
-	cacheTCLinkPrefix  = "link_tc_"
+	cacheXDPLinkPrefix  = "link_xdp_"
+	cacheTCLinkPrefix   = "link_tc_"
+	cacheTCFilterPrefix = "filter_tc_"
 )
 
 // pinIface is an interface name as it can be pinned: letters, digits, '-'
@@ -118,14 +124,20 @@ func unpinIface(s string) string {
 	return b.String()
 }
 
-// cacheAttachment is the pair of links 'cache attach' pinned for one
-// interface (either may be missing, if removed by hand).
+// cacheAttachment is what 'cache attach' pinned for one interface: the
+// XDP link and the tcx link or the cls_bpf filter's record (any may be
+// missing, if removed by hand).
 type cacheAttachment struct {
-	iface   string
-	xdpPin  string
-	tcPin   string
-	xdpLink uint32
-	tcLink  uint32
+	iface     string
+	xdpPin    string
+	tcPin     string
+	filterPin string
+	xdpLink   uint32
+	tcLink    uint32
+	// filter is the cls_bpf filter filterPin recorded, once detach has
+	// read it; removed says what detach found of it and removed.
+	filter  *bpf.ClsactFilter
+	removed bpf.ClsactRemoved
 }
 
 // cacheAttachments lists the interfaces whose links are pinned in dir.
@@ -152,6 +164,8 @@ func cacheAttachments(dir string) ([]*cacheAttachment, error) {
 			get(strings.TrimPrefix(n, cacheXDPLinkPrefix)).xdpPin = filepath.Join(dir, n)
 		case strings.HasPrefix(n, cacheTCLinkPrefix):
 			get(strings.TrimPrefix(n, cacheTCLinkPrefix)).tcPin = filepath.Join(dir, n)
+		case strings.HasPrefix(n, cacheTCFilterPrefix):
+			get(strings.TrimPrefix(n, cacheTCFilterPrefix)).filterPin = filepath.Join(dir, n)
 		}
 	}
 	var out []*cacheAttachment
@@ -163,7 +177,8 @@ func cacheAttachments(dir string) ([]*cacheAttachment, error) {
 }
 
 // detach removes the attachment's pins; the links go with them, and the
-// programs leave the interface.
+// programs leave the interface. A cls_bpf filter is removed by what its
+// record says, and then the record.
 func (a *cacheAttachment) detach() error {
 	for _, p := range []struct {
 		path string
@@ -185,7 +200,41 @@ func (a *cacheAttachment) detach() error {
 			return fmt.Errorf("remove the link pinned at %s: %w", p.path, err)
 		}
 	}
+	if a.filterPin == "" {
+		return nil
+	}
+	f, err := bpf.LoadMarker(a.filterPin)
+	if err != nil {
+		return err
+	}
+	if a.removed, err = f.Remove(); err != nil {
+		return err
+	}
+	a.filter = f
+	if err := os.Remove(a.filterPin); err != nil {
+		return fmt.Errorf("remove the cls_bpf filter's record %s: %w", a.filterPin, err)
+	}
 	return nil
+}
+
+// tcText says what detach did at the TC hook, e.g. "tcx link 7" or
+// "cls_bpf filter on clsact/egress pref 1 handle 1 (program 42) and the
+// clsact qdisc".
+func (a *cacheAttachment) tcText() string {
+	f := a.filter
+	if f == nil {
+		return fmt.Sprintf("tcx link %d", a.tcLink)
+	}
+	s := fmt.Sprintf("cls_bpf filter on %s pref %d handle %d (program %d)", f.Kind(), f.Pref, f.Handle, f.ProgID)
+	switch {
+	case !a.removed.Filter:
+		s += ", which had gone already (or runs another program now, and stays)"
+	case a.removed.Qdisc:
+		s += " and the clsact qdisc attach added"
+	case f.QdiscAdded:
+		s += "; the clsact qdisc attach added stays: other filters use it"
+	}
+	return s
 }
 
 func runCacheAttach(s *Session, args []string) (Result, error) {
@@ -225,7 +274,8 @@ func runCacheAttach(s *Session, args []string) (Result, error) {
 	defer t.close()
 	xdpPin := filepath.Join(t.dir, cacheXDPLinkPrefix+pinIface(iface))
 	tcPin := filepath.Join(t.dir, cacheTCLinkPrefix+pinIface(iface))
-	for _, p := range []string{xdpPin, tcPin} {
+	filterPin := filepath.Join(t.dir, cacheTCFilterPrefix+pinIface(iface))
+	for _, p := range []string{xdpPin, tcPin, filterPin} {
 		if _, err := os.Lstat(p); err == nil {
 			return nil, fmt.Errorf("%s: %s is already attached to %s (%s); 'cache detach %s' first", cmd, name, iface, p, iface)
 		}
@@ -250,27 +300,46 @@ func runCacheAttach(s *Session, args []string) (Result, error) {
 	if err := xl.Pin(xdpPin); err != nil {
 		return nil, fmt.Errorf("%s: pin the XDP link at %s: %w", cmd, xdpPin, err)
 	}
-	tl, err := link.AttachTCX(link.TCXOptions{Program: t.fill, Interface: idx, Attach: ebpf.AttachTCXEgress})
+	tc, err := bpf.AttachTC(idx, t.fill, true)
 	if err != nil {
 		xl.Unpin()
-		if errors.Is(err, ebpf.ErrNotSupported) {
-			return nil, fmt.Errorf("%s: this kernel has no tcx links (Linux 6.6 or later), which the fill program is attached with; nothing stays attached", cmd)
-		}
 		return nil, fmt.Errorf("%s: attach %s to %s's TC egress hook: %w; nothing stays attached", cmd, cache.FillProgram, iface, err)
 	}
-	defer tl.Close()
-	if err := tl.Pin(tcPin); err != nil {
-		xl.Unpin()
-		return nil, fmt.Errorf("%s: pin the tcx link at %s: %w; nothing stays attached", cmd, tcPin, err)
+	tcJSON := map[string]any{"program": cache.FillProgram, "attach": tc.Kind()}
+	var tcLine string
+	if tc.Link != nil {
+		defer tc.Link.Close()
+		if err := tc.Link.Pin(tcPin); err != nil {
+			xl.Unpin()
+			return nil, fmt.Errorf("%s: pin the tcx link at %s: %w; nothing stays attached", cmd, tcPin, err)
+		}
+		var tid uint32
+		if ti, err := tc.Link.Info(); err == nil {
+			tid = uint32(ti.ID)
+		}
+		tcLine = fmt.Sprintf("%s on %s, link %d, pinned %s", cache.FillProgram, tc.Kind(), tid, tcPin)
+		tcJSON["mode"], tcJSON["link_id"], tcJSON["pin"] = "tcx", tid, tcPin
+	} else {
+		f := tc.Filter
+		if err := f.PinMarker(filterPin); err != nil {
+			xl.Unpin()
+			if _, rerr := f.Remove(); rerr != nil {
+				return nil, fmt.Errorf("%s: %v; and the filter stays: %v", cmd, err, rerr)
+			}
+			return nil, fmt.Errorf("%s: %w; nothing stays attached", cmd, err)
+		}
+		qdisc := "on the clsact qdisc that was there"
+		if f.QdiscAdded {
+			qdisc = "clsact qdisc added (detach removes it)"
+		}
+		tcLine = fmt.Sprintf("%s on %s (cls_bpf, direct action): %s; pref %d handle %d, %s, recorded in %s",
+			cache.FillProgram, tc.Kind(), tc.Why, f.Pref, f.Handle, qdisc, filterPin)
+		tcJSON["mode"], tcJSON["why"], tcJSON["pref"], tcJSON["handle"] = "cls_bpf", tc.Why, f.Pref, f.Handle
+		tcJSON["prog_id"], tcJSON["qdisc_added"], tcJSON["pin"] = f.ProgID, f.QdiscAdded, filterPin
 	}
-	xi, _ := xl.Info()
-	ti, _ := tl.Info()
-	var xid, tid uint32
-	if xi != nil {
+	var xid uint32
+	if xi, err := xl.Info(); err == nil {
 		xid = uint32(xi.ID)
-	}
-	if ti != nil {
-		tid = uint32(ti.ID)
 	}
 
 	var b strings.Builder
@@ -280,10 +349,10 @@ func runCacheAttach(s *Session, args []string) (Result, error) {
 		modeText = "generic mode: the driver has no native XDP"
 	}
 	fmt.Fprintf(&b, "xdp:  %s in %s, link %d, pinned %s\n", cache.RxProgram, modeText, xid, xdpPin)
-	fmt.Fprintf(&b, "tc:   %s on tcx/egress, link %d, pinned %s\n", cache.FillProgram, tid, tcPin)
+	fmt.Fprintf(&b, "tc:   %s\n", tcLine)
 	j := map[string]any{"iface": iface, "ifindex": idx, "port": t.port,
 		"xdp": map[string]any{"program": cache.RxProgram, "mode": mode, "link_id": xid, "pin": xdpPin},
-		"tc":  map[string]any{"program": cache.FillProgram, "attach": "tcx/egress", "link_id": tid, "pin": tcPin}}
+		"tc":  tcJSON}
 	if driverErr != nil {
 		j["driver_error"] = driverErr.Error()
 	}
@@ -333,8 +402,13 @@ func runCacheDetach(s *Session, args []string) (Result, error) {
 		if err := a.detach(); err != nil {
 			return nil, fmt.Errorf("%s: %w", cmd, err)
 		}
-		fmt.Fprintf(&b, "detached %s from %s: xdp link %d, tcx link %d (pins removed)\n", name, a.iface, a.xdpLink, a.tcLink)
-		js = append(js, map[string]any{"iface": a.iface, "xdp_link_id": a.xdpLink, "tc_link_id": a.tcLink})
+		fmt.Fprintf(&b, "detached %s from %s: xdp link %d, %s (pins removed)\n", name, a.iface, a.xdpLink, a.tcText())
+		j := map[string]any{"iface": a.iface, "xdp_link_id": a.xdpLink, "tc_link_id": a.tcLink}
+		if f := a.filter; f != nil {
+			j["tc_filter"] = map[string]any{"attach": f.Kind(), "pref": f.Pref, "handle": f.Handle, "prog_id": f.ProgID,
+				"removed": a.removed.Filter, "qdisc_removed": a.removed.Qdisc}
+		}
+		js = append(js, j)
 	}
 	return &Text{Body: b.String(), JSON: js}, nil
 }

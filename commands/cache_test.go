@@ -3,13 +3,22 @@ package commands_test
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+
+	"github.com/bpfsh/bpfsh/bpf"
+	"github.com/bpfsh/bpfsh/bpf/bpftest"
 	"github.com/bpfsh/bpfsh/bpf/cache"
 )
 
@@ -164,28 +173,130 @@ type cacheAttachJSON struct {
 		LinkID uint32 `json:"link_id"`
 	} `json:"xdp"`
 	TC struct {
+		Attach string `json:"attach"`
+		Mode   string `json:"mode"`
+		Why    string `json:"why"`
 		LinkID uint32 `json:"link_id"`
+		// Without tcx: the cls_bpf filter.
+		ProgID     uint32 `json:"prog_id"`
+		Pref       uint16 `json:"pref"`
+		Handle     uint32 `json:"handle"`
+		QdiscAdded bool   `json:"qdisc_added"`
+		Pin        string `json:"pin"`
 	} `json:"tc"`
 }
 
-// attach and detach on a veth pair and lo of a private network namespace.
+// attach and detach on a veth pair and lo of a private network namespace,
+// with tcx where the kernel has it.
 func TestCacheAttach(t *testing.T) {
 	root, _ := kvRoot(t)
 	pgInNetns(t)
+	testCacheAttach(t, root, !kernelHasTCX(t))
+}
+
+// The same without tcx, as on Linux before 6.6: tc_cache_fill goes in as
+// a cls_bpf filter under clsact, and detach, unload and another process
+// remove exactly that filter (and the qdisc when attach added it).
+func TestCacheAttachWithoutTCX(t *testing.T) {
+	root, _ := kvRoot(t)
+	pgInNetns(t)
+	t.Setenv(bpf.NoTCXEnv, "1")
+	testCacheAttach(t, root, true)
+}
+
+// kernelHasTCX says whether this kernel has tcx links (Linux 6.6+), by
+// attaching a program to lo of the test's namespace.
+func kernelHasTCX(t *testing.T) bool {
+	t.Helper()
+	prog := tcOK(t)
+	l, err := link.AttachTCX(link.TCXOptions{Program: prog, Interface: 1, Attach: ebpf.AttachTCXEgress})
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		return false
+	}
+	if err != nil {
+		t.Fatalf("tcx probe: %v", err)
+	}
+	l.Close()
+	return true
+}
+
+// tcOK is a TC program that lets every packet pass.
+func tcOK(t *testing.T) *ebpf.Program {
+	t.Helper()
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "tc_other", Type: ebpf.SchedCLS, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prog.Close() })
+	return prog
+}
+
+// hasClsact says whether the device has a clsact qdisc.
+func hasClsact(t *testing.T, dev string) bool {
+	t.Helper()
+	l, err := netlink.LinkByName(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, err := netlink.QdiscList(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.ContainsFunc(qs, func(q netlink.Qdisc) bool { return q.Type() == "clsact" })
+}
+
+func testCacheAttach(t *testing.T, root string, clsact bool) {
 	pid := os.Getpid() % 100000
 	a, b := fmt.Sprintf("cca%d", pid), fmt.Sprintf("ccb%d", pid)
-	pgVeth(t, a, b)
+	_, vb := pgVeth(t, a, b)
+	// Another tool's clsact filters on b, which the cache must leave alone.
+	other := tcOK(t)
+	pgClsact(t, vb, other, "tc_other")
+	otherID := pgProgID(t, other)
 	bpfshOK(t, root, "load cache")
 	bpfshOK(t, root, "load cache name c2")
+	fill, err := ebpf.LoadPinnedProgram(filepath.Join(root, "cache", cache.FillProgram), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillID := pgProgID(t, fill)
+	fill.Close()
 
 	att := decodeJSON[cacheAttachJSON](t, bpfshOK(t, root, "cache attach "+a, "-j"))
-	if att.Iface != a || att.XDP.Mode != "driver" || att.XDP.LinkID == 0 || att.TC.LinkID == 0 {
+	if att.Iface != a || att.XDP.Mode != "driver" || att.XDP.LinkID == 0 {
 		t.Fatalf("cache attach %s -j: %+v", a, att)
+	}
+	tcPin := filepath.Join(root, "cache", "link_tc_"+a)
+	wantTC := "tcx/egress"
+	if clsact {
+		tcPin = filepath.Join(root, "cache", "filter_tc_"+a)
+		wantTC = "clsact/egress"
+		why := bpf.WhyNoTCX
+		if os.Getenv(bpf.NoTCXEnv) == "1" {
+			why = "tcx turned off by " + bpf.NoTCXEnv + "=1"
+		}
+		if tc := att.TC; tc.Mode != "cls_bpf" || tc.Attach != wantTC || tc.Why != why || tc.LinkID != 0 ||
+			tc.ProgID != fillID || tc.Pref != 1 || tc.Handle != 1 || !tc.QdiscAdded || tc.Pin != tcPin {
+			t.Errorf("cache attach %s -j without tcx: %+v, want a filter of program %d, pref 1 handle 1, the qdisc added, pinned %s", a, tc, fillID, tcPin)
+		}
+		if !hasClsact(t, a) {
+			t.Errorf("%s has no clsact qdisc after cache attach", a)
+		}
+		out := bpfshOK(t, root, "cache attach lo")
+		wantLines(t, "cache attach lo without tcx", out,
+			"tc:   tc_cache_fill on clsact/egress (cls_bpf, direct action): "+why, "pref 1 handle 1, clsact qdisc added (detach removes it), recorded in ")
+		bpfshOK(t, root, "cache detach lo")
+		if hasClsact(t, "lo") {
+			t.Error("cache detach lo left the clsact qdisc that attach added")
+		}
+	} else if tc := att.TC; tc.Mode != "tcx" || tc.Attach != wantTC || tc.LinkID == 0 || tc.Pin != tcPin {
+		t.Errorf("cache attach %s -j: %+v", a, tc)
 	}
 	net := decodeJSON[pgNetJSON](t, bpfshOK(t, root, "net show dev "+a, "-j"))
 	if len(net) != 1 || len(net[0].XDP) != 1 || net[0].XDP[0].Name != cache.RxProgram || net[0].XDP[0].Mode != "driver" ||
-		net[0].XDP[0].LinkID != att.XDP.LinkID || len(net[0].TC) != 1 || net[0].TC[0].Kind != "tcx/egress" ||
-		net[0].TC[0].Name != cache.FillProgram || net[0].TC[0].LinkID != att.TC.LinkID {
+		net[0].XDP[0].LinkID != att.XDP.LinkID || len(net[0].TC) != 1 || net[0].TC[0].Kind != wantTC ||
+		net[0].TC[0].Name != cache.FillProgram || net[0].TC[0].LinkID != att.TC.LinkID || max(net[0].TC[0].ID, net[0].TC[0].ProgID) != fillID {
 		t.Errorf("net show dev %s after cache attach: %+v", a, net)
 	}
 	links := decodeJSON[[]pgLinkJSON](t, bpfshOK(t, root, "link show", "-j"))
@@ -195,11 +306,11 @@ func TestCacheAttach(t *testing.T) {
 			found++
 		}
 	}
-	if found != 2 {
-		t.Errorf("link show lists %d of the links %d and %d", found, att.XDP.LinkID, att.TC.LinkID)
+	if want := map[bool]int{false: 2, true: 1}[clsact]; found != want {
+		t.Errorf("link show lists %d of the links %d and %d, want %d", found, att.XDP.LinkID, att.TC.LinkID, want)
 	}
-	for _, p := range []string{"link_xdp_" + a, "link_tc_" + a} {
-		if _, err := os.Stat(filepath.Join(root, "cache", p)); err != nil {
+	for _, p := range []string{filepath.Join(root, "cache", "link_xdp_"+a), tcPin} {
+		if _, err := os.Stat(p); err != nil {
 			t.Errorf("pin %s: %v", p, err)
 		}
 	}
@@ -213,26 +324,90 @@ func TestCacheAttach(t *testing.T) {
 	out := bpfshOK(t, root, "cache attach lo")
 	wantLines(t, "cache attach lo", out, "generic mode: the driver has no native XDP")
 
-	out = bpfshOK(t, root, "cache detach "+a)
-	wantLines(t, "cache detach", out, fmt.Sprintf("detached cache from %s: xdp link %d, tcx link %d", a, att.XDP.LinkID, att.TC.LinkID))
+	// Another process detaches what this one attached: it finds it all
+	// under the pin root.
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := helperCmd(exe, "bpfsh", "--pin-root", root, "-c", "cache detach "+a).CombinedOutput()
+	if err != nil {
+		t.Fatalf("cache detach in another process: %v\n%s", err, child)
+	}
+	if clsact {
+		wantLines(t, "cache detach", string(child), fmt.Sprintf("detached cache from %s: xdp link %d, cls_bpf filter on clsact/egress pref 1 handle 1 (program %d) and the clsact qdisc attach added (pins removed)", a, att.XDP.LinkID, fillID))
+		if hasClsact(t, a) {
+			t.Errorf("cache detach left the clsact qdisc it added on %s", a)
+		}
+	} else {
+		wantLines(t, "cache detach", string(child), fmt.Sprintf("detached cache from %s: xdp link %d, tcx link %d", a, att.XDP.LinkID, att.TC.LinkID))
+	}
 	net = decodeJSON[pgNetJSON](t, bpfshOK(t, root, "net show dev "+a, "-j"))
 	if len(net) != 1 || len(net[0].XDP) != 0 || len(net[0].TC) != 0 {
 		t.Errorf("net show dev %s after cache detach: %+v", a, net)
 	}
+	if _, err := os.Lstat(tcPin); !os.IsNotExist(err) {
+		t.Errorf("cache detach left %s: %v", tcPin, err)
+	}
 	bpfshFails(t, root, "cache detach "+a, 1, "cache is not attached to "+a)
 
-	// The peer too; then unload detaches both before removing the pins.
-	bpfshOK(t, root, "cache attach "+b)
+	// The peer too, beside the other tool's filters; then unload detaches
+	// both before removing the pins, and the other tool's filters stay.
+	att = decodeJSON[cacheAttachJSON](t, bpfshOK(t, root, "cache attach "+b, "-j"))
+	if clsact && (att.TC.Pref != 2 || att.TC.QdiscAdded) {
+		t.Errorf("cache attach %s beside a filter at pref 1: %+v, want pref 2 in the qdisc that was there", b, att.TC)
+	}
 	out = bpfshOK(t, root, "unload cache")
 	wantLines(t, "unload cache", out, "unloaded cache", "detached cache from "+b+", lo first")
 	if _, err := os.Stat(filepath.Join(root, "cache")); !os.IsNotExist(err) {
 		t.Errorf("unload cache left %s/cache: %v", root, err)
 	}
 	net = decodeJSON[pgNetJSON](t, bpfshOK(t, root, "net show", "-j"))
-	if len(net) != 1 || len(net[0].XDP) != 0 || len(net[0].TC) != 0 {
-		t.Errorf("net show after unload cache: %+v", net)
+	var kept []string
+	for _, tc := range net[0].TC {
+		kept = append(kept, fmt.Sprintf("%s %s %d", tc.Devname, tc.Kind, tc.ID))
+	}
+	want := []string{fmt.Sprintf("%s clsact/ingress %d", b, otherID), fmt.Sprintf("%s clsact/egress %d", b, otherID)}
+	if len(net) != 1 || len(net[0].XDP) != 0 || !slices.Equal(kept, want) {
+		t.Errorf("net show after unload cache: XDP %+v, TC %q, want only the other tool's filters %q", net[0].XDP, kept, want)
+	}
+	if !hasClsact(t, b) || hasClsact(t, "lo") {
+		t.Errorf("after unload: clsact on %s %v (want it kept), on lo %v (want it gone)", b, hasClsact(t, b), hasClsact(t, "lo"))
 	}
 	bpfshOK(t, root, "unload c2")
+}
+
+// An attach that fails at the TC hook, after xdp_cache_rx went on the
+// XDP hook, says why in one line and leaves nothing: no link, no pin, no
+// qdisc, no filter. (Here without tcx: an ingress qdisc sits where clsact
+// would go.)
+func TestCacheAttachFailingHalfway(t *testing.T) {
+	root, _ := kvRoot(t)
+	pgInNetns(t)
+	t.Setenv(bpf.NoTCXEnv, "1")
+	pid := os.Getpid() % 100000
+	a, b := fmt.Sprintf("cca%d", pid), fmt.Sprintf("ccb%d", pid)
+	va, _ := pgVeth(t, a, b)
+	ingress := &netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: va.Attrs().Index, Parent: netlink.HANDLE_INGRESS, Handle: netlink.MakeHandle(0xffff, 0)}}
+	if err := netlink.QdiscAdd(ingress); err != nil {
+		t.Fatal(err)
+	}
+	bpfshOK(t, root, "load cache")
+	before := bpftest.TakeLeftovers(t, root)
+	bpfshFails(t, root, "cache attach "+a, 1, "attach tc_cache_fill to "+a+"'s TC egress hook", "has an ingress qdisc where clsact goes", "nothing stays attached")
+	bpftest.WantNoneLeft(t, before, bpftest.TakeLeftovers(t, root))
+	net := decodeJSON[pgNetJSON](t, bpfshOK(t, root, "net show dev "+a, "-j"))
+	if len(net) != 1 || len(net[0].XDP) != 0 || len(net[0].TC) != 0 {
+		t.Errorf("net show dev %s after the failed attach: %+v", a, net)
+	}
+	qs, err := netlink.QdiscList(va)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(qs, func(q netlink.Qdisc) bool { return q.Type() == "ingress" }) || hasClsact(t, a) {
+		t.Errorf("qdiscs of %s after the failed attach: %v, want the ingress qdisc still there and no clsact", a, qs)
+	}
+	bpfshFails(t, root, "cache detach", 1, "not attached to any interface")
 }
 
 // --name reaches a cache loaded under another NAME, and the packets go to

@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/bpf/vethns"
 )
 
@@ -20,7 +21,8 @@ import (
 // veth pair (bpf/vethns) whose peer end sits in a network namespace with
 // memcached listening on it; clients stay in bpfsh's namespace and reach
 // memcached across the pair. xdp_cache_rx (XDP, driver mode) and
-// tc_cache_fill (TC egress, tcx) attach to the peer end, memcached's
+// tc_cache_fill (TC egress: a tcx link, or a cls_bpf filter under clsact
+// on kernels without tcx) attach to the peer end, memcached's
 // side: requests arrive there, replies leave there. The host end gets an
 // XDP_PASS program: on veth, a frame sent back with XDP_TX is dropped
 // unless the receiving end has an XDP program.
@@ -53,10 +55,14 @@ type Live struct {
 	Pair      *vethns.Pair
 	Memcached *Memcached
 
-	coll     *ebpf.Collection
-	rxLink   link.Link
-	fillLink link.Link
+	coll   *ebpf.Collection
+	rxLink link.Link
+	fill   *vethns.TC
 }
+
+// liveSpec is the spec StartLive loads: Spec, except in tests that hand
+// it one the verifier rejects.
+var liveSpec = Spec
 
 // StartLive makes the namespace and the veth pair, starts memcached in
 // it, loads a private cache (not attached: Attach puts it in front) and
@@ -75,15 +81,15 @@ func StartLive(ctx context.Context, o LiveOptions) (l *Live, err error) {
 			l = nil
 		}
 	}()
-	spec, err := Spec()
+	spec, err := liveSpec()
 	if err != nil {
 		return l, fmt.Errorf("cache: %w", err)
 	}
 	if err := spec.Variables[VarPort].Set(o.Memcached.Port); err != nil {
 		return l, fmt.Errorf("cache: set %s: %w", VarPort, err)
 	}
-	if l.coll, err = ebpf.NewCollection(spec); err != nil {
-		return l, fmt.Errorf("load the cache: %w", err)
+	if l.coll, err = bpf.LoadUnpinned(spec, BuiltinName); err != nil {
+		return l, err
 	}
 	if l.Pair, err = vethns.New(vethns.Options{What: "cache", Queues: o.Queues}); err != nil {
 		return l, fmt.Errorf("cache live: %w", err)
@@ -111,17 +117,28 @@ func (l *Live) Attach() error {
 	if l.rxLink != nil {
 		return nil
 	}
-	fill, err := l.Pair.AttachTCX(vethns.Peer, l.coll.Programs[FillProgram], true)
+	fill, err := l.Pair.AttachTC(vethns.Peer, l.coll.Programs[FillProgram], true)
 	if err != nil {
 		return fmt.Errorf("cache live: %s: %w", FillProgram, err)
 	}
 	rx, err := l.Pair.AttachXDP(vethns.Peer, l.coll.Programs[RxProgram])
 	if err != nil {
-		fill.Close()
+		if derr := fill.Detach(); derr != nil {
+			return fmt.Errorf("cache live: %s: %w; and %s stays on until Close: %v", RxProgram, err, FillProgram, derr)
+		}
 		return fmt.Errorf("cache live: %s: %w", RxProgram, err)
 	}
-	l.rxLink, l.fillLink = rx, fill
+	l.rxLink, l.fill = rx, fill
 	return nil
+}
+
+// FillKind is where tc_cache_fill runs while attached, in net show's
+// words ("tcx/egress", or "clsact/egress" without tcx); "" when detached.
+func (l *Live) FillKind() string {
+	if l.fill == nil {
+		return ""
+	}
+	return l.fill.Kind()
 }
 
 // Detach takes both programs off; memcached answers alone. The cache's
@@ -131,8 +148,8 @@ func (l *Live) Detach() error {
 	if l.rxLink == nil {
 		return nil
 	}
-	err := errors.Join(l.rxLink.Close(), l.fillLink.Close())
-	l.rxLink, l.fillLink = nil, nil
+	err := errors.Join(l.rxLink.Close(), l.fill.Detach())
+	l.rxLink, l.fill = nil, nil
 	return err
 }
 

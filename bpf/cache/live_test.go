@@ -11,6 +11,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
 	"github.com/bpfsh/bpfsh/bpf/vethns"
 )
@@ -49,7 +50,19 @@ func startLive(t *testing.T) *Live {
 	if err := l.Attach(); err != nil {
 		t.Fatal(err)
 	}
+	if os.Getenv(bpf.NoTCXEnv) == "1" && l.FillKind() != "clsact/egress" {
+		t.Fatalf("%s=1, and %s runs on %s, want clsact/egress", bpf.NoTCXEnv, FillProgram, l.FillKind())
+	}
 	return l
+}
+
+// Without tcx (forced here; Linux before 6.6 has none) tc_cache_fill runs
+// as a cls_bpf filter under clsact: the same hits, the same
+// acknowledgements seen, and detaching takes it off.
+func TestLiveWithoutTCX(t *testing.T) {
+	t.Setenv(bpf.NoTCXEnv, "1")
+	t.Run("differential", TestLiveDifferential)
+	t.Run("ack", TestLiveAckSeen)
 }
 
 func dial(t *testing.T, l *Live) (*UDPClient, *TCPClient) {

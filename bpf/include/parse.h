@@ -73,6 +73,58 @@ static __always_inline __u32 cursor_off(const struct cursor *c)
 	return (__u32)(c->pos - c->start);
 }
 
+/* in_range says whether lo <= *x <= hi (constants), and leaves *x in the
+ * register the test was made on, so that the verifier knows those bounds
+ * wherever *x is used next: as a helper's size argument or an offset
+ * added to a pointer. Written in C, the same test is lost on the older
+ * verifiers three ways:
+ *  - clang folds "x < lo || x > hi" into one unsigned test of x - lo
+ *    (or x - (hi + 1)) made on a copy; the verifiers of Linux 6.1 and
+ *    6.12 learn nothing about x from it, and a helper then sees a size
+ *    of 0..4G ("R4 invalid zero-sized read: u64=[0,4294967295]" on 6.12);
+ *  - clang turns "x < 1" into "x == 0", and the 6.1 verifier learns no
+ *    lower bound from "x != 0": a size that may be 0 is refused ("invalid
+ *    access to map value, ... size=0", "R3 min value is outside of the
+ *    allowed memory range");
+ *  - a test made on a 32-bit copy of x (w2 = w1) tells the 6.1 verifier
+ *    nothing about x itself: its 32-bit move drops the link.
+ * So both tests are made here in asm, in 32 bits, on the register that
+ * holds *x afterwards. The 32-bit move first makes the verifier know the
+ * upper half is zero (after a byte swap it may not, nor after cursor_off,
+ * a pointer difference that no verifier knows anything about), so the
+ * 64-bit bounds follow from the 32-bit ones: otherwise a helper is refused
+ * ("R4 min value is negative", 6.12) and so is adding *x to a packet
+ * pointer ("math between pkt pointer and register with unbounded min
+ * value is not allowed", every kernel). */
+static __always_inline int in_range(__u32 *x, const __u32 lo, const __u32 hi)
+{
+	__u32 v = *x;
+
+	asm goto("%[v] = %[v]\n\t"
+		 "if %[v] < %[lo] goto %l[out]\n\t"
+		 "if %[v] > %[hi] goto %l[out]"
+		 : [v] "+w"(v)
+		 : [lo] "i"(lo), [hi] "i"(hi)
+		 :
+		 : out);
+	*x = v;
+	return 1;
+out:
+	return 0;
+}
+
+/* masked is x & mask, made where the verifier sees it: clang drops a mask
+ * it can prove changes nothing (the caller's checks told it so), and the
+ * verifier may not know what clang knew. It suits an index or a length
+ * known to fit, in a loop clang must unroll (clang 14 unrolls no loop
+ * that holds in_range's asm goto), or where one path is cheaper to verify
+ * than in_range's two. */
+static __always_inline __u32 masked(__u32 x, const __u32 mask)
+{
+	asm volatile("%[x] &= %[m]" : [x] "+w"(x) : [m] "i"(mask));
+	return x;
+}
+
 /* parse_eth reads the Ethernet header and up to PARSE_MAX_VLANS VLAN tags.
  * It returns the EtherType of what follows (host order) and sets *eth; a
  * negative value means the frame is too short. */

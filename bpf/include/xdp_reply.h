@@ -21,6 +21,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "csum.h"
+#include "parse.h"
 
 /* The longest IPv4 header, options included: the size of the copy
  * reply_ipv4 sums. */
@@ -67,7 +68,7 @@ static __always_inline int reply_ipv4(struct xdp_md *ctx, __u32 l3off, __u32 hle
 	if (ttl >= 0)
 		iph->ttl = ttl;
 	iph->check = 0;
-	if (hlen < sizeof(*iph) || hlen > IPV4_HDR_MAX || bpf_xdp_load_bytes(ctx, l3off, copy, hlen))
+	if (!in_range(&hlen, sizeof(*iph), IPV4_HDR_MAX) || bpf_xdp_load_bytes(ctx, l3off, copy, hlen))
 		return -1;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;

@@ -479,7 +479,10 @@ static __always_inline void txn_end(__u64 txid)
  * finds the transaction and the scratch area again itself. */
 
 /* writes finds the write set of transaction txid (0: the auto-commit's in
- * scratch) and how many writes it holds. */
+ * scratch) and sets *n to how many writes it holds. *n is not clamped:
+ * every loop over the set stops at KV_MAX_WRITES itself, and kv_install
+ * clamps the count it logs. Clamped here, it reached those loops as two
+ * states (16, and 0..16), and the verifier walked each loop for both. */
 static __always_inline struct kv_log_write *writes(struct kv_scratch *s, __u64 txid, __u32 *n)
 {
 	struct kv_txn *t;
@@ -491,7 +494,7 @@ static __always_inline struct kv_log_write *writes(struct kv_scratch *s, __u64 t
 	t = bpf_map_lookup_elem(&txns, &txid);
 	if (!t)
 		return 0;
-	*n = t->nwrites > KV_MAX_WRITES ? KV_MAX_WRITES : t->nwrites;
+	*n = t->nwrites;
 	return t->w;
 }
 
@@ -590,7 +593,9 @@ __noinline int kv_insert_new(__u64 txid, __u64 seq)
 	if (!w)
 		return -1;
 	for (__u32 i = 0; i < KV_MAX_WRITES; i++) {
-		if (i >= n || w[i].op != KV_LOG_SET)
+		if (i >= n)
+			break;
+		if (w[i].op != KV_LOG_SET)
 			continue;
 		wkey_from(s, &w[i]);
 		if (bpf_map_lookup_elem(&store, &s->wkey))
@@ -728,7 +733,7 @@ __noinline int kv_install(__u64 txid)
 	rec->seq = seq;
 	rec->txid = txid;
 	rec->ktime_ns = bpf_ktime_get_ns();
-	rec->nwrites = n;
+	rec->nwrites = n > KV_MAX_WRITES ? KV_MAX_WRITES : n;
 	rec->pad = 0;
 	for (__u32 i = 0; i < KV_MAX_WRITES; i++) {
 		if (i >= n)
@@ -1115,17 +1120,11 @@ __noinline int kv_check(struct xdp_md *ctx)
 	s->key.len = klen;
 	__builtin_memset(s->val.bytes, 0, KV_MAX_VALUE);
 	s->val.len = vlen;
-	/* barrier_var keeps clang from folding the two bounds into one test
-	 * on a copy, which would leave the verifier without them. */
-	barrier_var(klen);
-	if (klen > KV_MAX_KEY)
+	if (klen && (!in_range(&klen, 1, KV_MAX_KEY) ||
+		     bpf_xdp_load_bytes(ctx, r->payoff + KV_HDR, s->key.bytes, klen)))
 		return KV_BAD_REQUEST;
-	if (klen > 0 && bpf_xdp_load_bytes(ctx, r->payoff + KV_HDR, s->key.bytes, klen))
-		return KV_BAD_REQUEST;
-	barrier_var(vlen);
-	if (vlen > KV_MAX_VALUE)
-		return KV_BAD_REQUEST;
-	if (vlen > 0 && bpf_xdp_load_bytes(ctx, r->payoff + KV_HDR + klen, s->val.bytes, vlen))
+	if (vlen && (!in_range(&vlen, 1, KV_MAX_VALUE) ||
+		     bpf_xdp_load_bytes(ctx, r->payoff + KV_HDR + klen, s->val.bytes, vlen)))
 		return KV_BAD_REQUEST;
 	return KV_OK;
 }
@@ -1190,7 +1189,7 @@ __noinline int kv_emit(struct xdp_md *ctx, __u32 what, __u32 idx, __u32 off)
 		len = s->out.vlen;
 		if (len == 0)
 			return 0;
-		if (len > KV_MAX_VALUE || bpf_xdp_store_bytes(ctx, payoff + off, s->val.bytes, len))
+		if (!in_range(&len, 1, KV_MAX_VALUE) || bpf_xdp_store_bytes(ctx, payoff + off, s->val.bytes, len))
 			return -1;
 		return csum_add_at(0, csum_buf((const __u8 *)s->val.bytes, len, KV_MAX_VALUE), off);
 	case 3:
@@ -1204,12 +1203,14 @@ __noinline int kv_emit(struct xdp_md *ctx, __u32 what, __u32 idx, __u32 off)
 			return -1;
 		sum = csum_add_at(sum, csum_buf((const __u8 *)s->out.ehdr, 4, 4), off);
 		if (kl) {
-			if (bpf_xdp_store_bytes(ctx, payoff + off + 4, s->scan[idx].key.bytes, kl))
+			if (!in_range(&kl, 1, KV_MAX_KEY) ||
+			    bpf_xdp_store_bytes(ctx, payoff + off + 4, s->scan[idx].key.bytes, kl))
 				return -1;
 			sum = csum_add_at(sum, csum_buf((const __u8 *)s->scan[idx].key.bytes, kl, KV_MAX_KEY), off + 4);
 		}
 		if (vl) {
-			if (bpf_xdp_store_bytes(ctx, payoff + off + 4 + kl, s->scan[idx].val.bytes, vl))
+			if (!in_range(&vl, 1, KV_MAX_VALUE) ||
+			    bpf_xdp_store_bytes(ctx, payoff + off + 4 + kl, s->scan[idx].val.bytes, vl))
 				return -1;
 			sum = csum_add_at(sum, csum_buf((const __u8 *)s->scan[idx].val.bytes, vl, KV_MAX_VALUE), off + 4 + kl);
 		}
@@ -1232,10 +1233,14 @@ __noinline int kv_finish(struct xdp_md *ctx, __u32 plen, __u32 paysum)
 	if (!s || plen > KV_HDR + KV_MAX_KEY + KV_SCAN_BYTES)
 		return XDP_DROP;
 	l3off = s->req.l3off;
-	l4off = s->req.l4off;
-	if (l3off > ETH_HLEN + sizeof(struct vlan_hdr) * PARSE_MAX_VLANS || l4off > l3off + 60 || l4off < l3off)
+	hlen = s->req.l4off - l3off;
+	if (l3off > ETH_HLEN + sizeof(struct vlan_hdr) * PARSE_MAX_VLANS ||
+	    !in_range(&hlen, sizeof(struct iphdr), IPV4_HDR_MAX))
 		return XDP_DROP;
-	hlen = l4off - l3off;
+	/* The sum of two bounded values: the 6.1 verifier does not carry a
+	 * bound on l4off - l3off over to l4off. (Past in_range, clang no
+	 * longer sees that this is s->req.l4off again.) */
+	l4off = l3off + hlen;
 
 	if (reply_eth(ctx))
 		return XDP_DROP;
@@ -1352,7 +1357,7 @@ static __always_inline int parse(struct xdp_md *ctx, struct kv_scratch *s)
 	struct cursor c;
 	struct ethhdr *eth;
 	struct udphdr *udp;
-	__u32 room;
+	__u32 room, n;
 	int proto, ulen;
 
 	cursor_init(&c, data, end);
@@ -1386,7 +1391,8 @@ static __always_inline int parse(struct xdp_md *ctx, struct kv_scratch *s)
 
 	/* A header shorter than 20 bytes reads as zeros past its end. */
 	__builtin_memset(&r->hdr, 0, sizeof(r->hdr));
-	if (bpf_xdp_load_bytes(ctx, r->payoff, &r->hdr, r->plen < KV_HDR ? r->plen : KV_HDR))
+	n = r->plen < KV_HDR ? r->plen : KV_HDR;
+	if (!in_range(&n, 2, KV_HDR) || bpf_xdp_load_bytes(ctx, r->payoff, &r->hdr, n))
 		return -1;
 	if (r->hdr.magic != KV_MAGIC || r->hdr.version != KV_VERSION)
 		return -1;

@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/bpf/internal/child"
 )
 
@@ -28,7 +29,7 @@ import (
 // namespace, the peer goes into the new one. Both ends are addressed from
 // a /30 in 10.199.0.0/16 that no address of bpfsh's namespace overlaps, so
 // traffic between them stays on the pair, and brought up. Programs are
-// then attached to either end (AttachXDP, AttachTCX); whatever serves or
+// then attached to either end (AttachXDP, AttachTC); whatever serves or
 // sends inside the namespace runs there through InNamespace or Start.
 //
 // On veth a frame sent back with XDP_TX reaches the other end only when
@@ -250,23 +251,53 @@ func (p *Pair) AttachXDP(end End, prog *ebpf.Program) (link.Link, error) {
 	return l, nil
 }
 
-// AttachTCX attaches prog to end's TC egress (egress true) or ingress
-// with tcx. The link is the caller's to close; Close closes it otherwise.
-func (p *Pair) AttachTCX(end End, prog *ebpf.Program, egress bool) (link.Link, error) {
-	attach, dir := ebpf.AttachTCXIngress, "ingress"
+// TC is a program AttachTC put on a TC hook of the pair.
+type TC struct {
+	*bpf.TCAttached
+	p   *Pair
+	end End
+}
+
+// AttachTC attaches prog to end's TC egress (egress true) or ingress:
+// with a tcx link, or on kernels without tcx (before 6.6) as a cls_bpf
+// filter in direct-action mode under a clsact qdisc (bpf.AttachTC).
+// Detach takes it off early; Close removes it otherwise (a filter goes
+// with the veth pair).
+func (p *Pair) AttachTC(end End, prog *ebpf.Program, egress bool) (*TC, error) {
+	dir := "ingress"
 	if egress {
-		attach, dir = ebpf.AttachTCXEgress, "egress"
+		dir = "egress"
 	}
-	var l link.Link
+	var a *bpf.TCAttached
 	err := p.on(end, func(ifindex int) (err error) {
-		l, err = link.AttachTCX(link.TCXOptions{Program: prog, Interface: ifindex, Attach: attach})
+		a, err = bpf.AttachTC(ifindex, prog, egress)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("attach TC program to %s %s (tcx): %w", p.dev(end), dir, err)
+		return nil, fmt.Errorf("attach TC program to %s %s: %w", p.dev(end), dir, err)
 	}
-	p.keep(l)
-	return l, nil
+	if a.Link != nil {
+		p.keep(a.Link)
+	}
+	return &TC{TCAttached: a, p: p, end: end}, nil
+}
+
+// Detach takes the program off the hook. After Close (or a second
+// Detach) there is nothing left to do.
+func (t *TC) Detach() error {
+	if t.Link != nil {
+		// A link closes again without error.
+		return t.Link.Close()
+	}
+	p := t.p
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return nil // the filter went with the pair
+	}
+	// The filter is on a device of end's namespace: remove it there.
+	return p.on(t.end, func(int) error { return t.TCAttached.Detach() })
 }
 
 // Pass attaches an XDP_PASS program to end, so that frames the other

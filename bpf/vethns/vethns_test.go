@@ -13,6 +13,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/vishvananda/netlink"
 
+	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
 )
 
@@ -64,7 +65,7 @@ func TestPairMakesAndRemovesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tc.Close()
-	l, err := p.AttachTCX(Peer, tc, true)
+	l, err := p.AttachTC(Peer, tc, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestPairMakesAndRemovesEverything(t *testing.T) {
 	if err := p.Start(sleep, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Close(); err != nil { // detached early: Close must not mind
+	if err := l.Detach(); err != nil { // detached early: Close must not mind
 		t.Fatal(err)
 	}
 	if err := p.Close(); err != nil {
@@ -179,5 +180,124 @@ func TestPairReapsDeadProcesses(t *testing.T) {
 func TestNewNeedsAName(t *testing.T) {
 	if _, err := New(Options{}); err == nil || !strings.Contains(err.Error(), "What") {
 		t.Errorf("New without What: %v", err)
+	}
+}
+
+// tcState is what end's TC hooks hold: the clsact qdisc (or "none") and
+// the cls_bpf filters on ingress and egress with their program ids.
+func tcState(t *testing.T, p *Pair, end End) string {
+	t.Helper()
+	var out string
+	err := p.on(end, func(ifindex int) error {
+		dev, err := netlink.LinkByIndex(ifindex)
+		if err != nil {
+			return err
+		}
+		qdisc := "none"
+		qs, err := netlink.QdiscList(dev)
+		if err != nil {
+			return err
+		}
+		for _, q := range qs {
+			if q.Type() == "clsact" {
+				qdisc = "clsact"
+			}
+		}
+		out = "qdisc " + qdisc
+		for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
+			fs, _ := netlink.FilterList(dev, parent) // EINVAL without clsact
+			for _, f := range fs {
+				if bf, ok := f.(*netlink.BpfFilter); ok {
+					out += fmt.Sprintf(", %x pref %d handle %d prog %d da %v", parent, f.Attrs().Priority, f.Attrs().Handle, bf.Id, bf.DirectAction)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Without tcx (forced here; Linux before 6.6 has none) AttachTC adds a
+// clsact qdisc and a cls_bpf filter in direct-action mode; Detach removes
+// both, a qdisc that was there before stays, and Close removes the rest.
+func TestPairTCWithoutTCX(t *testing.T) {
+	bpftest.RequireRoot(t)
+	t.Setenv(bpf.NoTCXEnv, "1")
+	p, err := New(Options{What: "vt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	tc, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	info, _ := tc.Info()
+	id, _ := info.ID()
+
+	a, err := p.AttachTC(Peer, tc, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Link != nil || a.Filter == nil || a.Kind() != "clsact/egress" || !strings.Contains(a.Why, bpf.NoTCXEnv) {
+		t.Fatalf("AttachTC without tcx: %+v (kind %s)", a.TCAttached, a.Kind())
+	}
+	if got, want := tcState(t, p, Peer), fmt.Sprintf("qdisc clsact, fffffff3 pref 1 handle 1 prog %d da true", id); got != want {
+		t.Errorf("peer after AttachTC: %s, want %s", got, want)
+	}
+	// A second one goes after it.
+	b, err := p.AttachTC(Peer, tc, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Filter.Pref != 2 || b.Filter.QdiscAdded {
+		t.Errorf("second filter: %+v, want pref 2 in the qdisc the first added", b.Filter)
+	}
+	if err := a.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tcState(t, p, Peer), fmt.Sprintf("qdisc clsact, fffffff3 pref 2 handle 1 prog %d da true", id); got != want {
+		t.Errorf("peer after the first Detach: %s, want %s (the qdisc stays while a filter uses it)", got, want)
+	}
+	if err := b.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Detach(); err != nil {
+		t.Errorf("second Detach: %v", err)
+	}
+	// The first filter added the qdisc, the second did not: with both
+	// gone it stays (AttachTC found it there), as another tool's would.
+	if got, want := tcState(t, p, Peer), "qdisc clsact"; got != want {
+		t.Errorf("peer after both Detach: %s, want %s", got, want)
+	}
+
+	// On the host end: Detach removes the qdisc it added.
+	h, err := p.AttachTC(Host, tc, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tcState(t, p, Host), fmt.Sprintf("qdisc clsact, fffffff2 pref 1 handle 1 prog %d da true", id); got != want || h.Kind() != "clsact/ingress" {
+		t.Errorf("host after AttachTC ingress: %s (%s), want %s", got, h.Kind(), want)
+	}
+	if err := h.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tcState(t, p, Host); got != "qdisc none" {
+		t.Errorf("host after Detach: %s, want no qdisc", got)
+	}
+	if _, err := p.AttachTC(Host, tc, true); err != nil {
+		t.Fatal(err)
+	}
+	before := devices(t)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := devices(t); after == before || Exists(p.Namespace) {
+		t.Errorf("Close left the pair (%s) or the namespace", after)
 	}
 }
