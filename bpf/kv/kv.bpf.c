@@ -1237,9 +1237,11 @@ __noinline int kv_finish(struct xdp_md *ctx, __u32 plen, __u32 paysum)
 	if (l3off > ETH_HLEN + sizeof(struct vlan_hdr) * PARSE_MAX_VLANS ||
 	    !in_range(&hlen, sizeof(struct iphdr), IPV4_HDR_MAX))
 		return XDP_DROP;
-	/* The sum of two bounded values: the 6.1 verifier does not carry a
-	 * bound on l4off - l3off over to l4off. (Past in_range, clang no
-	 * longer sees that this is s->req.l4off again.) */
+	/* hlen is 20 to 60 for IPv4 (parse checked the IHL), 40 for IPv6.
+	 * l4off is rebuilt from the two bounded values because the 6.1
+	 * verifier does not carry a bound on l4off - l3off over to l4off
+	 * ("invalid access to packet" in reply_udp); past in_range, clang no
+	 * longer sees that the sum is s->req.l4off again. */
 	l4off = l3off + hlen;
 
 	if (reply_eth(ctx))
