@@ -1,6 +1,7 @@
 package vethns
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -64,8 +65,12 @@ func TestPairMakesAndRemovesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tc.Close()
+	// tcx came in Linux 6.6; on older kernels (the matrix's 6.1) AttachTCX
+	// says so, and the rest is checked without a TC link.
 	l, err := p.AttachTCX(Peer, tc, true)
-	if err != nil {
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		t.Logf("no TC link: %v", err)
+	} else if err != nil {
 		t.Fatal(err)
 	}
 	// A process inside sees the peer end, not the host end.
@@ -87,8 +92,10 @@ func TestPairMakesAndRemovesEverything(t *testing.T) {
 	if err := p.Start(sleep, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Close(); err != nil { // detached early: Close must not mind
-		t.Fatal(err)
+	if l != nil {
+		if err := l.Close(); err != nil { // detached early: Close must not mind
+			t.Fatal(err)
+		}
 	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
