@@ -25,8 +25,11 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
-mount -t tmpfs tmpfs /tmp
-mount -t tmpfs tmpfs /run
+. /matrix/config
+# The repository sits at its host path; a checkout under /tmp or /run must
+# not be hidden by a mount (the initramfs itself is writable anyway).
+case "$REPO/" in /tmp/*) ;; *) mount -t tmpfs tmpfs /tmp ;; esac
+case "$REPO/" in /run/*) ;; *) mount -t tmpfs tmpfs /run ;; esac
 mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t debugfs debugfs /sys/kernel/debug
@@ -37,7 +40,6 @@ out=/dev/ttyS1
 stty -F $out raw -echo 2>/dev/null
 say() { printf '\n@@matrix %s\n' "$*" >$out; }
 
-. /matrix/config
 say kernel "$(uname -r)"
 
 # Debian builds veth, the tc classifiers and the like as modules; the host

@@ -37,6 +37,11 @@ func commonArchive(out, repo, bindir string, pkgs []guestPackage, testflags stri
 	if err != nil {
 		return fmt.Errorf("busybox --list: %w", err)
 	}
+	for _, d := range []string{"/proc", "/sys", "/dev"} {
+		if repo == d || strings.HasPrefix(repo, d+"/") {
+			return fmt.Errorf("the repository is under %s, which the guest mounts over; check it out elsewhere", d)
+		}
+	}
 	files, err := repoFiles(repo)
 	if err != nil {
 		return err

@@ -80,7 +80,7 @@ func main() {
 		pkgsFlag  = flag.String("pkgs", "", "comma-separated packages to run in the guests instead of the usual set")
 		run       = flag.String("run", "", "passed to the test binaries as -test.run")
 		accelFlag = flag.String("accel", envOr("BPFSH_QEMU_ACCEL", "auto"), "kvm, tcg, or auto: KVM when a probe guest runs under it (env BPFSH_QEMU_ACCEL)")
-		jobs      = flag.Int("jobs", 2, "guests run at the same time (see matrix for why 2)")
+		jobs      = flag.Int("jobs", 2, "guests run at the same time (2 by measurement: see the comment in matrix)")
 		pkgTime   = flag.Duration("pkg-timeout", 10*time.Minute, "-test.timeout of each test binary in a guest")
 		guestTime = flag.Duration("timeout", 20*time.Minute, "how long a guest may run before it counts as hung")
 		appendArg = flag.String("append", "", "more kernel command line for the guests (e.g. mitigations=off, for experiments)")
