@@ -447,6 +447,9 @@ func TestDoctorAllOK(t *testing.T) {
 	var names []string
 	for _, c := range checks {
 		names = append(names, c.Check)
+		if c.Check == "bpftool" && c.Status == bpf.StatusWarn && bpftest.InGuest() {
+			continue // the kernel matrix's guests carry no bpftool; doctor only warns
+		}
 		if c.Status != bpf.StatusOK || c.Detail == "" {
 			t.Errorf("check %+v, want ok with a detail on this machine", c)
 		}

@@ -21,6 +21,12 @@ have redis-benchmark || need+=(redis-tools)
 # (pgbench is in postgresql-NN itself, not in postgresql-contrib).
 compgen -G '/usr/lib/postgresql/*/bin/pgbench' >/dev/null || need+=(postgresql)
 [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
+# The kernel matrix (scripts/kernels.sh) boots Debian's kernels under qemu
+# with an initramfs around a static busybox (busybox-static, not the
+# dynamically linked busybox); 6.12's modules are xz-compressed.
+have qemu-system-x86_64 || need+=(qemu-system-x86)
+[ "$(dpkg-query -W -f='${db:Status-Status}' busybox-static 2>/dev/null)" = installed ] || need+=(busybox-static)
+have xz || need+=(xz-utils)
 
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then

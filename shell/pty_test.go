@@ -41,10 +41,16 @@ func TestMain(m *testing.M) {
 }
 
 // bpfshBinary builds bpfsh once per test run, on first use, so that tests
-// that do not need it (and fuzzing workers) do not pay for the build.
+// that do not need it (and fuzzing workers) do not pay for the build. With
+// BPFSH_BIN set it uses that binary instead: the kernel matrix's guests
+// have no go command and carry a bpfsh built on the host.
 func bpfshBinary(t *testing.T) string {
 	t.Helper()
 	bpfshBin.once.Do(func() {
+		if prebuilt := os.Getenv("BPFSH_BIN"); prebuilt != "" {
+			bpfshBin.path = prebuilt
+			return
+		}
 		path := filepath.Join(bpfshBin.dir, "bpfsh")
 		out, err := exec.Command("go", "build", "-o", path, "..").CombinedOutput()
 		if err != nil {

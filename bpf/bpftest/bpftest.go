@@ -21,6 +21,24 @@ import (
 	"github.com/cilium/ebpf/features"
 )
 
+// GuestEnv is set (to 1) by /init in the kernel matrix's qemu guests
+// (scripts/kernels). A guest carries the static test binaries, a static
+// bpfsh, busybox, iproute2's ip and the repository's files, and nothing
+// else: no servers to compare with, no bpftool, no dpkg, no go command.
+const GuestEnv = "BPFSH_GUEST"
+
+// InGuest reports whether the tests run in a kernel-matrix guest.
+func InGuest() bool { return os.Getenv(GuestEnv) != "" }
+
+// HostOnly skips t in a kernel-matrix guest, saying that it needs what,
+// which only the host has; 'make test' runs it there.
+func HostOnly(t testing.TB, what string) {
+	t.Helper()
+	if InGuest() {
+		t.Skipf("skipped: host kernel only: needs %s, which the kernel matrix's guests do not carry", what)
+	}
+}
+
 // RequireRoot skips t when the test cannot use bpf(2) and bpffs.
 func RequireRoot(t testing.TB) {
 	t.Helper()

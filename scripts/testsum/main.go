@@ -1,12 +1,14 @@
 // Command testsum reads `go test -json` on stdin and prints what a person
 // (or CI) needs: the output of failed tests, every skipped test with its
 // reason, and the closing line "N passed, N failed, N skipped". It exits 1
-// when a test or a package failed.
+// when a test or a package failed. With -label L the closing line reads
+// "L: N passed, N failed, N skipped" (the kernel matrix labels each kernel).
 package main
 
 import (
 	"bufio"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"sort"
@@ -22,6 +24,12 @@ type event struct {
 }
 
 func main() {
+	label := flag.String("label", "", "what the closing line is about, printed before it")
+	flag.Parse()
+	prefix := ""
+	if *label != "" {
+		prefix = *label + ": "
+	}
 	output := map[string]*strings.Builder{} // package/test -> its output
 	var passed, failed, skipped []string
 	failedPkgs := 0
@@ -73,7 +81,7 @@ func main() {
 			fmt.Printf("  %s: %s\n", key, skipReason(output[key]))
 		}
 	}
-	fmt.Printf("%d passed, %d failed, %d skipped\n", len(passed), len(failed), len(skipped))
+	fmt.Printf("%s%d passed, %d failed, %d skipped\n", prefix, len(passed), len(failed), len(skipped))
 	if len(failed) > 0 || failedPkgs > 0 {
 		os.Exit(1)
 	}
