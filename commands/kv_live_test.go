@@ -2,6 +2,7 @@ package commands_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -120,12 +121,26 @@ func TestKVServeCommand(t *testing.T) {
 			{Op: kv.OpGet, Key: kv.Key(7)},
 		} {
 			m.ReqID = uint32(i + 1)
-			c.SetReadDeadline(time.Now().Add(2 * time.Second))
-			if _, err := c.Write(m.Marshal()); err != nil {
-				return err
-			}
 			buf := make([]byte, 2048)
-			n, err := c.Read(buf)
+			var n int
+			// The namespace appears before xdp_kv is attached to the
+			// host end (on a slow machine, e.g. a qemu guest, seconds
+			// before): until then the stack answers the datagram with
+			// port unreachable, and one sent while the driver switches
+			// to XDP is lost. So the client sends again, as a UDP
+			// client does; a SET may be repeated.
+			for deadline := time.Now().Add(10 * time.Second); ; {
+				c.SetReadDeadline(time.Now().Add(time.Second))
+				if _, err = c.Write(m.Marshal()); err != nil {
+					return err
+				}
+				n, err = c.Read(buf)
+				retry := errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, os.ErrDeadlineExceeded)
+				if !retry || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", m.Op, err)
 			}
