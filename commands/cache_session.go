@@ -415,13 +415,18 @@ func (t *cacheTarget) cached(key string) (text []byte, ok bool, err error) {
 		}
 		return nil, false, fmt.Errorf("look up %q in %s/%s: %w", key, t.name, cache.CacheMap, err)
 	}
-	// struct cache_value: gen u64, flags, vlen, tlen, csum u32, text.
-	if len(v) < 24 {
+	// struct cache_value: seq, gen, flush, key, flags, vlen, tlen, csum, text.
+	if len(v) < int(cache.ValueTextOffset) {
 		return nil, false, fmt.Errorf("%s/%s values have %d bytes, not a struct cache_value", t.name, cache.CacheMap, len(v))
 	}
-	tlen := int(binary.NativeEndian.Uint32(v[16:]))
-	if 24+tlen > len(v) {
+	// An odd word: a writer holds the entry (a fill or an invalidation
+	// under way), or it is being removed; a hit would not take it.
+	if binary.NativeEndian.Uint64(v[cache.ValueSeqOffset:])&1 != 0 {
+		return nil, false, nil
+	}
+	tlen, off := int(binary.NativeEndian.Uint32(v[cache.ValueTlenOffset:])), int(cache.ValueTextOffset)
+	if off+tlen > len(v) {
 		return nil, false, fmt.Errorf("%s/%s entry for %q says its text has %d bytes, more than the value holds", t.name, cache.CacheMap, key, tlen)
 	}
-	return v[24 : 24+tlen], true, nil
+	return v[off : off+tlen], true, nil
 }

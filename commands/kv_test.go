@@ -257,7 +257,8 @@ func TestKVReplay(t *testing.T) {
 	out = bpfshOK(t, root, "kv get a; kv get b; kv get c; kv get d")
 	wantLines(t, "after replay", out, `value:   "1"`, "status:  NOT_FOUND", `value:   "3"`, `value:   "4"`)
 	out = bpfshOK(t, root, "map dump kv/store")
-	wantLines(t, "map dump", out, `{len: 1, bytes: "a"}`, `{version: 1, len: 1, flags: 0, bytes: "1"}`, `{version: 4, len: 1, flags: 0, bytes: "4"}`)
+	wantLines(t, "map dump", out, `{len: 1, bytes: "a"}`, `{seq: 2, version: 1, len: 1, key: {len: 1, bytes: "a"}, bytes: "1"}`,
+		`{seq: 8, version: 4, len: 1, key: {len: 1, bytes: "d"}, bytes: "4"}`)
 
 	// A checkpoint, then more commits: load replays both.
 	out = bpfshOK(t, root, "kv checkpoint")

@@ -11,6 +11,17 @@
  * cache, but only when the reply answers a recorded miss whose key has not
  * been written since: a fill never resurrects a value a later write
  * invalidated.
+ *
+ * Entries are copied into replies without a lock, so they follow
+ * seqlock.h: an entry's word is even once its fill publishes it (a number
+ * from meta.seq, never reused), and odd while a fill or an invalidation
+ * holds it; nobody deletes or replaces an entry without first taking it
+ * (even to odd by compare-and-swap), since the map hands a freed element
+ * to the next fill on that CPU at once; a hit checks, after its copy,
+ * that the word is unchanged and the entry's key is the key asked for.
+ * A hit also wants the entry's generations to be the key's and the
+ * flush's current ones: an invalidation that could not take the entry
+ * (a fill held it) still hides it.
  */
 
 #include <linux/bpf.h>
@@ -22,13 +33,14 @@
 #include "csum.h"
 #include "maps.h"
 #include "xdp_reply.h"
+#include "seqlock.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 #define CACHE_MAX_KEY 250
 #define CACHE_KEY_BYTES 252    /* CACHE_MAX_KEY rounded up to words */
 #define CACHE_MAX_VALUE 1024
-#define CACHE_TEXT 1536        /* room for the longest reply text (1305) */
+#define CACHE_TEXT 1312        /* room for the longest reply text (1305), in 8-byte words */
 #define CACHE_FRAME_HDR 8      /* memcached's UDP frame header */
 #define CACHE_REQ_BYTES 512    /* request bytes looked at (power of two) */
 #define CACHE_GENS 65536       /* generation slots (power of two) */
@@ -84,6 +96,8 @@ enum cache_stat {
 	CACHE_STAT_RESP_INVALIDATE = 26, /* RESP write commands that invalidated a key */
 	CACHE_STAT_RESP_FLUSH = 27,  /* RESP commands that flushed resp_cache */
 	CACHE_STAT_RESP_PASS = 28,   /* RESP segments left alone (reads, continuations, malformed) */
+	CACHE_STAT_FILL_RACE = 29,   /* fills left out: another CPU was filling or removing the entry */
+	CACHE_STAT_PASS_RACE = 30,   /* hits passed on: the entry changed while it was copied */
 	CACHE_STAT_MAX = 32,
 };
 
@@ -105,7 +119,10 @@ struct cache_key {
  * the server sent it ("VALUE <key> <flags> <bytes>\r\n<data>\r\nEND\r\n"),
  * with its checksum so that a hit need not sum it again. */
 struct cache_value {
+	__u64 seq;   /* seqlock.h: even once published, odd while held or dead */
 	__u64 gen;   /* the key's generation when it was filled */
+	__u64 flush; /* the flush generation when it was filled */
+	struct cache_key key; /* the entry's own key, for hits to check */
 	__u32 flags; /* the client flags, from the reply */
 	__u32 vlen;  /* the data's length */
 	__u32 tlen;  /* the reply text's length */
@@ -129,6 +146,7 @@ struct cache_miss {
 
 struct cache_meta {
 	__u64 flush; /* flush_all commands seen */
+	__u64 seq;   /* the last number an entry was published with (seqlock.h) */
 };
 
 /* A client connection: TCP by address and port, a memcached UDP request
@@ -165,6 +183,7 @@ struct resp_miss {
 /* Where a multi-key get's keys are in the request, and their entries'
  * text lengths at the first look. */
 struct get_keys {
+	__u64 seq[CACHE_GET_KEYS]; /* the entries' words: the second look wants the same */
 	__u16 off[CACHE_GET_KEYS];
 	__u16 len[CACHE_GET_KEYS];
 	__u16 tlen[CACHE_GET_KEYS];
@@ -184,8 +203,10 @@ struct cache_scratch {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
-	/* Not preallocated: an update replaces the element and frees the old
-	 * one after a grace period, so a hit reading it is never torn. */
+	/* Not preallocated, so that it takes memory as it fills. That does
+	 * not make a freed element wait for readers: since Linux 6.1 the BPF
+	 * memory allocator hands it to the next insert on the CPU at once
+	 * (seqlock.h says what makes hits safe). */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct cache_key);
 	__type(value, struct cache_value);
@@ -381,18 +402,89 @@ static __always_inline __u32 key_from(struct cache_scratch *s, __u32 text, __u32
 	return w.h ? w.h : 1;
 }
 
+/* ---- entries (seqlock.h) -------------------------------------------------- */
+
+static __always_inline int cache_key_eq(const struct cache_key *a, const struct cache_key *b)
+{
+	return words_eq(a, b, sizeof(struct cache_key) / 4);
+}
+
+/* entry_take makes entry v the caller's: its word from even to odd, so
+ * that no hit takes it any more and no other writer touches it. With key
+ * set (the key v was looked up by), an element reused for another key
+ * meanwhile is given back as it was. It fails on an odd entry: another
+ * writer holds it (and settles it), or it is dead. */
+static __always_inline int entry_take(struct cache_value *v, const struct cache_key *key)
+{
+	__u64 seq = seq_begin(&v->seq);
+
+	if (seq & 1)
+		return 0;
+	if (__sync_val_compare_and_swap(&v->seq, seq, seq | 1) != seq)
+		return 0;
+	if (key && !cache_key_eq(&v->key, key)) {
+		seq_set(&v->seq, seq);
+		return 0;
+	}
+	return 1;
+}
+
+/* entry_drop deletes key k's entry from map, taken first: the element
+ * goes back to the allocator, which gives it to the next fill on this
+ * CPU while a hit may still hold it. An entry another writer holds is
+ * left to it; the generation the caller bumped hides it from hits. */
+static __always_inline void entry_drop(void *map, const struct cache_key *k)
+{
+	struct cache_value *v = bpf_map_lookup_elem(map, k);
+
+	if (v && entry_take(v, k))
+		bpf_map_delete_elem(map, k);
+}
+
+/* entry_hit checks entry v for a hit on key (hash h) and returns its word,
+ * with the text's length and checksum as of that word; or 0 (no published
+ * word is 0) when the entry cannot answer: held by a writer or dead, reused
+ * for another key, or filled before the key's last write or the last
+ * flush_all (an invalidation may not have removed it yet). The caller
+ * copies the text and then calls seq_retry with the word. */
+static __always_inline __u64 entry_hit(struct cache_value *v, const struct cache_key *key, __u32 h, __u32 *tlen,
+				       __u32 *csum)
+{
+	struct cache_meta *m = meta_get();
+	__u64 *g = gen_slot(h);
+	__u64 seq, gen, flush;
+
+	if (!g || !m)
+		return 0;
+	seq = seq_begin(&v->seq);
+	if (seq & 1)
+		return 0;
+	*tlen = v->tlen;
+	*csum = v->csum;
+	gen = v->gen;
+	flush = v->flush;
+	if (!cache_key_eq(&v->key, key) || seq_retry(&v->seq, seq))
+		return 0;
+	if (gen != *(volatile __u64 *)g || flush != *(volatile __u64 *)&m->flush)
+		return 0;
+	return seq;
+}
+
 /* ---- invalidation -------------------------------------------------------- */
 
+/* flush_one removes one entry of the walk, taken first (entry_drop); an
+ * entry a writer holds stays, hidden by the flush generation. Taken, the
+ * element stays linked under its key k. */
 static long flush_one(void *map, struct cache_key *k, struct cache_value *v, void *ctx)
 {
-	bpf_map_delete_elem(map, k);
+	if (entry_take(v, 0))
+		bpf_map_delete_elem(map, k);
 	return 0;
 }
 
 /* invalidate bumps the key's generation, so that no fill recorded before
- * now is accepted, and then removes its cached value (from resp_cache for
- * RESP). The order matters: a fill checks the generation after it inserts
- * (see fill). */
+ * now is accepted and no hit takes an entry filled before now, and then
+ * removes its cached value (from resp_cache for RESP). */
 static __always_inline void invalidate_key(const struct cache_key *k, __u32 h, int resp)
 {
 	__u64 *g = gen_slot(h);
@@ -400,9 +492,9 @@ static __always_inline void invalidate_key(const struct cache_key *k, __u32 h, i
 	if (g)
 		__sync_fetch_and_add(g, 1);
 	if (resp)
-		bpf_map_delete_elem(&resp_cache, k);
+		entry_drop(&resp_cache, k);
 	else
-		bpf_map_delete_elem(&cache, k);
+		entry_drop(&cache, k);
 }
 
 static __always_inline void invalidate(struct cache_scratch *s, __u32 h)
@@ -626,19 +718,33 @@ static __always_inline int reply_finish(struct xdp_md *ctx, struct cache_scratch
 	return XDP_TX;
 }
 
-/* reply answers a single-key get with the cached reply v, in place. */
-static __always_inline int reply(struct xdp_md *ctx, struct cache_scratch *s, struct cache_value *v,
-				 __u32 l3off, __u32 hlen, __u32 payoff)
+/* reply_undo puts the get request (plen bytes, all in s->req) back where
+ * reply wrote a text that turned out torn, and passes it on: memcached
+ * answers it. */
+static __always_inline int reply_undo(struct xdp_md *ctx, struct cache_scratch *s, __u32 payoff, __u32 plen)
 {
-	__u32 tlen = v->tlen;
+	if (!in_range(&plen, CACHE_FRAME_HDR + 4, CACHE_REQ_BYTES) || reply_grow(ctx, payoff, plen) ||
+	    bpf_xdp_store_bytes(ctx, payoff, s->req, plen))
+		return XDP_DROP;
+	stat_inc(CACHE_STAT_PASS_RACE);
+	return XDP_PASS;
+}
 
+/* reply answers a single-key get (its payload plen bytes) in place with
+ * the text of entry v, whose word was seq (entry_hit: tlen, csum). */
+static __always_inline int reply(struct xdp_md *ctx, struct cache_scratch *s, struct cache_value *v, __u64 seq,
+				 __u32 tlen, __u32 csum, __u32 l3off, __u32 hlen, __u32 payoff, __u32 plen)
+{
 	if (!in_range(&tlen, 1, CACHE_TEXT) || payoff > 128 || !in_range(&l3off, 0, 64) || !in_range(&hlen, 20, 60))
 		return XDP_PASS;
 	if (reply_grow(ctx, payoff, CACHE_FRAME_HDR + tlen))
 		return XDP_PASS;
 	if (bpf_xdp_store_bytes(ctx, payoff + CACHE_FRAME_HDR, v->text, tlen))
 		return XDP_DROP;
-	return reply_finish(ctx, s, l3off, hlen, payoff, CACHE_FRAME_HDR + tlen, v->csum);
+	/* A writer took the entry while its text was copied. */
+	if (seq_retry(&v->seq, seq))
+		return reply_undo(ctx, s, payoff, plen);
+	return reply_finish(ctx, s, l3off, hlen, payoff, CACHE_FRAME_HDR + tlen, csum);
 }
 
 /* ---- multi-key gets -------------------------------------------------------
@@ -680,7 +786,8 @@ __attribute__((noinline)) int cache_get_key(struct get_walk *w, __u32 i)
 {
 	struct cache_scratch *s = scratch_get();
 	struct cache_value *v;
-	__u32 klen, next, h, tl, part;
+	__u32 klen, next, h, tl = 0, cs = 0, part;
+	__u64 seq = 0;
 
 	if (!s || !w || w->off >= w->end)
 		return 1;
@@ -702,19 +809,21 @@ __attribute__((noinline)) int cache_get_key(struct get_walk *w, __u32 i)
 		return 1;
 	}
 	v = bpf_map_lookup_elem(&cache, &s->key);
-	if (!v) {
+	if (v)
+		seq = entry_hit(v, &s->key, h, &tl, &cs);
+	if (!v || !seq) {
 		w->status = GET_MISS;
 		w->single = i == 0 && next == w->end;
 		w->h = h;
 		return 1;
 	}
-	tl = v->tlen;
 	if (tl < 16 || tl > CACHE_TEXT) {
 		w->status = GET_BAD;
 		return 1;
 	}
 	part = tl - 5;
-	w->sum = csum_add_at(w->sum, part_sum(v->csum, tl), w->total);
+	w->sum = csum_add_at(w->sum, part_sum(cs, tl), w->total);
+	s->gk.seq[i & (CACHE_GET_KEYS - 1)] = seq;
 	s->gk.off[i & (CACHE_GET_KEYS - 1)] = w->off;
 	s->gk.len[i & (CACHE_GET_KEYS - 1)] = klen;
 	s->gk.tlen[i & (CACHE_GET_KEYS - 1)] = tl;
@@ -731,12 +840,16 @@ struct put_walk {
 };
 
 /* cache_put_key writes key i's text into the reply (a global function,
- * like cache_get_key). It returns 1 when the walk is over. */
+ * like cache_get_key). The entry must still be the one the first look
+ * found: the same word (a published word is never reused, so the same
+ * text), and unchanged after the copy. It returns 1 when the walk is
+ * over. */
 __attribute__((noinline)) int cache_put_key(struct xdp_md *ctx, struct put_walk *w, __u32 i)
 {
 	struct cache_scratch *s = scratch_get();
 	struct cache_value *v;
 	__u32 j = i & (CACHE_GET_KEYS - 1), part;
+	__u64 seq;
 
 	if (!s || !w || i >= w->nkeys)
 		return 1;
@@ -745,12 +858,14 @@ __attribute__((noinline)) int cache_put_key(struct xdp_md *ctx, struct put_walk 
 		return 1;
 	}
 	v = bpf_map_lookup_elem(&cache, &s->key);
-	if (!v || v->tlen != s->gk.tlen[j]) {
+	if (!v) {
 		w->bad = 1;
 		return 1;
 	}
-	part = v->tlen - 5; /* a text of 16 to CACHE_TEXT bytes */
-	if (!in_range(&part, 16 - 5, CACHE_TEXT - 5) || bpf_xdp_store_bytes(ctx, w->at, v->text, part)) {
+	seq = seq_begin(&v->seq);
+	part = s->gk.tlen[j] - 5; /* a text of 16 to CACHE_TEXT bytes */
+	if (seq != s->gk.seq[j] || !in_range(&part, 16 - 5, CACHE_TEXT - 5) ||
+	    bpf_xdp_store_bytes(ctx, w->at, v->text, part) || seq_retry(&v->seq, seq)) {
 		w->bad = 1;
 		return 1;
 	}
@@ -818,7 +933,8 @@ static __always_inline int get(struct xdp_md *ctx, struct cache_scratch *s, stru
 	struct get_walk w = {};
 	struct cache_value *v;
 	__u16 reqid = (__u16)s->req[0] << 8 | s->req[1];
-	__u32 h = 0;
+	__u32 h = 0, tlen = 0, csum = 0;
+	__u64 seq;
 
 	stat_inc(CACHE_STAT_GET);
 	if (plen < CACHE_FRAME_HDR + 7) {
@@ -839,10 +955,10 @@ static __always_inline int get(struct xdp_md *ctx, struct cache_scratch *s, stru
 		h = key_from(s, 0, CACHE_FRAME_HDR + 4, plen - CACHE_FRAME_HDR - 6);
 	if (h) {
 		v = bpf_map_lookup_elem(&cache, &s->key);
-		if (v) {
+		if (v && (seq = entry_hit(v, &s->key, h, &tlen, &csum))) {
 			s->hdr[0] = s->req[0];
 			s->hdr[1] = s->req[1];
-			return reply(ctx, s, v, l3off, iph->ihl * 4, payoff);
+			return reply(ctx, s, v, seq, tlen, csum, l3off, iph->ihl * 4, payoff, plen);
 		}
 		stat_inc(CACHE_STAT_MISS);
 		record_miss(iph, udp, reqid, h);
@@ -1093,7 +1209,7 @@ static __always_inline __s64 data_block(const struct cache_scratch *s, __u32 *of
 	return bytes;
 }
 
-/* clear_text zeroes the scratch value's text. 1.5 KB is too much for an
+/* clear_text zeroes the scratch value's text. 1.3 KB is too much for an
  * inlined memset, and the barrier keeps clang from turning the loop back
  * into one. */
 static __always_inline void clear_text(struct cache_scratch *s)
@@ -1152,14 +1268,22 @@ static __always_inline int gen_same(__u64 *g, struct cache_meta *m, __u64 gen, _
 /* fill_insert puts s->key -> s->val, its text tlen bytes (fill_parse or
  * resp_fill_parse checked it), into map (cache or resp_cache), unless the
  * key (hash h) was written or everything flushed since the miss read gen
- * and flush. The generations are checked before and after the insert: a
- * write that bumps one after the first check deletes what is inserted, or
- * the second check does. stale and filled are the counters to count in. */
+ * and flush. An entry the key still has (stale, or from a reply that
+ * crossed this one) is taken and deleted first: replacing it with an
+ * update would free it, its word even, to the next insert on this CPU
+ * while a hit copies it. The new entry goes in odd (unpublished: the
+ * kernel copies it into an element a hit may still hold) and is published
+ * with a word of its own once the generations are checked again: an
+ * invalidation between the checks leaves it unpublished and deleted, one
+ * after them hides it (entry_hit). stale and filled are the counters to
+ * count in. */
 static __always_inline void fill_insert(void *map, struct cache_scratch *s, __u32 h, __u64 gen, __u64 flush,
 					__u32 tlen, __u32 stale, __u32 filled)
 {
 	struct cache_meta *m = meta_get();
 	__u64 *g = gen_slot(h);
+	struct cache_value *v;
+	long err;
 
 	if (!g || !m)
 		return;
@@ -1167,22 +1291,41 @@ static __always_inline void fill_insert(void *map, struct cache_scratch *s, __u3
 		stat_inc(stale);
 		return;
 	}
+	s->val.seq = 1;
 	s->val.gen = gen;
+	s->val.flush = flush;
+	__builtin_memcpy(&s->val.key, &s->key, sizeof(s->key));
 	/* The caller checked tlen <= CACHE_TEXT; the mask tells the verifier,
 	 * which then walks fewer paths through csum_buf. */
 	tlen = masked(tlen, 2047);
 	s->val.csum = csum_fold16((__u64)csum_buf((const __u8 *)s->val.text, tlen, 512) +
 				  csum_buf((const __u8 *)s->val.text + 512, tlen > 512 ? tlen - 512 : 0, 512) +
-				  csum_buf((const __u8 *)s->val.text + 1024, tlen > 1024 ? tlen - 1024 : 0, 512));
-	if (bpf_map_update_elem(map, &s->key, &s->val, BPF_ANY)) {
-		stat_inc(CACHE_STAT_FILL_ERROR);
+				  csum_buf((const __u8 *)s->val.text + 1024, tlen > 1024 ? tlen - 1024 : 0,
+					   CACHE_TEXT - 1024));
+	v = bpf_map_lookup_elem(map, &s->key);
+	if (v) {
+		if (!entry_take(v, &s->key)) {
+			stat_inc(CACHE_STAT_FILL_RACE);
+			return;
+		}
+		bpf_map_delete_elem(map, &s->key);
+	}
+	err = bpf_map_update_elem(map, &s->key, &s->val, BPF_NOEXIST);
+	if (err) {
+		/* -EEXIST: another fill of the key inserted first. */
+		stat_inc(err == -17 ? CACHE_STAT_FILL_RACE : CACHE_STAT_FILL_ERROR);
 		return;
 	}
+	/* Nobody takes an odd entry: this is the one just inserted. */
+	v = bpf_map_lookup_elem(map, &s->key);
+	if (!v)
+		return;
 	if (!gen_same(g, m, gen, flush)) {
 		bpf_map_delete_elem(map, &s->key);
 		stat_inc(stale);
 		return;
 	}
+	seq_set(&v->seq, 2 * __sync_add_and_fetch(&m->seq, 1));
 	stat_inc(filled);
 }
 
@@ -1424,15 +1567,16 @@ static __always_inline void resp_flush(struct cache_scratch *s, struct cache_con
 	pending_add(s, conn, 0, 1);
 }
 
-/* resp_reply turns the GET request into the TCP reply carrying v's text:
- * request at l3off (IPv4 header of hlen bytes), its payload plen bytes. */
+/* resp_reply turns the GET request into the TCP reply carrying the text
+ * of entry v, whose word was vseq (entry_hit: tlen, csum): request at l3off
+ * (IPv4 header of hlen bytes), its payload plen bytes. */
 static __always_inline int resp_reply(struct xdp_md *ctx, struct cache_scratch *s, struct cache_value *v,
-				      __u32 l3off, __u32 hlen, __u32 plen)
+				      __u64 vseq, __u32 tlen, __u32 csum, __u32 l3off, __u32 hlen, __u32 plen)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	struct tcphdr *tcp;
-	__u32 tlen = v->tlen, seq, ackn;
+	__u32 seq, ackn;
 	__u64 psum = 0;
 	__s64 hsum;
 	__u16 port;
@@ -1452,6 +1596,13 @@ static __always_inline int resp_reply(struct xdp_md *ctx, struct cache_scratch *
 	}
 	if (bpf_xdp_store_bytes(ctx, l3off + hlen + sizeof(*tcp), v->text, tlen))
 		return XDP_DROP;
+	/* A writer took the entry while its text was copied: the request's
+	 * options may be overwritten, so it is not passed on (test-run and
+	 * labs only, see PROTOCOL.md). */
+	if (seq_retry(&v->seq, vseq)) {
+		stat_inc(CACHE_STAT_DROP_RACE);
+		return XDP_DROP;
+	}
 	if (reply_eth(ctx) || reply_ipv4(ctx, l3off, hlen, sizeof(*tcp) + tlen, 64, s->iph, &psum))
 		return XDP_DROP;
 
@@ -1476,7 +1627,7 @@ static __always_inline int resp_reply(struct xdp_md *ctx, struct cache_scratch *
 		return XDP_DROP;
 	psum += bpf_htons(IPPROTO_TCP) + bpf_htons(sizeof(*tcp) + tlen);
 	psum += csum_fold16(hsum);
-	psum += v->csum; /* the text starts 20 bytes into the segment: even */
+	psum += csum; /* the text starts 20 bytes into the segment: even */
 	tcp->check = csum_finish(psum);
 	stat_inc(CACHE_STAT_RESP_HIT);
 	return XDP_TX;
@@ -1487,7 +1638,8 @@ static __always_inline int resp_get(struct xdp_md *ctx, struct cache_scratch *s,
 				    struct cache_conn *conn, __u32 l3off, __u32 hlen, __u32 plen, int outstanding)
 {
 	struct cache_value *v;
-	__u32 h;
+	__u32 h, tlen = 0, csum = 0;
+	__u64 seq;
 
 	stat_inc(CACHE_STAT_RESP_GET);
 	if (w->a1len == 0 || w->a1len > CACHE_MAX_KEY) {
@@ -1500,8 +1652,8 @@ static __always_inline int resp_get(struct xdp_md *ctx, struct cache_scratch *s,
 		return XDP_PASS;
 	}
 	v = bpf_map_lookup_elem(&resp_cache, &s->key);
-	if (v)
-		return resp_reply(ctx, s, v, l3off, hlen, plen);
+	if (v && (seq = entry_hit(v, &s->key, h, &tlen, &csum)))
+		return resp_reply(ctx, s, v, seq, tlen, csum, l3off, hlen, plen);
 	stat_inc(CACHE_STAT_RESP_MISS);
 	/* One outstanding GET per connection: with two, which reply answers
 	 * which is not known here, so neither fills. */

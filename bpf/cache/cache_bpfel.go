@@ -30,6 +30,7 @@ type CacheCacheKey struct {
 type CacheCacheMeta struct {
 	_     structs.HostLayout
 	Flush uint64
+	Seq   uint64
 }
 
 type CacheCacheMiss struct {
@@ -62,25 +63,29 @@ type CacheCacheScratch struct {
 	Req [512]uint8
 	Hdr [8]uint8
 	Iph [60]uint8
+	_   [4]byte
 	Gk  struct {
 		_    structs.HostLayout
+		Seq  [8]uint64
 		Off  [8]uint16
 		Len  [8]uint16
 		Tlen [8]uint16
 	}
 	Pend CacheCachePending
-	_    [4]byte
 	Rm   CacheRespMiss
 }
 
 type CacheCacheValue struct {
 	_     structs.HostLayout
+	Seq   uint64
 	Gen   uint64
+	Flush uint64
+	Key   CacheCacheKey
 	Flags uint32
 	Vlen  uint32
 	Tlen  uint32
 	Csum  uint32
-	Text  [1536]uint8
+	Text  [1312]uint8
 }
 
 type CacheRespMiss struct {

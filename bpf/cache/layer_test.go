@@ -55,7 +55,8 @@ func TestLayout(t *testing.T) {
 		got, want uintptr
 	}{
 		{"struct cache_key", unsafe.Sizeof(CacheCacheKey{}), 256},
-		{"struct cache_value", unsafe.Sizeof(CacheCacheValue{}), 1560},
+		{"struct cache_value", unsafe.Sizeof(CacheCacheValue{}), 1608},
+		{"struct cache_meta", unsafe.Sizeof(CacheCacheMeta{}), 16},
 		{"struct cache_miss_key", unsafe.Sizeof(CacheCacheMissKey{}), 8},
 		{"struct cache_miss", unsafe.Sizeof(CacheCacheMiss{}), 24},
 		{"struct cache_conn", unsafe.Sizeof(CacheCacheConn{}), 12},

@@ -190,7 +190,7 @@ func TestLiveNoStaleAfterAck(t *testing.T) {
 		t.Errorf("%d gets (%d of them hits answered by XDP) returned a value older than an acknowledged set, e.g.:\n%s", res.Stale, res.StaleHits, strings.Join(res.StaleExamples, "\n"))
 	}
 	if res.Wrong != 0 || res.Missing != 0 {
-		t.Errorf("%d wrong replies, %d preloaded keys not found", res.Wrong, res.Missing)
+		t.Errorf("%d wrong replies, %d preloaded keys not found; wrong ones:\n%s", res.Wrong, res.Missing, strings.Join(res.WrongExamples, "\n"))
 	}
 }
 

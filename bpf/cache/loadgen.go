@@ -308,9 +308,11 @@ type LoadResult struct {
 	StaleHits     uint64   `json:"stale_hits"` // of Stale, those the cache answered
 	StaleExamples []string `json:"stale_examples,omitempty"`
 	// Wrong counts replies that do not parse, name another key or hold a
-	// value never written; Missing gets of preloaded keys not found.
-	Wrong   uint64 `json:"wrong"`
-	Missing uint64 `json:"missing"`
+	// value never written (WrongExamples shows a few, and who answered
+	// them); Missing gets of preloaded keys not found.
+	Wrong         uint64   `json:"wrong"`
+	WrongExamples []string `json:"wrong_examples,omitempty"`
+	Missing       uint64   `json:"missing"`
 	// Timeouts and Errors are requests with no reply in time and failed
 	// sends or receives; Late replies to requests that had timed out.
 	Timeouts uint64 `json:"timeouts"`

@@ -73,6 +73,11 @@ func Load(ctx context.Context, o LoadOptions) (*LoadResult, error) {
 					res.StaleExamples = append(res.StaleExamples, e)
 				}
 			}
+			for _, e := range r.WrongExamples {
+				if len(res.WrongExamples) < 5 {
+					res.WrongExamples = append(res.WrongExamples, e)
+				}
+			}
 			res.Wrong += r.Wrong
 			res.Missing += r.Missing
 			res.Timeouts += r.Timeouts
@@ -311,9 +316,19 @@ func (cl *loadClient) check(data []byte, ttl int, now time.Duration) {
 	} else {
 		r.Server.add(elapsed)
 	}
+	by := "memcached"
+	if rep.Hit() {
+		by = "the cache (XDP)"
+	}
+	wrong := func(why string) {
+		r.Wrong++
+		if len(r.WrongExamples) < 5 {
+			r.WrongExamples = append(r.WrongExamples, fmt.Sprintf("get %s answered by %s: %s: %q", ks.keys[k], by, why, rep.Text))
+		}
+	}
 	value, _, found, err := ParseGet(rep.Text, ks.keys[k])
 	if err != nil {
-		r.Wrong++
+		wrong("not a VALUE of the key")
 		return
 	}
 	if !found {
@@ -324,18 +339,16 @@ func (cl *loadClient) check(data []byte, ttl int, now time.Duration) {
 	}
 	ver, ok := ks.version(k, value)
 	switch {
-	case !ok || ver > ks.state[k].written.Load():
-		r.Wrong++
+	case !ok:
+		wrong("a value never written to the key")
+	case ver > ks.state[k].written.Load():
+		wrong(fmt.Sprintf("version %d, not written yet", ver))
 	case ver < p.lo:
 		r.Stale++
 		if rep.Hit() {
 			r.StaleHits++
 		}
 		if len(r.StaleExamples) < 5 {
-			by := "memcached"
-			if rep.Hit() {
-				by = "the cache (XDP)"
-			}
 			r.StaleExamples = append(r.StaleExamples, fmt.Sprintf("get %s answered by %s: version %d, but version %d was acknowledged before the get was sent", ks.keys[k], by, ver, p.lo))
 		}
 	}

@@ -6,6 +6,7 @@ package cache
 
 import (
 	"errors"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 
@@ -73,6 +74,15 @@ const (
 	MaxPending = 4
 	// FrameHeaderLen is the length of memcached's UDP frame header.
 	FrameHeaderLen = 8
+)
+
+// Where a struct cache_value (PROTOCOL.md "Maps") keeps its sequence word
+// (odd: held by a writer, or dead), the reply text's length and the text,
+// for code that reads the cache map's values as bytes.
+const (
+	ValueSeqOffset  = unsafe.Offsetof(CacheCacheValue{}.Seq)
+	ValueTlenOffset = unsafe.Offsetof(CacheCacheValue{}.Tlen)
+	ValueTextOffset = unsafe.Offsetof(CacheCacheValue{}.Text)
 )
 
 func init() { bpf.RegisterBuiltin(BuiltinName, _CacheBytes) }

@@ -41,6 +41,10 @@ var StatNames = []string{
 	"resp_invalidate", // 26: RESP writes that invalidated a key
 	"resp_flush",      // 27: RESP commands that flushed resp_cache
 	"resp_pass",       // 28: RESP segments left alone (reads, continuations, malformed)
+	// Appended with the entries' sequence words (PROTOCOL.md "Entries
+	// and hits on several CPUs").
+	"fill_race", // 29: fills left out: another CPU was filling or removing the entry
+	"pass_race", // 30: hits passed on: the entry changed while its text was copied
 }
 
 // StatSlots is the stats map's size (CACHE_STAT_MAX): room for counters
@@ -78,6 +82,8 @@ const (
 	statRESPInvalidate
 	statRESPFlush
 	statRESPPass
+	statFillRace
+	statPassRace
 )
 
 // Stat is one counter summed over the CPUs.

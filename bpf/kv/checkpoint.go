@@ -152,7 +152,7 @@ func loadSnapshot(store *ebpf.Map, s *Snapshot) error {
 		if err != nil {
 			return err
 		}
-		v, err := EncodeStoreValue(e.Version, e.Value)
+		v, err := EncodeStoreValue(e.Key, e.Version, e.Value)
 		if err != nil {
 			return err
 		}
@@ -193,6 +193,15 @@ func ReadStore(store *ebpf.Map) ([]CheckpointEntry, error) {
 			v, err := DecodeStoreValue(values[i][:])
 			if err != nil {
 				return nil, fmt.Errorf("read store: key %q: %w", k, err)
+			}
+			// An odd element is being written by a commit after the
+			// checkpoint's seq (its record, in the WAL by the time the
+			// checkpoint is written, redoes it), or was inserted by a
+			// commit that may never happen: it is left out. An even
+			// one may still be torn by a commit that begins while the
+			// kernel copies it; that commit is after seq too.
+			if v.Pending() {
+				continue
 			}
 			out = append(out, CheckpointEntry{Key: k, Version: v.Version, Value: v.Value})
 		}

@@ -72,7 +72,10 @@ type Entry struct {
 	Key     []byte
 	Value   []byte
 	Version uint64 // the commit_seq of the commit that wrote it
-	Pending bool   // a commit is installing it; readers do not see it yet
+	// Pending says its sequence word is odd: a commit is writing it in
+	// place, has inserted it and not published it yet, or is deleting
+	// it; readers do not take it as it is.
+	Pending bool
 }
 
 // Dump reads every entry of the store, in the map's order.
@@ -97,12 +100,9 @@ func entryOf(k *KvKvKey, v *KvKvValue) Entry {
 		Key:     append([]byte(nil), k.Bytes[:min(int(k.Len), MaxKey)]...),
 		Value:   append([]byte{}, v.Bytes[:min(int(v.Len), MaxValue)]...),
 		Version: v.Version,
-		Pending: v.Flags&valuePending != 0,
+		Pending: v.Seq&1 != 0,
 	}
 }
-
-// valuePending is KV_VALUE_PENDING in kv_value.flags.
-const valuePending = 1
 
 // StoreKey is key as the store map's key (struct kv_key, zero-padded).
 func StoreKey(key []byte) (KvKvKey, error) {

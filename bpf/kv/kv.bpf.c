@@ -6,14 +6,22 @@
  * records) by rewriting them into replies and sending them back out with
  * XDP_TX.
  *
- * Concurrency. Requests run on every CPU at once. Single-key reads take no
- * lock: a hash map lookup sees either the old or the new element. Every
- * change to the store (an auto-committed SET or DEL, or a COMMIT) runs
- * under one commit lock, a word in meta taken by compare-and-swap with a
- * bounded spin. It is not a bpf_spin_lock because a commit calls helpers
- * (map updates, the ring buffer) while holding it, which bpf_spin_lock
- * forbids. Holding one lock for the whole commit makes commits a total
- * order (commit_seq), which is what both validation and the log need.
+ * Concurrency. Requests run on every CPU at once. Every change to the
+ * store (an auto-committed SET or DEL, or a COMMIT) runs under one commit
+ * lock, a word in meta taken by compare-and-swap with a bounded spin. It
+ * is not a bpf_spin_lock because a commit calls helpers (map updates, the
+ * ring buffer) while holding it, which bpf_spin_lock forbids. Holding one
+ * lock for the whole commit makes commits a total order (commit_seq),
+ * which is what both validation and the log need.
+ *
+ * Reads take no lock, so they follow seqlock.h: a commit rewrites an
+ * existing key's element in place between an odd and an even sequence
+ * word (2 * seq), never lets the kernel replace it, and marks an element
+ * odd before it deletes it; a reader copies the element and keeps the
+ * copy only when the word was even and unchanged and the copy's key is
+ * its key (a deleted element goes back to the map's free list and the
+ * next insert reuses it at once). A lookup that finds nothing is believed
+ * only when no commit changed the store's shape meanwhile (meta.store_gen).
  *
  * Transactions are optimistic: reads record the version they saw, writes
  * are buffered in the transaction, and COMMIT validates every recorded
@@ -28,6 +36,7 @@
 #include "csum.h"
 #include "maps.h"
 #include "xdp_reply.h"
+#include "seqlock.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -44,14 +53,20 @@ char LICENSE[] SEC("license") = "GPL";
  * Each try is one compare-and-swap; the holder keeps the lock for at most
  * 16 map updates, a few microseconds. */
 #define KV_LOCK_SPINS 4096
+/* How many times a read looks its key up again while the element is
+ * being written (an odd word, a changed word, a recycled element) or a
+ * commit changes the store under a lookup that found nothing, before it
+ * answers BUSY. A commit holds a key odd for at most its whole install, a
+ * few microseconds; a try costs a lookup and, when the word is even, a
+ * 600-byte copy. */
+#define KV_READ_TRIES 1024
+/* How many times SCAN reads one element while it is being written before
+ * it leaves it out. */
+#define KV_SCAN_TRIES 8
 /* The sweeper runs every half timeout, but not more often than this. */
 #define KV_SWEEP_MIN_NS 1000000ULL
 #define KV_CLOCK_MONOTONIC 1
 #define KV_EBUSY 16
-
-/* Bit in kv_value.flags: inserted by a commit that is still installing;
- * every reader treats the key as absent until the commit publishes it. */
-#define KV_VALUE_PENDING 1
 
 enum kv_op {
 	KV_OP_GET = 1,
@@ -117,10 +132,15 @@ struct kv_key {
 	char bytes[KV_MAX_KEY];
 };
 
+/* A store element (seqlock.h). seq is even (2 * version) when the value is
+ * whole and published; odd while a commit writes it in place, between a
+ * commit's insert and its publishing, and once it is deleted. key is the
+ * element's own key, for readers to check what they copied. */
 struct kv_value {
-	__u64 version;
+	__u64 seq;
+	__u64 version; /* commit_seq of the commit that wrote it */
 	__u32 len;
-	__u32 flags;
+	struct kv_key key;
 	char bytes[KV_MAX_VALUE];
 };
 
@@ -175,7 +195,11 @@ struct kv_meta {
 	__u64 commit_seq;
 	__u64 next_txid;
 	__u32 commit_lock;
-	__u32 pad;
+	/* Odd while a commit inserts, deletes or rewrites store elements:
+	 * a lookup that found nothing is trusted only if it saw the same
+	 * even value before and after (a lookup walking an element that is
+	 * deleted and reused under it can miss a key that is there). */
+	__u32 store_gen;
 };
 
 /* The 20-byte header as it is on the wire. */
@@ -218,23 +242,19 @@ struct kv_out {
 	__be16 ehdr[2]; /* a SCAN entry's lengths, for the packet */
 };
 
-struct kv_scan_hit {
-	struct kv_key key;
-	__u32 pad;
-	struct kv_value val;
-};
-
 /* Per-CPU scratch: the 512-byte stack holds none of this. */
 struct kv_scratch {
 	struct kv_req req;
 	struct kv_out out;
 	struct kv_key key;    /* the request's key, zero-padded */
 	struct kv_key wkey;   /* commit: the key being installed */
-	struct kv_value val;  /* SET: the request's value; GET: the reply's */
+	struct kv_value val;  /* SET: the request's value; GET: the copy read */
 	struct kv_value wval; /* commit: the value being installed */
 	__u8 inserted[KV_MAX_WRITES];
 	__u8 iph[60];         /* a copy of the IPv4 header, to sum it */
-	struct kv_scan_hit scan[KV_SCAN_MAX];
+	/* SCAN's entries, copied with their keys; the one past the last is
+	 * where an entry that no longer fits is read, to say "more". */
+	struct kv_value scan[KV_SCAN_MAX + 1];
 	union {
 		/* An auto-commit's write set, w[0], laid out as its log
 		 * record (which also puts the record's type in the BTF). */
@@ -308,19 +328,13 @@ static __always_inline struct kv_scratch *scratch_get(void)
 /* key_eq compares two zero-padded 64-byte keys word by word. */
 static __always_inline int key_eq(const char *a, const char *b)
 {
-	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
-	__u32 diff = 0;
-
-#pragma unroll
-	for (int i = 0; i < KV_MAX_KEY / 4; i++)
-		diff |= x[i] ^ y[i];
-	return diff == 0;
+	return words_eq(a, b, KV_MAX_KEY / 4);
 }
 
-/* A readable value: present and not being installed. */
-static __always_inline int visible(const struct kv_value *v)
+/* kv_key_eq compares two keys, lengths included. */
+static __always_inline int kv_key_eq(const struct kv_key *a, const struct kv_key *b)
 {
-	return v && !(v->flags & KV_VALUE_PENDING);
+	return a->len == b->len && key_eq(a->bytes, b->bytes);
 }
 
 /* ---- the commit lock ---------------------------------------------------- */
@@ -366,29 +380,56 @@ static __always_inline void commit_unlock(struct kv_meta *m)
  * abandoned ones never hold the table. A full table is swept at once
  * before BEGIN gives up. */
 
-static __always_inline int idle(const struct kv_txn *t, __u64 now)
+/* idle says whether a transaction last used at last has been idle longer
+ * than the timeout at now. A use after now (now read before another CPU's
+ * request stamped it) is not idle: now - last would wrap. */
+static __always_inline int idle(__u64 last, __u64 now)
 {
-	return now - t->last_used_ns > kv_txn_timeout_ns;
+	return now > last && now - last > kv_txn_timeout_ns;
 }
 
-/* sweep_one removes transaction *key if it is idle and no request is
- * using it. */
-static long sweep_one(void *map, __u64 *key, struct kv_txn *t, __u64 *now)
+/* txn_mine says whether t, which this request or the sweeper has just
+ * taken (busy IDLE -> IN_USE), is the transaction txid's element in the
+ * map now. An element the map freed and handed to a new transaction
+ * (BEGIN's insert copies the new one over it, busy and id in no order)
+ * is not: it is not linked under txid. While linked and taken, nobody
+ * else deletes it, so it stays ours. */
+static __always_inline int txn_mine(struct kv_txn *t, __u64 txid)
 {
-	if (!idle(t, *now))
+	return bpf_map_lookup_elem(&txns, &txid) == t;
+}
+
+/* sweep_one removes transaction t if it is idle and no request is using
+ * it. It takes the transaction as a request would, so that no request can
+ * use it between the check and the removal, and reads the clock after
+ * taking it: a request that used it just before has stamped it by then.
+ * A request that finds it taken meanwhile answers BUSY, and is retried. */
+static long sweep_one(void *map, __u64 *key, struct kv_txn *t, void *ctx)
+{
+	__u64 txid;
+
+	if (!idle(t->last_used_ns, bpf_ktime_get_ns()))
 		return 0;
-	if (__sync_val_compare_and_swap(&t->busy, KV_TXN_IDLE, KV_TXN_DEAD) != KV_TXN_IDLE)
+	if (__sync_val_compare_and_swap(&t->busy, KV_TXN_IDLE, KV_TXN_IN_USE) != KV_TXN_IDLE)
 		return 0;
-	bpf_map_delete_elem(map, key);
+	txid = t->id;
+	if (!txn_mine(t, txid)) {
+		__sync_val_compare_and_swap(&t->busy, KV_TXN_IN_USE, KV_TXN_IDLE);
+		return 0;
+	}
+	if (!idle(t->last_used_ns, bpf_ktime_get_ns())) {
+		__sync_lock_test_and_set(&t->busy, KV_TXN_IDLE);
+		return 0;
+	}
+	__sync_lock_test_and_set(&t->busy, KV_TXN_DEAD);
+	bpf_map_delete_elem(map, &txid);
 	stat_inc(KV_STAT_ABORT_EXPIRED);
 	return 0;
 }
 
 static __always_inline void sweep(void)
 {
-	__u64 now = bpf_ktime_get_ns();
-
-	bpf_for_each_map_elem(&txns, sweep_one, &now, 0);
+	bpf_for_each_map_elem(&txns, sweep_one, 0, 0);
 }
 
 static __always_inline __u64 sweep_period(void)
@@ -444,13 +485,13 @@ static __always_inline struct kv_txn *txn_take(__u64 txid, __u32 *status)
 	}
 	/* The element was freed and reused for another transaction between
 	 * the lookup and the take: hand it back untouched. */
-	if (t->id != txid) {
+	if (!txn_mine(t, txid)) {
 		__sync_val_compare_and_swap(&t->busy, KV_TXN_IN_USE, KV_TXN_IDLE);
 		*status = KV_NO_TXN;
 		return 0;
 	}
 	now = bpf_ktime_get_ns();
-	if (idle(t, now)) {
+	if (idle(t->last_used_ns, now)) {
 		__sync_lock_test_and_set(&t->busy, KV_TXN_DEAD);
 		bpf_map_delete_elem(&txns, &txid);
 		stat_inc(KV_STAT_ABORT_EXPIRED);
@@ -539,7 +580,11 @@ __noinline int kv_rset_has(__u64 txid)
 }
 
 /* kv_validate says whether every version transaction txid read is still
- * the store's (0 for a key that was absent and still is). */
+ * the store's (0 for a key that was absent and still is). It runs under
+ * the commit lock: every writer of the store holds it, so no element
+ * changes, is deleted or is reused while it reads, no element is odd
+ * (a commit publishes everything it inserts before it lets go), and a
+ * plain lookup and read are exact. */
 __noinline int kv_validate(__u64 txid)
 {
 	struct kv_txn *t = bpf_map_lookup_elem(&txns, &txid);
@@ -553,10 +598,57 @@ __noinline int kv_validate(__u64 txid)
 		if (i >= n)
 			break;
 		v = bpf_map_lookup_elem(&store, &t->r[i].key);
-		if ((visible(v) ? v->version : 0) != t->r[i].version)
+		if ((v ? v->version : 0) != t->r[i].version)
 			return 0;
 	}
 	return 1;
+}
+
+/* ---- reading without the lock (seqlock.h) -------------------------------- */
+
+static long read_try(__u32 i, void *ctx)
+{
+	struct kv_scratch *s = scratch_get();
+	struct kv_meta *m = meta_get();
+	__u32 *status = ctx;
+	struct kv_value *v;
+	__u32 g;
+	__u64 seq;
+
+	if (!s || !m)
+		return 1;
+	g = *(volatile __u32 *)&m->store_gen;
+	seq_barrier();
+	v = bpf_map_lookup_elem(&store, &s->key);
+	if (!v) {
+		/* Absent, unless a commit deleted or inserted elements
+		 * while the lookup walked its bucket. */
+		seq_barrier();
+		if (!(g & 1) && *(volatile __u32 *)&m->store_gen == g) {
+			*status = KV_NOT_FOUND;
+			return 1;
+		}
+		return 0;
+	}
+	seq = seq_begin(&v->seq);
+	if (seq & 1)
+		return 0;
+	__builtin_memcpy(&s->val, v, sizeof(s->val));
+	if (seq_retry(&v->seq, seq) || !kv_key_eq(&s->val.key, &s->key))
+		return 0;
+	*status = KV_OK;
+	return 1;
+}
+
+/* kv_read copies the store's element of the request's key into s->val. It
+ * returns OK, NOT_FOUND, or BUSY when the key stayed in the middle of
+ * being written for KV_READ_TRIES tries (nothing was read). */
+__noinline int kv_read(void)
+{
+	__u32 status = KV_BUSY;
+
+	bpf_loop(KV_READ_TRIES, read_try, &status, 0);
+	return status;
 }
 
 /* ---- installing a write set --------------------------------------------- */
@@ -567,16 +659,20 @@ static __always_inline void wkey_from(struct kv_scratch *s, const struct kv_log_
 	__builtin_memcpy(s->wkey.bytes, w->key, KV_MAX_KEY);
 }
 
-static __always_inline void wval_from(struct kv_scratch *s, const struct kv_log_write *w, __u64 seq, __u32 flags)
+/* wval_from makes the element a commit inserts for write w, its word odd
+ * (not yet published): the kernel copies it into an element that may have
+ * been another key's a moment ago. */
+static __always_inline void wval_from(struct kv_scratch *s, const struct kv_log_write *w, __u64 seq)
 {
+	s->wval.seq = 2 * seq + 1;
 	s->wval.version = seq;
 	s->wval.len = w->vlen;
-	s->wval.flags = flags;
+	s->wval.key = s->wkey;
 	__builtin_memcpy(s->wval.bytes, w->value, KV_MAX_VALUE);
 }
 
 /* kv_insert_new inserts the keys the write set SETs that are not in the
- * store yet, marked pending, and notes which in scratch.inserted. It
+ * store yet, unpublished (odd), and notes which in scratch.inserted. It
  * returns -1 when the store is full; kv_unpublish then removes them. */
 __noinline int kv_insert_new(__u64 txid, __u64 seq)
 {
@@ -600,7 +696,7 @@ __noinline int kv_insert_new(__u64 txid, __u64 seq)
 		wkey_from(s, &w[i]);
 		if (bpf_map_lookup_elem(&store, &s->wkey))
 			continue;
-		wval_from(s, &w[i], seq, KV_VALUE_PENDING);
+		wval_from(s, &w[i], seq);
 		if (bpf_map_update_elem(&store, &s->wkey, &s->wval, BPF_NOEXIST))
 			return -1;
 		s->inserted[i] = 1;
@@ -609,7 +705,7 @@ __noinline int kv_insert_new(__u64 txid, __u64 seq)
 }
 
 /* kv_unpublish deletes the keys kv_insert_new inserted: the commit did not
- * happen, and as they were pending nobody saw them. */
+ * happen, and as they were odd nobody read them. */
 __noinline int kv_unpublish(__u64 txid)
 {
 	struct kv_scratch *s = scratch_get();
@@ -632,12 +728,19 @@ __noinline int kv_unpublish(__u64 txid)
 	return 0;
 }
 
-/* kv_replace replaces the keys that were in the store and deletes the
- * deleted ones; neither can run out of room. */
+/* kv_replace rewrites the keys that were in the store, in place, and
+ * deletes the deleted ones; neither can run out of room. A key's element
+ * is odd while its bytes change (readers copying it then try again), and
+ * a deleted element is odd before the map frees it: the next insert
+ * reuses it at once, and a reader still holding it must see that. (A
+ * bpf_map_update_elem of an existing key would hand the old element, with
+ * its even word, to the next insert on this CPU: the next key of this
+ * commit, in the middle of a reader's copy.) */
 __noinline int kv_replace(__u64 txid, __u64 seq)
 {
 	struct kv_scratch *s = scratch_get();
 	struct kv_log_write *w;
+	struct kv_value *v;
 	__u32 n = 0;
 
 	if (!s)
@@ -651,10 +754,22 @@ __noinline int kv_replace(__u64 txid, __u64 seq)
 		if (s->inserted[i])
 			continue;
 		wkey_from(s, &w[i]);
-		if (w[i].op == KV_LOG_SET) {
-			wval_from(s, &w[i], seq, 0);
-			if (bpf_map_update_elem(&store, &s->wkey, &s->wval, BPF_ANY))
+		v = bpf_map_lookup_elem(&store, &s->wkey);
+		if (!v) {
+			/* A DEL of a key that is not there has nothing to
+			 * do. A SET's key was there when kv_insert_new
+			 * looked, and nothing else changes the store under
+			 * the lock: not expected. */
+			if (w[i].op == KV_LOG_SET)
 				stat_inc(KV_STAT_INSTALL_ERROR);
+			continue;
+		}
+		seq_set(&v->seq, 2 * seq + 1);
+		if (w[i].op == KV_LOG_SET) {
+			v->version = seq;
+			v->len = w[i].vlen;
+			__builtin_memcpy(v->bytes, w[i].value, KV_MAX_VALUE);
+			seq_set(&v->seq, 2 * seq);
 		} else {
 			bpf_map_delete_elem(&store, &s->wkey);
 		}
@@ -662,9 +777,9 @@ __noinline int kv_replace(__u64 txid, __u64 seq)
 	return 0;
 }
 
-/* kv_publish clears the pending mark of the keys kv_insert_new inserted:
- * from here on readers see them. */
-__noinline int kv_publish(__u64 txid)
+/* kv_publish makes the keys kv_insert_new inserted even: from here on
+ * readers see them. */
+__noinline int kv_publish(__u64 txid, __u64 seq)
 {
 	struct kv_scratch *s = scratch_get();
 	struct kv_log_write *w;
@@ -684,7 +799,7 @@ __noinline int kv_publish(__u64 txid)
 		wkey_from(s, &w[i]);
 		v = bpf_map_lookup_elem(&store, &s->wkey);
 		if (v)
-			__sync_fetch_and_and(&v->flags, ~KV_VALUE_PENDING);
+			seq_set(&v->seq, 2 * seq);
 	}
 	return 0;
 }
@@ -694,14 +809,16 @@ __noinline int kv_publish(__u64 txid)
  * scratch) with version commit_seq + 1 and logs it.
  *
  * The log record is reserved first: no room, LOG_FULL, nothing done. Only
- * inserting a key that is not in the store can fail (the map is full: a
- * preallocated hash replaces an existing key's element with a per-CPU spare
- * and never runs out doing so, and a delete frees). So new keys go in
- * first, marked pending, which every reader treats as absent; if one does
- * not fit, those inserted are deleted again and the commit answers
- * STORE_FULL without anyone having seen them. Then existing keys are
- * replaced, deleted keys removed, the new keys published, and the record
- * submitted. */
+ * inserting a key that is not in the store can fail (the map is full;
+ * existing keys are rewritten in place and a delete frees). So new keys
+ * go in first, odd, which no reader takes; if one does not fit, those
+ * inserted are deleted again and the commit answers STORE_FULL without
+ * anyone having read them. Then existing keys are rewritten, deleted keys
+ * removed, the new keys published, and the record submitted. Every word
+ * the commit makes even is 2 * seq: seq only grows, and a commit writes
+ * an element once (the write set holds a key once, and it deletes only
+ * after it has inserted), so an element never shows the same even word
+ * twice. store_gen is odd from the first change to the last. */
 __noinline int kv_install(__u64 txid)
 {
 	struct kv_scratch *s = scratch_get();
@@ -722,13 +839,16 @@ __noinline int kv_install(__u64 txid)
 	if (!rec)
 		return KV_LOG_FULL;
 	seq = m->commit_seq + 1;
+	__sync_fetch_and_add(&m->store_gen, 1);
 	if (kv_insert_new(txid, seq)) {
 		kv_unpublish(txid);
+		__sync_fetch_and_add(&m->store_gen, 1);
 		bpf_ringbuf_discard(rec, 0);
 		return KV_STORE_FULL;
 	}
 	kv_replace(txid, seq);
-	kv_publish(txid);
+	kv_publish(txid, seq);
+	__sync_fetch_and_add(&m->store_gen, 1);
 
 	rec->seq = seq;
 	rec->txid = txid;
@@ -747,10 +867,10 @@ __noinline int kv_install(__u64 txid)
 
 /* ---- the operations ----------------------------------------------------- */
 
-/* reply_value puts the stored value v in the reply. */
-static __always_inline void reply_value(struct kv_scratch *s, const struct kv_value *v)
+/* reply_value puts the value in s->val (kv_read's copy, or a write set's)
+ * in the reply. */
+static __always_inline void reply_value(struct kv_scratch *s)
 {
-	__builtin_memcpy(&s->val, v, sizeof(s->val));
 	s->out.kind = KV_OUT_VALUE;
 	s->out.vlen = s->val.len > KV_MAX_VALUE ? KV_MAX_VALUE : s->val.len;
 }
@@ -758,16 +878,15 @@ static __always_inline void reply_value(struct kv_scratch *s, const struct kv_va
 __noinline int kv_get(void)
 {
 	struct kv_scratch *s = scratch_get();
-	struct kv_value *v;
+	__u32 st;
 
 	if (!s)
 		return 0;
-	v = bpf_map_lookup_elem(&store, &s->key);
-	if (!visible(v)) {
-		s->out.status = KV_NOT_FOUND;
-		return 0;
-	}
-	reply_value(s, v);
+	st = kv_read();
+	if (st == KV_OK)
+		reply_value(s);
+	else
+		s->out.status = st;
 	return 0;
 }
 
@@ -775,8 +894,7 @@ __noinline int kv_get_txn(void)
 {
 	struct kv_scratch *s = scratch_get();
 	struct kv_txn *t;
-	struct kv_value *v;
-	__u32 status = KV_OK, n;
+	__u32 status = KV_OK, n, st;
 	int i;
 
 	if (!s)
@@ -792,15 +910,20 @@ __noinline int kv_get_txn(void)
 		if (t->w[i].op == KV_LOG_SET) {
 			s->val.len = t->w[i].vlen;
 			__builtin_memcpy(s->val.bytes, t->w[i].value, KV_MAX_VALUE);
-			s->out.kind = KV_OUT_VALUE;
-			s->out.vlen = s->val.len > KV_MAX_VALUE ? KV_MAX_VALUE : s->val.len;
+			reply_value(s);
 		} else {
 			s->out.status = KV_NOT_FOUND;
 		}
 		txn_release(t);
 		return 0;
 	}
-	v = bpf_map_lookup_elem(&store, &s->key);
+	st = kv_read();
+	if (st == KV_BUSY) {
+		/* Nothing read, nothing recorded: the client asks again. */
+		s->out.status = KV_BUSY;
+		txn_release(t);
+		return 0;
+	}
 	if (!kv_rset_has(s->req.txid)) {
 		n = t->nreads;
 		if (n >= KV_MAX_READS) {
@@ -810,11 +933,12 @@ __noinline int kv_get_txn(void)
 			return 0;
 		}
 		t->r[n].key = s->key;
-		t->r[n].version = visible(v) ? v->version : 0;
+		/* The version of the very copy the reply carries. */
+		t->r[n].version = st == KV_OK ? s->val.version : 0;
 		t->nreads = n + 1;
 	}
-	if (visible(v))
-		reply_value(s, v);
+	if (st == KV_OK)
+		reply_value(s);
 	else
 		s->out.status = KV_NOT_FOUND;
 	txn_release(t);
@@ -885,8 +1009,9 @@ __noinline int kv_write_auto(__u32 op)
 		s->out.status = KV_BUSY;
 		return 0;
 	}
-	/* DEL of a missing key changes nothing: no commit, no log record. */
-	if (op == KV_OP_DEL && !visible(bpf_map_lookup_elem(&store, &s->key))) {
+	/* DEL of a missing key changes nothing: no commit, no log record.
+	 * (Under the lock the lookup is exact: see kv_validate.) */
+	if (op == KV_OP_DEL && !bpf_map_lookup_elem(&store, &s->key)) {
 		commit_unlock(m);
 		s->out.status = KV_NOT_FOUND;
 		return 0;
@@ -998,21 +1123,49 @@ __noinline int kv_abort(void)
 	return 0;
 }
 
+/* scan_copy copies element v into e (seqlock.h), again while a commit
+ * writes it, and says whether it got a whole copy: not when the element
+ * stays odd (being written, or deleted under the walk). */
+static __always_inline int scan_copy(struct kv_value *e, struct kv_value *v)
+{
+	__u64 seq;
+
+	for (int i = 0; i < KV_SCAN_TRIES; i++) {
+		seq = seq_begin(&v->seq);
+		if (seq & 1)
+			continue;
+		__builtin_memcpy(e, v, sizeof(*e));
+		if (!seq_retry(&v->seq, seq))
+			return 1;
+	}
+	return 0;
+}
+
 /* scan_hit collects one store entry whose key starts with the request's
- * key; it stops the walk when the reply is full. */
+ * key; it stops the walk when the reply is full. The entry is copied
+ * first and its key taken from the copy: the element's map key (k) is
+ * rewritten too when the element is reused under the walk, and the copy's
+ * key is the one its value belongs to. */
 static long scan_hit(void *map, struct kv_key *k, struct kv_value *v, void *ctx)
 {
 	struct kv_scratch *s = scratch_get();
+	struct kv_value *e;
 	const __u32 *kw, *pw;
 	__u32 plen, klen, vlen, need, n;
 
-	if (!s || !visible(v))
+	if (!s)
+		return 1;
+	n = s->out.nscan;
+	if (n > KV_SCAN_MAX)
+		return 1;
+	e = &s->scan[n];
+	if (!scan_copy(e, v))
 		return 0;
 	plen = s->key.len;
-	klen = k->len;
+	klen = e->key.len;
 	if (klen > KV_MAX_KEY || plen > KV_MAX_KEY || klen < plen)
 		return 0;
-	kw = (const __u32 *)k->bytes;
+	kw = (const __u32 *)e->key.bytes;
 	pw = (const __u32 *)s->key.bytes;
 #pragma unroll
 	for (int i = 0; i < KV_MAX_KEY / 4; i++) {
@@ -1031,15 +1184,20 @@ static long scan_hit(void *map, struct kv_key *k, struct kv_value *v, void *ctx)
 		if (diff)
 			return 0;
 	}
-	vlen = v->len > KV_MAX_VALUE ? KV_MAX_VALUE : v->len;
+	/* Each key once: an element deleted and reused under the walk can
+	 * show it a key that it meets again in that key's own bucket. */
+	for (__u32 j = 0; j < KV_SCAN_MAX; j++) {
+		if (j >= n)
+			break;
+		if (kv_key_eq(&s->scan[j].key, &e->key))
+			return 0;
+	}
+	vlen = e->len > KV_MAX_VALUE ? KV_MAX_VALUE : e->len;
 	need = 4 + klen + vlen;
-	n = s->out.nscan;
 	if (n >= KV_SCAN_MAX || s->out.vlen + need > KV_SCAN_BYTES) {
 		s->out.more = 1;
 		return 1;
 	}
-	s->scan[n].key = *k;
-	s->scan[n].val = *v;
 	s->out.nscan = n + 1;
 	s->out.vlen += need;
 	return 0;
@@ -1194,7 +1352,7 @@ __noinline int kv_emit(struct xdp_md *ctx, __u32 what, __u32 idx, __u32 off)
 		return csum_add_at(0, csum_buf((const __u8 *)s->val.bytes, len, KV_MAX_VALUE), off);
 	case 3:
 		kl = s->scan[idx].key.len;
-		vl = s->scan[idx].val.len;
+		vl = s->scan[idx].len;
 		if (kl > KV_MAX_KEY || vl > KV_MAX_VALUE)
 			return -1;
 		s->out.ehdr[0] = bpf_htons(kl);
@@ -1210,9 +1368,9 @@ __noinline int kv_emit(struct xdp_md *ctx, __u32 what, __u32 idx, __u32 off)
 		}
 		if (vl) {
 			if (!in_range(&vl, 1, KV_MAX_VALUE) ||
-			    bpf_xdp_store_bytes(ctx, payoff + off + 4 + kl, s->scan[idx].val.bytes, vl))
+			    bpf_xdp_store_bytes(ctx, payoff + off + 4 + kl, s->scan[idx].bytes, vl))
 				return -1;
-			sum = csum_add_at(sum, csum_buf((const __u8 *)s->scan[idx].val.bytes, vl, KV_MAX_VALUE), off + 4 + kl);
+			sum = csum_add_at(sum, csum_buf((const __u8 *)s->scan[idx].bytes, vl, KV_MAX_VALUE), off + 4 + kl);
 		}
 		return csum_fold16(sum);
 	}
@@ -1341,7 +1499,7 @@ __noinline int kv_reply(struct xdp_md *ctx)
 				return XDP_DROP;
 			sum += r;
 			kl = s->scan[i].key.len;
-			vl = s->scan[i].val.len;
+			vl = s->scan[i].len;
 			off += 4 + (kl & 0x7f) + (vl & 0x3ff);
 		}
 	}

@@ -41,7 +41,7 @@ type KvKvMeta struct {
 	CommitSeq  uint64
 	NextTxid   uint64
 	CommitLock uint32
-	Pad        uint32
+	StoreGen   uint32
 }
 
 type KvKvScratch struct {
@@ -101,14 +101,9 @@ type KvKvScratch struct {
 	Inserted [16]uint8
 	Iph      [60]uint8
 	_        [4]byte
-	Scan     [8]struct {
-		_   structs.HostLayout
-		Key KvKvKey
-		Pad uint32
-		Val KvKvValue
-	}
-	AutoRec KvKvLogRecord
-	_       [1288]byte
+	Scan     [9]KvKvValue
+	AutoRec  KvKvLogRecord
+	_        [1288]byte
 }
 
 type KvKvSweeper struct {
@@ -148,9 +143,10 @@ type KvKvTxn struct {
 
 type KvKvValue struct {
 	_       structs.HostLayout
+	Seq     uint64
 	Version uint64
 	Len     uint32
-	Flags   uint32
+	Key     KvKvKey
 	Bytes   [512]uint8
 }
 

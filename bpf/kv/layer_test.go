@@ -16,7 +16,8 @@ func TestLayout(t *testing.T) {
 		got, want uintptr
 	}{
 		{"struct kv_key", unsafe.Sizeof(KvKvKey{}), 68},
-		{"struct kv_value", unsafe.Sizeof(KvKvValue{}), 528},
+		{"struct kv_value", unsafe.Sizeof(KvKvValue{}), StoreValueSize},
+		{"struct kv_value", StoreValueSize, 600},
 		{"struct kv_meta", unsafe.Sizeof(KvKvMeta{}), 24},
 		{"struct kv_txn", unsafe.Sizeof(KvKvTxn{}), 10600},
 		{"struct kv_log_record", unsafe.Sizeof(KvKvLogRecord{}), LogRecordSize},

@@ -118,6 +118,10 @@ type OpStats struct {
 	P50      time.Duration     `json:"p50_ns"`
 	P99      time.Duration     `json:"p99_ns"`
 	Max      time.Duration     `json:"max_ns"`
+
+	// WrongReplies are the first wrong replies (up to maxWrongKept per
+	// client), so that a failure can say what was wrong.
+	WrongReplies []WrongReply `json:"wrong_replies,omitempty"`
 }
 
 // OK is the number of replies with status OK.
@@ -130,6 +134,7 @@ func (s *OpStats) merge(o *OpStats) {
 	s.Retries += o.Retries
 	s.Wrong += o.Wrong
 	s.Errors += o.Errors
+	s.WrongReplies = append(s.WrongReplies, o.WrongReplies...)
 	if s.Statuses == nil {
 		s.Statuses = map[string]uint64{}
 	}
@@ -139,9 +144,34 @@ func (s *OpStats) merge(o *OpStats) {
 	s.Latency.Merge(&o.Latency)
 }
 
+func (s *OpStats) keepWrong(w WrongReply) {
+	if len(s.WrongReplies) < maxWrongKept {
+		s.WrongReplies = append(s.WrongReplies, w)
+	}
+}
+
 func (s *OpStats) finish() {
 	s.P50, s.P99, s.Max = s.Latency.Percentile(0.50), s.Latency.Percentile(0.99), s.Latency.Max()
 }
+
+// WrongReply is one reply the load generator found wrong: what was
+// asked, what a right reply holds, and what came.
+type WrongReply struct {
+	Op     Op     `json:"op"`
+	Key    string `json:"key"`
+	Want   string `json:"want"` // the value a GET should read ("" for others)
+	Status Status `json:"status"`
+	GotOp  Op     `json:"got_op"`
+	GotKey string `json:"got_key"`
+	Got    string `json:"got"` // the reply's value, or why it did not decode
+}
+
+func (w WrongReply) String() string {
+	return fmt.Sprintf("%s %q: want %q, got %s %s %q value %q", w.Op, w.Key, w.Want, w.GotOp, w.Status, w.GotKey, w.Got)
+}
+
+// maxWrongKept bounds the wrong replies each client keeps.
+const maxWrongKept = 8
 
 // LoadResult is what a load run measured.
 type LoadResult struct {
@@ -364,6 +394,7 @@ func (cl *loadClient) run(ctx context.Context) {
 			continue
 		case errors.Is(err, errNotReply):
 			st.Wrong++
+			st.keepWrong(WrongReply{Op: req.Op, Key: string(req.Key), Got: err.Error()})
 			continue
 		case err != nil:
 			st.Errors++
@@ -374,6 +405,11 @@ func (cl *loadClient) run(ctx context.Context) {
 		st.Statuses[rep.Status().String()]++
 		if !replyRight(req, rep, value(k)) {
 			st.Wrong++
+			w := WrongReply{Op: req.Op, Key: string(req.Key), Status: rep.Status(), GotOp: rep.Op, GotKey: string(rep.Key), Got: string(rep.Value)}
+			if req.Op == OpGet {
+				w.Want = string(value(k))
+			}
+			st.keepWrong(w)
 		}
 	}
 }

@@ -376,6 +376,9 @@ func TestLoadAgainstServedKV(t *testing.T) {
 	if res.All.Wrong != 0 || res.All.Timeouts != 0 || res.All.Errors != 0 {
 		t.Errorf("%d wrong replies, %d timeouts, %d errors", res.All.Wrong, res.All.Timeouts, res.All.Errors)
 	}
+	for _, w := range res.All.WrongReplies {
+		t.Errorf("wrong reply: %s", w)
+	}
 	// Preloaded keys are all there, so every GET finds its key; every
 	// SET commits in the end (the WAL writer drains the log, a LOG_FULL
 	// is retried).

@@ -197,8 +197,11 @@ func dumpStore(t testing.TB, store *ebpf.Map) map[string]storeEntry {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !allZero(k[4+len(key):]) || !allZero(v[16+len(sv.Value):]) || !allZero(v[12:16]) {
+		if !allZero(k[4+len(key):]) || !allZero(v[storeValueBytes+len(sv.Value):]) {
 			t.Errorf("store entry %q is not zero-padded", key)
+		}
+		if sv.Pending() || sv.Seq != 2*sv.Version || !bytes.Equal(sv.Key, key) || !bytes.Equal(v[storeValueKey:storeValueBytes], k[:]) {
+			t.Errorf("store entry %q: word %d, version %d, key copy %q: want the word 2 * version and the key", key, sv.Seq, sv.Version, sv.Key)
 		}
 		out[string(key)] = storeEntry{sv.Version, string(sv.Value)}
 	}

@@ -13,9 +13,11 @@ import (
 const (
 	// StoreKeySize is sizeof(struct kv_key): len u32, bytes[64].
 	StoreKeySize = 4 + MaxKey
-	// StoreValueSize is sizeof(struct kv_value): version u64, len u32, pad u32, bytes[512].
-	StoreValueSize = 16 + MaxValue
-	// MetaSize is sizeof(struct kv_meta): commit_seq u64, next_txid u64, commit_lock u32, pad u32.
+	// StoreValueSize is sizeof(struct kv_value): seq u64, version u64,
+	// len u32, key (struct kv_key), bytes[512].
+	StoreValueSize = 8 + 8 + 4 + StoreKeySize + MaxValue
+	// MetaSize is sizeof(struct kv_meta): commit_seq u64, next_txid u64,
+	// commit_lock u32, store_gen u32.
 	MetaSize = 24
 )
 
@@ -43,35 +45,66 @@ func DecodeStoreKey(k []byte) ([]byte, error) {
 	return k[4 : 4+n], nil
 }
 
-// StoreValue is a decoded struct kv_value: the value and the commit_seq
-// of the commit that wrote it.
+// Offsets in struct kv_value.
+const (
+	storeValueVersion = 8
+	storeValueLen     = 16
+	storeValueKey     = 20
+	storeValueBytes   = storeValueKey + StoreKeySize
+)
+
+// StoreValue is a decoded struct kv_value: the value, the commit_seq of
+// the commit that wrote it, and the element's sequence word (PROTOCOL.md
+// "Reading without the lock": odd while a commit writes the element,
+// between a commit's insert and its publishing, and once it is deleted).
 type StoreValue struct {
+	Seq     uint64
 	Version uint64
+	Key     []byte // the copy of its key the element holds
 	Value   []byte
 }
 
-// EncodeStoreValue makes the store map's value: struct kv_value, zero-padded.
-func EncodeStoreValue(version uint64, value []byte) ([StoreValueSize]byte, error) {
+// Pending says the element is odd: not a value to take as it is.
+func (v StoreValue) Pending() bool { return v.Seq&1 != 0 }
+
+// EncodeStoreValue makes the store map's value of key: struct kv_value,
+// zero-padded, published (its word even: 2 * version, as the program
+// makes it). Only a store nothing serves may be written from user space
+// (the WAL replay): the kernel's update would hand the replaced element,
+// its word even, to the next insert while a reader copies it.
+func EncodeStoreValue(key []byte, version uint64, value []byte) ([StoreValueSize]byte, error) {
 	var v [StoreValueSize]byte
 	if len(value) > MaxValue {
 		return v, fmt.Errorf("value of %d bytes: values have at most %d", len(value), MaxValue)
 	}
-	binary.NativeEndian.PutUint64(v[:], version)
-	binary.NativeEndian.PutUint32(v[8:], uint32(len(value)))
-	copy(v[16:], value)
+	k, err := EncodeStoreKey(key)
+	if err != nil {
+		return v, err
+	}
+	binary.NativeEndian.PutUint64(v[:], 2*version)
+	binary.NativeEndian.PutUint64(v[storeValueVersion:], version)
+	binary.NativeEndian.PutUint32(v[storeValueLen:], uint32(len(value)))
+	copy(v[storeValueKey:], k[:])
+	copy(v[storeValueBytes:], value)
 	return v, nil
 }
 
-// DecodeStoreValue decodes a struct kv_value; Value shares v's memory.
+// DecodeStoreValue decodes a struct kv_value; Key and Value share v's
+// memory.
 func DecodeStoreValue(v []byte) (StoreValue, error) {
 	if len(v) != StoreValueSize {
 		return StoreValue{}, fmt.Errorf("store value of %d bytes, want %d (struct kv_value)", len(v), StoreValueSize)
 	}
-	n := binary.NativeEndian.Uint32(v[8:])
+	n := binary.NativeEndian.Uint32(v[storeValueLen:])
 	if n > MaxValue {
 		return StoreValue{}, fmt.Errorf("store value says len %d (at most %d)", n, MaxValue)
 	}
-	return StoreValue{Version: binary.NativeEndian.Uint64(v), Value: v[16 : 16+n]}, nil
+	sv := StoreValue{Seq: binary.NativeEndian.Uint64(v), Version: binary.NativeEndian.Uint64(v[storeValueVersion:]),
+		Value: v[storeValueBytes : storeValueBytes+n]}
+	if kl := binary.NativeEndian.Uint32(v[storeValueKey:]); kl <= MaxKey {
+		sv.Key = v[storeValueKey+4 : storeValueKey+4+kl]
+	}
+	return sv, nil
 }
 
 // Meta is struct kv_meta, the one element of the meta map.
@@ -143,7 +176,7 @@ func applyRecord(store *ebpf.Map, r *LogRecord) error {
 		}
 		switch w.Op {
 		case WriteSet:
-			v, err := EncodeStoreValue(r.Seq, w.Value)
+			v, err := EncodeStoreValue(w.Key, r.Seq, w.Value)
 			if err != nil {
 				return fmt.Errorf("seq %d: %w", r.Seq, err)
 			}

@@ -20,9 +20,10 @@ struct kv_key {
 };
 
 struct kv_value {
+	__u64 seq; /* 2 * version: published (kv.bpf.c, seqlock.h) */
 	__u64 version;
 	__u32 len;
-	__u32 pad;
+	struct kv_key key;
 	__u8 bytes[KV_MAX_VALUE];
 };
 
@@ -30,7 +31,7 @@ struct kv_meta {
 	__u64 commit_seq;
 	__u64 next_txid;
 	__u32 commit_lock;
-	__u32 pad;
+	__u32 store_gen;
 };
 
 struct kv_log_write {
@@ -125,6 +126,10 @@ int commit(struct kv_log_record *in)
 		k.len = w->klen;
 		bpf_probe_read_kernel(k.bytes, sizeof(k.bytes), w->key);
 		if (w->op == 1) {
+			/* One caller at a time and no reader: the kernel may
+			 * replace the element. */
+			v->seq = 2 * seq;
+			v->key = k;
 			v->version = seq;
 			v->len = w->vlen;
 			bpf_probe_read_kernel(v->bytes, sizeof(v->bytes), w->value);

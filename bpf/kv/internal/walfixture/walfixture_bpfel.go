@@ -24,14 +24,15 @@ type WalfixtureKvMeta struct {
 	CommitSeq  uint64
 	NextTxid   uint64
 	CommitLock uint32
-	Pad        uint32
+	StoreGen   uint32
 }
 
 type WalfixtureKvValue struct {
 	_       structs.HostLayout
+	Seq     uint64
 	Version uint64
 	Len     uint32
-	Pad     uint32
+	Key     WalfixtureKvKey
 	Bytes   [512]uint8
 }
 
