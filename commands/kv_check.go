@@ -25,21 +25,25 @@ var kvCheckCmd = &Command{
 		"afterwards, and checks the history; then it removes everything. It shows the transactions committed, aborted " +
 		"(by reason) and unknown (COMMIT sent, no reply: they may have committed; the log settles them), the operations, " +
 		"the violations (how many, by kind, the first few in words: which transactions, keys and values) and the " +
-		"verdict. Violations make it fail (exit 1). Workloads: " +
+		"verdict. Violations make it fail (exit 1). Defaults: clients 4, for 5s; a run stops early at a million " +
+		"transactions.\n\n" +
 		"bank: ten accounts of 1000; transfers read two and write both, audits read all ten in one transaction. Every " +
-		"committed audit must see 10000, so must the store after the run, and replaying the log in seq order each " +
-		"committed transaction must have read what the commits before it left (else: lost-update). " +
-		"counter: transactions increment one key; it must end at the committed increments, between C and C+U with U " +
-		"unknown commits. " +
+		"committed audit must see 10000, and so must the store after the run; replaying the log in seq order, each " +
+		"committed transaction must have read what the commits before it left (lost-update), and each audit a state " +
+		"the store held (read-skew). An audit that read a state the store held, whose total an earlier commit had " +
+		"already broken, is bank-total-store; one that read a state that never was, bank-total; a wrong total after the run, bank-final.\n\n" +
+		"counter: transactions increment one key; it must end at the committed increments: between C and C+U, with U " +
+		"the unknown commits.\n\n" +
 		"register: lone GETs and SETs of unique values on a few keys (fresh keys every 1000 requests), checked for " +
-		"linearizability with porcupine; an unanswered SET may take effect any time after it was sent. " +
+		"linearizability with porcupine; an unanswered SET may take effect any time after it was sent.\n\n" +
 		"list-append: after Jepsen's Elle: transactions read lists and append unique elements; the committed reads give " +
-		"each key's order, from which the write-write, write-read and read-write dependencies between transactions; " +
-		"a cycle is G0, G1c, G-single or G2, and reads show G1a (an aborted write), G1b (an intermediate one), " +
-		"duplicates and incompatible orders. " +
+		"each key's order, and from it the write-write, write-read and read-write dependencies between transactions. " +
+		"A cycle is G0, G1c, G-single or G2; reads show G1a (an aborted write), G1b (an intermediate one), " +
+		"duplicates and incompatible orders.\n\n" +
 		"Every workload also matches the log against the clients: an aborted transaction in the log (G1a), a commit " +
-		"answered OK that is not in it, a live transaction answered NO_TXN (expired-live), a reply for another key. " +
-		"Defaults: clients 4, for 5s; a run stops early at a million transactions.",
+		"answered OK that is not in it, a live transaction answered NO_TXN (expired-live), a reply for another request " +
+		"(wrong-reply). The last two break kv's protocol, not serializability: the verdict says so, and they fail the " +
+		"command too.",
 	Example: "kv check bank clients 4 for 5s",
 }
 

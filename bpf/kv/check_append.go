@@ -177,6 +177,7 @@ type appendAnalysis struct {
 	order     map[string][]string // key -> its version order (longest read)
 	broken    map[string]bool     // keys whose reads fit no one order
 	committed map[*Txn]bool       // committed, or seen to have (read by others)
+	unsound   map[int]bool        // reads (by index) that showed an anomaly of their own
 	v         []Violation
 }
 
@@ -190,7 +191,7 @@ func (w *appendWorkload) check(h *History) ([]Violation, []string) {
 // every anomaly a read shows on its own.
 func analyzeAppends(h *History) *appendAnalysis {
 	a := &appendAnalysis{writers: map[string]map[string]*appendOp{}, order: map[string][]string{},
-		broken: map[string]bool{}, committed: map[*Txn]bool{}}
+		broken: map[string]bool{}, committed: map[*Txn]bool{}, unsound: map[int]bool{}}
 	for _, t := range h.Txns {
 		if t.Outcome == Committed {
 			a.committed[t] = true
@@ -209,8 +210,10 @@ func analyzeAppends(h *History) *appendAnalysis {
 	for k, v := range h.Final {
 		a.reads = append(a.reads, listRead{key: k, list: parseList(v)})
 	}
-	for _, r := range a.reads {
-		a.checkRead(r)
+	for i, r := range a.reads {
+		if !a.checkRead(r) {
+			a.unsound[i] = true
+		}
 	}
 	a.orders()
 	a.lost()
@@ -251,8 +254,12 @@ func (a *appendAnalysis) internal(t *Txn) {
 	for _, o := range t.Ops {
 		prev, ok := known[o.Key]
 		if o.Op == OpGet && ok && (prev.Found != o.Found || prev.Value != o.Value) {
-			a.v = append(a.v, violation("internal", []*Txn{t}, "%s committed, yet it read %s=%s after it had %s",
-				t.Name(), o.Key, showList(parseList(o.Value)), prev))
+			had := "read"
+			if prev.Op == OpSet {
+				had = "written"
+			}
+			a.v = append(a.v, violation("internal", []*Txn{t}, "%s committed, yet it read %s=%s after it had %s %s=%s",
+				t.Name(), o.Key, showList(parseList(o.Value)), had, o.Key, showList(parseList(prev.Value))))
 		}
 		if o.Op == OpSet {
 			o.Found = true
@@ -261,37 +268,43 @@ func (a *appendAnalysis) internal(t *Txn) {
 	}
 }
 
-// checkRead reports what one read shows on its own.
-func (a *appendAnalysis) checkRead(r listRead) {
+// checkRead reports what one read shows on its own, and whether it is
+// sound: a read that showed an anomaly gives no dependencies (they would
+// report it again as a cycle).
+func (a *appendAnalysis) checkRead(r listRead) bool {
 	seen := map[string]bool{}
 	for _, e := range r.list {
 		if seen[e] {
 			a.v = append(a.v, violation("duplicate", []*Txn{r.t}, "%s %s=%s: element %s twice", r.saw(), r.key, showList(r.list), e))
-			return
+			return false
 		}
 		seen[e] = true
+	}
+	for _, e := range r.list {
 		w := a.writers[r.key][e]
 		switch {
 		case w == nil:
 			a.v = append(a.v, violation("garbage-read", []*Txn{r.t}, "%s %s=%s, but no transaction appended %s to %s",
 				r.saw(), r.key, showList(r.list), e, r.key))
-			return
+			return false
 		case w.t.Outcome == Aborted:
 			a.v = append(a.v, violation("G1a", []*Txn{r.t, w.t}, "%s %s=%s, but %s was appended by %s, which aborted (%s): an aborted write was read",
 				r.saw(), r.key, showList(r.list), e, w.t.Name(), w.t.Reason))
-			return
+			return false
 		case w.t != r.t:
 			a.committed[w.t] = true // read by another: it committed
 		}
 	}
 	if len(r.list) == 0 {
-		return
+		return true
 	}
 	e := r.list[len(r.list)-1]
 	if w := a.writers[r.key][e]; !w.last && w.t != r.t {
 		a.v = append(a.v, violation("G1b", []*Txn{r.t, w.t}, "%s %s=%s, ending in %s, an intermediate state of %s, which went on to append more to %s",
 			r.saw(), r.key, showList(r.list), e, w.t.Name(), r.key))
+		return false
 	}
+	return true
 }
 
 // orders takes each key's longest read as its order and reports reads

@@ -120,6 +120,15 @@ func (*bankWorkload) check(h *History) ([]Violation, []string) {
 			}
 			return "", false
 		}); !ok || sum != bankTotal {
+			// Did the audit read a state the store held (an earlier
+			// commit broke the total), or one that never was?
+			if rp != nil {
+				if seq, held := rp.snapshotAt(t); held {
+					v = append(v, violation("bank-total-store", []*Txn{t}, "audit %s committed having read a total of %s, not %d: %s; the store held that after seq %d: an earlier commit made or lost money",
+						t.Name(), sumText(sum, ok), bankTotal, vals, seq))
+					continue
+				}
+			}
 			v = append(v, violation("bank-total", []*Txn{t}, "audit %s committed having read a total of %s, not %d: %s",
 				t.Name(), sumText(sum, ok), bankTotal, vals))
 		} else if rp != nil {
@@ -129,7 +138,7 @@ func (*bankWorkload) check(h *History) ([]Violation, []string) {
 		}
 	}
 	if sum, vals, ok := bankSum(func(k string) (string, bool) { v, ok := h.Final[k]; return v, ok }); !ok || sum != bankTotal {
-		v = append(v, Violation{Kind: "bank-total", Text: fmt.Sprintf("after the run the accounts hold a total of %s, not %d: %s", sumText(sum, ok), bankTotal, vals)})
+		v = append(v, Violation{Kind: "bank-final", Text: fmt.Sprintf("after the run the accounts hold a total of %s, not %d: %s", sumText(sum, ok), bankTotal, vals)})
 	}
 	return v, nil
 }

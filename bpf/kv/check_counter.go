@@ -75,11 +75,11 @@ func (*counterWorkload) check(h *History) ([]Violation, []string) {
 	case err != nil:
 		v = append(v, Violation{Kind: "counter-total", Text: fmt.Sprintf("after the run %s=%q is not a number; %d increments committed", counterKey, final, committed)})
 	case n < committed:
-		v = append(v, Violation{Kind: "counter-total", Text: fmt.Sprintf("%s ended at %d, but %d increments were answered OK (and %d unknown): at least %d committed increments are lost",
-			counterKey, n, committed, unknown, committed-n)})
+		v = append(v, Violation{Kind: "counter-total", Text: fmt.Sprintf("%s ended at %d, but %d increments were answered OK (and %d unknown): at least %s lost",
+			counterKey, n, committed, unknown, plural(committed-n, "committed increment"))})
 	case n > committed+unknown:
-		v = append(v, Violation{Kind: "counter-total", Text: fmt.Sprintf("%s ended at %d, but only %d increments were answered OK and %d more may have committed: %d increments came from nowhere",
-			counterKey, n, committed, unknown, n-committed-unknown)})
+		v = append(v, Violation{Kind: "counter-total", Text: fmt.Sprintf("%s ended at %d, but only %d increments were answered OK and %d more may have committed: %s from nowhere",
+			counterKey, n, committed, unknown, plural(n-committed-unknown, "increment"))})
 	}
 	return v, nil
 }

@@ -93,8 +93,8 @@ func (a *appendAnalysis) graph() *depGraph {
 				nameOf(writer(k, o[i-1])), o[i-1], k, nameOf(writer(k, o[i])), o[i])
 		}
 	}
-	for _, r := range a.reads {
-		if r.t == nil || a.broken[r.key] || !a.committed[r.t] {
+	for i, r := range a.reads {
+		if r.t == nil || a.broken[r.key] || a.unsound[i] || !a.committed[r.t] {
 			continue
 		}
 		o, m := a.order[r.key], len(r.list)

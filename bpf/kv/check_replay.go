@@ -149,19 +149,27 @@ func stateID(key string, present bool, value string) string {
 	return key + "\x01" + value
 }
 
+// snapshotAt is the first seq after which the store held everything t
+// read; ok is false when no state of it did.
+func (r *replayed) snapshotAt(t *Txn) (seq uint64, ok bool) {
+	spans := []span{{0, math.MaxUint64}}
+	for _, rd := range t.ExternalReads() {
+		if spans = intersect(spans, r.spans(rd)); len(spans) == 0 {
+			return 0, false
+		}
+	}
+	return spans[0].from, true
+}
+
 // snapshot checks that what t read is the store's state after one seq: it
 // returns nil when some seq explains every read, else a violation.
 func (r *replayed) snapshot(t *Txn) *Violation {
-	spans := []span{{0, math.MaxUint64}}
-	for _, rd := range t.ExternalReads() {
-		spans = intersect(spans, r.spans(rd))
-		if len(spans) == 0 {
-			x := violation("read-skew", []*Txn{t}, "%s committed having read %s: no state of the store after any commit holds all of these",
-				t.Name(), readsOf(t))
-			return &x
-		}
+	if _, ok := r.snapshotAt(t); ok {
+		return nil
 	}
-	return nil
+	x := violation("read-skew", []*Txn{t}, "%s committed having read %s: no state of the store after any commit holds all of these",
+		t.Name(), readsOf(t))
+	return &x
 }
 
 // intersect is the seqs in both a and b, both sorted and disjoint.
