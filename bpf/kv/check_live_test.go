@@ -10,9 +10,9 @@ import (
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
 )
 
-// TestCheckLive runs each workload of kv check for a few seconds against
-// the real kernel: xdp_kv in driver mode on a veth pair, clients on UDP
-// from the namespace. kv promises serializable transactions and
+// TestCheckLive runs each workload of kv check for 5 seconds against the
+// real kernel: xdp_kv in driver mode on a veth pair, clients on UDP from
+// the namespace. kv promises serializable transactions and
 // linearizable single-key requests, so every workload must find no
 // violation; each one found is logged in words.
 func TestCheckLive(t *testing.T) {
@@ -20,7 +20,7 @@ func TestCheckLive(t *testing.T) {
 	for _, w := range Workloads {
 		t.Run(w, func(t *testing.T) {
 			before := bpftest.TakeLeftovers(t, "")
-			res, err := Check(context.Background(), CheckOptions{Workload: w, Clients: 4, Duration: 3 * time.Second})
+			res, err := Check(context.Background(), CheckOptions{Workload: w, Clients: 4, Duration: 5 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}

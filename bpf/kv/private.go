@@ -64,14 +64,12 @@ type Private struct {
 // commits answer LOG_FULL once about 450 fill the ring) and serves it on
 // a veth pair. On an error everything made so far
 // is removed.
-func ServePrivate(port uint16, what string) (p *Private, err error) {
-	p = &Private{}
-	defer func() {
-		if err != nil {
-			p.Close()
-			p = nil
-		}
-	}()
+func ServePrivate(port uint16, what string) (*Private, error) {
+	p := &Private{}
+	fail := func(err error) (*Private, error) {
+		p.Close()
+		return nil, err
+	}
 	h, closeKV, err := LoadPrivate(port)
 	if err != nil {
 		return nil, err
@@ -80,16 +78,16 @@ func ServePrivate(port uint16, what string) (p *Private, err error) {
 	p.closers = append(p.closers, closeKV)
 	walDir, err := os.MkdirTemp(tmpfsDir(), "bpfsh-kv-"+what+"-")
 	if err != nil {
-		return nil, fmt.Errorf("WAL directory: %w", err)
+		return fail(fmt.Errorf("WAL directory: %w", err))
 	}
 	p.closers = append(p.closers, func() error { return os.RemoveAll(walDir) })
 	p.WALPath, p.WALHash = filepath.Join(walDir, "kv.wal"), PinRootHash(walDir)
 	if p.Writer, err = OpenWriter(p.WALPath, p.WALHash, h.Log, h.Meta, WriterOptions{}); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	p.closers = append(p.closers, p.Writer.Close)
 	if p.Server, err = Serve(ServeOptions{Program: h.Prog, Port: port}); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	p.closers = append(p.closers, p.Server.Close)
 	return p, nil
