@@ -164,6 +164,12 @@ func (sh *Shell) Exec(words []string) error {
 		if !keep {
 			sh.Session.LastErr = err
 		}
+		var found *commands.FailedResult
+		if errors.As(err, &found) && found.Result != nil {
+			if rerr := sh.render(found.Result); rerr != nil {
+				return rerr
+			}
+		}
 		return err
 	}
 	if !keep {
@@ -257,6 +263,10 @@ func globalFlags(words []string) ([]string, bool) {
 // verifier log) has it printed below that line, or as "detail" in JSON.
 func (sh *Shell) Report(where string, err error) {
 	detail := commands.DetailOf(err)
+	var found *commands.FailedResult
+	if sh.Session.JSON && errors.As(err, &found) && found.Result != nil {
+		return // its result, already written, says it failed
+	}
 	if sh.Session.JSON {
 		obj := map[string]string{"error": where + err.Error()}
 		if detail != "" {
