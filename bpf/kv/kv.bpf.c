@@ -1155,8 +1155,10 @@ static long scan_hit(void *map, struct kv_key *k, struct kv_value *v, void *ctx)
 
 	if (!s)
 		return 1;
+	/* in_range, not a plain test: 6.1 forgets a bound made on a
+	 * register whose spilled copy is then used as the index. */
 	n = s->out.nscan;
-	if (n > KV_SCAN_MAX)
+	if (!in_range(&n, 0, KV_SCAN_MAX))
 		return 1;
 	e = &s->scan[n];
 	if (!scan_copy(e, v))
