@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -33,8 +34,8 @@ import (
 //
 // Every reply is checked. Each key has a version: a set writes version
 // v+1 of it, and the value carries its version (8 hex digits) followed by
-// bytes derived from the key and the version, so a value that was never
-// written is recognised. The sets of one key are serialised (a per-key
+// letters hashed from the key and the version, so a value that was never
+// written, or was written to another key, is recognised. The sets of one key are serialised (a per-key
 // lock held from send to STORED), so that versions are stored in order.
 // A get notes the key's acknowledged version before it is sent; it must
 // get that version or a newer one (a set acknowledged before the get
@@ -104,9 +105,33 @@ func (ks *Keyspace) fillValue(v []byte, i int, ver uint64) {
 		v[j] = hex[(ver>>(28-4*j))&15]
 	}
 	v[8] = '-'
-	for j := 9; j < len(v); j++ {
-		v[j] = 'a' + byte((uint64(i)+ver+uint64(j))%26)
+	fillLetters(v[9:], i, ver)
+}
+
+// fillLetters fills v with letters drawn from a hash of the key's index
+// and the version, so that another key's value of the same version (a
+// hit that copied another key's entry under this key's line, say) does
+// not pass for this key's: a letter i + ver + j, as they were, made keys
+// 26 apart write the same values. Values of MinValueSize bytes have no
+// letters and cannot tell keys apart; the tests write 24 bytes or more.
+func fillLetters(v []byte, i int, ver uint64) {
+	x := uint64(i)<<32 ^ ver
+	for j := range v {
+		if j%13 == 0 { // 26^13 < 2^64
+			x = splitmix64(x + uint64(j))
+		}
+		v[j] = 'a' + byte(x%26)
+		x /= 26
 	}
+}
+
+// splitmix64 is SplitMix64's finaliser: a bijection that mixes every
+// bit of x into every bit of the result.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 // version reads the version of a value of key i; ok is false when the
@@ -119,10 +144,10 @@ func (ks *Keyspace) version(i int, v []byte) (uint64, bool) {
 	if err != nil || v[8] != '-' {
 		return 0, false
 	}
-	for j := 9; j < len(v); j++ {
-		if v[j] != 'a'+byte((uint64(i)+ver+uint64(j))%26) {
-			return 0, false
-		}
+	var want [MaxValue]byte
+	fillLetters(want[:len(v)-9], i, ver)
+	if !bytes.Equal(v[9:], want[:len(v)-9]) {
+		return 0, false
 	}
 	return ver, true
 }

@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -80,5 +81,52 @@ func TestLoadCmsgTTL(t *testing.T) {
 	}
 	if got := cmsgTTL(oob[:3]); got != -1 {
 		t.Errorf("truncated: %d, want -1", got)
+	}
+}
+
+// A reply for another key counts as Wrong, however it is disguised:
+// another key's whole VALUE, this key's line over another key's value of
+// the same version (a hit that copied a recycled entry's bytes under
+// this key's line would look like that), or a mix of two versions. Keys
+// 26 apart used to write the same values, so the second passed.
+func TestLoadCheckCatchesAnotherKeysValue(t *testing.T) {
+	ks, err := NewKeyspace(300, 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ks.Len() {
+		ks.state[i].written.Store(5)
+	}
+	reply := func(key []byte, value []byte) []byte {
+		b := FrameHeader(0, 0, 1, 0)
+		return append(b, fmt.Appendf(nil, "VALUE %s 0 %d\r\n%s\r\nEND\r\n", key, len(value), value)...)
+	}
+	torn := ks.Value(1, 4)
+	copy(torn[12:], ks.Value(1, 5)[12:])
+	for _, c := range []struct {
+		name string
+		data []byte
+		want uint64 // Wrong
+	}{
+		{"its own value", reply(ks.Key(1), ks.Value(1, 5)), 0},
+		{"another key's VALUE", reply(ks.Key(2), ks.Value(2, 5)), 1},
+		{"key 27's value under key 1's line", reply(ks.Key(1), ks.Value(27, 5)), 1},
+		{"key 2's value under key 1's line", reply(ks.Key(1), ks.Value(2, 4)), 1},
+		{"two versions mixed", reply(ks.Key(1), torn), 1},
+	} {
+		cl := &loadClient{o: &LoadOptions{Keys: ks}, slots: []inflight{{busy: true, key: 1, lo: 3}}}
+		cl.check(c.data, 64, time.Millisecond)
+		if cl.res.Wrong != c.want || cl.res.Get.Count != 1 {
+			t.Errorf("%s: wrong %d, want %d (gets %d; %q)", c.name, cl.res.Wrong, c.want, cl.res.Get.Count, cl.res.WrongExamples)
+		}
+	}
+	// Values of the same version differ between any two keys.
+	seen := map[string]int{}
+	for i := range ks.Len() {
+		v := string(ks.Value(i, 7))
+		if j, ok := seen[v]; ok {
+			t.Fatalf("keys %d and %d write the same value %q", j, i, v)
+		}
+		seen[v] = i
 	}
 }
