@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package shell is bpfsh's front: it reads lines (interactively or from a
 // script), splits them into words, finds the command, runs it, and renders
 // the result it returns as a table, text or JSON.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* seqlock.h: copying hash map elements that other CPUs rewrite, delete
  * and recycle, and the writers' side of it (kv's store, the cache's
  * entries).
