@@ -507,7 +507,7 @@ func kvStatusErr(cmd string, req, reply *kv.Message, txid uint64) error {
 	case kv.StatusLogFull:
 		return fmt.Errorf("%s: LOG_FULL: the log ring buffer is full, so nothing was committed%s; no WAL writer drains it: 'kv wal start' starts one here, 'kv wal' shows why none runs", cmd, open)
 	case kv.StatusBusy:
-		return fmt.Errorf("%s: BUSY: the commit lock or the transaction was taken at that instant, or the transaction table is full; nothing happened%s", cmd, open)
+		return fmt.Errorf("%s: BUSY: the commit lock or the transaction was taken at that instant, the transaction table is full, or a GET's key stayed in the middle of a commit's write; nothing happened%s", cmd, open)
 	case kv.StatusStoreFull:
 		return fmt.Errorf("%s: STORE_FULL: the store map has no room for the new keys; nothing was installed%s", cmd, open)
 	}
