@@ -464,11 +464,12 @@ func describeWrites(r *LogRecord) string {
 // idle for less. A client the scheduler kept waiting longer is reported,
 // not failed.
 //
-// Open (2026-12-07): on the host (6.18) no run has found one (0 in over
-// 4 million requests, 7 runs). In the kernel matrix's qemu TCG guests,
-// with the host's load average at 5 to 9, 5 of 16 guest runs (6.1 and
-// 6.12 alike) found 1 to 3, answered 33 to 154 ms after the previous
-// request was sent, and counted as expirations by the program. Ruled
+// Open (2026-12-07): on the host (6.18) no run has found one (0 in the
+// 3 million requests of the runs that logged their counts). In the
+// kernel matrix's qemu TCG guests, with the host's load average at 5 to
+// 9, 5 of 20 guest runs (6.1 and 6.12 alike) found 1 to 3, answered 33
+// to 154 ms after the previous request was sent; the program counted
+// them as expirations. Ruled
 // out so far: CLOCK_MONOTONIC disagreeing between the two vCPUs
 // (measured: no skew beyond a round trip), a single misread of
 // bpf_ktime_get_ns (the median of three reads, and a cross-check
