@@ -31,6 +31,7 @@ const envText = `environment:
                   (default $XDG_STATE_HOME/bpfsh/history, or ~/.local/state/bpfsh/history)
   BPFSH_LABS      a folder of lessons (NN-topic/) for the lab commands to use
                   instead of the built-in ones
+  BPFSH_NO_SUDO   1: when not root, do not re-run bpfsh as root with sudo
 `
 
 // Main runs bpfsh with the given arguments and streams and returns its exit
