@@ -20,8 +20,9 @@ var expectCmd = &Command{
 	Long: "expect checks something about the last command and fails when it does not hold: the return value, output packet, " +
 		"payload and trace lines of the last run, the error of the last command, or what a map holds now. " +
 		"A failed expectation is one line saying what was wanted and what was found, with a layer diff below it for packets. " +
-		"In a script (bpfsh -f, source) and in a suite (bpfsh test) a failed expectation is counted and the script goes on; " +
-		"any other failing command stops it, unless the next line is 'expect error ...', which then checks that failure. " +
+		"In a suite (bpfsh test) a failed expectation is counted and the suite goes on; in a script (bpfsh -c, -f, source) it " +
+		"stops the script like any failing command (exit status 1) unless --keep-going. Any other failing command stops either, " +
+		"unless the next line is 'expect error ...', which then checks that failure. " +
 		"expect itself leaves the last result alone, so several expect lines check the same run. " +
 		"TEXT may be quoted and understands the escapes \\n, \\t, \\r, \\\\ and \\xHH (\\x22 is a double quote).",
 	Example:  "expect retval XDP_TX",
@@ -114,8 +115,8 @@ func init() {
 	}
 }
 
-// ExpectError is an expectation that did not hold. Scripts and suites
-// count it and go on, where any other error stops them.
+// ExpectError is an expectation that did not hold. Suites count it and
+// go on, where any other error stops them; scripts stop at it.
 type ExpectError struct {
 	// Msg is one line: what was wanted and what was found.
 	Msg string

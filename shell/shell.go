@@ -50,9 +50,11 @@ type Shell struct {
 	// suites run (see suite.go); otherwise names resolve from the
 	// working directory, as in bpftool batch files.
 	scriptDirs bool
-	// stopAtExpect makes a failed expectation stop the script, as any
-	// failing command does: a lab's check block fails at its first.
-	stopAtExpect bool
+	// expectGoesOn makes a script go on past a failed expectation, which
+	// it counts: how suites run. Elsewhere (-c, -f, source, a lab's
+	// check block) a failed expectation stops the script like any
+	// failing command, unless KeepGoing.
+	expectGoesOn bool
 
 	// base is the context every command's context derives from; it is
 	// cancelled when a signal ends a script. interruptMu guards
@@ -295,13 +297,17 @@ func (sh *Shell) RunScript(r io.Reader, name string) int {
 }
 
 // runLines runs a script command by command. A failing command stops it
-// (unless KeepGoing), with two exceptions that make suites work:
+// (unless KeepGoing), a failed or malformed expect line included, with
+// two exceptions that make suites work:
 //
-//   - a failed expectation (*commands.ExpectError) is reported and raises
-//     the exit status, and the script goes on;
+//   - in a suite (expectGoesOn) a failed expectation is reported, raises
+//     the exit status and is counted once, and the script goes on;
 //   - a failing command whose next command is "expect error ..." is not
 //     reported and does not stop the script: that expect line checks the
 //     failure (Session.LastErr) instead.
+//
+// The commands of a line with several (separated by ';') are named
+// file:line.N in messages, N counting from 1.
 //
 // For the second, a failure is held until the next command has been read:
 // a one-command lookahead that works on a stream (piped stdin) and across
@@ -337,26 +343,25 @@ func (sh *Shell) runLinesFrom(r io.Reader, name string, first int) error {
 		}
 		line := pending.String()
 		pending.Reset()
-		at := scriptLine{file: name, line: startLine}
 		cmds, err := Split(line)
 		if err != nil {
 			// A line that cannot be split fails like a command, so that
 			// "expect error" may follow it too.
 			cmds = [][]string{nil}
 		}
-		for _, words := range cmds {
+		for k, words := range cmds {
+			at := scriptLine{file: name, line: startLine}
+			if len(cmds) > 1 {
+				at.piece = k + 1
+			}
 			if held != nil {
 				if sh.isExpectError(words) {
 					held = nil // the failure was expected; this line checks it
 				} else {
 					stop := sh.failed(held)
-					sameLine := held.at == at
 					held = nil
 					if stop != nil {
 						return stop
-					}
-					if sameLine {
-						break // as without expect: the rest of a failed line is not run
 					}
 				}
 			}
@@ -379,10 +384,13 @@ func (sh *Shell) runLinesFrom(r io.Reader, name string, first int) error {
 			case err == nil:
 			case errors.Is(err, errExit):
 				return err
-			case commands.IsExpectFailure(err):
+			case isExpect:
+				// A failed expectation, or an expect line typed wrong
+				// (exit status 2): one failure of that line, reported
+				// and counted (as the event above) once.
 				sh.Report(at.String()+": ", err)
-				sh.status = max(sh.status, ExitFailed)
-				if sh.stopAtExpect {
+				sh.status = max(sh.status, StatusOf(err))
+				if !sh.expectGoesOn && !sh.KeepGoing {
 					return err
 				}
 			case errors.As(err, &rep) && rep.goOn:
@@ -422,13 +430,20 @@ func (sh *Shell) event(ev scriptEvent) {
 	}
 }
 
-// scriptLine is where a command of a script is: file:line.
+// scriptLine is where a command of a script is: file:line, or
+// file:line.N for the Nth command of a line with several.
 type scriptLine struct {
-	file string
-	line int
+	file  string
+	line  int
+	piece int
 }
 
-func (l scriptLine) String() string { return fmt.Sprintf("%s:%d", l.file, l.line) }
+func (l scriptLine) String() string {
+	if l.piece > 0 {
+		return fmt.Sprintf("%s:%d.%d", l.file, l.line, l.piece)
+	}
+	return fmt.Sprintf("%s:%d", l.file, l.line)
+}
 
 // heldFailure is a failing command of a script waiting to see whether an
 // "expect error" follows it.

@@ -273,6 +273,7 @@ func (sh *Shell) runSuite(file string, verbose bool) *suiteResult {
 	in.TTY = sh.TTY && verbose
 	in.onEvent = r.add
 	in.scriptDirs = true
+	in.expectGoesOn = true
 	// Every failure reaches r through onEvent, with its file:line.
 	in.runLines(f, file)
 	return r

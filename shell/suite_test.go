@@ -283,3 +283,23 @@ func TestSuiteBrokenLines(t *testing.T) {
 		t.Errorf("exit %d, want 1", code)
 	}
 }
+
+// An expect line typed wrong is one failure of that line: counted once,
+// one JUnit testcase (a failure), and the suite goes on (issue item 5).
+func TestSuiteCountsAMalformedExpectOnce(t *testing.T) {
+	dir := suiteDir(t, map[string]string{"typo.bpfsh": "load fixture.o name fx\nrun fx/xdp_count " + suiteFrame +
+		"\nexpect retval XDP_PASS\nexpect retval XDP_DORP\nexpect retval XDP_PASS\n"})
+	file := filepath.Join(dir, "typo.bpfsh")
+	report := filepath.Join(t.TempDir(), "report.xml")
+	code, out, _ := bpfshTest(t, file, "--junit", report)
+	if code != 1 || !strings.HasSuffix(out, "\n2 passed, 1 failed\n") || strings.Count(out, "--- FAIL") != 1 {
+		t.Errorf("exit %d, output:\n%s\nwant exit 1, one failure and 2 passed", code, out)
+	}
+	data, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), "<testcase "); n != 3 || strings.Count(string(data), "<failure ") != 1 || strings.Contains(string(data), "<error ") {
+		t.Errorf("the report has %d testcases, want 3 with one failure and no error:\n%s", n, data)
+	}
+}
