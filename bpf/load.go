@@ -254,19 +254,37 @@ func DefaultName(path string) string {
 // ValidName checks a NAME to pin under: bpffs refuses dots in names, a
 // slash would make a path, and anything beyond letters, digits, '_' and
 // '-' is trouble in a shell.
+// Its error is a *NameError.
 func ValidName(name string) error {
 	if name == "" {
-		return errors.New("the name is empty")
+		return &NameError{"the name is empty"}
 	}
 	if len(name) > 200 {
-		return fmt.Errorf("name %.20q... is longer than 200 bytes", name)
+		return &NameError{fmt.Sprintf("name %.20q... is longer than 200 bytes", name)}
 	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return fmt.Errorf("name %q has %q; bpffs names here are letters, digits, '_' and '-' (no dots or slashes)", name, r)
+			return &NameError{fmt.Sprintf("name %q has %q; bpffs names here are letters, digits, '_' and '-' (no dots or slashes)", clipName(name), r)}
 		}
 	}
 	return nil
+}
+
+// NameError is a NAME that cannot be pinned under: typed wrong, which the
+// shell reports with exit status 2.
+type NameError struct{ Msg string }
+
+func (e *NameError) Error() string { return e.Msg }
+
+// TypedWrong marks the error as a mistake in what was typed.
+func (e *NameError) TypedWrong() bool { return true }
+
+// clipName shortens a long name for a message.
+func clipName(name string) string {
+	if len(name) > 60 {
+		return name[:60] + "..."
+	}
+	return name
 }
 
 // pinName is the file name an ELF map or program is pinned as. bpffs

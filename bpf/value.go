@@ -47,6 +47,11 @@ func ParseValue(words []string, t btf.Type, size int) ([]byte, error) {
 	case words[0] == "hex":
 		b, err = parseHexWords(words[1:])
 	case len(words) > 1:
+		if _, nerr := parseNumber(words[0]); nerr != nil {
+			// A literal and more: the rest is not part of it (bytes
+			// would all be numbers).
+			return nil, fmt.Errorf("unexpected %q after %s: a literal is one word (quote text that has blanks)", clipWord(words[1]), clipWord(words[0]))
+		}
 		b, err = parseByteWords(words)
 	case t == nil:
 		return parseUntyped(words[0], size)
@@ -241,6 +246,14 @@ func parseUntyped(word string, size int) ([]byte, error) {
 	b := make([]byte, size)
 	putInt(b, n)
 	return b, nil
+}
+
+// clipWord shortens a word a message quotes, as other errors clip theirs.
+func clipWord(w string) string {
+	if len(w) > 60 {
+		return w[:60] + "..."
+	}
+	return w
 }
 
 // typeNote is " (TYPE)" for messages about a value of type t.

@@ -300,10 +300,11 @@ func TestLoadBadArguments(t *testing.T) {
 		{[]string{"load"}, 2, "load needs an ELF object file"},
 		{[]string{"load", obj, "name"}, 2, "name needs a NAME"},
 		{[]string{"load", obj, "extra"}, 2, `unexpected "extra"`},
-		{[]string{"load", obj, "name", "a.b"}, 1, "no dots or slashes"},
-		{[]string{"load", obj, "name", "../x"}, 1, "no dots or slashes"},
+		{[]string{"load", obj, "name", "a.b"}, 2, "no dots or slashes"},
+		{[]string{"load", obj, "name", "../x"}, 2, "no dots or slashes"},
+		{[]string{"unload", "../.."}, 2, "no dots or slashes"},
 		{[]string{"unload"}, 2, "unload takes one NAME"},
-		{[]string{"unload", "a/b"}, 1, "no dots or slashes"},
+		{[]string{"unload", "a/b"}, 2, "no dots or slashes"},
 	} {
 		code, _, errOut := bpfsh(t, root, c.args...)
 		if code != c.code || !strings.Contains(errOut, c.want) {

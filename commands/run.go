@@ -100,14 +100,19 @@ func parseRunOptions(s *Session, words []string) (testrun.Options, func(), error
 				from++
 			}
 			n := from
-			for n < len(words) && (n == from || !runKeywords[words[n]]) {
-				n++
-			}
-			if w == "hex" {
-				// hex's own words run up to the next keyword, like the rest.
-				for n < len(words) && !runKeywords[words[n]] {
-					n++
+			switch {
+			case n >= len(words) || (runKeywords[words[n]] && words[n] != "hex"):
+				// "packet" and then nothing, or the next option: no packet.
+			case words[n] == "hex":
+				// hex's own words run up to the next keyword.
+				for n++; n < len(words) && !runKeywords[words[n]]; n++ {
 				}
+			case strings.HasPrefix(words[n], "@"):
+				n++
+			default:
+				// An expression (or $NAME, $NAME/LAYER...) ends where
+				// its words stop joining: the next word is an option.
+				n += packet.ExprWords(words[n:])
 			}
 			p, err := inputPacket("run", words[from:n], s.Vars)
 			if err != nil {
@@ -197,7 +202,10 @@ func parseRunOptions(s *Session, words []string) (testrun.Options, func(), error
 			opts.Harness.Map = m
 			i = len(words) - len(rest) - 1
 		default:
-			return opts, cleanup, Usagef("unexpected %q; after the program come: packet EXPR (or hex BYTES, @FILE, $NAME), ctx, repeat, bench, cpu, flags, live, batch, map, sockets, from, wait, notrace, nomaps", w)
+			if packet.LooksLikeLayer(w) {
+				return opts, cleanup, Usagef("unexpected %q: a layer joins the packet before it with '/' (Ether()/IPv4()), and run takes one packet", clipWord(w))
+			}
+			return opts, cleanup, Usagef("unknown run option %q; after the program come: packet EXPR (or hex BYTES, @FILE, $NAME), ctx, repeat, bench, cpu, flags, live, batch, map, sockets, from, wait, notrace, nomaps", clipWord(w))
 		}
 	}
 	// Two flags have options of their own; the runner sets their bits.

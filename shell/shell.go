@@ -259,15 +259,16 @@ func globalFlags(words []string) ([]string, bool) {
 // verifier log) has it printed below that line, or as "detail" in JSON.
 func (sh *Shell) Report(where string, err error) {
 	detail := commands.DetailOf(err)
+	msg := clipMessage(err.Error())
 	if sh.Session.JSON {
-		obj := map[string]string{"error": where + err.Error()}
+		obj := map[string]string{"error": where + msg}
 		if detail != "" {
 			obj["detail"] = detail
 		}
 		resultWriter{out: sh.Out}.renderJSON(obj)
 		return
 	}
-	fmt.Fprintf(sh.Err, "error: %s%v\n", where, err)
+	fmt.Fprintf(sh.Err, "error: %s%s\n", where, msg)
 	if detail != "" {
 		fmt.Fprintln(sh.Err, strings.TrimRight(detail, "\n"))
 	}

@@ -285,8 +285,8 @@ func (sh *Shell) printSuite(r *suiteResult) {
 		if c.err == nil {
 			continue
 		}
-		fmt.Fprintf(sh.Out, "--- FAIL %s: %s\n", c.at, c.text)
-		msg := c.err.Error()
+		fmt.Fprintf(sh.Out, "--- FAIL %s: %s\n", c.at, clipMessage(c.text))
+		msg := clipMessage(c.err.Error())
 		if !c.expect {
 			msg = "failed, and the suite stopped here: " + msg
 		}
