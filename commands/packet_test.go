@@ -81,7 +81,7 @@ func TestPacketErrors(t *testing.T) {
 		{`packet Ether(src 02:00:00:00:00:01)`, 2, `packet: column 11: expected '=' after field name "src"`},
 		{`packet Ether()/IPv4(ttl=300)`, 2, `packet: column 18: IPv4.ttl: 300 does not fit in 8 bits`},
 		{`packet`, 2, `packet needs a packet`},
-		{`packet $nope`, 1, `packet: $nope: no such variable; keep a packet with let nope = EXPR`},
+		{`packet $nope`, 2, `packet: $nope: no such variable; keep a packet with let nope = EXPR`},
 		{`packet @/nonexistent.pcap`, 1, `packet: @/nonexistent.pcap: open /nonexistent.pcap: no such file or directory`},
 		{`packet layers Nope`, 2, `packet layers: no layer "Nope"`},
 		{`let`, 2, `let needs NAME = PACKET`},

@@ -19,14 +19,18 @@ var runCmd = &Command{
 	Short: "run a program on crafted input and show what it did",
 	Long: "run runs a program once through the kernel (BPF_PROG_TEST_RUN) on the input given and shows its return value by name " +
 		"(XDP_TX, TC_ACT_SHOT, SK_PASS, ...), the packet it handed back decoded layer by layer with the fields it changed marked, " +
-		"the context fields it changed, the map entries the run added, " +
-		"changed or removed, and the bpf_printk lines this run (and only this run) wrote. " +
+		"the context fields it changed, the map entries the runs added, " +
+		"changed or removed (the maps before the first run against after the last, so with repeat across every run; " +
+		"entries that changed again without the run right afterwards are marked (+others): another writer, " +
+		"such as a program attached to a live interface, shows in a before/after comparison too), " +
+		"and the bpf_printk lines this run (and only this run) wrote. " +
 		"The input is a packet: a layer expression after 'packet' (see 'help packet'), hex bytes, @FILE (raw bytes or a pcap) or $NAME (kept with let). " +
 		"ctx fills the program's context by field name from the kernel's BTF (struct __sk_buff, xdp_md, bpf_sk_lookup, bpf_flow_keys; " +
 		"a syscall program's own struct; for raw tracepoints a list of u64 arguments [1, 2]); fields the kernel refuses are named. " +
 		"repeat N times N more runs, each on a fresh copy of the input (the kernel's own repeat reruns the program on its own output), " +
 		"reporting min, median and p99 per run and the return values seen; bench adds the kernel's repeat over one buffer, the figure " +
-		"bpftool prog run prints. cpu N runs a raw tracepoint program on that CPU; flags takes on_cpu, live_frames, checksum_complete; " +
+		"bpftool prog run prints (bench alone: 1000 fresh runs and a kernel repeat of 100000), and 'per run' says which figure times " +
+		"the path asked for. Ctrl-C stops a repeat or bench and shows the runs made. cpu N runs a raw tracepoint program on that CPU; flags takes on_cpu, live_frames, checksum_complete; " +
 		"live sends XDP frames through the stack for real (repeat N frames, batch N per batch). sk_skb and sk_msg programs, which the " +
 		"kernel cannot test-run, go through a live harness: loopback sockets in a private network namespace inserted into the program's " +
 		"sockmap (or map REF), the input sent through key from's connection, and the report says which socket received it.",
@@ -58,6 +62,7 @@ func runRun(s *Session, args []string) (Result, error) {
 		return nil, err
 	}
 	opts.Program = prog
+	opts.Context = s.Context()
 	s.AtExit("trace", testrun.CloseTrace)
 	o, err := testrun.Run(opts)
 	var optErr *testrun.OptionsError
@@ -308,15 +313,22 @@ func FormatOutcome(o *testrun.Outcome) string {
 	for _, k := range o.FlowKeys {
 		line("flow key", "%s: %s", k.Field, k.After)
 	}
+	if o.MapRuns > 1 && len(o.Maps) > 0 {
+		line("maps", "%s", mapRunsText(o))
+	}
 	for _, m := range o.Maps {
 		key, before, after := clip(m.Key), clip(m.Before), clip(m.After)
+		others := ""
+		if m.Others {
+			others = "  (+others)"
+		}
 		switch m.Change {
 		case "added":
-			line("map", "%s: added %s = %s", m.Map, key, after)
+			line("map", "%s: added %s = %s%s", m.Map, key, after, others)
 		case "removed":
-			line("map", "%s: removed %s (was %s)", m.Map, key, before)
+			line("map", "%s: removed %s (was %s)%s", m.Map, key, before, others)
 		default:
-			line("map", "%s: %s = %s (was %s)", m.Map, key, after, before)
+			line("map", "%s: %s = %s (was %s)%s", m.Map, key, after, before, others)
 		}
 	}
 	for _, n := range o.MapNotes {
@@ -329,31 +341,81 @@ func FormatOutcome(o *testrun.Outcome) string {
 		line(s.Stream, "%s", s.Text)
 	}
 	if tm := o.Timing; tm != nil {
-		overhead := ""
-		if tm.Overhead > 0 {
-			overhead = fmt.Sprintf(", of which ~%d ns is the kernel timer's own cost", tm.Overhead.Nanoseconds())
-		}
-		line("timing", "%d fresh runs (%s clock): min %d ns, median %d ns, p99 %d ns%s", tm.Runs, tm.Clock,
-			tm.Min.Nanoseconds(), tm.Median.Nanoseconds(), tm.P99.Nanoseconds(), overhead)
-		var rv []string
-		for _, r := range tm.Retvals {
-			rv = append(rv, fmt.Sprintf("%s x%d", r.Name, r.Count))
-		}
-		line("retvals", "%s", strings.Join(rv, ", "))
-		if tm.KernelRepeat > 0 {
-			line("bench", "kernel repeat %d over one buffer (what bpftool prog run reports): %d ns per run, last run %s",
-				tm.KernelRepeat, tm.KernelAvg.Nanoseconds(), tm.KernelRetval)
-			line("per run", "%d ns", tm.PerRun().Nanoseconds())
-		}
-		for _, w := range tm.Warnings {
-			line("warning", "%s", w)
-		}
+		b.WriteString(timingTable(tm))
 	}
 	for _, n := range o.Notes {
 		if o.Live != nil && strings.HasPrefix(n, "live harness: ") {
 			continue
 		}
 		line("note", "%s", n)
+	}
+	return b.String()
+}
+
+// mapRunsText says which runs the map changes below it cover.
+func mapRunsText(o *testrun.Outcome) string {
+	if o.Live != nil || o.Timing == nil {
+		return fmt.Sprintf("the changes below are across all %d live frames", o.MapRuns)
+	}
+	parts := []string{"the run shown"}
+	if tm := o.Timing; tm.Runs > 0 {
+		parts = append(parts, fmt.Sprintf("%d fresh timed runs", tm.Runs))
+	}
+	if tm := o.Timing; tm.KernelRepeat > 0 {
+		parts = append(parts, fmt.Sprintf("the kernel's repeat of %d", tm.KernelRepeat))
+	}
+	return fmt.Sprintf("the changes below are across all %d runs (%s); the packet and trace above are the first run's", o.MapRuns, strings.Join(parts, ", "))
+}
+
+// timingTable is a run's timing as one small table under "timing": what
+// was timed and how, a row each, then the figure per run and where it
+// comes from, and each caveat once.
+func timingTable(tm *testrun.Timing) string {
+	ns := func(d time.Duration) string { return fmt.Sprintf("%d ns", d.Nanoseconds()) }
+	rows := [][]string{{"HOW", "RUNS", "MIN", "MEDIAN", "P99", "RETURNED"}}
+	if tm.Runs > 0 {
+		var rv []string
+		for _, r := range tm.Retvals {
+			rv = append(rv, fmt.Sprintf("%s x%d", r.Name, r.Count))
+		}
+		how := "fresh copy of the input each run (" + tm.Clock + " clock)"
+		rows = append(rows, []string{how, strconv.Itoa(tm.Runs), ns(tm.Min), ns(tm.Median), ns(tm.P99), strings.Join(rv, ", ")})
+	}
+	if tm.KernelRepeat > 0 {
+		rows = append(rows, []string{"kernel repeat over one buffer (bpftool prog run)", strconv.FormatUint(uint64(tm.KernelRepeat), 10), "", ns(tm.KernelAvg) + " avg", "", "last run " + tm.KernelRetval})
+	}
+	widths := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			widths[i] = max(widths[i], len(c))
+		}
+	}
+	var b strings.Builder
+	for i, r := range rows {
+		label := ""
+		if i == 0 {
+			label = "timing"
+		}
+		line := fmt.Sprintf("%-9s", label)
+		for j, c := range r {
+			if j == len(r)-1 {
+				line += " " + c
+			} else {
+				line += fmt.Sprintf(" %-*s ", widths[j], c)
+			}
+		}
+		b.WriteString(strings.TrimRight(line, " ") + "\n")
+	}
+	fmt.Fprintf(&b, "%-9s %s: %s\n", "per run", ns(tm.PerRun()), tm.PerRunSource())
+	if tm.Interrupted {
+		made := fmt.Sprintf("%d of %d fresh runs", tm.Runs, tm.Asked)
+		if tm.KernelAsked > 0 {
+			made += fmt.Sprintf(", %d of %d kernel repeats", tm.KernelRepeat, tm.KernelAsked)
+		}
+		fmt.Fprintf(&b, "%-9s by Ctrl-C after %s: the figures are of the runs made\n", "stopped", made)
+	}
+	for _, w := range tm.Warnings {
+		fmt.Fprintf(&b, "%-9s %s\n", "caveat", w)
 	}
 	return b.String()
 }

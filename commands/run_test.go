@@ -103,11 +103,17 @@ func TestRunCommandContextAndTiming(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	for _, want := range []string{"timing    100 fresh runs (kernel clock): min ", "retvals   XDP_TX x100", "bench     kernel repeat 100 over one buffer", "last run XDP_DROP",
-		"warning   the program changed its packet; bpftool's repeat 100 would time the rewritten path"} {
+	for _, want := range []string{"timing    HOW ", "RUNS  MIN ", "MEDIAN", "P99", "RETURNED\n",
+		"          fresh copy of the input each run (kernel clock)   100 ", " XDP_TX x100\n",
+		"          kernel repeat over one buffer (bpftool prog run)  100 ", " ns avg ", "last run XDP_DROP\n",
+		"per run   ", " ns: the fresh runs' median less the kernel timer's own ~",
+		"caveat    the program changed its packet; bpftool's repeat 100 would time the rewritten path: the kernel repeat above did, and its last run returned XDP_DROP, not XDP_TX"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+	if n := strings.Count(out, "caveat"); n != 1 || strings.Contains(out, "warning") {
+		t.Errorf("%d caveats (or a warning line), want the caveat once:\n%s", n, out)
 	}
 	code, out, errs = bpfsh(t, root, "run", "t/sum", "ctx", "{a: 1, b: 2}")
 	if code != 0 || !strings.Contains(out, "ctx       sum: 3 (was 0)") {
@@ -128,9 +134,9 @@ func TestRunCommandErrors(t *testing.T) {
 	}{
 		{[]string{"run", "t/xdp_pass", "hex", "00", "11", "22", "33", "44", "55", "66", "77", "88", "99"}, 2, "run t/xdp_pass: XDP input must be at least 14 bytes, got 10"},
 		{append(append([]string{"run", "t/sum", "hex"}, frameWords()...), "ctx", "{a: 1}"), 2, "SYSCALL programs take only ctx: drop the packet"},
-		{append(append([]string{"run", "t/tc_mark", "hex"}, frameWords()...), "ctx", "{len: 1}"), 1, "ctx field len cannot be set for sched_cls programs"},
+		{append(append([]string{"run", "t/tc_mark", "hex"}, frameWords()...), "ctx", "{len: 1}"), 2, "ctx field len cannot be set for sched_cls programs"},
 		{[]string{"run", "t/xdp_pass", "hex", "zz"}, 2, `hex: "zz" is not hex`},
-		{[]string{"run", "t/xdp_pass", "frobnicate"}, 2, `unexpected "frobnicate"`},
+		{[]string{"run", "t/xdp_pass", "frobnicate"}, 2, `unknown run option "frobnicate"`},
 		{[]string{"run", "t/xdp_pass", "repeat", "many"}, 2, `repeat "many": want a whole number`},
 		{[]string{"run", "t/nosuch"}, 1, "nothing is pinned at"},
 		{[]string{"run"}, 2, "run needs a program first"},
@@ -321,5 +327,62 @@ func TestTraceEndsOnInterrupt(t *testing.T) {
 	}
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("trace took %v to notice the interrupt", took)
+	}
+}
+
+// bench alone times 1000 fresh runs beside the kernel's repeat of
+// 100000, in one table whose rows say what was timed and how, and labels
+// the per-run figure; repeat's map changes say they cover every run
+// (issue items 16 and 6).
+func TestRunBenchTableAndMapsAcrossRuns(t *testing.T) {
+	root, _ := pinnedProgs(t)
+	out := bpfshOK(t, root, "run t/xdp_pass hex "+frameHex+" bench")
+	for _, want := range []string{
+		"timing    HOW ", "          fresh copy of the input each run (kernel clock)   1000 ",
+		"          kernel repeat over one buffer (bpftool prog run)  100000 ",
+		"per run   ", " ns: the kernel repeat's average (the program leaves its input alone, so it is the same path)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, " 1 fresh runs") || strings.Contains(out, "caveat") || strings.Contains(out, "warning") {
+		t.Errorf("bench alone:\n%s", out)
+	}
+
+	out = bpfshOK(t, root, "run t/xdp_count hex "+frameHex+" repeat 10; map lookup t/hits key 17", "-j")
+	var o struct {
+		MapsRuns int `json:"maps_runs"`
+		Maps     []struct {
+			Map   string `json:"map"`
+			Key   any    `json:"key"`
+			After any    `json:"after"`
+		} `json:"maps_changed"`
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	var lookup struct {
+		Value any `json:"value"`
+	}
+	if err := dec.Decode(&o); err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.Decode(&lookup); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, m := range o.Maps {
+		if m.Map == "hits" && fmt.Sprint(m.Key) == "17" {
+			found = true
+			if fmt.Sprint(m.After) != fmt.Sprint(lookup.Value) {
+				t.Errorf("the run says hits 17 = %v, map lookup says %v", m.After, lookup.Value)
+			}
+		}
+	}
+	if !found || o.MapsRuns != 11 {
+		t.Errorf("maps_runs %d, changes %+v; want 11 runs and hits 17", o.MapsRuns, o.Maps)
+	}
+	text := bpfshOK(t, root, "run t/xdp_count hex "+frameHex+" repeat 10")
+	if !strings.Contains(text, "maps      the changes below are across all 11 runs (the run shown, 10 fresh timed runs); the packet and trace above are the first run's\n") {
+		t.Errorf("repeat 10 does not say which runs the map changes cover:\n%s", text)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -38,6 +39,12 @@ type MapChange struct {
 	KeyJSON    any `json:"key"`
 	BeforeJSON any `json:"before,omitempty"`
 	AfterJSON  any `json:"after,omitempty"`
+	// Others says the entry changed again right after the runs, without
+	// them: another writer (a program attached somewhere, another
+	// process) updates it, so this change may be partly, or wholly, its.
+	Others bool `json:"others,omitempty"`
+
+	rawKey string // the key's bytes, to match a later reading
 }
 
 // mapSnap is one map's contents at one moment.
@@ -230,10 +237,13 @@ func (snap *mapSnap) changes(before, after map[string][]byte, specs map[btf.ID]*
 		a, hasA := after[k]
 		if ds, ok := valueType.(*btf.Datasec); ok && hadB && hasA && snap.ncpu == 1 {
 			// Global variables (.bss, .data): one change per variable.
-			out = append(out, snap.varChanges(ds, b, a)...)
+			for _, c := range snap.varChanges(ds, b, a) {
+				c.rawKey = k
+				out = append(out, c)
+			}
 			continue
 		}
-		c := MapChange{Map: snap.name, MapID: uint32(snap.id)}
+		c := MapChange{Map: snap.name, MapID: uint32(snap.id), rawKey: k}
 		c.Key, c.KeyJSON = formatBytes([]byte(k), keyType)
 		switch {
 		case !hadB:
@@ -375,4 +385,62 @@ func formatBytes(b []byte, t btf.Type) (string, any) {
 		return h, h
 	}
 	return bpf.FormatValue(b, t)
+}
+
+// maxOthersLook caps how long markOthers watches the maps after a run.
+const maxOthersLook = 100 * time.Millisecond
+
+// markOthers tells this run's map changes from another writer's as far as
+// a before/after comparison can: it looks at the maps that changed once
+// more, after a pause as long as the runs took (at most maxOthersLook),
+// marks every change whose entry changed again meanwhile (Others), and
+// adds a note naming each map that did. A writer that wrote only while
+// the runs ran cannot be told apart; the help and README say so.
+func (o *Outcome) markOthers(s *mapSnapshots, took time.Duration) {
+	if s == nil || len(o.Maps) == 0 {
+		return
+	}
+	changed := map[uint32]bool{}
+	for _, c := range o.Maps {
+		changed[c.MapID] = true
+	}
+	look := min(took, maxOthersLook)
+	time.Sleep(look)
+	for _, snap := range s.snaps {
+		if !changed[uint32(snap.id)] {
+			continue
+		}
+		now, err := readEntries(snap.m, maxDiffEntries)
+		if err != nil {
+			continue
+		}
+		again := map[string]bool{}
+		for k, v := range snap.entries {
+			if w, ok := now[k]; !ok || !bytes.Equal(v, w) {
+				again[k] = true
+			}
+		}
+		for k := range now {
+			if _, ok := snap.entries[k]; !ok {
+				again[k] = true
+			}
+		}
+		if len(again) == 0 {
+			continue
+		}
+		marked := 0
+		for i := range o.Maps {
+			if c := &o.Maps[i]; c.MapID == uint32(snap.id) && again[c.rawKey] {
+				c.Others = true
+				marked++
+			}
+		}
+		note := fmt.Sprintf("map %s changed again in the %v after the run, without it: another writer (an attached program, another process) updates it", snap.name, look.Round(time.Microsecond))
+		if marked > 0 {
+			note += "; the changes marked (+others) may be partly that writer's"
+		} else {
+			note += ", though not the entries above"
+		}
+		o.MapNotes = append(o.MapNotes, note)
+	}
 }

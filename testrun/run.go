@@ -8,14 +8,16 @@ package testrun
 
 import (
 	"bytes"
+	"context"
 	"fmt"
-	"github.com/bpfsh/bpfsh/testrun/packet"
 	"runtime"
 	"slices"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/bpfsh/bpfsh/testrun/packet"
 )
 
 // Options says what to run and how.
@@ -56,6 +58,9 @@ type Options struct {
 	// Harness configures the live harness that runs sk_skb and sk_msg
 	// programs, which the kernel cannot test-run.
 	Harness HarnessOptions
+	// Context, when set, stops repeated runs (repeat, bench, live frames)
+	// when it is done: the outcome then says how many were made.
+	Context context.Context
 }
 
 // Outcome is everything a run showed.
@@ -96,10 +101,16 @@ type Outcome struct {
 	// struct bpf_flow_keys).
 	FlowKeys []FieldChange
 
-	// Maps are the map entries the run added, removed or changed;
-	// MapNotes says which maps were not diffed and why.
+	// Maps are the map entries the runs added, removed or changed: the
+	// maps as they were before the first run against how they are after
+	// the last (MapRuns runs: the one shown, the timed ones, the kernel's
+	// repeat). A before/after comparison sees every writer: a change in a
+	// map that was seen changing again without bpfsh right after the runs
+	// is marked Others. MapNotes says which maps were not diffed and why,
+	// and which had other writers.
 	Maps     []MapChange
 	MapNotes []string
+	MapRuns  int
 	// Trace are the bpf_printk lines the run wrote; Streams what it wrote
 	// to its own BPF streams (Linux 6.17+).
 	Trace   []TraceLine
@@ -139,42 +150,84 @@ func Run(opts Options) (*Outcome, error) {
 	}
 	r := newRawRun(t, opts, cs)
 
+	ctx := opts.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	snaps := startMapDiff(info, opts)
 	defer snaps.close()
 	var (
 		res   rawResult
 		lines []TraceLine
 		note  string
+		sent  int
 	)
+	began := time.Now()
 	if opts.LiveFrames && !cs.Set["ingress_ifindex"] {
 		// Live frames really go up the stack (and XDP_TX really sends) on
 		// the loopback of the calling thread's namespace: without an
 		// interface named in the ctx, keep them in a private one.
 		err = inNewNetns(func() error {
 			var err error
-			res, lines, note, err = runCaptured(r, !opts.NoTrace)
+			res, lines, note, sent, err = runLive(ctx, r, !opts.NoTrace)
 			return err
 		})
 		o.Notes = append(o.Notes, "live frames were sent in a private network namespace; name an interface with ctx {ingress_ifindex: N} to send them there")
+	} else if opts.LiveFrames {
+		res, lines, note, sent, err = runLive(ctx, r, !opts.NoTrace)
 	} else {
 		res, lines, note, err = runCaptured(r, !opts.NoTrace)
 	}
 	if err != nil {
 		return nil, explainRunError(t, opts, cs, err)
 	}
-	o.collect(opts.Program, note, lines, snaps)
+	o.collect(opts.Program, note, lines)
 	o.fill(t, opts, cs, r, res)
 
+	o.MapRuns = 1
 	if opts.LiveFrames {
-		o.Notes = append(o.Notes, fmt.Sprintf("live frames: %d frame(s) went through the stack; the kernel reports no verdict in this mode", max(opts.Repeat, 1)))
+		o.MapRuns = sent
+		msg := fmt.Sprintf("live frames: %d frame(s) went through the stack; the kernel reports no verdict in this mode", sent)
+		if asked := max(opts.Repeat, 1); sent < asked {
+			msg = fmt.Sprintf("live frames: stopped by Ctrl-C after %d of %d frames; the kernel reports no verdict in this mode", sent, asked)
+		}
+		o.Notes = append(o.Notes, msg)
 	} else if opts.Repeat > 1 || opts.Bench {
-		tm, err := timeRuns(t, opts, r, o)
+		tm, err := timeRuns(ctx, t, opts, r, o)
 		if err != nil {
 			return nil, explainRunError(t, opts, cs, err)
 		}
 		o.Timing = tm
+		o.MapRuns += tm.Total()
 	}
+	o.Maps, o.MapNotes = snaps.diff()
+	o.markOthers(snaps, time.Since(began))
 	return o, nil
+}
+
+// liveChunk is how many live frames one call sends: Ctrl-C stops a long
+// live run between two calls.
+const liveChunk = 1 << 16
+
+// runLive sends r.repeat live frames in calls of at most liveChunk, the
+// first captured for its trace lines, until ctx is done; sent is how many
+// went.
+func runLive(ctx context.Context, r *rawRun, trace bool) (res rawResult, lines []TraceLine, note string, sent int, err error) {
+	total := int(r.repeat)
+	part := *r
+	part.repeat = uint32(min(total, liveChunk))
+	if res, lines, note, err = runCaptured(&part, trace); err != nil {
+		return res, lines, note, 0, err
+	}
+	sent = int(part.repeat)
+	for sent < total && ctx.Err() == nil {
+		part.repeat = uint32(min(total-sent, liveChunk))
+		if res, err = progTestRun(&part); err != nil {
+			return res, lines, note, sent, err
+		}
+		sent += int(part.repeat)
+	}
+	return res, lines, note, sent, nil
 }
 
 // newRawRun lays out the one run's buffers: output room for whatever the
@@ -239,14 +292,14 @@ func runCaptured(r *rawRun, trace bool) (rawResult, []TraceLine, string, error) 
 }
 
 // collect adds what a run leaves besides the kernel's answer, the same for
-// test runs and live harness runs: the trace capture's note and lines, the
-// map changes, and what the program wrote to its BPF streams.
-func (o *Outcome) collect(prog *ebpf.Program, note string, lines []TraceLine, snaps *mapSnapshots) {
+// test runs and live harness runs: the trace capture's note and lines and
+// what the program wrote to its BPF streams. (The map changes come last,
+// after every run.)
+func (o *Outcome) collect(prog *ebpf.Program, note string, lines []TraceLine) {
 	if note != "" {
 		o.Notes = append(o.Notes, note)
 	}
 	o.Trace = lines
-	o.Maps, o.MapNotes = snaps.diff()
 	o.Streams, _ = ReadProgStreams(prog)
 }
 
