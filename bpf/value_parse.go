@@ -104,10 +104,15 @@ func wants(t btf.Type) string {
 			return "true, false or a number"
 		case isChar(v):
 			return "a number or a quoted character such as 'a'"
-		case v.Size == 4:
-			return "a number such as 42, 0x2a or -1, or an IPv4 address"
 		}
-		return "a number such as 42, 0x2a or -1"
+		examples := "42 or 0x2a" // unsigned: -1 would be refused
+		if v.Encoding == btf.Signed {
+			examples = "42, 0x2a or -1"
+		}
+		if v.Size == 4 {
+			return "a number such as " + examples + ", or an IPv4 address"
+		}
+		return "a number such as " + examples
 	case *btf.Enum:
 		return "a number or one of " + enumNames(v)
 	case *btf.Float:
@@ -296,6 +301,10 @@ func encodeArray(l *lit, t btf.Type, a *btf.Array, path string, buf []byte, dept
 	}
 	if isChar(a.Type) && (l.kind == litString || l.kind == litAtom) {
 		text := l.text
+		if _, nerr := parseNumber(l.text); l.kind == litAtom && nerr == nil && path != "" {
+			// {last: 5} could mean the text "5" or the byte 5: ask.
+			return fieldErr(path, "%s holds text, and %s is a number: write \"%s\" for the text, or [%s] for the byte", holder(path, t), l.raw, l.text, l.text)
+		}
 		if l.kind == litAtom {
 			if text, err = unescapeText(text); err != nil {
 				return fieldErr(path, "%s: %v", shorten(l.raw), err)

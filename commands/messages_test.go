@@ -87,3 +87,20 @@ func TestHugeWordsAreClipped(t *testing.T) {
 		}
 	}
 }
+
+// Numbers: repeat 0 is refused, unsigned fields do not suggest -1, and a
+// number written into a char array asks whether it is text or a byte
+// (issue item 14).
+func TestNumbers(t *testing.T) {
+	root := expectRoot(t)
+	bpfshFails(t, root, "run fx/xdp_count packet Ether()/IPv4()/UDP() repeat 0", 2, "repeat 0: give 1 or more")
+	err := bpfshFails(t, root, "map update fx/flows key {saddr: 1} value {packets: abc}", 2, "__u64 wants a number such as 42 or 0x2a")
+	if strings.Contains(err, "-1") {
+		t.Errorf("an unsigned field suggests -1: %s", err)
+	}
+	bpfshFails(t, root, "map update fx/flows key {saddr: 1} value {comment: 5}", 2, `field comment: the field holds text, and 5 is a number: write "5" for the text, or [5] for the byte`)
+	out := bpfshOK(t, root, `map update fx/flows key {saddr: 1} value {comment: "5"}; map lookup fx/flows key {saddr: 1}; map update fx/flows key {saddr: 1} value {comment: [5]}; map lookup fx/flows key {saddr: 1}`)
+	if !strings.Contains(out, `comment: "5"`) || !strings.Contains(out, `comment: "\x05"`) {
+		t.Errorf("quoted text and a list of bytes:\n%s", out)
+	}
+}

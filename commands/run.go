@@ -153,6 +153,9 @@ func parseRunOptions(s *Session, words []string) (testrun.Options, func(), error
 			}
 			switch w {
 			case "repeat":
+				if n == 0 {
+					return opts, cleanup, Usagef("repeat 0: give 1 or more (repeat N times N runs after the one shown; without repeat the program runs once)")
+				}
 				opts.Repeat = n
 			case "cpu":
 				opts.OnCPU, opts.CPU = true, uint32(n)
