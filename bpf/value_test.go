@@ -14,7 +14,7 @@ import (
 func recordBytes(t *testing.T) []byte {
 	b := make([]byte, 96)
 	put := func(off int, h string) { copy(b[off:], hexBytes(t, h)) }
-	put(0, "01020304 0a000002 409c 5000 11") // t
+	put(0, "01020304 0a000002 9c40 0050 11") // t: ports in network order, as named
 	put(16, "68 69")                         // name "hi"
 	put(32, "0100 0200 0000")                // ports
 	put(40, "00000000000000000000000000000001")
@@ -85,9 +85,9 @@ func TestParseValue(t *testing.T) {
 		{"array of arrays", []string{"[[1, 2], [3]]"}, tMatrix, "01020300"},
 		{"ipv6 in a byte array", []string{"fe80::1"}, tAddr6, "fe800000000000000000000000000001"},
 		{"ipv4 in a byte array", []string{"10.0.0.1"}, &btf.Array{Type: tU8, Nelems: 4}, "0a000001"},
-		{"struct", []string{"{saddr: 10.0.0.1, daddr: 10.0.0.2, sport: 40000, dport: 80, proto: 6}"}, tTuple, "0a000001 0a000002 409c 5000 06 000000"},
+		{"struct", []string{"{saddr: 10.0.0.1, daddr: 10.0.0.2, sport: 40000, dport: 80, proto: 6}"}, tTuple, "0a000001 0a000002 9c40 0050 06 000000"},
 		{"struct omitted fields are zero", []string{"{proto: 17}"}, tTuple, "00000000 00000000 0000 0000 11 000000"},
-		{"struct with = and no blanks", []string{"{proto=17,sport=1}"}, tTuple, "00000000 00000000 0100 0000 11 000000"},
+		{"struct with = and no blanks", []string{"{proto=17,sport=1}"}, tTuple, "00000000 00000000 0001 0000 11 000000"},
 		{"struct trailing comma", []string{"{ proto : 17 , }"}, tTuple, "00000000 00000000 0000 0000 11 000000"},
 		{"struct empty", []string{"{}"}, tTuple, strings.Repeat("00", 16)},
 		{"bitfields", []string{"{a: 7, b: -16, c: BLUE, d: true, e: 65535}"}, tFlags, "8706ffff"},
@@ -295,9 +295,11 @@ func TestFormatValue(t *testing.T) {
 		{"text full", "30313233343536373839616263646566", tName, `"0123456789abcdef"`, `[48,49,50,51,52,53,54,55,56,57,97,98,99,100,101,102]`},
 		{"array", "010002000300", tPorts, "[1, 2, 3]", `[1,2,3]`},
 		{"array of arrays", "01020304", tMatrix, "[[1, 2], [3, 4]]", `[[1,2],[3,4]]`},
-		{"struct", "0a000001 0a000002 409c 5000 06 000000", tTuple,
-			"{saddr: 16777226, daddr: 33554442, sport: 40000, dport: 80, proto: 6}",
-			`{"saddr":16777226,"daddr":33554442,"sport":40000,"dport":80,"proto":6}`},
+		// Named like addresses and ports: shown as typed; JSON keeps the
+		// raw numbers, as bpftool's.
+		{"struct", "0a000001 0a000002 9c40 0050 06 000000", tTuple,
+			"{saddr: 10.0.0.1, daddr: 10.0.0.2, sport: 40000, dport: 80, proto: 6}",
+			`{"saddr":16777226,"daddr":33554442,"sport":16540,"dport":20480,"proto":6}`},
 		{"bitfields", "8706ffff", tFlags, "{a: 7, b: -16, c: BLUE, d: true, e: 65535}", `{"a":7,"b":-16,"c":"BLUE","d":true,"e":65535}`},
 		{"union", "0a000001" + strings.Repeat("00", 12), tAddrUnion, "{v4: 16777226, v6: [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]}",
 			`{"v4":16777226,"v6":[10,0,0,1,0,0,0,0,0,0,0,0,0,0,0,0]}`},
@@ -326,7 +328,7 @@ func TestFormatValue(t *testing.T) {
 
 func TestFormatRecord(t *testing.T) {
 	text, obj := bpf.FormatValue(recordBytes(t), tRecord)
-	want := `{t: {saddr: 67305985, daddr: 33554442, sport: 40000, dport: 80, proto: 17}, name: "hi", ` +
+	want := `{t: {saddr: 1.2.3.4, daddr: 10.0.0.2, sport: 40000, dport: 80, proto: 17}, name: "hi", ` +
 		`ports: [1, 2, 0], v4: 0, v6: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], col: GREEN, count: 5, ` +
 		`p: 0xffffff8800000000, f: 1.5, fl: {a: 7, b: -16, c: BLUE, d: true, e: 65535}, d: -2}`
 	if text != want {
@@ -336,7 +338,7 @@ func TestFormatRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantJSON := `{"t":{"saddr":67305985,"daddr":33554442,"sport":40000,"dport":80,"proto":17},"name":"hi",` +
+	wantJSON := `{"t":{"saddr":67305985,"daddr":33554442,"sport":16540,"dport":20480,"proto":17},"name":"hi",` +
 		`"ports":[1,2,0],"v4":0,"v6":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1],"col":"GREEN","count":5,` +
 		`"p":18446743558313476096,"f":1.5,"fl":{"a":7,"b":-16,"c":"BLUE","d":true,"e":65535},"d":-2}`
 	if string(j) != wantJSON {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/commands"
 )
 
@@ -124,6 +125,13 @@ func (r *recorder) command(sh *Shell, path []*commands.Command, args, words []st
 		return
 	}
 	line := r.line(path, args, words)
+	raw := ""
+	if bpf.RawNumbers() {
+		// The values were read and shown as raw numbers: so must the
+		// replay read them (see bpf.SetRawNumbers).
+		raw = " --raw-numbers"
+		line += raw
+	}
 	switch {
 	case path[0].Name == "expect" && err != nil:
 		fmt.Fprintf(r.w, "# %s\n#   (failed while recording: %s)\n", line, firstLine(err.Error()))
@@ -136,7 +144,7 @@ func (r *recorder) command(sh *Shell, path []*commands.Command, args, words []st
 	default:
 		fmt.Fprintln(r.w, line)
 		for _, e := range commands.Pin(sh.Session, commands.FullName(path), args, res) {
-			fmt.Fprintln(r.w, joinWords(e))
+			fmt.Fprintln(r.w, joinWords(e)+raw)
 		}
 	}
 	r.n++

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/commands"
 )
 
@@ -33,6 +34,12 @@ type Shell struct {
 	Err     io.Writer
 	// KeepGoing makes scripts run on past a failing command.
 	KeepGoing bool
+	// Pretty indents JSON (-p, --pretty, as bpftool's -p); it implies JSON.
+	Pretty bool
+	// RawNumbers shows every integer as its plain host-order number, not
+	// addresses and network-order ports (--raw-numbers; see bpf's
+	// SetRawNumbers).
+	RawNumbers bool
 	// TTY is true when Out is a terminal: tables get borders and colour.
 	TTY bool
 
@@ -130,10 +137,18 @@ func (sh *Shell) ExecLine(line string) error {
 // marked KeepLast, such as expect, leave both alone), and hands both to
 // the recorder when record is on.
 func (sh *Shell) Exec(words []string) error {
-	words, json := globalFlags(words)
+	words, flags := globalFlags(words)
 	if len(words) == 0 {
 		return nil
 	}
+	json := flags.json
+	savedPretty := sh.Pretty
+	sh.Pretty = sh.Pretty || flags.pretty
+	bpf.SetRawNumbers(sh.RawNumbers || flags.raw)
+	defer func() {
+		sh.Pretty = savedPretty
+		bpf.SetRawNumbers(sh.RawNumbers)
+	}()
 	path, args, err := commands.Lookup(sh.table, words)
 	keep := keepsLast(path)
 	if err != nil {
@@ -237,20 +252,30 @@ func (u *usageInContext) Error() string {
 }
 func (u *usageInContext) Unwrap() error { return u.err }
 
-// globalFlags removes -j/--json and -p/--pretty, which bpftool accepts
-// anywhere on a command line, and reports whether JSON was asked for.
-func globalFlags(words []string) ([]string, bool) {
-	json := false
+// lineFlags are the flags a command line may carry anywhere.
+type lineFlags struct {
+	json, pretty, raw bool
+}
+
+// globalFlags removes -j/--json, -p/--pretty (which bpftool accepts
+// anywhere on a command line; -p is indented JSON) and --raw-numbers, and
+// reports which were given.
+func globalFlags(words []string) ([]string, lineFlags) {
+	var f lineFlags
 	out := words[:0:0]
 	for _, w := range words {
 		switch w {
-		case "-j", "--json", "-p", "--pretty":
-			json = true
+		case "-j", "--json":
+			f.json = true
+		case "-p", "--pretty":
+			f.json, f.pretty = true, true
+		case "--raw-numbers":
+			f.raw = true
 		default:
 			out = append(out, w)
 		}
 	}
-	return out, json
+	return out, f
 }
 
 // Report shows err as one line on the error stream, or as {"error": ...}
@@ -265,7 +290,7 @@ func (sh *Shell) Report(where string, err error) {
 		if detail != "" {
 			obj["detail"] = detail
 		}
-		resultWriter{out: sh.Out}.renderJSON(obj)
+		resultWriter{out: sh.Out, pretty: sh.Pretty}.renderJSON(obj)
 		return
 	}
 	fmt.Fprintf(sh.Err, "error: %s%s\n", where, msg)
