@@ -16,7 +16,7 @@ var progCmd = &Command{
 	Short:   "list, show, dump and pin loaded programs",
 	Long:    "The prog commands inspect the programs loaded in the kernel, whoever loaded them: list them, show one by id, pinned path, name or tag, dump its translated instructions with the C source lines they came from, and pin it under bpffs.",
 	Example: "prog show name xdp_count",
-	Subs:    []*Command{progListCmd, progShowCmd, progDumpCmd, progPinCmd, progAttachCmd, progDetachCmd},
+	Subs:    []*Command{progListCmd, progShowCmd, progDumpCmd, progPinCmd, progAttachCmd, progDetachCmd, progLoadCmd, progRunCmd},
 }
 
 var progListCmd = &Command{
