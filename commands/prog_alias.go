@@ -18,7 +18,7 @@ var progLoadCmd = &Command{
 	Long: "prog load is 'load' for bpftool's habit 'bpftool prog load OBJ PATH': the object is loaded and pinned under <pin-root>/NAME/ exactly as 'load' does (see 'help load'), and when PATH is given (an absolute path, or one with a '/', under the pin root when relative) its program is pinned at PATH too. " +
 		"PATH takes one program: an object with several needs 'only PROG' to say which. The pin at PATH is yours: 'unload NAME' leaves it, so the program stays loaded until you remove it (rm PATH).",
 	Example: "prog load xdp_pass.o /sys/fs/bpf/xdp_pass",
-	Args:    []ArgKind{ArgFile, ArgPinPath},
+	Args:    []ArgKind{ArgObject, ArgPinPath},
 	Run:     runProgLoad,
 }
 
