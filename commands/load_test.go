@@ -420,11 +420,23 @@ func TestUnloadRemovesDirectory(t *testing.T) {
 	if len(u.Removed) != 10 || !u.DirGone || len(u.Left) != 0 || len(u.Changed) != 0 {
 		t.Errorf("unload reported %+v", u)
 	}
-	if got := ldEntries(t, root); len(got) != 0 {
-		t.Errorf("pin root holds %v after unload", got)
+	// The last NAME gone, the empty pin root goes too (issue 13 item 18).
+	if u.RootGone != root {
+		t.Errorf("unload did not report the pin root removed: %+v", u)
 	}
-	// The name is free again.
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Errorf("the empty pin root %s is left after the last unload (stat: %v)", root, err)
+	}
+	// The name is free again, and load makes the pin root anew.
 	ldLoadFixture(t, root, "whole")
+	// A pin root still holding something else stays.
+	ldLoadFixture(t, root, "other")
+	if code, out, errOut := bpfsh(t, root, "unload", "whole"); code != 0 || strings.Contains(out, "pin root") {
+		t.Errorf("unload with another NAME loaded: exit %d, %q %q", code, out, errOut)
+	}
+	if _, err := os.Stat(root); err != nil {
+		t.Errorf("the pin root went while it held %s/other: %v", root, err)
+	}
 }
 
 func TestUnloadNeverLoaded(t *testing.T) {
