@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -507,5 +508,42 @@ func TestLoadPinRootNotOnBPFFS(t *testing.T) {
 	}
 	if got := ldEntries(t, root); len(got) != 0 {
 		t.Errorf("%s holds %v", root, got)
+	}
+}
+
+// cilium/ebpf's testdata holds objects this kernel refuses with EPERM even
+// to root; bpfsh then says what else gives EPERM instead of "run as root"
+// (issue 13 item 18).
+func TestLoadEPERMAsRoot(t *testing.T) {
+	root := ldSetup(t)
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cilium/ebpf").Output()
+	if err != nil {
+		t.Skipf("skipped: cannot find cilium/ebpf's module directory: %v", err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), "testdata")
+	tried := 0
+	for _, f := range []string{"arena-el.elf", "kfunc-el.elf"} {
+		path := filepath.Join(dir, f)
+		if _, err := os.Stat(path); err != nil {
+			continue
+		}
+		code, _, errOut := bpfsh(t, root, "load", path, "name", "eperm")
+		if code == 0 {
+			bpfsh(t, root, "unload", "eperm")
+			continue // this kernel takes it
+		}
+		if !strings.Contains(errOut, "permission denied") {
+			continue // refused for another reason here
+		}
+		tried++
+		if strings.Contains(errOut, "run bpfsh as root") || !strings.Contains(errOut, "although bpfsh runs as root") || !strings.Contains(errOut, "what gives EPERM here:") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%s: exit %d, %q", f, code, errOut)
+		}
+		if f == "kfunc-el.elf" && !strings.Contains(errOut, "bpf_fentry_test2") {
+			t.Errorf("%s: the attach target is not named: %q", f, errOut)
+		}
+	}
+	if tried == 0 {
+		t.Skip("skipped: this kernel gives no EPERM for cilium/ebpf's arena and kfunc objects")
 	}
 }
