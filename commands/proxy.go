@@ -83,22 +83,20 @@ var proxies = struct {
 // proxyPinDir is where a proxy's maps are pinned.
 func proxyPinDir(s *Session) string { return filepath.Join(s.PinRoot, "proxy") }
 
+// proxyStartArgs reads proxy start's flags (--name VALUE or --name=VALUE).
+var proxyStartArgs = argSpec{
+	Valued: []string{"--listen", "--server", "--pool", "--mode", "--users", "--user", "--database"},
+	Need: map[string]string{"--listen": "a value, e.g. --listen 127.0.0.1:6432", "--server": "a value, e.g. --server 127.0.0.1:5432",
+		"--pool": "a value, e.g. --pool 8", "--mode": "a value, e.g. --mode transaction", "--users": "a value, e.g. --users userlist.txt",
+		"--user": "a value, e.g. --user app", "--database": "a value, e.g. --database app"},
+	Takes: "proxy start takes --listen, --server, --pool, --mode, --users, --user, --database",
+}
+
 // parseProxyOptions reads proxy start's flags (--name VALUE or --name=VALUE).
 func parseProxyOptions(args []string) (proxy.Options, error) {
 	var o proxy.Options
-	for i := 0; i < len(args); i++ {
-		name, value, hasValue := strings.Cut(args[i], "=")
-		if !strings.HasPrefix(name, "--") {
-			return o, Usagef("unexpected %q; proxy start takes --listen, --server, --pool, --mode, --users, --user, --database", args[i])
-		}
-		if !hasValue {
-			if i+1 >= len(args) {
-				return o, Usagef("%s needs a value, e.g. %s", name, map[string]string{"--listen": "--listen 127.0.0.1:6432", "--server": "--server 127.0.0.1:5432",
-					"--pool": "--pool 8", "--mode": "--mode transaction", "--users": "--users userlist.txt", "--user": "--user app", "--database": "--database app"}[name])
-			}
-			i++
-			value = args[i]
-		}
+	_, err := proxyStartArgs.parse(args, func(name string, v ...string) error {
+		value := v[0]
 		switch name {
 		case "--listen":
 			o.Listen = value
@@ -107,13 +105,13 @@ func parseProxyOptions(args []string) (proxy.Options, error) {
 		case "--pool":
 			n, err := strconv.Atoi(value)
 			if err != nil || n < 1 || n > proxy.MaxPool {
-				return o, Usagef("--pool %q: give the number of server connections, 1 to %d", value, proxy.MaxPool)
+				return Usagef("--pool %q: give the number of server connections, 1 to %d", value, proxy.MaxPool)
 			}
 			o.Pool = n
 		case "--mode":
 			m, err := proxy.ParseMode(value)
 			if err != nil {
-				return o, Usagef("--%v", err)
+				return Usagef("--%v", err)
 			}
 			o.Mode = m
 		case "--users":
@@ -122,9 +120,11 @@ func parseProxyOptions(args []string) (proxy.Options, error) {
 			o.User = value
 		case "--database":
 			o.Database = value
-		default:
-			return o, Usagef("unknown flag %s; proxy start takes --listen, --server, --pool, --mode, --users, --user, --database", name)
 		}
+		return nil
+	})
+	if err != nil {
+		return o, err
 	}
 	return o, nil
 }
