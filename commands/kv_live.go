@@ -29,6 +29,7 @@ var kvServeCmd = &Command{
 		"can grow its request frame only up to the next 64-byte boundary, so a GET is answered only when its value fits " +
 		"there (up to 50 bytes with a 16-byte key); longer replies are dropped and counted in drop.",
 	Example: "kv serve for 60s",
+	Run:     runKVServe,
 }
 
 // kvServeArgs reads kv serve's words.
@@ -52,12 +53,7 @@ var kvBenchCmd = &Command{
 		"through test-run. Defaults: clients 8, keys 10000, value 32, mix 9:1, for 5s. Values are at most 50 bytes " +
 		"(see kv serve). no-redis benches kv alone. Redis comes from Debian: apt-get install -y redis-server.",
 	Example: "kv bench clients 16 keys 50000 value 32 mix 9:1 for 10s",
-}
-
-func init() {
-	kvServeCmd.Run = runKVServe
-	kvBenchCmd.Run = runKVBench
-	kvCmd.Subs = append(kvCmd.Subs, kvServeCmd, kvBenchCmd)
+	Run:     runKVBench,
 }
 
 func runKVServe(s *Session, args []string) (Result, error) {

@@ -28,6 +28,7 @@ var loadCmd = &Command{
 		"reporting any torn tail it cut, and starts the session's WAL writer (see 'help kv wal').",
 	Example: "load kv set kv_port=7000",
 	Args:    []ArgKind{ArgObject},
+	Run:     runLoad,
 }
 
 var unloadCmd = &Command{
@@ -42,6 +43,7 @@ var unloadCmd = &Command{
 		"the WAL is kept for the next load. For cache, unload first detaches it from the interfaces 'cache attach' put it on.",
 	Example: "unload counter",
 	Args:    []ArgKind{ArgLoaded},
+	Run:     runUnload,
 }
 
 // loadArgs reads load's words (see loadCmd's Usage); the one positional
@@ -52,11 +54,6 @@ var loadArgs = argSpec{
 	Many:   []string{"set"},
 	Need: map[string]string{"name": "a NAME after it", "only": "program names after it, e.g. only xdp_count,tc_count",
 		"set": "VAR=VALUE after it, e.g. set kv_port=7000"},
-}
-
-func init() {
-	loadCmd.Run = runLoad
-	unloadCmd.Run = runUnload
 }
 
 func runLoad(s *Session, args []string) (Result, error) {

@@ -17,7 +17,7 @@ import (
 
 // proxyCmd is the PostgreSQL pooling proxy (bpf/proxy): start-up and
 // authentication in user space, the data path in sk_skb programs.
-// proxy_bench.go adds bench from init.
+// Every sub-command is in Subs (bench is declared in proxy_bench.go).
 var proxyCmd = &Command{
 	Name:  "proxy",
 	Short: "a PostgreSQL pooling proxy whose data path runs in the kernel (sockmap), after Tigger",
@@ -30,6 +30,7 @@ var proxyCmd = &Command{
 		"Transaction pooling has PgBouncer's limits: session state (SET, LISTEN, advisory locks, temporary tables, " +
 		"named prepared statements) does not follow a client from one transaction to the next.",
 	Example: "proxy start --server 127.0.0.1:5432 --pool 8 --users /etc/pgbouncer/userlist.txt --user app --database app",
+	Subs:    []*Command{proxyStartCmd, proxyStopCmd, proxyStatusCmd, proxyBenchCommand()},
 }
 
 var proxyStartCmd = &Command{
@@ -48,6 +49,7 @@ var proxyStartCmd = &Command{
 		"foreground until Ctrl-C. --mode is transaction (default) or session; in session mode a server a client " +
 		"leaves is reset with DISCARD ALL before the next client gets it.",
 	Example: "proxy start --listen 127.0.0.1:6432 --server 127.0.0.1:5432 --pool 4 --mode transaction --users users.txt --user app --database app",
+	Run:     runProxyStart,
 }
 
 var proxyStopCmd = &Command{
@@ -55,6 +57,7 @@ var proxyStopCmd = &Command{
 	Short:   "stop the proxy this shell started: close every client and server connection, unload and unpin",
 	Long:    "stop closes the proxy started with 'proxy start' in this shell: its clients are disconnected, its server connections closed, the programs detached and the maps unpinned. A proxy run as 'bpfsh proxy start' stops with Ctrl-C.",
 	Example: "proxy stop",
+	Run:     runProxyStop,
 }
 
 var proxyStatusCmd = &Command{
@@ -65,13 +68,7 @@ var proxyStatusCmd = &Command{
 		"servers and the data path's counters. With no proxy in this shell it reads the maps pinned under " +
 		"<pin-root>/proxy/ by a proxy that another bpfsh runs. -j gives everything as JSON, each socket included.",
 	Example: "proxy status",
-}
-
-func init() {
-	proxyStartCmd.Run = runProxyStart
-	proxyStopCmd.Run = runProxyStop
-	proxyStatusCmd.Run = runProxyStatus
-	proxyCmd.Subs = append([]*Command{proxyStartCmd, proxyStopCmd, proxyStatusCmd}, proxyCmd.Subs...)
+	Run:     runProxyStatus,
 }
 
 // proxies are the proxies running in the background of each session.

@@ -22,6 +22,7 @@ var traceCmd = &Command{
 		"(bpf_stream_printk output and the kernel's fault reports, Linux 6.17 and later), which nothing else shares.",
 	Example: "trace grep 'xdp_count' for 10s",
 	Args:    []ArgKind{ArgProgRef},
+	Run:     runTrace,
 }
 
 // traceArgs reads trace's words (see traceCmd's Usage).
@@ -32,8 +33,6 @@ var traceArgs = argSpec{
 	Need:   map[string]string{"grep": "a regular expression", "for": "a duration, e.g. for 10s", "prog": "a program"},
 	Takes:  "trace takes prog REF, grep REGEXP, for DURATION and global",
 }
-
-func init() { traceCmd.Run = runTrace }
 
 func runTrace(s *Session, args []string) (Result, error) {
 	var (
