@@ -157,7 +157,23 @@ func Run(opts Options) (*Outcome, error) {
 		})
 		o.Notes = append(o.Notes, "live frames were sent in a private network namespace; name an interface with ctx {ingress_ifindex: N} to send them there")
 	} else {
+		obs := currentObserver()
+		var or *ObservedRun
+		if obs != nil {
+			// Locked for the observer: it may pin the run to a CPU.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			or = &ObservedRun{Program: opts.Program, Type: t, DataIn: opts.Data, Flags: r.flags, CPU: r.cpu, Trace: !opts.NoTrace}
+			if cs != nil {
+				or.CtxIn = slices.Clone(cs.In)
+			}
+			obs.Before(or)
+		}
 		res, lines, note, err = runCaptured(r, !opts.NoTrace)
+		if obs != nil {
+			or.observe(r, res, lines, err)
+			obs.After(or)
+		}
 	}
 	if err != nil {
 		return nil, explainRunError(t, opts, cs, err)

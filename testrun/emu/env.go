@@ -28,7 +28,7 @@ type env struct {
 	// caches keep what kernel maps answered, across the machines of one
 	// session (replays).
 	caches map[string]*cachedSource // by kernel map id ("id 12") or private name
-	bound map[*Program][]*mapView
+	bound  map[*Program][]*mapView
 
 	pkt      *packet
 	ctx      int32 // the context's region
@@ -38,6 +38,7 @@ type env struct {
 
 	events []Event
 	notes  []string // why the run cannot be compared with the kernel's
+	soft   []string // what only parts of the run cannot be compared for
 
 	tailCalls int
 	// timers records bpf_timer_init per timer address.
@@ -266,6 +267,14 @@ func (e *env) noteIncomparable(why string) {
 		return
 	}
 	e.notes = append(e.notes, why)
+}
+
+// noteSoft records something that makes parts of the run differ from the
+// kernel's (time, random numbers), once.
+func (e *env) noteSoft(why string) {
+	if !slices.Contains(e.soft, why) {
+		e.soft = append(e.soft, why)
+	}
 }
 
 // touchMap is called when a map view changes.

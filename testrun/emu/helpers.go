@@ -31,8 +31,11 @@ type helper struct {
 	args int
 	fn   func(m *machine, c *hcall) bool
 	// incomparable, when set, says why runs calling it cannot be
-	// compared with the kernel's (time, randomness).
+	// compared with the kernel's in full: for time and randomness the
+	// comparison leaves out what differs between two emulated runs with
+	// different clocks and seeds; hard makes the whole run incomparable.
 	incomparable string
+	hard         bool
 }
 
 var helpers [256]*helper
@@ -96,8 +99,11 @@ func (m *machine) callHelper(in *insn) bool {
 	for _, a := range c.ev.Args {
 		c.ev.ArgText = append(c.ev.ArgText, m.valueText(a))
 	}
-	if h.incomparable != "" {
+	switch {
+	case h.incomparable != "" && h.hard:
 		m.env.noteIncomparable(h.incomparable)
+	case h.incomparable != "":
+		m.env.noteSoft(h.incomparable)
 	}
 	if !h.fn(m, &c) {
 		m.abortStep()

@@ -32,7 +32,7 @@ func init() {
 		helper{id: int32(asm.FnSkRedirectHash), args: 4, fn: hSkRedirect},
 		helper{id: int32(asm.FnMsgRedirectMap), args: 4, fn: hSkRedirect},
 		helper{id: int32(asm.FnMsgRedirectHash), args: 4, fn: hSkRedirect},
-		helper{id: int32(asm.FnGetSocketCookie), args: 1, fn: hSocketCookie, incomparable: "the program reads a socket cookie, which the kernel makes up per socket"},
+		helper{id: int32(asm.FnGetSocketCookie), args: 1, fn: hSocketCookie, incomparable: "the program reads a socket cookie, which the kernel makes up per socket", hard: true},
 	)
 }
 

@@ -200,7 +200,9 @@ func marshalPlain(v any, size int) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func (s *specSource) describe() string { return fmt.Sprintf("map %s (only in this session)", s.spec.Name) }
+func (s *specSource) describe() string {
+	return fmt.Sprintf("map %s (only in this session)", s.spec.Name)
+}
 
 func (s *specSource) lookup(key []byte) ([]byte, bool, error) {
 	if v, ok := s.data[string(key)]; ok {
@@ -230,7 +232,7 @@ func (s *specSource) keys(limit int) ([][]byte, error) {
 	return s.order, nil
 }
 
-func (s *specSource) queue() ([][]byte, error)       { return nil, nil }
+func (s *specSource) queue() ([][]byte, error)      { return nil, nil }
 func (s *specSource) ring() (uint64, uint64, error) { return 0, 0, nil }
 
 func isPerCPU(t ebpf.MapType) bool {

@@ -92,15 +92,15 @@ const (
 
 // Errno values helpers return (negated).
 const (
-	errENOENT = 2
-	errE2BIG  = 7
-	errEAGAIN = 11
-	errENOMEM = 12
-	errEBUSY  = 16
-	errEEXIST = 17
-	errEINVAL = 22
-	errENOSPC = 28
-	errERANGE = 34
+	errENOENT     = 2
+	errE2BIG      = 7
+	errEAGAIN     = 11
+	errENOMEM     = 12
+	errEBUSY      = 16
+	errEEXIST     = 17
+	errEINVAL     = 22
+	errENOSPC     = 28
+	errERANGE     = 34
 	errEOPNOTSUPP = 95
 	errENOTSUPP   = 524
 )

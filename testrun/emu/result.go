@@ -67,7 +67,7 @@ type RingRecord struct {
 func (s *Session) Result() *Result {
 	m := s.m
 	e := m.env
-	res := &Result{Retval: m.retval, Steps: m.steps, Events: slices.Clone(e.events), Notes: slices.Clone(e.notes)}
+	res := &Result{Retval: m.retval, Steps: m.steps, Events: slices.Clone(e.events), Notes: slices.Concat(e.notes, e.soft)}
 	for _, ev := range e.events {
 		if ev.Kind == EventPrintk {
 			res.Trace = append(res.Trace, ev.Text)

@@ -214,7 +214,7 @@ func (s *Session) PC() int { return int(s.m.pc) }
 func (s *Session) Running() *Program { return s.m.prog }
 
 // Done reports whether the program has returned, and Retval what.
-func (s *Session) Done() bool      { return s.m.done }
+func (s *Session) Done() bool     { return s.m.done }
 func (s *Session) Retval() uint64 { return s.m.retval }
 
 // Reg returns register r (0..10).
@@ -375,7 +375,7 @@ func (s *Session) Events() []Event { return slices.Clone(s.m.env.events) }
 
 // Notes say why this run cannot be compared with the kernel's in full
 // (the time, random numbers, LRU evictions).
-func (s *Session) Notes() []string { return slices.Clone(s.m.env.notes) }
+func (s *Session) Notes() []string { return slices.Concat(s.m.env.notes, s.m.env.soft) }
 
 // Close releases the session. Kernel maps stay as they are: the session
 // never wrote them (unless Commit was called).
