@@ -50,7 +50,7 @@ func l4Frame(t testing.TB, tcp bool, srcMAC, dstMAC net.HardwareAddr, src, dst n
 }
 
 type cacheRig struct {
-	t                      *testing.T
+	t                     *testing.T
 	rx, fill, resp, rfill *ebpf.Program
 }
 

@@ -145,3 +145,5 @@ func frame(dst, src [6]byte, payload string) []byte {
 	copy(udp[8:], payload)
 	return b
 }
+
+func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o644) }

@@ -85,6 +85,8 @@ func (s *mapSnap) readKeys(m *ebpf.Map, keys [][]byte) {
 func kernelAfter(maps map[string]*ebpf.Map, before map[string]*mapSnap, rings map[string]uint64, emu *Result, k *kernelRun) {
 	k.maps = map[string]*mapSnap{}
 	k.rings = map[string][]RingRecord{}
+	k.ringEnd = map[string]uint64{}
+	k.ringStart = rings
 	k.queues = map[string][][]byte{}
 	for name, m := range maps {
 		switch t := m.Type(); {
@@ -123,6 +125,7 @@ func kernelAfter(maps map[string]*ebpf.Map, before map[string]*mapSnap, rings ma
 				}
 			}
 			k.rings[name] = recs
+			k.ringEnd[name] = st.ProducerPos
 		case t == ebpf.Queue || t == ebpf.Stack:
 			touched := false
 			for _, q := range emu.Queues {

@@ -55,25 +55,32 @@ func (k *kernelSource) lookup(key []byte) ([]byte, bool, error) {
 }
 
 func (k *kernelSource) keys(limit int) ([][]byte, error) {
+	// Key by key: BPF_MAP_GET_NEXT_KEY walks the hash table bucket by
+	// bucket and each bucket's list in order, as bpf_for_each_map_elem
+	// does, so the order is the program's. (bpf.ReadMapChunks splits
+	// large maps between parallel readers, which loses the order.)
 	var out [][]byte
-	// Batch lookups walk the hash table bucket by bucket, as
-	// bpf_for_each_map_elem does, so the order is the program's.
-	err := bpf.ReadMapChunks(k.m, func(c *bpf.MapChunk) error {
-		for i := range c.N {
-			out = append(out, bytes.Clone(c.Key(i)))
+	var cur []byte
+	next := make([]byte, k.m.KeySize())
+	for {
+		var err error
+		if cur == nil {
+			err = k.m.NextKey(nil, next)
+		} else {
+			err = k.m.NextKey(cur, next)
 		}
-		if len(out) > limit {
-			return errTooMany
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return out, nil
 		}
-		return nil
-	})
-	if errors.Is(err, errTooMany) {
-		return nil, fmt.Errorf("map %s holds more than %d entries; the emulator does not iterate maps that large", k.name, limit)
+		if err != nil {
+			return nil, fmt.Errorf("list the keys of map %s: %w", k.name, err)
+		}
+		if len(out) >= limit {
+			return nil, fmt.Errorf("map %s holds more than %d entries; the emulator does not iterate maps that large", k.name, limit)
+		}
+		cur = bytes.Clone(next)
+		out = append(out, cur)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("list the keys of map %s: %w", k.name, err)
-	}
-	return out, nil
 }
 
 var errTooMany = errors.New("too many entries")

@@ -38,6 +38,8 @@ type Result struct {
 	Maps   []MapChange   `json:"maps,omitempty"`
 	Queues []QueueChange `json:"queues,omitempty"`
 	Rings  []RingRecord  `json:"rings,omitempty"`
+	// RingEnd is each ring buffer's producer position after the run.
+	RingEnd map[string]uint64 `json:"-"`
 	// Steps is the number of instructions run.
 	Steps  uint64  `json:"steps"`
 	Events []Event `json:"events,omitempty"`
@@ -85,7 +87,11 @@ func (s *Session) Result() *Result {
 		if v.q != nil && v.q.loaded && !queuesEqual(v.q.base, v.q.vals) {
 			res.Queues = append(res.Queues, QueueChange{Map: v.name, Before: v.q.base, After: v.q.vals})
 		}
-		if v.ring != nil {
+		if v.ring != nil && v.ring.loaded {
+			if res.RingEnd == nil {
+				res.RingEnd = map[string]uint64{}
+			}
+			res.RingEnd[v.name] = v.ring.cur
 			for _, r := range v.ring.recs {
 				if r.state == ringSubmitted {
 					res.Rings = append(res.Rings, RingRecord{Map: v.name, Pos: r.pos, Data: r.data, Written: slices.Clone(m.regions[r.region].written)})
