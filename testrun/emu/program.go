@@ -131,7 +131,10 @@ func newProgram(obj *Object, spec *ebpf.ProgramSpec) (*Program, error) {
 		if sym := ins.Symbol(); sym != "" {
 			p.funcs = append(p.funcs, Func{Name: sym, Start: pc, BTF: btf.FuncMetadata(ins)})
 		}
-		if src, ok := ins.Source().(*btf.Line); ok && src != nil {
+		// Line 0 is code the compiler made up (spills, block
+		// boundaries): it belongs to no line, so it keeps the line
+		// before, as gdb treats it.
+		if src, ok := ins.Source().(*btf.Line); ok && src != nil && src.LineNumber() != 0 {
 			cur = src
 			p.lineStart[pc] = true
 		}
