@@ -92,6 +92,12 @@ type Outcome struct {
 	CtxIn   []byte
 	CtxOut  []byte
 	Ctx     []FieldChange
+	// RawDataOut and RawCtxOut are data_out and ctx_out as the kernel
+	// handed them back, before bpfsh split off XDP metadata or put an L3
+	// program's Ethernet header back (the emulator's check compares
+	// these).
+	RawDataOut []byte `json:"-"`
+	RawCtxOut  []byte `json:"-"`
 	// FlowKeys are a flow dissector's results (the non-zero fields of
 	// struct bpf_flow_keys).
 	FlowKeys []FieldChange
@@ -283,10 +289,12 @@ func (o *Outcome) fill(t ebpf.ProgramType, opts Options, cs *ctxState, r *rawRun
 		o.CtxName, o.CtxIn, o.CtxOut = cs.Name, cs.In, ctxOut
 		o.Ctx = cs.changes(ctxOut)
 	}
+	o.RawCtxOut = slices.Clone(ctxOut)
 	if r.dataOut == nil {
 		return
 	}
 	out := r.dataOut[:min(int(res.dataOutLen), len(r.dataOut))]
+	o.RawDataOut = slices.Clone(out)
 	switch {
 	case t == ebpf.FlowDissector:
 		if st, err := kernelStruct("bpf_flow_keys"); err == nil {

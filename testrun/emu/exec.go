@@ -42,10 +42,14 @@ func (m *machine) run(n uint64) {
 		}
 		in := &m.insns[pc]
 		if m.j.on {
-			m.j.recs = append(m.j.recs, rec{kind: recStep, pc: pc, reg: in.wreg, old: r[in.wreg&15], size: uint8(len(m.frames))})
-			if i&0xffff == 0xffff {
-				m.compact()
+			// The step record, written in place: push does not inline.
+			j := &m.j
+			if j.n == len(j.ring) {
+				j.makeRoom()
 			}
+			e := &j.ring[(j.head+j.n)&j.mask]
+			e.kind, e.pc, e.reg, e.old, e.size = recStep, pc, in.wreg, r[in.wreg&15], uint8(len(m.frames))
+			j.n++
 		}
 		m.steps++
 		d, s := in.dst, in.src
@@ -571,7 +575,7 @@ func (m *machine) run(n uint64) {
 // session shows the state before it, at its slot.
 func (m *machine) abortStep() {
 	pc := m.pc
-	if m.j.on && len(m.j.recs) > 0 {
+	if m.j.on && m.j.n > 0 {
 		m.undoStep()
 	} else {
 		m.steps--

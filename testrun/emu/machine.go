@@ -106,7 +106,7 @@ func (m *machine) initMachine(prog *Program) {
 	m.regions = append(m.regions, &region{kind: RegionNone, name: "code"})
 	for d := range maxFrames {
 		m.stacks[d] = int32(len(m.regions))
-		m.regions = append(m.regions, &region{kind: RegionStack, buf: make([]byte, stackSize), lo: 0, hi: stackSize, name: fmt.Sprintf("stack frame %d", d), frame: d})
+		m.regions = append(m.regions, &region{id: m.stacks[d], kind: RegionStack, buf: make([]byte, stackSize), lo: 0, hi: stackSize, name: fmt.Sprintf("stack frame %d", d), frame: d})
 	}
 	m.prog, m.insns, m.pc = prog, prog.insns, 0
 	m.frames = append(m.frames[:0], frame{prog: prog, fn: 0, retPC: -1})

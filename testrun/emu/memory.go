@@ -63,6 +63,7 @@ func (k RegionKind) String() string {
 
 // region is one piece of memory the program may touch.
 type region struct {
+	id   int32 // its index in machine.regions
 	kind RegionKind
 	buf  []byte
 	// lo and hi bound the accessible bytes of buf; the packet's move as
@@ -113,8 +114,9 @@ func (m *machine) newRegion(r *region) int32 {
 	}
 	id := int32(len(m.regions))
 	if m.j.on {
-		m.j.recs = append(m.j.recs, rec{kind: recRegions, off: uint32(id)})
+		m.j.push(rec{kind: recRegions, off: uint32(id)})
 	}
+	r.id = id
 	m.regions = append(m.regions, r)
 	return id
 }
@@ -215,7 +217,13 @@ func (m *machine) storeRaw(r *region, off uint32, size uint8, v uint64) {
 		default:
 			old = binary.LittleEndian.Uint64(b)
 		}
-		m.j.recs = append(m.j.recs, rec{kind: recMem, size: size, ptr: r, off: off, old: old})
+		j := &m.j
+		if j.n == len(j.ring) {
+			j.makeRoom()
+		}
+		e := &j.ring[(j.head+j.n)&j.mask]
+		e.kind, e.size, e.region, e.off, e.old = recMem, size, r.id, off, old
+		j.n++
 	}
 	if r.watch || r.written != nil {
 		m.noteWrite(r, off, uint32(size))
@@ -270,7 +278,7 @@ func (m *machine) writeBytes(addr uint64, b []byte) bool {
 // writeRegion overwrites bytes of a region, journaled.
 func (m *machine) writeRegion(r *region, off uint32, b []byte) {
 	if m.j.on {
-		m.j.saveBytes(r, off, r.buf[off:off+uint32(len(b))])
+		m.j.saveBytes(r.id, off, r.buf[off:off+uint32(len(b))])
 	}
 	if r.watch || r.written != nil {
 		m.noteWrite(r, off, uint32(len(b)))
@@ -284,7 +292,7 @@ func (m *machine) noteWrite(r *region, off, n uint32) {
 		for i := off; i < off+n && int(i) < len(r.written); i++ {
 			if !r.written[i] {
 				if m.j.on {
-					m.j.recs = append(m.j.recs, rec{kind: recWritten, ptr: r, off: i})
+					m.j.push(rec{kind: recWritten, region: r.id, off: i})
 				}
 				r.written[i] = true
 			}

@@ -246,3 +246,14 @@ func stringsCutPrefix(s, prefix string) (string, bool) {
 	}
 	return s, false
 }
+
+// NewProgram decodes a program that comes with no object: instructions
+// assembled in Go (cilium/ebpf's asm). Its maps, if any, are bound by
+// name (Maps.ByName) to the references its instructions make.
+func NewProgram(spec *ebpf.ProgramSpec) (*Program, error) {
+	p, err := newProgram(nil, spec)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}

@@ -11,56 +11,140 @@ import "encoding/binary"
 // events, the packet's bounds), a closure that puts things back. Undoing a
 // step pops records back to and including its step record.
 //
-// The journal is bounded: past maxJournal records its older half is
-// dropped, and a session going back further replays from the start
+// The records live in a ring of fixed-size, pointer-free entries (24
+// bytes; the garbage collector never scans them and appends need no write
+// barrier). When the ring is full the oldest step is dropped; a session
+// going back further than the ring reaches replays from the start
 // instead (the engine is deterministic, so replaying reaches the same
-// states).
+// states). Longer old contents and closures live in an arena and a slice
+// addressed by virtual positions, trimmed as the ring drops the records
+// that referred to them.
 
 // Record kinds.
 const (
-	recStep    uint8 = iota // opens a step: pc, and reg/old if a register is written
+	recStep    uint8 = iota // opens a step: pc, and reg/old if a register is written; size is the frame depth
 	recReg                  // a further register write
-	recMem                  // size bytes at ptr.buf[off] were old
-	recBytes                // ptr.buf[off:] held arena[old : old+size32]
-	recRegions              // regions beyond off were created
-	recWritten              // ptr.written[off] was false
-	recFunc                 // fns[off] undoes a complex change
-	recFrames               // the frame stack: fns[off] restores it
+	recMem                  // size bytes at region's buf[off] were old
+	recBytes                // region's buf[off:] held arena[old : old+pc]
+	recRegions              // regions from off on were created
+	recWritten              // region's written[off] was false
+	recFunc                 // fn at position old undoes a complex change
 )
 
 const noReg = 0xff
 
-// rec is one journal record; 40 bytes.
+// rec is one journal record.
 type rec struct {
-	kind uint8
-	reg  uint8
-	size uint8
-	pc   int32
-	off  uint32
-	n    uint32 // recBytes: length
-	old  uint64
-	ptr  *region
+	kind   uint8
+	reg    uint8
+	size   uint8
+	_      uint8
+	pc     int32 // recStep: the slot; recBytes: the length
+	region int32
+	off    uint32
+	old    uint64
 }
 
 type journal struct {
-	on    bool
-	recs  []rec
-	fns   []func()
-	arena []byte
-	// steps is the number of step records dropped from the front: the
-	// journal can undo back to step `steps` and no further.
+	on bool
+	// ring holds n records from head; its length is a power of two.
+	ring []rec
+	head int
+	n    int
+	mask int
+	// fns and arena are addressed by virtual positions: fns[i-fnBase],
+	// arena[i-arenaBase].
+	fns       []func()
+	fnBase    uint64
+	arena     []byte
+	arenaBase uint64
+	// steps is the step count at the oldest step the ring still holds.
 	steps uint64
 	limit int
 }
 
-// maxJournal bounds the journal: 2M records are about 80 MB.
+// maxJournal bounds the journal: 2M records are 48 MB.
 const maxJournal = 2 << 20
 
+// push appends a record; cheap enough for the hot loop.
+func (j *journal) push(r rec) {
+	if j.n == len(j.ring) {
+		j.makeRoom()
+	}
+	j.ring[(j.head+j.n)&j.mask] = r
+	j.n++
+}
+
+// makeRoom grows the ring up to its limit, then drops the oldest step.
+func (j *journal) makeRoom() {
+	limit := j.limit
+	if limit <= 0 {
+		limit = maxJournal
+	}
+	if len(j.ring) < limit {
+		// Start small enough that a small limit is honoured (a power of
+		// two at or above it), else at 1024 records.
+		size := 16
+		for size < limit && size < 1024 {
+			size *= 2
+		}
+		size = max(len(j.ring)*2, size)
+		ring := make([]rec, size)
+		for i := range j.n {
+			ring[i] = j.ring[(j.head+i)&j.mask]
+		}
+		j.ring, j.head, j.mask = ring, 0, size-1
+		return
+	}
+	// Drop the oldest steps, a sixteenth of the ring at a time: each
+	// step record and what follows it.
+	dropped := 0
+	for j.n > 0 {
+		r := &j.ring[j.head]
+		if r.kind == recStep && dropped >= len(j.ring)/16 {
+			break
+		}
+		switch r.kind {
+		case recStep:
+			j.steps++
+		case recFunc:
+			j.releaseFns(r.old + 1)
+		case recBytes:
+			j.releaseArena(r.old + uint64(r.pc))
+		}
+		j.head = (j.head + 1) & j.mask
+		j.n--
+		dropped++
+	}
+}
+
+// releaseFns lets go of closures before virtual position upTo.
+func (j *journal) releaseFns(upTo uint64) {
+	for j.fnBase < upTo && len(j.fns) > 0 {
+		j.fns[0] = nil
+		j.fns = j.fns[1:]
+		j.fnBase++
+	}
+}
+
+// releaseArena lets go of arena bytes before virtual position upTo.
+func (j *journal) releaseArena(upTo uint64) {
+	if upTo <= j.arenaBase {
+		return
+	}
+	n := min(upTo-j.arenaBase, uint64(len(j.arena)))
+	j.arena = j.arena[n:]
+	j.arenaBase += n
+	if cap(j.arena) > 1<<20 && len(j.arena) < cap(j.arena)/4 {
+		j.arena = append([]byte(nil), j.arena...)
+	}
+}
+
 // saveBytes records the old contents of a longer write.
-func (j *journal) saveBytes(r *region, off uint32, old []byte) {
-	at := uint64(len(j.arena))
+func (j *journal) saveBytes(region int32, off uint32, old []byte) {
+	at := j.arenaBase + uint64(len(j.arena))
 	j.arena = append(j.arena, old...)
-	j.recs = append(j.recs, rec{kind: recBytes, ptr: r, off: off, n: uint32(len(old)), old: at})
+	j.push(rec{kind: recBytes, region: region, off: off, pc: int32(len(old)), old: at})
 }
 
 // fn records a closure that undoes a complex change.
@@ -68,14 +152,14 @@ func (j *journal) fn(undo func()) {
 	if !j.on {
 		return
 	}
-	j.recs = append(j.recs, rec{kind: recFunc, off: uint32(len(j.fns))})
+	j.push(rec{kind: recFunc, old: j.fnBase + uint64(len(j.fns))})
 	j.fns = append(j.fns, undo)
 }
 
 // setReg writes a register beyond the one a step record covers.
 func (m *machine) setReg(r uint8, v uint64) {
 	if m.j.on {
-		m.j.recs = append(m.j.recs, rec{kind: recReg, reg: r, old: m.r[r]})
+		m.j.push(rec{kind: recReg, reg: r, old: m.r[r]})
 	}
 	m.r[r] = v
 }
@@ -84,8 +168,9 @@ func (m *machine) setReg(r uint8, v uint64) {
 // no whole step any more.
 func (m *machine) undoStep() bool {
 	j := &m.j
-	for i := len(j.recs) - 1; i >= 0; i-- {
-		r := &j.recs[i]
+	for j.n > 0 {
+		r := j.ring[(j.head+j.n-1)&j.mask]
+		j.n--
 		switch r.kind {
 		case recStep:
 			if r.reg != noReg {
@@ -93,13 +178,11 @@ func (m *machine) undoStep() bool {
 			}
 			m.pc = r.pc
 			m.steps--
-			j.recs = j.recs[:i]
-			m.trimFns()
 			return true
 		case recReg:
 			m.r[r.reg] = r.old
 		case recMem:
-			b := r.ptr.buf[r.off:]
+			b := m.regions[r.region].buf[r.off:]
 			switch r.size {
 			case 1:
 				b[0] = byte(r.old)
@@ -111,83 +194,24 @@ func (m *machine) undoStep() bool {
 				binary.LittleEndian.PutUint64(b, r.old)
 			}
 		case recBytes:
-			copy(r.ptr.buf[r.off:], j.arena[r.old:r.old+uint64(r.n)])
-			j.arena = j.arena[:r.old]
+			at := r.old - j.arenaBase
+			copy(m.regions[r.region].buf[r.off:], j.arena[at:at+uint64(r.pc)])
+			j.arena = j.arena[:at]
 		case recRegions:
 			m.regions = m.regions[:r.off]
 		case recWritten:
-			r.ptr.written[r.off] = false
-		case recFunc, recFrames:
-			j.fns[r.off]()
-			j.fns[r.off] = nil
+			m.regions[r.region].written[r.off] = false
+		case recFunc:
+			i := r.old - j.fnBase
+			j.fns[i]()
+			j.fns[i] = nil
+			j.fns = j.fns[:i]
 		}
 	}
-	j.recs = j.recs[:0]
 	return false
-}
-
-// trimFns drops closures no record refers to any more.
-func (m *machine) trimFns() {
-	j := &m.j
-	n := len(j.fns)
-	for n > 0 && j.fns[n-1] == nil {
-		n--
-	}
-	j.fns = j.fns[:n]
 }
 
 // canUndo reports whether the journal reaches back one more step.
 func (m *machine) canUndo() bool {
-	return m.j.on && m.steps > m.j.steps && len(m.j.recs) > 0
-}
-
-// compact drops the older half of the journal when it is over its limit,
-// at a step boundary. Closures and arena bytes the dropped records used
-// are dropped with them.
-func (m *machine) compact() {
-	j := &m.j
-	limit := j.limit
-	if limit == 0 {
-		limit = maxJournal
-	}
-	if len(j.recs) < limit {
-		return
-	}
-	cut := len(j.recs) / 2
-	for cut < len(j.recs) && j.recs[cut].kind != recStep {
-		cut++
-	}
-	if cut == len(j.recs) {
-		return
-	}
-	dropped := uint64(0)
-	minFn, minArena := len(j.fns), uint64(len(j.arena))
-	for i := range j.recs[:cut] {
-		if j.recs[i].kind == recStep {
-			dropped++
-		}
-	}
-	for i := cut; i < len(j.recs); i++ {
-		r := &j.recs[i]
-		switch r.kind {
-		case recFunc, recFrames:
-			minFn = min(minFn, int(r.off))
-		case recBytes:
-			minArena = min(minArena, r.old)
-		}
-	}
-	kept := make([]rec, len(j.recs)-cut, max(limit, len(j.recs)-cut))
-	copy(kept, j.recs[cut:])
-	for i := range kept {
-		switch kept[i].kind {
-		case recFunc, recFrames:
-			kept[i].off -= uint32(minFn)
-		case recBytes:
-			kept[i].old -= minArena
-		}
-	}
-	j.recs = kept
-	j.fns = append([]func(){}, j.fns[minFn:]...)
-	j.arena = append([]byte{}, j.arena[minArena:]...)
-	j.steps += dropped
+	return m.j.on && m.steps > m.j.steps && m.j.n > 0
 }
