@@ -47,6 +47,11 @@ type DiffCase struct {
 	Skipped    string
 	// Steps is how many instructions the emulator ran.
 	Steps uint64
+	// Config is the emulated run's configuration (its clock, seed, CPU
+	// and input) and Emu its result: a debugging session started from
+	// Config on the same maps replays exactly this run.
+	Config Config  `json:"-"`
+	Emu    *Result `json:"-"`
 }
 
 // Agree reports whether the case passed: compared, and the kernel agrees.
@@ -110,6 +115,8 @@ func (d *Differential) Before(r *testrun.ObservedRun) {
 		st.c.Err = err
 		return
 	}
+	st.c.Config = cfg
+	st.c.Config.Maps = nil
 	stop := s.Run()
 	st.c.Steps = s.Steps()
 	if stop.Reason != StopExit {
@@ -117,6 +124,7 @@ func (d *Differential) Before(r *testrun.ObservedRun) {
 		return
 	}
 	st.emu = s.Result()
+	st.c.Emu = st.emu
 	st.hard = s.m.env.notes
 	// The second run, later and with another seed. The clock is ahead by
 	// 0x0102030405 ns (4.3 s): every one of the low five bytes of a time
