@@ -17,6 +17,7 @@ func All() []*Command {
 		packetCmd,
 		letCmd,
 		runCmd,
+		debugCmd,
 		traceCmd,
 		expectCmd,
 		kvCmd,

@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
+
+	"github.com/bpfsh/bpfsh/bpf"
 )
 
 // Program is one program the engine can run: its instructions decoded,
@@ -44,6 +47,14 @@ type Program struct {
 	// xlated is set for programs rebuilt from the kernel's translated
 	// instructions: their maps are known by id only.
 	xlated bool
+	// raw is the encoded program; disasm its text, made on first use.
+	raw    []byte
+	disasm *disasmText
+}
+
+type disasmText struct {
+	once sync.Once
+	text []string
 }
 
 // Func is one function of a program: the entry point or a subprogram
@@ -117,7 +128,7 @@ func newProgram(obj *Object, spec *ebpf.ProgramSpec) (*Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("program %s: %w", spec.Name, err)
 	}
-	p := &Program{Name: spec.Name, Type: spec.Type, Object: obj, insns: dec, spec: spec}
+	p := &Program{Name: spec.Name, Type: spec.Type, Object: obj, insns: dec, spec: spec, raw: buf.Bytes(), disasm: &disasmText{}}
 	p.lines = make([]*btf.Line, len(dec))
 	p.lineStart = make([]bool, len(dec))
 	p.funcAt = make([]int32, len(dec))
@@ -256,4 +267,28 @@ func NewProgram(spec *ebpf.ProgramSpec) (*Program, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// Insn is slot pc's instruction in the verifier's syntax ("r2 = *(u32
+// *)(r1 +4)"), with the map a map load refers to named.
+func (p *Program) Insn(pc int) string {
+	if p.disasm == nil {
+		return ""
+	}
+	d := p.disasm
+	d.once.Do(func() {
+		if p.raw != nil {
+			d.text = bpf.FormatInsns(p.raw)
+		}
+	})
+	if pc < 0 || pc >= len(d.text) {
+		return ""
+	}
+	s := d.text[pc]
+	if pc < len(p.insns) && (p.insns[pc].op == xLdMap || p.insns[pc].op == xLdMapValue) {
+		if ref := p.insns[pc].ref; int(ref) < len(p.maps) {
+			s = fmt.Sprintf("%s  ; %s", s, p.maps[ref].Name)
+		}
+	}
+	return s
 }

@@ -91,6 +91,7 @@ func (m *machine) pointer(v uint64) (Pointer, bool) {
 		name := "ctx"
 		if r.ctx != nil {
 			name += " (" + r.ctx.name() + ")"
+			p.Type = kernelStruct(r.ctx.name())
 		}
 		p.Text = name + plus(off)
 	case RegionMap:
@@ -166,4 +167,18 @@ func typeName(t btf.Type) string {
 		return n
 	}
 	return "?"
+}
+
+// kernelStruct is the kernel's BTF of a context struct ("struct
+// xdp_md"), nil when the kernel has no BTF.
+func kernelStruct(name string) btf.Type {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return nil
+	}
+	var st *btf.Struct
+	if err := spec.TypeByName(strings.TrimPrefix(name, "struct "), &st); err != nil {
+		return nil
+	}
+	return st
 }
