@@ -65,6 +65,8 @@ type debugSession struct {
 	checkErr error
 	// shown is how many events have been shown.
 	shown int
+	// ctx is the context's address (r1 at the start): print ctx->FIELD.
+	ctx uint64
 	// listLine is where list goes on from.
 	listLine int
 	listFile string
@@ -137,7 +139,7 @@ func debugStart(s *Session, args []string) (Result, error) {
 		maps.Close()
 		return nil, fmt.Errorf("debug %s: %w", ref, err)
 	}
-	d.s = sess
+	d.s, d.ctx = sess, sess.Reg(1)
 	if s.Vars == nil {
 		s.Vars = map[string]any{}
 	}

@@ -206,13 +206,26 @@ func (d *debugSession) evalAtom(s string) (dval, error) {
 	if n, err := strconv.ParseUint(s, 0, 64); err == nil {
 		return dval{v: n, reg: -1}, nil
 	}
+	ctx := func() dval {
+		v := dval{v: d.ctx, reg: -1}
+		if p, ok := d.s.Describe(v.v); ok {
+			v.ptrTo = p.Type
+		}
+		return v
+	}
 	vars, err := d.s.Locals(0)
 	if err != nil {
+		if s == "ctx" {
+			return ctx(), nil
+		}
 		return dval{}, fmt.Errorf("%q is not a register (r0..r10) or a number, and C variables need DWARF: %v", s, err)
 	}
 	for _, v := range vars {
 		if v.Name != s {
 			continue
+		}
+		if s == "ctx" && (v.Kind == emu.VarOptimizedOut || v.Kind == emu.VarUnsupported) {
+			return ctx(), nil
 		}
 		switch v.Kind {
 		case emu.VarRegister:
@@ -224,6 +237,9 @@ func (d *debugSession) evalAtom(s string) (dval, error) {
 		default:
 			return dval{}, fmt.Errorf("%s is %s here", s, v.Where)
 		}
+	}
+	if s == "ctx" {
+		return ctx(), nil
 	}
 	return dval{}, fmt.Errorf("no register, number or C variable in scope called %q (info locals lists the variables)", s)
 }

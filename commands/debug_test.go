@@ -38,6 +38,8 @@ func TestDebugSteppingAndCheck(t *testing.T) {
 		"regs",
 		"step",
 		"print r0",
+		"print ctx->data_end",
+		"print *ctx",
 		"stepi 2",
 		"reverse-step",
 		"rc",
@@ -56,6 +58,8 @@ func TestDebugSteppingAndCheck(t *testing.T) {
 		// step: into the inlined count(), before the lookup.
 		"xdp_count at fixture.bpf.c:66 (step 9)", "bpf_map_lookup_elem(&counters, &slot)", "=> 9: (18) r1 = map[id:0]  ; counters",
 		"r0 = 0",
+		"ctx->data_end = pkt+46 (data_end)",
+		"*ctx = {data: ",
 		// stepi 2: through the call, whose arguments and result show.
 		"bpf_map_lookup_elem(map counters, stack frame 0 -4) = &counters[0]", "fixture.bpf.c:68 (step 11)",
 		// reverse-step, then reverse-continue to the start.
