@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command bpfsh is an interactive shell for loading, pinning, inspecting
 // and test-running eBPF programs, with three in-kernel database programs
 // to learn from. Run it as root: go run .

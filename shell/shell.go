@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package shell is bpfsh's front: it reads lines (interactively or from a
 // script), splits them into words, finds the command, runs it, and renders
 // the result it returns as a table, text or JSON.
@@ -164,6 +166,12 @@ func (sh *Shell) Exec(words []string) error {
 		if !keep {
 			sh.Session.LastErr = err
 		}
+		var found *commands.FailedResult
+		if errors.As(err, &found) && found.Result != nil {
+			if rerr := sh.render(found.Result); rerr != nil {
+				return rerr
+			}
+		}
 		return err
 	}
 	if !keep {
@@ -273,6 +281,10 @@ func globalFlags(words []string) ([]string, bool) {
 // verifier log) has it printed below that line, or as "detail" in JSON.
 func (sh *Shell) Report(where string, err error) {
 	detail := commands.DetailOf(err)
+	var found *commands.FailedResult
+	if sh.Session.JSON && errors.As(err, &found) && found.Result != nil {
+		return // its result, already written, says it failed
+	}
 	if sh.Session.JSON {
 		obj := map[string]string{"error": where + err.Error()}
 		if detail != "" {
