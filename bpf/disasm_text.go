@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package bpf
 
 // FormatInsns prints raw instructions (in the host's byte order) in the

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package commands_test
 
 import (
@@ -53,22 +55,22 @@ func TestDebugSteppingAndCheck(t *testing.T) {
 	wantInOrder(t, out,
 		"debugging fixture/xdp_count (xdp, ", "on a 46-byte packet",
 		"the kernel ran the same input on a private copy", "XDP_PASS",
-		"xdp_count at fixture.bpf.c:75 (step 0)", "ctx->data_end - ctx->data", "=> 0: ",
+		"xdp_count at fixture.bpf.c:76 (step 0)", "ctx->data_end - ctx->data", "=> 0: ",
 		"r1 ", "ctx (struct xdp_md)", "r10", "stack frame 0",
 		// step: into the inlined count(), before the lookup.
-		"xdp_count at fixture.bpf.c:66 (step 9)", "bpf_map_lookup_elem(&counters, &slot)", "=> 9: (18) r1 = map[id:0]  ; counters",
+		"xdp_count at fixture.bpf.c:67 (step 9)", "bpf_map_lookup_elem(&counters, &slot)", "=> 9: (18) r1 = map[id:0]  ; counters",
 		"r0 = 0",
 		"ctx->data_end = pkt+46 (data_end)",
 		"*ctx = {data: ",
 		// stepi 2: through the call, whose arguments and result show.
-		"bpf_map_lookup_elem(map counters, stack frame 0 -4) = &counters[0]", "fixture.bpf.c:68 (step 11)",
+		"bpf_map_lookup_elem(map counters, stack frame 0 -4) = &counters[0]", "fixture.bpf.c:69 (step 11)",
 		// reverse-step, then reverse-continue to the start.
-		"fixture.bpf.c:66 (step 9)",
+		"fixture.bpf.c:67 (step 9)",
 		"at the start of the program", "(step 0)",
 		// forwards again to the same state.
-		"fixture.bpf.c:66 (step 9)", "r0 = 0",
-		"fixture.bpf.c:68 (step 11)",
-		"#0  xdp_count at fixture.bpf.c:68",
+		"fixture.bpf.c:67 (step 9)", "r0 = 0",
+		"fixture.bpf.c:69 (step 11)",
+		"#0  xdp_count at fixture.bpf.c:69",
 		"printk: xdp_count len=46",
 		"the program returned XDP_PASS after ", "the kernel agrees (compared: retval, data out 46 bytes",
 		"debug session of fixture/xdp_count ended: the kernel agrees",

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 //
 // engine.bpf.c is the debugger engine's own test program (engine_test.go):
 // a bpf_loop callback, a bpf-to-bpf call, a map value whose fields change,
