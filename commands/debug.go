@@ -37,7 +37,8 @@ var debugCmd = &Command{
 		"  stopping:   break/b FILE:LINE | LINE | FUNC | *INSN [if EXPR], delete [N], watch EXPR (stops when the value changes),\n" +
 		"              info breakpoints | watchpoints\n" +
 		"  looking:    regs (info registers), print/p EXPR, x EXPR [N] (N bytes in hex), list/l [LINE], backtrace/bt,\n" +
-		"              info locals (C variables, from DWARF: objects built with clang -g), info maps, events (helper calls, printk)\n" +
+		"              info locals (C variables, from DWARF: objects built with clang -g), info maps, events (helper calls, printk),\n" +
+		"              packet (the packet now, decoded, the bytes changed so far marked)\n" +
 		"  changing:   set rN = V, set *(u32 *)(r6 + 4) = V, set VAR = V; at a helper the debugger cannot emulate, set r0 = V then stepi\n" +
 		"  checking:   check (the kernel's verdict now), quit (ends the session; shows the verdict when the program has returned)\n" +
 		"EXPR is a register (r0..r10), a number, *(TYPE *)(rN + OFF) with TYPE u8..u64 or s8..s64, a C variable by name, and " +
@@ -69,6 +70,8 @@ type debugSession struct {
 	shown int
 	// ctx is the context's address (r1 at the start): print ctx->FIELD.
 	ctx uint64
+	// packetIn is the packet the session started with.
+	packetIn []byte
 	// listLine is where list goes on from.
 	listLine int
 	listFile string
@@ -142,6 +145,15 @@ func debugStart(s *Session, args []string) (Result, error) {
 		return nil, fmt.Errorf("debug %s: %w", ref, err)
 	}
 	d.s, d.ctx = sess, sess.Reg(1)
+	if cfg.Packet != nil {
+		d.packetIn = cfg.Packet
+		if len(cfg.Ctx) >= 4 && info.Type == ebpf.XDP {
+			// XDP metadata comes first in data_in when ctx says data > 0.
+			if off := int(uint32(cfg.Ctx[0]) | uint32(cfg.Ctx[1])<<8 | uint32(cfg.Ctx[2])<<16 | uint32(cfg.Ctx[3])<<24); off > 0 && off < len(cfg.Packet) {
+				d.packetIn = cfg.Packet[off:]
+			}
+		}
+	}
 	if s.Vars == nil {
 		s.Vars = map[string]any{}
 	}

@@ -109,6 +109,7 @@ func init() {
 		{[]string{"list", "l"}, "[LINE]", "the source around the current line", debugList},
 		{[]string{"backtrace", "bt"}, "", "the frames, innermost first", debugBacktrace},
 		{[]string{"events"}, "", "helper calls and printk lines so far", debugEvents},
+		{[]string{"packet"}, "", "the packet as it is now, decoded, the bytes changed so far marked", debugPacket},
 		{[]string{"set"}, "rN = V | *(TYPE *)(rN + OFF) = V | VAR = V", "change a register or memory", debugSet},
 		{[]string{"check"}, "", "the kernel's verdict on this input", func(d *debugSession, _ []string) (Result, error) {
 			return &Message{Text: d.verdict()}, nil
@@ -448,4 +449,31 @@ func debugSet(d *debugSession, args []string) (Result, error) {
 		return nil, err
 	}
 	return &Message{Text: fmt.Sprintf("%s = %d", lhs, int64(val.v))}, nil
+}
+
+func debugPacket(d *debugSession, _ []string) (Result, error) {
+	res := d.s.Result()
+	if res.Packet == nil {
+		return nil, fmt.Errorf("a %s program has no packet", d.prog.Type)
+	}
+	in := d.packetIn
+	if in == nil {
+		in = res.Packet
+	}
+	var b strings.Builder
+	layersIn, layersNow := packet.Decode(in, "Ether"), packet.Decode(res.Packet, "Ether")
+	fmt.Fprintf(&b, "packet %d bytes now (%s), %d in", len(res.Packet), packet.Summary(layersNow), len(in))
+	if string(in) == string(res.Packet) {
+		b.WriteString(", unchanged so far\n")
+	} else {
+		fmt.Fprintf(&b, ", changed: %s\n", changedRanges(in, res.Packet))
+		for _, df := range packet.Diff(layersIn, layersNow) {
+			b.WriteString(indent(packet.FormatDiff([]packet.LayerDiff{df}), "  "))
+		}
+	}
+	if len(res.Meta) > 0 {
+		fmt.Fprintf(&b, "metadata %d bytes: % x\n", len(res.Meta), res.Meta)
+	}
+	b.WriteString(hexdump(res.Packet, in))
+	return &Text{Body: strings.TrimRight(b.String(), "\n"), JSON: map[string]any{"packet": res.Packet, "meta": res.Meta}}, nil
 }

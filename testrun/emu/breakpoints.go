@@ -125,11 +125,19 @@ func (s *Session) resolve(p *Program, loc Location) ([]int, error) {
 			}
 			return nil, fmt.Errorf("no code at %s in %s", loc, p.Name)
 		}
+		// Each run of slots of the line is one place: a line whose
+		// columns start several entries (r4 = udp->dest, then the store)
+		// stops once, at the first, as gdb stops at a line's first
+		// statement address.
 		var pcs []int
 		for pc, l := range p.lines {
-			if l != nil && p.lineStart[pc] && matches(l.FileName()) && int(l.LineNumber()) == best {
-				pcs = append(pcs, pc)
+			if l == nil || !p.lineStart[pc] || !matches(l.FileName()) || int(l.LineNumber()) != best {
+				continue
 			}
+			if prev := pc - 1; prev >= 0 && p.lines[prev] != nil && p.lines[prev].LineNumber() == l.LineNumber() && p.lines[prev].FileName() == l.FileName() {
+				continue
+			}
+			pcs = append(pcs, pc)
 		}
 		return pcs, nil
 	}
