@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,7 +20,7 @@ import (
 
 var debugCmd = &Command{
 	Name:  "debug",
-	Usage: "REF [packet EXPR | hex BYTES... | @FILE | $NAME] [ctx {FIELD: VALUE, ...} | ctx hex BYTES...] [cpu N]",
+	Usage: "REF [packet EXPR | hex BYTES... | @FILE | $NAME] [ctx {FIELD: VALUE, ...} | ctx hex BYTES...] [--commit]",
 	Short: "step through a program line by line, forwards and backwards, checked against the kernel",
 	Long: "debug starts a debugging session of a loaded program on the input run takes (a packet, a ctx) and stops before its first " +
 		"instruction, showing the C source line (from the object's BTF line info) and the instruction. The prompt becomes " +
@@ -28,7 +29,9 @@ var debugCmd = &Command{
 		"them. Before the session starts, the same input goes through the kernel (BPF_PROG_TEST_RUN) on a private instance of the " +
 		"program (its maps cloned with their contents, the program loaded again, removed afterwards), and when the program returns, " +
 		"or on check, the session says \"the kernel agrees\" or names the first difference (retval, output packet, ctx, map entries, " +
-		"ring buffer records, trace lines; what depends on the time or random numbers is named and left out).\n\n" +
+		"ring buffer records, trace lines; what depends on the time or random numbers is named and left out). " +
+		"With --commit, quit writes the map entries the session changed to the real maps (once the program has returned; " +
+		"ring buffer records and queue values are not written).\n\n" +
 		"Commands inside a session (gdb's words and short forms):\n" +
 		"  moving:     step/s (next source line, into calls and bpf_loop callbacks), next/n (over calls), stepi/si [N], nexti/ni [N],\n" +
 		"              continue/c, finish (out of the current function), until [LINE], advance LOC\n" +
@@ -72,6 +75,9 @@ type debugSession struct {
 	ctx uint64
 	// packetIn is the packet the session started with.
 	packetIn []byte
+	// commit asks quit to write the session's map changes to the real
+	// maps (debug --commit).
+	commit bool
 	// listLine is where list goes on from.
 	listLine int
 	listFile string
@@ -95,6 +101,10 @@ func debugStart(s *Session, args []string) (Result, error) {
 		return nil, err
 	}
 	defer kprog.Close()
+	commit := false
+	if i := slices.Index(rest, "--commit"); i >= 0 {
+		commit, rest = true, slices.Delete(slices.Clone(rest), i, i+1)
+	}
 	opts, cleanup, err := parseRunOptions(s, rest)
 	defer cleanup()
 	if err != nil {
@@ -119,7 +129,7 @@ func debugStart(s *Session, args []string) (Result, error) {
 		maps.Close()
 		return nil, fmt.Errorf("debug %s: %s programs cannot be test-run by the kernel, so a session could not be checked; debug takes programs run can test-run", ref, bpf.ProgTypeName(uint32(info.Type)))
 	}
-	d := &debugSession{ref: ref.String(), prog: prog, maps: maps, typ: info.Type}
+	d := &debugSession{ref: ref.String(), prog: prog, maps: maps, typ: info.Type, commit: commit}
 	var cfg emu.Config
 	s.AtExit("trace", testrun.CloseTrace)
 	if kc, err := emu.CheckInKernel(prog, maps, opts); err == nil {
@@ -361,4 +371,55 @@ func countArg(args []string) (int, error) {
 		return 0, Usagef("want a count of instructions, got %q", args[0])
 	}
 	return n, nil
+}
+
+// commitChanges writes the map entries the session changed to the real
+// maps (debug --commit) and says what it did.
+func (d *debugSession) commitChanges() string {
+	if !d.s.Done() {
+		return "nothing written to the maps: the program has not returned (--commit writes a finished run)"
+	}
+	res := d.s.Result()
+	n, skipped := 0, 0
+	var failed []string
+	for _, c := range res.Maps {
+		m := d.maps.ByName[c.Map]
+		if m == nil {
+			skipped++
+			continue
+		}
+		var err error
+		switch {
+		case c.After == nil:
+			err = m.Delete(c.Key)
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				err = nil
+			}
+		case bpf.IsPerCPU(m.Type()):
+			vs := int(m.ValueSize())
+			vals := make([][]byte, len(c.After)/vs)
+			for i := range vals {
+				vals[i] = c.After[i*vs : (i+1)*vs]
+			}
+			err = m.Update(c.Key, vals, ebpf.UpdateAny)
+		default:
+			err = m.Update(c.Key, c.After, ebpf.UpdateAny)
+		}
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("%s key %x: %v", c.Map, c.Key, err))
+			continue
+		}
+		n++
+	}
+	msg := fmt.Sprintf("wrote %d map entr%s to the real maps", n, map[bool]string{true: "y", false: "ies"}[n == 1])
+	if skipped > 0 {
+		msg += fmt.Sprintf(" (%d change(s) to maps private to the session left out)", skipped)
+	}
+	if len(res.Rings) > 0 || len(res.Queues) > 0 {
+		msg += "; ring buffer records and queue values are not written"
+	}
+	if len(failed) > 0 {
+		msg += "; failed: " + strings.Join(failed, "; ")
+	}
+	return msg
 }

@@ -157,6 +157,9 @@ func init() {
 			if d.s.Done() {
 				msg += ": " + d.verdict()
 			}
+			if d.commit {
+				msg += "\n" + d.commitChanges()
+			}
 			debugEnd(s)
 			return &Message{Text: msg}, nil
 		}}

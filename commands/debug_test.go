@@ -182,3 +182,23 @@ func TestDebugErrors(t *testing.T) {
 		bpfshFails(t, bpftest.PinRoot(t), load+c.line, c.code, c.want)
 	}
 }
+
+// TestDebugCommit: a session leaves the real maps alone, unless started
+// with --commit, whose quit writes what the run changed.
+func TestDebugCommit(t *testing.T) {
+	out := debugScript(t,
+		"load fixture",
+		`debug fixture/xdp_count packet Ether()/IPv4()/UDP(dport=6390)/Raw("ping")`,
+		"c",
+		"quit",
+		"map lookup fixture/counters key 0",
+		`debug fixture/xdp_count packet Ether()/IPv4()/UDP(dport=6390)/Raw("ping") --commit`,
+		"c",
+		"quit",
+		"map lookup fixture/counters key 0",
+	)
+	wantInOrder(t, out,
+		"debug session of fixture/xdp_count ended: the kernel agrees", "value:  0",
+		"debug session of fixture/xdp_count ended: the kernel agrees", "wrote 1 map entry to the real maps", "value:  46",
+	)
+}
