@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf/btf"
 
@@ -169,16 +170,24 @@ func typeName(t btf.Type) string {
 	return "?"
 }
 
+// kernelStructs caches kernelStruct: a lookup in the kernel's BTF costs
+// milliseconds, and every helper call's arguments are described.
+var kernelStructs sync.Map // name -> btf.Type (nil when not found)
+
 // kernelStruct is the kernel's BTF of a context struct ("struct
 // xdp_md"), nil when the kernel has no BTF.
 func kernelStruct(name string) btf.Type {
-	spec, err := btf.LoadKernelSpec()
-	if err != nil {
-		return nil
+	if t, ok := kernelStructs.Load(name); ok {
+		typ, _ := t.(btf.Type)
+		return typ
 	}
-	var st *btf.Struct
-	if err := spec.TypeByName(strings.TrimPrefix(name, "struct "), &st); err != nil {
-		return nil
+	var typ btf.Type
+	if spec, err := btf.LoadKernelSpec(); err == nil {
+		var st *btf.Struct
+		if err := spec.TypeByName(strings.TrimPrefix(name, "struct "), &st); err == nil {
+			typ = st
+		}
 	}
-	return st
+	kernelStructs.Store(name, typ)
+	return typ
 }
