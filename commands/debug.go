@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/testrun"
@@ -20,7 +22,7 @@ import (
 
 var debugCmd = &Command{
 	Name:  "debug",
-	Usage: "REF [packet EXPR | hex BYTES... | @FILE | $NAME] [ctx {FIELD: VALUE, ...} | ctx hex BYTES...] [--commit]",
+	Usage: "REF [packet EXPR | hex BYTES... | @FILE | $NAME] [ctx {FIELD: VALUE, ...} | ctx hex BYTES...] [cpu N] [--commit]",
 	Short: "step through a program line by line, forwards and backwards, checked against the kernel",
 	Long: "debug starts a debugging session of a loaded program on the input run takes (a packet, a ctx) and stops before its first " +
 		"instruction, showing the C source line (from the object's BTF line info) and the instruction. The prompt becomes " +
@@ -30,6 +32,7 @@ var debugCmd = &Command{
 		"program (its maps cloned with their contents, the program loaded again, removed afterwards), and when the program returns, " +
 		"or on check, the session says \"the kernel agrees\" or names the first difference (retval, output packet, ctx, map entries, " +
 		"ring buffer records, trace lines; what depends on the time or random numbers is named and left out). " +
+		"cpu N runs the program as if on CPU N (per-CPU maps, bpf_get_smp_processor_id), the kernel's run too. " +
 		"With --commit, quit writes the map entries the session changed to the real maps (once the program has returned; " +
 		"ring buffer records and queue values are not written).\n\n" +
 		"Commands inside a session (gdb's words and short forms):\n" +
@@ -132,7 +135,7 @@ func debugStart(s *Session, args []string) (Result, error) {
 	d := &debugSession{ref: ref.String(), prog: prog, maps: maps, typ: info.Type, commit: commit}
 	var cfg emu.Config
 	s.AtExit("trace", testrun.CloseTrace)
-	if kc, err := emu.CheckInKernel(prog, maps, opts); err == nil {
+	if kc, err := checkOnCPU(prog, maps, opts, info.Type); err == nil {
 		d.check = kc
 		cfg = kc.Case.Config
 	} else {
@@ -422,4 +425,39 @@ func (d *debugSession) commitChanges() string {
 		msg += "; failed: " + strings.Join(failed, "; ")
 	}
 	return msg
+}
+
+// checkOnCPU runs the kernel check, on CPU N when cpu N was given: the
+// thread is pinned there, and the check's emulated run takes that CPU.
+func checkOnCPU(prog *emu.Program, maps *emu.Maps, opts testrun.Options, t ebpf.ProgramType) (*emu.KernelCheck, error) {
+	if !opts.OnCPU || t == ebpf.RawTracepoint {
+		return emu.CheckInKernel(prog, maps, opts)
+	}
+	cpu := int(opts.CPU)
+	opts.OnCPU, opts.CPU = false, 0
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var old, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		return nil, fmt.Errorf("read the CPU affinity: %w", err)
+	}
+	if !old.IsSet(cpu) {
+		return nil, fmt.Errorf("cpu %d: this process may not run there (it may use CPUs %s)", cpu, cpuList(&old))
+	}
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return nil, fmt.Errorf("run on CPU %d: %w", cpu, err)
+	}
+	defer unix.SchedSetaffinity(0, &old)
+	return emu.CheckInKernel(prog, maps, opts)
+}
+
+func cpuList(set *unix.CPUSet) string {
+	var cpus []string
+	for i := range 1024 {
+		if set.IsSet(i) {
+			cpus = append(cpus, strconv.Itoa(i))
+		}
+	}
+	return strings.Join(cpus, ",")
 }

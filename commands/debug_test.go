@@ -202,3 +202,38 @@ func TestDebugCommit(t *testing.T) {
 		"debug session of fixture/xdp_count ended: the kernel agrees", "wrote 1 map entry to the real maps", "value:  46",
 	)
 }
+
+// TestDebugLooking covers finish out of a bpf-to-bpf call, list, info
+// maps, x, set in memory, until, events and check, on CPU 1.
+func TestDebugLooking(t *testing.T) {
+	out := debugScript(t,
+		"load ../testrun/emu/testdata/engine.bpf.o name eng",
+		`debug eng/hx_count packet Ether()/IPv4(src="10.0.0.1")/UDP(dport=6390)/Raw("ping") cpu 1`,
+		"break mix",
+		"c",
+		"bt",
+		"finish",
+		"list",
+		"info maps",
+		"set *(u32 *)(r10 - 8) = 7",
+		"x r10 - 8 4",
+		"until",
+		"events",
+		"check",
+		"quit",
+	)
+	wantInOrder(t, out,
+		"breakpoint 1 at mix",
+		"mix at engine.bpf.c:44",
+		"#0  mix at engine.bpf.c:44", "#1  hx_count at engine.bpf.c:77",
+		"hx_count at engine.bpf.c:77", "st->mixed = mix(ls.sum, ls.calls);",
+		"=>    77", "78\t\tbpf_printk",
+		"hx_flows  Hash", "(read; the session's writes stay in the session)",
+		"*(u32 *)(r10 - 8) = 7",
+		"4 bytes at ", "(stack frame 0 -8)", "07 00 00 00",
+		"hx_count at engine.bpf.c:78",
+		"bpf_loop(20, &add_step (function), stack frame 0 -8, 0)", "callback: 9 iterations",
+		"the kernel agrees",
+		"debug session of eng/hx_count ended",
+	)
+}
