@@ -22,7 +22,7 @@ import (
 
 var debugCmd = &Command{
 	Name:  "debug",
-	Usage: "REF [packet EXPR | hex BYTES... | @FILE | $NAME] [ctx {FIELD: VALUE, ...} | ctx hex BYTES...] [cpu N] [--commit]",
+	Usage: "REF [object FILE.o] [packet EXPR | hex BYTES... | @FILE | $NAME] [ctx {FIELD: VALUE, ...} | ctx hex BYTES...] [cpu N] [--commit]",
 	Short: "step through a program line by line, forwards and backwards, checked against the kernel",
 	Long: "debug starts a debugging session of a loaded program on the input run takes (a packet, a ctx) and stops before its first " +
 		"instruction, showing the C source line (from the object's BTF line info) and the instruction. The prompt becomes " +
@@ -32,6 +32,8 @@ var debugCmd = &Command{
 		"program (its maps cloned with their contents, the program loaded again, removed afterwards), and when the program returns, " +
 		"or on check, the session says \"the kernel agrees\" or names the first difference (retval, output packet, ctx, map entries, " +
 		"ring buffer records, trace lines; what depends on the time or random numbers is named and left out). " +
+		"The program's instructions, BTF and line info come from its object: a built-in, a file bpfsh loaded (its load manifest " +
+		"names it), or object FILE.o for a program someone else loaded. " +
 		"cpu N runs the program as if on CPU N (per-CPU maps, bpf_get_smp_processor_id), the kernel's run too. " +
 		"With --commit, quit writes the map entries the session changed to the real maps (once the program has returned; " +
 		"ring buffer records and queue values are not written).\n\n" +
@@ -108,6 +110,22 @@ func debugStart(s *Session, args []string) (Result, error) {
 	if i := slices.Index(rest, "--commit"); i >= 0 {
 		commit, rest = true, slices.Delete(slices.Clone(rest), i, i+1)
 	}
+	var objs []*emu.Object
+	if i := slices.Index(rest, "object"); i >= 0 {
+		if i+1 >= len(rest) {
+			return nil, Usagef("object needs the ELF the program was loaded from: object FILE.o")
+		}
+		data, err := os.ReadFile(rest[i+1])
+		if err != nil {
+			return nil, fmt.Errorf("debug %s: %w", ref, err)
+		}
+		obj, err := emu.LoadObject(rest[i+1], data)
+		if err != nil {
+			return nil, fmt.Errorf("debug %s: %w", ref, err)
+		}
+		objs = append(objs, obj)
+		rest = slices.Delete(slices.Clone(rest), i, i+2)
+	}
 	opts, cleanup, err := parseRunOptions(s, rest)
 	defer cleanup()
 	if err != nil {
@@ -116,9 +134,12 @@ func debugStart(s *Session, args []string) (Result, error) {
 	if opts.Repeat > 0 || opts.Bench || opts.LiveFrames || opts.Flags != 0 || opts.Harness.Map != nil {
 		return nil, Usagef("debug takes a packet, a ctx and cpu N; not repeat, bench, live, flags or a harness")
 	}
-	prog, maps, err := emu.ForProgram(kprog)
-	if errors.Is(err, emu.ErrUnknownProgram) && registerLoadedObjects(s) {
+	prog, maps, err := emu.ForProgram(kprog, objs...)
+	if errors.Is(err, emu.ErrUnknownProgram) && len(objs) == 0 && registerLoadedObjects(s) {
 		prog, maps, err = emu.ForProgram(kprog)
+	}
+	if errors.Is(err, emu.ErrUnknownProgram) {
+		return nil, fmt.Errorf("debug %s: bpfsh does not know the object this program came from (built-ins and files loaded with load are known); name it: debug %s object FILE.o ... (the debugger does not rebuild programs from the kernel's translated instructions)", ref, ref)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("debug %s: %w", ref, err)

@@ -237,3 +237,13 @@ func TestDebugLooking(t *testing.T) {
 		"debug session of eng/hx_count ended",
 	)
 }
+
+// TestDebugObject: a program bpfsh did not load is debugged given its
+// object; without it, the error says how.
+func TestDebugObject(t *testing.T) {
+	root, _ := pinnedProgs(t)
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	bpfshFails(t, root, `debug t/xdp_reflect packet Ether()/IPv4()/UDP()`, 1, "object FILE.o")
+	out := bpfshOK(t, root, "debug t/xdp_reflect object ../testrun/fixture/progs_bpfel.o packet Ether()/IPv4()/UDP()/Raw(\"ping\")\nc\nquit")
+	wantInOrder(t, out, "debugging t/xdp_reflect (xdp, ", "the program returned XDP_TX", "the kernel agrees")
+}
