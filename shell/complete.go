@@ -212,6 +212,10 @@ func (c *completer) hint(rest string) {
 // usage line of the command they name.
 func (c *completer) command(words []string) {
 	level := c.s.Commands
+	if c.s.Mode != nil {
+		// A mode's commands (a debug session's) come first, as they run.
+		level = append(slices.Clone(c.s.Mode.Table), level...)
+	}
 	var path []*commands.Command
 	for i, w := range words {
 		cmd := matchUnique(level, w)

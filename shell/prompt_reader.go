@@ -131,6 +131,9 @@ func newPromptReader(sh *Shell, in *os.File) (LineReader, error) {
 
 // promptText is "bpfsh> ", naming the pin root when it is not the default.
 func promptText(s *commands.Session) string {
+	if s.Mode != nil && s.Mode.Prompt != "" {
+		return s.Mode.Prompt
+	}
 	if s.PinRoot == "" || s.PinRoot == commands.DefaultPinRoot {
 		return "bpfsh> "
 	}

@@ -151,7 +151,7 @@ func (sh *Shell) Exec(words []string) error {
 		sh.Pretty = savedPretty
 		bpf.SetRawNumbers(sh.RawNumbers)
 	}()
-	path, args, err := commands.Lookup(sh.table, words)
+	path, args, err := sh.lookup(words)
 	keep := keepsLast(path)
 	if err != nil {
 		if !keep {
@@ -202,6 +202,22 @@ func (sh *Shell) Exec(words []string) error {
 		return nil // the user stopped a stream with Ctrl-C: not a failure
 	}
 	return err
+}
+
+// lookup finds the command words name: in the session's mode first (a
+// debug session's step, print, ...), then in the command table.
+func (sh *Shell) lookup(words []string) ([]*commands.Command, []string, error) {
+	if m := sh.Session.Mode; m != nil {
+		path, args, err := commands.Lookup(m.Table, words)
+		if err == nil {
+			return path, args, nil
+		}
+		if p2, a2, err2 := commands.Lookup(sh.table, words); err2 == nil {
+			return p2, a2, nil
+		}
+		return path, args, err
+	}
+	return commands.Lookup(sh.table, words)
 }
 
 // keepsLast reports whether a command on path is marked KeepLast.

@@ -99,6 +99,12 @@ type Outcome struct {
 	CtxIn   []byte
 	CtxOut  []byte
 	Ctx     []FieldChange
+	// RawDataOut and RawCtxOut are data_out and ctx_out as the kernel
+	// handed them back, before bpfsh split off XDP metadata or put an L3
+	// program's Ethernet header back (the emulator's check compares
+	// these).
+	RawDataOut []byte `json:"-"`
+	RawCtxOut  []byte `json:"-"`
 	// FlowKeys are a flow dissector's results (the non-zero fields of
 	// struct bpf_flow_keys).
 	FlowKeys []FieldChange
@@ -178,7 +184,23 @@ func Run(opts Options) (*Outcome, error) {
 	} else if opts.LiveFrames {
 		res, lines, note, sent, err = runLive(ctx, r, !opts.NoTrace)
 	} else {
+		obs := currentObserver()
+		var or *ObservedRun
+		if obs != nil {
+			// Locked for the observer: it may pin the run to a CPU.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			or = &ObservedRun{Program: opts.Program, Type: t, DataIn: opts.Data, Flags: r.flags, CPU: r.cpu, Trace: !opts.NoTrace}
+			if cs != nil {
+				or.CtxIn = slices.Clone(cs.In)
+			}
+			obs.Before(or)
+		}
 		res, lines, note, err = runCaptured(r, !opts.NoTrace)
+		if obs != nil {
+			or.observe(r, res, lines, err)
+			obs.After(or)
+		}
 	}
 	if err != nil {
 		return nil, explainRunError(t, opts, cs, err)
@@ -322,10 +344,12 @@ func (o *Outcome) fill(t ebpf.ProgramType, opts Options, cs *ctxState, r *rawRun
 		o.CtxName, o.CtxIn, o.CtxOut = cs.Name, cs.In, ctxOut
 		o.Ctx = cs.changes(ctxOut)
 	}
+	o.RawCtxOut = slices.Clone(ctxOut)
 	if r.dataOut == nil {
 		return
 	}
 	out := r.dataOut[:min(int(res.dataOutLen), len(r.dataOut))]
+	o.RawDataOut = slices.Clone(out)
 	switch {
 	case t == ebpf.FlowDissector:
 		if st, err := kernelStruct("bpf_flow_keys"); err == nil {
