@@ -11,7 +11,7 @@
 #include <linux/ip.h>
 #include <bpf/bpf_helpers.h>
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 struct flow_stats {
 	__u64 packets;
