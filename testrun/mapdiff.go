@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -227,9 +228,9 @@ func (snap *mapSnap) changes(before, after map[string][]byte, specs map[btf.ID]*
 	var keyType, valueType btf.Type
 	if snap.d != nil {
 		// Only now, since most maps do not change: reading a map's BTF
-		// costs more than reading a small map.
-		snap.d.ResolveTypes(specs)
-		keyType, valueType = snap.d.Key, snap.d.Value
+		// costs more than reading a small map. Once per map: a map's
+		// types do not change while it lives, and ids are not reused.
+		keyType, valueType = resolvedTypes(snap.d, specs)
 	}
 	var out []MapChange
 	for _, k := range sorted {
@@ -262,6 +263,30 @@ func (snap *mapSnap) changes(before, after map[string][]byte, specs map[btf.ID]*
 		out = append(out, c)
 	}
 	return out
+}
+
+// typeCache keeps the key and value types of the maps diffed so far, by id.
+var typeCache struct {
+	sync.Mutex
+	m map[ebpf.MapID][2]btf.Type
+}
+
+// resolvedTypes is d's key and value types, resolved once per map.
+func resolvedTypes(d *bpf.MapDetails, specs map[btf.ID]*btf.Spec) (key, value btf.Type) {
+	typeCache.Lock()
+	t, ok := typeCache.m[d.ID]
+	typeCache.Unlock()
+	if ok {
+		return t[0], t[1]
+	}
+	d.ResolveTypes(specs)
+	typeCache.Lock()
+	if typeCache.m == nil || len(typeCache.m) >= 1024 {
+		typeCache.m = map[ebpf.MapID][2]btf.Type{}
+	}
+	typeCache.m[d.ID] = [2]btf.Type{d.Key, d.Value}
+	typeCache.Unlock()
+	return d.Key, d.Value
 }
 
 // varChanges splits a change of a global-data map into its variables.
@@ -387,6 +412,18 @@ func formatBytes(b []byte, t btf.Type) (string, any) {
 	return bpf.FormatValue(b, t)
 }
 
+// pause waits d: by the clock for short waits, which time.Sleep rounds up
+// to the scheduler's tick (a single run's window is tens of microseconds,
+// and a script of runs would spend most of its time asleep).
+func pause(d time.Duration) {
+	if d >= time.Millisecond {
+		time.Sleep(d)
+		return
+	}
+	for start := time.Now(); time.Since(start) < d; {
+	}
+}
+
 // maxOthersLook caps how long markOthers watches the maps after a run.
 const maxOthersLook = 100 * time.Millisecond
 
@@ -405,7 +442,7 @@ func (o *Outcome) markOthers(s *mapSnapshots, took time.Duration) {
 		changed[c.MapID] = true
 	}
 	look := min(took, maxOthersLook)
-	time.Sleep(look)
+	pause(look)
 	for _, snap := range s.snaps {
 		if !changed[uint32(snap.id)] {
 			continue
