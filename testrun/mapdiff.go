@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -18,7 +19,6 @@ import (
 // Bounds of the before/after map diff: a run must not spend seconds
 // copying a million-entry map twice.
 const (
-	maxDiffEntries    = 10000
 	maxDiffValueBytes = 64 * 1024        // one (per-CPU: all CPUs') value
 	maxDiffMapBytes   = 64 * 1024 * 1024 // one map's values in all
 	bpfFRdonlyProg    = 1 << 7           // BPF_F_RDONLY_PROG: the program cannot write it
@@ -58,6 +58,10 @@ type mapSnap struct {
 	valueSize int // one CPU's value
 	ncpu      int // CPUs whose values an entry holds, packed at valueSize
 	entries   map[string][]byte
+	// cp, when set, copies the map inside the kernel instead of reading
+	// it out (a large hash map; see mapcopy.go); entries then holds only
+	// the entries that differ after the runs.
+	cp *copier
 }
 
 // diffable says why a map of type t is left out of diffs ("" if it is not):
@@ -113,13 +117,32 @@ func takeSnapshots(ids []ebpf.MapID) *mapSnapshots {
 			snap.ncpu = max(ncpu, 1)
 			full = ((full + 7) &^ 7) * snap.ncpu
 		}
+		if (d.Type == ebpf.Hash || d.Type == ebpf.LRUHash) && d.MaxEntries > copyOver {
+			c, err := getCopier(d)
+			if err == nil {
+				if err = c.load(m); err == nil {
+					if err = c.take(0); err != nil {
+						c.unload()
+					}
+				}
+			}
+			if err == nil {
+				snap.cp = c
+				s.snaps = append(s.snaps, snap)
+				continue
+			}
+			if int64(full+int(d.KeySize))*int64(d.MaxEntries) > maxDiffMapBytes {
+				s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it can hold %d entries, too many to read out on every run, and it cannot be copied in the kernel: %v; compare 'map lookup' of the keys you expect before and after, or 'map dump' to a file", snap.name, d.MaxEntries, err))
+				m.Close()
+				continue
+			}
+			// Read it out as small maps are: slower, but complete.
+		}
 		switch {
 		case full > maxDiffValueBytes:
 			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: its values are %d bytes (over %d)", snap.name, full, maxDiffValueBytes))
-		case (d.Type == ebpf.Array || d.Type == ebpf.PerCPUArray) && d.MaxEntries > maxDiffEntries:
-			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it has %d entries (over %d)", snap.name, d.MaxEntries, maxDiffEntries))
-		case int64(full)*int64(min(d.MaxEntries, maxDiffEntries)) > maxDiffMapBytes:
-			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it could hold over %d MiB", snap.name, maxDiffMapBytes>>20))
+		case int64(full+int(d.KeySize))*int64(d.MaxEntries) > maxDiffMapBytes:
+			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it could hold over %d MiB, too much to copy on every run; compare 'map lookup' of the keys you expect before and after, or 'map dump' to a file", snap.name, maxDiffMapBytes>>20))
 		default:
 			s.snaps = append(s.snaps, snap)
 			continue
@@ -156,10 +179,12 @@ func readEntries(m *ebpf.Map, limit int) (map[string][]byte, error) {
 func (s *mapSnapshots) read() {
 	kept := s.snaps[:0]
 	for _, snap := range s.snaps {
-		entries, err := readEntries(snap.m, maxDiffEntries)
+		if snap.cp != nil {
+			kept = append(kept, snap)
+			continue
+		}
+		entries, err := readEntries(snap.m, math.MaxInt)
 		switch {
-		case errors.Is(err, errTooMany):
-			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it holds more than %d entries", snap.name, maxDiffEntries))
 		case err != nil:
 			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: read it: %v", snap.name, err))
 		default:
@@ -177,6 +202,9 @@ func (s *mapSnapshots) close() {
 		return
 	}
 	for _, snap := range s.snaps {
+		if snap.cp != nil {
+			snap.cp.unload()
+		}
 		snap.m.Close()
 	}
 }
@@ -189,6 +217,15 @@ func (s *mapSnapshots) diff() ([]MapChange, []string) {
 	before := make([]map[string][]byte, len(s.snaps))
 	for i, snap := range s.snaps {
 		before[i] = snap.entries
+		if snap.cp == nil {
+			continue
+		}
+		if err := snap.cp.take(1); err != nil {
+			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: %v", snap.name, err))
+			before[i], snap.entries = nil, nil
+			continue
+		}
+		before[i], snap.entries = snap.cp.compare(0, 1)
 	}
 	snaps := slices.Clone(s.snaps)
 	s.read()
@@ -447,19 +484,23 @@ func (o *Outcome) markOthers(s *mapSnapshots, took time.Duration) {
 		if !changed[uint32(snap.id)] {
 			continue
 		}
-		now, err := readEntries(snap.m, maxDiffEntries)
-		if err != nil {
-			continue
-		}
 		again := map[string]bool{}
-		for k, v := range snap.entries {
-			if w, ok := now[k]; !ok || !bytes.Equal(v, w) {
-				again[k] = true
+		if snap.cp != nil {
+			continue // a third copy of a large map costs too much (mapcopy.go)
+		} else {
+			now, err := readEntries(snap.m, math.MaxInt)
+			if err != nil {
+				continue
 			}
-		}
-		for k := range now {
-			if _, ok := snap.entries[k]; !ok {
-				again[k] = true
+			for k, v := range snap.entries {
+				if w, ok := now[k]; !ok || !bytes.Equal(v, w) {
+					again[k] = true
+				}
+			}
+			for k := range now {
+				if _, ok := snap.entries[k]; !ok {
+					again[k] = true
+				}
 			}
 		}
 		if len(again) == 0 {
