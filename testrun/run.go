@@ -181,9 +181,14 @@ func Run(opts Options) (*Outcome, error) {
 	if err != nil {
 		return nil, explainRunError(t, opts, cs, err)
 	}
-	// The runs' own span: how long markOthers watches the maps afterwards
-	// (decoding and formatting the outcome are not part of it).
-	ran := time.Since(began)
+	// The runs' own span, the bpf(2) calls that ran the program: how long
+	// markOthers watches the maps afterwards. (Not the whole run: for one
+	// run the reading, tracing and decoding around it take ten times as
+	// long, and a script of runs would spend most of its time watching.)
+	ran := res.took
+	if opts.LiveFrames {
+		ran = time.Since(began)
+	}
 	o.collect(opts.Program, note, lines)
 	o.fill(t, opts, cs, r, res)
 
@@ -285,7 +290,9 @@ func runCaptured(r *rawRun, trace bool) (rawResult, []TraceLine, string, error) 
 			note = "bpf_printk lines not captured: " + err.Error()
 		}
 	}
+	began := time.Now()
 	res, err := progTestRun(r)
+	res.took = time.Since(began)
 	if c == nil {
 		return res, nil, note, err
 	}
