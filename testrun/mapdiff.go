@@ -99,13 +99,26 @@ func takeSnapshots(ids []ebpf.MapID) *mapSnapshots {
 	s := &mapSnapshots{}
 	ncpu, _ := ebpf.PossibleCPU()
 	for _, id := range ids {
+		known := knownMap(id)
+		if known != nil && (diffable(known.Type) != "" || known.Flags&bpfFRdonlyProg != 0) {
+			continue // not even opened: queues, ring buffers, read-only data
+		}
 		m, err := ebpf.NewMapFromID(id)
 		if err != nil {
 			s.notes = append(s.notes, fmt.Sprintf("map id %d: cannot open it to diff (%v)", id, err))
 			continue
 		}
-		d, err := bpf.MapKernelInfo(m)
-		if err != nil || diffable(d.Type) != "" || d.Flags&bpfFRdonlyProg != 0 {
+		d := known
+		if d == nil {
+			if d, err = bpf.MapKernelInfo(m); err != nil {
+				m.Close()
+				continue
+			}
+			rememberMap(d)
+		}
+		dc := *d // its types are resolved per snapshot
+		d = &dc
+		if diffable(d.Type) != "" || d.Flags&bpfFRdonlyProg != 0 {
 			m.Close()
 			continue
 		}
@@ -161,7 +174,7 @@ var errTooMany = errors.New("too many entries")
 // errTooMany as soon as there are more than limit.
 func readEntries(m *ebpf.Map, limit int) (map[string][]byte, error) {
 	out := map[string][]byte{}
-	err := bpf.ReadMapChunks(m, func(c *bpf.MapChunk) error {
+	err := bpf.ReadMapChunksInline(m, func(c *bpf.MapChunk) error {
 		size := c.ValueSize * c.CPUs
 		for i := range c.N {
 			out[string(c.Key(i))] = bytes.Clone(c.Values[i*size : (i+1)*size])
@@ -300,6 +313,29 @@ func (snap *mapSnap) changes(before, after map[string][]byte, specs map[btf.ID]*
 		out = append(out, c)
 	}
 	return out
+}
+
+// mapCache keeps what the kernel says of each map diffed so far, by id:
+// type, sizes, flags and name do not change while a map lives, and ids
+// are not reused. A script of runs then opens only the maps it reads.
+var mapCache struct {
+	sync.Mutex
+	m map[ebpf.MapID]*bpf.MapDetails
+}
+
+func knownMap(id ebpf.MapID) *bpf.MapDetails {
+	mapCache.Lock()
+	defer mapCache.Unlock()
+	return mapCache.m[id]
+}
+
+func rememberMap(d *bpf.MapDetails) {
+	mapCache.Lock()
+	defer mapCache.Unlock()
+	if mapCache.m == nil || len(mapCache.m) >= 1024 {
+		mapCache.m = map[ebpf.MapID]*bpf.MapDetails{}
+	}
+	mapCache.m[d.ID] = d
 }
 
 // typeCache keeps the key and value types of the maps diffed so far, by id.
