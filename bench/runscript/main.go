@@ -115,7 +115,9 @@ func run(runs, rounds int, bpftool string) error {
 	fmt.Printf("%d runs of xdp_count, one process each, fastest of %d rounds (load average %s)\n",
 		runs, rounds, strings.Join(strings.Fields(string(load))[:3], " "))
 	fmt.Printf("  %-40s %10s %12s\n", "", "total", "per run")
-	per := func(d time.Duration) string { return fmt.Sprintf("%.1f us", float64(d.Nanoseconds())/float64(runs)/1e3) }
+	per := func(d time.Duration) string {
+		return fmt.Sprintf("%.1f us", float64(d.Nanoseconds())/float64(runs)/1e3)
+	}
 	fmt.Printf("  %-40s %10v %12s\n", "bpftool batch file (prog run ... data_in)", tb.Round(time.Millisecond), per(tb))
 	fmt.Printf("  %-40s %10v %12s\n", "bpfsh -f (run ... full report)", sb.Round(time.Millisecond), per(sb))
 	fmt.Printf("  bpfsh / bpftool: %.1fx per run\n", float64(sb)/float64(tb))
