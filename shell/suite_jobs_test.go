@@ -55,3 +55,22 @@ func TestSuiteJobsSameAsSerial(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSuite10k is item 4 of the scale issue: a suite of 10,000 run +
+// expect pairs (the fixture's xdp_count on one frame, expect retval),
+// run as bpfsh test runs it. It reports seconds per suite (s/suite).
+func BenchmarkSuite10k(b *testing.B) {
+	var text strings.Builder
+	text.WriteString("load ../fixture.o name fx\n")
+	for range 10000 {
+		text.WriteString("run fx/xdp_count " + suiteFrame + "\nexpect retval XDP_PASS\n")
+	}
+	dir := suiteDir(b, map[string]string{"s10k/big.bpfsh": text.String()})
+	for b.Loop() {
+		code, out, errs := bpfshTest(b, filepath.Join(dir, "s10k", "big.bpfsh"))
+		if code != 0 || !strings.Contains(out, "10000 passed, 0 failed") {
+			b.Fatalf("exit %d:\n%s\n%s", code, out, errs)
+		}
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/suite")
+}

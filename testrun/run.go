@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -360,9 +361,36 @@ func (o *Outcome) fill(t ebpf.ProgramType, opts Options, cs *ctxState, r *rawRun
 	o.DataOut = out
 	o.PacketChanged = !bytes.Equal(out, opts.Data)
 	first := FirstLayer(o.Type, opts.Data)
-	o.LayersIn = packet.Decode(opts.Data, first)
+	o.LayersIn = decodeInput(opts.Data, first)
 	o.LayersOut = o.LayersIn // most runs hand the packet back as it came: decode it once
 	if o.PacketChanged {
 		o.LayersOut = packet.Decode(out, first)
 	}
+}
+
+// inputLayers keeps the decoded layers of the last inputs: a suite or a
+// script of runs sends the same few frames again and again, and decoding
+// one costs more than running it. Decoded layers are only read.
+var inputLayers struct {
+	sync.Mutex
+	m map[string][]packet.Layer
+}
+
+// decodeInput is packet.Decode(data, first), once per input.
+func decodeInput(data []byte, first string) []packet.Layer {
+	key := first + "\x00" + string(data)
+	inputLayers.Lock()
+	l, ok := inputLayers.m[key]
+	inputLayers.Unlock()
+	if ok {
+		return l
+	}
+	l = packet.Decode(data, first)
+	inputLayers.Lock()
+	if inputLayers.m == nil || len(inputLayers.m) >= 64 {
+		inputLayers.m = map[string][]packet.Layer{}
+	}
+	inputLayers.m[key] = l
+	inputLayers.Unlock()
+	return l
 }
