@@ -155,10 +155,10 @@ func TestParseValueErrors(t *testing.T) {
 		want  string
 	}{
 		{nil, tU32, 4, "no value given: type a literal such as 42 or bytes such as 0x01 0 0 0"},
-		{[]string{"hex"}, tU32, 4, "hex needs bytes after it, e.g. hex 01 00 00 00"},
-		{[]string{"hex", "0g"}, tU32, 4, `hex "0g" is not hex bytes: use the digits 0-9 and a-f`},
-		{[]string{"hex", "123"}, tU32, 4, `hex "123": give each byte as two digits (01 or 0102...)`},
-		{[]string{"hex", "0x"}, tU32, 4, `hex "0x": give each byte as two digits (01 or 0102...)`},
+		{[]string{"hex"}, tU32, 4, "hex: no bytes given; write them as 01 00 00 00, 01000000 or 0x01:00:00:00"},
+		{[]string{"hex", "0g"}, tU32, 4, `hex: "0g" is not hex bytes: use the digits 0-9 and a-f`},
+		{[]string{"hex", "123"}, tU32, 4, `hex: "123" has an odd number of hex digits: give each byte as two (01 or 0102...)`},
+		{[]string{"hex", "0x"}, tU32, 4, `hex: "0x" has no hex digits`},
 		{[]string{"hex", "01", "02", "03", "04"}, tU64, 8, "4 bytes given, the map wants 8 (__u64)"},
 		{[]string{"0x01", "0", "0", "300"}, tU32, 4, `byte "300" is out of range 0..255`},
 		{[]string{"0x01", "0", "0", "-1"}, tU32, 4, `byte "-1" is out of range 0..255`},

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/bpfsh/bpfsh/bpf"
+	"github.com/bpfsh/bpfsh/bpf/hexbytes"
 	"github.com/bpfsh/bpfsh/bpf/kv"
 	"github.com/bpfsh/bpfsh/testrun"
 )
@@ -246,17 +247,12 @@ func kvBytes(cmd, what string, words []string) ([]byte, error) {
 	return []byte(words[0]), nil
 }
 
-// kvHex reads hex digits, in one word or several, with optional 0x and
-// ':' separators: hex 6162, hex 61 62, hex 0x61:62.
+// kvHex reads the words after "hex" (see package hexbytes): hex 6162,
+// hex 61 62, hex 0x61:62.
 func kvHex(cmd, what string, words []string) ([]byte, error) {
-	var digits strings.Builder
-	for _, w := range words {
-		w = strings.TrimPrefix(strings.TrimPrefix(w, "0x"), "0X")
-		digits.WriteString(strings.ReplaceAll(w, ":", ""))
-	}
-	b, err := hex.DecodeString(digits.String())
+	b, err := hexbytes.Parse(words)
 	if err != nil {
-		return nil, Usagef("%s: %s hex %s: not hex bytes (two digits per byte, e.g. hex 6162)", cmd, what, strings.Join(words, " "))
+		return nil, Usagef("%s: %s hex: %v", cmd, what, err)
 	}
 	return b, nil
 }

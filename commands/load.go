@@ -27,7 +27,7 @@ var loadCmd = &Command{
 		"or an object with its program and maps) load replays the WAL of <pin-root>/NAME into the fresh store, " +
 		"reporting any torn tail it cut, and starts the session's WAL writer (see 'help kv wal').",
 	Example: "load kv set kv_port=7000",
-	Args:    []ArgKind{ArgFile},
+	Args:    []ArgKind{ArgObject},
 }
 
 var unloadCmd = &Command{

@@ -130,6 +130,9 @@ var mapCmd = &Command{
 			Args:    []ArgKind{ArgMapRef},
 			Run:     runMapPop,
 		},
+		mapCreateCmd,
+		mapFreezeCmd,
+		mapGetnextCmd,
 	},
 }
 

@@ -38,13 +38,13 @@ func TestPacketCommand(t *testing.T) {
 		Layers []struct {
 			Name   string
 			Offset int
-			Fields map[string]string
+			Fields map[string]any
 		}
 	}
 	if err := json.Unmarshal([]byte(out), &v); err != nil || code != 0 {
 		t.Fatalf("JSON %q: %v", out, err)
 	}
-	if v.Length != 42 || len(v.Hex) != 84 || len(v.Layers) != 3 || v.Layers[1].Name != "IPv4" || v.Layers[1].Offset != 14 || v.Layers[1].Fields["proto"] != "17" {
+	if v.Length != 42 || len(v.Hex) != 84 || len(v.Layers) != 3 || v.Layers[1].Name != "IPv4" || v.Layers[1].Offset != 14 || v.Layers[1].Fields["proto"] != float64(17) || v.Layers[1].Fields["ttl"] != float64(64) || v.Layers[1].Fields["src"] != "10.0.0.1" {
 		t.Errorf("JSON: %+v", v)
 	}
 	// Fields keep header order in JSON.

@@ -16,7 +16,7 @@ var progCmd = &Command{
 	Short:   "list, show, dump and pin loaded programs",
 	Long:    "The prog commands inspect the programs loaded in the kernel, whoever loaded them: list them, show one by id, pinned path, name or tag, dump its translated instructions with the C source lines they came from, and pin it under bpffs.",
 	Example: "prog show name xdp_count",
-	Subs:    []*Command{progListCmd, progShowCmd, progDumpCmd, progPinCmd},
+	Subs:    []*Command{progListCmd, progShowCmd, progDumpCmd, progPinCmd, progAttachCmd, progDetachCmd, progLoadCmd, progRunCmd},
 }
 
 var progListCmd = &Command{
@@ -43,10 +43,10 @@ var progShowCmd = &Command{
 }
 
 var progDumpCmd = &Command{
-	Name:    "dump",
-	Usage:   "[xlated|jited] REF [linum] [opcodes]",
-	Short:   "print a program's translated instructions (or JIT-compiled machine code) with its C source lines",
-	Long:    "prog dump prints the instructions the kernel runs for a program (after verification and rewriting), numbered, in the syntax of 'bpftool prog dump xlated': each function's prototype above its first instruction, and each C source line, with file:line:col as 'linum' shows them, above the first instruction it produced. Map references print as map[id:N] followed by the map's name; calls name the helper or function. 'opcodes' adds each instruction's raw bytes. The words 'xlated' and 'linum' are accepted for bpftool habits. With -j each instruction is an object {insn, text, line: {file, line, col, src}}. " +
+	Name:  "dump",
+	Usage: "[xlated|jited] REF [linum] [opcodes]",
+	Short: "print a program's translated instructions (or JIT-compiled machine code) with its C source lines",
+	Long: "prog dump prints the instructions the kernel runs for a program (after verification and rewriting), numbered, in the syntax of 'bpftool prog dump xlated': each function's prototype above its first instruction, and each C source line, with file:line:col as 'linum' shows them, above the first instruction it produced. Map references print as map[id:N] followed by the map's name; calls name the helper or function. 'opcodes' adds each instruction's raw bytes. The words 'xlated' and 'linum' are accepted for bpftool habits. With -j each instruction is an object {insn, text, line: {file, line, col, src}}. " +
 		"'prog dump jited REF' prints the machine code the JIT compiled instead, disassembled in GNU syntax for this machine (x86-64, arm64), function by function under its kernel symbol, with the C source lines (line info needs root) above the instructions they became; -j gives [{name, proto, arch, insns: [{pc, text, line, opcodes}]}].",
 	Example: "prog dump name xdp_count",
 	Args:    []ArgKind{ArgProgRef},

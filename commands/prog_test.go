@@ -345,6 +345,24 @@ func TestProgDumpJited(t *testing.T) {
 	}
 }
 
+// A bpftool command that bpfsh suggests works when typed (issue 13 item
+// 9): the short form NAME/OBJ becomes "pinned PATH".
+func TestProgDumpSuggestsWorkingBpftool(t *testing.T) {
+	root, _ := pgFixture(t)
+	if err := os.Mkdir(filepath.Join(root, "hx"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bpfshOK(t, root, "prog pin "+filepath.Join(root, "xdp_count")+" hx/hx_pong")
+	errb := bpfshFails(t, root, "prog dump hx/hx_pong visual", 2, "bpftool prog dump xlated pinned "+filepath.Join(root, "hx", "hx_pong")+" visual")
+	pgNeedBpftool(t)
+	_, cmd, ok := strings.Cut(strings.TrimSpace(errb), "use bpftool ")
+	if !ok {
+		t.Fatalf("no bpftool command in %q", errb)
+	}
+	cmd, _, _ = strings.Cut(cmd, " (")
+	pgBpftoolRun(t, strings.Fields(cmd)...)
+}
+
 func TestProgDumpErrors(t *testing.T) {
 	root, _ := pgFixture(t)
 	bpfshFails(t, root, "prog dump", 2, "needs a program")

@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bpfsh/bpfsh/bpf"
+	"github.com/bpfsh/bpfsh/bpf/hexbytes"
 	"github.com/bpfsh/bpfsh/testrun"
 	"github.com/bpfsh/bpfsh/testrun/packet"
 )
@@ -236,13 +236,9 @@ func hexWords(words []string, what string) ([]byte, int, error) {
 		if runKeywords[w] {
 			break
 		}
-		h := strings.TrimPrefix(strings.ToLower(w), "0x")
-		if len(h)%2 == 1 {
-			h = "0" + h
-		}
-		b, err := hex.DecodeString(h)
+		b, err := hexbytes.Word(w)
 		if err != nil {
-			return nil, 0, Usagef("%s: %q is not hex bytes (write them as 00 11 22 or 001122)", what, w)
+			return nil, 0, Usagef("%s: %v", what, err)
 		}
 		out = append(out, b...)
 		n++

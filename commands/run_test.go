@@ -84,6 +84,16 @@ func TestRunCommand(t *testing.T) {
 	if _, ok := j["duration_ns"].(float64); !ok {
 		t.Errorf("duration_ns %v", j["duration_ns"])
 	}
+	// Packet fields that are numbers are JSON numbers (issue 13 item 18).
+	if layers, ok := j["layers"].([]any); !ok || len(layers) < 3 {
+		t.Errorf("layers %v", j["layers"])
+	} else {
+		ip := layers[1].(map[string]any)["fields"].(map[string]any)
+		udp := layers[2].(map[string]any)["fields"].(map[string]any)
+		if ip["ttl"] != float64(64) || ip["proto"] != float64(17) || ip["src"] != "10.0.0.1" || udp["dport"] != float64(7777) {
+			t.Errorf("IPv4 fields %v, UDP fields %v", ip, udp)
+		}
+	}
 	if maps, ok := j["maps_changed"].([]any); !ok || len(maps) != 3 {
 		t.Errorf("maps_changed %v", j["maps_changed"])
 	}

@@ -57,6 +57,12 @@ func complete(s *commands.Session, line string, cursor int) []Suggestion {
 		return nil
 	}
 	c := &completer{s: s, cur: p.cur, start: p.start}
+	if words, _ := globalFlags(p.words); packetSlot(words) {
+		c.packetExpr(strings.LastIndexAny(line[:cursor], wordSeparators) + 1)
+		if len(c.out) > 0 || p.literal || strings.ContainsAny(p.cur, "()/$") {
+			return c.out
+		}
+	}
 	if p.literal {
 		// After a closing bracket the word the line editor replaces
 		// starts before it, where no field name can be offered.
@@ -187,7 +193,7 @@ type completer struct {
 
 // add offers text when it extends the word typed so far.
 func (c *completer) add(text, desc string) {
-	if strings.HasPrefix(text, c.cur) {
+	if text != "" && strings.HasPrefix(text, c.cur) {
 		c.out = append(c.out, Suggestion{Text: text, Desc: desc, Start: c.start})
 	}
 }

@@ -166,7 +166,7 @@ func (r *recorder) line(path []*commands.Command, args, words []string) string {
 	out = append(out, words[:len(words)-len(args)]...)
 	for i, a := range args {
 		switch {
-		case i == 0 && len(last.Args) > 0 && last.Args[0] == commands.ArgFile:
+		case i == 0 && len(last.Args) > 0 && (last.Args[0] == commands.ArgFile || last.Args[0] == commands.ArgObject):
 			a = r.relocate(a)
 		case strings.HasPrefix(a, "@") && len(a) > 1:
 			a = "@" + r.relocate(a[1:])

@@ -2,6 +2,7 @@ package shell_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/xml"
 	"os"
 	"path/filepath"
@@ -301,5 +302,61 @@ func TestSuiteCountsAMalformedExpectOnce(t *testing.T) {
 	}
 	if n := strings.Count(string(data), "<testcase "); n != 3 || strings.Count(string(data), "<failure ") != 1 || strings.Contains(string(data), "<error ") {
 		t.Errorf("the report has %d testcases, want 3 with one failure and no error:\n%s", n, data)
+	}
+}
+
+// A --junit FILE that cannot be written is found before any suite runs,
+// and -j prints the results as JSON (issue 13 item 17).
+func TestSuiteJUnitCheckedFirstAndJSON(t *testing.T) {
+	dir := suiteDir(t, map[string]string{
+		"json/fail.bpfsh": failingSuite,
+		"json/ok.bpfsh":   "load ../fixture.o name fx\nexpect map fx/flows count 0\n",
+	})
+	dir = filepath.Join(dir, "json")
+	if err := os.Symlink("../fixture.o", filepath.Join(dir, "fixture.o")); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{filepath.Join(t.TempDir(), "no", "such", "dir", "r.xml"), t.TempDir()} {
+		code, out, errb := bpfshTest(t, dir, "--junit", bad)
+		if code != 1 || out != "" || !strings.HasPrefix(errb, "error: test: --junit "+bad+" cannot be written") || strings.Count(errb, "\n") != 1 {
+			t.Errorf("--junit %s: exit %d, out %q, err %q; want exit 1, one error line and no suite run", bad, code, out, errb)
+		}
+	}
+
+	var outb, errb bytes.Buffer
+	code := shell.Main([]string{"-j", "--pin-root", "/sys/fs/bpf/bpfsh-test-unused", "test", dir}, strings.NewReader(""), &outb, &errb)
+	if code != 1 {
+		t.Errorf("-j test: exit %d, want 1; stderr %s", code, errb.String())
+	}
+	var res struct {
+		Passed, Failed int
+		Suites         []struct {
+			File           string
+			Passed, Failed int
+			OK             bool
+			Cases          []struct {
+				At, Line, Error string
+				Expect, Passed  bool
+			}
+		}
+	}
+	if err := json.Unmarshal(outb.Bytes(), &res); err != nil {
+		t.Fatalf("-j test does not print JSON (%v):\n%s", err, outb.String())
+	}
+	if len(res.Suites) != 2 || res.Failed == 0 || res.Passed == 0 {
+		t.Fatalf("-j test: %+v", res)
+	}
+	fail, ok := res.Suites[0], res.Suites[1]
+	if !strings.HasSuffix(fail.File, "fail.bpfsh") || fail.OK || fail.Failed != 4 || !ok.OK || ok.Passed != 1 {
+		t.Errorf("-j test suites: %+v", res.Suites)
+	}
+	sawFail := false
+	for _, c := range fail.Cases {
+		if c.Line == "expect retval XDP_TX" {
+			sawFail = !c.Passed && c.Expect && strings.Contains(c.Error, "XDP_PASS") && strings.HasSuffix(c.At, "fail.bpfsh:5")
+		}
+	}
+	if !sawFail {
+		t.Errorf("-j test lacks the failed expect retval XDP_TX at fail.bpfsh:5: %+v", fail.Cases)
 	}
 }

@@ -2,7 +2,6 @@ package testrun
 
 import (
 	"bytes"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+
+	"github.com/bpfsh/bpfsh/bpf/hexbytes"
 )
 
 // ctxRules is what BPF_PROG_TEST_RUN accepts as the context of one family
@@ -190,9 +191,9 @@ func buildCtx(t ebpf.ProgramType, info *ebpf.ProgramInfo, words []string, raw []
 		size, _ := btf.Sizeof(cs.Type)
 		cs.In = make([]byte, size)
 	case words[0] == "hex":
-		b, err := hex.DecodeString(strings.Join(words[1:], ""))
+		b, err := hexbytes.Parse(words[1:])
 		if err != nil {
-			return nil, wrongf("ctx hex: %v; write bytes as hex pairs, e.g. ctx hex 05 00 00 00", err)
+			return nil, wrongf("ctx hex: %v", err)
 		}
 		cs.In = b
 	case t == ebpf.RawTracepoint && strings.HasPrefix(words[0], "["):

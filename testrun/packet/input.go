@@ -13,6 +13,8 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/bpfsh/bpfsh/bpf/hexbytes"
 )
 
 // Packet is a packet given on a command line, ready to run or compare.
@@ -120,19 +122,13 @@ func (p *Packet) Expectation() (*Expr, error) {
 	return Parse(Format(p.Layers()))
 }
 
+// parseHexWords reads the words after "hex" (see package hexbytes).
 func parseHexWords(words []string) ([]byte, error) {
-	if len(words) == 0 {
-		return nil, errors.New("hex: no bytes given; write hex 00 11 22 or hex 001122")
+	b, err := hexbytes.Parse(words)
+	if err != nil {
+		return nil, fmt.Errorf("hex: %w", err)
 	}
-	var data []byte
-	for _, w := range words {
-		b, err := parseHex(w)
-		if err != nil {
-			return nil, fmt.Errorf("hex: %v", err)
-		}
-		data = append(data, b...)
-	}
-	return data, nil
+	return b, nil
 }
 
 func lookupVar(name string, vars map[string]any) (*Packet, error) {
