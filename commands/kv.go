@@ -16,7 +16,8 @@ import (
 // kvCmd is the family of commands that talk to the kv store (bpf/kv): each
 // request is crafted, test-run through the loaded xdp_kv program and its
 // reply decoded, so what the shell shows is what the program answered.
-// Other files add to Subs from init (kv serve, kv bench).
+// Every sub-command is in Subs below (serve and bench are declared in
+// kv_live.go).
 var kvCmd = &Command{
 	Name:  "kv",
 	Short: "talk to the in-kernel kv store: get, set, del, transactions, scan, stats, WAL",
@@ -32,10 +33,7 @@ var kvCmd = &Command{
 		"for the rest of the session). Commits go to the WAL: the session starts a writer with 'load kv' " +
 		"(or at its first kv command) and stops it, flushed, at unload or exit; see 'help kv wal'.",
 	Example: "kv set greeting hello",
-}
-
-func init() {
-	kvCmd.Subs = []*Command{
+	Subs: []*Command{
 		{
 			Name:  "get",
 			Usage: "KEY [--detail] [--name NAME]",
@@ -154,9 +152,12 @@ func init() {
 			Example: "kv use kv2",
 			Run:     runKVUse,
 		},
-	}
-	onLoad(kvLoadHook)
+		kvServeCmd,
+		kvBenchCmd,
+	},
 }
+
+func init() { onLoad(kvLoadHook) }
 
 // kvRequestCmd returns the Run of the request sub-command for op.
 func kvRequestCmd(op kv.Op) func(*Session, []string) (Result, error) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/bpfsh/bpfsh/bpf"
@@ -31,6 +32,11 @@ var progRunCmd = &Command{
 	Example: "prog run pinned /sys/fs/bpf/xdp_pass data_in pkt.bin data_out out.bin repeat 100",
 	Args:    []ArgKind{ArgProgRef, ArgFile},
 	Run:     runProgRun,
+}
+
+// progRunArgs are bpftool's words of prog run; every other word goes to run.
+var progRunArgs = argSpec{
+	Valued: []string{"data_in", "ctx_in", "data_out", "ctx_out", "data_size_out", "ctx_size_out"},
 }
 
 func runProgLoad(s *Session, args []string) (Result, error) {
@@ -97,44 +103,41 @@ func runProgLoad(s *Session, args []string) (Result, error) {
 }
 
 func runProgRun(s *Session, args []string) (Result, error) {
-	var words []string
+	var io []string
 	var dataOut, ctxOut string
-	for i := 0; i < len(args); i++ {
-		w := args[i]
-		switch w {
-		case "data_in", "ctx_in", "data_out", "ctx_out", "data_size_out", "ctx_size_out":
-			if i+1 >= len(args) {
-				return nil, Usagef("prog run: %s needs a value after it", w)
-			}
-			v := args[i+1]
-			i++
-			if v == "-" {
-				return nil, Usagef("prog run: %s - (standard input or output) is not supported; give a file", w)
-			}
-			switch w {
-			case "data_in":
-				words = append(words, "@"+v)
-			case "ctx_in":
-				b, err := os.ReadFile(v)
-				if err != nil {
-					return nil, fmt.Errorf("prog run: ctx_in: %w", err)
-				}
-				if len(b) == 0 {
-					return nil, Usagef("prog run: ctx_in %s is empty", v)
-				}
-				words = append(words, "ctx", "hex")
-				for _, c := range b {
-					words = append(words, fmt.Sprintf("%02x", c))
-				}
-			case "data_out":
-				dataOut = v
-			case "ctx_out":
-				ctxOut = v
-			}
-		default:
-			words = append(words, w)
+	rest, err := progRunArgs.parse(args, func(w string, v ...string) error {
+		if v[0] == "-" {
+			return Usagef("prog run: %s - (standard input or output) is not supported; give a file", w)
 		}
+		switch w {
+		case "data_in":
+			io = append(io, "@"+v[0])
+		case "ctx_in":
+			b, err := os.ReadFile(v[0])
+			if err != nil {
+				return fmt.Errorf("prog run: ctx_in: %w", err)
+			}
+			if len(b) == 0 {
+				return Usagef("prog run: ctx_in %s is empty", v[0])
+			}
+			io = append(io, "ctx", "hex")
+			for _, c := range b {
+				io = append(io, fmt.Sprintf("%02x", c))
+			}
+		case "data_out":
+			dataOut = v[0]
+		case "ctx_out":
+			ctxOut = v[0]
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	// The program first, then the input from files, then run's own words.
+	_, after, _ := bpf.ParseRef(rest, s.PinRoot)
+	words := append(slices.Clone(rest[:len(rest)-len(after)]), io...)
+	words = append(words, after...)
 	res, err := runRun(s, words)
 	if err != nil {
 		return nil, err

@@ -36,9 +36,8 @@ var runCmd = &Command{
 		"sockmap (or map REF), the input sent through key from's connection, and the report says which socket received it.",
 	Example: `run fx/xdp_count packet Ether()/IPv4()/UDP(dport=6390)/Raw("ping") ctx {ingress_ifindex: 1} repeat 1000`,
 	Args:    []ArgKind{ArgProgRef},
+	Run:     runRun,
 }
-
-func init() { runCmd.Run = runRun }
 
 // runKeywords end a run of hex words.
 var runKeywords = map[string]bool{

@@ -18,6 +18,7 @@ import (
 	"github.com/bpfsh/bpfsh/shell"
 	"github.com/bpfsh/bpfsh/testrun"
 	"github.com/bpfsh/bpfsh/testrun/fixture"
+	"github.com/bpfsh/bpfsh/testrun/packet"
 )
 
 // pinnedProgs loads testrun's fixture programs and pins them under
@@ -50,10 +51,9 @@ func pin(t *testing.T, root string, objs map[string]interface{ Pin(string) error
 }
 
 // frameHex is Ethernet to 02:00:00:00:00:02 from 0a:00:00:00:00:01,
-// IPv4 10.0.0.1 -> 10.0.0.2, UDP 40000 -> 7777, payload "ping".
-const frameHex = "020000000002 0a0000000001 0800 " +
-	"4500 0020 0000 0000 4011 66cb 0a000001 0a000002 " +
-	"9c40 1e61 000c 0000 70696e67"
+// IPv4 10.0.0.1 -> 10.0.0.2 (id 0), UDP 40000 -> 7777 without a
+// checksum, payload "ping", built by testrun/packet as users build it.
+var frameHex = hex.EncodeToString(packet.MustBuild(`Ether(src=0a:00:00:00:00:01)/IPv4(id=0)/UDP(chksum=0)/Raw("ping")`))
 
 func frameWords() []string { return strings.Fields(frameHex) }
 

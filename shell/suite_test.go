@@ -2,6 +2,7 @@ package shell_test
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"os"
@@ -12,10 +13,12 @@ import (
 
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
 	"github.com/bpfsh/bpfsh/shell"
+	"github.com/bpfsh/bpfsh/testrun/packet"
 )
 
-// suiteFrame is Ether()/IPv4()/UDP()/Raw("ping"), 46 bytes.
-const suiteFrame = "hex 020000000002 020000000001 0800 4500 0020 0001 0000 4011 66ca 0a000001 0a000002 9c40 1e61 000c 0000 70696e67"
+// suiteFrame is Ether()/IPv4()/UDP(chksum=0)/Raw("ping"), 46 bytes, as
+// the hex words a suite gives run (built by testrun/packet).
+var suiteFrame = "hex " + hex.EncodeToString(packet.MustBuild(`Ether()/IPv4()/UDP(chksum=0)/Raw("ping")`))
 
 // suiteDir is a directory holding the fixture ELF as fixture.o and the
 // given suite files.
@@ -60,7 +63,7 @@ func checkPinRootsGone(t *testing.T, out string) {
 	}
 }
 
-const failingSuite = `# a suite with failures
+var failingSuite = `# a suite with failures
 load fixture.o name fx
 run fx/xdp_count ` + suiteFrame + `
 expect retval XDP_PASS
