@@ -22,6 +22,14 @@ type argSpec struct {
 	Valued []string
 	Ref    []string
 	Many   []string
+	// Take are keywords whose words are counted by a function of the
+	// words after the keyword (run's "packet EXPR", where an expression
+	// may span words; "ctx hex 01 02"): it returns how many it takes.
+	Take map[string]func(after []string) int
+	// Other, when set, reads a word that is no keyword (run's @FILE and
+	// $NAME): given the words from it on, it returns how many it took
+	// (at least one) or an error.
+	Other func(args []string) (int, error)
 	// Need says what a Valued, Ref or Many word wants after it, for the
 	// error when nothing follows ("--name" -> "the NAME kv was loaded
 	// as"); "a value" when not given.
@@ -41,8 +49,9 @@ var refKinds = []string{"id", "pinned", "name", "tag"}
 func (sp argSpec) parse(args []string, each func(w string, v ...string) error) (rest []string, err error) {
 	keyword := func(w string) bool {
 		name, _, _ := strings.Cut(w, "=")
+		_, take := sp.Take[w]
 		return slices.Contains(sp.Flags, w) || slices.Contains(sp.Valued, w) || slices.Contains(sp.Valued, name) && strings.HasPrefix(w, "--") ||
-			slices.Contains(sp.Ref, w) || slices.Contains(sp.Many, w)
+			slices.Contains(sp.Ref, w) || slices.Contains(sp.Many, w) || take
 	}
 	needs := func(w string) error {
 		what := sp.Need[w]
@@ -88,6 +97,17 @@ func (sp argSpec) parse(args []string, each func(w string, v ...string) error) (
 			if len(v) == 0 {
 				return nil, needs(w)
 			}
+		case sp.Take[w] != nil:
+			n := min(sp.Take[w](args[i+1:]), len(args)-i-1)
+			v = args[i+1 : i+1+n]
+			i += n
+		case sp.Other != nil:
+			n, err := sp.Other(args[i:])
+			if err != nil {
+				return nil, err
+			}
+			i += max(n, 1) - 1
+			continue
 		case sp.Takes != "":
 			return nil, Usagef("unexpected %q; %s", clipWord(w), sp.Takes)
 		default:

@@ -46,3 +46,27 @@ func TestArgSpec(t *testing.T) {
 		t.Errorf("unexpected word: %v", err)
 	}
 }
+
+func TestArgSpecTakeAndOther(t *testing.T) {
+	sp := argSpec{
+		Flags: []string{"bench"},
+		Take:  map[string]func([]string) int{"hex": func([]string) int { return 2 }},
+		Other: func(a []string) (int, error) {
+			if strings.HasPrefix(a[0], "@") {
+				return 1, nil
+			}
+			return 0, Usagef("unknown %q", a[0])
+		},
+	}
+	var got []string
+	_, err := sp.parse([]string{"hex", "01", "02", "@f", "bench"}, func(w string, v ...string) error {
+		got = append(got, w+"("+strings.Join(v, "|")+")")
+		return nil
+	})
+	if err != nil || !slices.Equal(got, []string{"hex(01|02)", "bench()"}) {
+		t.Errorf("got %q, %v", got, err)
+	}
+	if _, err := sp.parse([]string{"bogus"}, func(string, ...string) error { return nil }); err == nil || err.Error() != `unknown "bogus"` {
+		t.Errorf("Other's error: %v", err)
+	}
+}

@@ -40,6 +40,54 @@ var runCmd = &Command{
 	Run:     runRun,
 }
 
+// runArgs reads the words after run's REF (see runCmd's Usage); its
+// Other, for @FILE and $NAME, is set per call.
+var runArgs = argSpec{
+	Flags:  []string{"bench", "live", "notrace", "nomaps"},
+	Valued: []string{"repeat", "cpu", "batch", "sockets", "from", "flags", "wait"},
+	Ref:    []string{"map"},
+	Take:   map[string]func([]string) int{"packet": runPacketWords, "hex": runHexWords, "ctx": runCtxWords},
+	Need: map[string]string{"repeat": "a number after it", "cpu": "a number after it", "batch": "a number after it",
+		"sockets": "a number after it", "from": "a number after it",
+		"flags": "a value: on_cpu, live_frames, checksum_complete (comma-separated) or a number",
+		"wait":  "a duration, e.g. wait 500ms", "map": "the sockmap to use (id N, pinned PATH, name NAME or NAME/OBJ)"},
+}
+
+// runPacketWords counts the words of "packet ...": hex and its bytes, an
+// @FILE, or an expression (or $NAME/LAYER...) as far as its words join;
+// none when the next word is another option.
+func runPacketWords(after []string) int {
+	switch {
+	case len(after) == 0 || (runKeywords[after[0]] && after[0] != "hex"):
+		return 0
+	case after[0] == "hex":
+		return 1 + runHexWords(after[1:])
+	case strings.HasPrefix(after[0], "@"):
+		return 1
+	}
+	return packet.ExprWords(after)
+}
+
+// runHexWords counts hex's words: up to the next keyword.
+func runHexWords(after []string) int {
+	n := 0
+	for n < len(after) && !runKeywords[after[n]] {
+		n++
+	}
+	return n
+}
+
+// runCtxWords counts ctx's words: one literal, or hex and its bytes.
+func runCtxWords(after []string) int {
+	switch {
+	case len(after) == 0 || runKeywords[after[0]] && after[0] != "hex":
+		return 0
+	case after[0] == "hex":
+		return 1 + runHexWords(after[1:])
+	}
+	return 1
+}
+
 // runKeywords end a run of hex words.
 var runKeywords = map[string]bool{
 	"packet": true, "hex": true, "ctx": true, "repeat": true, "bench": true, "cpu": true, "flags": true, "live": true, "batch": true,
@@ -90,89 +138,77 @@ func parseRunOptions(s *Session, words []string) (testrun.Options, func(), error
 			c()
 		}
 	}
-	number := func(kw string, i int) (int, error) {
-		if i+1 >= len(words) {
-			return 0, Usagef("%s needs a number after it", kw)
+	setData := func(words []string) error {
+		if opts.Data != nil {
+			return Usagef("run takes one packet; %q starts a second", words[0])
 		}
-		n, err := strconv.ParseUint(words[i+1], 0, 31)
+		p, err := inputPacket("run", words, s.Vars)
 		if err != nil {
-			return 0, Usagef("%s %q: want a whole number", kw, words[i+1])
+			return err
 		}
-		return int(n), nil
+		opts.Data = p.Data
+		if opts.Data == nil {
+			opts.Data = []byte{}
+		}
+		return nil
 	}
-	for i := 0; i < len(words); i++ {
-		w := words[i]
-		if w == "packet" || w == "hex" || strings.HasPrefix(w, "@") || strings.HasPrefix(w, "$") {
-			if opts.Data != nil {
-				return opts, cleanup, Usagef("run takes one packet; %q starts a second", w)
-			}
-			from := i
-			if w == "packet" {
-				from++
-			}
-			n := from
-			switch {
-			case n >= len(words) || (runKeywords[words[n]] && words[n] != "hex"):
-				// "packet" and then nothing, or the next option: no packet.
-			case words[n] == "hex":
-				// hex's own words run up to the next keyword.
-				for n++; n < len(words) && !runKeywords[words[n]]; n++ {
-				}
-			case strings.HasPrefix(words[n], "@"):
-				n++
-			default:
-				// An expression (or $NAME, $NAME/LAYER...) ends where
-				// its words stop joining: the next word is an option.
-				n += packet.ExprWords(words[n:])
-			}
-			p, err := inputPacket("run", words[from:n], s.Vars)
-			if err != nil {
-				return opts, cleanup, err
-			}
-			opts.Data = p.Data
-			if opts.Data == nil {
-				opts.Data = []byte{}
-			}
-			i = n - 1
-			continue
+	sp := runArgs
+	sp.Other = func(words []string) (int, error) {
+		w := words[0]
+		switch {
+		case strings.HasPrefix(w, "@"):
+			return 1, setData(words[:1])
+		case strings.HasPrefix(w, "$"):
+			// $NAME, $NAME/LAYER...: as many words as join it.
+			n := max(packet.ExprWords(words), 1)
+			return n, setData(words[:n])
+		case packet.LooksLikeLayer(w):
+			return 0, Usagef("unexpected %q: a layer joins the packet before it with '/' (Ether()/IPv4()), and run takes one packet", clipWord(w))
 		}
+		return 0, Usagef("unknown run option %q; after the program come: packet EXPR (or hex BYTES, @FILE, $NAME), ctx, repeat, bench, cpu, flags, live, batch, map, sockets, from, wait, notrace, nomaps", clipWord(w))
+	}
+	_, err := sp.parse(words, func(w string, v ...string) error {
 		switch w {
-		case "ctx":
-			if i+1 >= len(words) {
-				return opts, cleanup, Usagef("ctx needs a value: {field: value, ...}, [u64, ...] or hex BYTES")
+		case "packet":
+			if len(v) == 0 {
+				return setData(nil)
 			}
-			if words[i+1] == "hex" {
-				b, n, err := hexWords(words[i+2:], "ctx hex")
+			return setData(v)
+		case "hex":
+			return setData(append([]string{"hex"}, v...))
+		case "ctx":
+			switch {
+			case len(v) == 0:
+				return Usagef("ctx needs a value: {field: value, ...}, [u64, ...] or hex BYTES")
+			case v[0] == "hex":
+				b, _, err := hexWords(v[1:], "ctx hex")
 				if err != nil {
-					return opts, cleanup, err
+					return err
 				}
 				opts.CtxRaw = b
-				i += n + 1
-				continue
+			default:
+				opts.Ctx = v
 			}
-			opts.Ctx = []string{words[i+1]}
-			i++
 		case "repeat", "cpu", "batch", "sockets", "from":
-			n, err := number(w, i)
+			n, err := strconv.ParseUint(v[0], 0, 31)
 			if err != nil {
-				return opts, cleanup, err
+				return Usagef("%s %q: want a whole number", w, v[0])
 			}
 			switch w {
 			case "repeat":
 				if n == 0 {
-					return opts, cleanup, Usagef("repeat 0: give 1 or more (repeat N times N runs after the one shown; without repeat the program runs once)")
+					return Usagef("repeat 0: give 1 or more (repeat N times N runs after the one shown; without repeat the program runs once)")
 				}
-				opts.Repeat = n
+				opts.Repeat = int(n)
 			case "cpu":
 				opts.OnCPU, opts.CPU = true, uint32(n)
 			case "batch":
 				opts.BatchSize = uint32(n)
 			case "sockets":
-				opts.Harness.Sockets = n
+				opts.Harness.Sockets = int(n)
 			case "from":
-				opts.Harness.From = n
+				opts.Harness.From = int(n)
 			}
-			i++
 		case "bench":
 			opts.Bench = true
 		case "live":
@@ -182,45 +218,35 @@ func parseRunOptions(s *Session, words []string) (testrun.Options, func(), error
 		case "nomaps":
 			opts.NoMaps = true
 		case "flags":
-			if i+1 >= len(words) {
-				return opts, cleanup, Usagef("flags needs a value: on_cpu, live_frames, checksum_complete (comma-separated) or a number")
-			}
-			for _, f := range strings.Split(words[i+1], ",") {
-				v, err := testrun.ParseFlag(f)
+			for _, f := range strings.Split(v[0], ",") {
+				fv, err := testrun.ParseFlag(f)
 				if err != nil {
-					return opts, cleanup, Usagef("%v", err)
+					return Usagef("%v", err)
 				}
-				opts.Flags |= v
+				opts.Flags |= fv
 			}
-			i++
 		case "wait":
-			if i+1 >= len(words) {
-				return opts, cleanup, Usagef("wait needs a duration, e.g. wait 500ms")
-			}
-			d, err := ParseDuration(words[i+1])
+			d, err := ParseDuration(v[0])
 			if err != nil {
-				return opts, cleanup, err
+				return err
 			}
 			opts.Harness.Wait = d
-			i++
 		case "map":
-			ref, rest, err := bpf.ParseRef(words[i+1:], s.PinRoot)
+			ref, _, err := bpf.ParseRef(v, s.PinRoot)
 			if err != nil {
-				return opts, cleanup, Usagef("map needs the sockmap to use: %v", err)
+				return Usagef("map needs the sockmap to use: %v", err)
 			}
 			m, err := bpf.Map(ref)
 			if err != nil {
-				return opts, cleanup, err
+				return err
 			}
 			closers = append(closers, func() { m.Close() })
 			opts.Harness.Map = m
-			i = len(words) - len(rest) - 1
-		default:
-			if packet.LooksLikeLayer(w) {
-				return opts, cleanup, Usagef("unexpected %q: a layer joins the packet before it with '/' (Ether()/IPv4()), and run takes one packet", clipWord(w))
-			}
-			return opts, cleanup, Usagef("unknown run option %q; after the program come: packet EXPR (or hex BYTES, @FILE, $NAME), ctx, repeat, bench, cpu, flags, live, batch, map, sockets, from, wait, notrace, nomaps", clipWord(w))
 		}
+		return nil
+	})
+	if err != nil {
+		return opts, cleanup, err
 	}
 	// Two flags have options of their own; the runner sets their bits.
 	if live, _ := testrun.ParseFlag("live_frames"); opts.Flags&live != 0 {
