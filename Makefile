@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # make        build bpfsh
 # make test   install what the tests need (Debian packages), mount bpffs and
 #             tracefs, check the committed BPF objects, vet, run every test

@@ -3,6 +3,7 @@ module github.com/bpfsh/bpfsh
 go 1.26.0
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/cilium/ebpf v0.22.0
 	github.com/creack/pty v1.1.24
 	github.com/elk-language/go-prompt v1.3.1

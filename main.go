@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command bpfsh is an interactive shell for loading, pinning, inspecting
 // and test-running eBPF programs, with three in-kernel database programs
 // to learn from. `go run .` works as root, and as a user with sudo (it

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package commands holds bpfsh's commands, one file per command family.
 //
 // A command returns a value and never prints: the shell renders what it

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package commands
 
 import (
@@ -62,3 +64,18 @@ func clipWord(w string) string {
 	}
 	return fmt.Sprintf("%s... (%d more bytes)", w[:n], len(w)-n)
 }
+
+// FailedResult is a finding that fails its command: the shell shows
+// Result as it shows any command's result, then reports Err's line, and
+// the command fails (exit 1; a script stops, as on any error). kv check
+// returns one when it finds violations: the report is the answer, and
+// its verdict is a failure. With -j the result's JSON is the only output:
+// it carries the verdict, and a second JSON document would break readers
+// of the first.
+type FailedResult struct {
+	Result Result
+	Err    error
+}
+
+func (e *FailedResult) Error() string { return e.Err.Error() }
+func (e *FailedResult) Unwrap() error { return e.Err }

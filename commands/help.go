@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package commands
 
 import (
@@ -92,6 +94,16 @@ func shortUsage(u string) string {
 
 // wrap folds text at width on word boundaries.
 func wrap(text string, width int) string {
+	// A blank line ("\n\n") starts a new paragraph.
+	paras := strings.Split(text, "\n\n")
+	for i, p := range paras {
+		paras[i] = wrapParagraph(p, width)
+	}
+	return strings.Join(paras, "\n\n")
+}
+
+// wrapParagraph fills one paragraph's words into lines of width.
+func wrapParagraph(text string, width int) string {
 	var b strings.Builder
 	col := 0
 	for _, w := range strings.Fields(text) {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package commands
 
 import (
@@ -16,8 +18,8 @@ import (
 // kvCmd is the family of commands that talk to the kv store (bpf/kv): each
 // request is crafted, test-run through the loaded xdp_kv program and its
 // reply decoded, so what the shell shows is what the program answered.
-// Every sub-command is in Subs below (serve and bench are declared in
-// kv_live.go).
+// Every sub-command is in Subs below (check is declared in kv_check.go,
+// serve and bench in kv_live.go).
 var kvCmd = &Command{
 	Name:  "kv",
 	Short: "talk to the in-kernel kv store: get, set, del, transactions, scan, stats, WAL",
@@ -152,6 +154,7 @@ var kvCmd = &Command{
 			Example: "kv use kv2",
 			Run:     runKVUse,
 		},
+		kvCheckCmd,
 		kvServeCmd,
 		kvBenchCmd,
 	},

@@ -1,6 +1,9 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package commands_test
 
 //go:generate clang -target bpf -O2 -g -fdebug-compilation-dir=. -c testdata/oddsection.bpf.c -o testdata/oddsection.o
+//go:generate sh -c "cd testdata/lab/01-sample && clang -O2 -g -Wall -target bpf -fdebug-compilation-dir=. -I../../../../bpf/include -c sample.bpf.c -o sample.o"
 //go:generate clang -target bpf -O2 -g -fdebug-compilation-dir=. -I../bpf/include -c testdata/pinbyname.bpf.c -o testdata/pinbyname.o
 //go:generate clang -target bpf -O2 -g -fdebug-compilation-dir=. -I../bpf/include -DREJECT -c testdata/pinbyname.bpf.c -o testdata/pinbyname_reject.o
 

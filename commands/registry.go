@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package commands
 
 // All returns bpfsh's top-level commands, in the order help lists them.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package commands
 
 import (
@@ -12,7 +14,7 @@ import (
 // Every family lists its sub-commands in its own struct literal, so that
 // none depends on which file's init runs first (issue 13 item 21).
 func TestSubsAreInTheLiterals(t *testing.T) {
-	for _, line := range []string{"kv serve", "kv bench", "kv get", "kv use", "cache attach", "cache detach", "cache bench",
+	for _, line := range []string{"kv serve", "kv bench", "kv check", "kv get", "kv use", "cache attach", "cache detach", "cache bench",
 		"proxy start", "proxy stop", "proxy status", "proxy bench", "expect retval", "expect error", "map create", "map getnext", "prog attach", "net attach"} {
 		path, rest, err := Lookup(All(), strings.Fields(line))
 		if err != nil || len(rest) != 0 || FullName(path) != line || path[len(path)-1].Run == nil {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package commands
 
 // Result is what a command returns for the shell to render. The shell knows

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Rebuilds every BPF object from its C source with go generate and fails
 # when the result differs from what is committed: the embedded objects must
 # be exactly what their sources compile to.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs what bpfsh's tests need, only when it is missing, from Debian's
 # packages. Building and running bpfsh needs none of it.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Mounts bpffs and tracefs when they are not, as bpfsh itself would.
 set -euo pipefail
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf

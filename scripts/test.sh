@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The whole test suite: dependencies, mounts, object check, vet, the tests
 # against the real kernel (as root), and bounded fuzzing. Prints the plain
 # summary line 'N passed, N failed, N skipped' and the reason of every skip.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package shell is bpfsh's front: it reads lines (interactively or from a
 // script), splits them into words, finds the command, runs it, and renders
 // the result it returns as a table, text or JSON.
@@ -181,6 +183,12 @@ func (sh *Shell) Exec(words []string) error {
 		if !keep {
 			sh.Session.LastErr = err
 		}
+		var found *commands.FailedResult
+		if errors.As(err, &found) && found.Result != nil {
+			if rerr := sh.render(found.Result); rerr != nil {
+				return rerr
+			}
+		}
 		return err
 	}
 	if !keep {
@@ -285,6 +293,10 @@ func globalFlags(words []string) ([]string, lineFlags) {
 func (sh *Shell) Report(where string, err error) {
 	detail := commands.DetailOf(err)
 	msg := clipMessage(err.Error())
+	var found *commands.FailedResult
+	if sh.Session.JSON && errors.As(err, &found) && found.Result != nil {
+		return // its result, already written, says it failed
+	}
 	if sh.Session.JSON {
 		obj := map[string]string{"error": where + msg}
 		if detail != "" {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package testrun runs BPF programs on crafted input and reports what they
 // did: BPF_PROG_TEST_RUN for every program type the kernel can test-run,
 // with the return value named for the type, the output packet and context,

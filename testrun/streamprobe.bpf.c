@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 //go:build ignore
 
 // streamprobe writes one line to its own BPF stream and returns what the
@@ -7,7 +8,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 extern int bpf_stream_vprintk_impl(int stream_id, const char *fmt__str, const void *args,
 				   __u32 len__sz, void *aux__prog) __ksym;

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package tutorials holds bpfsh's lessons (the labs) and reads their
 // format: each lesson is a folder NN-topic/ with a README in English and
 // in Chinese, lesson.bpfsh (directives and set-up lines), check.bpfsh

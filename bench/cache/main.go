@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command cache benches bpfsh's in-kernel memcached cache live, end to
 // end, as `bpfsh -c 'cache bench ...'` does: memcached (Debian's) in a
 // network namespace of its own behind a veth pair, driven by a Go load

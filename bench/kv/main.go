@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command kv benches bpfsh's in-kernel key-value store live against
 // redis-server, end to end, as `bpfsh -c 'kv bench ...'` does: a private
 // kv (loaded from the object built into bpfsh, pinned nowhere) served by

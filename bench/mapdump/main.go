@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command mapdump compares "bpfsh map dump" with "bpftool map dump" on a
 // 1,000,000-entry u32 -> u64 hash map, in the same run on the same map.
 //

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command proxy benches PostgreSQL directly, through PgBouncer and
 // through bpfsh's proxy, as `bpfsh -c 'proxy bench ...'` does: a
 // throwaway PostgreSQL (Debian's) on a free loopback port, pgbench -i -s

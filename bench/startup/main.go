@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command startup measures how long bpfsh takes to show its prompt on a
 // terminal (the bar: under 100 ms), by starting the built binary
 // on a pseudo-terminal many times and timing the first "bpfsh>" it prints.

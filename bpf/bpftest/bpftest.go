@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package bpftest gives tests what they need to work against the real
 // kernel without touching anything they did not create: a private pin root
 // under bpffs and the fixture objects loaded and pinned there. Tests that

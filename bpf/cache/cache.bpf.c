@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 //go:build ignore
 
 /* cache: an in-kernel look-aside cache in front of memcached, after BMC
@@ -23,7 +24,7 @@
 #include "maps.h"
 #include "xdp_reply.h"
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define CACHE_MAX_KEY 250
 #define CACHE_KEY_BYTES 252    /* CACHE_MAX_KEY rounded up to words */

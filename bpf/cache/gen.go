@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cache
 
 // cache.bpf.c is compiled with -mcpu=v3 for atomic fetch-and-add, and

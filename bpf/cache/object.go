@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package cache is bpfsh's in-kernel memcached cache (PROTOCOL.md): an XDP
 // program that answers UDP gets from a hash map and invalidates written
 // keys, and a TC egress program that fills the map from the server's

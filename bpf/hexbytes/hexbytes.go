@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package hexbytes reads bytes written in hex, the one way every bpfsh
 // command takes them: map keys and values, packets, run input, kv keys
 // and values, program contexts, and hex fields of packet layers.

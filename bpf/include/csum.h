@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* csum.h: the Internet checksum (RFC 1071) for programs that rewrite
  * packets and recompute it from scratch.
  *

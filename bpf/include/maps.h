@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* maps.h: map idioms that bpfsh's programs share.
  *
  * The helpers take the map as a pointer and are always inlined, so each

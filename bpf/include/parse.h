@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* parse.h: bounds-checked header parsing for bpfsh's packet programs.
  *
  * Every helper takes a cursor (where the next header starts and where the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* xdp_reply.h: turning a request frame around into its reply in place,
  * for XDP programs that answer with XDP_TX (cache, kv).
  *

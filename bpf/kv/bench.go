@@ -1,10 +1,11 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package kv
 
 import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -152,28 +153,13 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		}
 	}
 
-	h, closeKV, err := LoadPrivate(o.Port)
+	p, err := ServePrivate(o.Port, "bench")
 	if err != nil {
 		return nil, fmt.Errorf("kv bench: %w", err)
 	}
-	defer closeKV()
-	walDir, err := os.MkdirTemp(tmpfsDir(), "bpfsh-kv-bench-")
-	if err != nil {
-		return nil, fmt.Errorf("kv bench: WAL directory: %w", err)
-	}
-	defer os.RemoveAll(walDir)
-	res.WALPath = filepath.Join(walDir, "kv.wal")
-	w, err := OpenWriter(res.WALPath, PinRootHash(walDir), h.Log, h.Meta, WriterOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("kv bench: %w", err)
-	}
-	defer w.Close()
-
-	srv, err := Serve(ServeOptions{Program: h.Prog, Port: o.Port})
-	if err != nil {
-		return nil, fmt.Errorf("kv bench: %w", err)
-	}
-	defer srv.Close()
+	defer p.Close()
+	h, w, srv := p.H, p.Writer, p.Server
+	res.WALPath = p.WALPath
 	res.Namespace, res.Addr = srv.Namespace, srv.Addr().String()
 
 	before, err := h.ReadStats()

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 //go:build ignore
 
 /* kv: a transactional key-value store executed in the kernel, after CMU's
@@ -29,7 +30,7 @@
 #include "maps.h"
 #include "xdp_reply.h"
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define KV_MAGIC 0x4b
 #define KV_VERSION 1

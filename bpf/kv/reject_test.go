@@ -28,7 +28,7 @@ func rejectKV(t *testing.T) {
 	}
 }
 
-// A kv the verifier rejects: LoadPrivate and the bench return the
+// A kv the verifier rejects: LoadPrivate, the bench and the check return the
 // verifier's reason, naming xdp_kv, in one line, and leave nothing behind
 // (no namespace, veth, BPF object, redis, WAL directory).
 func TestRejectedKVLeavesNothing(t *testing.T) {
@@ -52,5 +52,14 @@ func TestRejectedKVLeavesNothing(t *testing.T) {
 	bpftest.WantNoneLeft(t, before, bpftest.TakeLeftovers(t, ""))
 	if after, _ := filepath.Glob(filepath.Join(tmpfsDir(), "bpfsh-kv-bench-*")); len(after) > len(walDirs) {
 		t.Errorf("WAL directories before the bench %q, after %q", walDirs, after)
+	}
+
+	walDirs, _ = filepath.Glob(filepath.Join(tmpfsDir(), "bpfsh-kv-check-*"))
+	_, err = Check(context.Background(), CheckOptions{Workload: "counter", Duration: 200 * time.Millisecond})
+	bpftest.WantRejected(t, err, ProgramName)
+	t.Logf("kv check: %v", err)
+	bpftest.WantNoneLeft(t, before, bpftest.TakeLeftovers(t, ""))
+	if after, _ := filepath.Glob(filepath.Join(tmpfsDir(), "bpfsh-kv-check-*")); len(after) > len(walDirs) {
+		t.Errorf("WAL directories before the check %q, after %q", walDirs, after)
 	}
 }

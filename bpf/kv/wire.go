@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package kv is the Go face of bpfsh's in-kernel transactional key-value
 // store: the wire format of its requests and replies (PROTOCOL.md), the
 // embedded XDP program, and its user-space companions.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package proxy is bpfsh's PostgreSQL transaction-pooling proxy, after
 // Tigger (VLDB'23): sk_skb programs on a client and a server sockhash
 // walk PostgreSQL v3 messages and move bytes between linked sockets in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* pgwalk.h: the PostgreSQL v3 message walker, shared by the sk_skb data
  * path and the test-runnable tc_pg_walk (PROTOCOL.md "The walker").
  *

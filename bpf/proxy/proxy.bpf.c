@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 //go:build ignore
 
 /* proxy: the in-kernel data path of a PostgreSQL transaction-pooling
@@ -28,7 +29,7 @@
 #include "parse.h"
 #include "pgwalk.h"
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define PROXY_MAX_SOCKS 65536
 #define PROXY_MAX_IDLE 4096

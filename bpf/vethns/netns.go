@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package vethns makes a veth pair whose one end sits in a named network
 // namespace of its own, for serving an XDP/TC program on a real network
 // path that never leaves the machine (kv serve, cache bench), and removes

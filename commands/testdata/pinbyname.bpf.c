@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // pinbyname has a map marked LIBBPF_PIN_BY_NAME, which load pins in NAME/
 // with everything else. Built with -DREJECT its program reads a map value
 // without a NULL check, so the verifier refuses it: the map must not stay
@@ -6,7 +7,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command testsum reads `go test -json` on stdin and prints what a person
 // (or CI) needs: the output of failed tests, every skipped test with its
 // reason, and the closing line "N passed, N failed, N skipped". It exits 1

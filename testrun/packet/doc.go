@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package packet crafts and decodes packets for bpfsh's tests and runs:
 // a scapy-like layer expression becomes bytes, and bytes become layers of
 // named fields that can be shown, compared with an expectation, or diffed.

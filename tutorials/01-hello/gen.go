@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package hello holds lesson 01's BPF program: hello.bpf.c and the object
 // compiled from it, hello.bpf.o, committed so that learners need no clang.
 // scripts/check-objects.sh runs go generate ./... and fails when the

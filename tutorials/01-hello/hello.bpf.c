@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 //go:build ignore
 
 // hello is the first lesson's program: an XDP program that says hello for
@@ -15,7 +16,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 // counts maps an IP protocol number (6 TCP, 17 UDP, 1 ICMP; 0 for a
 // frame that is not IPv4) to the number of packets seen with it.

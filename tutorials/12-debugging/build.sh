@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Rebuilds lesson 12's objects from their C sources; 'go generate' runs it
 # in this folder (see gen.go), and scripts/check-objects.sh checks that the
 # committed objects are what it builds. Debian's clang and llvm-strip, as

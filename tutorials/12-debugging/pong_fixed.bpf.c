@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 //go:build ignore
 
 // pong answers UDP "ping" datagrams to port 7777 with "pong", in XDP, the
@@ -15,7 +16,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 // The port pong listens on (load pong.o set pong_port=N for another).
 volatile const __u16 pong_port = 7777;

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package benchrun runs one bpfsh command line for a bench command
 // (bench/cache, bench/kv, bench/proxy) as `bpfsh -c` would, in a temporary pin root and
 // state directory, so that a bench touches nothing of the user's.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package child runs the real servers bpfsh's live paths drive (memcached
 // for the cache, redis-server for kv, anything started in a veth pair's
 // namespace): started tied to bpfsh's life, their output kept for error

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package cpustat reads CPU time for the live benches: the whole machine
 // from /proc/stat (user, system, irq, softirq, idle: in-kernel data paths
 // such as XDP or sk_skb redirects run in softirq and in other processes'

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package pgcluster runs a throwaway PostgreSQL cluster for bpfsh's proxy
 // tests and benchmarks: Debian's PostgreSQL binaries, initdb and pg_ctl run
 // as the postgres user (PostgreSQL refuses to run as root) on a directory

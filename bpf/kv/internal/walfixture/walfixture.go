@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package walfixture is a stand-in for kv's commit path in the WAL tests:
 // the maps store, meta and log laid out as bpf/kv/PROTOCOL.md says, and a
 // SYSCALL program that commits a write set handed to it in its ctx.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // sample counts the packets it sees under key 0 of its map counts: the
 // program of the lab engine's own test lesson. Rebuild from this folder:
 //   clang -O2 -g -Wall -target bpf -I../../../../bpf/include -c sample.bpf.c -o sample.o
@@ -5,7 +6,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
