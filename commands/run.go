@@ -3,6 +3,7 @@
 package commands
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -121,8 +122,14 @@ func runRun(s *Session, args []string) (Result, error) {
 	case err != nil:
 		return nil, fmt.Errorf("run %s: %w", ref, err)
 	}
-	return &RunResult{Outcome: o, View: &Text{Body: FormatOutcome(o), JSON: o.JSON()}}, nil
+	return &RunResult{Outcome: o, View: &Text{Body: FormatOutcome(o), JSON: outcomeJSON{o}}}, nil
 }
+
+// outcomeJSON is a run's -j object, made only when it is written: a
+// script of runs shown as text would build it for nothing.
+type outcomeJSON struct{ o *testrun.Outcome }
+
+func (j outcomeJSON) MarshalJSON() ([]byte, error) { return json.Marshal(j.o.JSON()) }
 
 // parseRunOptions reads what follows REF. cleanup closes any map it opened.
 func parseRunOptions(s *Session, words []string) (testrun.Options, func(), error) {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,7 +37,7 @@ import (
 // It prints each failure with file:line, the expect line, its message and
 // layer diff, a line per suite, and last "N passed, N failed".
 
-const testUsage = "FILE|DIR... [--junit FILE] [-v]"
+const testUsage = "FILE|DIR... [--junit FILE] [-v] [--jobs N]"
 
 func (sh *Shell) testBuiltin() *commands.Command {
 	return &commands.Command{
@@ -50,7 +51,10 @@ func (sh *Shell) testBuiltin() *commands.Command {
 			"with file:line and, for packets, a layer diff; the last line is 'N passed, N failed', counting expectations (a command that " +
 			"stopped a suite counts as failed). --junit FILE also writes a JUnit XML report (one testsuite per file, one testcase per " +
 			"expect line), and a FILE that cannot be written is refused before any suite runs; -j prints the results as one JSON object " +
-			"({suites: [{file, passed, failed, ok, cases: [{at, line, expect, passed, error}]}], passed, failed}); -v shows the output of every command. From the command line: bpfsh test DIR, which exits 1 when anything failed.",
+			"({suites: [{file, passed, failed, ok, cases: [{at, line, expect, passed, error}]}], passed, failed}); -v shows the output of every command. " +
+			"--jobs N runs up to N suite files at once, each in a bpfsh process of its own (a suite runs in its file's directory, which is the " +
+			"process's); the output and the JUnit report are the same, in the same order, as one after another. " +
+			"From the command line: bpfsh test DIR, which exits 1 when anything failed.",
 		Example: "test testrun/suites --junit report.xml",
 		Args:    []commands.ArgKind{commands.ArgFile},
 		Run: func(s *commands.Session, args []string) (commands.Result, error) {
@@ -82,6 +86,10 @@ type testOptions struct {
 	paths   []string
 	junit   string
 	verbose bool
+	jobs    int
+	// worker, set by a parent bpfsh test --jobs, runs one suite and writes
+	// its result as JSON to this file, printing only -v output.
+	worker string
 }
 
 func parseTestArgs(args []string) (testOptions, error) {
@@ -98,6 +106,26 @@ func parseTestArgs(args []string) (testOptions, error) {
 			o.junit = strings.TrimPrefix(a, "--junit=")
 		case a == "-v" || a == "--verbose":
 			o.verbose = true
+		case a == "--jobs" || a == "-jobs" || strings.HasPrefix(a, "--jobs="):
+			v, ok := strings.CutPrefix(a, "--jobs=")
+			if !ok {
+				if i+1 >= len(args) {
+					return o, commands.Usagef("test: --jobs needs a number of suites to run at once")
+				}
+				i++
+				v = args[i]
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return o, commands.Usagef("test: --jobs %q: want a whole number, 1 or more", v)
+			}
+			o.jobs = n
+		case a == workerFlag:
+			if i+1 >= len(args) {
+				return o, commands.Usagef("test: %s needs a file", workerFlag)
+			}
+			i++
+			o.worker = args[i]
 		case strings.HasPrefix(a, "-") && a != "-":
 			return o, commands.Usagef("test: unknown option %q (usage: test %s)", a, testUsage)
 		default:
@@ -210,10 +238,18 @@ func (sh *Shell) runTests(args []string) (int, error) {
 	if err := bpf.EnsureBPFFS(); err != nil {
 		return ExitFailed, fmt.Errorf("test: %w", err)
 	}
+	if o.worker != "" {
+		return sh.runWorker(files, o)
+	}
+	next := sh.suitesInOrder(files, o)
 	var results []*suiteResult
 	passed, failed := 0, 0
-	for _, f := range files {
-		r := sh.runSuite(f, o.verbose)
+	for range files {
+		r, output := next()
+		if r == nil {
+			break // interrupted
+		}
+		sh.Out.Write(output)
 		results = append(results, r)
 		if !sh.Session.JSON {
 			sh.printSuite(r)

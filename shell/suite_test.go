@@ -24,7 +24,7 @@ var suiteFrame = "hex " + hex.EncodeToString(packet.MustBuild(`Ether()/IPv4()/UD
 
 // suiteDir is a directory holding the fixture ELF as fixture.o and the
 // given suite files.
-func suiteDir(t *testing.T, files map[string]string) string {
+func suiteDir(t testing.TB, files map[string]string) string {
 	t.Helper()
 	bpftest.RequireRoot(t)
 	dir := filepath.Dir(bpftest.FixtureObject(t))
@@ -42,7 +42,7 @@ func suiteDir(t *testing.T, files map[string]string) string {
 
 // bpfshTest runs "bpfsh test ARGS" in-process and returns the exit status
 // and what it printed.
-func bpfshTest(t *testing.T, args ...string) (int, string, string) {
+func bpfshTest(t testing.TB, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := shell.Main(append([]string{"--pin-root", "/sys/fs/bpf/bpfsh-test-unused", "test"}, args...), strings.NewReader(""), &out, &errb)

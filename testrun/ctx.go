@@ -100,6 +100,20 @@ var (
 	kernelStructs   = map[string]*btf.Struct{}
 )
 
+// fieldsCache keeps the flattened fields of each context type: a script
+// of runs lays out the same struct every time.
+var fieldsCache sync.Map // btf.Type -> []field
+
+// structFields is fields(t, 0), once per type. Callers do not modify it.
+func structFields(t btf.Type) []field {
+	if f, ok := fieldsCache.Load(t); ok {
+		return f.([]field)
+	}
+	f := fields(t, 0)
+	fieldsCache.Store(t, f)
+	return f
+}
+
 // kernelStruct finds a context struct in the kernel's BTF, once.
 func kernelStruct(name string) (*btf.Struct, error) {
 	kernelStructsMu.Lock()
@@ -166,7 +180,7 @@ func buildCtx(t ebpf.ProgramType, info *ebpf.ProgramInfo, words []string, raw []
 		cs.Type, cs.Name = ct, btfName(ct)
 	}
 	if cs.Type != nil {
-		cs.Fields = fields(cs.Type, 0)
+		cs.Fields = structFields(cs.Type)
 	}
 
 	switch {

@@ -87,9 +87,12 @@ func TestMapChangesAddRemoveChange(t *testing.T) {
 	}
 }
 
-func TestMapDiffBounds(t *testing.T) {
+// There is no bound on entries any more: seen, filled with more than the
+// old bound of 10,000, is still diffed (it is looked up and left alone),
+// and the other maps too.
+func TestMapDiffNoEntryBound(t *testing.T) {
 	p := progs(t)
-	keys := make([]uint32, maxDiffEntries+1)
+	keys := make([]uint32, 10001)
 	vals := make([]uint32, len(keys))
 	for i := range keys {
 		keys[i] = uint32(1000 + i) // not the frame's length, which xdp_count looks up
@@ -98,12 +101,16 @@ func TestMapDiffBounds(t *testing.T) {
 		t.Fatalf("fill seen: %v", err)
 	}
 	o := mustRun(t, Options{Program: p.XdpCount, Data: udpFrame("bounds")})
-	notes := strings.Join(o.MapNotes, "\n")
-	if !strings.Contains(notes, "map seen not diffed: it holds more than 10000 entries") {
+	if notes := strings.Join(o.MapNotes, "\n"); strings.Contains(notes, "seen") {
 		t.Errorf("notes %q", notes)
 	}
 	if len(findChange(o.Maps, "hits", "added")) != 1 {
 		t.Errorf("the other maps are still diffed: %+v", o.Maps)
+	}
+	for _, c := range o.Maps {
+		if c.Map == "seen" {
+			t.Errorf("seen was only looked up, yet: %+v", c)
+		}
 	}
 }
 

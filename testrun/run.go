@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -139,7 +140,7 @@ func Run(opts Options) (*Outcome, error) {
 	if opts.Program == nil {
 		return nil, fmt.Errorf("no program to run")
 	}
-	info, err := opts.Program.Info()
+	info, err := programInfo(opts.Program)
 	if err != nil {
 		return nil, fmt.Errorf("read the program's info: %w", err)
 	}
@@ -205,6 +206,14 @@ func Run(opts Options) (*Outcome, error) {
 	if err != nil {
 		return nil, explainRunError(t, opts, cs, err)
 	}
+	// The runs' own span, the bpf(2) calls that ran the program: how long
+	// markOthers watches the maps afterwards. (Not the whole run: for one
+	// run the reading, tracing and decoding around it take ten times as
+	// long, and a script of runs would spend most of its time watching.)
+	ran := res.took
+	if opts.LiveFrames {
+		ran = time.Since(began)
+	}
 	o.collect(opts.Program, note, lines)
 	o.fill(t, opts, cs, r, res)
 
@@ -217,7 +226,9 @@ func Run(opts Options) (*Outcome, error) {
 		}
 		o.Notes = append(o.Notes, msg)
 	} else if opts.Repeat > 1 || opts.Bench {
+		timed := time.Now()
 		tm, err := timeRuns(ctx, t, opts, r, o)
+		ran += time.Since(timed)
 		if err != nil {
 			return nil, explainRunError(t, opts, cs, err)
 		}
@@ -225,7 +236,7 @@ func Run(opts Options) (*Outcome, error) {
 		o.MapRuns += tm.Total()
 	}
 	o.Maps, o.MapNotes = snaps.diff()
-	o.markOthers(snaps, time.Since(began))
+	o.markOthers(snaps, ran)
 	return o, nil
 }
 
@@ -304,7 +315,9 @@ func runCaptured(r *rawRun, trace bool) (rawResult, []TraceLine, string, error) 
 			note = "bpf_printk lines not captured: " + err.Error()
 		}
 	}
+	began := time.Now()
 	res, err := progTestRun(r)
+	res.took = time.Since(began)
 	if c == nil {
 		return res, nil, note, err
 	}
@@ -374,5 +387,36 @@ func (o *Outcome) fill(t ebpf.ProgramType, opts Options, cs *ctxState, r *rawRun
 	o.DataOut = out
 	o.PacketChanged = !bytes.Equal(out, opts.Data)
 	first := FirstLayer(o.Type, opts.Data)
-	o.LayersIn, o.LayersOut = packet.Decode(opts.Data, first), packet.Decode(out, first)
+	o.LayersIn = decodeInput(opts.Data, first)
+	o.LayersOut = o.LayersIn // most runs hand the packet back as it came: decode it once
+	if o.PacketChanged {
+		o.LayersOut = packet.Decode(out, first)
+	}
+}
+
+// inputLayers keeps the decoded layers of the last inputs: a suite or a
+// script of runs sends the same few frames again and again, and decoding
+// one costs more than running it. Decoded layers are only read.
+var inputLayers struct {
+	sync.Mutex
+	m map[string][]packet.Layer
+}
+
+// decodeInput is packet.Decode(data, first), once per input.
+func decodeInput(data []byte, first string) []packet.Layer {
+	key := first + "\x00" + string(data)
+	inputLayers.Lock()
+	l, ok := inputLayers.m[key]
+	inputLayers.Unlock()
+	if ok {
+		return l
+	}
+	l = packet.Decode(data, first)
+	inputLayers.Lock()
+	if inputLayers.m == nil || len(inputLayers.m) >= 64 {
+		inputLayers.m = map[string][]packet.Layer{}
+	}
+	inputLayers.m[key] = l
+	inputLayers.Unlock()
+	return l
 }
