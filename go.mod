@@ -1,6 +1,6 @@
 module github.com/bpfsh/bpfsh
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/anishathalye/porcupine v1.3.1
@@ -10,6 +10,7 @@ require (
 	github.com/gopacket/gopacket v1.7.7
 	github.com/jackc/pgx/v5 v5.7.6
 	github.com/olekukonko/tablewriter v1.1.5
+	golang.org/x/arch v0.33.0
 	golang.org/x/sys v0.45.0
 	golang.org/x/term v0.43.0
 )

@@ -2,7 +2,8 @@
 
 // Command bpfsh is an interactive shell for loading, pinning, inspecting
 // and test-running eBPF programs, with three in-kernel database programs
-// to learn from. Run it as root: go run .
+// to learn from. `go run .` works as root, and as a user with sudo (it
+// re-runs itself as root).
 package main
 
 import (
@@ -12,5 +13,6 @@ import (
 )
 
 func main() {
+	shell.BecomeRoot(os.Args[1:], os.Stderr)
 	os.Exit(shell.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

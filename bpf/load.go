@@ -3,6 +3,7 @@
 package bpf
 
 import (
+	"bufio"
 	"bytes"
 	"debug/elf"
 	"errors"
@@ -256,19 +257,37 @@ func DefaultName(path string) string {
 // ValidName checks a NAME to pin under: bpffs refuses dots in names, a
 // slash would make a path, and anything beyond letters, digits, '_' and
 // '-' is trouble in a shell.
+// Its error is a *NameError.
 func ValidName(name string) error {
 	if name == "" {
-		return errors.New("the name is empty")
+		return &NameError{"the name is empty"}
 	}
 	if len(name) > 200 {
-		return fmt.Errorf("name %.20q... is longer than 200 bytes", name)
+		return &NameError{fmt.Sprintf("name %.20q... is longer than 200 bytes", name)}
 	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return fmt.Errorf("name %q has %q; bpffs names here are letters, digits, '_' and '-' (no dots or slashes)", name, r)
+			return &NameError{fmt.Sprintf("name %q has %q; bpffs names here are letters, digits, '_' and '-' (no dots or slashes)", clipName(name), r)}
 		}
 	}
 	return nil
+}
+
+// NameError is a NAME that cannot be pinned under: typed wrong, which the
+// shell reports with exit status 2.
+type NameError struct{ Msg string }
+
+func (e *NameError) Error() string { return e.Msg }
+
+// TypedWrong marks the error as a mistake in what was typed.
+func (e *NameError) TypedWrong() bool { return true }
+
+// clipName shortens a long name for a message.
+func clipName(name string) string {
+	if len(name) > 60 {
+		return name[:60] + "..."
+	}
+	return name
 }
 
 // pinName is the file name an ELF map or program is pinned as. bpffs
@@ -466,6 +485,8 @@ func explainLoad(err error, spec *ebpf.CollectionSpec, source string, verbose bo
 		return fmt.Errorf("load %s: the kernel's verifier failed with an internal error (EFAULT) on %s; %s. This is a kernel bug the program runs into: a restructured program or another kernel avoids it", source, what, bug)
 	case errors.Is(err, ebpf.ErrNotSupported):
 		return fmt.Errorf("load %s: this kernel cannot load %s: %v", source, what, err)
+	case errors.Is(err, fs.ErrPermission) && privileged():
+		return fmt.Errorf("load %s: permission denied loading %s, although bpfsh runs as root with CAP_BPF and CAP_SYS_ADMIN; %s", source, what, rootEPERM(err, prog, spec, msg))
 	case errors.Is(err, fs.ErrPermission):
 		hint := "run bpfsh as root (CAP_BPF and CAP_SYS_ADMIN)"
 		if !kernelAtLeast(5, 11) {
@@ -570,4 +591,90 @@ func mkdirs(dir string) ([]string, error) {
 		}
 	}
 	return made, nil
+}
+
+// privileged reports whether this process has what loading needs, so that
+// an EPERM cannot be for want of privilege.
+func privileged() bool {
+	caps, err := EffectiveCaps()
+	return err == nil && HasCap(caps, CapSysAdmin) && HasCap(caps, CapBPF)
+}
+
+// rootEPERM says what gives EPERM to a process that has every capability
+// loading needs: the kernel's lockdown, an attach target the kernel lacks
+// or does not let programs attach to, a map type that needs other flags or
+// a feature this kernel build lacks; then the kernel's own words, from
+// the verifier's log or the kernel log, when there are any.
+func rootEPERM(err error, prog *ebpf.ProgramSpec, spec *ebpf.CollectionSpec, msg string) string {
+	var why []string
+	if b, rerr := os.ReadFile("/sys/kernel/security/lockdown"); rerr == nil {
+		if mode := lockdownMode(string(b)); mode != "none" && mode != "" {
+			why = append(why, fmt.Sprintf("the kernel is locked down (%s, /sys/kernel/security/lockdown), which refuses BPF that reads kernel memory", mode))
+		}
+	}
+	switch {
+	case prog != nil && prog.AttachTo != "":
+		target := prog.AttachTo
+		if prog.Type == ebpf.LSM {
+			target = "bpf_lsm_" + target
+		}
+		if !kernelHasSymbol(target) {
+			why = append(why, fmt.Sprintf("its attach target %s is not in this kernel (not in /proc/kallsyms)", target))
+		} else {
+			why = append(why, fmt.Sprintf("the kernel does not let %s programs attach to %s (some functions are off limits, and test targets such as bpf_fentry_test* need a kernel built for testing)", ProgTypeName(uint32(prog.Type)), target))
+		}
+	case prog != nil:
+		why = append(why, fmt.Sprintf("this kernel build does not let %s programs be loaded here (a kfunc or helper they call may be reserved, or the type needs a BPF token or a feature it lacks)", ProgTypeName(uint32(prog.Type))))
+	default:
+		for n, m := range spec.Maps {
+			if strings.HasPrefix(msg, "map "+n+": ") {
+				why = append(why, fmt.Sprintf("this kernel refuses %s maps as specified (a map type may need other flags, such as arena's mmapable and map_extra, or a feature this kernel build lacks)", MapTypeName(uint32(m.Type))))
+			}
+		}
+	}
+	if len(why) == 0 {
+		why = append(why, "kernel lockdown, an attach target the kernel lacks, or a map type that needs other flags")
+	}
+	out := "what gives EPERM here: " + strings.Join(why, "; ")
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) && len(ve.Log) > 0 {
+		out += "; the verifier's log ends: " + strings.TrimSpace(ve.Log[len(ve.Log)-1])
+	} else if line := lastKernelLogLine("Lockdown:"); line != "" {
+		out += "; the kernel log says: " + line
+	} else if line := lastKernelLogLine("bpf: "); line != "" {
+		out += "; the kernel log's last BPF line (maybe older): " + line
+	} else {
+		out += "; the kernel logged nothing about it (no verifier log, nothing in dmesg)"
+	}
+	return out
+}
+
+// lockdownMode is the mode in brackets in /sys/kernel/security/lockdown
+// ("none [integrity] confidentiality" is integrity).
+func lockdownMode(s string) string {
+	_, rest, ok := strings.Cut(s, "[")
+	if !ok {
+		return ""
+	}
+	mode, _, _ := strings.Cut(rest, "]")
+	return mode
+}
+
+// kernelHasSymbol reports whether /proc/kallsyms names sym (a function or
+// variable of the kernel or a loaded module); true when it cannot be read.
+func kernelHasSymbol(sym string) bool {
+	f, err := os.Open("/proc/kallsyms")
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// "ADDR TYPE NAME [MODULE]"
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 3 && fields[2] == sym {
+			return true
+		}
+	}
+	return false
 }

@@ -86,6 +86,8 @@ type Unloaded struct {
 	Changed []Pinned `json:"changed"` // pins left: now another object
 	Left    []string `json:"left"`    // paths under Dir bpfsh did not pin
 	DirGone bool     `json:"dir_removed"`
+	// RootGone is the pin root when it was left empty and removed.
+	RootGone string `json:"root_removed,omitempty"`
 }
 
 // Unload removes what load pinned as NAME under pinRoot, and nothing
@@ -154,6 +156,14 @@ func Unload(stateDir, pinRoot, name string) (*Unloaded, error) {
 	if err := os.Remove(ManifestPath(stateDir, pinRoot, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return u, fmt.Errorf("unload %s: pins removed, but the record of them could not be: %w", name, err)
 	}
+	// The last NAME gone: the pin root goes too when nothing else is in
+	// it (os.Remove takes only an empty directory), but never bpffs's
+	// mount point itself.
+	if u.DirGone {
+		if root := filepath.Clean(pinRoot); root != BPFFSPath && root != "/" && OnBPFFS(root) && os.Remove(root) == nil {
+			u.RootGone = root
+		}
+	}
 	return u, nil
 }
 
@@ -193,6 +203,9 @@ func (u *Unloaded) Summary() string {
 	fmt.Fprintf(&b, "unloaded %s: removed %s", u.Name, plural(len(u.Removed), "pin"))
 	if u.DirGone {
 		fmt.Fprintf(&b, " and %s", u.Dir)
+	}
+	if u.RootGone != "" {
+		fmt.Fprintf(&b, " (and the pin root %s, now empty)", u.RootGone)
 	}
 	if n := len(u.Gone); n > 0 {
 		fmt.Fprintf(&b, "; %s already gone", plural(n, "pin was", "pins were"))

@@ -7,9 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
-	"strings"
 
 	"github.com/cilium/ebpf/btf"
+
+	"github.com/bpfsh/bpfsh/bpf/hexbytes"
 )
 
 // Keys and values cross this file in two directions:
@@ -49,6 +50,11 @@ func ParseValue(words []string, t btf.Type, size int) ([]byte, error) {
 	case words[0] == "hex":
 		b, err = parseHexWords(words[1:])
 	case len(words) > 1:
+		if _, nerr := parseNumber(words[0]); nerr != nil {
+			// A literal and more: the rest is not part of it (bytes
+			// would all be numbers).
+			return nil, fmt.Errorf("unexpected %q after %s: a literal is one word (quote text that has blanks)", clipWord(words[1]), clipWord(words[0]))
+		}
 		b, err = parseByteWords(words)
 	case t == nil:
 		return parseUntyped(words[0], size)
@@ -165,43 +171,14 @@ var hexByteNames = func() (names [256]any) {
 	return names
 }()
 
-// parseHexWords reads the words after "hex": each is one byte of one or two
-// hex digits, or an even run of digits for several bytes ("01020304").
+// parseHexWords reads the words after "hex", as every bpfsh command does
+// (see package hexbytes).
 func parseHexWords(words []string) ([]byte, error) {
-	if len(words) == 0 {
-		return nil, fmt.Errorf("hex needs bytes after it, e.g. hex 01 00 00 00")
+	b, err := hexbytes.Parse(words)
+	if err != nil {
+		return nil, fmt.Errorf("hex: %w", err)
 	}
-	var out []byte
-	for _, w := range words {
-		digits := strings.TrimPrefix(strings.TrimPrefix(w, "0x"), "0X")
-		if len(digits) == 1 {
-			digits = "0" + digits
-		}
-		if digits == "" || len(digits)%2 != 0 {
-			return nil, fmt.Errorf("hex %q: give each byte as two digits (01 or 0102...)", w)
-		}
-		for i := 0; i < len(digits); i += 2 {
-			hi, ok1 := hexDigit(digits[i])
-			lo, ok2 := hexDigit(digits[i+1])
-			if !ok1 || !ok2 {
-				return nil, fmt.Errorf("hex %q is not hex bytes: use the digits 0-9 and a-f", w)
-			}
-			out = append(out, hi<<4|lo)
-		}
-	}
-	return out, nil
-}
-
-func hexDigit(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
+	return b, nil
 }
 
 // parseByteWords reads bpftool's byte list: one word per byte, each a
@@ -243,6 +220,14 @@ func parseUntyped(word string, size int) ([]byte, error) {
 	b := make([]byte, size)
 	putInt(b, n)
 	return b, nil
+}
+
+// clipWord shortens a word a message quotes, as other errors clip theirs.
+func clipWord(w string) string {
+	if len(w) > 60 {
+		return w[:60] + "..."
+	}
+	return w
 }
 
 // typeNote is " (TYPE)" for messages about a value of type t.
@@ -365,4 +350,17 @@ func fieldErr(path, format string, args ...any) error {
 		return fmt.Errorf("%s", msg)
 	}
 	return fmt.Errorf("field %s: %s", path, msg)
+}
+
+// hexDigit reads one hex digit (for \xHH escapes in quoted text).
+func hexDigit(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }

@@ -42,22 +42,23 @@ func TestFixtureFlowKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := hexBytes(t, "0a000001 409c 0000"); !bytes.Equal(b, want) {
+	// The port goes in network order, as named (see value_hints.go).
+	if want := hexBytes(t, "0a000001 9c40 0000"); !bytes.Equal(b, want) {
 		t.Fatalf("got % x, want % x", b, want)
 	}
 	text, obj := bpf.FormatValue(b, key)
-	if want := "{saddr: 16777226, sport: 40000, pad: 0}"; text != want {
+	if want := "{saddr: 10.0.0.1, sport: 40000, pad: 0}"; text != want {
 		t.Errorf("text %s, want %s", text, want)
 	}
 	j, _ := json.Marshal(obj)
-	if want := `{"saddr":16777226,"sport":40000,"pad":0}`; string(j) != want {
+	if want := `{"saddr":16777226,"sport":16540,"pad":0}`; string(j) != want {
 		t.Errorf("json %s, want %s", j, want)
 	}
 	// bpftool's byte syntax gives the same key.
 	for _, words := range [][]string{
-		{"0x0a", "0", "0", "1", "0x40", "0x9c", "0", "0"},
-		{"hex", "0a", "00", "00", "01", "40", "9c", "00", "00"},
-		{"hex", "0a000001409c0000"},
+		{"0x0a", "0", "0", "1", "0x9c", "0x40", "0", "0"},
+		{"hex", "0a", "00", "00", "01", "9c", "40", "00", "00"},
+		{"hex", "0a0000019c400000"},
 	} {
 		got, err := bpf.ParseValue(words, key, 8)
 		if err != nil || !bytes.Equal(got, b) {

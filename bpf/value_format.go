@@ -24,6 +24,7 @@ var errUndecodable = errors.New("value cannot be decoded by its type")
 // formatTyped renders data, which is exactly t's size, by t.
 func formatTyped(data []byte, t btf.Type) (string, any, error) {
 	var f formatter
+	f.hint = hintFor("", t, nil, true)
 	obj, err := f.value(data, t, 0)
 	if err != nil {
 		return "", nil, err
@@ -35,6 +36,9 @@ func formatTyped(data []byte, t btf.Type) (string, any, error) {
 type formatter struct {
 	sb    strings.Builder
 	steps int
+	// hint is how to show the next value, set by its container (see
+	// value_hints.go) and used by value once.
+	hint hint
 }
 
 // maxSteps bounds the work on one value: only a malformed type (a struct
@@ -46,6 +50,17 @@ func (f *formatter) value(data []byte, t btf.Type, depth int) (any, error) {
 	if depth > maxDepth || f.steps > maxSteps {
 		return nil, errUndecodable
 	}
+	h := f.hint
+	f.hint = hintNone
+	if text, ok := addressText(data, h); ok {
+		// JSON keeps what it would show without the hint.
+		var raw formatter
+		obj, err := raw.value(data, t, depth)
+		if err == nil {
+			f.sb.WriteString(text)
+		}
+		return obj, err
+	}
 	switch v := underlying(t).(type) {
 	case *btf.Int:
 		if v.Size == 0 || v.Size > 16 || int(v.Size) != len(data) {
@@ -53,6 +68,13 @@ func (f *formatter) value(data []byte, t btf.Type, depth int) (any, error) {
 		}
 		if v.Size > 8 {
 			return f.bigInt(data, v.Encoding == btf.Signed), nil
+		}
+		if h == hintBE && v.Encoding != btf.Bool {
+			// The number the bytes mean on the wire; JSON keeps the raw one.
+			var raw formatter
+			obj := raw.integer(readUint(data), uint(8*v.Size), v)
+			f.integer(readBE(data), uint(8*v.Size), v)
+			return obj, nil
 		}
 		return f.integer(readUint(data), uint(8*v.Size), v), nil
 	case *btf.Enum:
@@ -195,6 +217,7 @@ func (f *formatter) array(data []byte, a *btf.Array, depth int) (any, error) {
 			if i > 0 {
 				f.sb.WriteString(", ")
 			}
+			f.hint = hintFor("", a.Type, nil, false)
 			v, err := f.value(data[i*esize:(i+1)*esize], a.Type, depth+1)
 			if err != nil {
 				return nil, err
@@ -253,6 +276,7 @@ func (f *formatter) members(data []byte, members []btf.Member, base btf.Bits, ob
 			if serr != nil || off%8 != 0 || uint64(start)+uint64(size) > uint64(len(data)) {
 				return errUndecodable
 			}
+			f.hint = hintFor(m.Name, m.Type, m.Tags, false)
 			v, err = f.value(data[start:start+size], m.Type, depth+1)
 		}
 		if err != nil {

@@ -27,10 +27,29 @@ func parseTyped(word string, t btf.Type, size int) ([]byte, error) {
 		return nil, err
 	}
 	buf := make([]byte, n)
-	if err := encode(l, t, "", buf, 0); err != nil {
+	if err := encodeHinted(l, t, hintFor("", t, nil, true), "", buf, 0); err != nil {
 		return nil, err
 	}
 	return buf, nil
+}
+
+// encodeHinted is encode for a value whose container gave it a hint (see
+// value_hints.go): an integer in network byte order is written so.
+// Addresses need nothing: encode reads them in network order anywhere.
+func encodeHinted(l *lit, t btf.Type, h hint, path string, buf []byte, depth int) error {
+	if it, ok := underlying(t).(*btf.Int); ok && h == hintBE && it.Size <= 8 && it.Encoding != btf.Bool {
+		if ip, ok := ipLiteral(l, len(buf)); ok {
+			copy(buf, ip)
+			return nil
+		}
+		n, err := intValue(l, t, it, uint(8*it.Size), path)
+		if err != nil {
+			return err
+		}
+		putBE(buf, n)
+		return nil
+	}
+	return encode(l, t, path, buf, depth)
 }
 
 // topLiteral parses the one word given for a whole key or value. The shell
@@ -106,10 +125,15 @@ func wants(t btf.Type) string {
 			return "true, false or a number"
 		case isChar(v):
 			return "a number or a quoted character such as 'a'"
-		case v.Size == 4:
-			return "a number such as 42, 0x2a or -1, or an IPv4 address"
 		}
-		return "a number such as 42, 0x2a or -1"
+		examples := "42 or 0x2a" // unsigned: -1 would be refused
+		if v.Encoding == btf.Signed {
+			examples = "42, 0x2a or -1"
+		}
+		if v.Size == 4 {
+			return "a number such as " + examples + ", or an IPv4 address"
+		}
+		return "a number such as " + examples
 	case *btf.Enum:
 		return "a number or one of " + enumNames(v)
 	case *btf.Float:
@@ -298,6 +322,10 @@ func encodeArray(l *lit, t btf.Type, a *btf.Array, path string, buf []byte, dept
 	}
 	if isChar(a.Type) && (l.kind == litString || l.kind == litAtom) {
 		text := l.text
+		if _, nerr := parseNumber(l.text); l.kind == litAtom && nerr == nil && path != "" {
+			// {last: 5} could mean the text "5" or the byte 5: ask.
+			return fieldErr(path, "%s holds text, and %s is a number: write \"%s\" for the text, or [%s] for the byte", holder(path, t), l.raw, l.text, l.text)
+		}
 		if l.kind == litAtom {
 			if text, err = unescapeText(text); err != nil {
 				return fieldErr(path, "%s: %v", shorten(l.raw), err)
@@ -321,7 +349,7 @@ func encodeArray(l *lit, t btf.Type, a *btf.Array, path string, buf []byte, dept
 	}
 	for i, e := range l.elems {
 		p := fmt.Sprintf("%s[%d]", path, i)
-		if err := encode(e, a.Type, p, buf[i*esize:(i+1)*esize], depth+1); err != nil {
+		if err := encodeHinted(e, a.Type, hintFor("", a.Type, nil, false), p, buf[i*esize:(i+1)*esize], depth+1); err != nil {
 			return err
 		}
 	}
@@ -367,7 +395,7 @@ func encodeComposite(l *lit, t btf.Type, members []btf.Member, path string, buf 
 		if err != nil || m.Offset%8 != 0 || off+msize > len(buf) {
 			return fieldErr(p, "cannot write %s at bit %d of %s; give the whole value as hex", TypeName(m.Type), m.Offset, TypeName(t))
 		}
-		if err := encode(f.val, m.Type, p, buf[off:off+msize], depth+1); err != nil {
+		if err := encodeHinted(f.val, m.Type, hintFor(m.Name, m.Type, m.Tags, false), p, buf[off:off+msize], depth+1); err != nil {
 			return err
 		}
 	}

@@ -16,7 +16,7 @@ import (
 func recordBytes(t *testing.T) []byte {
 	b := make([]byte, 96)
 	put := func(off int, h string) { copy(b[off:], hexBytes(t, h)) }
-	put(0, "01020304 0a000002 409c 5000 11") // t
+	put(0, "01020304 0a000002 9c40 0050 11") // t: ports in network order, as named
 	put(16, "68 69")                         // name "hi"
 	put(32, "0100 0200 0000")                // ports
 	put(40, "00000000000000000000000000000001")
@@ -87,9 +87,9 @@ func TestParseValue(t *testing.T) {
 		{"array of arrays", []string{"[[1, 2], [3]]"}, tMatrix, "01020300"},
 		{"ipv6 in a byte array", []string{"fe80::1"}, tAddr6, "fe800000000000000000000000000001"},
 		{"ipv4 in a byte array", []string{"10.0.0.1"}, &btf.Array{Type: tU8, Nelems: 4}, "0a000001"},
-		{"struct", []string{"{saddr: 10.0.0.1, daddr: 10.0.0.2, sport: 40000, dport: 80, proto: 6}"}, tTuple, "0a000001 0a000002 409c 5000 06 000000"},
+		{"struct", []string{"{saddr: 10.0.0.1, daddr: 10.0.0.2, sport: 40000, dport: 80, proto: 6}"}, tTuple, "0a000001 0a000002 9c40 0050 06 000000"},
 		{"struct omitted fields are zero", []string{"{proto: 17}"}, tTuple, "00000000 00000000 0000 0000 11 000000"},
-		{"struct with = and no blanks", []string{"{proto=17,sport=1}"}, tTuple, "00000000 00000000 0100 0000 11 000000"},
+		{"struct with = and no blanks", []string{"{proto=17,sport=1}"}, tTuple, "00000000 00000000 0001 0000 11 000000"},
 		{"struct trailing comma", []string{"{ proto : 17 , }"}, tTuple, "00000000 00000000 0000 0000 11 000000"},
 		{"struct empty", []string{"{}"}, tTuple, strings.Repeat("00", 16)},
 		{"bitfields", []string{"{a: 7, b: -16, c: BLUE, d: true, e: 65535}"}, tFlags, "8706ffff"},
@@ -157,10 +157,10 @@ func TestParseValueErrors(t *testing.T) {
 		want  string
 	}{
 		{nil, tU32, 4, "no value given: type a literal such as 42 or bytes such as 0x01 0 0 0"},
-		{[]string{"hex"}, tU32, 4, "hex needs bytes after it, e.g. hex 01 00 00 00"},
-		{[]string{"hex", "0g"}, tU32, 4, `hex "0g" is not hex bytes: use the digits 0-9 and a-f`},
-		{[]string{"hex", "123"}, tU32, 4, `hex "123": give each byte as two digits (01 or 0102...)`},
-		{[]string{"hex", "0x"}, tU32, 4, `hex "0x": give each byte as two digits (01 or 0102...)`},
+		{[]string{"hex"}, tU32, 4, "hex: no bytes given; write them as 01 00 00 00, 01000000 or 0x01:00:00:00"},
+		{[]string{"hex", "0g"}, tU32, 4, `hex: "0g" is not hex bytes: use the digits 0-9 and a-f`},
+		{[]string{"hex", "123"}, tU32, 4, `hex: "123" has an odd number of hex digits: give each byte as two (01 or 0102...)`},
+		{[]string{"hex", "0x"}, tU32, 4, `hex: "0x" has no hex digits`},
 		{[]string{"hex", "01", "02", "03", "04"}, tU64, 8, "4 bytes given, the map wants 8 (__u64)"},
 		{[]string{"0x01", "0", "0", "300"}, tU32, 4, `byte "300" is out of range 0..255`},
 		{[]string{"0x01", "0", "0", "-1"}, tU32, 4, `byte "-1" is out of range 0..255`},
@@ -176,18 +176,18 @@ func TestParseValueErrors(t *testing.T) {
 		{[]string{"256"}, tChar, 1, "256 is out of range for char (-128..255)"},
 		{[]string{"2"}, &btf.Int{Name: "x", Size: 1, Encoding: btf.Signed}, 1, ""},
 		{[]string{"18446744073709551616"}, tU64, 8, "18446744073709551616 is out of range for __u64 (0..18446744073709551615)"},
-		{[]string{"abc"}, tU32, 4, "__u32 wants a number such as 42, 0x2a or -1, or an IPv4 address: abc is not a number"},
-		{[]string{"0x"}, tU16, 2, "__u16 wants a number such as 42, 0x2a or -1: 0x is not a number"},
-		{[]string{"0x-1"}, tU16, 2, "__u16 wants a number such as 42, 0x2a or -1: 0x-1 is not a number"},
+		{[]string{"abc"}, tU32, 4, "__u32 wants a number such as 42 or 0x2a, or an IPv4 address: abc is not a number"},
+		{[]string{"0x"}, tU16, 2, "__u16 wants a number such as 42 or 0x2a: 0x is not a number"},
+		{[]string{"0x-1"}, tU16, 2, "__u16 wants a number such as 42 or 0x2a: 0x-1 is not a number"},
 		{[]string{"--1"}, tS32, 4, "int wants a number such as 42, 0x2a or -1, or an IPv4 address: --1 is not a number"},
-		{[]string{"010"}, tU32, 4, "__u32 wants a number such as 42, 0x2a or -1, or an IPv4 address: 010 is ambiguous (bpftool reads a leading 0 as octal): write 0o10 for octal or drop the leading 0"},
-		{[]string{"1.2.3"}, tU32, 4, "__u32 wants a number such as 42, 0x2a or -1, or an IPv4 address: 1.2.3 is not a number"},
-		{[]string{"10.0.0.1"}, tU16, 2, "__u16 wants a number such as 42, 0x2a or -1: 10.0.0.1 is not a number"},
-		{[]string{"::1"}, tU32, 4, "__u32 wants a number such as 42, 0x2a or -1, or an IPv4 address: ::1 is not a number"},
+		{[]string{"010"}, tU32, 4, "__u32 wants a number such as 42 or 0x2a, or an IPv4 address: 010 is ambiguous (bpftool reads a leading 0 as octal): write 0o10 for octal or drop the leading 0"},
+		{[]string{"1.2.3"}, tU32, 4, "__u32 wants a number such as 42 or 0x2a, or an IPv4 address: 1.2.3 is not a number"},
+		{[]string{"10.0.0.1"}, tU16, 2, "__u16 wants a number such as 42 or 0x2a: 10.0.0.1 is not a number"},
+		{[]string{"::1"}, tU32, 4, "__u32 wants a number such as 42 or 0x2a, or an IPv4 address: ::1 is not a number"},
 		{[]string{"maybe"}, tBool, 1, "_Bool wants true, false or a number: maybe is not a number"},
 		{[]string{"2 3"}, tU32, 4, "column 3 of 2 3: unexpected '3' after the literal; quote text with blanks and put several fields in {...}"},
-		{[]string{"{a: 1}"}, tU32, 4, "__u32 wants a number such as 42, 0x2a or -1, or an IPv4 address, not {a: 1}"},
-		{[]string{`"x"`}, tU32, 4, `__u32 wants a number such as 42, 0x2a or -1, or an IPv4 address, not "x"`},
+		{[]string{"{a: 1}"}, tU32, 4, "__u32 wants a number such as 42 or 0x2a, or an IPv4 address, not {a: 1}"},
+		{[]string{`"x"`}, tU32, 4, `__u32 wants a number such as 42 or 0x2a, or an IPv4 address, not "x"`},
 		{[]string{`"ab"`}, tChar, 1, `char wants a number or a quoted character such as 'a', not "ab"`},
 		{[]string{"42"}, tTuple, 16, "struct tuple wants {field: value, ...} with fields saddr, daddr, sport, dport, proto, not 42"},
 		{[]string{"[1]"}, tTuple, 16, "struct tuple wants {field: value, ...} with fields saddr, daddr, sport, dport, proto, not [1]"},
@@ -207,11 +207,13 @@ func TestParseValueErrors(t *testing.T) {
 		{[]string{`{name: "a\qb"}`}, tRecord, 96, `column 10 of {name: "a\qb"}: unknown escape \q; write \\ for a backslash (escapes: \\ \" \' \n \t \r \0 \xHH)`},
 		{[]string{`a\x4`}, tName, 16, `a\x4: \x needs two hex digits, as in \x00`},
 		{[]string{`ab\`}, tName, 16, `ab\: a lone \ ends the text; write \\ for a backslash`},
-		{[]string{"{name: 42}"}, tRecord, 96, ""}, // a bare word is text: "42"
+		{[]string{"{name: 42}"}, tRecord, 96, `field name: the field holds text, and 42 is a number: write "42" for the text, or [42] for the byte`},
+		{[]string{`{name: "42"}`}, tRecord, 96, ""}, // quoted: the text "42"
+		{[]string{"{name: abc}"}, tRecord, 96, ""},  // a bare word that is no number is text
 		{[]string{"{name: {a: 1}}"}, tRecord, 96, "field name: char[16] wants text or a list of numbers, not {a: 1}"},
 		{[]string{"{ports: [1, 2, 3, 4]}"}, tRecord, 96, "field ports: 4 elements given, the field holds 3"},
 		{[]string{"[1, 2, 3, 4]"}, tPorts, 6, "4 elements given, __u16[3] holds 3"},
-		{[]string{"{ports: [1, 2, x]}"}, tRecord, 96, "field ports[2]: __u16 wants a number such as 42, 0x2a or -1: x is not a number"},
+		{[]string{"{ports: [1, 2, x]}"}, tRecord, 96, "field ports[2]: __u16 wants a number such as 42 or 0x2a: x is not a number"},
 		{[]string{"{ports: 1}"}, tRecord, 96, "field ports: __u16[3] wants a list such as [1, 2, 3], not 1"},
 		{[]string{"[[1, 2, 3]]"}, tMatrix, 4, "field [0]: 3 elements given, the field holds 2"},
 		{[]string{"{col: PURPLE}"}, tRecord, 96, "field col: PURPLE is not a number or a value of enum color (RED, GREEN, BLUE)"},
@@ -295,9 +297,11 @@ func TestFormatValue(t *testing.T) {
 		{"text full", "30313233343536373839616263646566", tName, `"0123456789abcdef"`, `[48,49,50,51,52,53,54,55,56,57,97,98,99,100,101,102]`},
 		{"array", "010002000300", tPorts, "[1, 2, 3]", `[1,2,3]`},
 		{"array of arrays", "01020304", tMatrix, "[[1, 2], [3, 4]]", `[[1,2],[3,4]]`},
-		{"struct", "0a000001 0a000002 409c 5000 06 000000", tTuple,
-			"{saddr: 16777226, daddr: 33554442, sport: 40000, dport: 80, proto: 6}",
-			`{"saddr":16777226,"daddr":33554442,"sport":40000,"dport":80,"proto":6}`},
+		// Named like addresses and ports: shown as typed; JSON keeps the
+		// raw numbers, as bpftool's.
+		{"struct", "0a000001 0a000002 9c40 0050 06 000000", tTuple,
+			"{saddr: 10.0.0.1, daddr: 10.0.0.2, sport: 40000, dport: 80, proto: 6}",
+			`{"saddr":16777226,"daddr":33554442,"sport":16540,"dport":20480,"proto":6}`},
 		{"bitfields", "8706ffff", tFlags, "{a: 7, b: -16, c: BLUE, d: true, e: 65535}", `{"a":7,"b":-16,"c":"BLUE","d":true,"e":65535}`},
 		{"union", "0a000001" + strings.Repeat("00", 12), tAddrUnion, "{v4: 16777226, v6: [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]}",
 			`{"v4":16777226,"v6":[10,0,0,1,0,0,0,0,0,0,0,0,0,0,0,0]}`},
@@ -326,7 +330,7 @@ func TestFormatValue(t *testing.T) {
 
 func TestFormatRecord(t *testing.T) {
 	text, obj := bpf.FormatValue(recordBytes(t), tRecord)
-	want := `{t: {saddr: 67305985, daddr: 33554442, sport: 40000, dport: 80, proto: 17}, name: "hi", ` +
+	want := `{t: {saddr: 1.2.3.4, daddr: 10.0.0.2, sport: 40000, dport: 80, proto: 17}, name: "hi", ` +
 		`ports: [1, 2, 0], v4: 0, v6: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], col: GREEN, count: 5, ` +
 		`p: 0xffffff8800000000, f: 1.5, fl: {a: 7, b: -16, c: BLUE, d: true, e: 65535}, d: -2}`
 	if text != want {
@@ -336,7 +340,7 @@ func TestFormatRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantJSON := `{"t":{"saddr":67305985,"daddr":33554442,"sport":40000,"dport":80,"proto":17},"name":"hi",` +
+	wantJSON := `{"t":{"saddr":67305985,"daddr":33554442,"sport":16540,"dport":20480,"proto":17},"name":"hi",` +
 		`"ports":[1,2,0],"v4":0,"v6":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1],"col":"GREEN","count":5,` +
 		`"p":18446743558313476096,"f":1.5,"fl":{"a":7,"b":-16,"c":"BLUE","d":true,"e":65535},"d":-2}`
 	if string(j) != wantJSON {

@@ -4,7 +4,6 @@ package commands
 
 import (
 	"errors"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,25 +18,17 @@ import (
 // command line to show); any other word is unexpected, and takes says
 // what the command takes.
 func benchArgs(args, flags, valued []string, example, takes string, each func(w, v string) error) error {
-	for i := 0; i < len(args); i++ {
-		w := args[i]
-		switch {
-		case slices.Contains(flags, w):
-			if err := each(w, ""); err != nil {
-				return err
-			}
-			continue
-		case !slices.Contains(valued, w):
-			return Usagef("unexpected %q; %s", w, takes)
-		case i+1 >= len(args):
-			return Usagef("%s needs a value, e.g. %s", w, example)
-		}
-		i++
-		if err := each(w, args[i]); err != nil {
-			return err
-		}
+	need := map[string]string{}
+	for _, w := range valued {
+		need[w] = "a value, e.g. " + example
 	}
-	return nil
+	_, err := argSpec{Flags: flags, Valued: valued, Need: need, Takes: takes}.parse(args, func(w string, v ...string) error {
+		if len(v) == 0 {
+			return each(w, "")
+		}
+		return each(w, v[0])
+	})
+	return err
 }
 
 // benchMix parses a GET:SET mix, two counts up to 1000, not both 0;

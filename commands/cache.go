@@ -15,8 +15,8 @@ import (
 // cache (bpf/cache): each crafts the packets a memcached client and server
 // would exchange and test-runs them through the loaded programs in the
 // order the real traffic meets them, so what the shell shows is what the
-// programs did. Other files add to Subs from init (cache attach, detach;
-// cache bench).
+// programs did. Every sub-command is in Subs below (attach and detach
+// are declared in cache_attach.go, bench in cache_bench.go).
 var cacheCmd = &Command{
 	Name:  "cache",
 	Short: "drive the in-kernel memcached cache: get, set, del, stats, attach, detach, bench",
@@ -79,6 +79,9 @@ var cacheCmd = &Command{
 			Example: "cache stats",
 			Run:     runCacheStats,
 		},
+		cacheAttachCmd,
+		cacheDetachCmd,
+		cacheBenchCommand(),
 	},
 }
 

@@ -19,39 +19,38 @@ import (
 	"github.com/bpfsh/bpfsh/bpf/cache"
 )
 
-func init() {
-	cacheCmd.Subs = append(cacheCmd.Subs,
-		&Command{
-			Name:  "attach",
-			Usage: "IFACE [--name NAME]",
-			Short: "attach xdp_cache_rx (XDP) and tc_cache_fill (TC egress) to a real interface",
-			Long: "attach puts the cache in front of a memcached reachable through IFACE: xdp_cache_rx on the " +
-				"interface's XDP hook (native mode when the driver has it, generic otherwise; it says which) and " +
-				"tc_cache_fill on its TC egress hook as a tcx link (Linux 6.6 or later). Both links are pinned under " +
-				"<pin-root>/NAME/ as link_xdp_IFACE and link_tc_IFACE, so they stay attached after the shell ends; " +
-				"'cache detach' removes them, and so does 'unload cache'. On a kernel without tcx tc_cache_fill goes in as " +
-				"a cls_bpf filter in direct-action mode on the clsact qdisc's egress (the qdisc is added when the interface " +
-				"has none), as 'tc filter add dev IFACE egress bpf da' would; a filter cannot be pinned, so what detaching it " +
-				"takes is recorded in <pin-root>/NAME/filter_tc_IFACE, and detach removes that filter (only while it still " +
-				"runs tc_cache_fill) and the qdisc if attach added it and nothing else uses it. The programs watch cache_port (11211 unless " +
-				"loaded with 'load cache set cache_port=N'). An interface with another XDP program is refused. " +
-				"'--redis' is refused: the RESP path cannot run live on upstream kernels.",
-			Example: "cache attach eth0",
-			Args:    []ArgKind{ArgIface},
-			Run:     runCacheAttach,
-		},
-		&Command{
-			Name:    "detach",
-			Usage:   "[IFACE] [--name NAME]",
-			Short:   "remove what cache attach attached (from IFACE, or from every interface)",
-			Long:    "detach removes the pinned XDP and tcx links that 'cache attach' made on IFACE, or on every interface without one (on kernels without tcx: the cls_bpf filter it added, and the clsact qdisc if it added that); the programs stay loaded. It is an error when there is nothing to detach.",
-			Example: "cache detach eth0",
-			Args:    []ArgKind{ArgIface},
-			Run:     runCacheDetach,
-		},
-	)
-	onLoad(&loadHook{Match: isCache, Unloading: cacheUnloading})
+// cacheAttachCmd and cacheDetachCmd are in cacheCmd's Subs.
+var cacheAttachCmd = &Command{
+	Name:  "attach",
+	Usage: "IFACE [--name NAME]",
+	Short: "attach xdp_cache_rx (XDP) and tc_cache_fill (TC egress) to a real interface",
+	Long: "attach puts the cache in front of a memcached reachable through IFACE: xdp_cache_rx on the " +
+		"interface's XDP hook (native mode when the driver has it, generic otherwise; it says which) and " +
+		"tc_cache_fill on its TC egress hook as a tcx link (Linux 6.6 or later). Both links are pinned under " +
+		"<pin-root>/NAME/ as link_xdp_IFACE and link_tc_IFACE, so they stay attached after the shell ends; " +
+		"'cache detach' removes them, and so does 'unload cache'. On a kernel without tcx tc_cache_fill goes in as " +
+		"a cls_bpf filter in direct-action mode on the clsact qdisc's egress (the qdisc is added when the interface " +
+		"has none), as 'tc filter add dev IFACE egress bpf da' would; a filter cannot be pinned, so what detaching it " +
+		"takes is recorded in <pin-root>/NAME/filter_tc_IFACE, and detach removes that filter (only while it still " +
+		"runs tc_cache_fill) and the qdisc if attach added it and nothing else uses it. The programs watch cache_port (11211 unless " +
+		"loaded with 'load cache set cache_port=N'). An interface with another XDP program is refused. " +
+		"'--redis' is refused: the RESP path cannot run live on upstream kernels.",
+	Example: "cache attach eth0",
+	Args:    []ArgKind{ArgIface},
+	Run:     runCacheAttach,
 }
+
+var cacheDetachCmd = &Command{
+	Name:    "detach",
+	Usage:   "[IFACE] [--name NAME]",
+	Short:   "remove what cache attach attached (from IFACE, or from every interface)",
+	Long:    "detach removes the pinned XDP and tcx links that 'cache attach' made on IFACE, or on every interface without one (on kernels without tcx: the cls_bpf filter it added, and the clsact qdisc if it added that); the programs stay loaded. It is an error when there is nothing to detach.",
+	Example: "cache detach eth0",
+	Args:    []ArgKind{ArgIface},
+	Run:     runCacheDetach,
+}
+
+func init() { onLoad(&loadHook{Match: isCache, Unloading: cacheUnloading}) }
 
 // isCache says whether objects are the cache's programs and maps (the
 // built-in under any NAME, or cache.bpf.c built with changes).

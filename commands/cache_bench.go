@@ -134,5 +134,3 @@ func zipfText(o cache.BenchOptions) string {
 	}
 	return fmt.Sprintf("zipf %g", o.Zipf)
 }
-
-func init() { cacheCmd.Subs = append(cacheCmd.Subs, cacheBenchCommand()) }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -127,52 +128,44 @@ func (t *cacheTarget) close() {
 	}
 }
 
+// cacheFlagArgs are the words every cache command takes besides its own
+// (and cache set --flags N).
+var cacheFlagArgs = argSpec{
+	Flags:  []string{"--detail"},
+	Valued: []string{"--name"},
+	Need:   map[string]string{"--name": "the NAME cache was loaded as", "--flags": "the client flags (0 to 4294967295)"},
+}
+
 // cacheFlags takes --name NAME, --detail and --flags N out of args,
 // wherever they are. flags is nil unless --flags was given.
 func cacheFlags(cmd string, args []string, allowFlags bool) (name string, detail bool, flags *uint32, rest []string, err error) {
 	name = cache.BuiltinName
-	value := func(i int, what string) (string, error) {
-		a := args[i]
-		if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(k, "--") {
-			return v, nil
-		}
-		if i+1 >= len(args) {
-			return "", Usagef("%s: %s needs %s after it", cmd, a, what)
-		}
-		return args[i+1], nil
+	spec := cacheFlagArgs
+	if allowFlags {
+		spec.Valued = append(slices.Clone(spec.Valued), "--flags")
 	}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--detail":
+	rest, err = spec.parse(args, func(w string, v ...string) error {
+		switch w {
+		case "--detail":
 			detail = true
-		case a == "--name" || strings.HasPrefix(a, "--name="):
-			if name, err = value(i, "the NAME cache was loaded as"); err != nil {
-				return
-			}
-			if !strings.Contains(a, "=") {
-				i++
-			}
-		case allowFlags && (a == "--flags" || strings.HasPrefix(a, "--flags=")):
-			var v string
-			if v, err = value(i, "the client flags (0 to 4294967295)"); err != nil {
-				return
-			}
-			if !strings.Contains(a, "=") {
-				i++
-			}
-			n, perr := strconv.ParseUint(v, 0, 32)
+		case "--name":
+			name = v[0]
+		case "--flags":
+			n, perr := strconv.ParseUint(v[0], 0, 32)
 			if perr != nil {
-				err = Usagef("%s: --flags %q: the client flags are a number from 0 to 4294967295", cmd, v)
-				return
+				return Usagef("%s: --flags %q: the client flags are a number from 0 to 4294967295", cmd, v[0])
 			}
 			f := uint32(n)
 			flags = &f
-		case strings.HasPrefix(a, "--") && len(a) > 2:
-			err = Usagef("%s: unknown option %s", cmd, a)
-			return
-		default:
-			rest = append(rest, a)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", false, nil, nil, err
+	}
+	for _, a := range rest {
+		if strings.HasPrefix(a, "--") && len(a) > 2 {
+			return "", false, nil, nil, Usagef("%s: unknown option %s", cmd, a)
 		}
 	}
 	if verr := bpf.ValidName(name); verr != nil {

@@ -43,6 +43,7 @@ const (
 	ArgLinkRef ArgKind = "link-ref" // a link reference
 	ArgAnyRef  ArgKind = "ref"      // a program or map reference
 	ArgFile    ArgKind = "file"     // a file on disk
+	ArgObject  ArgKind = "object"   // a BPF ELF object file (.o first)
 	ArgPinPath ArgKind = "pin-path" // a path under bpffs
 	ArgCommand ArgKind = "command"  // a command word (for help)
 	ArgLoaded  ArgKind = "loaded"   // a NAME under the pin root

@@ -14,9 +14,8 @@ var doctorCmd = &Command{
 		"is ok, missing (bpfsh cannot work without the fix) or warn (degraded or optional), with " +
 		"the fix beside it.",
 	Example: "doctor",
+	Run:     runDoctor,
 }
-
-func init() { doctorCmd.Run = runDoctor }
 
 func runDoctor(s *Session, args []string) (Result, error) {
 	if len(args) > 0 {

@@ -5,6 +5,7 @@ package commands
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // UsageError is a mistake in how a command was typed. Scripts exit with
@@ -18,10 +19,18 @@ func Usagef(format string, args ...any) error {
 	return &UsageError{Msg: fmt.Sprintf(format, args...)}
 }
 
-// IsUsage reports whether err is, or wraps, a usage error.
+// IsUsage reports whether err is, or wraps, a usage error: a *UsageError,
+// or an error from below commands/ that says it was typed wrong (a
+// TypedWrong method returning true, as bpf's *NameError and testrun's
+// *OptionsError have), which they cannot wrap in a *UsageError without
+// importing this package.
 func IsUsage(err error) bool {
 	var u *UsageError
-	return errors.As(err, &u)
+	if errors.As(err, &u) {
+		return true
+	}
+	var tw interface{ TypedWrong() bool }
+	return errors.As(err, &tw) && tw.TypedWrong()
 }
 
 // Detailer is an error with more to show than its one line, such as the
@@ -40,6 +49,20 @@ func DetailOf(err error) string {
 		return d.Detail()
 	}
 	return ""
+}
+
+// clipWord shortens a word typed by the user for an error message that
+// quotes it: the first 60 bytes and how many more there were.
+func clipWord(w string) string {
+	const keep = 60
+	if len(w) <= keep+20 {
+		return w
+	}
+	n := keep
+	for n > 0 && !utf8.RuneStart(w[n]) {
+		n--
+	}
+	return fmt.Sprintf("%s... (%d more bytes)", w[:n], len(w)-n)
 }
 
 // FailedResult is a finding that fails its command: the shell shows

@@ -22,8 +22,9 @@ var expectCmd = &Command{
 	Long: "expect checks something about the last command and fails when it does not hold: the return value, output packet, " +
 		"payload and trace lines of the last run, the error of the last command, or what a map holds now. " +
 		"A failed expectation is one line saying what was wanted and what was found, with a layer diff below it for packets. " +
-		"In a script (bpfsh -f, source) and in a suite (bpfsh test) a failed expectation is counted and the script goes on; " +
-		"any other failing command stops it, unless the next line is 'expect error ...', which then checks that failure. " +
+		"In a suite (bpfsh test) a failed expectation is counted and the suite goes on; in a script (bpfsh -c, -f, source) it " +
+		"stops the script like any failing command (exit status 1) unless --keep-going. Any other failing command stops either, " +
+		"unless the next line is 'expect error ...', which then checks that failure. " +
 		"expect itself leaves the last result alone, so several expect lines check the same run. " +
 		"TEXT may be quoted and understands the escapes \\n, \\t, \\r, \\\\ and \\xHH (\\x22 is a double quote).",
 	Example:  "expect retval XDP_TX",
@@ -35,6 +36,7 @@ var expectCmd = &Command{
 			Short:   "the last run returned this value",
 			Long:    "retval checks the return value of the last run, by the name its program type gives it (XDP_TX, TC_ACT_SHOT, SK_PASS; the prefix may be left out: tx) or as a number.",
 			Example: "expect retval XDP_TX",
+			Run:     expectForm("retval", expectRetval),
 		},
 		{
 			Name:  "packet",
@@ -46,6 +48,7 @@ var expectCmd = &Command{
 				"A packet given as hex or @FILE must match in every decoded field; $NAME compares with the expression it was built from. " +
 				"On a mismatch the output packet is shown layer by layer with the differing fields marked '*'.",
 			Example: "expect packet Ether(src=02:00:00:00:00:02, dst=02:00:00:00:00:01)/IPv4(src=10.0.0.2, chksum=*)/UDP(sport=7777)",
+			Run:     expectForm("packet", expectPacket),
 		},
 		{
 			Name:    "payload",
@@ -53,6 +56,7 @@ var expectCmd = &Command{
 			Short:   "the last run's output payload contains TEXT",
 			Long:    "payload checks that the payload of the packet the last run handed back (its Raw layer: the bytes after the last header bpfsh decodes; the whole packet when every byte is a header) contains TEXT. For a program run through the live harness it is the bytes that arrived on any socket.",
 			Example: `expect payload contains "pong"`,
+			Run:     expectForm("payload", expectPayload),
 		},
 		{
 			Name:  "map",
@@ -65,6 +69,7 @@ var expectCmd = &Command{
 				"that the map has N entries (an array always has max_entries).",
 			Example: "expect map fx/counters key 0 value 46",
 			Args:    []ArgKind{ArgMapRef},
+			Run:     expectForm("map", expectMap),
 		},
 		{
 			Name:    "trace",
@@ -72,6 +77,7 @@ var expectCmd = &Command{
 			Short:   "a bpf_printk line of the last run contains TEXT",
 			Long:    "trace checks that one of the lines the last run wrote with bpf_printk (or to its own BPF stream) contains TEXT.",
 			Example: `expect trace contains "len=46"`,
+			Run:     expectForm("trace", expectTrace),
 		},
 		{
 			Name:  "file",
@@ -80,6 +86,7 @@ var expectCmd = &Command{
 			Long: "file reads PATH now and checks that it contains TEXT: a suite or lesson check can look at what a step wrote " +
 				"(a recorded suite, a JUnit report). A missing file fails the expectation and says so.",
 			Example: `expect file ci.xml contains 'failures="0"'`,
+			Run:     expectForm("file", expectFile),
 		},
 		{
 			Name:  "error",
@@ -88,36 +95,26 @@ var expectCmd = &Command{
 			Long: "error checks that the command before it failed and that its error (the line, and any detail such as a verifier log) contains TEXT. " +
 				"In a script a failing command followed by 'expect error' does not stop the script and its error is not shown: the expect line decides.",
 			Example: `expect error contains "key not found"`,
+			Run:     expectForm("error", expectErrorText),
 		},
 	},
 }
 
-func init() {
-	forms := map[string]func(*Session, []string) error{
-		"retval":  expectRetval,
-		"packet":  expectPacket,
-		"payload": expectPayload,
-		"map":     expectMap,
-		"trace":   expectTrace,
-		"file":    expectFile,
-		"error":   expectErrorText,
-	}
-	for _, c := range expectCmd.Subs {
-		check, name := forms[c.Name], c.Name
-		c.Run = func(s *Session, args []string) (Result, error) {
-			err := check(s, args)
-			if err == nil || IsUsage(err) || IsExpectFailure(err) {
-				return nil, err
-			}
-			// The check could not be made (a map that cannot be opened):
-			// that too is a failed expectation, and the suite goes on.
-			return nil, &ExpectError{Msg: "expect " + name + ": " + err.Error()}
+// expectForm is the Run of "expect NAME": check, with a check that could
+// not be made (a map that cannot be opened) counted as a failed
+// expectation too, so that the suite goes on.
+func expectForm(name string, check func(*Session, []string) error) func(*Session, []string) (Result, error) {
+	return func(s *Session, args []string) (Result, error) {
+		err := check(s, args)
+		if err == nil || IsUsage(err) || IsExpectFailure(err) {
+			return nil, err
 		}
+		return nil, &ExpectError{Msg: "expect " + name + ": " + err.Error()}
 	}
 }
 
-// ExpectError is an expectation that did not hold. Scripts and suites
-// count it and go on, where any other error stops them.
+// ExpectError is an expectation that did not hold. Suites count it and
+// go on, where any other error stops them; scripts stop at it.
 type ExpectError struct {
 	// Msg is one line: what was wanted and what was found.
 	Msg string

@@ -14,9 +14,8 @@ var helpCmd = &Command{
 	Long:    "Without arguments, help lists every command with a one-line summary. With a command (prefixes work, as everywhere), it prints the usage line, a description and an example; for a family such as map, it lists the family's sub-commands.",
 	Example: "help map lookup",
 	Args:    []ArgKind{ArgCommand, ArgCommand},
+	Run:     runHelp,
 }
-
-func init() { helpCmd.Run = runHelp }
 
 func runHelp(s *Session, args []string) (Result, error) {
 	table := s.Commands

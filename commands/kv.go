@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/bpfsh/bpfsh/bpf"
+	"github.com/bpfsh/bpfsh/bpf/hexbytes"
 	"github.com/bpfsh/bpfsh/bpf/kv"
 	"github.com/bpfsh/bpfsh/testrun"
 )
@@ -17,7 +18,8 @@ import (
 // kvCmd is the family of commands that talk to the kv store (bpf/kv): each
 // request is crafted, test-run through the loaded xdp_kv program and its
 // reply decoded, so what the shell shows is what the program answered.
-// Other files add to Subs from init (kv serve, kv bench).
+// Every sub-command is in Subs below (check is declared in kv_check.go,
+// serve and bench in kv_live.go).
 var kvCmd = &Command{
 	Name:  "kv",
 	Short: "talk to the in-kernel kv store: get, set, del, transactions, scan, stats, WAL",
@@ -33,10 +35,7 @@ var kvCmd = &Command{
 		"for the rest of the session). Commits go to the WAL: the session starts a writer with 'load kv' " +
 		"(or at its first kv command) and stops it, flushed, at unload or exit; see 'help kv wal'.",
 	Example: "kv set greeting hello",
-}
-
-func init() {
-	kvCmd.Subs = []*Command{
+	Subs: []*Command{
 		{
 			Name:  "get",
 			Usage: "KEY [--detail] [--name NAME]",
@@ -155,9 +154,13 @@ func init() {
 			Example: "kv use kv2",
 			Run:     runKVUse,
 		},
-	}
-	onLoad(kvLoadHook)
+		kvCheckCmd,
+		kvServeCmd,
+		kvBenchCmd,
+	},
 }
+
+func init() { onLoad(kvLoadHook) }
 
 // kvRequestCmd returns the Run of the request sub-command for op.
 func kvRequestCmd(op kv.Op) func(*Session, []string) (Result, error) {
@@ -248,17 +251,12 @@ func kvBytes(cmd, what string, words []string) ([]byte, error) {
 	return []byte(words[0]), nil
 }
 
-// kvHex reads hex digits, in one word or several, with optional 0x and
-// ':' separators: hex 6162, hex 61 62, hex 0x61:62.
+// kvHex reads the words after "hex" (see package hexbytes): hex 6162,
+// hex 61 62, hex 0x61:62.
 func kvHex(cmd, what string, words []string) ([]byte, error) {
-	var digits strings.Builder
-	for _, w := range words {
-		w = strings.TrimPrefix(strings.TrimPrefix(w, "0x"), "0X")
-		digits.WriteString(strings.ReplaceAll(w, ":", ""))
-	}
-	b, err := hex.DecodeString(digits.String())
+	b, err := hexbytes.Parse(words)
 	if err != nil {
-		return nil, Usagef("%s: %s hex %s: not hex bytes (two digits per byte, e.g. hex 6162)", cmd, what, strings.Join(words, " "))
+		return nil, Usagef("%s: %s hex: %v", cmd, what, err)
 	}
 	return b, nil
 }

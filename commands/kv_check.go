@@ -45,11 +45,7 @@ var kvCheckCmd = &Command{
 		"(wrong-reply). The last two break kv's protocol, not serializability: the verdict says so, and they fail the " +
 		"command too.",
 	Example: "kv check bank clients 4 for 5s",
-}
-
-func init() {
-	kvCheckCmd.Run = runKVCheck
-	kvCmd.Subs = append(kvCmd.Subs, kvCheckCmd)
+	Run:     runKVCheck,
 }
 
 // kvCheckListed is how many violations the text shows (JSON has 20).

@@ -31,6 +31,14 @@ var kvServeCmd = &Command{
 		"can grow its request frame only up to the next 64-byte boundary, so a GET is answered only when its value fits " +
 		"there (up to 50 bytes with a 16-byte key); longer replies are dropped and counted in drop.",
 	Example: "kv serve for 60s",
+	Run:     runKVServe,
+}
+
+// kvServeArgs reads kv serve's words.
+var kvServeArgs = argSpec{
+	Valued: []string{"port", "for"},
+	Need:   map[string]string{"port": "a value, e.g. kv serve port 6390 for 60s", "for": "a value, e.g. kv serve port 6390 for 60s"},
+	Takes:  "kv serve takes port N and for DURATION",
 }
 
 var kvBenchCmd = &Command{
@@ -47,12 +55,7 @@ var kvBenchCmd = &Command{
 		"through test-run. Defaults: clients 8, keys 10000, value 32, mix 9:1, for 5s. Values are at most 50 bytes " +
 		"(see kv serve). no-redis benches kv alone. Redis comes from Debian: apt-get install -y redis-server.",
 	Example: "kv bench clients 16 keys 50000 value 32 mix 9:1 for 10s",
-}
-
-func init() {
-	kvServeCmd.Run = runKVServe
-	kvBenchCmd.Run = runKVBench
-	kvCmd.Subs = append(kvCmd.Subs, kvServeCmd, kvBenchCmd)
+	Run:     runKVBench,
 }
 
 func runKVServe(s *Session, args []string) (Result, error) {
@@ -60,32 +63,28 @@ func runKVServe(s *Session, args []string) (Result, error) {
 		port     uint16
 		duration time.Duration
 	)
-	for i := 0; i < len(args); i++ {
-		w := args[i]
-		if i+1 >= len(args) || (w != "port" && w != "for") {
-			if w == "port" || w == "for" {
-				return nil, Usagef("%s needs a value, e.g. kv serve port 6390 for 60s", w)
-			}
-			return nil, Usagef("unexpected %q; kv serve takes port N and for DURATION", w)
-		}
-		i++
+	_, err := kvServeArgs.parse(args, func(w string, v ...string) error {
 		switch w {
 		case "port":
-			n, err := strconv.ParseUint(args[i], 10, 16)
+			n, err := strconv.ParseUint(v[0], 10, 16)
 			if err != nil || n == 0 {
-				return nil, Usagef("port %q: give a UDP port, 1 to 65535", args[i])
+				return Usagef("port %q: give a UDP port, 1 to 65535", v[0])
 			}
 			port = uint16(n)
 		case "for":
-			d, err := ParseDuration(args[i])
+			d, err := ParseDuration(v[0])
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if d == 0 {
-				return nil, Usagef("for 0 would end before it starts; give a duration such as 60s")
+				return Usagef("for 0 would end before it starts; give a duration such as 60s")
 			}
 			duration = d
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	t, err := openKV(s, kv.BuiltinName)
 	if err != nil {

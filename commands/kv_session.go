@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -241,25 +240,27 @@ func (t *kvTarget) ensureWriter(s *Session) string {
 	return "no WAL writer: " + err.Error() + "; commits fill the log ring until it answers LOG_FULL"
 }
 
+// kvFlagArgs are the words every kv command takes besides its own.
+var kvFlagArgs = argSpec{
+	Flags:  []string{"--detail"},
+	Valued: []string{"--name"},
+	Need:   map[string]string{"--name": "the NAME kv was loaded as"},
+}
+
 // kvFlags takes --name NAME and --detail out of args, wherever they are,
 // and returns the NAME to use (the session's unless given).
 func kvFlags(s *Session, args []string) (name string, detail bool, rest []string, err error) {
 	name = kvState(s).name
-	for i := 0; i < len(args); i++ {
-		switch a := args[i]; {
-		case a == "--detail":
+	rest, err = kvFlagArgs.parse(args, func(w string, v ...string) error {
+		if w == "--detail" {
 			detail = true
-		case a == "--name":
-			if i+1 >= len(args) {
-				return "", false, nil, Usagef("--name needs the NAME kv was loaded as")
-			}
-			i++
-			name = args[i]
-		case strings.HasPrefix(a, "--name="):
-			name = strings.TrimPrefix(a, "--name=")
-		default:
-			rest = append(rest, a)
+		} else {
+			name = v[0]
 		}
+		return nil
+	})
+	if err != nil {
+		return "", false, nil, err
 	}
 	if err := bpf.ValidName(name); err != nil {
 		return "", false, nil, Usagef("--name: %v", err)

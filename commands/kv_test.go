@@ -56,6 +56,11 @@ func TestKVCommands(t *testing.T) {
 	wantLines(t, "quoted", out, `value:   "a b"`)
 	out = bpfshOK(t, root, "kv set hex 00ff hex 0102 03; kv get hex 00 ff")
 	wantLines(t, "hex", out, "value:   hex 010203")
+	// hex reads as everywhere else: one digit a byte, 0x and ':'.
+	for _, key := range []string{"hex 0 ff", "hex 0x00:ff", "hex 0x00ff"} {
+		out = bpfshOK(t, root, "kv get "+key)
+		wantLines(t, "kv get "+key, out, "value:   hex 010203")
+	}
 	out = bpfshOK(t, root, "kv get nothing")
 	wantLines(t, "missing key", out, "status:  NOT_FOUND")
 	out = bpfshOK(t, root, "kv del greeting; kv del greeting")

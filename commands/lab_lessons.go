@@ -99,27 +99,21 @@ func copyLesson(l *tutorials.Lesson, dir string) error {
 	})
 }
 
+// labLangArgs is the --lang LANG every lab command takes.
+var labLangArgs = argSpec{Valued: []string{"--lang"}, Need: map[string]string{"--lang": "a language: en or zh-CN"}}
+
 // labLang is the language the lab commands speak: --lang LANG among
 // args (which it removes), else the locale (LC_ALL, LC_MESSAGES, LANG).
 func labLang(args []string) (lang string, rest []string, err error) {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--lang":
-			if i+1 >= len(args) {
-				return "", nil, Usagef("--lang needs a language: en or zh-CN")
-			}
-			i++
-			lang = args[i]
-		case strings.HasPrefix(a, "--lang="):
-			lang = strings.TrimPrefix(a, "--lang=")
-		default:
-			rest = append(rest, a)
-			continue
-		}
+	rest, err = labLangArgs.parse(args, func(_ string, v ...string) error {
+		lang = v[0]
 		if lang != "en" && !tutorials.IsChinese(lang) {
-			return "", nil, Usagef("--lang %s: the lessons are in en and zh-CN", lang)
+			return Usagef("--lang %s: the lessons are in en and zh-CN", lang)
 		}
+		return nil
+	})
+	if err != nil {
+		return "", nil, err
 	}
 	if lang == "" {
 		for _, v := range []string{"LC_ALL", "LC_MESSAGES", "LANG"} {

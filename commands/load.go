@@ -29,7 +29,8 @@ var loadCmd = &Command{
 		"or an object with its program and maps) load replays the WAL of <pin-root>/NAME into the fresh store, " +
 		"reporting any torn tail it cut, and starts the session's WAL writer (see 'help kv wal').",
 	Example: "load kv set kv_port=7000",
-	Args:    []ArgKind{ArgFile},
+	Args:    []ArgKind{ArgObject},
+	Run:     runLoad,
 }
 
 var unloadCmd = &Command{
@@ -44,11 +45,17 @@ var unloadCmd = &Command{
 		"the WAL is kept for the next load. For cache, unload first detaches it from the interfaces 'cache attach' put it on.",
 	Example: "unload counter",
 	Args:    []ArgKind{ArgLoaded},
+	Run:     runUnload,
 }
 
-func init() {
-	loadCmd.Run = runLoad
-	unloadCmd.Run = runUnload
+// loadArgs reads load's words (see loadCmd's Usage); the one positional
+// word is FILE.
+var loadArgs = argSpec{
+	Flags:  []string{"--verbose", "-v"},
+	Valued: []string{"name", "only"},
+	Many:   []string{"set"},
+	Need: map[string]string{"name": "a NAME after it", "only": "program names after it, e.g. only xdp_count,tc_count",
+		"set": "VAR=VALUE after it, e.g. set kv_port=7000"},
 }
 
 func runLoad(s *Session, args []string) (Result, error) {
@@ -58,46 +65,38 @@ func runLoad(s *Session, args []string) (Result, error) {
 		only       []string
 	)
 	verbose := s.Verbose
-	for i := 0; i < len(args); i++ {
-		switch a := args[i]; {
-		case a == "--verbose" || a == "-v":
+	rest, err := loadArgs.parse(args, func(w string, v ...string) error {
+		switch w {
+		case "--verbose", "-v":
 			verbose = true
-		case a == "name":
-			if i+1 >= len(args) {
-				return nil, Usagef("name needs a NAME after it")
-			}
-			i++
-			name = args[i]
-		case a == "only":
-			if i+1 >= len(args) || args[i+1] == "" {
-				return nil, Usagef("only needs program names after it, e.g. only xdp_count,tc_count")
-			}
-			i++
-			for _, p := range strings.Split(args[i], ",") {
+		case "name":
+			name = v[0]
+		case "only":
+			for _, p := range strings.Split(v[0], ",") {
 				if p == "" {
-					return nil, Usagef("only %q: an empty program name; separate names with single commas", args[i])
+					return Usagef("only %q: an empty program name; separate names with single commas", v[0])
 				}
 				only = append(only, p)
 			}
-		case a == "set":
-			n := 0
-			for i+1 < len(args) && strings.Contains(args[i+1], "=") {
-				i++
-				v, err := bpf.ParseVarSetting(args[i])
+		case "set":
+			for _, a := range v {
+				vs, err := bpf.ParseVarSetting(a)
 				if err != nil {
-					return nil, Usagef("set: %v", err)
+					return Usagef("set: %v", err)
 				}
-				vars = append(vars, v)
-				n++
+				vars = append(vars, vs)
 			}
-			if n == 0 {
-				return nil, Usagef("set needs VAR=VALUE after it, e.g. set kv_port=7000")
-			}
-		case file == "":
-			file = a
-		default:
-			return nil, Usagef("unexpected %q after %s", a, file)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(rest) > 1:
+		return nil, Usagef("unexpected %q after %s", clipWord(rest[1]), rest[0])
+	case len(rest) == 1:
+		file = rest[0]
 	}
 	if file == "" {
 		return nil, Usagef("load needs an ELF object file")

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -303,10 +304,11 @@ func TestLoadBadArguments(t *testing.T) {
 		{[]string{"load"}, 2, "load needs an ELF object file"},
 		{[]string{"load", obj, "name"}, 2, "name needs a NAME"},
 		{[]string{"load", obj, "extra"}, 2, `unexpected "extra"`},
-		{[]string{"load", obj, "name", "a.b"}, 1, "no dots or slashes"},
-		{[]string{"load", obj, "name", "../x"}, 1, "no dots or slashes"},
+		{[]string{"load", obj, "name", "a.b"}, 2, "no dots or slashes"},
+		{[]string{"load", obj, "name", "../x"}, 2, "no dots or slashes"},
+		{[]string{"unload", "../.."}, 2, "no dots or slashes"},
 		{[]string{"unload"}, 2, "unload takes one NAME"},
-		{[]string{"unload", "a/b"}, 1, "no dots or slashes"},
+		{[]string{"unload", "a/b"}, 2, "no dots or slashes"},
 	} {
 		code, _, errOut := bpfsh(t, root, c.args...)
 		if code != c.code || !strings.Contains(errOut, c.want) {
@@ -422,11 +424,23 @@ func TestUnloadRemovesDirectory(t *testing.T) {
 	if len(u.Removed) != 10 || !u.DirGone || len(u.Left) != 0 || len(u.Changed) != 0 {
 		t.Errorf("unload reported %+v", u)
 	}
-	if got := ldEntries(t, root); len(got) != 0 {
-		t.Errorf("pin root holds %v after unload", got)
+	// The last NAME gone, the empty pin root goes too (issue 13 item 18).
+	if u.RootGone != root {
+		t.Errorf("unload did not report the pin root removed: %+v", u)
 	}
-	// The name is free again.
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Errorf("the empty pin root %s is left after the last unload (stat: %v)", root, err)
+	}
+	// The name is free again, and load makes the pin root anew.
 	ldLoadFixture(t, root, "whole")
+	// A pin root still holding something else stays.
+	ldLoadFixture(t, root, "other")
+	if code, out, errOut := bpfsh(t, root, "unload", "whole"); code != 0 || strings.Contains(out, "pin root") {
+		t.Errorf("unload with another NAME loaded: exit %d, %q %q", code, out, errOut)
+	}
+	if _, err := os.Stat(root); err != nil {
+		t.Errorf("the pin root went while it held %s/other: %v", root, err)
+	}
 }
 
 func TestUnloadNeverLoaded(t *testing.T) {
@@ -497,5 +511,42 @@ func TestLoadPinRootNotOnBPFFS(t *testing.T) {
 	}
 	if got := ldEntries(t, root); len(got) != 0 {
 		t.Errorf("%s holds %v", root, got)
+	}
+}
+
+// cilium/ebpf's testdata holds objects this kernel refuses with EPERM even
+// to root; bpfsh then says what else gives EPERM instead of "run as root"
+// (issue 13 item 18).
+func TestLoadEPERMAsRoot(t *testing.T) {
+	root := ldSetup(t)
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cilium/ebpf").Output()
+	if err != nil {
+		t.Skipf("skipped: cannot find cilium/ebpf's module directory: %v", err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), "testdata")
+	tried := 0
+	for _, f := range []string{"arena-el.elf", "kfunc-el.elf"} {
+		path := filepath.Join(dir, f)
+		if _, err := os.Stat(path); err != nil {
+			continue
+		}
+		code, _, errOut := bpfsh(t, root, "load", path, "name", "eperm")
+		if code == 0 {
+			bpfsh(t, root, "unload", "eperm")
+			continue // this kernel takes it
+		}
+		if !strings.Contains(errOut, "permission denied") {
+			continue // refused for another reason here
+		}
+		tried++
+		if strings.Contains(errOut, "run bpfsh as root") || !strings.Contains(errOut, "although bpfsh runs as root") || !strings.Contains(errOut, "what gives EPERM here:") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%s: exit %d, %q", f, code, errOut)
+		}
+		if f == "kfunc-el.elf" && !strings.Contains(errOut, "bpf_fentry_test2") {
+			t.Errorf("%s: the attach target is not named: %q", f, errOut)
+		}
+	}
+	if tried == 0 {
+		t.Skip("skipped: this kernel gives no EPERM for cilium/ebpf's arena and kfunc objects")
 	}
 }

@@ -20,9 +20,10 @@ import (
 )
 
 var mapCmd = &Command{
-	Name:    "map",
-	Short:   "show, dump, look up and change maps",
-	Long:    "map works on the kernel's BPF maps as bpftool's map command does, with keys and values typed by the map's BTF: list and show maps, dump every entry, look up, update and delete one, pin a map, and push, peek and pop the values of queues and stacks.",
+	Name:  "map",
+	Short: "show, dump, look up and change maps",
+	Long: "map works on the kernel's BPF maps as bpftool's map command does, with keys and values typed by the map's BTF: list and show maps, dump every entry, look up, update and delete one, pin a map, and push, peek and pop the values of queues and stacks. " +
+		"Fields named like addresses (saddr, daddr, ..._addr, ..._ip) show as IPv4 or IPv6 addresses, fields named like ports (sport, dport, ..._port) and the kernel's __be16/__be32 as numbers in network byte order, and a BTF decl tag (bpfsh:ipv4, bpfsh:ipv6, bpfsh:port, bpfsh:be, bpfsh:raw) says so for others; what is shown types back as it is. --raw-numbers shows plain host-order numbers; JSON always does.",
 	Example: "map dump kv/store",
 	Subs: []*Command{
 		{
@@ -131,6 +132,9 @@ var mapCmd = &Command{
 			Args:    []ArgKind{ArgMapRef},
 			Run:     runMapPop,
 		},
+		mapCreateCmd,
+		mapFreezeCmd,
+		mapGetnextCmd,
 	},
 }
 

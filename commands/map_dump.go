@@ -23,8 +23,8 @@ import (
 //	{"key": K, "value": V}
 //	{"key": K, "values": [{"cpu": 0, "value": V}, ...], "sum": S}  (per-CPU)
 //
-// They are built as json.RawMessage (see map_json.go): the shell writes
-// those as they are.
+// They are built as json.RawMessage with bpf.AppendValueJSON (see
+// bpf/value_json.go): the shell writes those as they are.
 
 // entryFormatter turns raw entries into table rows and JSON objects.
 type entryFormatter struct {

@@ -15,7 +15,7 @@ var netCmd = &Command{
 	Short:   "show what is attached to network devices and sockets",
 	Long:    "net show lists the programs attached to the network hooks of bpfsh's network namespace, as 'bpftool net show' does: XDP programs per device with their mode, TC programs (cls_bpf filters under clsact and TCX or netkit links), and the namespace's flow dissector, plus sk_lookup programs, netfilter links, programs attached to sockmaps, and cgroup links.",
 	Example: "net show dev eth0",
-	Subs:    []*Command{netShowCmd, netListCmd},
+	Subs:    []*Command{netShowCmd, netListCmd, netAttachCmd, netDetachCmd},
 }
 
 const netShowLong = "net show prints, section by section: 'xdp' (device(ifindex), mode driver, generic or offload, program id and name, link id when attached by a link), 'tc' (cls_bpf filters as clsact/ingress or clsact/egress with the filter's name and program id; TCX and netkit links as tcx/ingress, tcx/egress, netkit/primary or netkit/peer with program and link ids), 'flow_dissector' and 'sk_lookup' (programs attached to the network namespace), 'netfilter' links, 'sockmap' (programs run by sockmaps and sockhashes) and 'cgroup' links. Programs attached to cgroups without a link are not listed; 'bpftool cgroup tree' walks every cgroup for them. With 'dev IFACE' only that device's XDP and TC programs are shown. With -j the output is bpftool's JSON."
@@ -95,7 +95,12 @@ func netResult(na *bpf.NetAttachments, all bool) *Text {
 			name = t.ProgName
 		}
 		if t.LinkID != 0 || strings.HasPrefix(t.Kind, "tcx/") || strings.HasPrefix(t.Kind, "netkit/") {
-			fmt.Fprintf(&b, "%s(%d) %s %s prog_id %d link_id %d\n", t.Ifname, t.Ifindex, t.Kind, name, t.ProgID, t.LinkID)
+			// A tcx program attached without a link (net attach) has none.
+			fmt.Fprintf(&b, "%s(%d) %s %s prog_id %d", t.Ifname, t.Ifindex, t.Kind, name, t.ProgID)
+			if t.LinkID != 0 {
+				fmt.Fprintf(&b, " link_id %d", t.LinkID)
+			}
+			b.WriteByte('\n')
 			j["prog_id"], j["link_id"] = t.ProgID, t.LinkID
 		} else {
 			fmt.Fprintf(&b, "%s(%d) %s %s id %d\n", t.Ifname, t.Ifindex, t.Kind, name, t.ProgID)

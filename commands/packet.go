@@ -19,6 +19,7 @@ var packetCmd = &Command{
 	Short:   "build a packet and show it decoded layer by layer, with a hexdump",
 	Long:    "packet builds the packet described and shows each layer with its byte range and fields (a wrong checksum or length is flagged beside its field), then a hexdump of every byte. " + packetForms + " Blanks around '/' are fine. A malformed expression is reported with the column of the mistake, counted in the expression.",
 	Example: `packet Ether()/IPv4(src=10.0.0.1, dst=10.0.0.2)/TCP(dport=80, flags=SA, options=[mss=1460])/Raw("hi")`,
+	Run:     runPacket,
 }
 
 var letCmd = &Command{
@@ -27,11 +28,7 @@ var letCmd = &Command{
 	Short:   "keep a packet in a session variable, used as $NAME",
 	Long:    "let builds a packet and keeps it in the session as $NAME, which works wherever a packet is expected (packet $NAME, run REF packet $NAME, expect packet $NAME). " + packetForms,
 	Example: `let ping = Ether()/IPv4()/ICMP(type=echo-request, id=1, seq=1)/Raw("abcd")`,
-}
-
-func init() {
-	packetCmd.Run = runPacket
-	letCmd.Run = runLet
+	Run:     runLet,
 }
 
 // PacketView is what the packet command returns as the JSON of its

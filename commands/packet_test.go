@@ -40,13 +40,13 @@ func TestPacketCommand(t *testing.T) {
 		Layers []struct {
 			Name   string
 			Offset int
-			Fields map[string]string
+			Fields map[string]any
 		}
 	}
 	if err := json.Unmarshal([]byte(out), &v); err != nil || code != 0 {
 		t.Fatalf("JSON %q: %v", out, err)
 	}
-	if v.Length != 42 || len(v.Hex) != 84 || len(v.Layers) != 3 || v.Layers[1].Name != "IPv4" || v.Layers[1].Offset != 14 || v.Layers[1].Fields["proto"] != "17" {
+	if v.Length != 42 || len(v.Hex) != 84 || len(v.Layers) != 3 || v.Layers[1].Name != "IPv4" || v.Layers[1].Offset != 14 || v.Layers[1].Fields["proto"] != float64(17) || v.Layers[1].Fields["ttl"] != float64(64) || v.Layers[1].Fields["src"] != "10.0.0.1" {
 		t.Errorf("JSON: %+v", v)
 	}
 	// Fields keep header order in JSON.
@@ -83,7 +83,7 @@ func TestPacketErrors(t *testing.T) {
 		{`packet Ether(src 02:00:00:00:00:01)`, 2, `packet: column 11: expected '=' after field name "src"`},
 		{`packet Ether()/IPv4(ttl=300)`, 2, `packet: column 18: IPv4.ttl: 300 does not fit in 8 bits`},
 		{`packet`, 2, `packet needs a packet`},
-		{`packet $nope`, 1, `packet: $nope: no such variable; keep a packet with let nope = EXPR`},
+		{`packet $nope`, 2, `packet: $nope: no such variable; keep a packet with let nope = EXPR`},
 		{`packet @/nonexistent.pcap`, 1, `packet: @/nonexistent.pcap: open /nonexistent.pcap: no such file or directory`},
 		{`packet layers Nope`, 2, `packet layers: no layer "Nope"`},
 		{`let`, 2, `let needs NAME = PACKET`},

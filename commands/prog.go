@@ -18,7 +18,7 @@ var progCmd = &Command{
 	Short:   "list, show, dump and pin loaded programs",
 	Long:    "The prog commands inspect the programs loaded in the kernel, whoever loaded them: list them, show one by id, pinned path, name or tag, dump its translated instructions with the C source lines they came from, and pin it under bpffs.",
 	Example: "prog show name xdp_count",
-	Subs:    []*Command{progListCmd, progShowCmd, progDumpCmd, progPinCmd},
+	Subs:    []*Command{progListCmd, progShowCmd, progDumpCmd, progPinCmd, progAttachCmd, progDetachCmd, progLoadCmd, progRunCmd},
 }
 
 var progListCmd = &Command{
@@ -45,10 +45,11 @@ var progShowCmd = &Command{
 }
 
 var progDumpCmd = &Command{
-	Name:    "dump",
-	Usage:   "[xlated] REF [linum] [opcodes]",
-	Short:   "print a program's translated instructions with its C source lines",
-	Long:    "prog dump prints the instructions the kernel runs for a program (after verification and rewriting), numbered, in the syntax of 'bpftool prog dump xlated': each function's prototype above its first instruction, and each C source line, with file:line:col as 'linum' shows them, above the first instruction it produced. Map references print as map[id:N] followed by the map's name; calls name the helper or function. 'opcodes' adds each instruction's raw bytes. The words 'xlated' and 'linum' are accepted for bpftool habits. With -j each instruction is an object {insn, text, line: {file, line, col, src}}.",
+	Name:  "dump",
+	Usage: "[xlated|jited] REF [linum] [opcodes]",
+	Short: "print a program's translated instructions (or JIT-compiled machine code) with its C source lines",
+	Long: "prog dump prints the instructions the kernel runs for a program (after verification and rewriting), numbered, in the syntax of 'bpftool prog dump xlated': each function's prototype above its first instruction, and each C source line, with file:line:col as 'linum' shows them, above the first instruction it produced. Map references print as map[id:N] followed by the map's name; calls name the helper or function. 'opcodes' adds each instruction's raw bytes. The words 'xlated' and 'linum' are accepted for bpftool habits. With -j each instruction is an object {insn, text, line: {file, line, col, src}}. " +
+		"'prog dump jited REF' prints the machine code the JIT compiled instead, disassembled in GNU syntax for this machine (x86-64, arm64), function by function under its kernel symbol, with the C source lines (line info needs root) above the instructions they became; -j gives [{name, proto, arch, insns: [{pc, text, line, opcodes}]}].",
 	Example: "prog dump name xdp_count",
 	Args:    []ArgKind{ArgProgRef},
 	Run:     runProgDump,
@@ -197,12 +198,13 @@ type insnJSON struct {
 }
 
 func runProgDump(s *Session, args []string) (Result, error) {
+	jited := false
 	if len(args) > 0 {
 		switch args[0] {
 		case "xlated":
 			args = args[1:]
 		case "jited":
-			return nil, Usagef("bpfsh dumps translated instructions only; for machine code run: bpftool prog dump jited %s", strings.Join(args[1:], " "))
+			jited, args = true, args[1:]
 		}
 	}
 	if len(args) == 0 {
@@ -219,7 +221,7 @@ func runProgDump(s *Session, args []string) (Result, error) {
 		case "opcodes":
 			opcodes = true
 		case "visual", "file":
-			return nil, Usagef("prog dump does not do %q; use bpftool prog dump xlated %s %s", w, ref, w)
+			return nil, Usagef("prog dump does not do %q; use bpftool prog dump xlated %s %s", w, bpftoolRef(ref), w)
 		default:
 			return nil, Usagef("unexpected %q after %s; prog dump takes 'linum' and 'opcodes'", w, ref)
 		}
@@ -229,6 +231,9 @@ func runProgDump(s *Session, args []string) (Result, error) {
 		return nil, err
 	}
 	defer p.Close()
+	if jited {
+		return dumpJited(ref, p, opcodes)
+	}
 	insns, err := bpf.DumpXlated(p)
 	if err != nil {
 		return nil, fmt.Errorf("dump program %s: %w", ref, err)
@@ -255,6 +260,66 @@ func runProgDump(s *Session, args []string) (Result, error) {
 		js = append(js, j)
 	}
 	return &Text{Body: b.String(), JSON: js}, nil
+}
+
+// dumpJited is "prog dump jited": each function's symbol and prototype,
+// then its machine instructions at their offsets in hex, each C source
+// line above the instructions it produced, as bpftool prints them.
+func dumpJited(ref bpf.Ref, p *ebpf.Program, opcodes bool) (Result, error) {
+	funcs, err := bpf.DumpJited(p)
+	if err != nil {
+		return nil, fmt.Errorf("dump program %s: %w", ref, err)
+	}
+	type insnJSON struct {
+		PC      string          `json:"pc"`
+		Text    string          `json:"text"`
+		Line    *bpf.SourceLine `json:"line,omitempty"`
+		Opcodes string          `json:"opcodes,omitempty"`
+	}
+	type funcJSON struct {
+		Name  string     `json:"name"`
+		Proto string     `json:"proto,omitempty"`
+		Arch  string     `json:"arch"`
+		Insns []insnJSON `json:"insns"`
+	}
+	var b strings.Builder
+	js := make([]funcJSON, 0, len(funcs))
+	for i, f := range funcs {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if f.Proto != "" {
+			b.WriteString(f.Proto + ":\n")
+		}
+		if f.Name != "" {
+			b.WriteString(f.Name + ":\n")
+		}
+		fj := funcJSON{Name: f.Name, Proto: f.Proto, Arch: f.Arch, Insns: make([]insnJSON, 0, len(f.Insns))}
+		for _, in := range f.Insns {
+			if l := in.Line; l != nil {
+				fmt.Fprintf(&b, "; %s [file:%s line_num:%d line_col:%d]\n", l.Src, l.File, l.Line, l.Col)
+			}
+			fmt.Fprintf(&b, "%4x:\t%s\n", in.Off, in.Text)
+			j := insnJSON{PC: fmt.Sprintf("0x%x", in.Off), Text: in.Text, Line: in.Line}
+			if opcodes {
+				j.Opcodes = hexBytes(in.Raw)
+				fmt.Fprintf(&b, "\t%s\n", j.Opcodes)
+			}
+			fj.Insns = append(fj.Insns, j)
+		}
+		js = append(js, fj)
+	}
+	return &Text{Body: b.String(), JSON: js}, nil
+}
+
+// bpftoolRef spells ref so that bpftool takes it, for the commands bpfsh
+// suggests: bpftool knows id, pinned, name and tag, not the short form
+// NAME/OBJ, which becomes "pinned" and its path under the pin root.
+func bpftoolRef(ref bpf.Ref) string {
+	if ref.Kind == bpf.RefPinned {
+		return "pinned " + ref.Value
+	}
+	return string(ref.Kind) + " " + ref.Value
 }
 
 // hexBytes prints raw instruction bytes as bpftool's "opcodes" does.

@@ -279,11 +279,98 @@ func TestProgDumpJSON(t *testing.T) {
 	}
 }
 
+// pgJitedJSON is one function of "prog dump jited -j".
+type pgJitedJSON struct {
+	Name  string `json:"name"`
+	Proto string `json:"proto"`
+	Arch  string `json:"arch"`
+	Insns []struct {
+		PC      string `json:"pc"`
+		Text    string `json:"text"`
+		Opcodes string `json:"opcodes"`
+		Line    *struct {
+			Line int    `json:"line"`
+			Src  string `json:"src"`
+		} `json:"line"`
+	} `json:"insns"`
+}
+
+func TestProgDumpJited(t *testing.T) {
+	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
+		t.Skipf("skipped: bpfsh disassembles amd64 and arm64 only, not %s", runtime.GOARCH)
+	}
+	if b, err := os.ReadFile("/proc/sys/net/core/bpf_jit_enable"); err == nil && strings.TrimSpace(string(b)) == "0" {
+		t.Skip("skipped: the JIT is off (net.core.bpf_jit_enable=0)")
+	}
+	root, objs := pgFixture(t)
+	id := pgProgID(t, objs.XdpCount)
+	const printk = `bpf_printk("xdp_count len=%llu", len);`
+	lineNo := pgSourceLine(t, printk)
+	info, _ := objs.XdpCount.Info()
+
+	out := bpfshOK(t, root, "prog dump jited "+filepath.Join(root, "xdp_count")+" linum")
+	for _, want := range []string{
+		"int xdp_count(struct xdp_md * ctx):",
+		"bpf_prog_" + info.Tag + "_xdp_count:",
+		fmt.Sprintf("; %s [file:", printk),
+		fmt.Sprintf("line_num:%d line_col:", lineNo),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("prog dump jited lacks %q:\n%s", want, out)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^\s+0:\t\S`).MatchString(out) {
+		t.Errorf("prog dump jited has no instruction at offset 0:\n%s", out)
+	}
+	if runtime.GOARCH == "amd64" && !strings.Contains(out, "bpf_trace_printk") {
+		t.Errorf("the call to bpf_trace_printk is not named:\n%s", out)
+	}
+	if again := bpfshOK(t, root, fmt.Sprintf("prog dump jited id %d", id)); again != out {
+		t.Errorf("prog dump jited id N differs from prog dump jited PATH linum")
+	}
+
+	funcs := decodeJSON[[]pgJitedJSON](t, bpfshOK(t, root, fmt.Sprintf("prog dump jited id %d opcodes", id), "-j"))
+	if len(funcs) != 1 || funcs[0].Arch != runtime.GOARCH || funcs[0].Proto != "int xdp_count(struct xdp_md * ctx)" || len(funcs[0].Insns) == 0 {
+		t.Fatalf("prog dump jited -j: %+v", funcs)
+	}
+	sawLine := false
+	for _, in := range funcs[0].Insns {
+		if in.Text == "" || in.Opcodes == "" || !strings.HasPrefix(in.PC, "0x") {
+			t.Errorf("instruction lacks pc, text or opcodes: %+v", in)
+		}
+		if in.Line != nil && in.Line.Src == printk && in.Line.Line == lineNo {
+			sawLine = true
+		}
+	}
+	if !sawLine {
+		t.Errorf("prog dump jited -j has no line %d %s", lineNo, printk)
+	}
+}
+
+// A bpftool command that bpfsh suggests works when typed (issue 13 item
+// 9): the short form NAME/OBJ becomes "pinned PATH".
+func TestProgDumpSuggestsWorkingBpftool(t *testing.T) {
+	root, _ := pgFixture(t)
+	if err := os.Mkdir(filepath.Join(root, "hx"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bpfshOK(t, root, "prog pin "+filepath.Join(root, "xdp_count")+" hx/hx_pong")
+	errb := bpfshFails(t, root, "prog dump hx/hx_pong visual", 2, "bpftool prog dump xlated pinned "+filepath.Join(root, "hx", "hx_pong")+" visual")
+	pgNeedBpftool(t)
+	_, cmd, ok := strings.Cut(strings.TrimSpace(errb), "use bpftool ")
+	if !ok {
+		t.Fatalf("no bpftool command in %q", errb)
+	}
+	cmd, _, _ = strings.Cut(cmd, " (")
+	pgBpftoolRun(t, strings.Fields(cmd)...)
+}
+
 func TestProgDumpErrors(t *testing.T) {
 	root, _ := pgFixture(t)
 	bpfshFails(t, root, "prog dump", 2, "needs a program")
 	bpfshFails(t, root, "prog dump xlated", 2, "needs a program")
-	bpfshFails(t, root, "prog dump jited id 1", 2, "bpftool prog dump jited")
+	bpfshFails(t, root, "prog dump jited", 2, "needs a program")
+	bpfshFails(t, root, "prog dump "+filepath.Join(root, "xdp_count")+" visual", 2, "bpftool prog dump xlated pinned "+filepath.Join(root, "xdp_count")+" visual")
 	bpfshFails(t, root, "prog dump "+filepath.Join(root, "xdp_count")+" sideways", 2, "unexpected \"sideways\"")
 	bpfshFails(t, root, "prog dump "+filepath.Join(root, "flows"), 1, "is a pinned map, not a program")
 	bpfshFails(t, root, "prog dump tag ffffffffffffffff", 1, "no program with tag")

@@ -19,7 +19,7 @@ import (
 
 // proxyCmd is the PostgreSQL pooling proxy (bpf/proxy): start-up and
 // authentication in user space, the data path in sk_skb programs.
-// proxy_bench.go adds bench from init.
+// Every sub-command is in Subs (bench is declared in proxy_bench.go).
 var proxyCmd = &Command{
 	Name:  "proxy",
 	Short: "a PostgreSQL pooling proxy whose data path runs in the kernel (sockmap), after Tigger",
@@ -32,6 +32,7 @@ var proxyCmd = &Command{
 		"Transaction pooling has PgBouncer's limits: session state (SET, LISTEN, advisory locks, temporary tables, " +
 		"named prepared statements) does not follow a client from one transaction to the next.",
 	Example: "proxy start --server 127.0.0.1:5432 --pool 8 --users /etc/pgbouncer/userlist.txt --user app --database app",
+	Subs:    []*Command{proxyStartCmd, proxyStopCmd, proxyStatusCmd, proxyBenchCommand()},
 }
 
 var proxyStartCmd = &Command{
@@ -50,6 +51,7 @@ var proxyStartCmd = &Command{
 		"foreground until Ctrl-C. --mode is transaction (default) or session; in session mode a server a client " +
 		"leaves is reset with DISCARD ALL before the next client gets it.",
 	Example: "proxy start --listen 127.0.0.1:6432 --server 127.0.0.1:5432 --pool 4 --mode transaction --users users.txt --user app --database app",
+	Run:     runProxyStart,
 }
 
 var proxyStopCmd = &Command{
@@ -57,6 +59,7 @@ var proxyStopCmd = &Command{
 	Short:   "stop the proxy this shell started: close every client and server connection, unload and unpin",
 	Long:    "stop closes the proxy started with 'proxy start' in this shell: its clients are disconnected, its server connections closed, the programs detached and the maps unpinned. A proxy run as 'bpfsh proxy start' stops with Ctrl-C.",
 	Example: "proxy stop",
+	Run:     runProxyStop,
 }
 
 var proxyStatusCmd = &Command{
@@ -67,13 +70,7 @@ var proxyStatusCmd = &Command{
 		"servers and the data path's counters. With no proxy in this shell it reads the maps pinned under " +
 		"<pin-root>/proxy/ by a proxy that another bpfsh runs. -j gives everything as JSON, each socket included.",
 	Example: "proxy status",
-}
-
-func init() {
-	proxyStartCmd.Run = runProxyStart
-	proxyStopCmd.Run = runProxyStop
-	proxyStatusCmd.Run = runProxyStatus
-	proxyCmd.Subs = append([]*Command{proxyStartCmd, proxyStopCmd, proxyStatusCmd}, proxyCmd.Subs...)
+	Run:     runProxyStatus,
 }
 
 // proxies are the proxies running in the background of each session.
@@ -85,22 +82,20 @@ var proxies = struct {
 // proxyPinDir is where a proxy's maps are pinned.
 func proxyPinDir(s *Session) string { return filepath.Join(s.PinRoot, "proxy") }
 
+// proxyStartArgs reads proxy start's flags (--name VALUE or --name=VALUE).
+var proxyStartArgs = argSpec{
+	Valued: []string{"--listen", "--server", "--pool", "--mode", "--users", "--user", "--database"},
+	Need: map[string]string{"--listen": "a value, e.g. --listen 127.0.0.1:6432", "--server": "a value, e.g. --server 127.0.0.1:5432",
+		"--pool": "a value, e.g. --pool 8", "--mode": "a value, e.g. --mode transaction", "--users": "a value, e.g. --users userlist.txt",
+		"--user": "a value, e.g. --user app", "--database": "a value, e.g. --database app"},
+	Takes: "proxy start takes --listen, --server, --pool, --mode, --users, --user, --database",
+}
+
 // parseProxyOptions reads proxy start's flags (--name VALUE or --name=VALUE).
 func parseProxyOptions(args []string) (proxy.Options, error) {
 	var o proxy.Options
-	for i := 0; i < len(args); i++ {
-		name, value, hasValue := strings.Cut(args[i], "=")
-		if !strings.HasPrefix(name, "--") {
-			return o, Usagef("unexpected %q; proxy start takes --listen, --server, --pool, --mode, --users, --user, --database", args[i])
-		}
-		if !hasValue {
-			if i+1 >= len(args) {
-				return o, Usagef("%s needs a value, e.g. %s", name, map[string]string{"--listen": "--listen 127.0.0.1:6432", "--server": "--server 127.0.0.1:5432",
-					"--pool": "--pool 8", "--mode": "--mode transaction", "--users": "--users userlist.txt", "--user": "--user app", "--database": "--database app"}[name])
-			}
-			i++
-			value = args[i]
-		}
+	_, err := proxyStartArgs.parse(args, func(name string, v ...string) error {
+		value := v[0]
 		switch name {
 		case "--listen":
 			o.Listen = value
@@ -109,13 +104,13 @@ func parseProxyOptions(args []string) (proxy.Options, error) {
 		case "--pool":
 			n, err := strconv.Atoi(value)
 			if err != nil || n < 1 || n > proxy.MaxPool {
-				return o, Usagef("--pool %q: give the number of server connections, 1 to %d", value, proxy.MaxPool)
+				return Usagef("--pool %q: give the number of server connections, 1 to %d", value, proxy.MaxPool)
 			}
 			o.Pool = n
 		case "--mode":
 			m, err := proxy.ParseMode(value)
 			if err != nil {
-				return o, Usagef("--%v", err)
+				return Usagef("--%v", err)
 			}
 			o.Mode = m
 		case "--users":
@@ -124,9 +119,11 @@ func parseProxyOptions(args []string) (proxy.Options, error) {
 			o.User = value
 		case "--database":
 			o.Database = value
-		default:
-			return o, Usagef("unknown flag %s; proxy start takes --listen, --server, --pool, --mode, --users, --user, --database", name)
 		}
+		return nil
+	})
+	if err != nil {
+		return o, err
 	}
 	return o, nil
 }

@@ -127,5 +127,3 @@ func proxyBenchTable(r *proxy.BenchResult) *Table {
 		r.PostgresVersion, r.PgBouncerVersion, r.CPUs, o.Scale, o.Clients, o.Jobs, int(o.Duration/time.Second), o.Pool)})
 	return t
 }
-
-func init() { proxyCmd.Subs = append(proxyCmd.Subs, proxyBenchCommand()) }

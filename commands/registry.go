@@ -19,6 +19,7 @@ func All() []*Command {
 		packetCmd,
 		letCmd,
 		runCmd,
+		debugCmd,
 		traceCmd,
 		expectCmd,
 		kvCmd,

@@ -3,7 +3,7 @@
 package commands
 
 import (
-	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bpfsh/bpfsh/bpf"
+	"github.com/bpfsh/bpfsh/bpf/hexbytes"
 	"github.com/bpfsh/bpfsh/testrun"
 	"github.com/bpfsh/bpfsh/testrun/packet"
 )
@@ -21,22 +22,73 @@ var runCmd = &Command{
 	Short: "run a program on crafted input and show what it did",
 	Long: "run runs a program once through the kernel (BPF_PROG_TEST_RUN) on the input given and shows its return value by name " +
 		"(XDP_TX, TC_ACT_SHOT, SK_PASS, ...), the packet it handed back decoded layer by layer with the fields it changed marked, " +
-		"the context fields it changed, the map entries the run added, " +
-		"changed or removed, and the bpf_printk lines this run (and only this run) wrote. " +
+		"the context fields it changed, the map entries the runs added, " +
+		"changed or removed (the maps before the first run against after the last, so with repeat across every run; " +
+		"entries that changed again without the run right afterwards are marked (+others): another writer, " +
+		"such as a program attached to a live interface, shows in a before/after comparison too), " +
+		"and the bpf_printk lines this run (and only this run) wrote. " +
 		"The input is a packet: a layer expression after 'packet' (see 'help packet'), hex bytes, @FILE (raw bytes or a pcap) or $NAME (kept with let). " +
 		"ctx fills the program's context by field name from the kernel's BTF (struct __sk_buff, xdp_md, bpf_sk_lookup, bpf_flow_keys; " +
 		"a syscall program's own struct; for raw tracepoints a list of u64 arguments [1, 2]); fields the kernel refuses are named. " +
 		"repeat N times N more runs, each on a fresh copy of the input (the kernel's own repeat reruns the program on its own output), " +
 		"reporting min, median and p99 per run and the return values seen; bench adds the kernel's repeat over one buffer, the figure " +
-		"bpftool prog run prints. cpu N runs a raw tracepoint program on that CPU; flags takes on_cpu, live_frames, checksum_complete; " +
+		"bpftool prog run prints (bench alone: 1000 fresh runs and a kernel repeat of 100000), and 'per run' says which figure times " +
+		"the path asked for. Ctrl-C stops a repeat or bench and shows the runs made. cpu N runs a raw tracepoint program on that CPU; flags takes on_cpu, live_frames, checksum_complete; " +
 		"live sends XDP frames through the stack for real (repeat N frames, batch N per batch). sk_skb and sk_msg programs, which the " +
 		"kernel cannot test-run, go through a live harness: loopback sockets in a private network namespace inserted into the program's " +
 		"sockmap (or map REF), the input sent through key from's connection, and the report says which socket received it.",
 	Example: `run fx/xdp_count packet Ether()/IPv4()/UDP(dport=6390)/Raw("ping") ctx {ingress_ifindex: 1} repeat 1000`,
 	Args:    []ArgKind{ArgProgRef},
+	Run:     runRun,
 }
 
-func init() { runCmd.Run = runRun }
+// runArgs reads the words after run's REF (see runCmd's Usage); its
+// Other, for @FILE and $NAME, is set per call.
+var runArgs = argSpec{
+	Flags:  []string{"bench", "live", "notrace", "nomaps"},
+	Valued: []string{"repeat", "cpu", "batch", "sockets", "from", "flags", "wait"},
+	Ref:    []string{"map"},
+	Take:   map[string]func([]string) int{"packet": runPacketWords, "hex": runHexWords, "ctx": runCtxWords},
+	Need: map[string]string{"repeat": "a number after it", "cpu": "a number after it", "batch": "a number after it",
+		"sockets": "a number after it", "from": "a number after it",
+		"flags": "a value: on_cpu, live_frames, checksum_complete (comma-separated) or a number",
+		"wait":  "a duration, e.g. wait 500ms", "map": "the sockmap to use (id N, pinned PATH, name NAME or NAME/OBJ)"},
+}
+
+// runPacketWords counts the words of "packet ...": hex and its bytes, an
+// @FILE, or an expression (or $NAME/LAYER...) as far as its words join;
+// none when the next word is another option.
+func runPacketWords(after []string) int {
+	switch {
+	case len(after) == 0 || (runKeywords[after[0]] && after[0] != "hex"):
+		return 0
+	case after[0] == "hex":
+		return 1 + runHexWords(after[1:])
+	case strings.HasPrefix(after[0], "@"):
+		return 1
+	}
+	return packet.ExprWords(after)
+}
+
+// runHexWords counts hex's words: up to the next keyword.
+func runHexWords(after []string) int {
+	n := 0
+	for n < len(after) && !runKeywords[after[n]] {
+		n++
+	}
+	return n
+}
+
+// runCtxWords counts ctx's words: one literal, or hex and its bytes.
+func runCtxWords(after []string) int {
+	switch {
+	case len(after) == 0 || runKeywords[after[0]] && after[0] != "hex":
+		return 0
+	case after[0] == "hex":
+		return 1 + runHexWords(after[1:])
+	}
+	return 1
+}
 
 // runKeywords end a run of hex words.
 var runKeywords = map[string]bool{
@@ -60,6 +112,7 @@ func runRun(s *Session, args []string) (Result, error) {
 		return nil, err
 	}
 	opts.Program = prog
+	opts.Context = s.Context()
 	s.AtExit("trace", testrun.CloseTrace)
 	o, err := testrun.Run(opts)
 	var optErr *testrun.OptionsError
@@ -69,8 +122,14 @@ func runRun(s *Session, args []string) (Result, error) {
 	case err != nil:
 		return nil, fmt.Errorf("run %s: %w", ref, err)
 	}
-	return &RunResult{Outcome: o, View: &Text{Body: FormatOutcome(o), JSON: o.JSON()}}, nil
+	return &RunResult{Outcome: o, View: &Text{Body: FormatOutcome(o), JSON: outcomeJSON{o}}}, nil
 }
+
+// outcomeJSON is a run's -j object, made only when it is written: a
+// script of runs shown as text would build it for nothing.
+type outcomeJSON struct{ o *testrun.Outcome }
+
+func (j outcomeJSON) MarshalJSON() ([]byte, error) { return json.Marshal(j.o.JSON()) }
 
 // parseRunOptions reads what follows REF. cleanup closes any map it opened.
 func parseRunOptions(s *Session, words []string) (testrun.Options, func(), error) {
@@ -81,81 +140,77 @@ func parseRunOptions(s *Session, words []string) (testrun.Options, func(), error
 			c()
 		}
 	}
-	number := func(kw string, i int) (int, error) {
-		if i+1 >= len(words) {
-			return 0, Usagef("%s needs a number after it", kw)
+	setData := func(words []string) error {
+		if opts.Data != nil {
+			return Usagef("run takes one packet; %q starts a second", words[0])
 		}
-		n, err := strconv.ParseUint(words[i+1], 0, 31)
+		p, err := inputPacket("run", words, s.Vars)
 		if err != nil {
-			return 0, Usagef("%s %q: want a whole number", kw, words[i+1])
+			return err
 		}
-		return int(n), nil
+		opts.Data = p.Data
+		if opts.Data == nil {
+			opts.Data = []byte{}
+		}
+		return nil
 	}
-	for i := 0; i < len(words); i++ {
-		w := words[i]
-		if w == "packet" || w == "hex" || strings.HasPrefix(w, "@") || strings.HasPrefix(w, "$") {
-			if opts.Data != nil {
-				return opts, cleanup, Usagef("run takes one packet; %q starts a second", w)
-			}
-			from := i
-			if w == "packet" {
-				from++
-			}
-			n := from
-			for n < len(words) && (n == from || !runKeywords[words[n]]) {
-				n++
-			}
-			if w == "hex" {
-				// hex's own words run up to the next keyword, like the rest.
-				for n < len(words) && !runKeywords[words[n]] {
-					n++
-				}
-			}
-			p, err := inputPacket("run", words[from:n], s.Vars)
-			if err != nil {
-				return opts, cleanup, err
-			}
-			opts.Data = p.Data
-			if opts.Data == nil {
-				opts.Data = []byte{}
-			}
-			i = n - 1
-			continue
+	sp := runArgs
+	sp.Other = func(words []string) (int, error) {
+		w := words[0]
+		switch {
+		case strings.HasPrefix(w, "@"):
+			return 1, setData(words[:1])
+		case strings.HasPrefix(w, "$"):
+			// $NAME, $NAME/LAYER...: as many words as join it.
+			n := max(packet.ExprWords(words), 1)
+			return n, setData(words[:n])
+		case packet.LooksLikeLayer(w):
+			return 0, Usagef("unexpected %q: a layer joins the packet before it with '/' (Ether()/IPv4()), and run takes one packet", clipWord(w))
 		}
+		return 0, Usagef("unknown run option %q; after the program come: packet EXPR (or hex BYTES, @FILE, $NAME), ctx, repeat, bench, cpu, flags, live, batch, map, sockets, from, wait, notrace, nomaps", clipWord(w))
+	}
+	_, err := sp.parse(words, func(w string, v ...string) error {
 		switch w {
-		case "ctx":
-			if i+1 >= len(words) {
-				return opts, cleanup, Usagef("ctx needs a value: {field: value, ...}, [u64, ...] or hex BYTES")
+		case "packet":
+			if len(v) == 0 {
+				return setData(nil)
 			}
-			if words[i+1] == "hex" {
-				b, n, err := hexWords(words[i+2:], "ctx hex")
+			return setData(v)
+		case "hex":
+			return setData(append([]string{"hex"}, v...))
+		case "ctx":
+			switch {
+			case len(v) == 0:
+				return Usagef("ctx needs a value: {field: value, ...}, [u64, ...] or hex BYTES")
+			case v[0] == "hex":
+				b, _, err := hexWords(v[1:], "ctx hex")
 				if err != nil {
-					return opts, cleanup, err
+					return err
 				}
 				opts.CtxRaw = b
-				i += n + 1
-				continue
+			default:
+				opts.Ctx = v
 			}
-			opts.Ctx = []string{words[i+1]}
-			i++
 		case "repeat", "cpu", "batch", "sockets", "from":
-			n, err := number(w, i)
+			n, err := strconv.ParseUint(v[0], 0, 31)
 			if err != nil {
-				return opts, cleanup, err
+				return Usagef("%s %q: want a whole number", w, v[0])
 			}
 			switch w {
 			case "repeat":
-				opts.Repeat = n
+				if n == 0 {
+					return Usagef("repeat 0: give 1 or more (repeat N times N runs after the one shown; without repeat the program runs once)")
+				}
+				opts.Repeat = int(n)
 			case "cpu":
 				opts.OnCPU, opts.CPU = true, uint32(n)
 			case "batch":
 				opts.BatchSize = uint32(n)
 			case "sockets":
-				opts.Harness.Sockets = n
+				opts.Harness.Sockets = int(n)
 			case "from":
-				opts.Harness.From = n
+				opts.Harness.From = int(n)
 			}
-			i++
 		case "bench":
 			opts.Bench = true
 		case "live":
@@ -165,42 +220,35 @@ func parseRunOptions(s *Session, words []string) (testrun.Options, func(), error
 		case "nomaps":
 			opts.NoMaps = true
 		case "flags":
-			if i+1 >= len(words) {
-				return opts, cleanup, Usagef("flags needs a value: on_cpu, live_frames, checksum_complete (comma-separated) or a number")
-			}
-			for _, f := range strings.Split(words[i+1], ",") {
-				v, err := testrun.ParseFlag(f)
+			for _, f := range strings.Split(v[0], ",") {
+				fv, err := testrun.ParseFlag(f)
 				if err != nil {
-					return opts, cleanup, Usagef("%v", err)
+					return Usagef("%v", err)
 				}
-				opts.Flags |= v
+				opts.Flags |= fv
 			}
-			i++
 		case "wait":
-			if i+1 >= len(words) {
-				return opts, cleanup, Usagef("wait needs a duration, e.g. wait 500ms")
-			}
-			d, err := ParseDuration(words[i+1])
+			d, err := ParseDuration(v[0])
 			if err != nil {
-				return opts, cleanup, err
+				return err
 			}
 			opts.Harness.Wait = d
-			i++
 		case "map":
-			ref, rest, err := bpf.ParseRef(words[i+1:], s.PinRoot)
+			ref, _, err := bpf.ParseRef(v, s.PinRoot)
 			if err != nil {
-				return opts, cleanup, Usagef("map needs the sockmap to use: %v", err)
+				return Usagef("map needs the sockmap to use: %v", err)
 			}
 			m, err := bpf.Map(ref)
 			if err != nil {
-				return opts, cleanup, err
+				return err
 			}
 			closers = append(closers, func() { m.Close() })
 			opts.Harness.Map = m
-			i = len(words) - len(rest) - 1
-		default:
-			return opts, cleanup, Usagef("unexpected %q; after the program come: packet EXPR (or hex BYTES, @FILE, $NAME), ctx, repeat, bench, cpu, flags, live, batch, map, sockets, from, wait, notrace, nomaps", w)
 		}
+		return nil
+	})
+	if err != nil {
+		return opts, cleanup, err
 	}
 	// Two flags have options of their own; the runner sets their bits.
 	if live, _ := testrun.ParseFlag("live_frames"); opts.Flags&live != 0 {
@@ -222,13 +270,9 @@ func hexWords(words []string, what string) ([]byte, int, error) {
 		if runKeywords[w] {
 			break
 		}
-		h := strings.TrimPrefix(strings.ToLower(w), "0x")
-		if len(h)%2 == 1 {
-			h = "0" + h
-		}
-		b, err := hex.DecodeString(h)
+		b, err := hexbytes.Word(w)
 		if err != nil {
-			return nil, 0, Usagef("%s: %q is not hex bytes (write them as 00 11 22 or 001122)", what, w)
+			return nil, 0, Usagef("%s: %v", what, err)
 		}
 		out = append(out, b...)
 		n++
@@ -302,15 +346,22 @@ func FormatOutcome(o *testrun.Outcome) string {
 	for _, k := range o.FlowKeys {
 		line("flow key", "%s: %s", k.Field, k.After)
 	}
+	if o.MapRuns > 1 && len(o.Maps) > 0 {
+		line("maps", "%s", mapRunsText(o))
+	}
 	for _, m := range o.Maps {
 		key, before, after := clip(m.Key), clip(m.Before), clip(m.After)
+		others := ""
+		if m.Others {
+			others = "  (+others)"
+		}
 		switch m.Change {
 		case "added":
-			line("map", "%s: added %s = %s", m.Map, key, after)
+			line("map", "%s: added %s = %s%s", m.Map, key, after, others)
 		case "removed":
-			line("map", "%s: removed %s (was %s)", m.Map, key, before)
+			line("map", "%s: removed %s (was %s)%s", m.Map, key, before, others)
 		default:
-			line("map", "%s: %s = %s (was %s)", m.Map, key, after, before)
+			line("map", "%s: %s = %s (was %s)%s", m.Map, key, after, before, others)
 		}
 	}
 	for _, n := range o.MapNotes {
@@ -323,31 +374,81 @@ func FormatOutcome(o *testrun.Outcome) string {
 		line(s.Stream, "%s", s.Text)
 	}
 	if tm := o.Timing; tm != nil {
-		overhead := ""
-		if tm.Overhead > 0 {
-			overhead = fmt.Sprintf(", of which ~%d ns is the kernel timer's own cost", tm.Overhead.Nanoseconds())
-		}
-		line("timing", "%d fresh runs (%s clock): min %d ns, median %d ns, p99 %d ns%s", tm.Runs, tm.Clock,
-			tm.Min.Nanoseconds(), tm.Median.Nanoseconds(), tm.P99.Nanoseconds(), overhead)
-		var rv []string
-		for _, r := range tm.Retvals {
-			rv = append(rv, fmt.Sprintf("%s x%d", r.Name, r.Count))
-		}
-		line("retvals", "%s", strings.Join(rv, ", "))
-		if tm.KernelRepeat > 0 {
-			line("bench", "kernel repeat %d over one buffer (what bpftool prog run reports): %d ns per run, last run %s",
-				tm.KernelRepeat, tm.KernelAvg.Nanoseconds(), tm.KernelRetval)
-			line("per run", "%d ns", tm.PerRun().Nanoseconds())
-		}
-		for _, w := range tm.Warnings {
-			line("warning", "%s", w)
-		}
+		b.WriteString(timingTable(tm))
 	}
 	for _, n := range o.Notes {
 		if o.Live != nil && strings.HasPrefix(n, "live harness: ") {
 			continue
 		}
 		line("note", "%s", n)
+	}
+	return b.String()
+}
+
+// mapRunsText says which runs the map changes below it cover.
+func mapRunsText(o *testrun.Outcome) string {
+	if o.Live != nil || o.Timing == nil {
+		return fmt.Sprintf("the changes below are across all %d live frames", o.MapRuns)
+	}
+	parts := []string{"the run shown"}
+	if tm := o.Timing; tm.Runs > 0 {
+		parts = append(parts, fmt.Sprintf("%d fresh timed runs", tm.Runs))
+	}
+	if tm := o.Timing; tm.KernelRepeat > 0 {
+		parts = append(parts, fmt.Sprintf("the kernel's repeat of %d", tm.KernelRepeat))
+	}
+	return fmt.Sprintf("the changes below are across all %d runs (%s); the packet and trace above are the first run's", o.MapRuns, strings.Join(parts, ", "))
+}
+
+// timingTable is a run's timing as one small table under "timing": what
+// was timed and how, a row each, then the figure per run and where it
+// comes from, and each caveat once.
+func timingTable(tm *testrun.Timing) string {
+	ns := func(d time.Duration) string { return fmt.Sprintf("%d ns", d.Nanoseconds()) }
+	rows := [][]string{{"HOW", "RUNS", "MIN", "MEDIAN", "P99", "RETURNED"}}
+	if tm.Runs > 0 {
+		var rv []string
+		for _, r := range tm.Retvals {
+			rv = append(rv, fmt.Sprintf("%s x%d", r.Name, r.Count))
+		}
+		how := "fresh copy of the input each run (" + tm.Clock + " clock)"
+		rows = append(rows, []string{how, strconv.Itoa(tm.Runs), ns(tm.Min), ns(tm.Median), ns(tm.P99), strings.Join(rv, ", ")})
+	}
+	if tm.KernelRepeat > 0 {
+		rows = append(rows, []string{"kernel repeat over one buffer (bpftool prog run)", strconv.FormatUint(uint64(tm.KernelRepeat), 10), "", ns(tm.KernelAvg) + " avg", "", "last run " + tm.KernelRetval})
+	}
+	widths := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			widths[i] = max(widths[i], len(c))
+		}
+	}
+	var b strings.Builder
+	for i, r := range rows {
+		label := ""
+		if i == 0 {
+			label = "timing"
+		}
+		line := fmt.Sprintf("%-9s", label)
+		for j, c := range r {
+			if j == len(r)-1 {
+				line += " " + c
+			} else {
+				line += fmt.Sprintf(" %-*s ", widths[j], c)
+			}
+		}
+		b.WriteString(strings.TrimRight(line, " ") + "\n")
+	}
+	fmt.Fprintf(&b, "%-9s %s: %s\n", "per run", ns(tm.PerRun()), tm.PerRunSource())
+	if tm.Interrupted {
+		made := fmt.Sprintf("%d of %d fresh runs", tm.Runs, tm.Asked)
+		if tm.KernelAsked > 0 {
+			made += fmt.Sprintf(", %d of %d kernel repeats", tm.KernelRepeat, tm.KernelAsked)
+		}
+		fmt.Fprintf(&b, "%-9s by Ctrl-C after %s: the figures are of the runs made\n", "stopped", made)
+	}
+	for _, w := range tm.Warnings {
+		fmt.Fprintf(&b, "%-9s %s\n", "caveat", w)
 	}
 	return b.String()
 }

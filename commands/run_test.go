@@ -20,6 +20,7 @@ import (
 	"github.com/bpfsh/bpfsh/shell"
 	"github.com/bpfsh/bpfsh/testrun"
 	"github.com/bpfsh/bpfsh/testrun/fixture"
+	"github.com/bpfsh/bpfsh/testrun/packet"
 )
 
 // pinnedProgs loads testrun's fixture programs and pins them under
@@ -52,10 +53,9 @@ func pin(t *testing.T, root string, objs map[string]interface{ Pin(string) error
 }
 
 // frameHex is Ethernet to 02:00:00:00:00:02 from 0a:00:00:00:00:01,
-// IPv4 10.0.0.1 -> 10.0.0.2, UDP 40000 -> 7777, payload "ping".
-const frameHex = "020000000002 0a0000000001 0800 " +
-	"4500 0020 0000 0000 4011 66cb 0a000001 0a000002 " +
-	"9c40 1e61 000c 0000 70696e67"
+// IPv4 10.0.0.1 -> 10.0.0.2 (id 0), UDP 40000 -> 7777 without a
+// checksum, payload "ping", built by testrun/packet as users build it.
+var frameHex = hex.EncodeToString(packet.MustBuild(`Ether(src=0a:00:00:00:00:01)/IPv4(id=0)/UDP(chksum=0)/Raw("ping")`))
 
 func frameWords() []string { return strings.Fields(frameHex) }
 
@@ -86,6 +86,16 @@ func TestRunCommand(t *testing.T) {
 	if _, ok := j["duration_ns"].(float64); !ok {
 		t.Errorf("duration_ns %v", j["duration_ns"])
 	}
+	// Packet fields that are numbers are JSON numbers (issue 13 item 18).
+	if layers, ok := j["layers"].([]any); !ok || len(layers) < 3 {
+		t.Errorf("layers %v", j["layers"])
+	} else {
+		ip := layers[1].(map[string]any)["fields"].(map[string]any)
+		udp := layers[2].(map[string]any)["fields"].(map[string]any)
+		if ip["ttl"] != float64(64) || ip["proto"] != float64(17) || ip["src"] != "10.0.0.1" || udp["dport"] != float64(7777) {
+			t.Errorf("IPv4 fields %v, UDP fields %v", ip, udp)
+		}
+	}
 	if maps, ok := j["maps_changed"].([]any); !ok || len(maps) != 3 {
 		t.Errorf("maps_changed %v", j["maps_changed"])
 	}
@@ -105,11 +115,17 @@ func TestRunCommandContextAndTiming(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	for _, want := range []string{"timing    100 fresh runs (kernel clock): min ", "retvals   XDP_TX x100", "bench     kernel repeat 100 over one buffer", "last run XDP_DROP",
-		"warning   the program changed its packet; bpftool's repeat 100 would time the rewritten path"} {
+	for _, want := range []string{"timing    HOW ", "RUNS  MIN ", "MEDIAN", "P99", "RETURNED\n",
+		"          fresh copy of the input each run (kernel clock)   100 ", " XDP_TX x100\n",
+		"          kernel repeat over one buffer (bpftool prog run)  100 ", " ns avg ", "last run XDP_DROP\n",
+		"per run   ", " ns: the fresh runs' median less the kernel timer's own ~",
+		"caveat    the program changed its packet; bpftool's repeat 100 would time the rewritten path: the kernel repeat above did, and its last run returned XDP_DROP, not XDP_TX"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+	if n := strings.Count(out, "caveat"); n != 1 || strings.Contains(out, "warning") {
+		t.Errorf("%d caveats (or a warning line), want the caveat once:\n%s", n, out)
 	}
 	code, out, errs = bpfsh(t, root, "run", "t/sum", "ctx", "{a: 1, b: 2}")
 	if code != 0 || !strings.Contains(out, "ctx       sum: 3 (was 0)") {
@@ -130,9 +146,9 @@ func TestRunCommandErrors(t *testing.T) {
 	}{
 		{[]string{"run", "t/xdp_pass", "hex", "00", "11", "22", "33", "44", "55", "66", "77", "88", "99"}, 2, "run t/xdp_pass: XDP input must be at least 14 bytes, got 10"},
 		{append(append([]string{"run", "t/sum", "hex"}, frameWords()...), "ctx", "{a: 1}"), 2, "SYSCALL programs take only ctx: drop the packet"},
-		{append(append([]string{"run", "t/tc_mark", "hex"}, frameWords()...), "ctx", "{len: 1}"), 1, "ctx field len cannot be set for sched_cls programs"},
+		{append(append([]string{"run", "t/tc_mark", "hex"}, frameWords()...), "ctx", "{len: 1}"), 2, "ctx field len cannot be set for sched_cls programs"},
 		{[]string{"run", "t/xdp_pass", "hex", "zz"}, 2, `hex: "zz" is not hex`},
-		{[]string{"run", "t/xdp_pass", "frobnicate"}, 2, `unexpected "frobnicate"`},
+		{[]string{"run", "t/xdp_pass", "frobnicate"}, 2, `unknown run option "frobnicate"`},
 		{[]string{"run", "t/xdp_pass", "repeat", "many"}, 2, `repeat "many": want a whole number`},
 		{[]string{"run", "t/nosuch"}, 1, "nothing is pinned at"},
 		{[]string{"run"}, 2, "run needs a program first"},
@@ -323,5 +339,62 @@ func TestTraceEndsOnInterrupt(t *testing.T) {
 	}
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("trace took %v to notice the interrupt", took)
+	}
+}
+
+// bench alone times 1000 fresh runs beside the kernel's repeat of
+// 100000, in one table whose rows say what was timed and how, and labels
+// the per-run figure; repeat's map changes say they cover every run
+// (issue items 16 and 6).
+func TestRunBenchTableAndMapsAcrossRuns(t *testing.T) {
+	root, _ := pinnedProgs(t)
+	out := bpfshOK(t, root, "run t/xdp_pass hex "+frameHex+" bench")
+	for _, want := range []string{
+		"timing    HOW ", "          fresh copy of the input each run (kernel clock)   1000 ",
+		"          kernel repeat over one buffer (bpftool prog run)  100000 ",
+		"per run   ", " ns: the kernel repeat's average (the program leaves its input alone, so it is the same path)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, " 1 fresh runs") || strings.Contains(out, "caveat") || strings.Contains(out, "warning") {
+		t.Errorf("bench alone:\n%s", out)
+	}
+
+	out = bpfshOK(t, root, "run t/xdp_count hex "+frameHex+" repeat 10; map lookup t/hits key 17", "-j")
+	var o struct {
+		MapsRuns int `json:"maps_runs"`
+		Maps     []struct {
+			Map   string `json:"map"`
+			Key   any    `json:"key"`
+			After any    `json:"after"`
+		} `json:"maps_changed"`
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	var lookup struct {
+		Value any `json:"value"`
+	}
+	if err := dec.Decode(&o); err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.Decode(&lookup); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, m := range o.Maps {
+		if m.Map == "hits" && fmt.Sprint(m.Key) == "17" {
+			found = true
+			if fmt.Sprint(m.After) != fmt.Sprint(lookup.Value) {
+				t.Errorf("the run says hits 17 = %v, map lookup says %v", m.After, lookup.Value)
+			}
+		}
+	}
+	if !found || o.MapsRuns != 11 {
+		t.Errorf("maps_runs %d, changes %+v; want 11 runs and hits 17", o.MapsRuns, o.Maps)
+	}
+	text := bpfshOK(t, root, "run t/xdp_count hex "+frameHex+" repeat 10")
+	if !strings.Contains(text, "maps      the changes below are across all 11 runs (the run shown, 10 fresh timed runs); the packet and trace above are the first run's\n") {
+		t.Errorf("repeat 10 does not say which runs the map changes cover:\n%s", text)
 	}
 }

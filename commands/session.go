@@ -47,6 +47,11 @@ type Session struct {
 	// printing neither.
 	RunLines func(lines Lines) (output string, err error)
 
+	// Mode, when set, is a command mode that takes the lines typed
+	// before the command table does (a debug session): its commands are
+	// looked up first, and its prompt replaces the shell's.
+	Mode *Mode
+
 	atExit    []func() error
 	atExitSet map[string]bool
 }
@@ -108,3 +113,11 @@ func (e *LineError) Error() string { return e.At + ": " + e.Err.Error() }
 
 // Unwrap is the failure itself.
 func (e *LineError) Unwrap() error { return e.Err }
+
+// Mode is a set of commands that, while it lasts, comes before the
+// command table (debug's step, next, print, ...), with a prompt of its
+// own. Words it does not know go to the command table as usual.
+type Mode struct {
+	Prompt string
+	Table  []*Command
+}

@@ -24,52 +24,53 @@ var traceCmd = &Command{
 		"(bpf_stream_printk output and the kernel's fault reports, Linux 6.17 and later), which nothing else shares.",
 	Example: "trace grep 'xdp_count' for 10s",
 	Args:    []ArgKind{ArgProgRef},
+	Run:     runTrace,
 }
 
-func init() { traceCmd.Run = runTrace }
+// traceArgs reads trace's words (see traceCmd's Usage).
+var traceArgs = argSpec{
+	Flags:  []string{"global"},
+	Valued: []string{"grep", "for"},
+	Ref:    []string{"prog"},
+	Need:   map[string]string{"grep": "a regular expression", "for": "a duration, e.g. for 10s", "prog": "a program"},
+	Takes:  "trace takes prog REF, grep REGEXP, for DURATION and global",
+}
 
 func runTrace(s *Session, args []string) (Result, error) {
 	var (
 		opts testrun.TraceOptions
 		prog *bpf.Ref
 	)
-	for i := 0; i < len(args); i++ {
-		switch w := args[i]; w {
+	_, err := traceArgs.parse(args, func(w string, v ...string) error {
+		switch w {
 		case "grep":
-			if i+1 >= len(args) {
-				return nil, Usagef("grep needs a regular expression")
-			}
-			re, err := regexp.Compile(args[i+1])
+			re, err := regexp.Compile(v[0])
 			if err != nil {
-				return nil, Usagef("grep %q: %v", args[i+1], regexpReason(err))
+				return Usagef("grep %q: %v", v[0], regexpReason(err))
 			}
 			opts.Grep = re
-			i++
 		case "for":
-			if i+1 >= len(args) {
-				return nil, Usagef("for needs a duration, e.g. for 10s")
-			}
-			d, err := ParseDuration(args[i+1])
+			d, err := ParseDuration(v[0])
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if d == 0 {
-				return nil, Usagef("for 0 would end before it starts; give a duration such as 5s")
+				return Usagef("for 0 would end before it starts; give a duration such as 5s")
 			}
 			opts.For = d
-			i++
 		case "global":
 			opts.Global = true
 		case "prog":
-			ref, rest, err := bpf.ParseRef(args[i+1:], s.PinRoot)
+			ref, _, err := bpf.ParseRef(v, s.PinRoot)
 			if err != nil {
-				return nil, Usagef("prog needs a program: %v", err)
+				return Usagef("prog needs a program: %v", err)
 			}
 			prog = &ref
-			i = len(args) - len(rest) - 1
-		default:
-			return nil, Usagef("unexpected %q; trace takes prog REF, grep REGEXP, for DURATION and global", w)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	ctx := s.Context()
 	if prog != nil {

@@ -7,8 +7,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -ne 0 ]; then
+	if ! command -v sudo >/dev/null; then
+		echo "the tests load programs into the kernel: run this as root (there is no sudo here)" >&2
+		exit 1
+	fi
 	echo "the tests load programs into the kernel: re-running as root" >&2
-	exec sudo --preserve-env=PATH,GOPATH,GOCACHE,GOMODCACHE,GOFLAGS,FUZZTIME "$0" "$@"
+	# Through env, not --preserve-env: sudo's secure_path (Ubuntu's leaves
+	# out /usr/local/go/bin) would replace a preserved PATH.
+	vars=(PATH="$PATH")
+	for v in GOPATH GOCACHE GOMODCACHE GOFLAGS FUZZTIME; do
+		if [ -n "${!v:-}" ]; then vars+=("$v=${!v}"); fi
+	done
+	exec sudo env "${vars[@]}" "$PWD/scripts/test.sh" "$@"
 fi
 
 scripts/deps.sh

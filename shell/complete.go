@@ -59,6 +59,12 @@ func complete(s *commands.Session, line string, cursor int) []Suggestion {
 		return nil
 	}
 	c := &completer{s: s, cur: p.cur, start: p.start}
+	if words, _ := globalFlags(p.words); packetSlot(words) {
+		c.packetExpr(strings.LastIndexAny(line[:cursor], wordSeparators) + 1)
+		if len(c.out) > 0 || p.literal || strings.ContainsAny(p.cur, "()/$") {
+			return c.out
+		}
+	}
 	if p.literal {
 		// After a closing bracket the word the line editor replaces
 		// starts before it, where no field name can be offered.
@@ -189,7 +195,7 @@ type completer struct {
 
 // add offers text when it extends the word typed so far.
 func (c *completer) add(text, desc string) {
-	if strings.HasPrefix(text, c.cur) {
+	if text != "" && strings.HasPrefix(text, c.cur) {
 		c.out = append(c.out, Suggestion{Text: text, Desc: desc, Start: c.start})
 	}
 }
@@ -206,6 +212,10 @@ func (c *completer) hint(rest string) {
 // usage line of the command they name.
 func (c *completer) command(words []string) {
 	level := c.s.Commands
+	if c.s.Mode != nil {
+		// A mode's commands (a debug session's) come first, as they run.
+		level = append(slices.Clone(c.s.Mode.Table), level...)
+	}
 	var path []*commands.Command
 	for i, w := range words {
 		cmd := matchUnique(level, w)

@@ -3,6 +3,7 @@
 package shell
 
 import (
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/commands"
@@ -40,6 +43,22 @@ func (c *completer) pinned(kind commands.ArgKind) {
 
 // files completes a path on the file system.
 func (c *completer) files() { c.path("", false) }
+
+// objectFiles completes a path to a BPF object: the .o files first, then
+// directories, then the rest.
+func (c *completer) objectFiles() {
+	c.path("", false)
+	rank := func(s Suggestion) int {
+		switch {
+		case strings.HasSuffix(s.Text, ".o"):
+			return 0
+		case strings.HasSuffix(s.Text, "/"):
+			return 1
+		}
+		return 2
+	}
+	slices.SortStableFunc(c.out, func(a, b Suggestion) int { return rank(a) - rank(b) })
+}
 
 // path lists the directory part of the word and offers the entries that
 // extend its last part; directories end in '/' so that the next Tab goes in.
@@ -132,13 +151,48 @@ func (c *completer) ifaces() {
 	}
 }
 
-// ids offers the kernel ids of the objects kind names.
+// ids offers the kernel ids of the objects kind names. The list may be a
+// moment old: when few ids match, each is checked to be there still, so
+// that a program that has gone is not offered.
 func (c *completer) ids(kind commands.ArgKind) {
+	type cand struct {
+		fam string
+		o   bpf.ObjectName
+	}
+	var found []cand
 	for _, fam := range families(kind) {
 		for _, o := range kernelObjects(fam) {
-			c.add(strconv.FormatUint(uint64(o.ID), 10), strings.TrimSpace(o.Type+" "+familyWord[fam]+" "+o.Name))
+			if strings.HasPrefix(strconv.FormatUint(uint64(o.ID), 10), c.cur) {
+				found = append(found, cand{fam, o})
+			}
 		}
 	}
+	check := len(found) <= describeMax
+	for _, f := range found {
+		if check && !objectExists(f.fam, f.o.ID) {
+			continue
+		}
+		c.add(strconv.FormatUint(uint64(f.o.ID), 10), strings.TrimSpace(f.o.Type+" "+familyWord[f.fam]+" "+f.o.Name))
+	}
+}
+
+// objectExists reports whether the program or map id is still loaded
+// (an error other than "no such id", such as EPERM, counts as there).
+func objectExists(family string, id uint32) bool {
+	var err error
+	switch family {
+	case "prog":
+		var p *ebpf.Program
+		if p, err = ebpf.NewProgramFromID(ebpf.ProgramID(id)); err == nil {
+			p.Close()
+		}
+	case "map":
+		var m *ebpf.Map
+		if m, err = ebpf.NewMapFromID(ebpf.MapID(id)); err == nil {
+			m.Close()
+		}
+	}
+	return !errors.Is(err, os.ErrNotExist)
 }
 
 // names offers the kernel names of the objects kind names, once each.

@@ -289,6 +289,8 @@ func (c *completer) argument(kind commands.ArgKind, after string, args []string)
 		c.pinned("")
 	case commands.ArgFile:
 		c.files()
+	case commands.ArgObject:
+		c.objectFiles()
 	case commands.ArgCommand:
 		level := c.s.Commands
 		for _, a := range args {

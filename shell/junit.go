@@ -53,9 +53,9 @@ func junitOf(results []*suiteResult) *junitReport {
 	for _, r := range results {
 		s := junitSuite{Name: r.file, Time: fmt.Sprintf("%.3f", r.elapsed.Seconds())}
 		for _, c := range r.cases {
-			jc := junitCase{Name: c.at.String() + ": " + c.text, Classname: r.file}
+			jc := junitCase{Name: c.at.String() + ": " + clipMessage(c.text), Classname: r.file}
 			if c.err != nil {
-				p := &junitProblem{Message: c.err.Error(), Text: strings.TrimRight(commands.DetailOf(c.err), "\n")}
+				p := &junitProblem{Message: clipMessage(c.err.Error()), Text: strings.TrimRight(commands.DetailOf(c.err), "\n")}
 				if c.expect {
 					p.Type = "expectation"
 					jc.Failure = p

@@ -23,12 +23,12 @@ func (sh *Shell) runPiece(lines commands.Lines) (string, error) {
 	}
 	var out bytes.Buffer
 	in := &Shell{
-		Session:      sh.Session,
-		Out:          &out,
-		Err:          io.Discard,
-		table:        sh.table,
-		depth:        sh.depth + 1,
-		stopAtExpect: true,
+		Session:    sh.Session,
+		Out:        &out,
+		Err:        io.Discard,
+		table:      sh.table,
+		depth:      sh.depth + 1,
+		RawNumbers: sh.RawNumbers,
 		// The command running the piece (lab check) is what Ctrl-C stops.
 		base: sh.Session.Context(),
 	}

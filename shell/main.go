@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/commands"
 )
 
@@ -33,6 +34,7 @@ const envText = `environment:
                   (default $XDG_STATE_HOME/bpfsh/history, or ~/.local/state/bpfsh/history)
   BPFSH_LABS      a folder of lessons (NN-topic/) for the lab commands to use
                   instead of the built-in ones
+  BPFSH_NO_SUDO   1: when not root, do not re-run bpfsh as root with sudo
 `
 
 // Main runs bpfsh with the given arguments and streams and returns its exit
@@ -47,8 +49,11 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) (status int)
 		jsonOut   = fs.Bool("json", false, "print every result and error as JSON")
 		pinRoot   = fs.String("pin-root", commands.DefaultPinRoot, "bpffs directory under which load pins NAME/")
 		verbose   = fs.Bool("verbose", false, "show everything, e.g. whole verifier logs")
+		pretty    = fs.Bool("pretty", false, "print every result and error as indented JSON (as bpftool -p)")
+		rawNums   = fs.Bool("raw-numbers", false, "show integers as plain host-order numbers, not addresses and network-order ports (also on one command line)")
 	)
 	fs.BoolVar(jsonOut, "j", false, "short for --json")
+	fs.BoolVar(pretty, "p", false, "short for --pretty")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usageText)
 		fs.PrintDefaults()
@@ -67,12 +72,15 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) (status int)
 
 	s := &commands.Session{
 		PinRoot:  filepath.Clean(*pinRoot),
-		JSON:     *jsonOut,
+		JSON:     *jsonOut || *pretty,
 		Verbose:  *verbose,
 		StateDir: stateDir(),
 	}
 	sh := New(s, stdout, stderr)
 	sh.KeepGoing = *keepGoing
+	sh.Pretty = *pretty
+	sh.RawNumbers = *rawNums
+	bpf.SetRawNumbers(*rawNums)
 	sh.TTY = isTerminal(stdout)
 
 	// What commands keep for the session (a WAL writer's last flush, the

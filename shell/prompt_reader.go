@@ -38,6 +38,7 @@ type promptReader struct {
 	saved *term.State // its settings as we found them
 	in    *ttyInput
 	p     *prompt.Prompt
+	cycle tabCycle
 	hist  *History
 
 	busy       atomic.Bool  // a command is running, not the prompt
@@ -108,7 +109,7 @@ func newPromptReader(sh *Shell, in *os.File) (LineReader, error) {
 				// terminal in raw mode, to show that it is put back.
 				panic("BPFSH_TEST_PANIC_AT: " + panicAt)
 			}
-			return editorSuggestions(sh.Session, d)
+			return r.cycle.suggestions(sh.Session, d)
 		}),
 		prompt.WithCompletionWordSeparator(wordSeparators),
 		prompt.WithMaxSuggestion(8),
@@ -130,10 +131,42 @@ func newPromptReader(sh *Shell, in *os.File) (LineReader, error) {
 
 // promptText is "bpfsh> ", naming the pin root when it is not the default.
 func promptText(s *commands.Session) string {
+	if s.Mode != nil && s.Mode.Prompt != "" {
+		return s.Mode.Prompt
+	}
 	if s.PinRoot == "" || s.PinRoot == commands.DefaultPinRoot {
 		return "bpfsh> "
 	}
 	return "bpfsh(" + filepath.Base(s.PinRoot) + ")> "
+}
+
+// tabCycle keeps the list Tab cycles through. go-prompt's Input asks the
+// completer again after every key, Tab included, with the line as the
+// selected candidate made it: a fresh list would hold only that candidate,
+// so the next Tab would find nothing to move to. While Tab (or Shift-Tab,
+// Up, Down) is choosing among the last list, and the word under the
+// cursor is one of its candidates, the same list and span are given back.
+type tabCycle struct {
+	before, after string // the line around the cursor when the list was made
+	list          []prompt.Suggest
+	start, end    istrings.RuneNumber
+}
+
+func (tc *tabCycle) suggestions(s *commands.Session, d prompt.Document) ([]prompt.Suggest, istrings.RuneNumber, istrings.RuneNumber) {
+	switch d.LastKeyStroke() {
+	case prompt.Tab, prompt.BackTab, prompt.Up, prompt.Down:
+		if tc.list != nil && d.TextAfterCursor() == tc.after {
+			head := string([]rune(tc.before)[:tc.start])
+			for _, sg := range tc.list {
+				if d.TextBeforeCursor() == head+sg.Text || d.TextBeforeCursor() == tc.before {
+					return tc.list, tc.start, tc.end
+				}
+			}
+		}
+	}
+	list, start, end := editorSuggestions(s, d)
+	*tc = tabCycle{before: d.TextBeforeCursor(), after: d.TextAfterCursor(), list: list, start: start, end: end}
+	return list, start, end
 }
 
 // editorSuggestions adapts Complete to go-prompt, which counts in runes.

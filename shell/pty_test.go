@@ -427,3 +427,29 @@ func TestPTYTerminalRestored(t *testing.T) {
 		})
 	}
 }
+
+func TestPTYTabCycles(t *testing.T) {
+	root := bpftest.PinRoot(t)
+	sc := ptyShell(t, root, t.TempDir(), "BPFSH_HISTORY="+filepath.Join(t.TempDir(), "hist"))
+	// "help map p" offers pin, peek, pop, push (in that order): Tab takes
+	// the first, Tab again the second, and Enter runs the line.
+	sc.send("help map p")
+	sc.expect(`help map p`)
+	sc.send("\t")
+	sc.send("\t")
+	sc.send("\r")
+	sc.expect(`usage: map peek `)
+	sc.expect(ptyPrompt)
+	// After a blank too: "help map " offers list, show, ...
+	sc.send("help map ")
+	sc.expect(`help map `)
+	sc.send("\t")
+	sc.send("\t")
+	sc.send("\r")
+	sc.expect(`usage: map show`)
+	sc.expect(ptyPrompt)
+	sc.send("\x04")
+	if st := sc.wait(); st != 0 {
+		t.Errorf("exit status %d, want 0", st)
+	}
+}

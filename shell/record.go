@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/commands"
 )
 
@@ -126,6 +127,13 @@ func (r *recorder) command(sh *Shell, path []*commands.Command, args, words []st
 		return
 	}
 	line := r.line(path, args, words)
+	raw := ""
+	if bpf.RawNumbers() {
+		// The values were read and shown as raw numbers: so must the
+		// replay read them (see bpf.SetRawNumbers).
+		raw = " --raw-numbers"
+		line += raw
+	}
 	switch {
 	case path[0].Name == "expect" && err != nil:
 		fmt.Fprintf(r.w, "# %s\n#   (failed while recording: %s)\n", line, firstLine(err.Error()))
@@ -138,7 +146,7 @@ func (r *recorder) command(sh *Shell, path []*commands.Command, args, words []st
 	default:
 		fmt.Fprintln(r.w, line)
 		for _, e := range commands.Pin(sh.Session, commands.FullName(path), args, res) {
-			fmt.Fprintln(r.w, joinWords(e))
+			fmt.Fprintln(r.w, joinWords(e)+raw)
 		}
 	}
 	r.n++
@@ -160,7 +168,7 @@ func (r *recorder) line(path []*commands.Command, args, words []string) string {
 	out = append(out, words[:len(words)-len(args)]...)
 	for i, a := range args {
 		switch {
-		case i == 0 && len(last.Args) > 0 && last.Args[0] == commands.ArgFile:
+		case i == 0 && len(last.Args) > 0 && (last.Args[0] == commands.ArgFile || last.Args[0] == commands.ArgObject):
 			a = r.relocate(a)
 		case strings.HasPrefix(a, "@") && len(a) > 1:
 			a = "@" + r.relocate(a[1:])

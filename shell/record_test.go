@@ -151,7 +151,7 @@ func TestPTYRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"\nload " + obj + " name fx\n", "\nmap lookup fx/flows key {saddr: 7}\nexpect error contains \"map lookup: key not found in map flows (key {saddr: 7, sport: 0, pad: 0})\"\n", "\nexpect error contains \"not found\"\n"} {
+	for _, want := range []string{"\nload " + obj + " name fx\n", "\nmap lookup fx/flows key {saddr: 7}\nexpect error contains \"map lookup: key not found in map flows (key {saddr: 7.0.0.0, sport: 0, pad: 0})\"\n", "\nexpect error contains \"not found\"\n"} {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("the recording lacks %q:\n%s", want, data)
 		}
@@ -159,5 +159,63 @@ func TestPTYRecord(t *testing.T) {
 	code, report, errs := bpfshTest(t, file)
 	if n := expectLines(string(data)); code != 0 || !strings.HasSuffix(report, fmt.Sprintf("\n%d passed, 0 failed\n", n)) {
 		t.Errorf("replay: exit %d, stderr %q:\n%s", code, errs, report)
+	}
+}
+
+// Addresses and ports show as typed, in dumps, errors and the expect
+// lines record writes, and the recording replays; with --raw-numbers
+// the recording says so and replays too (issue item 10).
+func TestRecordAddressesAndPorts(t *testing.T) {
+	dir := suiteDir(t, nil)
+	t.Chdir(dir)
+	root := bpftest.PinRoot(t)
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	session := strings.Join([]string{
+		"record addr.bpfsh",
+		"load fixture.o name fx",
+		"map update fx/flows key {saddr: 10.0.0.1, sport: 40000} value {packets: 1}",
+		"map dump fx/flows",
+		"map lookup fx/flows key {saddr: 10.0.0.1, sport: 40000}",
+		"map lookup fx/flows key {saddr: 10.0.0.9, sport: 80}",
+		"map update fx/flows key {saddr: 167772163, sport: 16540} value {packets: 2} --raw-numbers",
+		"map lookup fx/flows key {saddr: 167772163, sport: 16540} --raw-numbers",
+		"map lookup fx/flows key {saddr: 3.0.0.10, sport: 40000}",
+		"record stop",
+	}, "\n")
+	var out, errb bytes.Buffer
+	code := shell.Main([]string{"--pin-root", root, "--keep-going"}, strings.NewReader(session), &out, &errb)
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (one lookup misses); stderr:\n%s", code, errb.String())
+	}
+	for _, want := range []string{
+		"{saddr: 10.0.0.1, sport: 40000, pad: 0}  {packets: 1,",
+		"key:    {saddr: 10.0.0.1, sport: 40000, pad: 0}",
+		"key:    {saddr: 167772163, sport: 16540, pad: 0}",
+		"key:    {saddr: 3.0.0.10, sport: 40000, pad: 0}",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if !strings.Contains(errb.String(), "(key {saddr: 10.0.0.9, sport: 80, pad: 0})") {
+		t.Errorf("the error does not show the key as typed: %s", errb.String())
+	}
+	data, err := os.ReadFile("addr.bpfsh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	suite := string(data)
+	for _, want := range []string{
+		"\nmap update fx/flows key {saddr: 167772163, sport: 16540} value {packets: 2} --raw-numbers\n",
+		"--raw-numbers\n",
+		"(key {saddr: 10.0.0.9, sport: 80, pad: 0})",
+	} {
+		if !strings.Contains(suite, want) {
+			t.Errorf("the recording lacks %q:\n%s", want, suite)
+		}
+	}
+	code, report, errs := bpfshTest(t, filepath.Join(dir, "addr.bpfsh"))
+	if code != 0 || !strings.HasSuffix(report, fmt.Sprintf("\n%d passed, 0 failed\n", expectLines(suite))) {
+		t.Errorf("replay: exit %d, stderr %q:\n%s\nsuite:\n%s", code, errs, report, suite)
 	}
 }

@@ -19,15 +19,18 @@ import (
 
 // render writes res to sh.out as JSON or text.
 func (sh *Shell) render(res commands.Result) error {
-	rw := resultWriter{out: sh.Out}
+	rw := resultWriter{out: sh.Out, pretty: sh.Pretty}
 	if sh.Session.JSON {
 		return rw.json(res)
 	}
 	return rw.text(res)
 }
 
-// resultWriter writes results to one stream.
-type resultWriter struct{ out io.Writer }
+// resultWriter writes results to one stream; pretty indents JSON.
+type resultWriter struct {
+	out    io.Writer
+	pretty bool
+}
 
 func (rw resultWriter) text(res commands.Result) error {
 	if r, ok := res.(commands.Renderable); ok {
@@ -240,7 +243,7 @@ func (rw resultWriter) json(res commands.Result) error {
 		items := make([]json.RawMessage, 0, len(r))
 		for _, item := range r {
 			var b strings.Builder
-			if err := (resultWriter{out: &b}).json(item); err != nil {
+			if err := (resultWriter{out: &b, pretty: rw.pretty}).json(item); err != nil {
 				return err
 			}
 			items = append(items, json.RawMessage(b.String()))
@@ -256,6 +259,9 @@ func (rw resultWriter) renderJSON(v any) error {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
+	if rw.pretty {
+		enc.SetIndent("", "    ") // bpftool -p indents by four
+	}
 	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("encode JSON: %w", err)
 	}
@@ -277,6 +283,9 @@ func (rw resultWriter) writeJSONStream(s *commands.Stream) error {
 	w := bufio.NewWriterSize(rw.out, 256*1024)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
+	if rw.pretty {
+		enc.SetIndent("", "    ")
+	}
 	first := true
 	w.WriteByte('[')
 	err := s.Each(func(_ []string, obj any) error {
@@ -284,7 +293,14 @@ func (rw resultWriter) writeJSONStream(s *commands.Stream) error {
 			w.WriteByte(',')
 		}
 		first = false
-		if raw, ok := obj.(json.RawMessage); ok {
+		if raw, ok := obj.(json.RawMessage); ok && rw.pretty {
+			var ind bytes.Buffer
+			if err := json.Indent(&ind, raw, "", "    "); err != nil {
+				return err
+			}
+			w.Write(ind.Bytes())
+			w.WriteByte('\n')
+		} else if ok {
 			// Encoded by the command already: a million rows would
 			// otherwise cost a million re-validations.
 			w.Write(raw)

@@ -148,3 +148,51 @@ func TestUsageFlagsExitTwo(t *testing.T) {
 		t.Errorf("-c with -f: exit %d, want 2", code)
 	}
 }
+
+// Each ';' command of -c is named -c:LINE.N, and --keep-going goes on
+// past a failing one to the rest of the line (issue item 3).
+func TestDashCNamesAndKeepsGoingBetweenSemicolons(t *testing.T) {
+	code, out, errs := run(t, "", "-c", "help exit; frobnicate; help source")
+	if code != 2 || !strings.Contains(errs, `-c:1.2: unknown command "frobnicate"`) {
+		t.Errorf("exit %d, stderr %q; want 2 and -c:1.2", code, errs)
+	}
+	if !strings.Contains(out, "usage: exit") || strings.Contains(out, "usage: source") {
+		t.Errorf("without --keep-going the commands after the failure ran, or the one before did not:\n%s", out)
+	}
+	code, out, errs = run(t, "", "--keep-going", "-c", "frobnicate; help source\nhelp exit; frob2")
+	if code != 2 || !strings.Contains(out, "usage: source FILE") || !strings.Contains(out, "usage: exit") {
+		t.Errorf("--keep-going: exit %d, output:\n%s\nstderr %q", code, out, errs)
+	}
+	for _, want := range []string{`-c:1.1: unknown command "frobnicate"`, `-c:2.2: unknown command "frob2"`} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr %q lacks %q", errs, want)
+		}
+	}
+	// A line with one command keeps the plain file:line.
+	if _, _, errs := run(t, "", "-c", "frobnicate"); !strings.Contains(errs, "-c:1: unknown") {
+		t.Errorf("stderr %q, want -c:1:", errs)
+	}
+}
+
+// A failed expectation stops a -c or -f script, as any failing command
+// does, unless --keep-going; the status is 1 (issue item 4).
+func TestFailedExpectStopsScripts(t *testing.T) {
+	script := "help exit\nexpect error contains nope\nhelp source\n"
+	file := filepath.Join(t.TempDir(), "s.bpfsh")
+	os.WriteFile(file, []byte(script), 0o644)
+	for _, args := range [][]string{{"-f", file}, {"-c", script}, {"-c", "help exit; expect error contains nope; help source"}} {
+		code, out, errs := run(t, "", args...)
+		if code != 1 || strings.Contains(out, "usage: source") || !strings.Contains(errs, "expect error") {
+			t.Errorf("%v: exit %d, stderr %q, output:\n%s\nwant exit 1 and nothing run after the expect line", args, code, errs, out)
+		}
+		code, out, _ = run(t, "", append([]string{"--keep-going"}, args...)...)
+		if code != 1 || !strings.Contains(out, "usage: source") {
+			t.Errorf("--keep-going %v: exit %d, output:\n%s\nwant exit 1 and the last line run", args, code, out)
+		}
+	}
+	// An expect line typed wrong stops a script with status 2.
+	code, out, errs := run(t, "", "-c", "help exit; expect frobnicate; help source")
+	if code != 2 || strings.Contains(out, "usage: source") || strings.Count(errs, "\n") != 1 {
+		t.Errorf("a malformed expect: exit %d, stderr %q, output:\n%s", code, errs, out)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/commands"
 )
 
@@ -35,6 +36,12 @@ type Shell struct {
 	Err     io.Writer
 	// KeepGoing makes scripts run on past a failing command.
 	KeepGoing bool
+	// Pretty indents JSON (-p, --pretty, as bpftool's -p); it implies JSON.
+	Pretty bool
+	// RawNumbers shows every integer as its plain host-order number, not
+	// addresses and network-order ports (--raw-numbers; see bpf's
+	// SetRawNumbers).
+	RawNumbers bool
 	// TTY is true when Out is a terminal: tables get borders and colour.
 	TTY bool
 
@@ -52,9 +59,11 @@ type Shell struct {
 	// suites run (see suite.go); otherwise names resolve from the
 	// working directory, as in bpftool batch files.
 	scriptDirs bool
-	// stopAtExpect makes a failed expectation stop the script, as any
-	// failing command does: a lab's check block fails at its first.
-	stopAtExpect bool
+	// expectGoesOn makes a script go on past a failed expectation, which
+	// it counts: how suites run. Elsewhere (-c, -f, source, a lab's
+	// check block) a failed expectation stops the script like any
+	// failing command, unless KeepGoing.
+	expectGoesOn bool
 
 	// base is the context every command's context derives from; it is
 	// cancelled when a signal ends a script. interruptMu guards
@@ -130,11 +139,19 @@ func (sh *Shell) ExecLine(line string) error {
 // marked KeepLast, such as expect, leave both alone), and hands both to
 // the recorder when record is on.
 func (sh *Shell) Exec(words []string) error {
-	words, json := globalFlags(words)
+	words, flags := globalFlags(words)
 	if len(words) == 0 {
 		return nil
 	}
-	path, args, err := commands.Lookup(sh.table, words)
+	json := flags.json
+	savedPretty := sh.Pretty
+	sh.Pretty = sh.Pretty || flags.pretty
+	bpf.SetRawNumbers(sh.RawNumbers || flags.raw)
+	defer func() {
+		sh.Pretty = savedPretty
+		bpf.SetRawNumbers(sh.RawNumbers)
+	}()
+	path, args, err := sh.lookup(words)
 	keep := keepsLast(path)
 	if err != nil {
 		if !keep {
@@ -185,6 +202,22 @@ func (sh *Shell) Exec(words []string) error {
 		return nil // the user stopped a stream with Ctrl-C: not a failure
 	}
 	return err
+}
+
+// lookup finds the command words name: in the session's mode first (a
+// debug session's step, print, ...), then in the command table.
+func (sh *Shell) lookup(words []string) ([]*commands.Command, []string, error) {
+	if m := sh.Session.Mode; m != nil {
+		path, args, err := commands.Lookup(m.Table, words)
+		if err == nil {
+			return path, args, nil
+		}
+		if p2, a2, err2 := commands.Lookup(sh.table, words); err2 == nil {
+			return p2, a2, nil
+		}
+		return path, args, err
+	}
+	return commands.Lookup(sh.table, words)
 }
 
 // keepsLast reports whether a command on path is marked KeepLast.
@@ -243,20 +276,30 @@ func (u *usageInContext) Error() string {
 }
 func (u *usageInContext) Unwrap() error { return u.err }
 
-// globalFlags removes -j/--json and -p/--pretty, which bpftool accepts
-// anywhere on a command line, and reports whether JSON was asked for.
-func globalFlags(words []string) ([]string, bool) {
-	json := false
+// lineFlags are the flags a command line may carry anywhere.
+type lineFlags struct {
+	json, pretty, raw bool
+}
+
+// globalFlags removes -j/--json, -p/--pretty (which bpftool accepts
+// anywhere on a command line; -p is indented JSON) and --raw-numbers, and
+// reports which were given.
+func globalFlags(words []string) ([]string, lineFlags) {
+	var f lineFlags
 	out := words[:0:0]
 	for _, w := range words {
 		switch w {
-		case "-j", "--json", "-p", "--pretty":
-			json = true
+		case "-j", "--json":
+			f.json = true
+		case "-p", "--pretty":
+			f.json, f.pretty = true, true
+		case "--raw-numbers":
+			f.raw = true
 		default:
 			out = append(out, w)
 		}
 	}
-	return out, json
+	return out, f
 }
 
 // Report shows err as one line on the error stream, or as {"error": ...}
@@ -265,19 +308,20 @@ func globalFlags(words []string) ([]string, bool) {
 // verifier log) has it printed below that line, or as "detail" in JSON.
 func (sh *Shell) Report(where string, err error) {
 	detail := commands.DetailOf(err)
+	msg := clipMessage(err.Error())
 	var found *commands.FailedResult
 	if sh.Session.JSON && errors.As(err, &found) && found.Result != nil {
 		return // its result, already written, says it failed
 	}
 	if sh.Session.JSON {
-		obj := map[string]string{"error": where + err.Error()}
+		obj := map[string]string{"error": where + msg}
 		if detail != "" {
 			obj["detail"] = detail
 		}
-		resultWriter{out: sh.Out}.renderJSON(obj)
+		resultWriter{out: sh.Out, pretty: sh.Pretty}.renderJSON(obj)
 		return
 	}
-	fmt.Fprintf(sh.Err, "error: %s%v\n", where, err)
+	fmt.Fprintf(sh.Err, "error: %s%s\n", where, msg)
 	if detail != "" {
 		fmt.Fprintln(sh.Err, strings.TrimRight(detail, "\n"))
 	}
@@ -307,13 +351,17 @@ func (sh *Shell) RunScript(r io.Reader, name string) int {
 }
 
 // runLines runs a script command by command. A failing command stops it
-// (unless KeepGoing), with two exceptions that make suites work:
+// (unless KeepGoing), a failed or malformed expect line included, with
+// two exceptions that make suites work:
 //
-//   - a failed expectation (*commands.ExpectError) is reported and raises
-//     the exit status, and the script goes on;
+//   - in a suite (expectGoesOn) a failed expectation is reported, raises
+//     the exit status and is counted once, and the script goes on;
 //   - a failing command whose next command is "expect error ..." is not
 //     reported and does not stop the script: that expect line checks the
 //     failure (Session.LastErr) instead.
+//
+// The commands of a line with several (separated by ';') are named
+// file:line.N in messages, N counting from 1.
 //
 // For the second, a failure is held until the next command has been read:
 // a one-command lookahead that works on a stream (piped stdin) and across
@@ -349,26 +397,25 @@ func (sh *Shell) runLinesFrom(r io.Reader, name string, first int) error {
 		}
 		line := pending.String()
 		pending.Reset()
-		at := scriptLine{file: name, line: startLine}
 		cmds, err := Split(line)
 		if err != nil {
 			// A line that cannot be split fails like a command, so that
 			// "expect error" may follow it too.
 			cmds = [][]string{nil}
 		}
-		for _, words := range cmds {
+		for k, words := range cmds {
+			at := scriptLine{file: name, line: startLine}
+			if len(cmds) > 1 {
+				at.piece = k + 1
+			}
 			if held != nil {
 				if sh.isExpectError(words) {
 					held = nil // the failure was expected; this line checks it
 				} else {
 					stop := sh.failed(held)
-					sameLine := held.at == at
 					held = nil
 					if stop != nil {
 						return stop
-					}
-					if sameLine {
-						break // as without expect: the rest of a failed line is not run
 					}
 				}
 			}
@@ -391,10 +438,13 @@ func (sh *Shell) runLinesFrom(r io.Reader, name string, first int) error {
 			case err == nil:
 			case errors.Is(err, errExit):
 				return err
-			case commands.IsExpectFailure(err):
+			case isExpect:
+				// A failed expectation, or an expect line typed wrong
+				// (exit status 2): one failure of that line, reported
+				// and counted (as the event above) once.
 				sh.Report(at.String()+": ", err)
-				sh.status = max(sh.status, ExitFailed)
-				if sh.stopAtExpect {
+				sh.status = max(sh.status, StatusOf(err))
+				if !sh.expectGoesOn && !sh.KeepGoing {
 					return err
 				}
 			case errors.As(err, &rep) && rep.goOn:
@@ -434,13 +484,20 @@ func (sh *Shell) event(ev scriptEvent) {
 	}
 }
 
-// scriptLine is where a command of a script is: file:line.
+// scriptLine is where a command of a script is: file:line, or
+// file:line.N for the Nth command of a line with several.
 type scriptLine struct {
-	file string
-	line int
+	file  string
+	line  int
+	piece int
 }
 
-func (l scriptLine) String() string { return fmt.Sprintf("%s:%d", l.file, l.line) }
+func (l scriptLine) String() string {
+	if l.piece > 0 {
+		return fmt.Sprintf("%s:%d.%d", l.file, l.line, l.piece)
+	}
+	return fmt.Sprintf("%s:%d", l.file, l.line)
+}
 
 // heldFailure is a failing command of a script waiting to see whether an
 // "expect error" follows it.

@@ -3,12 +3,14 @@
 package shell
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,7 +37,7 @@ import (
 // It prints each failure with file:line, the expect line, its message and
 // layer diff, a line per suite, and last "N passed, N failed".
 
-const testUsage = "FILE|DIR... [--junit FILE] [-v]"
+const testUsage = "FILE|DIR... [--junit FILE] [-v] [--jobs N]"
 
 func (sh *Shell) testBuiltin() *commands.Command {
 	return &commands.Command{
@@ -48,7 +50,11 @@ func (sh *Shell) testBuiltin() *commands.Command {
 			"expectation and stops at any other failing command, unless an 'expect error' line follows it. Every failure is shown " +
 			"with file:line and, for packets, a layer diff; the last line is 'N passed, N failed', counting expectations (a command that " +
 			"stopped a suite counts as failed). --junit FILE also writes a JUnit XML report (one testsuite per file, one testcase per " +
-			"expect line); -v shows the output of every command. From the command line: bpfsh test DIR, which exits 1 when anything failed.",
+			"expect line), and a FILE that cannot be written is refused before any suite runs; -j prints the results as one JSON object " +
+			"({suites: [{file, passed, failed, ok, cases: [{at, line, expect, passed, error}]}], passed, failed}); -v shows the output of every command. " +
+			"--jobs N runs up to N suite files at once, each in a bpfsh process of its own (a suite runs in its file's directory, which is the " +
+			"process's); the output and the JUnit report are the same, in the same order, as one after another. " +
+			"From the command line: bpfsh test DIR, which exits 1 when anything failed.",
 		Example: "test testrun/suites --junit report.xml",
 		Args:    []commands.ArgKind{commands.ArgFile},
 		Run: func(s *commands.Session, args []string) (commands.Result, error) {
@@ -80,6 +86,10 @@ type testOptions struct {
 	paths   []string
 	junit   string
 	verbose bool
+	jobs    int
+	// worker, set by a parent bpfsh test --jobs, runs one suite and writes
+	// its result as JSON to this file, printing only -v output.
+	worker string
 }
 
 func parseTestArgs(args []string) (testOptions, error) {
@@ -96,6 +106,26 @@ func parseTestArgs(args []string) (testOptions, error) {
 			o.junit = strings.TrimPrefix(a, "--junit=")
 		case a == "-v" || a == "--verbose":
 			o.verbose = true
+		case a == "--jobs" || a == "-jobs" || strings.HasPrefix(a, "--jobs="):
+			v, ok := strings.CutPrefix(a, "--jobs=")
+			if !ok {
+				if i+1 >= len(args) {
+					return o, commands.Usagef("test: --jobs needs a number of suites to run at once")
+				}
+				i++
+				v = args[i]
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return o, commands.Usagef("test: --jobs %q: want a whole number, 1 or more", v)
+			}
+			o.jobs = n
+		case a == workerFlag:
+			if i+1 >= len(args) {
+				return o, commands.Usagef("test: %s needs a file", workerFlag)
+			}
+			i++
+			o.worker = args[i]
 		case strings.HasPrefix(a, "-") && a != "-":
 			return o, commands.Usagef("test: unknown option %q (usage: test %s)", a, testUsage)
 		default:
@@ -198,22 +228,43 @@ func (sh *Shell) runTests(args []string) (int, error) {
 			return ExitUsage, commands.Usagef("test: --junit: %v", err)
 		}
 	}
+	if o.junit != "" {
+		// Find out now, not after the whole run, that the report cannot
+		// be written.
+		if err := checkWritable(o.junit); err != nil {
+			return ExitFailed, fmt.Errorf("test: --junit %s cannot be written: %w", o.junit, unwrapPath(err))
+		}
+	}
 	if err := bpf.EnsureBPFFS(); err != nil {
 		return ExitFailed, fmt.Errorf("test: %w", err)
 	}
+	if o.worker != "" {
+		return sh.runWorker(files, o)
+	}
+	next := sh.suitesInOrder(files, o)
 	var results []*suiteResult
 	passed, failed := 0, 0
-	for _, f := range files {
-		r := sh.runSuite(f, o.verbose)
+	for range files {
+		r, output := next()
+		if r == nil {
+			break // interrupted
+		}
+		sh.Out.Write(output)
 		results = append(results, r)
-		sh.printSuite(r)
+		if !sh.Session.JSON {
+			sh.printSuite(r)
+		}
 		p, n := r.counts()
 		passed, failed = passed+p, failed+n
 		if sh.base.Err() != nil {
 			break
 		}
 	}
-	fmt.Fprintf(sh.Out, "%d passed, %d failed\n", passed, failed)
+	if sh.Session.JSON {
+		resultWriter{out: sh.Out, pretty: sh.Pretty}.renderJSON(testJSON(results, passed, failed, sh.base.Err() != nil))
+	} else {
+		fmt.Fprintf(sh.Out, "%d passed, %d failed\n", passed, failed)
+	}
 	if o.junit != "" {
 		if err := writeJUnit(o.junit, results); err != nil {
 			return ExitFailed, err
@@ -226,6 +277,53 @@ func (sh *Shell) runTests(args []string) (int, error) {
 		return ExitFailed, nil
 	}
 	return ExitOK, nil
+}
+
+// checkWritable makes sure path can be written: an existing file is
+// opened for writing (and left as it is), a new one is created in its
+// directory and removed again.
+func checkWritable(path string) error {
+	if fi, err := os.Stat(path); err == nil {
+		if fi.IsDir() {
+			return errors.New("it is a directory")
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(path)
+}
+
+// testJSON is what "test" prints with -j: each suite's cases, failures
+// with their error, and the totals.
+func testJSON(results []*suiteResult, passed, failed int, interrupted bool) map[string]any {
+	suites := make([]map[string]any, 0, len(results))
+	for _, r := range results {
+		p, n := r.counts()
+		cases := make([]map[string]any, 0, len(r.cases))
+		for _, c := range r.cases {
+			jc := map[string]any{"at": fmt.Sprint(c.at), "line": c.text, "expect": c.expect, "passed": c.err == nil}
+			if c.err != nil {
+				jc["error"] = clipMessage(c.err.Error())
+				if d := commands.DetailOf(c.err); d != "" {
+					jc["detail"] = d
+				}
+			}
+			cases = append(cases, jc)
+		}
+		suites = append(suites, map[string]any{
+			"file": r.file, "passed": p, "failed": n, "ok": n == 0,
+			"elapsed_ms": r.elapsed.Milliseconds(), "cases": cases,
+		})
+	}
+	return map[string]any{"suites": suites, "passed": passed, "failed": failed, "interrupted": interrupted}
 }
 
 // runSuite runs one suite file in a fresh session and pin root.
@@ -275,6 +373,7 @@ func (sh *Shell) runSuite(file string, verbose bool) *suiteResult {
 	in.TTY = sh.TTY && verbose
 	in.onEvent = r.add
 	in.scriptDirs = true
+	in.expectGoesOn = true
 	// Every failure reaches r through onEvent, with its file:line.
 	in.runLines(f, file)
 	return r
@@ -286,8 +385,8 @@ func (sh *Shell) printSuite(r *suiteResult) {
 		if c.err == nil {
 			continue
 		}
-		fmt.Fprintf(sh.Out, "--- FAIL %s: %s\n", c.at, c.text)
-		msg := c.err.Error()
+		fmt.Fprintf(sh.Out, "--- FAIL %s: %s\n", c.at, clipMessage(c.text))
+		msg := clipMessage(c.err.Error())
 		if !c.expect {
 			msg = "failed, and the suite stopped here: " + msg
 		}

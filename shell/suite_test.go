@@ -4,6 +4,8 @@ package shell_test
 
 import (
 	"bytes"
+	"encoding/hex"
+	"encoding/json"
 	"encoding/xml"
 	"os"
 	"path/filepath"
@@ -13,14 +15,16 @@ import (
 
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
 	"github.com/bpfsh/bpfsh/shell"
+	"github.com/bpfsh/bpfsh/testrun/packet"
 )
 
-// suiteFrame is Ether()/IPv4()/UDP()/Raw("ping"), 46 bytes.
-const suiteFrame = "hex 020000000002 020000000001 0800 4500 0020 0001 0000 4011 66ca 0a000001 0a000002 9c40 1e61 000c 0000 70696e67"
+// suiteFrame is Ether()/IPv4()/UDP(chksum=0)/Raw("ping"), 46 bytes, as
+// the hex words a suite gives run (built by testrun/packet).
+var suiteFrame = "hex " + hex.EncodeToString(packet.MustBuild(`Ether()/IPv4()/UDP(chksum=0)/Raw("ping")`))
 
 // suiteDir is a directory holding the fixture ELF as fixture.o and the
 // given suite files.
-func suiteDir(t *testing.T, files map[string]string) string {
+func suiteDir(t testing.TB, files map[string]string) string {
 	t.Helper()
 	bpftest.RequireRoot(t)
 	dir := filepath.Dir(bpftest.FixtureObject(t))
@@ -38,7 +42,7 @@ func suiteDir(t *testing.T, files map[string]string) string {
 
 // bpfshTest runs "bpfsh test ARGS" in-process and returns the exit status
 // and what it printed.
-func bpfshTest(t *testing.T, args ...string) (int, string, string) {
+func bpfshTest(t testing.TB, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := shell.Main(append([]string{"--pin-root", "/sys/fs/bpf/bpfsh-test-unused", "test"}, args...), strings.NewReader(""), &out, &errb)
@@ -61,7 +65,7 @@ func checkPinRootsGone(t *testing.T, out string) {
 	}
 }
 
-const failingSuite = `# a suite with failures
+var failingSuite = `# a suite with failures
 load fixture.o name fx
 run fx/xdp_count ` + suiteFrame + `
 expect retval XDP_PASS
@@ -283,5 +287,81 @@ func TestSuiteBrokenLines(t *testing.T) {
 	}
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
+	}
+}
+
+// An expect line typed wrong is one failure of that line: counted once,
+// one JUnit testcase (a failure), and the suite goes on (issue item 5).
+func TestSuiteCountsAMalformedExpectOnce(t *testing.T) {
+	dir := suiteDir(t, map[string]string{"typo.bpfsh": "load fixture.o name fx\nrun fx/xdp_count " + suiteFrame +
+		"\nexpect retval XDP_PASS\nexpect retval XDP_DORP\nexpect retval XDP_PASS\n"})
+	file := filepath.Join(dir, "typo.bpfsh")
+	report := filepath.Join(t.TempDir(), "report.xml")
+	code, out, _ := bpfshTest(t, file, "--junit", report)
+	if code != 1 || !strings.HasSuffix(out, "\n2 passed, 1 failed\n") || strings.Count(out, "--- FAIL") != 1 {
+		t.Errorf("exit %d, output:\n%s\nwant exit 1, one failure and 2 passed", code, out)
+	}
+	data, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), "<testcase "); n != 3 || strings.Count(string(data), "<failure ") != 1 || strings.Contains(string(data), "<error ") {
+		t.Errorf("the report has %d testcases, want 3 with one failure and no error:\n%s", n, data)
+	}
+}
+
+// A --junit FILE that cannot be written is found before any suite runs,
+// and -j prints the results as JSON (issue 13 item 17).
+func TestSuiteJUnitCheckedFirstAndJSON(t *testing.T) {
+	dir := suiteDir(t, map[string]string{
+		"json/fail.bpfsh": failingSuite,
+		"json/ok.bpfsh":   "load ../fixture.o name fx\nexpect map fx/flows count 0\n",
+	})
+	dir = filepath.Join(dir, "json")
+	if err := os.Symlink("../fixture.o", filepath.Join(dir, "fixture.o")); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{filepath.Join(t.TempDir(), "no", "such", "dir", "r.xml"), t.TempDir()} {
+		code, out, errb := bpfshTest(t, dir, "--junit", bad)
+		if code != 1 || out != "" || !strings.HasPrefix(errb, "error: test: --junit "+bad+" cannot be written") || strings.Count(errb, "\n") != 1 {
+			t.Errorf("--junit %s: exit %d, out %q, err %q; want exit 1, one error line and no suite run", bad, code, out, errb)
+		}
+	}
+
+	var outb, errb bytes.Buffer
+	code := shell.Main([]string{"-j", "--pin-root", "/sys/fs/bpf/bpfsh-test-unused", "test", dir}, strings.NewReader(""), &outb, &errb)
+	if code != 1 {
+		t.Errorf("-j test: exit %d, want 1; stderr %s", code, errb.String())
+	}
+	var res struct {
+		Passed, Failed int
+		Suites         []struct {
+			File           string
+			Passed, Failed int
+			OK             bool
+			Cases          []struct {
+				At, Line, Error string
+				Expect, Passed  bool
+			}
+		}
+	}
+	if err := json.Unmarshal(outb.Bytes(), &res); err != nil {
+		t.Fatalf("-j test does not print JSON (%v):\n%s", err, outb.String())
+	}
+	if len(res.Suites) != 2 || res.Failed == 0 || res.Passed == 0 {
+		t.Fatalf("-j test: %+v", res)
+	}
+	fail, ok := res.Suites[0], res.Suites[1]
+	if !strings.HasSuffix(fail.File, "fail.bpfsh") || fail.OK || fail.Failed != 4 || !ok.OK || ok.Passed != 1 {
+		t.Errorf("-j test suites: %+v", res.Suites)
+	}
+	sawFail := false
+	for _, c := range fail.Cases {
+		if c.Line == "expect retval XDP_TX" {
+			sawFail = !c.Passed && c.Expect && strings.Contains(c.Error, "XDP_PASS") && strings.HasSuffix(c.At, "fail.bpfsh:5")
+		}
+	}
+	if !sawFail {
+		t.Errorf("-j test lacks the failed expect retval XDP_TX at fail.bpfsh:5: %+v", fail.Cases)
 	}
 }

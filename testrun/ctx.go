@@ -4,7 +4,6 @@ package testrun
 
 import (
 	"bytes"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+
+	"github.com/bpfsh/bpfsh/bpf/hexbytes"
 )
 
 // ctxRules is what BPF_PROG_TEST_RUN accepts as the context of one family
@@ -99,6 +100,20 @@ var (
 	kernelStructs   = map[string]*btf.Struct{}
 )
 
+// fieldsCache keeps the flattened fields of each context type: a script
+// of runs lays out the same struct every time.
+var fieldsCache sync.Map // btf.Type -> []field
+
+// structFields is fields(t, 0), once per type. Callers do not modify it.
+func structFields(t btf.Type) []field {
+	if f, ok := fieldsCache.Load(t); ok {
+		return f.([]field)
+	}
+	f := fields(t, 0)
+	fieldsCache.Store(t, f)
+	return f
+}
+
 // kernelStruct finds a context struct in the kernel's BTF, once.
 func kernelStruct(name string) (*btf.Struct, error) {
 	kernelStructsMu.Lock()
@@ -123,7 +138,7 @@ func kernelStruct(name string) (*btf.Struct, error) {
 func programCtxType(info *ebpf.ProgramInfo) (btf.Type, error) {
 	funcs, err := info.FuncInfos()
 	if err != nil || len(funcs) == 0 {
-		return nil, fmt.Errorf("the program has no BTF function info to lay out its context; give it as hex")
+		return nil, wrongf("the program has no BTF function info to lay out its context; give it as hex")
 	}
 	for _, fo := range funcs {
 		if fo.Offset != 0 {
@@ -140,7 +155,7 @@ func programCtxType(info *ebpf.ProgramInfo) (btf.Type, error) {
 		}
 		break
 	}
-	return nil, fmt.Errorf("the program's context is not a pointer to a struct in its BTF; give it as hex")
+	return nil, wrongf("the program's context is not a pointer to a struct in its BTF; give it as hex")
 }
 
 // buildCtx encodes the context words a user typed for a program of type t:
@@ -165,7 +180,7 @@ func buildCtx(t ebpf.ProgramType, info *ebpf.ProgramInfo, words []string, raw []
 		cs.Type, cs.Name = ct, btfName(ct)
 	}
 	if cs.Type != nil {
-		cs.Fields = fields(cs.Type, 0)
+		cs.Fields = structFields(cs.Type)
 	}
 
 	switch {
@@ -178,49 +193,49 @@ func buildCtx(t ebpf.ProgramType, info *ebpf.ProgramInfo, words []string, raw []
 		size, _ := btf.Sizeof(cs.Type)
 		cs.In = make([]byte, size)
 	case words[0] == "hex":
-		b, err := hex.DecodeString(strings.Join(words[1:], ""))
+		b, err := hexbytes.Parse(words[1:])
 		if err != nil {
-			return nil, fmt.Errorf("ctx hex: %v; write bytes as hex pairs, e.g. ctx hex 05 00 00 00", err)
+			return nil, wrongf("ctx hex: %v", err)
 		}
 		cs.In = b
 	case t == ebpf.RawTracepoint && strings.HasPrefix(words[0], "["):
 		args, err := splitList(strings.Join(words, " "))
 		if err != nil {
-			return nil, fmt.Errorf("ctx: %w", err)
+			return nil, wrongf("ctx: %w", err)
 		}
 		if len(args) > maxRawTPArgs {
-			return nil, fmt.Errorf("ctx: raw tracepoints take at most %d arguments, got %d", maxRawTPArgs, len(args))
+			return nil, wrongf("ctx: raw tracepoints take at most %d arguments, got %d", maxRawTPArgs, len(args))
 		}
 		cs.In = make([]byte, 8*len(args))
 		for i, a := range args {
 			if err := putInt(cs.In[8*i:8*i+8], a, false, true); err != nil {
-				return nil, fmt.Errorf("ctx argument %d: %w", i, err)
+				return nil, wrongf("ctx argument %d: %w", i, err)
 			}
 		}
 	case strings.HasPrefix(words[0], "{"):
 		if cs.Type == nil {
-			return nil, fmt.Errorf("ctx: %s programs have no context struct to fill by name; give it as hex", typeName(t))
+			return nil, wrongf("ctx: %s programs have no context struct to fill by name; give it as hex", typeName(t))
 		}
 		pairs, err := parseStructLiteral(strings.Join(words, " "))
 		if err != nil {
-			return nil, fmt.Errorf("ctx: %w", err)
+			return nil, wrongf("ctx: %w", err)
 		}
 		size, _ := btf.Sizeof(cs.Type)
 		cs.In = make([]byte, size)
 		for _, p := range pairs {
 			f, ok := cs.field(p.Name)
 			if !ok {
-				return nil, fmt.Errorf("ctx: %s has no field %q; its fields: %s", cs.Name, p.Name, strings.Join(cs.fieldNames(), ", "))
+				return nil, wrongf("ctx: %s has no field %q; its fields: %s", cs.Name, p.Name, strings.Join(cs.fieldNames(), ", "))
 			}
 			b, err := f.encode(p.Value)
 			if err != nil {
-				return nil, fmt.Errorf("ctx: %w", err)
+				return nil, wrongf("ctx: %w", err)
 			}
 			copy(cs.In[f.Offset:f.Offset+f.Size], b)
 			cs.Set[f.Name] = true
 		}
 	default:
-		return nil, fmt.Errorf("ctx: want {field: value, ...} or hex BYTES, got %q", words[0])
+		return nil, wrongf("ctx: want {field: value, ...} or hex BYTES, got %q", words[0])
 	}
 	cs.applyDefaults(t, dataLen)
 	if err := cs.check(t, dataLen); err != nil {
@@ -257,7 +272,7 @@ func (cs *ctxState) check(t ebpf.ProgramType, dataLen int) error {
 	}
 	size, _ := btf.Sizeof(cs.Type)
 	if len(cs.In) > size && !allZero(cs.In[size:]) {
-		return fmt.Errorf("ctx has %d bytes but %s has %d, and the kernel refuses non-zero bytes past its end", len(cs.In), cs.Name, size)
+		return wrongf("ctx has %d bytes but %s has %d, and the kernel refuses non-zero bytes past its end", len(cs.In), cs.Name, size)
 	}
 	get := func(name string) (uint64, bool) {
 		f, ok := cs.field(name)
@@ -280,27 +295,27 @@ func (cs *ctxState) check(t ebpf.ProgramType, dataLen int) error {
 			seen -= ethHeaderLen
 		}
 		if wire != 0 && (wire < uint64(seen) || wire > 65536) {
-			return fmt.Errorf("ctx wire_len %d must be at least the packet's %d bytes and at most 65536", wire, seen)
+			return wrongf("ctx wire_len %d must be at least the packet's %d bytes and at most 65536", wire, seen)
 		}
 		if segs, _ := get("gso_segs"); segs > 65535 {
-			return fmt.Errorf("ctx gso_segs %d is more than the kernel's limit of 65535", segs)
+			return wrongf("ctx gso_segs %d is more than the kernel's limit of 65535", segs)
 		}
 	case t == ebpf.XDP:
 		end, _ := get("data_end")
 		if end != uint64(dataLen) {
-			return fmt.Errorf("ctx data_end %d must equal the packet's length %d (leave it out and bpfsh fills it in)", end, dataLen)
+			return wrongf("ctx data_end %d must equal the packet's length %d (leave it out and bpfsh fills it in)", end, dataLen)
 		}
 		meta, _ := get("data")
 		if meta > end {
-			return fmt.Errorf("ctx data %d is past the packet's end (%d): data is the length of the metadata at the packet's start", meta, end)
+			return wrongf("ctx data %d is past the packet's end (%d): data is the length of the metadata at the packet's start", meta, end)
 		}
 		if meta%4 != 0 || meta > 32 {
-			return fmt.Errorf("ctx data %d: XDP metadata must be a multiple of 4 bytes and at most 32", meta)
+			return wrongf("ctx data %d: XDP metadata must be a multiple of 4 bytes and at most 32", meta)
 		}
 		ifx, _ := get("ingress_ifindex")
 		rxq, _ := get("rx_queue_index")
 		if ifx == 0 && rxq != 0 {
-			return fmt.Errorf("ctx rx_queue_index needs ingress_ifindex: name the interface whose queue it is")
+			return wrongf("ctx rx_queue_index needs ingress_ifindex: name the interface whose queue it is")
 		}
 		if ifx != 0 {
 			iface, err := net.InterfaceByIndex(int(ifx))
@@ -313,13 +328,13 @@ func (cs *ctxState) check(t ebpf.ProgramType, dataLen int) error {
 		}
 	case t == ebpf.SkLookup:
 		if c, _ := get("cookie"); c != 0 || cs.Set["sk"] {
-			return fmt.Errorf("ctx cookie/sk cannot be set for sk_lookup programs: the kernel fills it with the socket the program selects")
+			return wrongf("ctx cookie/sk cannot be set for sk_lookup programs: the kernel fills it with the socket the program selects")
 		}
 		if fam, _ := get("family"); fam != 2 && fam != 10 {
-			return fmt.Errorf("ctx family %d: sk_lookup test runs take AF_INET (2) or AF_INET6 (10)", fam)
+			return wrongf("ctx family %d: sk_lookup test runs take AF_INET (2) or AF_INET6 (10)", fam)
 		}
 		if port, _ := get("local_port"); port > 65535 {
-			return fmt.Errorf("ctx local_port %d is not a port (at most 65535)", port)
+			return wrongf("ctx local_port %d is not a port (at most 65535)", port)
 		}
 	}
 	if cs.rules.Allowed != nil {
@@ -328,7 +343,7 @@ func (cs *ctxState) check(t ebpf.ProgramType, dataLen int) error {
 				continue
 			}
 			if !allZero(cs.In[f.Offset : f.Offset+f.Size]) {
-				return fmt.Errorf("ctx field %s cannot be set for %s programs: the kernel takes only %s (others must be zero)",
+				return wrongf("ctx field %s cannot be set for %s programs: the kernel takes only %s (others must be zero)",
 					f.Name, typeName(t), strings.Join(cs.rules.Allowed, ", "))
 			}
 		}
@@ -438,4 +453,11 @@ func btfName(t btf.Type) string {
 		return t.TypeName()
 	}
 	return "the context"
+}
+
+// wrongf is a context the user wrote wrong (a field the struct lacks, a
+// value out of range, a field the kernel refuses for the type): an
+// *OptionsError, which the shell reports as typed wrong (exit status 2).
+func wrongf(format string, args ...any) error {
+	return &OptionsError{Err: fmt.Errorf(format, args...)}
 }

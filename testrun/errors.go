@@ -26,6 +26,10 @@ type OptionsError struct{ Err error }
 func (e *OptionsError) Error() string { return e.Err.Error() }
 func (e *OptionsError) Unwrap() error { return e.Err }
 
+// TypedWrong marks the error as a mistake in what was typed (the shell's
+// exit status 2).
+func (e *OptionsError) TypedWrong() bool { return true }
+
 // packetLimits returns the smallest and largest input a packet program of
 // type t takes (largest 0: no limit, the rest becomes XDP fragments).
 func packetLimits(t ebpf.ProgramType) (lo, hi int, ok bool) {

@@ -219,7 +219,10 @@ func runHarness(opts Options, info *ebpf.ProgramInfo, o *Outcome) (*Outcome, err
 		wait = 500 * time.Millisecond
 	}
 	arrivals, sendErr, lines, note := sendAndCollect(t, pairs, h.From, opts.Data, wait, !opts.NoTrace)
-	o.collect(opts.Program, note, lines, snaps)
+	o.collect(opts.Program, note, lines)
+	o.Maps, o.MapNotes = snaps.diff()
+	o.MapRuns = 1
+	o.markOthers(snaps, wait)
 	live.Arrivals = arrivals
 	if sendErr != nil {
 		live.SendError = sendErr.Error()

@@ -6,8 +6,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
+	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -18,7 +21,6 @@ import (
 // Bounds of the before/after map diff: a run must not spend seconds
 // copying a million-entry map twice.
 const (
-	maxDiffEntries    = 10000
 	maxDiffValueBytes = 64 * 1024        // one (per-CPU: all CPUs') value
 	maxDiffMapBytes   = 64 * 1024 * 1024 // one map's values in all
 	bpfFRdonlyProg    = 1 << 7           // BPF_F_RDONLY_PROG: the program cannot write it
@@ -40,6 +42,12 @@ type MapChange struct {
 	KeyJSON    any `json:"key"`
 	BeforeJSON any `json:"before,omitempty"`
 	AfterJSON  any `json:"after,omitempty"`
+	// Others says the entry changed again right after the runs, without
+	// them: another writer (a program attached somewhere, another
+	// process) updates it, so this change may be partly, or wholly, its.
+	Others bool `json:"others,omitempty"`
+
+	rawKey string // the key's bytes, to match a later reading
 }
 
 // mapSnap is one map's contents at one moment.
@@ -52,6 +60,10 @@ type mapSnap struct {
 	valueSize int // one CPU's value
 	ncpu      int // CPUs whose values an entry holds, packed at valueSize
 	entries   map[string][]byte
+	// cp, when set, copies the map inside the kernel instead of reading
+	// it out (a large hash map; see mapcopy.go); entries then holds only
+	// the entries that differ after the runs.
+	cp *copier
 }
 
 // diffable says why a map of type t is left out of diffs ("" if it is not):
@@ -89,13 +101,26 @@ func takeSnapshots(ids []ebpf.MapID) *mapSnapshots {
 	s := &mapSnapshots{}
 	ncpu, _ := ebpf.PossibleCPU()
 	for _, id := range ids {
+		known := knownMap(id)
+		if known != nil && (diffable(known.Type) != "" || known.Flags&bpfFRdonlyProg != 0) {
+			continue // not even opened: queues, ring buffers, read-only data
+		}
 		m, err := ebpf.NewMapFromID(id)
 		if err != nil {
 			s.notes = append(s.notes, fmt.Sprintf("map id %d: cannot open it to diff (%v)", id, err))
 			continue
 		}
-		d, err := bpf.MapKernelInfo(m)
-		if err != nil || diffable(d.Type) != "" || d.Flags&bpfFRdonlyProg != 0 {
+		d := known
+		if d == nil {
+			if d, err = bpf.MapKernelInfo(m); err != nil {
+				m.Close()
+				continue
+			}
+			rememberMap(d)
+		}
+		dc := *d // its types are resolved per snapshot
+		d = &dc
+		if diffable(d.Type) != "" || d.Flags&bpfFRdonlyProg != 0 {
 			m.Close()
 			continue
 		}
@@ -107,13 +132,32 @@ func takeSnapshots(ids []ebpf.MapID) *mapSnapshots {
 			snap.ncpu = max(ncpu, 1)
 			full = ((full + 7) &^ 7) * snap.ncpu
 		}
+		if (d.Type == ebpf.Hash || d.Type == ebpf.LRUHash) && d.MaxEntries > copyOver {
+			c, err := getCopier(d)
+			if err == nil {
+				if err = c.load(m); err == nil {
+					if err = c.take(0); err != nil {
+						c.unload()
+					}
+				}
+			}
+			if err == nil {
+				snap.cp = c
+				s.snaps = append(s.snaps, snap)
+				continue
+			}
+			if int64(full+int(d.KeySize))*int64(d.MaxEntries) > maxDiffMapBytes {
+				s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it can hold %d entries, too many to read out on every run, and it cannot be copied in the kernel: %v; compare 'map lookup' of the keys you expect before and after, or 'map dump' to a file", snap.name, d.MaxEntries, err))
+				m.Close()
+				continue
+			}
+			// Read it out as small maps are: slower, but complete.
+		}
 		switch {
 		case full > maxDiffValueBytes:
 			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: its values are %d bytes (over %d)", snap.name, full, maxDiffValueBytes))
-		case (d.Type == ebpf.Array || d.Type == ebpf.PerCPUArray) && d.MaxEntries > maxDiffEntries:
-			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it has %d entries (over %d)", snap.name, d.MaxEntries, maxDiffEntries))
-		case int64(full)*int64(min(d.MaxEntries, maxDiffEntries)) > maxDiffMapBytes:
-			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it could hold over %d MiB", snap.name, maxDiffMapBytes>>20))
+		case int64(full+int(d.KeySize))*int64(d.MaxEntries) > maxDiffMapBytes:
+			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it could hold over %d MiB, too much to copy on every run; compare 'map lookup' of the keys you expect before and after, or 'map dump' to a file", snap.name, maxDiffMapBytes>>20))
 		default:
 			s.snaps = append(s.snaps, snap)
 			continue
@@ -132,7 +176,7 @@ var errTooMany = errors.New("too many entries")
 // errTooMany as soon as there are more than limit.
 func readEntries(m *ebpf.Map, limit int) (map[string][]byte, error) {
 	out := map[string][]byte{}
-	err := bpf.ReadMapChunks(m, func(c *bpf.MapChunk) error {
+	err := bpf.ReadMapChunksInline(m, func(c *bpf.MapChunk) error {
 		size := c.ValueSize * c.CPUs
 		for i := range c.N {
 			out[string(c.Key(i))] = bytes.Clone(c.Values[i*size : (i+1)*size])
@@ -150,10 +194,12 @@ func readEntries(m *ebpf.Map, limit int) (map[string][]byte, error) {
 func (s *mapSnapshots) read() {
 	kept := s.snaps[:0]
 	for _, snap := range s.snaps {
-		entries, err := readEntries(snap.m, maxDiffEntries)
+		if snap.cp != nil {
+			kept = append(kept, snap)
+			continue
+		}
+		entries, err := readEntries(snap.m, math.MaxInt)
 		switch {
-		case errors.Is(err, errTooMany):
-			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it holds more than %d entries", snap.name, maxDiffEntries))
 		case err != nil:
 			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: read it: %v", snap.name, err))
 		default:
@@ -171,6 +217,9 @@ func (s *mapSnapshots) close() {
 		return
 	}
 	for _, snap := range s.snaps {
+		if snap.cp != nil {
+			snap.cp.unload()
+		}
 		snap.m.Close()
 	}
 }
@@ -183,6 +232,15 @@ func (s *mapSnapshots) diff() ([]MapChange, []string) {
 	before := make([]map[string][]byte, len(s.snaps))
 	for i, snap := range s.snaps {
 		before[i] = snap.entries
+		if snap.cp == nil {
+			continue
+		}
+		if err := snap.cp.take(1); err != nil {
+			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: %v", snap.name, err))
+			before[i], snap.entries = nil, nil
+			continue
+		}
+		before[i], snap.entries = snap.cp.compare(0, 1)
 	}
 	snaps := slices.Clone(s.snaps)
 	s.read()
@@ -222,9 +280,9 @@ func (snap *mapSnap) changes(before, after map[string][]byte, specs map[btf.ID]*
 	var keyType, valueType btf.Type
 	if snap.d != nil {
 		// Only now, since most maps do not change: reading a map's BTF
-		// costs more than reading a small map.
-		snap.d.ResolveTypes(specs)
-		keyType, valueType = snap.d.Key, snap.d.Value
+		// costs more than reading a small map. Once per map: a map's
+		// types do not change while it lives, and ids are not reused.
+		keyType, valueType = resolvedTypes(snap.d, specs)
 	}
 	var out []MapChange
 	for _, k := range sorted {
@@ -232,10 +290,13 @@ func (snap *mapSnap) changes(before, after map[string][]byte, specs map[btf.ID]*
 		a, hasA := after[k]
 		if ds, ok := valueType.(*btf.Datasec); ok && hadB && hasA && snap.ncpu == 1 {
 			// Global variables (.bss, .data): one change per variable.
-			out = append(out, snap.varChanges(ds, b, a)...)
+			for _, c := range snap.varChanges(ds, b, a) {
+				c.rawKey = k
+				out = append(out, c)
+			}
 			continue
 		}
-		c := MapChange{Map: snap.name, MapID: uint32(snap.id)}
+		c := MapChange{Map: snap.name, MapID: uint32(snap.id), rawKey: k}
 		c.Key, c.KeyJSON = formatBytes([]byte(k), keyType)
 		switch {
 		case !hadB:
@@ -254,6 +315,53 @@ func (snap *mapSnap) changes(before, after map[string][]byte, specs map[btf.ID]*
 		out = append(out, c)
 	}
 	return out
+}
+
+// mapCache keeps what the kernel says of each map diffed so far, by id:
+// type, sizes, flags and name do not change while a map lives, and ids
+// are not reused. A script of runs then opens only the maps it reads.
+var mapCache struct {
+	sync.Mutex
+	m map[ebpf.MapID]*bpf.MapDetails
+}
+
+func knownMap(id ebpf.MapID) *bpf.MapDetails {
+	mapCache.Lock()
+	defer mapCache.Unlock()
+	return mapCache.m[id]
+}
+
+func rememberMap(d *bpf.MapDetails) {
+	mapCache.Lock()
+	defer mapCache.Unlock()
+	if mapCache.m == nil || len(mapCache.m) >= 1024 {
+		mapCache.m = map[ebpf.MapID]*bpf.MapDetails{}
+	}
+	mapCache.m[d.ID] = d
+}
+
+// typeCache keeps the key and value types of the maps diffed so far, by id.
+var typeCache struct {
+	sync.Mutex
+	m map[ebpf.MapID][2]btf.Type
+}
+
+// resolvedTypes is d's key and value types, resolved once per map.
+func resolvedTypes(d *bpf.MapDetails, specs map[btf.ID]*btf.Spec) (key, value btf.Type) {
+	typeCache.Lock()
+	t, ok := typeCache.m[d.ID]
+	typeCache.Unlock()
+	if ok {
+		return t[0], t[1]
+	}
+	d.ResolveTypes(specs)
+	typeCache.Lock()
+	if typeCache.m == nil || len(typeCache.m) >= 1024 {
+		typeCache.m = map[ebpf.MapID][2]btf.Type{}
+	}
+	typeCache.m[d.ID] = [2]btf.Type{d.Key, d.Value}
+	typeCache.Unlock()
+	return d.Key, d.Value
 }
 
 // varChanges splits a change of a global-data map into its variables.
@@ -377,4 +485,78 @@ func formatBytes(b []byte, t btf.Type) (string, any) {
 		return h, h
 	}
 	return bpf.FormatValue(b, t)
+}
+
+// pause waits d: by the clock for short waits, which time.Sleep rounds up
+// to the scheduler's tick (a single run's window is tens of microseconds,
+// and a script of runs would spend most of its time asleep).
+func pause(d time.Duration) {
+	if d >= time.Millisecond {
+		time.Sleep(d)
+		return
+	}
+	for start := time.Now(); time.Since(start) < d; {
+	}
+}
+
+// maxOthersLook caps how long markOthers watches the maps after a run.
+const maxOthersLook = 100 * time.Millisecond
+
+// markOthers tells this run's map changes from another writer's as far as
+// a before/after comparison can: it looks at the maps that changed once
+// more, after a pause as long as the runs took (at most maxOthersLook),
+// marks every change whose entry changed again meanwhile (Others), and
+// adds a note naming each map that did. A writer that wrote only while
+// the runs ran cannot be told apart; the help and README say so.
+func (o *Outcome) markOthers(s *mapSnapshots, took time.Duration) {
+	if s == nil || len(o.Maps) == 0 {
+		return
+	}
+	changed := map[uint32]bool{}
+	for _, c := range o.Maps {
+		changed[c.MapID] = true
+	}
+	look := min(took, maxOthersLook)
+	pause(look)
+	for _, snap := range s.snaps {
+		if !changed[uint32(snap.id)] {
+			continue
+		}
+		again := map[string]bool{}
+		if snap.cp != nil {
+			continue // a third copy of a large map costs too much (mapcopy.go)
+		} else {
+			now, err := readEntries(snap.m, math.MaxInt)
+			if err != nil {
+				continue
+			}
+			for k, v := range snap.entries {
+				if w, ok := now[k]; !ok || !bytes.Equal(v, w) {
+					again[k] = true
+				}
+			}
+			for k := range now {
+				if _, ok := snap.entries[k]; !ok {
+					again[k] = true
+				}
+			}
+		}
+		if len(again) == 0 {
+			continue
+		}
+		marked := 0
+		for i := range o.Maps {
+			if c := &o.Maps[i]; c.MapID == uint32(snap.id) && again[c.rawKey] {
+				c.Others = true
+				marked++
+			}
+		}
+		note := fmt.Sprintf("map %s changed again in the %v after the run, without it: another writer (an attached program, another process) updates it", snap.name, look.Round(time.Microsecond))
+		if marked > 0 {
+			note += "; the changes marked (+others) may be partly that writer's"
+		} else {
+			note += ", though not the entries above"
+		}
+		o.MapNotes = append(o.MapNotes, note)
+	}
 }

@@ -4,8 +4,11 @@ package testrun
 
 import (
 	"encoding/hex"
+	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 )
@@ -84,9 +87,12 @@ func TestMapChangesAddRemoveChange(t *testing.T) {
 	}
 }
 
-func TestMapDiffBounds(t *testing.T) {
+// There is no bound on entries any more: seen, filled with more than the
+// old bound of 10,000, is still diffed (it is looked up and left alone),
+// and the other maps too.
+func TestMapDiffNoEntryBound(t *testing.T) {
 	p := progs(t)
-	keys := make([]uint32, maxDiffEntries+1)
+	keys := make([]uint32, 10001)
 	vals := make([]uint32, len(keys))
 	for i := range keys {
 		keys[i] = uint32(1000 + i) // not the frame's length, which xdp_count looks up
@@ -95,12 +101,16 @@ func TestMapDiffBounds(t *testing.T) {
 		t.Fatalf("fill seen: %v", err)
 	}
 	o := mustRun(t, Options{Program: p.XdpCount, Data: udpFrame("bounds")})
-	notes := strings.Join(o.MapNotes, "\n")
-	if !strings.Contains(notes, "map seen not diffed: it holds more than 10000 entries") {
+	if notes := strings.Join(o.MapNotes, "\n"); strings.Contains(notes, "seen") {
 		t.Errorf("notes %q", notes)
 	}
 	if len(findChange(o.Maps, "hits", "added")) != 1 {
 		t.Errorf("the other maps are still diffed: %+v", o.Maps)
+	}
+	for _, c := range o.Maps {
+		if c.Map == "seen" {
+			t.Errorf("seen was only looked up, yet: %+v", c)
+		}
 	}
 }
 
@@ -124,4 +134,77 @@ func le64(v uint64) []byte {
 	b := make([]byte, 8)
 	putUint(b, v)
 	return b
+}
+
+// With repeat N the map changes are across every run, and say so: the
+// run shown, the timed runs and the kernel's repeat (issue item 6).
+func TestMapDiffAcrossRepeats(t *testing.T) {
+	p := progs(t)
+	in := udpFrame("count me")
+	mustRun(t, Options{Program: p.XdpCount, Data: in}) // hits 17 exists from here on
+	var before uint64
+	if err := p.Hits.Lookup(uint32(17), &before); err != nil {
+		t.Fatal(err)
+	}
+	o := mustRun(t, Options{Program: p.XdpCount, Data: in, Repeat: 10, Bench: true})
+	if o.MapRuns != 1+10+10 {
+		t.Errorf("MapRuns %d, want 21: the run shown, 10 fresh and a kernel repeat of 10", o.MapRuns)
+	}
+	var after uint64
+	if err := p.Hits.Lookup(uint32(17), &after); err != nil {
+		t.Fatal(err)
+	}
+	ch := findChange(o.Maps, "hits", "changed")
+	if len(ch) != 1 || ch[0].Before != strconv.FormatUint(before, 10) || ch[0].After != strconv.FormatUint(after, 10) || after-before != 21 {
+		t.Errorf("hits %+v; the map went from %d to %d, want 21 more and the diff to say so", ch, before, after)
+	}
+	if ch[0].Others {
+		t.Errorf("nothing else writes hits, but the change is marked as another writer's")
+	}
+}
+
+// A before/after diff sees every writer: an entry another writer keeps
+// changing is marked, the run's own entries are not (issue item 7).
+func TestMapDiffMarksOtherWriters(t *testing.T) {
+	p := progs(t)
+	in := udpFrame("count me")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := uint64(1); ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			p.Hits.Put(uint32(99), n) // another writer, on its own key
+			time.Sleep(20 * time.Microsecond)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	time.Sleep(time.Millisecond)
+	o := mustRun(t, Options{Program: p.XdpCount, Data: in, Repeat: 20000})
+	var ours, theirs *MapChange
+	for i, c := range o.Maps {
+		switch {
+		case c.Map == "hits" && c.Key == "17":
+			ours = &o.Maps[i]
+		case c.Map == "hits" && c.Key == "99":
+			theirs = &o.Maps[i]
+		}
+	}
+	if ours == nil || theirs == nil {
+		t.Fatalf("changes %+v, want hits 17 (the run's) and hits 99 (the other writer's)", o.Maps)
+	}
+	if ours.Others || !theirs.Others {
+		t.Errorf("the run's entry marked %v, the other writer's %v; want false, true", ours.Others, theirs.Others)
+	}
+	notes := strings.Join(o.MapNotes, "\n")
+	if !strings.Contains(notes, "map hits changed again in the ") || !strings.Contains(notes, "another writer") {
+		t.Errorf("notes %q do not name the other writer", notes)
+	}
+	if j, _ := json.Marshal(o.Maps); !strings.Contains(string(j), `"others":true`) {
+		t.Errorf("JSON %s lacks others", j)
+	}
 }

@@ -56,6 +56,9 @@ func (o *Outcome) JSON() map[string]any {
 	if len(o.MapNotes) > 0 {
 		j["map_notes"] = o.MapNotes
 	}
+	if o.MapRuns > 0 {
+		j["maps_runs"] = o.MapRuns
+	}
 	if len(o.Streams) > 0 {
 		j["streams"] = o.Streams
 	}
@@ -67,8 +70,16 @@ func (o *Outcome) JSON() map[string]any {
 			"median_ns":  tm.Median.Nanoseconds(),
 			"p99_ns":     tm.P99.Nanoseconds(),
 			"per_run_ns": tm.PerRun().Nanoseconds(),
+			"per_run":    tm.PerRunSource(),
 			"retvals":    tm.Retvals,
 			"rewrote":    tm.Rewrote,
+		}
+		if tm.Interrupted {
+			t["interrupted"] = true
+			t["runs_asked"] = tm.Asked
+			if tm.KernelAsked > 0 {
+				t["kernel_repeat_asked"] = tm.KernelAsked
+			}
 		}
 		if tm.Overhead > 0 {
 			t["timer_overhead_ns"] = tm.Overhead.Nanoseconds()

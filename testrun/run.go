@@ -10,14 +10,17 @@ package testrun
 
 import (
 	"bytes"
+	"context"
 	"fmt"
-	"github.com/bpfsh/bpfsh/testrun/packet"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/bpfsh/bpfsh/testrun/packet"
 )
 
 // Options says what to run and how.
@@ -58,6 +61,9 @@ type Options struct {
 	// Harness configures the live harness that runs sk_skb and sk_msg
 	// programs, which the kernel cannot test-run.
 	Harness HarnessOptions
+	// Context, when set, stops repeated runs (repeat, bench, live frames)
+	// when it is done: the outcome then says how many were made.
+	Context context.Context
 }
 
 // Outcome is everything a run showed.
@@ -94,14 +100,26 @@ type Outcome struct {
 	CtxIn   []byte
 	CtxOut  []byte
 	Ctx     []FieldChange
+	// RawDataOut and RawCtxOut are data_out and ctx_out as the kernel
+	// handed them back, before bpfsh split off XDP metadata or put an L3
+	// program's Ethernet header back (the emulator's check compares
+	// these).
+	RawDataOut []byte `json:"-"`
+	RawCtxOut  []byte `json:"-"`
 	// FlowKeys are a flow dissector's results (the non-zero fields of
 	// struct bpf_flow_keys).
 	FlowKeys []FieldChange
 
-	// Maps are the map entries the run added, removed or changed;
-	// MapNotes says which maps were not diffed and why.
+	// Maps are the map entries the runs added, removed or changed: the
+	// maps as they were before the first run against how they are after
+	// the last (MapRuns runs: the one shown, the timed ones, the kernel's
+	// repeat). A before/after comparison sees every writer: a change in a
+	// map that was seen changing again without bpfsh right after the runs
+	// is marked Others. MapNotes says which maps were not diffed and why,
+	// and which had other writers.
 	Maps     []MapChange
 	MapNotes []string
+	MapRuns  int
 	// Trace are the bpf_printk lines the run wrote; Streams what it wrote
 	// to its own BPF streams (Linux 6.17+).
 	Trace   []TraceLine
@@ -122,7 +140,7 @@ func Run(opts Options) (*Outcome, error) {
 	if opts.Program == nil {
 		return nil, fmt.Errorf("no program to run")
 	}
-	info, err := opts.Program.Info()
+	info, err := programInfo(opts.Program)
 	if err != nil {
 		return nil, fmt.Errorf("read the program's info: %w", err)
 	}
@@ -141,42 +159,110 @@ func Run(opts Options) (*Outcome, error) {
 	}
 	r := newRawRun(t, opts, cs)
 
+	ctx := opts.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	snaps := startMapDiff(info, opts)
 	defer snaps.close()
 	var (
 		res   rawResult
 		lines []TraceLine
 		note  string
+		sent  int
 	)
+	began := time.Now()
 	if opts.LiveFrames && !cs.Set["ingress_ifindex"] {
 		// Live frames really go up the stack (and XDP_TX really sends) on
 		// the loopback of the calling thread's namespace: without an
 		// interface named in the ctx, keep them in a private one.
 		err = inNewNetns(func() error {
 			var err error
-			res, lines, note, err = runCaptured(r, !opts.NoTrace)
+			res, lines, note, sent, err = runLive(ctx, r, !opts.NoTrace)
 			return err
 		})
 		o.Notes = append(o.Notes, "live frames were sent in a private network namespace; name an interface with ctx {ingress_ifindex: N} to send them there")
+	} else if opts.LiveFrames {
+		res, lines, note, sent, err = runLive(ctx, r, !opts.NoTrace)
 	} else {
+		obs := currentObserver()
+		var or *ObservedRun
+		if obs != nil {
+			// Locked for the observer: it may pin the run to a CPU.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			or = &ObservedRun{Program: opts.Program, Type: t, DataIn: opts.Data, Flags: r.flags, CPU: r.cpu, Trace: !opts.NoTrace}
+			if cs != nil {
+				or.CtxIn = slices.Clone(cs.In)
+			}
+			obs.Before(or)
+		}
 		res, lines, note, err = runCaptured(r, !opts.NoTrace)
+		if obs != nil {
+			or.observe(r, res, lines, err)
+			obs.After(or)
+		}
 	}
 	if err != nil {
 		return nil, explainRunError(t, opts, cs, err)
 	}
-	o.collect(opts.Program, note, lines, snaps)
+	// The runs' own span, the bpf(2) calls that ran the program: how long
+	// markOthers watches the maps afterwards. (Not the whole run: for one
+	// run the reading, tracing and decoding around it take ten times as
+	// long, and a script of runs would spend most of its time watching.)
+	ran := res.took
+	if opts.LiveFrames {
+		ran = time.Since(began)
+	}
+	o.collect(opts.Program, note, lines)
 	o.fill(t, opts, cs, r, res)
 
+	o.MapRuns = 1
 	if opts.LiveFrames {
-		o.Notes = append(o.Notes, fmt.Sprintf("live frames: %d frame(s) went through the stack; the kernel reports no verdict in this mode", max(opts.Repeat, 1)))
+		o.MapRuns = sent
+		msg := fmt.Sprintf("live frames: %d frame(s) went through the stack; the kernel reports no verdict in this mode", sent)
+		if asked := max(opts.Repeat, 1); sent < asked {
+			msg = fmt.Sprintf("live frames: stopped by Ctrl-C after %d of %d frames; the kernel reports no verdict in this mode", sent, asked)
+		}
+		o.Notes = append(o.Notes, msg)
 	} else if opts.Repeat > 1 || opts.Bench {
-		tm, err := timeRuns(t, opts, r, o)
+		timed := time.Now()
+		tm, err := timeRuns(ctx, t, opts, r, o)
+		ran += time.Since(timed)
 		if err != nil {
 			return nil, explainRunError(t, opts, cs, err)
 		}
 		o.Timing = tm
+		o.MapRuns += tm.Total()
 	}
+	o.Maps, o.MapNotes = snaps.diff()
+	o.markOthers(snaps, ran)
 	return o, nil
+}
+
+// liveChunk is how many live frames one call sends: Ctrl-C stops a long
+// live run between two calls.
+const liveChunk = 1 << 16
+
+// runLive sends r.repeat live frames in calls of at most liveChunk, the
+// first captured for its trace lines, until ctx is done; sent is how many
+// went.
+func runLive(ctx context.Context, r *rawRun, trace bool) (res rawResult, lines []TraceLine, note string, sent int, err error) {
+	total := int(r.repeat)
+	part := *r
+	part.repeat = uint32(min(total, liveChunk))
+	if res, lines, note, err = runCaptured(&part, trace); err != nil {
+		return res, lines, note, 0, err
+	}
+	sent = int(part.repeat)
+	for sent < total && ctx.Err() == nil {
+		part.repeat = uint32(min(total-sent, liveChunk))
+		if res, err = progTestRun(&part); err != nil {
+			return res, lines, note, sent, err
+		}
+		sent += int(part.repeat)
+	}
+	return res, lines, note, sent, nil
 }
 
 // newRawRun lays out the one run's buffers: output room for whatever the
@@ -229,7 +315,9 @@ func runCaptured(r *rawRun, trace bool) (rawResult, []TraceLine, string, error) 
 			note = "bpf_printk lines not captured: " + err.Error()
 		}
 	}
+	began := time.Now()
 	res, err := progTestRun(r)
+	res.took = time.Since(began)
 	if c == nil {
 		return res, nil, note, err
 	}
@@ -241,14 +329,14 @@ func runCaptured(r *rawRun, trace bool) (rawResult, []TraceLine, string, error) 
 }
 
 // collect adds what a run leaves besides the kernel's answer, the same for
-// test runs and live harness runs: the trace capture's note and lines, the
-// map changes, and what the program wrote to its BPF streams.
-func (o *Outcome) collect(prog *ebpf.Program, note string, lines []TraceLine, snaps *mapSnapshots) {
+// test runs and live harness runs: the trace capture's note and lines and
+// what the program wrote to its BPF streams. (The map changes come last,
+// after every run.)
+func (o *Outcome) collect(prog *ebpf.Program, note string, lines []TraceLine) {
 	if note != "" {
 		o.Notes = append(o.Notes, note)
 	}
 	o.Trace = lines
-	o.Maps, o.MapNotes = snaps.diff()
 	o.Streams, _ = ReadProgStreams(prog)
 }
 
@@ -269,10 +357,12 @@ func (o *Outcome) fill(t ebpf.ProgramType, opts Options, cs *ctxState, r *rawRun
 		o.CtxName, o.CtxIn, o.CtxOut = cs.Name, cs.In, ctxOut
 		o.Ctx = cs.changes(ctxOut)
 	}
+	o.RawCtxOut = slices.Clone(ctxOut)
 	if r.dataOut == nil {
 		return
 	}
 	out := r.dataOut[:min(int(res.dataOutLen), len(r.dataOut))]
+	o.RawDataOut = slices.Clone(out)
 	switch {
 	case t == ebpf.FlowDissector:
 		if st, err := kernelStruct("bpf_flow_keys"); err == nil {
@@ -297,5 +387,36 @@ func (o *Outcome) fill(t ebpf.ProgramType, opts Options, cs *ctxState, r *rawRun
 	o.DataOut = out
 	o.PacketChanged = !bytes.Equal(out, opts.Data)
 	first := FirstLayer(o.Type, opts.Data)
-	o.LayersIn, o.LayersOut = packet.Decode(opts.Data, first), packet.Decode(out, first)
+	o.LayersIn = decodeInput(opts.Data, first)
+	o.LayersOut = o.LayersIn // most runs hand the packet back as it came: decode it once
+	if o.PacketChanged {
+		o.LayersOut = packet.Decode(out, first)
+	}
+}
+
+// inputLayers keeps the decoded layers of the last inputs: a suite or a
+// script of runs sends the same few frames again and again, and decoding
+// one costs more than running it. Decoded layers are only read.
+var inputLayers struct {
+	sync.Mutex
+	m map[string][]packet.Layer
+}
+
+// decodeInput is packet.Decode(data, first), once per input.
+func decodeInput(data []byte, first string) []packet.Layer {
+	key := first + "\x00" + string(data)
+	inputLayers.Lock()
+	l, ok := inputLayers.m[key]
+	inputLayers.Unlock()
+	if ok {
+		return l
+	}
+	l = packet.Decode(data, first)
+	inputLayers.Lock()
+	if inputLayers.m == nil || len(inputLayers.m) >= 64 {
+		inputLayers.m = map[string][]packet.Layer{}
+	}
+	inputLayers.m[key] = l
+	inputLayers.Unlock()
+	return l
 }

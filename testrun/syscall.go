@@ -5,6 +5,7 @@ package testrun
 import (
 	"errors"
 	"runtime"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -69,6 +70,7 @@ type rawResult struct {
 	duration   uint32 // average ns per run, as the kernel measured it
 	dataOutLen uint32 // length of the output packet (may exceed the buffer: ENOSPC)
 	ctxOutLen  uint32
+	took       time.Duration // the bpf(2) call's wall time (runCaptured)
 }
 
 // progTestRun issues BPF_PROG_TEST_RUN directly rather than through

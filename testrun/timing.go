@@ -3,6 +3,7 @@
 package testrun
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -33,12 +34,17 @@ import (
 
 // Timing is the timing of repeated runs.
 type Timing struct {
-	// Runs is how many separate runs were timed, each on a fresh copy.
+	// Runs is how many separate runs were timed, each on a fresh copy
+	// (bench alone times defaultBenchFresh); fewer than Asked when
+	// Interrupted.
 	Runs int
+	// Asked is how many fresh runs were asked for.
+	Asked int
 	// Clock is "kernel" (the kernel's duration of each run) or "wall"
 	// (time around each bpf(2) call, for types the kernel does not time).
 	Clock string
-	// Min, Median and P99 are per-run times.
+	// Min, Median and P99 are per-run times, the quantiles from a
+	// histogram of fixed size (within 1/64 of the exact values).
 	Min, Median, P99 time.Duration
 	// Overhead is the kernel timer's own cost in a single timed run,
 	// measured on an empty program of the same type (0: not measured).
@@ -49,11 +55,19 @@ type Timing struct {
 	// context): the kernel's repeat would time the rewritten path.
 	Rewrote bool
 	// KernelRepeat, KernelAvg and KernelRetval are the kernel's own repeat
-	// over one buffer (Bench): what bpftool reports.
+	// over one buffer (Bench): what bpftool reports. KernelAsked is the
+	// repeat asked for; KernelRepeat the runs made (fewer when
+	// Interrupted).
 	KernelRepeat uint32
+	KernelAsked  uint32
 	KernelAvg    time.Duration
 	KernelRetval string
-	// Warnings explain figures that would mislead.
+	// Interrupted says Ctrl-C (the run's context) stopped the timing
+	// before every run asked for was made; the figures are of the runs
+	// made.
+	Interrupted bool
+	// Warnings explain figures that would mislead; at most one says
+	// that the program rewrote its input.
 	Warnings []string
 }
 
@@ -75,31 +89,73 @@ func (tm *Timing) PerRun() time.Duration {
 	return max(tm.Median-tm.Overhead, 0)
 }
 
-// defaultBenchRepeat is the kernel repeat of Bench when no repeat is given.
-const defaultBenchRepeat = 100000
+// PerRunSource says where PerRun comes from, in a few words.
+func (tm *Timing) PerRunSource() string {
+	if tm.KernelRepeat > 0 && !tm.Rewrote {
+		return "the kernel repeat's average (the program leaves its input alone, so it is the same path)"
+	}
+	if tm.Overhead > 0 {
+		return fmt.Sprintf("the fresh runs' median less the kernel timer's own ~%d ns", tm.Overhead.Nanoseconds())
+	}
+	return "the fresh runs' median"
+}
+
+// Total is every run the timing made.
+func (tm *Timing) Total() int {
+	if tm == nil {
+		return 0
+	}
+	return tm.Runs + int(tm.KernelRepeat)
+}
+
+// defaultBenchRepeat is the kernel repeat of Bench when no repeat is
+// given, and defaultBenchFresh the fresh runs timed beside it.
+const (
+	defaultBenchRepeat = 100000
+	defaultBenchFresh  = 1000
+)
+
+// checkEvery is how many fresh runs go by between looks at the context:
+// a few milliseconds of runs.
+const checkEvery = 256
+
+// kernelChunk is how long one kernel repeat call may take: bench splits
+// the kernel's repeat into calls of about this long, so that Ctrl-C stops
+// it between two. Each call starts from a fresh copy of the input, which
+// for a program that rewrites its packet makes one run in thousands take
+// the path asked for; the average does not notice.
+const kernelChunk = 100 * time.Millisecond
 
 // timeRuns times opts.Repeat fresh runs of r (and the kernel's repeat when
 // Bench). first is the outcome of the first run, which says whether the
-// program rewrote its input.
-func timeRuns(t ebpf.ProgramType, opts Options, r *rawRun, first *Outcome) (*Timing, error) {
+// program rewrote its input. It stops early, marking the timing
+// Interrupted, when ctx is done.
+func timeRuns(ctx context.Context, t ebpf.ProgramType, opts Options, r *rawRun, first *Outcome) (*Timing, error) {
 	n := opts.Repeat
 	if n < 1 {
 		n = 1
 	}
-	tm := &Timing{Runs: n, Clock: "kernel"}
+	if opts.Bench && opts.Repeat <= 1 {
+		n = defaultBenchFresh
+	}
+	tm := &Timing{Asked: n, Clock: "kernel"}
 	if !first.Timed {
 		tm.Clock = "wall"
 	}
 	// sk_lookup's context changes are its output (the cookie of the
 	// socket it picked); the kernel resets them between repeats.
 	tm.Rewrote = first.PacketChanged || len(first.Meta) > 0 || (len(first.Ctx) > 0 && t != ebpf.SkLookup)
-	durations := make([]time.Duration, 0, n)
+	var hist histogram
 	counts := map[uint32]int{}
 	// One copy of r per run: the kernel copies data_in and ctx_in itself,
 	// but a syscall program writes its context back in place.
 	run := *r
 	ctxIn := slices.Clone(r.ctxIn)
-	for range n {
+	for i := range n {
+		if i%checkEvery == 0 && ctx.Err() != nil {
+			tm.Interrupted = true
+			break
+		}
 		if t == ebpf.Syscall {
 			copy(run.ctxIn, ctxIn)
 		}
@@ -110,16 +166,16 @@ func timeRuns(t ebpf.ProgramType, opts Options, r *rawRun, first *Outcome) (*Tim
 			return nil, err
 		}
 		if first.Timed {
-			durations = append(durations, time.Duration(res.duration))
+			hist.add(time.Duration(res.duration))
 		} else {
-			durations = append(durations, wall)
+			hist.add(wall)
 		}
 		counts[res.retval]++
+		tm.Runs++
 	}
-	slices.Sort(durations)
-	tm.Min = durations[0]
-	tm.Median = durations[len(durations)/2]
-	tm.P99 = durations[min(len(durations)-1, len(durations)*99/100)]
+	tm.Min = hist.min
+	tm.Median = hist.quantile(0.5)
+	tm.P99 = hist.quantile(0.99)
 	for v, c := range counts {
 		tm.Retvals = append(tm.Retvals, RetvalCount{Retval: v, Name: RetvalName(t, v), Count: c})
 	}
@@ -129,34 +185,67 @@ func timeRuns(t ebpf.ProgramType, opts Options, r *rawRun, first *Outcome) (*Tim
 		}
 		return int(a.Retval) - int(b.Retval)
 	})
-	if first.Timed {
+	if first.Timed && !tm.Interrupted {
 		tm.Overhead = timerOverhead(t, r)
 	}
 
-	if opts.Bench {
+	if opts.Bench && !tm.Interrupted {
 		rep := uint32(defaultBenchRepeat)
 		if opts.Repeat > 1 {
 			rep = uint32(opts.Repeat)
 		}
-		bench := *r
-		bench.repeat = rep
-		res, err := progTestRun(&bench)
-		if err != nil {
+		tm.KernelAsked = rep
+		if err := kernelRepeat(ctx, t, r, tm); err != nil {
 			return nil, err
-		}
-		tm.KernelRepeat, tm.KernelAvg = rep, time.Duration(res.duration)
-		tm.KernelRetval = RetvalName(t, res.retval)
-		if tm.Rewrote && res.retval != first.Retval {
-			tm.Warnings = append(tm.Warnings, fmt.Sprintf("the program changed its input; bpftool's repeat %d timed the rewritten path: its last run returned %s, not %s", rep, tm.KernelRetval, first.RetvalName))
 		}
 	}
 	if tm.Rewrote {
-		tm.Warnings = append(tm.Warnings, fmt.Sprintf("the program changed its packet; bpftool's repeat %d would time the rewritten path; these figures come from %d fresh copies of the input", max(n, int(tm.KernelRepeat)), n))
+		caveat := fmt.Sprintf("the program changed its packet; bpftool's repeat %d would time the rewritten path", max(n, int(tm.KernelAsked)))
+		if tm.KernelRepeat > 0 && tm.KernelRetval != first.RetvalName {
+			caveat += fmt.Sprintf(": the kernel repeat above did, and its last run returned %s, not %s", tm.KernelRetval, first.RetvalName)
+		}
+		tm.Warnings = append(tm.Warnings, caveat+fmt.Sprintf("; per run comes from %d fresh copies of the input", tm.Runs))
 	}
 	if len(tm.Retvals) > 1 {
 		tm.Warnings = append(tm.Warnings, "the same input gave different return values: the program depends on state (maps, time, CPU)")
 	}
 	return tm, nil
+}
+
+// kernelRepeat runs the kernel's own repeat of tm.KernelAsked over one
+// buffer, as bpftool prog run does, in calls of about kernelChunk each,
+// and records the runs made, their average and the last verdict.
+func kernelRepeat(ctx context.Context, t ebpf.ProgramType, r *rawRun, tm *Timing) error {
+	bench := *r
+	left := tm.KernelAsked
+	chunk := min(left, 1000)
+	var total float64 // ns
+	for left > 0 {
+		if ctx.Err() != nil {
+			tm.Interrupted = true
+			break
+		}
+		bench.repeat = min(chunk, left)
+		start := time.Now()
+		res, err := progTestRun(&bench)
+		if err != nil {
+			return err
+		}
+		wall := time.Since(start)
+		total += float64(res.duration) * float64(bench.repeat)
+		tm.KernelRepeat += bench.repeat
+		tm.KernelRetval = RetvalName(t, res.retval)
+		left -= bench.repeat
+		// Size the next call to take about kernelChunk.
+		if wall > 0 {
+			next := float64(bench.repeat) * float64(kernelChunk) / float64(wall)
+			chunk = uint32(min(max(next, 1), float64(1<<30)))
+		}
+	}
+	if tm.KernelRepeat > 0 {
+		tm.KernelAvg = time.Duration(total / float64(tm.KernelRepeat))
+	}
+	return nil
 }
 
 var (

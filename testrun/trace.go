@@ -94,6 +94,12 @@ func newInstance(name string) (*instance, error) {
 	in := &instance{dir: dir, fd: -1}
 	// A modest buffer: it only holds lines between two drains.
 	_ = os.WriteFile(filepath.Join(dir, "buffer_size_kb"), []byte("512"), 0)
+	// Only this process's threads: the kernel drops other processes'
+	// lines before they reach the buffer (on a busy machine they can
+	// outnumber ours a hundred to one, and each costs a parse). event-fork
+	// adds the threads the runtime starts later. Without the filter every
+	// line is read and sorted by pid below, as before.
+	filterOwnThreads(dir)
 	if err := os.WriteFile(filepath.Join(dir, "events", "bpf_trace", "bpf_trace_printk", "enable"), []byte("1"), 0); err != nil {
 		in.close()
 		return nil, fmt.Errorf("enable bpf_trace_printk in %s: %w", dir, err)
@@ -105,6 +111,53 @@ func newInstance(name string) (*instance, error) {
 	}
 	in.fd = fd
 	return in, nil
+}
+
+// filterOwnThreads limits the events of the instance in dir to this
+// process's threads, present (set_event_pid) and future (event-fork).
+func filterOwnThreads(dir string) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return
+	}
+	tids := make([]string, 0, len(tasks))
+	for _, t := range tasks {
+		tids = append(tids, t.Name())
+	}
+	if os.WriteFile(filepath.Join(dir, "options", "event-fork"), []byte("1"), 0) != nil {
+		return
+	}
+	_ = os.WriteFile(filepath.Join(dir, "set_event_pid"), []byte(strings.Join(tids, " ")), 0)
+}
+
+// linePID is the thread id of a trace_pipe line ("  comm-123  [001] ...")
+// read without the regular expression, or -1: lines of threads nobody
+// waits for are skipped before the full parse.
+func linePID(line []byte) int {
+	i := bytes.Index(line, []byte(" ["))
+	for i > 0 && line[i-1] == ' ' {
+		i--
+	}
+	if i <= 0 {
+		return -1
+	}
+	if line[i-1] == ')' { // the "(tgid)" column: the pid comes before it
+		j := bytes.LastIndexByte(line[:i], '(')
+		if j <= 0 {
+			return -1
+		}
+		for i = j; i > 0 && line[i-1] == ' '; i-- {
+		}
+	}
+	j := bytes.LastIndexByte(line[:i], '-')
+	if j < 0 {
+		return -1
+	}
+	pid, err := strconv.Atoi(string(line[j+1 : i]))
+	if err != nil {
+		return -1
+	}
+	return pid
 }
 
 // read returns what the instance's trace_pipe holds now, without waiting.
@@ -212,8 +265,14 @@ func (t *tracer) drainLocked() error {
 			t.partial = append([]byte(nil), data...)
 			break
 		}
-		line, ok := parseTraceLine(string(data[:i]))
+		raw := data[:i]
 		data = data[i+1:]
+		if pid := linePID(raw); pid >= 0 {
+			if _, waiting := t.waiting[pid]; !waiting {
+				continue
+			}
+		}
+		line, ok := parseTraceLine(string(raw))
 		if !ok {
 			continue
 		}

@@ -35,6 +35,9 @@ func TestParseTraceLine(t *testing.T) {
 		if !ok || got != c.want {
 			t.Errorf("parse %q = %+v, %v; want %+v", c.in, got, ok, c.want)
 		}
+		if pid := linePID([]byte(c.in)); pid != c.want.PID {
+			t.Errorf("linePID(%q) = %d, want %d", c.in, pid, c.want.PID)
+		}
 	}
 	if _, ok := parseTraceLine("CPU:1 [LOST 12 EVENTS]"); ok {
 		t.Error("a LOST line parsed as an event")

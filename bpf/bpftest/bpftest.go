@@ -2,8 +2,9 @@
 
 // Package bpftest gives tests what they need to work against the real
 // kernel without touching anything they did not create: a private pin root
-// under bpffs, the fixture objects loaded and pinned there, and a way to
-// run bpfsh itself in-process.
+// under bpffs and the fixture objects loaded and pinned there. Tests that
+// drive bpfsh itself do it through shell.New in-process (commands/ and
+// shell/ tests) or by building the binary (shell/pty_test.go).
 package bpftest
 
 import (

@@ -3,6 +3,7 @@
 package cache
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -14,18 +15,8 @@ import (
 func TestHitVLANAndOptions(t *testing.T) {
 	c := load(t)
 	c.missThenFill(1, "foo", 7, "bar!")
-	eth := &layers.Ethernet{SrcMAC: clientMAC, DstMAC: serverMAC, EthernetType: layers.EthernetTypeDot1Q}
-	vlan := &layers.Dot1Q{VLANIdentifier: 42, Type: layers.EthernetTypeIPv4}
-	ip := &layers.IPv4{Version: 4, TTL: 9, Id: 1, SrcIP: clientIP, DstIP: serverIP, Protocol: layers.IPProtocolUDP,
-		Options: []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 0}}}
-	udp := &layers.UDP{SrcPort: clientPort, DstPort: Port}
-	udp.SetNetworkLayerForChecksum(ip)
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
-		eth, vlan, ip, udp, gopacket.Payload(append(FrameHeader(77, 0, 1, 0), "get foo\r\n"...))); err != nil {
-		t.Fatal(err)
-	}
-	in := buf.Bytes()
+	in := buildFrame(t, fmt.Sprintf("Ether(src=%s, dst=%s)/Dot1Q(vlan=42)/IPv4(src=%s, dst=%s, ttl=9, id=1, options=0x01010100)/UDP(sport=%d, dport=%d)",
+		clientMAC, serverMAC, clientIP, serverIP, clientPort, Port), append(FrameHeader(77, 0, 1, 0), "get foo\r\n"...))
 	ret, out := run(t, c.rx, in)
 	if ret != xdpTX {
 		t.Fatalf("verdict %d, want XDP_TX", ret)

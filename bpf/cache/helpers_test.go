@@ -5,16 +5,16 @@ package cache
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
 
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
+	"github.com/bpfsh/bpfsh/testrun/packet"
 )
 
 // Return codes of the programs under test-run.
@@ -71,29 +71,28 @@ func load(t testing.TB) *ct {
 }
 
 // frame builds an Ethernet/IPv4 frame carrying payload over UDP or TCP,
-// lengths and checksums right.
+// lengths and checksums right, with testrun/packet's layers (padded to
+// Ethernet's 60 bytes, as a NIC would).
 func frame(t testing.TB, tcp bool, srcMAC, dstMAC net.HardwareAddr, src, dst net.IP, sport, dport uint16, payload []byte) []byte {
 	t.Helper()
-	eth := &layers.Ethernet{SrcMAC: srcMAC, DstMAC: dstMAC, EthernetType: layers.EthernetTypeIPv4}
-	ip := &layers.IPv4{Version: 4, TTL: 64, Id: 1, SrcIP: src, DstIP: dst}
-	var l4 gopacket.SerializableLayer
+	l4 := fmt.Sprintf("UDP(sport=%d, dport=%d)", sport, dport)
 	if tcp {
-		ip.Protocol = layers.IPProtocolTCP
-		tl := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), Seq: 1000, Ack: 2000, ACK: true, PSH: true, Window: 65535}
-		tl.SetNetworkLayerForChecksum(ip)
-		l4 = tl
-	} else {
-		ip.Protocol = layers.IPProtocolUDP
-		ul := &layers.UDP{SrcPort: layers.UDPPort(sport), DstPort: layers.UDPPort(dport)}
-		ul.SetNetworkLayerForChecksum(ip)
-		l4 = ul
+		l4 = fmt.Sprintf("TCP(sport=%d, dport=%d, seq=1000, ack=2000, flags=PA, window=65535)", sport, dport)
 	}
-	buf := gopacket.NewSerializeBuffer()
-	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
-	if err := gopacket.SerializeLayers(buf, opts, eth, ip, l4, gopacket.Payload(payload)); err != nil {
-		t.Fatal(err)
+	return buildFrame(t, fmt.Sprintf("Ether(src=%s, dst=%s, pad=true)/IPv4(src=%s, dst=%s, ttl=64, id=1)/%s", srcMAC, dstMAC, src, dst, l4), payload)
+}
+
+// buildFrame builds the layer expression expr with payload after it.
+func buildFrame(t testing.TB, expr string, payload []byte) []byte {
+	t.Helper()
+	if len(payload) > 0 {
+		expr += fmt.Sprintf("/Raw(hex=%x)", payload)
 	}
-	return buf.Bytes()
+	b, err := packet.Build(expr)
+	if err != nil {
+		t.Fatalf("%s: %v", expr, err)
+	}
+	return b
 }
 
 // udpReq is a memcached UDP request from the client: frame header and text.

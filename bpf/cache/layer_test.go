@@ -19,7 +19,7 @@ func TestLayerBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// gopacket pads the hand-built frame to Ethernet's 60 bytes.
+	// The frame is padded to Ethernet's 60 bytes (Ether(pad=true)).
 	if want := udpReq(t, 7, "get foo\r\n"); len(want) < len(b) || !bytes.Equal(b, want[:len(b)]) {
 		t.Fatalf("layer built\n%x\nwant\n%x", b, want)
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/bpfsh/bpfsh/testrun/packet"
 )
 
 // TestSingleOps: GET, SET and DEL without a transaction, what each reply
@@ -350,8 +352,7 @@ func TestPass(t *testing.T) {
 	other.DstPort = 6391
 	frag := a.Frame(req)
 	frag[14+6] = 0x20 // more fragments
-	arp := append(append(append([]byte{}, a.DstMAC...), a.SrcMAC...), 0x08, 0x06)
-	arp = append(arp, make([]byte, 28)...)
+	arp := packet.MustBuild("Ether(type=0x0806)/Raw(hex=" + strings.Repeat("00", 28) + ")")
 	tcp := a.Frame(req)
 	tcp[14+9] = 6
 	for _, c := range []struct {

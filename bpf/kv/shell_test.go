@@ -63,7 +63,7 @@ func TestLoadBuiltinSetPort(t *testing.T) {
 		t.Fatalf("reply layers %v", j["layers"])
 	}
 	fields := layers[3].(map[string]any)["fields"].(map[string]any)
-	if fields["status"] != "OK" || fields["value"] != `"1"` || fields["reqid"] != "3" || fields["op"] != "GET" {
+	if fields["status"] != "OK" || fields["value"] != `"1"` || fields["reqid"] != float64(3) || fields["op"] != "GET" {
 		t.Errorf("reply KV fields %v", fields)
 	}
 	// A second load may not reuse the name; an unknown variable is refused

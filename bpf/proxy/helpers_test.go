@@ -3,15 +3,14 @@
 package proxy
 
 import (
-	"net"
+	"fmt"
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
+	"github.com/bpfsh/bpfsh/testrun/packet"
 )
 
 // loadObjs loads the embedded object into the kernel, unpinned.
@@ -31,18 +30,19 @@ func loadObjs(t testing.TB) *ProxyObjects {
 }
 
 // tcpFrame builds Ethernet/IPv4/TCP around payload, lengths and checksums
-// right, from 10.0.0.1:sport to 10.0.0.2:dport.
+// right, from 10.0.0.1:sport to 10.0.0.2:dport, with testrun/packet's
+// layers (padded to Ethernet's 60 bytes, as a NIC would).
 func tcpFrame(t testing.TB, sport, dport uint16, payload []byte) []byte {
 	t.Helper()
-	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
-	ip := &layers.IPv4{Version: 4, TTL: 64, Id: 1, Protocol: layers.IPProtocolTCP, SrcIP: net.IPv4(10, 0, 0, 1).To4(), DstIP: net.IPv4(10, 0, 0, 2).To4()}
-	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), Seq: 1, Ack: 1, ACK: true, PSH: true, Window: 65535}
-	tcp.SetNetworkLayerForChecksum(ip)
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp, gopacket.Payload(payload)); err != nil {
-		t.Fatal(err)
+	expr := fmt.Sprintf("Ether(src=02:00:00:00:00:01, dst=02:00:00:00:00:02, pad=true)/IPv4(src=10.0.0.1, dst=10.0.0.2, ttl=64, id=1)/TCP(sport=%d, dport=%d, seq=1, ack=1, flags=PA, window=65535)", sport, dport)
+	if len(payload) > 0 {
+		expr += fmt.Sprintf("/Raw(hex=%x)", payload)
 	}
-	return buf.Bytes()
+	b, err := packet.Build(expr)
+	if err != nil {
+		t.Fatalf("%s: %v", expr, err)
+	}
+	return b
 }
 
 // walker runs tc_pg_walk over chunks of one direction of one flow.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 )
 
@@ -52,6 +53,18 @@ func (l *Layer) Field(name string) *Field {
 	return nil
 }
 
+// jsonValue is the field as JSON shows it: a number for a number (ttl,
+// ports, lengths, checksums, even those written in hex), the expression
+// text for the rest (addresses, names of flags and enum values, payloads).
+func (f *Field) jsonValue() any {
+	if n, ok := f.val.(uint64); ok {
+		if p, err := strconv.ParseUint(f.Value, 0, 64); err == nil && p == n {
+			return n
+		}
+	}
+	return f.Value
+}
+
 // MarshalJSON writes {"name", "offset", "length", "fields": {name: value},
 // "notes": {name: note}, "note"} with the fields in header order.
 func (l Layer) MarshalJSON() ([]byte, error) {
@@ -64,7 +77,7 @@ func (l Layer) MarshalJSON() ([]byte, error) {
 			b.WriteByte(',')
 		}
 		k, _ := json.Marshal(f.Name)
-		v, _ := json.Marshal(f.Value)
+		v, _ := json.Marshal(f.jsonValue())
 		fmt.Fprintf(&b, "%s:%s", k, v)
 		if f.Note != "" {
 			n, _ := json.Marshal(f.Note)

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/bpfsh/bpfsh/bpf/hexbytes"
 )
 
 // FieldKind says how a field's value is written and which Go type it has
@@ -437,17 +439,14 @@ func parseUint(text string, bits int) (uint64, error) {
 // digit), so that errors can say "does not fit" rather than "unknown name".
 func isNumber(s string) bool { return s != "" && s[0] >= '0' && s[0] <= '9' }
 
-// parseHex reads hex digits with an optional 0x prefix.
+// parseHex reads a hex field value as "hex" words are read (see package
+// hexbytes): 0x6162, 6162, 0x61:62.
+// An empty value is no bytes.
 func parseHex(text string) ([]byte, error) {
-	s := strings.TrimPrefix(strings.TrimPrefix(text, "0x"), "0X")
-	if len(s)%2 != 0 {
-		return nil, fmt.Errorf("%q has an odd number of hex digits", text)
+	if text == "" {
+		return []byte{}, nil
 	}
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("%q is not hex", text)
-	}
-	return b, nil
+	return hexbytes.Word(text)
 }
 
 // printable reports whether b reads well as a quoted string: printable

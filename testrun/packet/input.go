@@ -9,11 +9,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/bpfsh/bpfsh/bpf/hexbytes"
 )
 
 // Packet is a packet given on a command line, ready to run or compare.
@@ -52,31 +55,37 @@ func (p *Packet) Summary() string {
 // vars are the session's variables; a variable may hold a *Packet (as let
 // stores it) or []byte. Errors from an expression are *Error, with the
 // column counted in the joined words.
+//
+// $NAME/LAYER... is the kept packet's layers followed by more, built
+// afresh (lengths and checksums computed for the whole).
+//
+// A mistake in how the packet was written is an *Error (a column, when
+// there is one); a file that cannot be read is any other error.
 func Input(words []string, vars map[string]any) (*Packet, error) {
 	if len(words) == 0 {
-		return nil, errors.New("no packet given; write a layer expression such as Ether()/IPv4()/UDP()/Raw(\"ping\"), hex 00 11 .., @FILE or $NAME")
+		return nil, &Error{Msg: "no packet given; write a layer expression such as Ether()/IPv4()/UDP()/Raw(\"ping\"), hex 00 11 .., @FILE or $NAME"}
 	}
 	first := words[0]
 	switch {
 	case first == "hex":
 		data, err := parseHexWords(words[1:])
 		if err != nil {
-			return nil, err
+			return nil, &Error{Msg: err.Error()}
 		}
 		return &Packet{Data: data, First: "Ether", Source: "hex"}, nil
 	case strings.HasPrefix(first, "@"):
 		if len(words) > 1 {
-			return nil, fmt.Errorf("%s: unexpected %q after the file name", first, words[1])
+			return nil, &Error{Msg: fmt.Sprintf("%s: unexpected %q after the file name", first, words[1])}
 		}
 		return readFile(first[1:])
-	case strings.HasPrefix(first, "$"):
-		if len(words) > 1 {
-			return nil, fmt.Errorf("%s: unexpected %q after the variable", first, words[1])
-		}
+	case strings.HasPrefix(first, "$") && ExprWords(words) == 1 && !strings.Contains(first, "/"):
 		return lookupVar(first[1:], vars)
 	}
+	if n := ExprWords(words); n < len(words) && !LooksLikeLayer(words[n]) {
+		return nil, &Error{Msg: fmt.Sprintf("unexpected %q after the packet %s", clipText(words[n], 60), clipText(strings.Join(words[:n], " "), 60))}
+	}
 	text := strings.Join(words, " ")
-	e, err := Parse(text)
+	e, err := parseWith(text, func(name string) (*Expr, error) { return keptExpr(name, vars) })
 	if err != nil {
 		return nil, err
 	}
@@ -115,25 +124,19 @@ func (p *Packet) Expectation() (*Expr, error) {
 	return Parse(Format(p.Layers()))
 }
 
+// parseHexWords reads the words after "hex" (see package hexbytes).
 func parseHexWords(words []string) ([]byte, error) {
-	if len(words) == 0 {
-		return nil, errors.New("hex: no bytes given; write hex 00 11 22 or hex 001122")
+	b, err := hexbytes.Parse(words)
+	if err != nil {
+		return nil, fmt.Errorf("hex: %w", err)
 	}
-	var data []byte
-	for _, w := range words {
-		b, err := parseHex(w)
-		if err != nil {
-			return nil, fmt.Errorf("hex: %v", err)
-		}
-		data = append(data, b...)
-	}
-	return data, nil
+	return b, nil
 }
 
 func lookupVar(name string, vars map[string]any) (*Packet, error) {
 	v, ok := vars[name]
 	if !ok {
-		return nil, fmt.Errorf("$%s: no such variable; keep a packet with let %s = EXPR", name, name)
+		return nil, &Error{Msg: noVar(name, vars)}
 	}
 	switch p := v.(type) {
 	case *Packet:
@@ -143,7 +146,110 @@ func lookupVar(name string, vars map[string]any) (*Packet, error) {
 	case []byte:
 		return &Packet{Data: p, First: "Ether", Source: "$" + name}, nil
 	}
-	return nil, fmt.Errorf("$%s holds %T, not a packet", name, v)
+	return nil, &Error{Msg: fmt.Sprintf("$%s holds %T, not a packet", name, v)}
+}
+
+// keptExpr is the expression the packet in $name was built from, for
+// $name/LAYER.
+func keptExpr(name string, vars map[string]any) (*Expr, error) {
+	v, ok := vars[name]
+	if !ok {
+		return nil, errors.New(noVar(name, vars))
+	}
+	if p, ok := v.(*Packet); ok && p.Expr != nil {
+		return p.Expr, nil
+	}
+	return nil, fmt.Errorf("$%s holds bytes (hex or @FILE), not layers, so no layer can follow it; keep it from a layer expression (let %s = Ether()/...)", name, name)
+}
+
+// noVar says that $name is not set, and which variables are.
+func noVar(name string, vars map[string]any) string {
+	msg := fmt.Sprintf("$%s: no such variable; keep a packet with let %s = EXPR", name, name)
+	if !validVarName(name) {
+		msg = fmt.Sprintf("$%s: no such variable (a name is letters, digits and '_')", name)
+	}
+	if len(vars) > 0 {
+		names := make([]string, 0, len(vars))
+		for n := range vars {
+			names = append(names, "$"+n)
+		}
+		slices.Sort(names)
+		msg += "; set: " + strings.Join(names, ", ")
+	}
+	return msg
+}
+
+func validVarName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, r := range name {
+		if !(r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// ExprWords is how many of the leading words form one layer expression:
+// the first word, and each next word while the expression goes on across
+// the blank: inside a quote or brackets, or next to '/', '=', ',' or an
+// opening bracket ("Ether() / IPv4()", "Ether(src", "=", "zz)"). The
+// shell keeps (...) whole, so "IPv4(ttl=3, id=5)" is one word anyway.
+// What follows is not the packet's: a command's next option, or a word
+// typed by mistake.
+func ExprWords(words []string) int {
+	if len(words) == 0 {
+		return 0
+	}
+	depth, quote := 0, rune(0)
+	n := 0
+	for n < len(words) {
+		for _, r := range words[n] {
+			switch {
+			case quote != 0:
+				if r == quote {
+					quote = 0
+				}
+			case r == '"' || r == '\'':
+				quote = r
+			case r == '(' || r == '[':
+				depth++
+			case r == ')' || r == ']':
+				depth--
+			}
+		}
+		n++
+		if n == len(words) {
+			break
+		}
+		prev, next := words[n-1], words[n]
+		goesOn := depth > 0 || quote != 0 ||
+			strings.HasSuffix(prev, "/") || strings.HasSuffix(prev, "=") || strings.HasSuffix(prev, ",") || strings.HasSuffix(prev, "(") || strings.HasSuffix(prev, "[") ||
+			strings.HasPrefix(next, "/") || strings.HasPrefix(next, "=") || strings.HasPrefix(next, ",") || strings.HasPrefix(next, ")") || strings.HasPrefix(next, "]")
+		if !goesOn {
+			break
+		}
+	}
+	return n
+}
+
+// LooksLikeLayer reports whether word starts with a layer's name followed
+// by '(' or '/' or nothing ("IPv4()", "UDP"): a layer that lost its '/'.
+func LooksLikeLayer(word string) bool {
+	name := word
+	if i := strings.IndexAny(word, "(/"); i >= 0 {
+		name = word[:i]
+	}
+	return name != "" && Lookup(name) != nil
+}
+
+// clipText shortens s to about n characters for a message.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // pcap magic numbers, as the file's first 4 bytes read big-endian.

@@ -23,11 +23,18 @@ import (
 // matched without regard to case. Each value is checked against its field
 // here, so errors point at the column of the mistake.
 func Parse(text string) (*Expr, error) {
+	return parseWith(text, nil)
+}
+
+// parseWith is Parse where the expression may start with $NAME (vars
+// resolves it to the expression a packet was kept from): its layers come
+// first, then the layers written after it, "$frame/Raw("ping")".
+func parseWith(text string, vars func(name string) (*Expr, error)) (*Expr, error) {
 	toks, err := lex(text)
 	if err != nil {
 		return nil, err
 	}
-	p := &parser{text: text, toks: toks}
+	p := &parser{text: text, toks: toks, vars: vars}
 	e, err := p.expr()
 	if err != nil {
 		return nil, err
@@ -151,6 +158,7 @@ type parser struct {
 	text string
 	toks []token
 	pos  int
+	vars func(name string) (*Expr, error)
 }
 
 func (p *parser) peek() token { return p.toks[p.pos] }
@@ -177,12 +185,23 @@ func (p *parser) expr() (*Expr, error) {
 	if p.peek().kind == tokEOF {
 		return nil, p.errorf(1, "empty packet; write layers such as Ether()/IPv4()/UDP()/Raw(\"ping\")")
 	}
-	for {
-		l, err := p.layer()
-		if err != nil {
-			return nil, err
+	for first := true; ; first = false {
+		if t := p.peek(); first && p.vars != nil && t.kind == tokWord && strings.HasPrefix(t.text, "$") {
+			p.next()
+			kept, err := p.vars(t.text[1:])
+			if err != nil {
+				return nil, p.errorf(t.col, "%v", err)
+			}
+			for _, l := range kept.Layers {
+				e.Layers = append(e.Layers, relocate(l, t.col))
+			}
+		} else {
+			l, err := p.layer()
+			if err != nil {
+				return nil, err
+			}
+			e.Layers = append(e.Layers, l)
 		}
-		e.Layers = append(e.Layers, l)
 		t := p.next()
 		switch {
 		case t.kind == tokEOF:
@@ -195,6 +214,19 @@ func (p *parser) expr() (*Expr, error) {
 			return nil, p.errorf(t.col, "expected '/' between layers or the end, found %s", t.describe())
 		}
 	}
+}
+
+// relocate is a copy of l, from another expression, whose columns all
+// point at col (where $NAME stands), so that an error about it points
+// there.
+func relocate(l *LayerExpr, col int) *LayerExpr {
+	c := &LayerExpr{Def: l.Def, Col: col, Args: make([]*Arg, len(l.Args))}
+	for i, a := range l.Args {
+		ac := *a
+		ac.Col, ac.Value.Col = col, col
+		c.Args[i] = &ac
+	}
+	return c
 }
 
 // checkOrder refuses a layer after a trailer such as Padding.

@@ -46,7 +46,7 @@ func TestErrorsPointAtTheColumn(t *testing.T) {
 		{`TCP(options=[foo])`, 13, `TCP.options: unknown TCP option foo`},
 		{`TCP(options=[ts=1])`, 13, `TCP.options: ts=1: wrong number of values; write ts=(value, echo)`},
 		{`TCP(options=[mss=70000])`, 13, `TCP.options: mss: 70000 does not fit in 16 bits`},
-		{`Raw(ping)`, 5, `Raw.load: "ping" is not hex; quote text: "..."`},
+		{`Raw(ping)`, 5, `Raw.load: "ping" is not hex bytes: use the digits 0-9 and a-f; quote text: "..."`},
 		{`Raw(hex=0g)`, 9, `Raw.hex: "0g" is not hex`},
 		{`ICMP(type=echo)`, 11, `ICMP.type: "echo" is not a number or one of dest-unreach, echo-reply, echo-request`},
 		{`Ether(pad=maybe)`, 11, `Ether.pad: "maybe" is not true or false`},

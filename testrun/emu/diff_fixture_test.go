@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package emu_test
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+
+	"github.com/bpfsh/bpfsh/bpf/bpftest"
+	"github.com/bpfsh/bpfsh/testrun"
+	"github.com/bpfsh/bpfsh/testrun/fixture"
+)
+
+func run(t *testing.T, o testrun.Options) *testrun.Outcome {
+	t.Helper()
+	out, err := testrun.Run(o)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	return out
+}
+
+// TestDifferentialFixtures runs testrun's own test runs (one program of
+// every test-runnable type) through the emulator and the kernel.
+func TestDifferentialFixtures(t *testing.T) {
+	differential(t)
+	var p fixture.ProgsObjects
+	if err := fixture.LoadProgsObjects(&p, nil); err != nil {
+		t.Fatalf("load fixture: %v", err)
+	}
+	defer p.Close()
+	remote, local := [6]byte{0xa, 0, 0, 0, 0, 1}, [6]byte{2, 0, 0, 0, 0, 2}
+
+	run(t, testrun.Options{Program: p.XdpReflect, Data: udpFrame("ping")})
+	run(t, testrun.Options{Program: p.XdpReflect, Data: frame(remote, local, "ping")})
+	run(t, testrun.Options{Program: p.XdpPass, Data: udpFrame("x")})
+	run(t, testrun.Options{Program: p.XdpPass, Data: make([]byte, 5000)})
+	for range 10 {
+		// Ten frames fill the queue lens (8 values) and count up.
+		run(t, testrun.Options{Program: p.XdpCount, Data: udpFrame("ping")})
+	}
+	run(t, testrun.Options{Program: p.XdpCount, Data: make([]byte, 20)})
+	run(t, testrun.Options{Program: p.XdpPass, Data: udpFrame("ctx"), Ctx: []string{"{ingress_ifindex: 1}"}})
+	run(t, testrun.Options{Program: p.XdpPass, Data: append([]byte{1, 2, 3, 4, 5, 6, 7, 8}, udpFrame("x")...), Ctx: []string{"{data: 8}"}})
+	run(t, testrun.Options{Program: p.TcMark, Data: udpFrame("tc"), Ctx: []string{"{mark: 5, ingress_ifindex: 1}"}})
+	run(t, testrun.Options{Program: p.TcMark, Data: udpFrame("tc"), Ctx: []string{"{mark: 7}"}})
+	run(t, testrun.Options{Program: p.TcMark, Data: udpFrame("tc"), Ctx: []string{"{mark: 5, cb: [1, 2, 3, 4, 5]}"}})
+	run(t, testrun.Options{Program: p.TcMark, Data: udpFrame("tc"), Ctx: []string{"{mark: 5, priority: 9, tstamp: 77, wire_len: 100, gso_segs: 3, gso_size: 1400, hwtstamp: 5}"}})
+	run(t, testrun.Options{Program: p.SockTrunc, Data: udpFrame("socket filter payload")})
+	run(t, testrun.Options{Program: p.SockTrunc, Data: make([]byte, 20)})
+	run(t, testrun.Options{Program: p.CgroupLen, Data: udpFrame("a payload long enough to pass")})
+	run(t, testrun.Options{Program: p.CgroupLen, Data: udpFrame("")})
+	run(t, testrun.Options{Program: p.FlowIpv4, Data: udpFrame("flow")})
+	run(t, testrun.Options{Program: p.FlowIpv4, Data: make([]byte, 30)})
+	run(t, testrun.Options{Program: p.LookupPort, Ctx: []string{"{local_port: 7777, remote_ip4: 10.0.0.1, remote_port: 40000}"}})
+	run(t, testrun.Options{Program: p.LookupPort, Ctx: []string{"{local_port: 80}"}})
+	run(t, testrun.Options{Program: p.LookupPort})
+	run(t, testrun.Options{Program: p.RtpCpu, Ctx: []string{"[2]"}})
+	if runtime.NumCPU() > 1 {
+		for cpu := range uint32(2) {
+			run(t, testrun.Options{Program: p.RtpCpu, Ctx: []string{"[1]"}, OnCPU: true, CPU: cpu})
+		}
+	}
+	run(t, testrun.Options{Program: p.Sum, Ctx: []string{"{a: 40, b: 2}"}})
+	run(t, testrun.Options{Program: p.Sum, Ctx: []string{"{a: 100, b: 1}"}})
+	run(t, testrun.Options{Program: p.Sum, Ctx: []string{"hex", "01000000", "02000000", "00000000"}})
+	run(t, testrun.Options{Program: p.LwtPass, Data: udpFrame("lwt")})
+}
+
+// TestDifferentialXDPMeta covers bpf_xdp_adjust_meta, which some kernels
+// refuse to XDP programs.
+func TestDifferentialXDPMeta(t *testing.T) {
+	bpftest.RequireHelper(t, ebpf.XDP, asm.FnXdpAdjustMeta)
+	differential(t)
+	var m fixture.MetaObjects
+	if err := fixture.LoadMetaObjects(&m, nil); err != nil {
+		t.Fatalf("load the metadata fixture: %v", err)
+	}
+	defer m.Close()
+	run(t, testrun.Options{Program: m.XdpMeta, Data: udpFrame("meta")})
+}
