@@ -109,6 +109,21 @@ struct r_name {
 	char n[R_NAME];
 };
 
+/* A hit on its way out: the request's skb is redirected as it is (its
+ * length must not change: the kernel advances the socket's copied_seq by
+ * the redirected skb's length), and redis_replies turns it into the
+ * reply as the socket sends it. */
+struct r_hitkey {
+	struct r_sockkey sk;
+	__u64 seq;
+};
+
+struct r_hit {
+	__u32 reqlen;      /* bytes of the request, as the skb redirected */
+	__u32 len;         /* bytes of reply */
+	char reply[R_REPLY];
+};
+
 struct r_cmd {
 	__u32 argc;
 	__u32 namelen;
@@ -122,7 +137,8 @@ struct r_conn {
 	__u64 flush_until; /* bump the epoch at every reply before this one */
 	__u32 tainted;
 	__u32 nodb0;       /* SELECT of another db: no hits, no fills */
-	__u32 hit_bytes;   /* bytes of answered hits the sockhash has yet to send */
+	__u64 hit_head;    /* the oldest answered hit the sockhash has yet to send */
+	__u64 hit_tail;    /* the next hit's number */
 	__u32 need;        /* elements left in the reply being read (0: at a reply) */
 	__u32 skip;        /* bytes of a blob still to skip */
 	/* The request stream (req_step). */
@@ -213,11 +229,18 @@ struct {
 	__type(value, struct r_zero);
 } redis_zero SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, struct r_hitkey);
+	__type(value, struct r_hit);
+} redis_hits SEC(".maps");
+
 /* Per-CPU scratch for the verdict and the fill. */
 struct r_scratch {
-	struct r_key key;
-	struct r_name name;
 	struct r_entry entry;
+	struct r_hit hit;
 };
 
 struct {
@@ -652,11 +675,37 @@ __noinline int req_step(struct __sk_buff *skb, __u32 off)
 	return off + 16;
 }
 
+/* answer queues the reply to the GET in skb for redis_replies, which
+ * writes it over the request as the socket sends it. */
+static __always_inline int answer(struct __sk_buff *skb, struct r_conn *c)
+{
+	struct r_hitkey hk = {};
+	struct r_scratch *sc;
+	struct r_entry *e;
+	__u32 zero = 0;
+
+	if (c->hit_tail - c->hit_head >= 8)
+		return -1;
+	e = bpf_map_lookup_elem(&redis_cache, &c->cmd.key);
+	sc = bpf_map_lookup_elem(&redis_scratch, &zero);
+	if (!e || !sc)
+		return -1;
+	sc->hit.len = e->len;
+	sc->hit.reqlen = skb->len;
+	if (bpf_probe_read_kernel(sc->hit.reply, sizeof(sc->hit.reply), e->reply))
+		return -1;
+	skb_sockkey(skb, &hk.sk);
+	hk.seq = c->hit_tail;
+	if (bpf_map_update_elem(&redis_hits, &hk, &sc->hit, BPF_ANY))
+		return -1;
+	c->hit_tail++;
+	return 0;
+}
+
 SEC("sk_skb/stream_verdict")
 int redis_verdict(struct __sk_buff *skb)
 {
 	struct r_sockkey sk = {};
-	struct r_entry *e;
 	struct r_conn *c;
 	__u32 off = 0, len = skb->len;
 	int i, r;
@@ -687,33 +736,13 @@ int redis_verdict(struct __sk_buff *skb)
 				return SK_PASS;
 			if (cmd_done(skb, 1) != 1)
 				return SK_PASS;
-			e = bpf_map_lookup_elem(&redis_cache, &c->cmd.key);
-			if (e) {
-				__u32 rl = e->len;
-
-				if (rl >= 5 && rl <= R_REPLY &&
-				    bpf_skb_change_tail(skb, rl, 0) == 0 &&
-				    bpf_skb_store_bytes(skb, 0, e->reply, rl, 0) == 0) {
-					stat(R_ST_HIT);
-					/* The reply goes out through the socket's
-					 * sendmsg, and redis_replies sees it: it
-					 * must not count it as redis-server's. */
-					__sync_fetch_and_add(&c->hit_bytes, rl);
-					return bpf_sk_redirect_hash(skb, &redis_socks, &sk, 0);
-				}
+			if (answer(skb, c) == 0) {
+				stat(R_ST_HIT);
+				return bpf_sk_redirect_hash(skb, &redis_socks, &sk, 0);
 			}
-			if (skb->len == len) {
-				/* The entry went, or the skb could not grow:
-				 * the request, intact, goes on as a miss. */
-				cmd_done(skb, 0);
-				return SK_PASS;
-			}
-			/* Rewritten only in part: neither a request nor a
-			 * reply any more. */
-			c = bpf_map_lookup_elem(&redis_conns, &sk);
-			if (c)
-				taint(c);
-			return SK_DROP;
+			/* The entry went, or no room: a miss. */
+			cmd_done(skb, 0);
+			return SK_PASS;
 		}
 		off = r;
 	}
@@ -936,6 +965,51 @@ __noinline int reply_step(struct sk_msg_md *msg, __u32 off, __u32 size)
 	return off + hl;
 }
 
+/* hit_out turns the message the sockhash sends for the oldest answered
+ * hit (the request's bytes, as redirected) into its reply. */
+__noinline int hit_out(struct sk_msg_md *msg)
+{
+	struct r_hitkey hk = {};
+	struct r_hit *h;
+	struct r_conn *c;
+	__u32 l, r, i;
+	__u8 *d, *de;
+
+	msg_sockkey(msg, &hk.sk);
+	c = bpf_map_lookup_elem(&redis_conns, &hk.sk);
+	if (!c)
+		return -1;
+	hk.seq = c->hit_head;
+	h = bpf_map_lookup_elem(&redis_hits, &hk);
+	if (!h)
+		return -1;
+	l = msg->size;
+	r = h->len;
+	if (l != h->reqlen || r < 1 || r > R_REPLY || l < 1)
+		return -1;
+	if (r > l) {
+		if (bpf_msg_push_data(msg, 0, r - l, 0))
+			return -1;
+	} else if (r < l) {
+		if (bpf_msg_pop_data(msg, 0, l - r, 0))
+			return -1;
+	}
+	if (bpf_msg_pull_data(msg, 0, r, 0))
+		return -1;
+	d = (__u8 *)(long)msg->data;
+	de = (__u8 *)(long)msg->data_end;
+	for (i = 0; i < R_REPLY; i++) {
+		if (i >= r)
+			break;
+		if (d + i + 1 > de)
+			return -1;
+		d[i] = h->reply[i];
+	}
+	bpf_map_delete_elem(&redis_hits, &hk);
+	c->hit_head++;
+	return 1;
+}
+
 SEC("sk_msg")
 int redis_replies(struct sk_msg_md *msg)
 {
@@ -954,15 +1028,20 @@ int redis_replies(struct sk_msg_md *msg)
 		flush_all();
 		return SK_PASS;
 	}
-	if (c->hit_bytes) {
+	if (c->hit_head != c->hit_tail) {
 		/* The sockhash sends an answered hit. It was answered with
 		 * nothing outstanding, and what the client sent after it
-		 * reaches redis-server only once it is sent: until then,
-		 * every byte written on the socket is the hit's. */
-		__u32 h = c->hit_bytes;
-
-		off = h < size ? h : size;
-		__sync_fetch_and_sub(&c->hit_bytes, off);
+		 * reaches redis-server only once it is sent: this message
+		 * is the hit's. */
+		r = hit_out(msg);
+		if (r < 0) {
+			/* Better a broken connection than a wrong answer. */
+			c = bpf_map_lookup_elem(&redis_conns, &sk);
+			if (c)
+				taint(c);
+			return SK_DROP;
+		}
+		return SK_PASS;
 	}
 	for (i = 0; i < R_STEPS; i++) {
 		if (off >= size)

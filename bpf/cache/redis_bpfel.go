@@ -20,7 +20,8 @@ type RedisR_conn struct {
 	FlushUntil uint64
 	Tainted    uint32
 	Nodb0      uint32
-	HitBytes   uint32
+	HitHead    uint64
+	HitTail    uint64
 	Need       uint32
 	Skip       uint32
 	RqSt       uint32
@@ -38,6 +39,7 @@ type RedisR_conn struct {
 		Name    RedisR_name
 		Key     RedisR_key
 	}
+	_    [4]byte
 	Ring [16]struct {
 		_     structs.HostLayout
 		Seq   uint64
@@ -59,6 +61,19 @@ type RedisR_entry struct {
 	Reply [1040]uint8
 }
 
+type RedisR_hit struct {
+	_      structs.HostLayout
+	Reqlen uint32
+	Len    uint32
+	Reply  [1040]uint8
+}
+
+type RedisR_hitkey struct {
+	_   structs.HostLayout
+	Sk  RedisR_sockkey
+	Seq uint64
+}
+
 type RedisR_key struct {
 	_   structs.HostLayout
 	Len uint32
@@ -72,10 +87,8 @@ type RedisR_name struct {
 
 type RedisR_scratch struct {
 	_     structs.HostLayout
-	Key   RedisR_key
-	Name  RedisR_name
-	_     [4]byte
 	Entry RedisR_entry
+	Hit   RedisR_hit
 }
 
 type RedisR_sockkey struct {
@@ -101,6 +114,7 @@ const (
 	RedisMapRedisCmds     = "redis_cmds"
 	RedisMapRedisConns    = "redis_conns"
 	RedisMapRedisGens     = "redis_gens"
+	RedisMapRedisHits     = "redis_hits"
 	RedisMapRedisMeta     = "redis_meta"
 	RedisMapRedisScratch  = "redis_scratch"
 	RedisMapRedisSocks    = "redis_socks"
@@ -167,6 +181,7 @@ type RedisMapSpecs struct {
 	RedisCmds    *ebpf.MapSpec `ebpf:"redis_cmds"`
 	RedisConns   *ebpf.MapSpec `ebpf:"redis_conns"`
 	RedisGens    *ebpf.MapSpec `ebpf:"redis_gens"`
+	RedisHits    *ebpf.MapSpec `ebpf:"redis_hits"`
 	RedisMeta    *ebpf.MapSpec `ebpf:"redis_meta"`
 	RedisScratch *ebpf.MapSpec `ebpf:"redis_scratch"`
 	RedisSocks   *ebpf.MapSpec `ebpf:"redis_socks"`
@@ -205,6 +220,7 @@ type RedisMaps struct {
 	RedisCmds    *ebpf.Map `ebpf:"redis_cmds"`
 	RedisConns   *ebpf.Map `ebpf:"redis_conns"`
 	RedisGens    *ebpf.Map `ebpf:"redis_gens"`
+	RedisHits    *ebpf.Map `ebpf:"redis_hits"`
 	RedisMeta    *ebpf.Map `ebpf:"redis_meta"`
 	RedisScratch *ebpf.Map `ebpf:"redis_scratch"`
 	RedisSocks   *ebpf.Map `ebpf:"redis_socks"`
@@ -218,6 +234,7 @@ func (m *RedisMaps) Close() error {
 		m.RedisCmds,
 		m.RedisConns,
 		m.RedisGens,
+		m.RedisHits,
 		m.RedisMeta,
 		m.RedisScratch,
 		m.RedisSocks,

@@ -199,3 +199,183 @@ func TestRedisLiveHit(t *testing.T) {
 	}
 	t.Logf("stats: %v", s)
 }
+
+// truth is what redis-server itself holds for key, asked with a command
+// the cache never answers (GETRANGE passes): the bulk reply GET would
+// give, or "$-1\r\n" when the key does not exist.
+func (r *respConn) truth(key string) string {
+	r.t.Helper()
+	if got := r.do("EXISTS", key); got == ":0\r\n" {
+		return "$-1\r\n"
+	}
+	return r.do("GETRANGE", key, "0", "-1")
+}
+
+// TestRedisLiveDifferential: every GET, whether redis-server or the
+// kernel answers it, is byte for byte what redis-server holds; keys and
+// values within the limits are answered by the kernel from the second
+// GET on, and the others never.
+func TestRedisLiveDifferential(t *testing.T) {
+	srv, rc := redisLive(t)
+	c := dialRedis(t, srv.Port)
+	bin := make([]byte, 256)
+	for i := range bin {
+		bin[i] = byte(i)
+	}
+	type tc struct {
+		key, val string
+		cached   bool
+	}
+	cases := []tc{
+		{"k", "v", true},
+		{"empty", "", true},
+		{"crlf", "a\r\nb\r\n$3\r\nGET\r\n", true},
+		{"binary", string(bin), true},
+		{"resp-looking", "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", true},
+		{"max", strings.Repeat("m", RedisMaxValue), true},
+		{"over", strings.Repeat("o", RedisMaxValue+1), false},
+		{"big", strings.Repeat("b", 100000), false},
+		{strings.Repeat("K", RedisMaxKey), "longest key", true},
+		{strings.Repeat("L", RedisMaxKey+1), "key one too long", false},
+		{strings.Repeat("M", 1000), "key far too long", false},
+		{"\x00\xff\r\n key", "binary key", true},
+		{"digits", "12345", true},
+	}
+	for _, k := range cases {
+		if got := c.do("SET", k.key, k.val); got != "+OK\r\n" {
+			t.Fatalf("SET %q answered %q", k.key, got)
+		}
+	}
+	for round := range 3 {
+		for _, k := range cases {
+			before := redisStats(t, rc)["hit"]
+			got := c.do("GET", k.key)
+			hit := redisStats(t, rc)["hit"] - before
+			if want := c.truth(k.key); got != want || got != bulk(k.val) {
+				t.Fatalf("round %d: GET %.40q answered %.80q; redis-server holds %.80q", round, k.key, got, want)
+			}
+			if wantHit := uint64(0); k.cached && round > 0 {
+				wantHit = 1
+				if hit != wantHit {
+					t.Errorf("round %d: GET %.40q: %d hits, want %d", round, k.key, hit, wantHit)
+				}
+			} else if hit != 0 {
+				t.Errorf("round %d: GET %.40q answered by the kernel", round, k.key)
+			}
+		}
+	}
+	// Missing keys: redis answers, nothing is cached.
+	for range 2 {
+		if got := c.do("GET", "missing"); got != "$-1\r\n" {
+			t.Fatalf("GET missing answered %q", got)
+		}
+	}
+	// Every kind of write invalidates before redis sees it.
+	writes := [][]string{
+		{"SET", "k", "v2"}, {"APPEND", "k", "x"}, {"DEL", "k"}, {"SET", "k", "5"}, {"INCR", "k"}, {"INCRBY", "k", "10"},
+		{"MSET", "k", "m1", "other", "o"}, {"SETRANGE", "k", "0", "Z"}, {"GETSET", "k", "gs"}, {"RENAME", "other", "k"},
+		{"FLUSHDB"}, {"SET", "k", "after flush"}, {"UNLINK", "k"}, {"SETNX", "k", "nx"},
+	}
+	for _, w := range writes {
+		c.do("GET", "k")
+		c.do("GET", "k") // cached, where it can be
+		c.do(w...)
+		for range 2 {
+			if got, want := c.do("GET", "k"), c.truth("k"); got != want {
+				t.Fatalf("after %v: GET k answered %q, redis-server holds %q", w, got, want)
+			}
+		}
+	}
+	s := redisStats(t, rc)
+	if s["hit"] == 0 || s["taint"] != 0 {
+		t.Fatalf("stats: %v", s)
+	}
+	t.Logf("stats: %v", s)
+}
+
+// TestRedisLiveTTL: a key that has, or may have, a TTL is never cached;
+// it expires in redis-server and GET says so.
+func TestRedisLiveTTL(t *testing.T) {
+	srv, rc := redisLive(t)
+	c := dialRedis(t, srv.Port)
+	c.do("SET", "t", "short", "PX", "300")
+	c.do("SET", "e", "v")
+	c.do("PEXPIRE", "e", "300")
+	for range 3 {
+		if got := c.do("GET", "t"); got != bulk("short") {
+			t.Fatalf("GET t answered %q", got)
+		}
+		c.do("GET", "e")
+	}
+	if s := redisStats(t, rc); s["hit"] != 0 || s["fill"] != 0 {
+		t.Fatalf("keys with a TTL were cached: %v", s)
+	}
+	time.Sleep(400 * time.Millisecond)
+	for _, k := range []string{"t", "e"} {
+		if got := c.do("GET", k); got != "$-1\r\n" {
+			t.Fatalf("GET %s after it expired answered %q", k, got)
+		}
+	}
+}
+
+// TestRedisLivePipelined: commands pipelined in one write (GETs that hit,
+// GETs that miss, SETs in between) get every reply, in order, right.
+func TestRedisLivePipelined(t *testing.T) {
+	srv, rc := redisLive(t)
+	c := dialRedis(t, srv.Port)
+	for i := range 8 {
+		c.do("SET", fmt.Sprintf("p%d", i), fmt.Sprintf("v%d", i))
+		c.do("GET", fmt.Sprintf("p%d", i))
+	}
+	model := map[string]string{}
+	for i := range 8 {
+		model[fmt.Sprintf("p%d", i)] = fmt.Sprintf("v%d", i)
+	}
+	for round := range 50 {
+		var batch []byte
+		var want []string
+		for j := range 16 {
+			k := fmt.Sprintf("p%d", (round+j*3)%8)
+			if (round+j)%5 == 0 {
+				v := fmt.Sprintf("r%dj%d", round, j)
+				batch = append(batch, respCommand("SET", k, v)...)
+				model[k] = v
+				want = append(want, "+OK\r\n")
+				continue
+			}
+			batch = append(batch, respCommand("GET", k)...)
+			want = append(want, bulk(model[k]))
+		}
+		c.c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.c.Write(batch); err != nil {
+			t.Fatal(err)
+		}
+		for j, w := range want {
+			if got := c.reply(); got != w {
+				t.Fatalf("round %d, reply %d: %q, want %q", round, j, got, w)
+			}
+		}
+		// One GET alone: answered by the kernel once nothing is outstanding.
+		k := fmt.Sprintf("p%d", round%8)
+		if got := c.do("GET", k); got != bulk(model[k]) {
+			t.Fatalf("round %d: GET %s answered %q, want %q", round, k, got, bulk(model[k]))
+		}
+	}
+	// Split across writes: a command in pieces, byte by byte.
+	req := respCommand("GET", "p1")
+	c.c.SetDeadline(time.Now().Add(5 * time.Second))
+	for i := range req {
+		if _, err := c.c.Write(req[i : i+1]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := c.reply(); got != bulk(model["p1"]) {
+		t.Fatalf("GET in pieces answered %q", got)
+	}
+	s := redisStats(t, rc)
+	if s["hit"] == 0 || s["taint"] != 0 {
+		t.Fatalf("stats: %v", s)
+	}
+	t.Logf("stats: %v", s)
+}
