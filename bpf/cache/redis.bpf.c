@@ -551,6 +551,45 @@ __noinline int cmd_done(struct __sk_buff *skb, int hit_ok)
 	return 0;
 }
 
+/* capture copies the bytes of an argument of plen bytes (the command's
+ * name, or the key) that lie at off of skb, n of them, the first being
+ * byte p of the argument, into dst (max bytes). The whole argument in one
+ * skb is one load; one split across skbs goes byte by byte. Bounds are
+ * kept in forms Linux 6.1's verifier follows: constant destination
+ * offsets, or a masked index of a single byte. */
+static __always_inline void capture(struct __sk_buff *skb, __u32 off, __u32 n, __u32 p,
+				    __u32 plen, __u8 *dst, const __u32 max)
+{
+	__u32 m, j;
+
+	if (p >= plen || p >= max)
+		return;
+	m = plen - p;
+	if (m > n)
+		m = n;
+	if (p == 0 && m == plen) {
+		/* The size is masked behind a barrier so that clang cannot
+		 * fold the mask away, and its range is plain to every
+		 * verifier (6.1's loses a compare clang applies to a copy). */
+		__u64 sz = m - 1;
+
+		if (m < 1 || m > max)
+			return;
+		asm volatile("" : "+r"(sz));
+		bpf_skb_load_bytes(skb, off, dst, (sz & (max - 1)) + 1);
+		return;
+	}
+	for (j = 0; j < max; j++) {
+		__u8 b;
+
+		if (j >= m)
+			break;
+		if (bpf_skb_load_bytes(skb, off + j, &b, 1))
+			break;
+		dst[(p + j) & (max - 1)] = b;
+	}
+}
+
 /* Request states (struct r_conn's rq_st). */
 enum {
 	R_Q_CMD = 0,       /* at a command: "*<argc>\r\n" comes */
@@ -580,25 +619,10 @@ __noinline int req_step(struct __sk_buff *skb, __u32 off)
 			n = c->rq_skip;
 		/* Bytes of the payload already read, before this step. */
 		p = c->rq_plen + 2 - c->rq_skip;
-		if (c->rq_argi == 0 && p < R_NAME && c->rq_plen <= R_NAME) {
-			__u32 m = c->rq_plen - p;
-
-			if (m > n)
-				m = n;
-			if (m > R_NAME)
-				m = R_NAME;
-			if (p + m <= R_NAME && m > 0)
-				bpf_skb_load_bytes(skb, off, &c->cmd.name.n[p & (R_NAME - 1)], m & (R_NAME * 2 - 1));
-		} else if (c->rq_argi == 1 && p < R_MAX_KEY && c->rq_plen <= R_MAX_KEY) {
-			__u32 m = c->rq_plen - p;
-
-			if (m > n)
-				m = n;
-			if (m > R_MAX_KEY)
-				m = R_MAX_KEY;
-			if (p + m <= R_MAX_KEY && m > 0)
-				bpf_skb_load_bytes(skb, off, &c->cmd.key.k[p & (R_MAX_KEY - 1)], m & (R_MAX_KEY * 2 - 1));
-		}
+		if (c->rq_argi == 0 && c->rq_plen <= R_NAME)
+			capture(skb, off, n, p, c->rq_plen, (__u8 *)c->cmd.name.n, R_NAME);
+		else if (c->rq_argi == 1 && c->rq_plen <= R_MAX_KEY)
+			capture(skb, off, n, p, c->rq_plen, (__u8 *)c->cmd.key.k, R_MAX_KEY);
 		c->rq_skip -= n;
 		off += n;
 		if (c->rq_skip)
@@ -620,8 +644,15 @@ __noinline int req_step(struct __sk_buff *skb, __u32 off)
 	n = len - off;
 	if (n > 16)
 		n = 16;
-	if (n < 1 || bpf_skb_load_bytes(skb, off, buf, n))
+	if (n < 1)
 		return -1;
+	{
+		__u64 sz = n - 1;	/* masked behind a barrier, as in capture */
+
+		asm volatile("" : "+r"(sz));
+		if (bpf_skb_load_bytes(skb, off, buf, (sz & 15) + 1))
+			return -1;
+	}
 	for (i = 0; i < 16; i++) {
 		__u8 b = buf[i];
 
