@@ -103,3 +103,28 @@ func TestCacheRedisCommands(t *testing.T) {
 	}
 	bpfshFails(t, root, "cache detach --redis", 1, "not attached")
 }
+
+// cache bench --redis runs both phases (short here) and shows the ratios;
+// bad words are refused with one line.
+func TestCacheBenchRedis(t *testing.T) {
+	root, _ := kvRoot(t)
+	bpftest.HostOnly(t, "redis-server")
+	if err := kv.RedisMissing(); err != nil {
+		t.Skip(err)
+	}
+	bpfshFails(t, root, "cache bench --redis value 2000", 2, "1 to 1024 bytes")
+	bpfshFails(t, root, "cache bench --redis depth 3", 2, "takes requests N, clients N, keys N and value BYTES")
+	out := bpfshOK(t, root, "cache bench --redis requests 5000 clients 2 keys 100")
+	wantLines(t, "cache bench --redis", out, "redis-server + cache", "cache / alone", "Huawei reported +337% throughput and -84% GET latency", "CPU S/100K GETS")
+	type phase struct {
+		OpsPerSec float64           `json:"ops_per_sec"`
+		Counters  map[string]uint64 `json:"counters"`
+	}
+	res := decodeJSON[struct {
+		Alone  phase `json:"alone"`
+		Cached phase `json:"cached"`
+	}](t, bpfshOK(t, root, "cache bench --redis requests 5000 clients 2 keys 100", "-j"))
+	if res.Alone.OpsPerSec <= 0 || res.Cached.OpsPerSec <= 0 || res.Cached.Counters["hit"] == 0 {
+		t.Fatalf("cache bench --redis -j: %+v", res)
+	}
+}
