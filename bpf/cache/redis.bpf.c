@@ -346,6 +346,11 @@ int redis_sockops(struct bpf_sock_ops *skops)
 		bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
 		stat(R_ST_CONN);
 		break;
+	case BPF_SOCK_OPS_TCP_LISTEN_CB:
+		/* A (new) redis-server listens: whatever is cached came from
+		 * the last one, whose data may be gone. */
+		flush_all();
+		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		if (skops->args[1] == TCP_CLOSE)
 			bpf_map_delete_elem(&redis_conns, &sk);
