@@ -80,6 +80,7 @@ enum {
 	R_ST_GET_BUSY,     /* GET hits passed: a command was outstanding */
 	R_ST_FILL_STALE,   /* fills refused: the key moved */
 	R_ST_REPLY,        /* replies counted */
+	R_ST_DESYNC,       /* connections whose replies stopped being counted */
 	R_ST_MAX,
 };
 
@@ -135,7 +136,8 @@ struct r_conn {
 	__u64 passed;      /* commands passed to redis-server */
 	__u64 replied;     /* replies redis-server wrote */
 	__u64 flush_until; /* bump the epoch at every reply before this one */
-	__u32 tainted;
+	__u32 tainted;     /* requests cannot be framed: pass-through, fills stop */
+	__u32 rdesync;     /* replies cannot be matched to commands: no hits */
 	__u32 nodb0;       /* SELECT of another db: no hits, no fills */
 	__u64 hit_head;    /* the oldest answered hit the sockhash has yet to send */
 	__u64 hit_tail;    /* the next hit's number */
@@ -352,8 +354,24 @@ int redis_sockops(struct bpf_sock_ops *skops)
 		flush_all();
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
-		if (skops->args[1] == TCP_CLOSE)
+		if (skops->args[1] == TCP_CLOSE) {
+			struct r_conn *c = bpf_map_lookup_elem(&redis_conns, &sk);
+
+			if (c) {
+				/* Hits the socket never sent. */
+				struct r_hitkey hk = {};
+				__u64 head = c->hit_head, tail = c->hit_tail;
+
+				__builtin_memcpy(&hk.sk, &sk, sizeof(sk));
+				for (int i = 0; i < 8; i++) {
+					if (head + i >= tail)
+						break;
+					hk.seq = head + i;
+					bpf_map_delete_elem(&redis_hits, &hk);
+				}
+			}
 			bpf_map_delete_elem(&redis_conns, &sk);
+		}
 		break;
 	}
 	return 1;
@@ -451,6 +469,19 @@ static __always_inline void taint(struct r_conn *c)
 	no_more_fills();
 }
 
+/* desync gives up counting a connection's replies (pub/sub, MONITOR,
+ * RESP3 pushes, a reply header split across messages): its requests are
+ * still framed and invalidate as ever, but it gets no hits and no fills,
+ * and every message redis-server writes on it moves the epoch (it may
+ * acknowledge a write). */
+static __always_inline void desync(struct r_conn *c)
+{
+	if (!c->rdesync)
+		stat(R_ST_DESYNC);
+	c->rdesync = 1;
+	flush_all();
+}
+
 /* cmd_class is the class of the command just read (R_C_*). */
 static __always_inline __u32 cmd_class(struct r_conn *c)
 {
@@ -518,7 +549,8 @@ __noinline int cmd_done(struct __sk_buff *skb, int hit_ok)
 		pass_write(c, 1, 0, 0);
 		return 0;
 	case R_C_TAINT:
-		taint(c);
+		desync(c);
+		c->passed++;
 		return 0;
 	default:
 		pass_write(c, 1, 0, 1);
@@ -541,7 +573,7 @@ __noinline int cmd_done(struct __sk_buff *skb, int hit_ok)
 	}
 	gen = *g;
 	epoch = *ep;
-	if (hit_ok) {
+	if (hit_ok && !c->rdesync) {
 		e = bpf_map_lookup_elem(&redis_cache, &c->cmd.key);
 		if (e && e->gen == gen && e->epoch == epoch) {
 			if (c->passed == c->replied)
@@ -1058,25 +1090,26 @@ int redis_replies(struct sk_msg_md *msg)
 	c = bpf_map_lookup_elem(&redis_conns, &sk);
 	if (!c)
 		return SK_PASS;
-	if (c->tainted) {
-		/* Nothing here can be matched to its command: any of
-		 * these bytes may acknowledge a write. */
-		flush_all();
-		return SK_PASS;
-	}
 	if (c->hit_head != c->hit_tail) {
 		/* The sockhash sends an answered hit. It was answered with
 		 * nothing outstanding, and what the client sent after it
 		 * reaches redis-server only once it is sent: this message
-		 * is the hit's. */
+		 * is the hit's. (First: a connection given up on since may
+		 * still have hits to send.) */
 		r = hit_out(msg);
 		if (r < 0) {
 			/* Better a broken connection than a wrong answer. */
 			c = bpf_map_lookup_elem(&redis_conns, &sk);
 			if (c)
-				taint(c);
+				desync(c);
 			return SK_DROP;
 		}
+		return SK_PASS;
+	}
+	if (c->tainted || c->rdesync) {
+		/* Nothing here can be matched to its command: any of
+		 * these bytes may acknowledge a write. */
+		flush_all();
 		return SK_PASS;
 	}
 	for (i = 0; i < R_STEPS; i++) {
@@ -1089,12 +1122,8 @@ int redis_replies(struct sk_msg_md *msg)
 	}
 	if (off < size) {
 		c = bpf_map_lookup_elem(&redis_conns, &sk);
-		if (c && !c->tainted) {
-			c->tainted = 1;
-			stat(R_ST_TAINT);
-		}
-		flush_all();
-		no_more_fills();
+		if (c)
+			desync(c);
 	}
 	return SK_PASS;
 }

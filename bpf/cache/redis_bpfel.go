@@ -19,7 +19,9 @@ type RedisR_conn struct {
 	Replied    uint64
 	FlushUntil uint64
 	Tainted    uint32
+	Rdesync    uint32
 	Nodb0      uint32
+	_          [4]byte
 	HitHead    uint64
 	HitTail    uint64
 	Need       uint32

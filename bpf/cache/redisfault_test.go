@@ -164,3 +164,46 @@ func TestRedisLiveDetachUnderLoad(t *testing.T) {
 		t.Fatal("no hits before detach")
 	}
 }
+
+// TestRedisLivePubSub: a subscriber's connection stops being counted
+// (pushes come unasked) but keeps working, and the other connections
+// keep their hits and fills.
+func TestRedisLivePubSub(t *testing.T) {
+	srv, rc := redisLive(t)
+	sub := dialRedis(t, srv.Port)
+	if got := sub.do("SUBSCRIBE", "ch"); got != "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n" {
+		t.Fatalf("SUBSCRIBE answered %q", got)
+	}
+	pub := dialRedis(t, srv.Port)
+	if got := pub.do("PUBLISH", "ch", "hello"); got != ":1\r\n" {
+		t.Fatalf("PUBLISH answered %q", got)
+	}
+	if got := sub.reply(); got != "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n" {
+		t.Fatalf("the subscriber got %q", got)
+	}
+	c := dialRedis(t, srv.Port)
+	c.do("SET", "k", "v")
+	for range 3 {
+		if got := c.do("GET", "k"); got != bulk("v") {
+			t.Fatalf("GET answered %q", got)
+		}
+	}
+	if got := sub.do("UNSUBSCRIBE", "ch"); got != "*3\r\n$11\r\nunsubscribe\r\n$2\r\nch\r\n:0\r\n" {
+		t.Fatalf("UNSUBSCRIBE answered %q", got)
+	}
+	for range 2 {
+		if got := sub.do("GET", "k"); got != bulk("v") {
+			t.Fatalf("GET on the former subscriber answered %q", got)
+		}
+	}
+	c.do("SET", "k", "w")
+	for range 3 {
+		if got := c.do("GET", "k"); got != bulk("w") {
+			t.Fatalf("GET answered %q", got)
+		}
+	}
+	s := redisStats(t, rc)
+	if s["desync"] != 1 || s["taint"] != 0 || s["hit"] < 4 || s["fill"] < 2 {
+		t.Fatalf("stats %v", s)
+	}
+}

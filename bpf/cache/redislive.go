@@ -100,8 +100,9 @@ var redisCommands = map[string]uint32{
 	// After these, replies cannot be matched to commands.
 	"SUBSCRIBE": redisTaint, "PSUBSCRIBE": redisTaint, "SSUBSCRIBE": redisTaint, "MONITOR": redisTaint,
 	"HELLO": redisTaint, "CLIENT": redisTaint, "RESET": redisTaint, "SYNC": redisTaint, "PSYNC": redisTaint,
-	"REPLCONF": redisTaint,
-	"SELECT":   redisSelect,
+	"REPLCONF": redisTaint, "UNSUBSCRIBE": redisTaint, "PUNSUBSCRIBE": redisTaint, "SUNSUBSCRIBE": redisTaint,
+	"PUBLISH": redisRead, "SPUBLISH": redisRead, "PUBSUB": redisRead,
+	"SELECT": redisSelect,
 }
 
 // RedisStatNames names redis_stats's counters by index (redis.bpf.c's
@@ -113,11 +114,12 @@ var RedisStatNames = []string{
 	"invalidate", // writes that moved their key's generation
 	"flush",      // everything invalidated (multi-key writes, unknown commands, ...)
 	"pass",       // other commands passed untouched
-	"taint",      // connections left to pass through from then on
+	"taint",      // connections whose requests cannot be framed: pass-through, and fills stop
 	"conn",       // connections redis-server accepted while attached
 	"get_busy",   // GET hits passed: a reply was outstanding on the connection
 	"fill_stale", // fills refused: the key was written after the miss
 	"reply",      // replies of redis-server counted
+	"desync",     // connections whose replies stopped being counted (pub/sub, MONITOR, ...): no hits there
 }
 
 // RedisCache is the live Redis cache, loaded and (after Attach) in front
