@@ -123,8 +123,8 @@ func cacheBenchTable(r *cache.BenchResult) *Table {
 	for _, p := range []*cache.BenchPhase{&r.Alone, &r.Cached} {
 		c := p.CPU
 		t.Rows = append(t.Rows, []string{"cpu: " + p.Name, "", "", "", "", "", fmt.Sprintf("%.2f of %.2f", c.Busy, c.Capacity),
-			fmt.Sprintf("CPU-seconds: user %.2f, system %.2f, softirq %.2f (XDP runs there), irq %.2f, idle %.2f; load generator %.2f (user %.2f, kernel %.2f: on veth a get's whole kernel path, the cache's XDP included, runs in its sends), memcached %.2f",
-				c.User, c.System, c.Softirq, c.Irq, c.Idle, c.LoadGen, c.LoadGenUser, c.LoadGenSystem, c.Memcached)})
+			fmt.Sprintf("CPU-seconds: user %.2f, system %.2f, softirq %.2f (XDP runs there), irq %.2f, idle %.2f; load generator %.2f (user %.2f, kernel %.2f: on veth a get's whole kernel path, the cache's XDP included, runs in its sends), memcached %.2f (%.3f per 100k gets)",
+				c.User, c.System, c.Softirq, c.Irq, c.Idle, c.LoadGen, c.LoadGenUser, c.LoadGenSystem, c.Memcached, p.MemcachedPer100k)})
 	}
 	var counters []string
 	for _, name := range cache.StatNames {
