@@ -141,6 +141,8 @@ struct r_conn {
 	__u32 nodb0;       /* SELECT of another db: no hits, no fills */
 	__u64 hit_head;    /* the oldest answered hit the sockhash has yet to send */
 	__u64 hit_tail;    /* the next hit's number */
+	__u32 hit_off;     /* bytes of the oldest hit's request already sent */
+	__u32 pad2;
 	__u32 need;        /* elements left in the reply being read (0: at a reply) */
 	__u32 skip;        /* bytes of a blob still to skip */
 	/* The request stream (req_step). */
@@ -1034,13 +1036,14 @@ __noinline int reply_step(struct sk_msg_md *msg, __u32 off, __u32 size)
 }
 
 /* hit_out turns the message the sockhash sends for the oldest answered
- * hit (the request's bytes, as redirected) into its reply. */
+ * hit (the request's bytes, as redirected, whole or in pieces) into its
+ * reply. */
 __noinline int hit_out(struct sk_msg_md *msg)
 {
 	struct r_hitkey hk = {};
 	struct r_hit *h;
 	struct r_conn *c;
-	__u32 l, r, i;
+	__u32 l, r, i, done;
 	__u8 *d, *de;
 
 	msg_sockkey(msg, &hk.sk);
@@ -1053,26 +1056,40 @@ __noinline int hit_out(struct sk_msg_md *msg)
 		return -1;
 	l = msg->size;
 	r = h->len;
-	if (l != h->reqlen || r < 1 || r > R_REPLY || l < 1)
+	done = c->hit_off;
+	if (l < 1 || done + l > h->reqlen || r < 1 || r > R_REPLY)
 		return -1;
-	if (r > l) {
-		if (bpf_msg_push_data(msg, 0, r - l, 0))
+	if (done > 0) {
+		/* The backlog sends the request's bytes in pieces (one per
+		 * page fragment): the first became the whole reply, the
+		 * others vanish. */
+		if (bpf_msg_pop_data(msg, 0, l, 0))
 			return -1;
-	} else if (r < l) {
-		if (bpf_msg_pop_data(msg, 0, l - r, 0))
+	} else {
+		if (r > l) {
+			if (bpf_msg_push_data(msg, 0, r - l, 0))
+				return -1;
+		} else if (r < l) {
+			if (bpf_msg_pop_data(msg, 0, l - r, 0))
+				return -1;
+		}
+		if (bpf_msg_pull_data(msg, 0, r, 0))
 			return -1;
+		d = (__u8 *)(long)msg->data;
+		de = (__u8 *)(long)msg->data_end;
+		for (i = 0; i < R_REPLY; i++) {
+			if (i >= r)
+				break;
+			if (d + i + 1 > de)
+				return -1;
+			d[i] = h->reply[i];
+		}
 	}
-	if (bpf_msg_pull_data(msg, 0, r, 0))
-		return -1;
-	d = (__u8 *)(long)msg->data;
-	de = (__u8 *)(long)msg->data_end;
-	for (i = 0; i < R_REPLY; i++) {
-		if (i >= r)
-			break;
-		if (d + i + 1 > de)
-			return -1;
-		d[i] = h->reply[i];
+	if (done + l < h->reqlen) {
+		c->hit_off = done + l;
+		return 1;
 	}
+	c->hit_off = 0;
 	bpf_map_delete_elem(&redis_hits, &hk);
 	c->hit_head++;
 	return 1;

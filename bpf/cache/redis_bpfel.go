@@ -24,6 +24,8 @@ type RedisR_conn struct {
 	_          [4]byte
 	HitHead    uint64
 	HitTail    uint64
+	HitOff     uint32
+	Pad2       uint32
 	Need       uint32
 	Skip       uint32
 	RqSt       uint32
