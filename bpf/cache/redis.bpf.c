@@ -57,6 +57,10 @@ enum {
 	R_C_GLOBAL = 7,    /* writes other keys, sets no TTL */
 	R_C_TAINT = 8,     /* replies stop being countable: SUBSCRIBE, MONITOR, ... */
 	R_C_SELECT = 9,    /* SELECT db */
+	R_C_MULTI = 10,    /* MULTI: commands are queued, GETs not answered */
+	R_C_EXEC = 11,     /* EXEC: GLOBAL, and the transaction ends */
+	R_C_DISCARD = 12,  /* DISCARD: READ, and the transaction ends */
+	R_C_AUTH = 13,     /* AUTH: READ, and hits wait for a GET redis-server answers */
 };
 
 /* Kinds of the commands outstanding on a connection (struct r_slot). */
@@ -138,6 +142,8 @@ struct r_conn {
 	__u64 flush_until; /* bump the epoch at every reply before this one */
 	__u32 tainted;     /* requests cannot be framed: pass-through, fills stop */
 	__u32 rdesync;     /* replies cannot be matched to commands: no hits */
+	__u32 in_multi;    /* inside MULTI: redis-server queues, answers +QUEUED */
+	__u32 proven;      /* redis-server has answered a GET here: hits allowed */
 	__u32 nodb0;       /* SELECT of another db: no hits, no fills */
 	__u64 hit_head;    /* the oldest answered hit the sockhash has yet to send */
 	__u64 hit_tail;    /* the next hit's number */
@@ -522,10 +528,22 @@ __noinline int cmd_done(struct __sk_buff *skb, int hit_ok)
 		if (argc == 2)
 			break;
 		/* fall through */
+	case R_C_AUTH:
+		c->proven = 0;
+		/* fall through */
+	case R_C_MULTI:
+	case R_C_DISCARD:
+		if (cls != R_C_AUTH)
+			c->in_multi = cls == R_C_MULTI;
+		/* fall through */
 	case R_C_READ:
 		ring_push(c, R_S_NONE, 0, 0, 0);
 		c->passed++;
 		stat(R_ST_PASS);
+		return 0;
+	case R_C_EXEC:
+		c->in_multi = 0;
+		pass_write(c, 1, 0, 0);
 		return 0;
 	case R_C_SELECT:
 		/* Only db 0 is cached: another db's GETs neither hit nor
@@ -575,7 +593,7 @@ __noinline int cmd_done(struct __sk_buff *skb, int hit_ok)
 	}
 	gen = *g;
 	epoch = *ep;
-	if (hit_ok && !c->rdesync) {
+	if (hit_ok && !c->rdesync && !c->in_multi && c->proven) {
 		e = bpf_map_lookup_elem(&redis_cache, &c->cmd.key);
 		if (e && e->gen == gen && e->epoch == epoch) {
 			if (c->passed == c->replied)
@@ -1003,17 +1021,21 @@ __noinline int reply_step(struct sk_msg_md *msg, __u32 off, __u32 size)
 		if (neg == 2)
 			return -1;
 		c->need--;
+		if (at_reply && t == '$') {
+			struct r_slot *s = &c->ring[c->replied & (R_RING - 1)];
+
+			if (s->seq == c->replied && s->kind == R_S_GETMISS) {
+				/* redis-server answered this connection a GET
+				 * (not -NOAUTH, -NOPERM): it may read keys. */
+				c->proven = 1;
+				if (!neg && v <= R_MAX_VALUE && off + hl + v + 2 <= size)
+					fill(msg, s, off, hl + (__u32)v + 2);
+			}
+		}
 		if (neg)	/* null */
 			break;
 		if (v > 0x7fffffff)
 			return -1;
-		if (at_reply) {
-			struct r_slot *s = &c->ring[c->replied & (R_RING - 1)];
-
-			if (t == '$' && s->seq == c->replied && s->kind == R_S_GETMISS &&
-			    v <= R_MAX_VALUE && off + hl + v + 2 <= size)
-				fill(msg, s, off, hl + (__u32)v + 2);
-		}
 		c->need++;	/* the blob is the element's rest */
 		c->skip = (__u32)v + 2;
 		break;

@@ -20,6 +20,8 @@ type RedisR_conn struct {
 	FlushUntil uint64
 	Tainted    uint32
 	Rdesync    uint32
+	InMulti    uint32
+	Proven     uint32
 	Nodb0      uint32
 	_          [4]byte
 	HitHead    uint64

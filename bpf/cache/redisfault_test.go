@@ -8,10 +8,14 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bpfsh/bpfsh/bpf/bpftest"
+	"github.com/bpfsh/bpfsh/bpf/kv"
 )
 
 // conns counts the connection records the cache holds.
@@ -205,5 +209,73 @@ func TestRedisLivePubSub(t *testing.T) {
 	s := redisStats(t, rc)
 	if s["desync"] != 1 || s["taint"] != 0 || s["hit"] < 4 || s["fill"] < 2 {
 		t.Fatalf("stats %v", s)
+	}
+}
+
+// TestRedisLiveAuth: with requirepass, a client that has not
+// authenticated gets redis-server's -NOAUTH for a cached key, never the
+// value: a connection gets hits only once redis-server itself has
+// answered it a GET (and again after each AUTH).
+func TestRedisLiveAuth(t *testing.T) {
+	bpftest.RequireRoot(t)
+	bpftest.HostOnly(t, "redis-server")
+	if err := kv.RedisMissing(); err != nil {
+		t.Skip(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", t.TempDir(), "--requirepass", "s3cret")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; ; i++ {
+		nc, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			nc.Close()
+			break
+		}
+		if i > 200 {
+			t.Fatalf("redis-server does not listen: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	rc, err := NewRedisCache(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if err := rc.Attach(""); err != nil {
+		t.Fatal(err)
+	}
+	a := dialRedis(t, port)
+	if got := a.do("AUTH", "s3cret"); got != "+OK\r\n" {
+		t.Fatalf("AUTH answered %q", got)
+	}
+	a.do("SET", "k", "secret value")
+	for range 3 {
+		if got := a.do("GET", "k"); got != bulk("secret value") {
+			t.Fatalf("GET answered %q", got)
+		}
+	}
+	if s := redisStats(t, rc); s["hit"] != 2 {
+		t.Fatalf("stats %v", s)
+	}
+	b := dialRedis(t, port)
+	for range 3 {
+		if got := b.do("GET", "k"); !strings.HasPrefix(got, "-NOAUTH") {
+			t.Fatalf("GET without AUTH answered %q", got)
+		}
+	}
+	if got := b.do("AUTH", "wrong"); !strings.HasPrefix(got, "-") {
+		t.Fatalf("AUTH wrong answered %q", got)
+	}
+	if got := b.do("GET", "k"); !strings.HasPrefix(got, "-NOAUTH") {
+		t.Fatalf("GET after a failed AUTH answered %q", got)
 	}
 }

@@ -60,6 +60,10 @@ const (
 	redisGlobal    = 7
 	redisTaint     = 8
 	redisSelect    = 9
+	redisMulti     = 10
+	redisExec      = 11
+	redisDiscard   = 12
+	redisAuth      = 13
 )
 
 // redisCommands classifies the commands the cache knows. A command not
@@ -71,14 +75,14 @@ var redisCommands = map[string]uint32{
 	"PING": redisRead, "ECHO": redisRead, "EXISTS": redisRead, "TTL": redisRead, "PTTL": redisRead,
 	"TYPE": redisRead, "STRLEN": redisRead, "MGET": redisRead, "GETRANGE": redisRead, "SUBSTR": redisRead,
 	"INFO": redisRead, "DBSIZE": redisRead, "KEYS": redisRead, "SCAN": redisRead, "RANDOMKEY": redisRead,
-	"COMMAND": redisRead, "CONFIG": redisRead, "AUTH": redisRead, "TIME": redisRead, "LASTSAVE": redisRead,
+	"COMMAND": redisRead, "CONFIG": redisRead, "AUTH": redisAuth, "TIME": redisRead, "LASTSAVE": redisRead,
 	"QUIT": redisRead, "EXPIRETIME": redisRead, "PEXPIRETIME": redisRead, "OBJECT": redisRead,
 	"LLEN": redisRead, "LRANGE": redisRead, "LINDEX": redisRead, "HGET": redisRead, "HGETALL": redisRead,
 	"HMGET": redisRead, "HLEN": redisRead, "HEXISTS": redisRead, "HKEYS": redisRead, "HVALS": redisRead,
 	"SMEMBERS": redisRead, "SISMEMBER": redisRead, "SCARD": redisRead, "ZRANGE": redisRead, "ZSCORE": redisRead,
 	"ZCARD": redisRead, "ZRANK": redisRead, "MEMORY": redisRead, "LATENCY": redisRead, "SLOWLOG": redisRead,
 	"READONLY": redisRead, "READWRITE": redisRead, "WATCH": redisRead, "UNWATCH": redisRead,
-	"MULTI": redisRead, "DISCARD": redisRead,
+	"MULTI": redisMulti, "DISCARD": redisDiscard, "EXEC": redisExec,
 	// Write their first argument.
 	"SET": redisSet, "SETNX": redisWrite1, "GETSET": redisWrite1, "GETDEL": redisWrite1, "APPEND": redisWrite1,
 	"INCR": redisWrite1, "DECR": redisWrite1, "INCRBY": redisWrite1, "DECRBY": redisWrite1,
@@ -95,7 +99,7 @@ var redisCommands = map[string]uint32{
 	// Write keys other than the first argument, set no TTL.
 	"MSET": redisGlobal, "MSETNX": redisGlobal, "FLUSHDB": redisGlobal, "FLUSHALL": redisGlobal,
 	"RENAME": redisGlobal, "RENAMENX": redisGlobal, "MOVE": redisGlobal, "SWAPDB": redisGlobal,
-	"EXEC": redisGlobal, "SMOVE": redisGlobal, "LMOVE": redisGlobal, "RPOPLPUSH": redisGlobal,
+	"SMOVE": redisGlobal, "LMOVE": redisGlobal, "RPOPLPUSH": redisGlobal,
 	"BLPOP": redisGlobal, "BRPOP": redisGlobal, "BLMOVE": redisGlobal, "BRPOPLPUSH": redisGlobal,
 	// After these, replies cannot be matched to commands.
 	"SUBSCRIBE": redisTaint, "PSUBSCRIBE": redisTaint, "SSUBSCRIBE": redisTaint, "MONITOR": redisTaint,

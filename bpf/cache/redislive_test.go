@@ -286,6 +286,26 @@ func TestRedisLiveDifferential(t *testing.T) {
 			}
 		}
 	}
+	// A transaction: the queued SET runs at EXEC, whose reply moves the
+	// epoch again; GETs inside are queued, not answered.
+	c.do("SET", "k", "before")
+	c.do("GET", "k")
+	c.do("GET", "k")
+	other := dialRedis(t, srv.Port)
+	for _, step := range [][]string{{"MULTI"}, {"SET", "k", "in multi"}, {"GET", "k"}} {
+		c.do(step...)
+		if got := other.do("GET", "k"); got != bulk("before") {
+			t.Fatalf("during MULTI, after %v: GET k on another connection answered %q", step, got)
+		}
+	}
+	if got := c.do("EXEC"); got != "*2\r\n+OK\r\n$8\r\nin multi\r\n" {
+		t.Fatalf("EXEC answered %q", got)
+	}
+	for range 2 {
+		if got := other.do("GET", "k"); got != bulk("in multi") {
+			t.Fatalf("after EXEC GET k answered %q", got)
+		}
+	}
 	s := redisStats(t, rc)
 	if s["hit"] == 0 || s["taint"] != 0 {
 		t.Fatalf("stats: %v", s)
