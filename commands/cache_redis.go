@@ -102,7 +102,8 @@ func runRedisAttach(s *Session, cmd string, port int, rest []string) (Result, er
 		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
 	body := fmt.Sprintf("attached the Redis cache for port %d: %s on cgroup %s, %s and %s on %s (pinned under %s)\n"+
-		"connections redis-server accepts from now on are cached; 'cache stats --redis' counts, 'cache detach --redis' removes it\n",
+		"connections redis-server accepts from now on are cached; those it accepted before are not seen, and their writes do not invalidate: "+
+		"reconnect them; 'cache stats --redis' counts, 'cache detach --redis' removes it\n",
 		port, cache.RedisSockops, rc.Cgroup, cache.RedisVerdict, cache.RedisReplies, cache.RedisSocks, dir)
 	return &Text{Body: body, JSON: map[string]any{"port": port, "cgroup": rc.Cgroup, "pinned": dir}}, nil
 }
