@@ -105,7 +105,12 @@ func runRedisAttach(s *Session, cmd string, port int, rest []string) (Result, er
 		"connections redis-server accepts from now on are cached; those it accepted before are not seen, and their writes do not invalidate: "+
 		"reconnect them; 'cache stats --redis' counts, 'cache detach --redis' removes it\n",
 		port, cache.RedisSockops, rc.Cgroup, cache.RedisVerdict, cache.RedisReplies, cache.RedisSocks, dir)
-	return &Text{Body: body, JSON: map[string]any{"port": port, "cgroup": rc.Cgroup, "pinned": dir}}, nil
+	before, _ := cache.EstablishedTo(port)
+	if before > 0 {
+		body += fmt.Sprintf("warning: %d connection(s) to port %d were established before attach: the cache does not see them, "+
+			"and a write on one does not invalidate; reconnect those clients\n", before, port)
+	}
+	return &Text{Body: body, JSON: map[string]any{"port": port, "cgroup": rc.Cgroup, "pinned": dir, "established_before": before}}, nil
 }
 
 func runRedisDetach(s *Session, cmd string) (Result, error) {

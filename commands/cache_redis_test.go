@@ -56,8 +56,14 @@ func TestCacheRedisCommands(t *testing.T) {
 	defer srv.Stop()
 	port := strconv.Itoa(srv.Port)
 
+	early, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Close()
 	out := bpfshOK(t, root, "cache attach --redis port "+port)
-	wantLines(t, "cache attach --redis", out, "attached the Redis cache for port "+port, "redis_sockops on cgroup ", "redis_cache")
+	wantLines(t, "cache attach --redis", out, "attached the Redis cache for port "+port, "redis_sockops on cgroup ", "redis_cache",
+		"warning: 1 connection(s) to port "+port+" were established before attach")
 	t.Cleanup(func() {
 		if _, err := os.Stat(filepath.Join(root, "redis_cache")); err == nil {
 			bpfsh(t, root, "-c", "cache detach --redis")

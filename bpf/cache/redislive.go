@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -351,3 +352,35 @@ func RedisStatsOf(m *ebpf.Map) (map[string]uint64, error) {
 
 // Stats reads the cache's counters.
 func (r *RedisCache) Stats() (map[string]uint64, error) { return RedisStatsOf(r.Objs.RedisStats) }
+
+// EstablishedTo counts the established TCP connections whose local port
+// is port (/proc/net/tcp and tcp6 of this network namespace): a server's
+// connections accepted before the cache was attached, which it does not
+// see.
+func EstablishedTo(port int) (int, error) {
+	n := 0
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return 0, err
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			fs := strings.Fields(line)
+			// sl local_address rem_address st ...
+			if len(fs) < 4 || fs[3] != "01" {
+				continue
+			}
+			_, p, ok := strings.Cut(fs[1], ":")
+			if !ok {
+				continue
+			}
+			if v, err := strconv.ParseUint(p, 16, 16); err == nil && int(v) == port {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
