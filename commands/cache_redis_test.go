@@ -61,6 +61,15 @@ func TestCacheRedisCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer early.Close()
+	// A round trip first: Dial returns when the client's side is up, and
+	// under load the server's side can still be a half-open request.
+	if _, err := early.Write([]byte("PING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	early.SetDeadline(time.Now().Add(5 * time.Second))
+	if line, err := bufio.NewReader(early).ReadString('\n'); err != nil || line != "+PONG\r\n" {
+		t.Fatalf("PING on the early connection: %q, %v", line, err)
+	}
 	out := bpfshOK(t, root, "cache attach --redis port "+port)
 	wantLines(t, "cache attach --redis", out, "attached the Redis cache for port "+port, "redis_sockops on cgroup ", "redis_cache",
 		"warning: 1 connection(s) to port "+port+" were established before attach")
