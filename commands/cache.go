@@ -73,8 +73,8 @@ var cacheCmd = &Command{
 		},
 		{
 			Name:    "stats",
-			Usage:   "[--name NAME]",
-			Short:   "the programs' counters, summed over the CPUs",
+			Usage:   "[--name NAME] | --redis",
+			Short:   "the programs' counters, summed over the CPUs (--redis: the live Redis cache's)",
 			Long:    "stats reads the per-CPU counters of cache/stats and shows each summed over the CPUs, by name: gets, hits, misses, fills, fills refused by reason, invalidations, and packets passed by reason (bpf/cache/PROTOCOL.md, Counters). Test-runs and live traffic on an attached interface count alike.",
 			Example: "cache stats",
 			Run:     runCacheStats,
@@ -341,12 +341,26 @@ func cacheExchangeJSON(key string, steps []*cacheStep, detail bool, more map[str
 
 func runCacheStats(s *Session, args []string) (Result, error) {
 	const cmd = "cache stats"
+	redis, _, args, err := redisFlags(cmd, args)
+	if err != nil {
+		return nil, err
+	}
+	if redis {
+		if len(args) > 0 {
+			return nil, Usagef("%s --redis takes no other arguments, not %q", cmd, args[0])
+		}
+		return runRedisStats(s, cmd)
+	}
 	name, _, _, rest, err := cacheFlags(cmd, args, false)
 	if err != nil {
 		return nil, err
 	}
 	if len(rest) > 0 {
 		return nil, Usagef("%s takes no arguments, not %q", cmd, rest[0])
+	}
+	if len(args) == 0 && redisAttached(s) && !cacheLoaded(s, name) {
+		// Only the Redis cache is there: plain 'cache stats' shows it.
+		return runRedisStats(s, cmd)
 	}
 	t, err := openCache(s, cmd, name)
 	if err != nil {

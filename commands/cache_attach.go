@@ -22,8 +22,8 @@ import (
 // cacheAttachCmd and cacheDetachCmd are in cacheCmd's Subs.
 var cacheAttachCmd = &Command{
 	Name:  "attach",
-	Usage: "IFACE [--name NAME]",
-	Short: "attach xdp_cache_rx (XDP) and tc_cache_fill (TC egress) to a real interface",
+	Usage: "IFACE [--name NAME] | --redis [port N]",
+	Short: "attach xdp_cache_rx (XDP) and tc_cache_fill (TC egress) to a real interface, or the live Redis cache",
 	Long: "attach puts the cache in front of a memcached reachable through IFACE: xdp_cache_rx on the " +
 		"interface's XDP hook (native mode when the driver has it, generic otherwise; it says which) and " +
 		"tc_cache_fill on its TC egress hook as a tcx link (Linux 6.6 or later). Both links are pinned under " +
@@ -34,7 +34,11 @@ var cacheAttachCmd = &Command{
 		"takes is recorded in <pin-root>/NAME/filter_tc_IFACE, and detach removes that filter (only while it still " +
 		"runs tc_cache_fill) and the qdisc if attach added it and nothing else uses it. The programs watch cache_port (11211 unless " +
 		"loaded with 'load cache set cache_port=N'). An interface with another XDP program is refused. " +
-		"'--redis' is refused: the RESP path cannot run live on upstream kernels.",
+		"With '--redis [port N]' it attaches the live Redis cache instead (no IFACE): redis_sockops on the cgroup v2 root " +
+		"(found in /proc/self/mountinfo) puts every connection redis-server accepts on port N (6379) into a sockhash, " +
+		"redis_verdict answers GETs of cached keys from redis-server's own socket, and redis_replies fills the cache " +
+		"from redis-server's replies; it is pinned under <pin-root>/redis_cache/ (bpf/cache/PROTOCOL.md, Redis, live). " +
+		"Connections accepted before attach stay uncached.",
 	Example: "cache attach eth0",
 	Args:    []ArgKind{ArgIface},
 	Run:     runCacheAttach,
@@ -42,9 +46,9 @@ var cacheAttachCmd = &Command{
 
 var cacheDetachCmd = &Command{
 	Name:    "detach",
-	Usage:   "[IFACE] [--name NAME]",
-	Short:   "remove what cache attach attached (from IFACE, or from every interface)",
-	Long:    "detach removes the pinned XDP and tcx links that 'cache attach' made on IFACE, or on every interface without one (on kernels without tcx: the cls_bpf filter it added, and the clsact qdisc if it added that); the programs stay loaded. It is an error when there is nothing to detach.",
+	Usage:   "[IFACE] [--name NAME] | --redis",
+	Short:   "remove what cache attach attached (from IFACE, or from every interface; or the Redis cache)",
+	Long:    "detach removes the pinned XDP and tcx links that 'cache attach' made on IFACE, or on every interface without one (on kernels without tcx: the cls_bpf filter it added, and the clsact qdisc if it added that); the programs stay loaded. With --redis (or without arguments when only the Redis cache is attached) it removes the live Redis cache: the sock_ops link, the programs on its sockhash, and its pins, after which its connections are plain TCP again. It is an error when there is nothing to detach.",
 	Example: "cache detach eth0",
 	Args:    []ArgKind{ArgIface},
 	Run:     runCacheDetach,
@@ -240,17 +244,12 @@ func (a *cacheAttachment) tcText() string {
 
 func runCacheAttach(s *Session, args []string) (Result, error) {
 	const cmd = "cache attach"
-	var redis bool
-	var rest []string
-	for _, a := range args {
-		if a == "--redis" || a == "--resp" {
-			redis = true
-			continue
-		}
-		rest = append(rest, a)
+	redis, port, rest, err := redisFlags(cmd, args)
+	if err != nil {
+		return nil, err
 	}
 	if redis {
-		return nil, fmt.Errorf("%s: refused: %w", cmd, cache.ErrRESPLive)
+		return runRedisAttach(s, cmd, port, rest)
 	}
 	name, _, _, words, err := cacheFlags(cmd, rest, false)
 	if err != nil {
@@ -367,6 +366,16 @@ func runCacheAttach(s *Session, args []string) (Result, error) {
 
 func runCacheDetach(s *Session, args []string) (Result, error) {
 	const cmd = "cache detach"
+	redis, _, args, err := redisFlags(cmd, args)
+	if err != nil {
+		return nil, err
+	}
+	if redis {
+		if len(args) > 0 {
+			return nil, Usagef("%s --redis takes no other arguments, not %q", cmd, args[0])
+		}
+		return runRedisDetach(s, cmd)
+	}
 	name, _, _, words, err := cacheFlags(cmd, args, false)
 	if err != nil {
 		return nil, err
@@ -375,6 +384,10 @@ func runCacheDetach(s *Session, args []string) (Result, error) {
 		return nil, Usagef("%s takes at most one IFACE", cmd)
 	}
 	dir := filepath.Join(s.PinRoot, name)
+	if _, err := os.Stat(dir); err != nil && len(args) == 0 && redisAttached(s) {
+		// Only the Redis cache is attached: plain 'cache detach' removes it.
+		return runRedisDetach(s, cmd)
+	}
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("%s: %s is not loaded under %s, so nothing is attached", cmd, name, s.PinRoot)
 	}

@@ -4,6 +4,7 @@ package commands
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -18,7 +19,7 @@ import (
 func cacheBenchCommand() *Command {
 	return &Command{
 		Name:  "bench",
-		Usage: "[clients N] [depth N] [keys N] [value BYTES] [mix GET:SET] [zipf S|uniform] [threads N] [for DURATION]",
+		Usage: "[clients N] [depth N] [keys N] [value BYTES] [mix GET:SET] [zipf S|uniform] [threads N] [for DURATION] | --redis [requests N] [clients N] [keys N] [value BYTES]",
 		Short: "measure memcached alone and behind the cache, live: ops/s, GET p50/p99, hit rate, CPU, ratios",
 		Long: "cache bench makes a network namespace and a veth pair, starts Debian's memcached (-U 11211 -t 2 -m 64) " +
 			"in the namespace on the pair's inner end, and drives it from bpfsh's namespace with a Go load generator: " +
@@ -35,13 +36,21 @@ func cacheBenchCommand() *Command {
 			"memcached's) and the ratios. Then it removes everything. Defaults: clients 8, depth 16, keys 10000, value 32, mix 30:1, " +
 			"zipf 0.99 (BMC's), threads 2, for 5s. On veth a hit can grow its request by only 0-63 bytes (see " +
 			"bpf/cache/live_room.go): with these 16-byte keys values up to 42 bytes are always answered from the cache; " +
-			"longer ones mostly pass to memcached (pass_room). memcached comes from Debian: apt-get install -y memcached.",
+			"longer ones mostly pass to memcached (pass_room). memcached comes from Debian: apt-get install -y memcached. " +
+			"With --redis it measures redis-server (Debian's, on a free loopback port) alone and then behind the live Redis " +
+			"cache, driven both times by redis-benchmark -t get with the same settings (requests 200000, clients 8, keys 10000, " +
+			"value 32 by default; the keys are preloaded and, before the second run, read once so that the cache holds them): " +
+			"ops/s, GET p50/p99, redis-server's own CPU-seconds per 100k GETs (utime+stime of its process), the cache's counters, " +
+			"and the ratios next to Huawei's +337% throughput and -84% GET latency.",
 		Example: "cache bench clients 8 depth 16 keys 10000 value 32 mix 30:1 zipf 0.99 for 10s",
 		Run:     runCacheBench,
 	}
 }
 
 func runCacheBench(s *Session, args []string) (Result, error) {
+	if slices.Contains(args, "--redis") {
+		return runCacheBenchRedis(s, slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--redis" }))
+	}
 	var o cache.BenchOptions
 	err := benchArgs(args, []string{"uniform"}, []string{"clients", "depth", "keys", "value", "mix", "zipf", "threads", "for"},
 		"cache bench clients 8 keys 10000 value 32 mix 30:1 zipf 0.99 for 5s",
@@ -114,8 +123,8 @@ func cacheBenchTable(r *cache.BenchResult) *Table {
 	for _, p := range []*cache.BenchPhase{&r.Alone, &r.Cached} {
 		c := p.CPU
 		t.Rows = append(t.Rows, []string{"cpu: " + p.Name, "", "", "", "", "", fmt.Sprintf("%.2f of %.2f", c.Busy, c.Capacity),
-			fmt.Sprintf("CPU-seconds: user %.2f, system %.2f, softirq %.2f (XDP runs there), irq %.2f, idle %.2f; load generator %.2f (user %.2f, kernel %.2f: on veth a get's whole kernel path, the cache's XDP included, runs in its sends), memcached %.2f",
-				c.User, c.System, c.Softirq, c.Irq, c.Idle, c.LoadGen, c.LoadGenUser, c.LoadGenSystem, c.Memcached)})
+			fmt.Sprintf("CPU-seconds: user %.2f, system %.2f, softirq %.2f (XDP runs there), irq %.2f, idle %.2f; load generator %.2f (user %.2f, kernel %.2f: on veth a get's whole kernel path, the cache's XDP included, runs in its sends), memcached %.2f (%.3f per 100k gets)",
+				c.User, c.System, c.Softirq, c.Irq, c.Idle, c.LoadGen, c.LoadGenUser, c.LoadGenSystem, c.Memcached, p.MemcachedPer100k)})
 	}
 	var counters []string
 	for _, name := range cache.StatNames {
@@ -133,4 +142,55 @@ func zipfText(o cache.BenchOptions) string {
 		return "uniform keys"
 	}
 	return fmt.Sprintf("zipf %g", o.Zipf)
+}
+
+func runCacheBenchRedis(s *Session, args []string) (Result, error) {
+	var o cache.RedisBenchOptions
+	err := benchArgs(args, nil, []string{"requests", "clients", "keys", "value"},
+		"cache bench --redis requests 200000 clients 8 keys 10000 value 32",
+		"cache bench --redis takes requests N, clients N, keys N and value BYTES",
+		func(w, v string) (err error) {
+			switch w {
+			case "requests":
+				o.Requests, err = livePositive(w, v, 100000000)
+			case "clients":
+				o.Clients, err = livePositive(w, v, 1000)
+			case "keys":
+				o.Keys, err = livePositive(w, v, 1000000)
+			case "value":
+				n, perr := strconv.Atoi(v)
+				if perr != nil || n < 1 || n > cache.RedisMaxValue {
+					err = Usagef("value %q: 1 to %d bytes (the Redis cache holds values up to %d)", v, cache.RedisMaxValue, cache.RedisMaxValue)
+				}
+				o.ValueSize = n
+			}
+			return err
+		})
+	if err != nil {
+		return nil, err
+	}
+	res, err := cache.RedisBench(s.Context(), o)
+	if err != nil {
+		return nil, benchFailed(s, "cache bench --redis", err)
+	}
+	return redisBenchTable(res), nil
+}
+
+// redisBenchTable shows both runs and the ratios; in JSON, the result.
+func redisBenchTable(r *cache.RedisBenchResult) *Table {
+	t := &Table{Columns: []string{"system", "ops/s", "get p50", "get p99", "cpu s/100k gets", "detail"}, JSON: r}
+	for _, p := range []*cache.RedisBenchPhase{&r.Alone, &r.Cached} {
+		detail := fmt.Sprintf("redis-server used %.2f CPU-seconds", p.ServerCPU)
+		if p.Counters != nil {
+			detail += fmt.Sprintf("; cache: %d hits, %d misses, %d fills, %d busy", p.Counters["hit"], p.Counters["miss"], p.Counters["fill"], p.Counters["get_busy"])
+		}
+		t.Rows = append(t.Rows, []string{p.Name, liveRate(p.OpsPerSec), liveMicros(p.P50), liveMicros(p.P99), fmt.Sprintf("%.3f", p.CPUPer100k), detail})
+	}
+	pct := func(ratio float64) string { return fmt.Sprintf("%+.0f%%", 100*(ratio-1)) }
+	t.Rows = append(t.Rows, []string{"cache / alone", pct(r.Throughput), pct(r.P50), pct(r.P99), pct(r.CPU),
+		fmt.Sprintf("Huawei reported %s throughput and %s GET latency", pct(cache.HuaweiThroughput), pct(cache.HuaweiLatency))})
+	o := r.Options
+	t.Rows = append(t.Rows, []string{"setup", "", "", "", "", fmt.Sprintf("redis-server %s on 127.0.0.1:%d; redis-benchmark -t get -n %d -c %d -r %d -d %d -P 1, the same in both runs",
+		r.Version, r.Port, o.Requests, o.Clients, o.Keys, o.ValueSize)})
+	return t
 }

@@ -153,7 +153,11 @@ func TestCacheBadInput(t *testing.T) {
 		{"cache get k --name a.b", 2, []string{"no dots"}},
 		{"cache attach", 2, []string{"takes one IFACE"}},
 		{"cache attach nosuch0", 1, []string{"no interface nosuch0"}},
-		{"cache attach lo --redis", 1, []string{"refused", "upstream kernels cannot advance", "sequence numbers", "runs under test-run only"}},
+		{"cache attach lo --redis", 2, []string{"--redis takes only [port N]", `not "lo"`}},
+		{"cache attach --redis port 0", 2, []string{"1 to 65535"}},
+		{"cache attach --redis port", 2, []string{"needs redis-server's TCP port"}},
+		{"cache detach --redis", 1, []string{"Redis cache is not attached"}},
+		{"cache stats --redis", 1, []string{"Redis cache is not attached", "'cache attach --redis'"}},
 		{"cache detach", 1, []string{"not attached to any interface"}},
 	} {
 		bpfshFails(t, root, c.line, c.code, c.wants...)

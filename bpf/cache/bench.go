@@ -117,6 +117,9 @@ type BenchPhase struct {
 	Counters map[string]uint64 `json:"counters,omitempty"`
 	HitRate  float64           `json:"hit_rate"`
 	CPU      CPU               `json:"cpu"`
+	// MemcachedPer100k is memcached's own CPU-seconds per 100k gets: the
+	// figure that does not depend on where the client runs.
+	MemcachedPer100k float64 `json:"memcached_cpu_s_per_100k_gets"`
 }
 
 // BenchResult is what a bench run measured.
@@ -210,6 +213,9 @@ func (r *BenchResult) phase(ctx context.Context, l *Live, name string, lo LoadOp
 		return err
 	}
 	out.CPU = cpu1.since(cpu0)
+	if g := out.Load.Get.Count; g > 0 {
+		out.MemcachedPer100k = out.CPU.Memcached * 100000 / float64(g)
+	}
 	after, err := l.Stats()
 	if err != nil {
 		return fmt.Errorf("cache bench: %w", err)

@@ -1,0 +1,1168 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+//go:build ignore
+
+/* redis: Redis GETs answered in the kernel, live, over real TCP, on
+ * upstream kernels. PROTOCOL.md ("Redis, live") has the design; in short:
+ *
+ * redis_sockops (sock_ops, cgroup v2 root) puts every connection that
+ * redis-server accepts on redis_port into the sockhash redis_socks, and
+ * gives it a record in redis_conns.
+ *
+ * redis_verdict (sk_skb/stream_verdict, without a stream parser: see
+ * "the client's stream") frames the client's bytes into RESP commands
+ * itself, carrying its place across skbs, and looks at each command before
+ * redis-server does: a GET alone in its skb whose key is cached, on a
+ * connection with nothing outstanding inside redis-server, is rewritten
+ * into the reply and redirected out of the same socket (the kernel's TCP
+ * numbers the bytes); every writing command invalidates its key (or
+ * everything) first; everything else passes untouched.
+ *
+ * redis_replies (sk_msg) sees every reply redis-server writes on those
+ * sockets: it counts replies (so the verdict knows when nothing is
+ * outstanding), fills the cache from the bulk reply to a GET that missed
+ * when the key's generation has not moved since, and invalidates again
+ * when a write is acknowledged.
+ */
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "maps.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define TCP_CLOSE 7
+
+#define R_MAX_KEY 64           /* longest key cached */
+#define R_MAX_VALUE 1024       /* longest value cached */
+#define R_REPLY (R_MAX_VALUE + 16) /* "$1024\r\n" + value + "\r\n" fits */
+#define R_NAME 16              /* command names looked up (longer: unknown) */
+#define R_GENS 65536           /* generation slots (power of two) */
+#define R_RING 16              /* outstanding commands remembered per connection */
+#define R_STEPS 1024           /* header lines and arguments (or reply elements) read per skb (message) */
+#define R_TTL_BIT (1ULL << 63) /* in a generation: the key may carry a TTL */
+
+/* Command classes, the values of redis_cmds (filled from user space;
+ * a name missing from it is R_C_UNKNOWN). */
+enum {
+	R_C_UNKNOWN = 0,   /* may write anything, may set TTLs */
+	R_C_GET = 1,       /* GET key */
+	R_C_READ = 2,      /* writes nothing */
+	R_C_WRITE1 = 3,    /* writes its first argument only, no TTL */
+	R_C_WRITE1_TTL = 4,/* writes its first argument, may give it a TTL */
+	R_C_SET = 5,       /* SET: WRITE1, WRITE1_TTL with options */
+	R_C_DEL = 6,       /* DEL/UNLINK: WRITE1 with one key, GLOBAL with more */
+	R_C_GLOBAL = 7,    /* writes other keys, sets no TTL */
+	R_C_TAINT = 8,     /* replies stop being countable: SUBSCRIBE, MONITOR, ... */
+	R_C_SELECT = 9,    /* SELECT db */
+	R_C_MULTI = 10,    /* MULTI: commands are queued, GETs not answered */
+	R_C_EXEC = 11,     /* EXEC: GLOBAL, and the transaction ends */
+	R_C_DISCARD = 12,  /* DISCARD: READ, and the transaction ends */
+	R_C_AUTH = 13,     /* AUTH: READ, and hits wait for a GET redis-server answers */
+};
+
+/* Kinds of the commands outstanding on a connection (struct r_slot). */
+enum {
+	R_S_NONE = 0,
+	R_S_GETMISS = 1,   /* fill from the reply if the key has not moved */
+	R_S_WRITE = 2,     /* bump the key's generation at the reply */
+	R_S_GLOBAL = 3,    /* bump the epoch at the reply */
+};
+
+/* Counters (per-CPU; PROTOCOL.md). */
+enum {
+	R_ST_HIT = 0,
+	R_ST_MISS,
+	R_ST_FILL,
+	R_ST_INVAL,        /* per-key invalidations */
+	R_ST_FLUSH,        /* epoch bumps (everything invalidated) */
+	R_ST_PASS,         /* commands passed that are neither GET nor writes */
+	R_ST_TAINT,        /* connections given up on (pass-through from then) */
+	R_ST_CONN,         /* connections added */
+	R_ST_GET_BUSY,     /* GET hits passed: a command was outstanding */
+	R_ST_FILL_STALE,   /* fills refused: the key moved */
+	R_ST_REPLY,        /* replies counted */
+	R_ST_DESYNC,       /* connections whose replies stopped being counted */
+	R_ST_MAX,
+};
+
+volatile const __u16 redis_port = 6379;
+
+struct r_sockkey {
+	__u32 ip[4];       /* remote address (IPv4 in ip[0]) */
+	__u32 rport;       /* remote port as the contexts give it */
+	__u32 lport;       /* local port, host order */
+};
+
+struct r_key {
+	__u32 len;
+	char k[R_MAX_KEY];
+};
+
+struct r_slot {
+	__u64 seq;         /* the command's number on its connection */
+	__u64 gen;         /* GETMISS: the key's generation when it missed */
+	__u64 epoch;       /* GETMISS: the epoch when it missed */
+	__u32 kind;
+	__u32 hash;
+	struct r_key key;
+};
+
+struct r_name {
+	char n[R_NAME];
+};
+
+/* A hit on its way out: the request's skb is redirected as it is (its
+ * length must not change: the kernel advances the socket's copied_seq by
+ * the redirected skb's length), and redis_replies turns it into the
+ * reply as the socket sends it. */
+struct r_hitkey {
+	struct r_sockkey sk;
+	__u64 seq;
+};
+
+struct r_hit {
+	__u32 reqlen;      /* bytes of the request, as the skb redirected */
+	__u32 len;         /* bytes of reply */
+	char reply[R_REPLY];
+};
+
+struct r_cmd {
+	__u32 argc;
+	__u32 namelen;
+	struct r_name name;
+	struct r_key key;  /* the first argument, when at most R_MAX_KEY long */
+};
+
+struct r_conn {
+	__u64 passed;      /* commands passed to redis-server */
+	__u64 replied;     /* replies redis-server wrote */
+	__u64 flush_until; /* bump the epoch at every reply before this one */
+	__u32 tainted;     /* requests cannot be framed: pass-through, fills stop */
+	__u32 rdesync;     /* replies cannot be matched to commands: no hits */
+	__u32 in_multi;    /* inside MULTI: redis-server queues, answers +QUEUED */
+	__u32 proven;      /* redis-server has answered a GET here: hits allowed */
+	__u32 nodb0;       /* SELECT of another db: no hits, no fills */
+	__u64 hit_head;    /* the oldest answered hit the sockhash has yet to send */
+	__u64 hit_tail;    /* the next hit's number */
+	__u32 hit_off;     /* bytes of the oldest hit's request already sent */
+	__u32 pad2;
+	__u32 need;        /* elements left in the reply being read (0: at a reply) */
+	__u32 skip;        /* bytes of a blob still to skip */
+	/* The request stream (req_step). */
+	__u32 rq_st;       /* R_Q_* */
+	__u32 rq_hn;       /* bytes of the header line read (100: its "\r") */
+	__u32 rq_hv;       /* the header line's number so far */
+	__u32 rq_argi;     /* the argument being read */
+	__u32 rq_plen;     /* its length */
+	__u32 rq_skip;     /* its bytes (and "\r\n") still to come */
+	__u32 rq_start;    /* offset of the command's "*" in this skb */
+	__u32 rq_first;    /* the command is the first of this skb, which began at it */
+	struct r_cmd cmd;  /* the command being read */
+	struct r_slot ring[R_RING];
+};
+
+struct r_entry {
+	__u64 gen;
+	__u64 epoch;
+	__u32 len;         /* bytes of reply */
+	__u32 pad;
+	char reply[R_REPLY];
+};
+
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 65536);
+	__type(key, struct r_sockkey);
+	__type(value, __u64);
+} redis_socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct r_sockkey);
+	__type(value, struct r_conn);
+} redis_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct r_key);
+	__type(value, struct r_entry);
+} redis_cache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, R_GENS);
+	__type(key, __u32);
+	__type(value, __u64);
+} redis_gens SEC(".maps");
+
+/* redis_meta[0]: the epoch; [1]: non-zero once a command that may have
+ * given any key a TTL passed (no fills from then on). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} redis_meta SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 512);
+	__type(key, struct r_name);
+	__type(value, __u32);
+} redis_cmds SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, R_ST_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} redis_stats SEC(".maps");
+
+/* Zeroes: a fresh connection record, and a fresh cache entry. */
+struct r_zero {
+	struct r_conn conn;
+	struct r_entry entry;
+	struct r_key key;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct r_zero);
+} redis_zero SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, struct r_hitkey);
+	__type(value, struct r_hit);
+} redis_hits SEC(".maps");
+
+/* Per-CPU scratch for the verdict and the fill. */
+struct r_scratch {
+	struct r_entry entry;
+	struct r_hit hit;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct r_scratch);
+} redis_scratch SEC(".maps");
+
+static __always_inline void stat(__u32 idx)
+{
+	counter_inc(&redis_stats, idx);
+}
+
+static __always_inline __u64 *meta(__u32 idx)
+{
+	return bpf_map_lookup_elem(&redis_meta, &idx);
+}
+
+static __always_inline void flush_all(void)
+{
+	__u64 *e = meta(0);
+
+	if (e)
+		__sync_fetch_and_add(e, 1);
+	stat(R_ST_FLUSH);
+}
+
+static __always_inline void no_more_fills(void)
+{
+	__u64 *f = meta(1);
+
+	if (f)
+		*f = 1;
+}
+
+static __always_inline __u64 *gen_of(__u32 hash)
+{
+	__u32 idx = hash & (R_GENS - 1);
+
+	return bpf_map_lookup_elem(&redis_gens, &idx);
+}
+
+static __always_inline void bump(__u32 hash, int ttl)
+{
+	__u64 *g = gen_of(hash);
+
+	if (!g)
+		return;
+	__sync_fetch_and_add(g, 1);
+	if (ttl)
+		__sync_fetch_and_or(g, R_TTL_BIT);
+}
+
+static __always_inline __u32 key_hash(const struct r_key *k)
+{
+	__u32 h = 2166136261u;
+	__u32 n = k->len;
+
+	for (int i = 0; i < R_MAX_KEY; i++) {
+		if (i >= n)
+			break;
+		h ^= (__u8)k->k[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* ---- sock_ops: admit redis-server's accepted connections ---- */
+
+SEC("sockops")
+int redis_sockops(struct bpf_sock_ops *skops)
+{
+	struct r_sockkey sk = {};
+	struct r_zero *z;
+	__u32 zero = 0;
+
+	if (skops->local_port != redis_port)
+		return 1;
+	sk.rport = skops->remote_port;
+	sk.lport = skops->local_port;
+	if (skops->family == AF_INET) {
+		sk.ip[0] = skops->remote_ip4;
+	} else {
+		sk.ip[0] = skops->remote_ip6[0];
+		sk.ip[1] = skops->remote_ip6[1];
+		sk.ip[2] = skops->remote_ip6[2];
+		sk.ip[3] = skops->remote_ip6[3];
+	}
+	switch (skops->op) {
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		z = bpf_map_lookup_elem(&redis_zero, &zero);
+		if (!z)
+			return 1;
+		/* The record first: the parser drops into pass-through for a
+		 * socket without one. */
+		if (bpf_map_update_elem(&redis_conns, &sk, &z->conn, BPF_ANY))
+			return 1;
+		if (bpf_sock_hash_update(skops, &redis_socks, &sk, BPF_ANY)) {
+			bpf_map_delete_elem(&redis_conns, &sk);
+			return 1;
+		}
+		bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
+		stat(R_ST_CONN);
+		break;
+	case BPF_SOCK_OPS_TCP_LISTEN_CB:
+		/* A (new) redis-server listens: whatever is cached came from
+		 * the last one, whose data may be gone. */
+		flush_all();
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[1] == TCP_CLOSE) {
+			struct r_conn *c = bpf_map_lookup_elem(&redis_conns, &sk);
+
+			if (c) {
+				/* Hits the socket never sent. */
+				struct r_hitkey hk = {};
+				__u64 head = c->hit_head, tail = c->hit_tail;
+
+				__builtin_memcpy(&hk.sk, &sk, sizeof(sk));
+				for (int i = 0; i < 8; i++) {
+					if (head + i >= tail)
+						break;
+					hk.seq = head + i;
+					bpf_map_delete_elem(&redis_hits, &hk);
+				}
+			}
+			bpf_map_delete_elem(&redis_conns, &sk);
+		}
+		break;
+	}
+	return 1;
+}
+
+/* ---- the client's stream ---- */
+
+/* Why no sk_skb/stream_parser: with one, the sockhash's backlog sends a
+ * redirected skb by the parser's bookkeeping (offset, full_len of the
+ * request), not by its length after bpf_skb_change_tail: a reply of
+ * another length than its request breaks the socket (EPIPE). Without one,
+ * the verdict sees each skb as TCP queued it and frames the stream
+ * itself, carrying its place across skbs in the connection's record. */
+
+static __always_inline void skb_sockkey(struct __sk_buff *skb, struct r_sockkey *sk)
+{
+	sk->rport = skb->remote_port;
+	sk->lport = skb->local_port;
+	if (skb->family == AF_INET) {
+		sk->ip[0] = skb->remote_ip4;
+	} else {
+		sk->ip[0] = skb->remote_ip6[0];
+		sk->ip[1] = skb->remote_ip6[1];
+		sk->ip[2] = skb->remote_ip6[2];
+		sk->ip[3] = skb->remote_ip6[3];
+	}
+}
+
+static __always_inline struct r_conn *conn_of(struct __sk_buff *skb)
+{
+	struct r_sockkey sk = {};
+
+	skb_sockkey(skb, &sk);
+	return bpf_map_lookup_elem(&redis_conns, &sk);
+}
+
+static __always_inline void upper(struct r_name *nm)
+{
+#pragma unroll
+	for (int i = 0; i < R_NAME; i++) {
+		char b = nm->n[i];
+
+		if (b >= 'a' && b <= 'z')
+			nm->n[i] = b - 32;
+	}
+}
+
+/* ring_push remembers what the reply to command number c->passed does. */
+static __always_inline int ring_push(struct r_conn *c, __u32 kind, __u32 hash, __u64 gen, __u64 epoch)
+{
+	__u64 seq = c->passed;
+	struct r_slot *s;
+
+	if (seq - c->replied >= R_RING)
+		return -1;
+	s = &c->ring[seq & (R_RING - 1)];
+	s->seq = seq;
+	s->kind = kind;
+	s->hash = hash;
+	s->gen = gen;
+	s->epoch = epoch;
+	if (kind == R_S_GETMISS)
+		__builtin_memcpy(&s->key, &c->cmd.key, sizeof(s->key));
+	return 0;
+}
+
+/* pass_write passes a command that writes: the key's generation (or the
+ * epoch) moves now, before redis-server sees it, and again when its reply
+ * leaves. */
+static __always_inline void pass_write(struct r_conn *c, int global, __u32 hash, int ttl)
+{
+	if (global) {
+		flush_all();
+		if (ttl)
+			no_more_fills();
+	} else {
+		bump(hash, ttl);
+		stat(R_ST_INVAL);
+	}
+	if (ring_push(c, global ? R_S_GLOBAL : R_S_WRITE, hash, 0, 0)) {
+		/* Too many outstanding to remember this one: everything
+		 * is invalidated at every reply until its own. */
+		flush_all();
+		c->flush_until = c->passed + 1;
+	}
+	c->passed++;
+}
+
+static __always_inline void taint(struct r_conn *c)
+{
+	if (!c->tainted)
+		stat(R_ST_TAINT);
+	c->tainted = 1;
+	flush_all();
+	no_more_fills();
+}
+
+/* desync gives up counting a connection's replies (pub/sub, MONITOR,
+ * RESP3 pushes, a reply header split across messages): its requests are
+ * still framed and invalidate as ever, but it gets no hits and no fills,
+ * and every message redis-server writes on it moves the epoch (it may
+ * acknowledge a write). */
+static __always_inline void desync(struct r_conn *c)
+{
+	if (!c->rdesync)
+		stat(R_ST_DESYNC);
+	c->rdesync = 1;
+	flush_all();
+}
+
+/* cmd_class is the class of the command just read (R_C_*). */
+static __always_inline __u32 cmd_class(struct r_conn *c)
+{
+	struct r_name nm;
+	__u32 *cls;
+
+	__builtin_memcpy(&nm, &c->cmd.name, sizeof(nm));
+	upper(&nm);
+	if (c->cmd.namelen < 1 || c->cmd.namelen > R_NAME)
+		return R_C_UNKNOWN;
+	cls = bpf_map_lookup_elem(&redis_cmds, &nm);
+	return cls ? *cls : R_C_UNKNOWN;
+}
+
+/* cmd_done acts on the command just read, which passes to redis-server:
+ * it invalidates what the command may write and remembers what its reply
+ * does. hit_ok says a GET may be answered: it returns 1 then, when the
+ * key is cached and nothing is outstanding, and the verdict answers. */
+__noinline int cmd_done(struct __sk_buff *skb, int hit_ok)
+{
+	struct r_conn *c = conn_of(skb);
+	__u32 cls, hash = 0, argc;
+	__u64 *g, *ep, gen, epoch;
+	struct r_entry *e;
+	int haskey;
+
+	if (!c)
+		return 0;
+	argc = c->cmd.argc;
+	haskey = argc >= 2 && c->cmd.key.len <= R_MAX_KEY;
+	if (haskey)
+		hash = key_hash(&c->cmd.key);
+	cls = cmd_class(c);
+	switch (cls) {
+	case R_C_GET:
+		if (argc == 2)
+			break;
+		/* fall through */
+	case R_C_AUTH:
+		c->proven = 0;
+		/* fall through */
+	case R_C_MULTI:
+	case R_C_DISCARD:
+		if (cls != R_C_AUTH)
+			c->in_multi = cls == R_C_MULTI;
+		/* fall through */
+	case R_C_READ:
+		ring_push(c, R_S_NONE, 0, 0, 0);
+		c->passed++;
+		stat(R_ST_PASS);
+		return 0;
+	case R_C_EXEC:
+		c->in_multi = 0;
+		pass_write(c, 1, 0, 0);
+		return 0;
+	case R_C_SELECT:
+		/* Only db 0 is cached: another db's GETs neither hit nor
+		 * fill (its writes still invalidate the same names). */
+		c->nodb0 = !(haskey && c->cmd.key.len == 1 && c->cmd.key.k[0] == '0');
+		ring_push(c, R_S_NONE, 0, 0, 0);
+		c->passed++;
+		stat(R_ST_PASS);
+		return 0;
+	case R_C_DEL:
+		pass_write(c, !haskey || argc != 2, hash, 0);
+		return 0;
+	case R_C_WRITE1:
+		pass_write(c, !haskey, hash, 0);
+		return 0;
+	case R_C_SET:
+		pass_write(c, !haskey, hash, argc > 3);
+		return 0;
+	case R_C_WRITE1_TTL:
+		pass_write(c, !haskey, hash, 1);
+		return 0;
+	case R_C_GLOBAL:
+		pass_write(c, 1, 0, 0);
+		return 0;
+	case R_C_TAINT:
+		desync(c);
+		c->passed++;
+		return 0;
+	default:
+		pass_write(c, 1, 0, 1);
+		return 0;
+	}
+
+	/* GET key */
+	if (!haskey || c->nodb0) {
+		stat(R_ST_MISS);
+		ring_push(c, R_S_NONE, 0, 0, 0);
+		c->passed++;
+		return 0;
+	}
+	g = gen_of(hash);
+	ep = meta(0);
+	if (!g || !ep) {
+		ring_push(c, R_S_NONE, 0, 0, 0);
+		c->passed++;
+		return 0;
+	}
+	gen = *g;
+	epoch = *ep;
+	if (hit_ok && !c->rdesync && !c->in_multi && c->proven) {
+		e = bpf_map_lookup_elem(&redis_cache, &c->cmd.key);
+		if (e && e->gen == gen && e->epoch == epoch) {
+			if (c->passed == c->replied)
+				return 1;
+			/* A hit must not overtake a reply still to come. */
+			stat(R_ST_GET_BUSY);
+		}
+	}
+	stat(R_ST_MISS);
+	ring_push(c, R_S_GETMISS, hash, gen, epoch);
+	c->passed++;
+	return 0;
+}
+
+/* capture copies the bytes of an argument of plen bytes (the command's
+ * name, or the key) that lie at off of skb, n of them, the first being
+ * byte p of the argument, into dst (max bytes). The whole argument in one
+ * skb is one load; one split across skbs goes byte by byte. Bounds are
+ * kept in forms Linux 6.1's verifier follows: constant destination
+ * offsets, or a masked index of a single byte. */
+static __always_inline void capture(struct __sk_buff *skb, __u32 off, __u32 n, __u32 p,
+				    __u32 plen, __u8 *dst, const __u32 max)
+{
+	__u32 m, j;
+
+	if (p >= plen || p >= max)
+		return;
+	m = plen - p;
+	if (m > n)
+		m = n;
+	if (p == 0 && m == plen) {
+		/* The size is masked behind a barrier so that clang cannot
+		 * fold the mask away, and its range is plain to every
+		 * verifier (6.1's loses a compare clang applies to a copy). */
+		__u64 sz = m - 1;
+
+		if (m < 1 || m > max)
+			return;
+		asm volatile("" : "+r"(sz));
+		bpf_skb_load_bytes(skb, off, dst, (sz & (max - 1)) + 1);
+		return;
+	}
+	for (j = 0; j < max; j++) {
+		__u8 b;
+
+		if (j >= m)
+			break;
+		if (bpf_skb_load_bytes(skb, off + j, &b, 1))
+			break;
+		dst[(p + j) & (max - 1)] = b;
+	}
+}
+
+/* Request states (struct r_conn's rq_st). */
+enum {
+	R_Q_CMD = 0,       /* at a command: "*<argc>\r\n" comes */
+	R_Q_HDR = 1,       /* at an argument: "$<len>\r\n" comes */
+	R_Q_PAY = 2,       /* inside an argument's bytes (and its "\r\n") */
+};
+
+/* req_step reads the client's stream at off of skb: one header line (or
+ * the part of it in this skb) or one argument's bytes (or the part in this
+ * skb). It returns the offset after what it read, or -1 when the stream
+ * is no RESP it frames (the connection passes through from then on).
+ * A command completed by this step is acted on (cmd_done), except the
+ * one that starts the skb at its offset 0 and ends it: that one is left
+ * to the verdict, which may answer it, and the return value is then
+ * skb->len | 1 << 30. */
+__noinline int req_step(struct __sk_buff *skb, __u32 off)
+{
+	struct r_conn *c = conn_of(skb);
+	__u32 len = skb->len, n, i, p;
+	__u8 buf[16] = {};
+
+	if (!c || off >= len || len > (1 << 29))
+		return -1;
+	if (c->rq_st == R_Q_PAY) {
+		n = len - off;
+		if (n > c->rq_skip)
+			n = c->rq_skip;
+		/* Bytes of the payload already read, before this step. */
+		p = c->rq_plen + 2 - c->rq_skip;
+		if (c->rq_argi == 0 && c->rq_plen <= R_NAME)
+			capture(skb, off, n, p, c->rq_plen, (__u8 *)c->cmd.name.n, R_NAME);
+		else if (c->rq_argi == 1 && c->rq_plen <= R_MAX_KEY)
+			capture(skb, off, n, p, c->rq_plen, (__u8 *)c->cmd.key.k, R_MAX_KEY);
+		c->rq_skip -= n;
+		off += n;
+		if (c->rq_skip)
+			return off;
+		c->rq_argi++;
+		if (c->rq_argi < c->cmd.argc) {
+			c->rq_st = R_Q_HDR;
+			return off;
+		}
+		c->rq_st = R_Q_CMD;
+		if (c->rq_start == 0 && off == len && c->rq_first)
+			return (int)(len | (1u << 30));
+		c->rq_first = 0;
+		cmd_done(skb, 0);
+		return off;
+	}
+
+	/* A header line, perhaps continued from the last skb. */
+	n = len - off;
+	if (n > 16)
+		n = 16;
+	if (n < 1)
+		return -1;
+	{
+		__u64 sz = n - 1;	/* masked behind a barrier, as in capture */
+
+		asm volatile("" : "+r"(sz));
+		if (bpf_skb_load_bytes(skb, off, buf, (sz & 15) + 1))
+			return -1;
+	}
+	for (i = 0; i < 16; i++) {
+		__u8 b = buf[i];
+
+		if (i >= n)
+			return off + n;
+		if (c->rq_hn == 0) {
+			if (b != (c->rq_st == R_Q_CMD ? '*' : '$'))
+				return -1;
+			if (c->rq_st == R_Q_CMD) {
+				c->rq_start = off + i;
+			}
+			c->rq_hv = 0;
+			c->rq_hn = 1;
+			continue;
+		}
+		if (b == '\r') {
+			if (c->rq_hn < 2)
+				return -1;
+			c->rq_hn = 100;
+			continue;
+		}
+		if (b == '\n') {
+			if (c->rq_hn != 100)
+				return -1;
+			c->rq_hn = 0;
+			if (c->rq_st == R_Q_CMD) {
+				if (c->rq_hv < 1 || c->rq_hv > (1 << 20))
+					return -1;
+				__builtin_memset(&c->cmd, 0, sizeof(c->cmd));
+				c->cmd.argc = c->rq_hv;
+				c->rq_argi = 0;
+				c->rq_st = R_Q_HDR;
+			} else {
+				if (c->rq_hv > (1 << 29))
+					return -1;
+				c->rq_plen = c->rq_hv;
+				c->rq_skip = c->rq_hv + 2;
+				c->rq_st = R_Q_PAY;
+				if (c->rq_argi == 0)
+					c->cmd.namelen = c->rq_hv;
+				else if (c->rq_argi == 1)
+					c->cmd.key.len = c->rq_hv;
+			}
+			return off + i + 1;
+		}
+		if (b < '0' || b > '9' || c->rq_hn >= 11)
+			return -1;
+		c->rq_hv = c->rq_hv * 10 + (b - '0');
+		c->rq_hn++;
+	}
+	return off + 16;
+}
+
+/* answer queues the reply to the GET in skb for redis_replies, which
+ * writes it over the request as the socket sends it. */
+static __always_inline int answer(struct __sk_buff *skb, struct r_conn *c)
+{
+	struct r_hitkey hk = {};
+	struct r_scratch *sc;
+	struct r_entry *e;
+	__u32 zero = 0;
+
+	if (c->hit_tail - c->hit_head >= 8)
+		return -1;
+	e = bpf_map_lookup_elem(&redis_cache, &c->cmd.key);
+	sc = bpf_map_lookup_elem(&redis_scratch, &zero);
+	if (!e || !sc)
+		return -1;
+	sc->hit.len = e->len;
+	sc->hit.reqlen = skb->len;
+	if (bpf_probe_read_kernel(sc->hit.reply, sizeof(sc->hit.reply), e->reply))
+		return -1;
+	skb_sockkey(skb, &hk.sk);
+	hk.seq = c->hit_tail;
+	if (bpf_map_update_elem(&redis_hits, &hk, &sc->hit, BPF_ANY))
+		return -1;
+	c->hit_tail++;
+	return 0;
+}
+
+SEC("sk_skb/stream_verdict")
+int redis_verdict(struct __sk_buff *skb)
+{
+	struct r_sockkey sk = {};
+	struct r_conn *c;
+	__u32 off = 0, len = skb->len;
+	int i, r;
+
+	skb_sockkey(skb, &sk);
+	c = bpf_map_lookup_elem(&redis_conns, &sk);
+	if (!c)
+		return SK_PASS;
+	if (c->tainted) {
+		/* Unframed bytes may write anything. */
+		flush_all();
+		no_more_fills();
+		return SK_PASS;
+	}
+	/* rq_first: this skb starts at a command (nothing carried over). */
+	c->rq_first = c->rq_st == R_Q_CMD && c->rq_hn == 0;
+	c->rq_start = 1;
+	for (i = 0; i < R_STEPS; i++) {
+		if (off >= len)
+			return SK_PASS;
+		r = req_step(skb, off);
+		if (r < 0 || (__u32)r <= off)
+			break;
+		if (r & (1 << 30)) {
+			/* One whole command, alone in this skb. */
+			c = bpf_map_lookup_elem(&redis_conns, &sk);
+			if (!c)
+				return SK_PASS;
+			if (cmd_done(skb, 1) != 1)
+				return SK_PASS;
+			if (answer(skb, c) == 0) {
+				stat(R_ST_HIT);
+				return bpf_sk_redirect_hash(skb, &redis_socks, &sk, 0);
+			}
+			/* The entry went, or no room: a miss. */
+			cmd_done(skb, 0);
+			return SK_PASS;
+		}
+		off = r;
+	}
+	c = bpf_map_lookup_elem(&redis_conns, &sk);
+	if (c)
+		taint(c);
+	return SK_PASS;
+}
+
+/* ---- redis-server's replies ---- */
+
+static __always_inline void msg_sockkey(struct sk_msg_md *msg, struct r_sockkey *sk)
+{
+	sk->rport = msg->remote_port;
+	sk->lport = msg->local_port;
+	if (msg->family == AF_INET) {
+		sk->ip[0] = msg->remote_ip4;
+	} else {
+		sk->ip[0] = msg->remote_ip6[0];
+		sk->ip[1] = msg->remote_ip6[1];
+		sk->ip[2] = msg->remote_ip6[2];
+		sk->ip[3] = msg->remote_ip6[3];
+	}
+}
+
+/* fill copies the bulk reply of tot bytes at off into the cache under the
+ * key of slot s, when the key has not moved since it missed. */
+static __always_inline void fill(struct sk_msg_md *msg, struct r_slot *s, __u32 off, __u32 tot)
+{
+	struct r_scratch *sc;
+	__u64 *g, *ep, *nf;
+	__u32 zero = 0;
+	void *d;
+
+	if (tot > R_REPLY || tot < 5)
+		return;
+	nf = meta(1);
+	if (!nf || *nf)
+		return;
+	sc = bpf_map_lookup_elem(&redis_scratch, &zero);
+	g = gen_of(s->hash);
+	ep = meta(0);
+	if (!sc || !g || !ep)
+		return;
+	if (*g != s->gen || *ep != s->epoch || (s->gen & R_TTL_BIT)) {
+		stat(R_ST_FILL_STALE);
+		return;
+	}
+	if (bpf_msg_pull_data(msg, off, off + tot, 0))
+		return;
+	d = (void *)(long)msg->data;
+	if (d + tot > (void *)(long)msg->data_end)
+		return;
+	sc->entry.gen = s->gen;
+	sc->entry.epoch = s->epoch;
+	sc->entry.len = tot;
+	if (bpf_probe_read_kernel(sc->entry.reply, tot, d))
+		return;
+	if (bpf_map_update_elem(&redis_cache, &s->key, &sc->entry, BPF_ANY) == 0)
+		stat(R_ST_FILL);
+}
+
+/* reply_done applies what the reply to the oldest outstanding command
+ * does, and counts it. */
+static __always_inline void reply_done(struct r_conn *c)
+{
+	__u64 seq = c->replied;
+	struct r_slot *s = &c->ring[seq & (R_RING - 1)];
+
+	if (s->seq == seq) {
+		if (s->kind == R_S_WRITE)
+			bump(s->hash, 0);
+		else if (s->kind == R_S_GLOBAL)
+			flush_all();
+	}
+	if (seq < c->flush_until)
+		flush_all();
+	c->replied = seq + 1;
+	stat(R_ST_REPLY);
+}
+
+/* line_len is the length of the line at msg->data up to and including
+ * its "\n", when that is within 512 bytes, or -1. A function of its own:
+ * the verifier then checks what follows once, not once per length. */
+__noinline int line_len(struct sk_msg_md *msg)
+{
+	__u8 *d = (__u8 *)(long)msg->data;
+	__u8 *de = (__u8 *)(long)msg->data_end;
+	int i;
+
+#pragma clang loop unroll(disable)
+	for (i = 0; i < 512; i++) {
+		if (d + i + 1 > de)
+			return -1;
+		if (d[i] == '\n')
+			return i + 1;
+	}
+	return -1;
+}
+
+/* reply_step reads one element of redis-server's reply stream at off of a
+ * message of size bytes, and returns the offset after it (or after the
+ * part of it in this message), or -1 when the stream cannot be followed. */
+__noinline int reply_step(struct sk_msg_md *msg, __u32 off, __u32 size)
+{
+	struct r_sockkey sk = {};
+	struct r_conn *c;
+	__u32 n, i, hl = 0, end, at_reply;
+	__u64 v = 0;
+	__u8 *d, *de;
+	__u8 t;
+	int neg = 0, r;
+
+	msg_sockkey(msg, &sk);
+	c = bpf_map_lookup_elem(&redis_conns, &sk);
+	if (!c)
+		return -1;
+	if (off >= size)
+		return size;
+	if (c->skip) {
+		n = size - off;
+		if (n > c->skip)
+			n = c->skip;
+		c->skip -= n;
+		off += n;
+		if (c->skip == 0) {
+			if (c->need > 0)
+				c->need--;
+			if (c->need == 0)
+				reply_done(c);
+		}
+		return off;
+	}
+	/* A header line: at most 512 bytes (simple strings and errors are
+	 * the long ones) and whole in this message. */
+	end = size - off;
+	if (end > 512)
+		end = 512;
+	if (bpf_msg_pull_data(msg, off, off + end, 0))
+		return -1;
+	d = (__u8 *)(long)msg->data;
+	de = (__u8 *)(long)msg->data_end;
+	if (d + 1 > de)
+		return -1;
+	t = d[0];
+	r = line_len(msg);
+	if (r < 3 || r > 512)
+		return -1;
+	hl = (__u32)r;
+	d = (__u8 *)(long)msg->data;
+	de = (__u8 *)(long)msg->data_end;
+	{
+		__u8 *cr = d + (hl - 2);
+
+		if (cr + 1 > de || *cr != '\r')
+			return -1;
+	}
+	if (t != '+' && t != '-') {
+		for (i = 1; i < 22; i++) {
+			__u8 b;
+
+			if (i + 2 >= hl)
+				break;
+			if (d + i + 1 > de)
+				return -1;
+			b = d[i];
+			if (i == 1 && b == '-') {
+				neg = 1;
+				continue;
+			}
+			if (b < '0' || b > '9') {
+				neg = 2;
+				break;
+			}
+			v = v * 10 + (b - '0');
+		}
+		if (hl > 23)
+			neg = 2;
+	}
+	at_reply = c->need == 0;
+	if (at_reply)
+		c->need = 1;
+	switch (t) {
+	case '+': case '-': case ':': case '_': case ',': case '#': case '(':
+		c->need--;
+		break;
+	case '$': case '=': case '!':
+		if (neg == 2)
+			return -1;
+		c->need--;
+		if (at_reply && t == '$') {
+			struct r_slot *s = &c->ring[c->replied & (R_RING - 1)];
+
+			if (s->seq == c->replied && s->kind == R_S_GETMISS) {
+				/* redis-server answered this connection a GET
+				 * (not -NOAUTH, -NOPERM): it may read keys. */
+				c->proven = 1;
+				if (!neg && v <= R_MAX_VALUE && off + hl + v + 2 <= size)
+					fill(msg, s, off, hl + (__u32)v + 2);
+			}
+		}
+		if (neg)	/* null */
+			break;
+		if (v > 0x7fffffff)
+			return -1;
+		c->need++;	/* the blob is the element's rest */
+		c->skip = (__u32)v + 2;
+		break;
+	case '*': case '~': case '>': case '%':
+		if (neg == 2 || t == '>')
+			return -1;
+		c->need--;
+		if (neg)
+			break;
+		if (v > 0xffffff)
+			return -1;
+		c->need += t == '%' ? 2 * (__u32)v : (__u32)v;
+		break;
+	default:
+		return -1;
+	}
+	if (c->need == 0 && c->skip == 0)
+		reply_done(c);
+	return off + hl;
+}
+
+/* hit_out turns the message the sockhash sends for the oldest answered
+ * hit (the request's bytes, as redirected, whole or in pieces) into its
+ * reply. */
+__noinline int hit_out(struct sk_msg_md *msg)
+{
+	struct r_hitkey hk = {};
+	struct r_hit *h;
+	struct r_conn *c;
+	__u32 l, r, i, done;
+	__u8 *d, *de;
+
+	msg_sockkey(msg, &hk.sk);
+	c = bpf_map_lookup_elem(&redis_conns, &hk.sk);
+	if (!c)
+		return -1;
+	hk.seq = c->hit_head;
+	h = bpf_map_lookup_elem(&redis_hits, &hk);
+	if (!h)
+		return -1;
+	l = msg->size;
+	r = h->len;
+	done = c->hit_off;
+	if (l < 1 || done + l > h->reqlen || r < 1 || r > R_REPLY)
+		return -1;
+	if (done > 0) {
+		/* The backlog sends the request's bytes in pieces (one per
+		 * page fragment): the first became the whole reply, the
+		 * others vanish. */
+		if (bpf_msg_pop_data(msg, 0, l, 0))
+			return -1;
+	} else {
+		if (r > l) {
+			if (bpf_msg_push_data(msg, 0, r - l, 0))
+				return -1;
+		} else if (r < l) {
+			if (bpf_msg_pop_data(msg, 0, l - r, 0))
+				return -1;
+		}
+		if (bpf_msg_pull_data(msg, 0, r, 0))
+			return -1;
+		d = (__u8 *)(long)msg->data;
+		de = (__u8 *)(long)msg->data_end;
+		for (i = 0; i < R_REPLY; i++) {
+			if (i >= r)
+				break;
+			if (d + i + 1 > de)
+				return -1;
+			d[i] = h->reply[i];
+		}
+	}
+	if (done + l < h->reqlen) {
+		c->hit_off = done + l;
+		return 1;
+	}
+	c->hit_off = 0;
+	bpf_map_delete_elem(&redis_hits, &hk);
+	c->hit_head++;
+	return 1;
+}
+
+SEC("sk_msg")
+int redis_replies(struct sk_msg_md *msg)
+{
+	struct r_sockkey sk = {};
+	struct r_conn *c;
+	__u32 size = msg->size, off = 0;
+	int i, r;
+
+	msg_sockkey(msg, &sk);
+	c = bpf_map_lookup_elem(&redis_conns, &sk);
+	if (!c)
+		return SK_PASS;
+	if (c->hit_head != c->hit_tail) {
+		/* The sockhash sends an answered hit. It was answered with
+		 * nothing outstanding, and what the client sent after it
+		 * reaches redis-server only once it is sent: this message
+		 * is the hit's. (First: a connection given up on since may
+		 * still have hits to send.) */
+		r = hit_out(msg);
+		if (r < 0) {
+			/* Better a broken connection than a wrong answer. */
+			c = bpf_map_lookup_elem(&redis_conns, &sk);
+			if (c)
+				desync(c);
+			return SK_DROP;
+		}
+		return SK_PASS;
+	}
+	if (c->tainted || c->rdesync) {
+		/* Nothing here can be matched to its command: any of
+		 * these bytes may acknowledge a write. */
+		flush_all();
+		return SK_PASS;
+	}
+	for (i = 0; i < R_STEPS; i++) {
+		if (off >= size)
+			return SK_PASS;
+		r = reply_step(msg, off, size);
+		if (r <= (int)off)
+			break;
+		off = r;
+	}
+	if (off < size) {
+		c = bpf_map_lookup_elem(&redis_conns, &sk);
+		if (c)
+			desync(c);
+	}
+	return SK_PASS;
+}
