@@ -474,12 +474,21 @@ func describeWrites(r *LogRecord) string {
 // (measured: no skew beyond a round trip), a single misread of
 // bpf_ktime_get_ns (the median of three reads, and a cross-check
 // against bpf_ktime_get_coarse_ns, changed nothing).
+//
+// So the 200 ms of the issue is held on the host. In a guest the timeout is
+// 1 s: the disagreement seen there (up to ~170 ms between what the
+// client's clock says and what the program's clock says) is a property of
+// TCG guests on a loaded host, and a timeout five times that still checks
+// the sweeper's logic (the idle transaction must go, live ones must not).
 func TestServedSweeperSparesLiveTxns(t *testing.T) {
 	const (
-		timeout = 200 * time.Millisecond
-		paced   = 32 // clients with a request every 20-50 ms
-		hot     = 4  // clients with requests back to back
+		paced = 32 // clients with a request every 20-50 ms
+		hot   = 4  // clients with requests back to back
 	)
+	timeout := 200 * time.Millisecond
+	if bpftest.InGuest() {
+		timeout = time.Second
+	}
 	sv := serveKV(t, timeout)
 	d := stressFor(t, 4*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
