@@ -72,7 +72,37 @@ func ParseRef(words []string, pinRoot string) (Ref, []string, error) {
 	case strings.Count(w, "/") == 1 && !strings.HasPrefix(w, ".") && !strings.HasSuffix(w, "/"):
 		return Ref{Kind: RefPinned, Value: filepath.Join(pinRoot, w), Typed: w}, words[1:], nil
 	}
+	if like := pinnedLike(pinRoot, w); like != "" {
+		return Ref{}, words, fmt.Errorf("%q is not an object: did you mean %s? (%w)", w, like, ErrNoRef)
+	}
 	return Ref{}, words, fmt.Errorf("%q is not an object: %w", w, ErrNoRef)
+}
+
+// pinnedLike finds what a bare word most likely meant under pinRoot: the
+// objects NAME/w of the loads that have one (people type the program's
+// name), or NAME/OBJ when w is a load's NAME holding one object.
+func pinnedLike(pinRoot, w string) string {
+	if pinRoot == "" || w == "" || strings.ContainsAny(w, "/*?[\\") {
+		return ""
+	}
+	m, _ := filepath.Glob(filepath.Join(pinRoot, "*", w))
+	if len(m) == 0 {
+		if m, _ = filepath.Glob(filepath.Join(pinRoot, w, "*")); len(m) != 1 {
+			return ""
+		}
+	}
+	var names []string
+	for _, p := range m[:min(len(m), 3)] {
+		rel, _ := filepath.Rel(pinRoot, p)
+		names = append(names, rel)
+	}
+	if len(m) > 3 {
+		names = append(names, fmt.Sprintf("%d more", len(m)-3))
+	}
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 func refExample(k RefKind) string {

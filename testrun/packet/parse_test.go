@@ -21,6 +21,7 @@ func TestErrorsPointAtTheColumn(t *testing.T) {
 		{`Ether()/IPv4(src=10.0.0.1, dst 10.0.0.2)`, 32, `expected '=' after field name "dst"`},
 		{`Ehter()/IPv4()`, 1, `unknown layer "Ehter"; did you mean Ether?`},
 		{`Ether()/Ipv5()`, 9, `unknown layer "Ipv5"; did you mean IPv4?`},
+		{`eth/ipv4()`, 1, `unknown layer "eth"; did you mean Ether?`},
 		{`Ether()/Frobnicate()`, 9, `unknown layer "Frobnicate"; layers are Ether, `},
 		{`Ether()/IPv4(ttl=300)`, 18, `IPv4.ttl: 300 does not fit in 8 bits (0..255)`},
 		{`Ether()/IPv4(ttl=0x1ff)`, 18, `IPv4.ttl: 0x1ff does not fit in 8 bits`},

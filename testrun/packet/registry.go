@@ -196,6 +196,16 @@ func nextLayer(l *Layer) *LayerDef {
 func suggest(word string, candidates []string) string {
 	best, bestDist := "", 1<<30
 	w := strings.ToLower(word)
+	// A shortening ("eth", "ip6") is what people type from other tools;
+	// the shortest name it begins is the one meant.
+	for _, c := range candidates {
+		if len(w) >= 2 && strings.HasPrefix(strings.ToLower(c), w) && (best == "" || len(c) < len(best)) {
+			best = c
+		}
+	}
+	if best != "" {
+		return best
+	}
 	for _, c := range candidates {
 		d := editDistance(w, strings.ToLower(c))
 		if d < bestDist {
