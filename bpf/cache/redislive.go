@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -354,12 +355,17 @@ func RedisStatsOf(m *ebpf.Map) (map[string]uint64, error) {
 func (r *RedisCache) Stats() (map[string]uint64, error) { return RedisStatsOf(r.Objs.RedisStats) }
 
 // EstablishedTo counts the established TCP connections whose local port
-// is port (/proc/net/tcp and tcp6 of this network namespace): a server's
+// is port (tcp and tcp6 of this thread's network namespace): a server's
 // connections accepted before the cache was attached, which it does not
-// see.
+// see. /proc/net is the namespace of the process's main thread, and Go
+// parks (rather than ends) a main thread that a namespace-switching
+// goroutine left locked, so after a veth harness ran in-process
+// /proc/net may show another namespace: this reads the calling thread's.
 func EstablishedTo(port int) (int, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	n := 0
-	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+	for _, f := range []string{"/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"} {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
