@@ -53,7 +53,7 @@ func ParseValue(words []string, t btf.Type, size int) ([]byte, error) {
 		if _, nerr := parseNumber(words[0]); nerr != nil {
 			// A literal and more: the rest is not part of it (bytes
 			// would all be numbers).
-			return nil, fmt.Errorf("unexpected %q after %s: a literal is one word (quote text that has blanks)", clipWord(words[1]), clipWord(words[0]))
+			return nil, fmt.Errorf("unexpected %q after %q: a literal is one word (quote text that has blanks)", clipWord(words[1]), clipWord(words[0]))
 		}
 		b, err = parseByteWords(words)
 	case t == nil:
