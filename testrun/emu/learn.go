@@ -105,7 +105,7 @@ func (l *Learner) Learn(r *testrun.ObservedRun) (*testrun.LearnedRun, error) {
 	}
 	now := monotonicNow()
 	pid := uint64(unix.Getpid())<<32 | uint64(unix.Gettid())
-	cfg := Config{Program: prog, Maps: maps, Packet: r.DataIn, Ctx: r.CtxIn, CPU: cpu, Time: now, Seed: 1, NoJournal: true, PidTgid: pid, MaxSteps: 1 << 24}
+	cfg := Config{Program: prog, Maps: maps, Packet: r.DataIn, Ctx: r.CtxIn, CPU: cpu, Time: now, Seed: 1, NoJournal: true, PidTgid: pid, MaxSteps: maxLearnSteps}
 	if r.Type == ebpf.Syscall || r.Type == ebpf.RawTracepoint || r.Type == ebpf.SkLookup {
 		cfg.Packet = nil
 	}
@@ -169,6 +169,10 @@ func sameTouched(a, b map[ebpf.MapID]*Touched) bool {
 
 // maxWalk bounds the keys a learning run lists of one map.
 const maxWalk = 10_000
+
+// maxLearnSteps bounds a learning run's instructions: a run longer than
+// this costs more to emulate (twice) than copying the map in the kernel.
+const maxLearnSteps = 1 << 20
 
 // getcpu is the first CPU the calling thread may run on.
 func getcpu() (int, error) {
