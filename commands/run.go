@@ -113,6 +113,7 @@ func runRun(s *Session, args []string) (Result, error) {
 	}
 	opts.Program = prog
 	opts.Context = s.Context()
+	opts.Learner = runLearner(s)
 	s.AtExit("trace", testrun.CloseTrace)
 	o, err := testrun.Run(opts)
 	var optErr *testrun.OptionsError
@@ -363,6 +364,9 @@ func FormatOutcome(o *testrun.Outcome) string {
 		default:
 			line("map", "%s: %s = %s (was %s)%s", m.Map, key, after, before, others)
 		}
+	}
+	for _, n := range o.MapMethods {
+		line("map diff", "%s", n)
 	}
 	for _, n := range o.MapNotes {
 		line("map note", "%s", n)

@@ -212,7 +212,7 @@ func runHarness(opts Options, info *ebpf.ProgramInfo, o *Outcome) (*Outcome, err
 		defer m.Delete(uint32(k))
 	}
 
-	snaps := startMapDiff(info, opts)
+	snaps := startMapDiff(info, opts, nil)
 	defer snaps.close()
 	wait := h.Wait
 	if wait <= 0 {
@@ -221,6 +221,7 @@ func runHarness(opts Options, info *ebpf.ProgramInfo, o *Outcome) (*Outcome, err
 	arrivals, sendErr, lines, note := sendAndCollect(t, pairs, h.From, opts.Data, wait, !opts.NoTrace)
 	o.collect(opts.Program, note, lines)
 	o.Maps, o.MapNotes = snaps.diff()
+	o.MapMethods = snaps.Methods()
 	o.MapRuns = 1
 	o.markOthers(snaps, wait)
 	live.Arrivals = arrivals

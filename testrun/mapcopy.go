@@ -43,9 +43,10 @@ import (
 //     value before the run touched it, but the kernels bpfsh is tested on
 //     refuse tracing programs (EPERM at load, lockdown), and the hooks
 //     would sit on every hash map operation of the machine;
-//   - the debugger's emulator (testrun/emu, another branch) can run the
-//     program first and name the keys; then only those are read before
-//     and after.
+//   - the debugger's emulator (testrun/emu) can run the program first and
+//     name the keys; then only those are read before and after. That is
+//     what Run does when Options.Learner is set (learn.go); this copy is
+//     the fallback where the emulator cannot stand in for the run.
 // The "others" check after a run (markOthers) is skipped for copied maps:
 // a third copy would add another 0.2 s.
 

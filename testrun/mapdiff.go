@@ -64,6 +64,9 @@ type mapSnap struct {
 	// it out (a large hash map; see mapcopy.go); entries then holds only
 	// the entries that differ after the runs.
 	cp *copier
+	// learned, when set, holds the keys the emulator saw the run touch
+	// (a large hash map; see learn.go); entries then holds those keys.
+	learned *LearnedMap
 }
 
 // diffable says why a map of type t is left out of diffs ("" if it is not):
@@ -85,20 +88,32 @@ func diffable(t ebpf.MapType) string {
 type mapSnapshots struct {
 	snaps []*mapSnap
 	notes []string
+	// methods say, for each large hash map, how it was diffed.
+	methods []string
+	learn   *learning
+}
+
+// Methods says how each large map was diffed (nil for none).
+func (s *mapSnapshots) Methods() []string {
+	if s == nil {
+		return nil
+	}
+	return s.methods
 }
 
 // startMapDiff snapshots the maps info says prog uses, unless opts asks for
 // no diff (nil then: a nil *mapSnapshots diffs and closes as nothing).
-func startMapDiff(info *ebpf.ProgramInfo, opts Options) *mapSnapshots {
+// l, when set, learns the keys the run touches for large hash maps.
+func startMapDiff(info *ebpf.ProgramInfo, opts Options, l *learning) *mapSnapshots {
 	ids, ok := info.MapIDs()
 	if !ok || opts.NoMaps || len(ids) == 0 {
 		return nil
 	}
-	return takeSnapshots(ids)
+	return takeSnapshots(ids, l)
 }
 
-func takeSnapshots(ids []ebpf.MapID) *mapSnapshots {
-	s := &mapSnapshots{}
+func takeSnapshots(ids []ebpf.MapID, l *learning) *mapSnapshots {
+	s := &mapSnapshots{learn: l}
 	ncpu, _ := ebpf.PossibleCPU()
 	for _, id := range ids {
 		known := knownMap(id)
@@ -133,6 +148,12 @@ func takeSnapshots(ids []ebpf.MapID) *mapSnapshots {
 			full = ((full + 7) &^ 7) * snap.ncpu
 		}
 		if (d.Type == ebpf.Hash || d.Type == ebpf.LRUHash) && d.MaxEntries > copyOver {
+			lerr := learnedSnap(snap, l)
+			if lerr == nil {
+				s.methods = append(s.methods, fmt.Sprintf("%s: by the %d key(s) the emulator saw the run touch, read before and after (the map can hold %d entries: not copied)", snap.name, len(snap.learned.Keys), d.MaxEntries))
+				s.snaps = append(s.snaps, snap)
+				continue
+			}
 			c, err := getCopier(d)
 			if err == nil {
 				if err = c.load(m); err == nil {
@@ -142,6 +163,7 @@ func takeSnapshots(ids []ebpf.MapID) *mapSnapshots {
 				}
 			}
 			if err == nil {
+				s.methods = append(s.methods, fmt.Sprintf("%s: copied whole in the kernel before and after (~0.2 s per million entries): the emulator could not name the keys the run touches: %v", snap.name, lerr))
 				snap.cp = c
 				s.snaps = append(s.snaps, snap)
 				continue
@@ -194,7 +216,7 @@ func readEntries(m *ebpf.Map, limit int) (map[string][]byte, error) {
 func (s *mapSnapshots) read() {
 	kept := s.snaps[:0]
 	for _, snap := range s.snaps {
-		if snap.cp != nil {
+		if snap.cp != nil || snap.learned != nil {
 			kept = append(kept, snap)
 			continue
 		}
@@ -232,6 +254,19 @@ func (s *mapSnapshots) diff() ([]MapChange, []string) {
 	before := make([]map[string][]byte, len(s.snaps))
 	for i, snap := range s.snaps {
 		before[i] = snap.entries
+		if snap.learned != nil {
+			after, note, err := snap.learnedDiff(s.learn)
+			if err != nil {
+				s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: %v", snap.name, err))
+				before[i], snap.entries = nil, nil
+				continue
+			}
+			if note != "" {
+				s.notes = append(s.notes, note)
+			}
+			snap.entries = after
+			continue
+		}
 		if snap.cp == nil {
 			continue
 		}
@@ -526,7 +561,13 @@ func (o *Outcome) markOthers(s *mapSnapshots, took time.Duration) {
 		if snap.cp != nil {
 			continue // a third copy of a large map costs too much (mapcopy.go)
 		} else {
-			now, err := readEntries(snap.m, math.MaxInt)
+			var now map[string][]byte
+			var err error
+			if snap.learned != nil {
+				now, err = readKeys(snap.m, snap.learned.Keys)
+			} else {
+				now, err = readEntries(snap.m, math.MaxInt)
+			}
 			if err != nil {
 				continue
 			}

@@ -56,6 +56,9 @@ func (o *Outcome) JSON() map[string]any {
 	if len(o.MapNotes) > 0 {
 		j["map_notes"] = o.MapNotes
 	}
+	if len(o.MapMethods) > 0 {
+		j["map_methods"] = o.MapMethods
+	}
 	if o.MapRuns > 0 {
 		j["maps_runs"] = o.MapRuns
 	}

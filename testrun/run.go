@@ -64,6 +64,10 @@ type Options struct {
 	// Context, when set, stops repeated runs (repeat, bench, live frames)
 	// when it is done: the outcome then says how many were made.
 	Context context.Context
+	// Learner, when set, names the keys a run touches in hash maps too
+	// large to copy cheaply, by running the program first elsewhere (the
+	// emulator: emu.Learner); see learn.go.
+	Learner KeyLearner
 }
 
 // Outcome is everything a run showed.
@@ -120,6 +124,10 @@ type Outcome struct {
 	Maps     []MapChange
 	MapNotes []string
 	MapRuns  int
+	// MapMethods say, for each large hash map, how it was diffed: by the
+	// keys the emulator saw the run touch, or copied whole in the kernel
+	// (and why).
+	MapMethods []string
 	// Trace are the bpf_printk lines the run wrote; Streams what it wrote
 	// to its own BPF streams (Linux 6.17+).
 	Trace   []TraceLine
@@ -163,7 +171,20 @@ func Run(opts Options) (*Outcome, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	snaps := startMapDiff(info, opts)
+	var learn *learning
+	if !opts.NoMaps {
+		learn = &learning{prog: o.ProgramID, learner: opts.Learner, run: &ObservedRun{Program: opts.Program, Type: t, DataIn: opts.Data, Flags: r.flags, CPU: r.cpu}}
+		if cs != nil {
+			learn.run.CtxIn = slices.Clone(cs.In)
+		}
+		switch {
+		case opts.Learner == nil:
+			learn.why = "no emulator was given to learn them"
+		case opts.Repeat > 1 || opts.Bench || opts.LiveFrames:
+			learn.why = "the emulator stands in for a single run, not repeated ones"
+		}
+	}
+	snaps := startMapDiff(info, opts, learn)
 	defer snaps.close()
 	var (
 		res   rawResult
@@ -198,6 +219,13 @@ func Run(opts Options) (*Outcome, error) {
 			obs.Before(or)
 		}
 		res, lines, note, err = runCaptured(r, !opts.NoTrace)
+		if err == nil && learn != nil {
+			var out []byte
+			if r.dataOut != nil {
+				out = r.dataOut[:min(int(res.dataOutLen), len(r.dataOut))]
+			}
+			learn.check(res.retval, out)
+		}
 		if obs != nil {
 			or.observe(r, res, lines, err)
 			obs.After(or)
@@ -236,6 +264,7 @@ func Run(opts Options) (*Outcome, error) {
 		o.MapRuns += tm.Total()
 	}
 	o.Maps, o.MapNotes = snaps.diff()
+	o.MapMethods = snaps.Methods()
 	o.markOthers(snaps, ran)
 	return o, nil
 }

@@ -124,7 +124,7 @@ func (e *env) view(p *Program, i int, ref MapRef) (*mapView, error) {
 		}
 		src, ok := e.caches[key]
 		if !ok {
-			src = newCachedSource(&kernelSource{m: km, name: ref.Name, noDrain: e.maps.NoDrain})
+			src = newCachedSource(&kernelSource{m: km, name: ref.Name, noDrain: e.maps.NoDrain, walkMax: e.maps.WalkLimit})
 			e.caches[key] = src
 		}
 		v := &mapView{name: ref.Name, typ: km.Type(), keySize: km.KeySize(), valueSize: km.ValueSize(), maxEntries: km.MaxEntries(),

@@ -39,6 +39,7 @@ type kernelSource struct {
 	m       *ebpf.Map
 	name    string
 	noDrain bool
+	walkMax int // when set, bounds keys' limit
 }
 
 func (k *kernelSource) describe() string { return fmt.Sprintf("kernel map %s", k.name) }
@@ -59,6 +60,9 @@ func (k *kernelSource) keys(limit int) ([][]byte, error) {
 	// bucket and each bucket's list in order, as bpf_for_each_map_elem
 	// does, so the order is the program's. (bpf.ReadMapChunks splits
 	// large maps between parallel readers, which loses the order.)
+	if k.walkMax > 0 && limit > k.walkMax {
+		limit = k.walkMax
+	}
 	var out [][]byte
 	var cur []byte
 	next := make([]byte, k.m.KeySize())

@@ -67,6 +67,11 @@ type Maps struct {
 	// lets user space do by popping their values (the emulator pushes
 	// them back at once); without it, only a queue's head is known.
 	NoDrain bool
+	// WalkLimit, when set, bounds how many keys of a kernel map a session
+	// lists (a for_each walk, or counting the entries before an insert):
+	// past it the session stops with an error rather than walk a
+	// million-entry map key by key.
+	WalkLimit int
 	// Programs finds a tail call's target by its kernel program id: the
 	// program and its maps in its order.
 	Programs func(id ebpf.ProgramID) (*Program, []*ebpf.Map, error)
