@@ -94,12 +94,11 @@ func newInstance(name string) (*instance, error) {
 	in := &instance{dir: dir, fd: -1}
 	// A modest buffer: it only holds lines between two drains.
 	_ = os.WriteFile(filepath.Join(dir, "buffer_size_kb"), []byte("512"), 0)
-	// Only this process's threads: the kernel drops other processes'
-	// lines before they reach the buffer (on a busy machine they can
-	// outnumber ours a hundred to one, and each costs a parse). event-fork
-	// adds the threads the runtime starts later. Without the filter every
-	// line is read and sorted by pid below, as before.
-	filterOwnThreads(dir)
+	// No set_event_pid filter, though it would drop other processes'
+	// lines in the kernel: it hooks sched_switch and sched_wakeup for
+	// the whole machine while bpfsh runs, and a 6.12 guest of the kernel
+	// matrix died of it (an int3 left in try_to_wake_up by the patching).
+	// Other threads' lines are skipped by their pid before the parse.
 	if err := os.WriteFile(filepath.Join(dir, "events", "bpf_trace", "bpf_trace_printk", "enable"), []byte("1"), 0); err != nil {
 		in.close()
 		return nil, fmt.Errorf("enable bpf_trace_printk in %s: %w", dir, err)
@@ -111,23 +110,6 @@ func newInstance(name string) (*instance, error) {
 	}
 	in.fd = fd
 	return in, nil
-}
-
-// filterOwnThreads limits the events of the instance in dir to this
-// process's threads, present (set_event_pid) and future (event-fork).
-func filterOwnThreads(dir string) {
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return
-	}
-	tids := make([]string, 0, len(tasks))
-	for _, t := range tasks {
-		tids = append(tids, t.Name())
-	}
-	if os.WriteFile(filepath.Join(dir, "options", "event-fork"), []byte("1"), 0) != nil {
-		return
-	}
-	_ = os.WriteFile(filepath.Join(dir, "set_event_pid"), []byte(strings.Join(tids, " ")), 0)
 }
 
 // linePID is the thread id of a trace_pipe line ("  comm-123  [001] ...")
