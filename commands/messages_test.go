@@ -14,7 +14,7 @@ import (
 // $NAME/LAYER builds on a kept packet (issue item 11).
 func TestErrorsBlameTheRightWord(t *testing.T) {
 	root := expectRoot(t)
-	err := bpfshFails(t, root, "map update fx/flows key {saddr: 1} value {packets: 1} bogus", 2, `unexpected "bogus" after {packets: 1}`)
+	err := bpfshFails(t, root, "map update fx/flows key {saddr: 1} value {packets: 1} bogus", 2, `unexpected "bogus" after "{packets: 1}"`)
 	if strings.Contains(err, `"{packets: 1}" is not a byte`) {
 		t.Errorf("the error blames the literal: %s", err)
 	}
