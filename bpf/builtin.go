@@ -18,7 +18,21 @@ import (
 var (
 	builtinMu sync.RWMutex
 	builtins  = map[string][]byte{}
+	// attached are objects bpfsh loads and attaches itself (cache attach
+	// --redis), not through load: doctor verifies them like the others.
+	attached = map[string][]byte{}
 )
+
+// RegisterAttached names an object that a command loads and attaches on
+// its own, so that doctor shows whether this kernel takes it.
+func RegisterAttached(name string, elf []byte) {
+	builtinMu.Lock()
+	defer builtinMu.Unlock()
+	if _, dup := attached[name]; dup {
+		panic(fmt.Sprintf("bpf.RegisterAttached: %q registered twice", name))
+	}
+	attached[name] = elf
+}
 
 // RegisterBuiltin makes elf loadable as "load NAME". name must be a valid
 // pin name (see ValidName); registering a name twice is a programming

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -14,10 +16,13 @@ import (
 // verifier makes of each of its programs, so that a rejection shows up
 // before a lesson's first command, not in it.
 func checkBuiltins() []Check {
+	builtinMu.RLock()
+	objects := maps.Clone(builtins)
+	maps.Copy(objects, attached)
+	builtinMu.RUnlock()
 	var checks []Check
-	for _, name := range Builtins() {
-		data, _ := Builtin(name)
-		checks = append(checks, checkObject(name, data))
+	for _, name := range slices.Sorted(maps.Keys(objects)) {
+		checks = append(checks, checkObject(name, objects[name]))
 	}
 	return checks
 }

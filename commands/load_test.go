@@ -472,7 +472,7 @@ func TestDoctorAllOK(t *testing.T) {
 		}
 	}
 	want := []string{"kernel", "btf", "bpffs", "tracefs", "privileges", "jit", "unprivileged bpf", "memlock", "test_run", "bpftool",
-		"object cache", "object fixture", "object kv", "object proxy"}
+		"object cache", "object cache --redis", "object fixture", "object kv", "object proxy"}
 	if !slices.Equal(names, want) {
 		t.Errorf("checks %v, want %v", names, want)
 	}

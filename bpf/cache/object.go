@@ -87,7 +87,12 @@ const (
 	ValueTextOffset = unsafe.Offsetof(CacheCacheValue{}.Text)
 )
 
-func init() { bpf.RegisterBuiltin(BuiltinName, _CacheBytes) }
+func init() {
+	bpf.RegisterBuiltin(BuiltinName, _CacheBytes)
+	// The live Redis cache is its own object, which 'cache attach --redis'
+	// loads; doctor checks it as "object cache --redis".
+	bpf.RegisterAttached(BuiltinName+" --redis", _RedisBytes)
+}
 
 // Object returns the compiled ELF, as embedded in bpfsh.
 func Object() []byte { return _CacheBytes }
