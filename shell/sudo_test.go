@@ -99,6 +99,7 @@ func TestNotRootReRunsWithSudo(t *testing.T) {
 // by its absolute path.
 func TestTestScriptReRunsWithSudo(t *testing.T) {
 	bpftest.RequireRoot(t)
+	bpftest.HostOnly(t, "bash and the go command")
 	dir, err := os.MkdirTemp("", "bpfsh-sudo-test-")
 	if err != nil {
 		t.Fatal(err)
