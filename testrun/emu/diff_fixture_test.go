@@ -12,6 +12,7 @@ import (
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
 	"github.com/bpfsh/bpfsh/testrun"
 	"github.com/bpfsh/bpfsh/testrun/fixture"
+	"github.com/bpfsh/bpfsh/testrun/packet"
 )
 
 func run(t *testing.T, o testrun.Options) *testrun.Outcome {
@@ -32,10 +33,8 @@ func TestDifferentialFixtures(t *testing.T) {
 		t.Fatalf("load fixture: %v", err)
 	}
 	defer p.Close()
-	remote, local := [6]byte{0xa, 0, 0, 0, 0, 1}, [6]byte{2, 0, 0, 0, 0, 2}
-
 	run(t, testrun.Options{Program: p.XdpReflect, Data: udpFrame("ping")})
-	run(t, testrun.Options{Program: p.XdpReflect, Data: frame(remote, local, "ping")})
+	run(t, testrun.Options{Program: p.XdpReflect, Data: packet.MustBuild(`Ether(dst=0a:00:00:00:00:01, src=02:00:00:00:00:02)/IPv4(id=0, src=10.0.0.1, dst=10.0.0.2)/UDP(sport=40000, dport=7777, chksum=0)/Raw("ping")`)})
 	run(t, testrun.Options{Program: p.XdpPass, Data: udpFrame("x")})
 	run(t, testrun.Options{Program: p.XdpPass, Data: make([]byte, 5000)})
 	for range 10 {

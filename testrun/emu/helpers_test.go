@@ -3,7 +3,7 @@
 package emu_test
 
 import (
-	"encoding/binary"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +13,7 @@ import (
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
 	"github.com/bpfsh/bpfsh/testrun"
 	"github.com/bpfsh/bpfsh/testrun/emu"
+	"github.com/bpfsh/bpfsh/testrun/packet"
 )
 
 // repoRoot is the repository's top directory.
@@ -111,39 +112,14 @@ func recordCount(name string, agree, total int) {
 }
 
 // udpFrame builds Ethernet/IPv4/UDP 10.0.0.1:40000 -> 10.0.0.2:7777 to
-// a locally administered MAC, as testrun's tests do.
+// a locally administered MAC, as testrun's tests do, through
+// testrun/packet like every other test's frames.
 func udpFrame(payload string) []byte {
-	return frame([6]byte{2, 0, 0, 0, 0, 2}, [6]byte{0xa, 0, 0, 0, 0, 1}, payload)
-}
-
-func frame(dst, src [6]byte, payload string) []byte {
-	udpLen := 8 + len(payload)
-	ipLen := 20 + udpLen
-	b := make([]byte, 14+ipLen)
-	copy(b[0:6], dst[:])
-	copy(b[6:12], src[:])
-	binary.BigEndian.PutUint16(b[12:], 0x0800)
-	ip := b[14:34]
-	ip[0] = 0x45
-	binary.BigEndian.PutUint16(ip[2:], uint16(ipLen))
-	ip[8] = 64
-	ip[9] = 17
-	copy(ip[12:16], []byte{10, 0, 0, 1})
-	copy(ip[16:20], []byte{10, 0, 0, 2})
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	expr := `Ether(dst=02:00:00:00:00:02, src=0a:00:00:00:00:01)/IPv4(id=0, ttl=64, src=10.0.0.1, dst=10.0.0.2)/UDP(sport=40000, dport=7777, chksum=0)`
+	if payload != "" {
+		expr += "/Raw(hex=" + hex.EncodeToString([]byte(payload)) + ")"
 	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
-	udp := b[34:]
-	binary.BigEndian.PutUint16(udp[0:], 40000)
-	binary.BigEndian.PutUint16(udp[2:], 7777)
-	binary.BigEndian.PutUint16(udp[4:], uint16(udpLen))
-	copy(udp[8:], payload)
-	return b
+	return packet.MustBuild(expr)
 }
 
 func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o644) }
