@@ -184,18 +184,37 @@ func TestMapDiffMarksOtherWriters(t *testing.T) {
 	}()
 	defer func() { close(stop); <-done }()
 	time.Sleep(time.Millisecond)
-	o := mustRun(t, Options{Program: p.XdpCount, Data: in, Repeat: 20000})
+	// The writer must get a turn both while the runs go on and in the look
+	// after them. Under qemu's single-threaded TCG a vCPU can hold the host
+	// thread for longer than a whole run, so a run that saw no other write
+	// is tried again (at most 5 times); every try must keep the run's own
+	// entry unmarked.
+	var o *Outcome
 	var ours, theirs *MapChange
-	for i, c := range o.Maps {
-		switch {
-		case c.Map == "hits" && c.Key == "17":
-			ours = &o.Maps[i]
-		case c.Map == "hits" && c.Key == "99":
-			theirs = &o.Maps[i]
+	for try := 1; try <= 5; try++ {
+		o = mustRun(t, Options{Program: p.XdpCount, Data: in, Repeat: 20000})
+		ours, theirs = nil, nil
+		for i, c := range o.Maps {
+			switch {
+			case c.Map == "hits" && c.Key == "17":
+				ours = &o.Maps[i]
+			case c.Map == "hits" && c.Key == "99":
+				theirs = &o.Maps[i]
+			}
 		}
+		if ours == nil {
+			t.Fatalf("changes %+v, want hits 17 (the run's)", o.Maps)
+		}
+		if ours.Others {
+			t.Fatalf("try %d: the run's own entry is marked as another writer's: %+v", try, *ours)
+		}
+		if theirs != nil && theirs.Others {
+			break
+		}
+		t.Logf("try %d: the other writer did not write in both windows (%+v); again", try, theirs)
 	}
-	if ours == nil || theirs == nil {
-		t.Fatalf("changes %+v, want hits 17 (the run's) and hits 99 (the other writer's)", o.Maps)
+	if theirs == nil {
+		t.Fatalf("changes %+v, want hits 99 (the other writer's) too", o.Maps)
 	}
 	if ours.Others || !theirs.Others {
 		t.Errorf("the run's entry marked %v, the other writer's %v; want false, true", ours.Others, theirs.Others)
