@@ -73,6 +73,11 @@ type debugSession struct {
 	check *emu.KernelCheck
 	// why the kernel could not check this session (check nil).
 	checkErr error
+	// opts is the input, kept for checking again with the user's answers
+	// when the run reaches a call the emulator does not emulate.
+	opts testrun.Options
+	// answered are the answers the current check used.
+	answered []uint64
 	// shown is how many events have been shown.
 	shown int
 	// ctx is the context's address (r1 at the start): print ctx->FIELD.
@@ -152,10 +157,10 @@ func debugStart(s *Session, args []string) (Result, error) {
 		maps.Close()
 		return nil, fmt.Errorf("debug %s: %s programs cannot be test-run by the kernel, so a session could not be checked; debug takes programs run can test-run", ref, bpf.ProgTypeName(uint32(info.Type)))
 	}
-	d := &debugSession{ref: ref.String(), prog: prog, maps: maps, typ: info.Type, commit: commit}
+	d := &debugSession{ref: ref.String(), prog: prog, maps: maps, typ: info.Type, commit: commit, opts: opts}
 	var cfg emu.Config
 	s.AtExit("trace", testrun.CloseTrace)
-	if kc, err := checkOnCPU(prog, maps, opts, info.Type); err == nil {
+	if kc, err := checkOnCPU(prog, maps, opts, info.Type, nil); err == nil {
 		d.check = kc
 		cfg = kc.Case.Config
 	} else {
@@ -202,6 +207,8 @@ func debugStart(s *Session, args []string) (Result, error) {
 	fmt.Fprintf(&b, "debugging %s (%s, %d instructions) on %s; quit ends the session\n", d.ref, bpf.ProgTypeName(uint32(info.Type)), prog.Len(), input)
 	if d.check != nil {
 		fmt.Fprintf(&b, "the kernel ran the same input on a private copy of the program and its maps: %s\n", testrun.RetvalName(info.Type, uint32(d.check.Case.Emu.Retval)))
+	} else if call, line := unemulatedCall(d.checkErr); call != "" {
+		fmt.Fprintf(&b, "this input reaches %s%s, which the debugger does not emulate: the session stops there; give its result with set r0 = V, then stepi, and the kernel checks the session with your answer\n", call, line)
 	} else {
 		fmt.Fprintf(&b, "not checked against the kernel: %v\n", d.checkErr)
 	}
@@ -343,20 +350,73 @@ func eventLine(e emu.Event) string {
 	return s
 }
 
+// unemulatedCall names the call err stopped at when it is one the
+// emulator does not emulate, with its source line (" at FILE:LINE").
+func unemulatedCall(err error) (call, line string) {
+	var re *emu.RunError
+	if !errors.As(err, &re) || re.Stop.Reason != emu.StopUnknownHelper {
+		return "", ""
+	}
+	if l := re.Stop.Line; l != nil {
+		line = fmt.Sprintf(" at %s:%d", filepath.Base(l.File), l.Line)
+	}
+	return re.Stop.Call, line
+}
+
+// recheck runs the kernel check again when the first one stopped at a
+// call the emulator does not emulate and the user has answered calls
+// since (or answered them differently): the emulated run takes the
+// answers, the kernel makes the real calls.
+func (d *debugSession) recheck() {
+	answers := d.s.Answers()
+	if len(answers) == 0 || slices.Equal(answers, d.answered) {
+		return
+	}
+	if d.check == nil {
+		if call, _ := unemulatedCall(d.checkErr); call == "" {
+			return
+		}
+	} else if d.answered == nil {
+		return // checked without needing answers
+	}
+	d.answered = answers
+	kc, err := checkOnCPU(d.prog, d.maps, d.opts, d.typ, answers)
+	d.check, d.checkErr = kc, err
+}
+
 // verdict is the kernel's word on the session: agrees, or the first
 // difference.
 func (d *debugSession) verdict() string {
+	d.recheck()
 	if d.check == nil {
+		if call, _ := unemulatedCall(d.checkErr); call != "" {
+			if len(d.answered) > 0 {
+				return fmt.Sprintf("not checked against the kernel: the run reaches %s again, which needs an answer too (set r0 = V, then stepi)", call)
+			}
+			return fmt.Sprintf("not checked against the kernel: the run calls %s, which the debugger does not emulate; answer it with set r0 = V when the session stops there", call)
+		}
 		return fmt.Sprintf("not checked against the kernel: %v", d.checkErr)
 	}
 	c := d.check.Case
 	if !c.Agree() {
-		if c.Comparison != nil {
-			return c.Comparison.Summary()
+		if c.Comparison == nil {
+			return "the kernel's run could not be compared: " + c.String()
 		}
-		return "the kernel's run could not be compared: " + c.String()
+		summary := c.Comparison.Summary()
+		if len(d.answered) > 0 {
+			summary += fmt.Sprintf(" (the checked run used the %s you gave for calls the debugger does not emulate: the kernel's results may differ from them)", plural(len(d.answered), "answer"))
+		}
+		if d.s.Done() {
+			if diff := emu.SameRun(d.s.Result(), c.Emu); diff != "" {
+				summary += "; this session's own run differs from the checked one too (changed with set, or the maps changed): " + diff
+			}
+		}
+		return summary
 	}
 	summary := c.Comparison.Summary() + " (compared: " + strings.Join(c.Comparison.Checked, ", ") + ")"
+	if len(d.answered) > 0 {
+		summary += fmt.Sprintf("; with the %s you gave for calls the debugger does not emulate", plural(len(d.answered), "answer"))
+	}
 	for _, n := range d.check.Notes {
 		summary += "; " + n
 	}
@@ -449,9 +509,9 @@ func (d *debugSession) commitChanges() string {
 
 // checkOnCPU runs the kernel check, on CPU N when cpu N was given: the
 // thread is pinned there, and the check's emulated run takes that CPU.
-func checkOnCPU(prog *emu.Program, maps *emu.Maps, opts testrun.Options, t ebpf.ProgramType) (*emu.KernelCheck, error) {
+func checkOnCPU(prog *emu.Program, maps *emu.Maps, opts testrun.Options, t ebpf.ProgramType, answers []uint64) (*emu.KernelCheck, error) {
 	if !opts.OnCPU || t == ebpf.RawTracepoint {
-		return emu.CheckInKernel(prog, maps, opts)
+		return emu.CheckInKernel(prog, maps, opts, answers)
 	}
 	cpu := int(opts.CPU)
 	opts.OnCPU, opts.CPU = false, 0
@@ -469,7 +529,7 @@ func checkOnCPU(prog *emu.Program, maps *emu.Maps, opts testrun.Options, t ebpf.
 		return nil, fmt.Errorf("run on CPU %d: %w", cpu, err)
 	}
 	defer unix.SchedSetaffinity(0, &old)
-	return emu.CheckInKernel(prog, maps, opts)
+	return emu.CheckInKernel(prog, maps, opts, answers)
 }
 
 func cpuList(set *unix.CPUSet) string {

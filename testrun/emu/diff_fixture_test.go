@@ -3,11 +3,14 @@
 package emu_test
 
 import (
+	"encoding/binary"
+	"fmt"
 	"runtime"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
 
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
 	"github.com/bpfsh/bpfsh/testrun"
@@ -80,4 +83,58 @@ func TestDifferentialXDPMeta(t *testing.T) {
 	}
 	defer m.Close()
 	run(t, testrun.Options{Program: m.XdpMeta, Data: udpFrame("meta")})
+}
+
+// TestDifferentialCloneRedirect checks the emulated bpf_clone_redirect
+// against the kernel for each outcome: a copy out of and into a device
+// that is up (lo here), no such device, flags the kernel refuses, and, in
+// a network namespace of the test's own where lo is down, both directions
+// to a device that is down. tc_clone leaves the result in cb[0], so the
+// ctx comparison covers it as well as the verdict.
+func TestDifferentialCloneRedirect(t *testing.T) {
+	d := differential(t)
+	var r fixture.RedirectObjects
+	if err := fixture.LoadRedirectObjects(&r, nil); err != nil {
+		t.Fatalf("load the redirect fixture: %v", err)
+	}
+	defer r.Close()
+	cases := []string{
+		"{mark: 1}",              // out of lo
+		"{mark: 1, priority: 1}", // into lo (BPF_F_INGRESS)
+		"{mark: 4000000}",        // no such device: -EINVAL
+		"{mark: 1, priority: 2}", // unknown flags: -EINVAL
+	}
+	for _, ctx := range cases {
+		run(t, testrun.Options{Program: r.TcClone, Data: udpFrame("clone"), Ctx: []string{ctx}})
+	}
+	// A namespace of its own, on a thread that is thrown away afterwards
+	// (it stays locked): its lo is down.
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("a network namespace of the test's own: %w", err)
+			return
+		}
+		for _, ctx := range []string{"{mark: 1}", "{mark: 1, priority: 1}"} {
+			if _, err := testrun.Run(testrun.Options{Program: r.TcClone, Data: udpFrame("clone"), Ctx: []string{ctx}}); err != nil {
+				errc <- fmt.Errorf("run with lo down, ctx %s: %w", ctx, err)
+				return
+			}
+		}
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	// The runs must have covered different results, not one path six times.
+	results := map[uint64]bool{}
+	for _, c := range d.Cases() {
+		if c.Emu != nil && len(c.Emu.CtxOut) > 52 {
+			results[uint64(binary.LittleEndian.Uint32(c.Emu.CtxOut[48:]))] = true
+		}
+	}
+	if len(results) < 3 {
+		t.Errorf("the runs' bpf_clone_redirect results %v: want at least 0, -EINVAL and a down device's", results)
+	}
 }

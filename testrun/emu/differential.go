@@ -29,6 +29,9 @@ type Differential struct {
 	Objects []*Object
 	// OnCase, when set, is called with each case as it is decided.
 	OnCase func(*DiffCase)
+	// Answers are results for calls the engine does not emulate, used in
+	// turn as the emulated run reaches them (a debug session's set r0).
+	Answers []uint64
 
 	mu    sync.Mutex
 	cases []*DiffCase
@@ -117,7 +120,7 @@ func (d *Differential) Before(r *testrun.ObservedRun) {
 	}
 	st.c.Config = cfg
 	st.c.Config.Maps = nil
-	stop := s.Run()
+	stop := runAnswering(s, d.Answers)
 	st.c.Steps = s.Steps()
 	if stop.Reason != StopExit {
 		st.c.Err = &RunError{Stop: stop}
@@ -135,7 +138,7 @@ func (d *Differential) Before(r *testrun.ObservedRun) {
 		st.c.Err = err
 		return
 	}
-	if stop := s2.Run(); stop.Reason != StopExit {
+	if stop := runAnswering(s2, d.Answers); stop.Reason != StopExit {
 		st.c.Err = fmt.Errorf("second run: %w", &RunError{Stop: stop})
 		return
 	}

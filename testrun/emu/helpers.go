@@ -90,7 +90,8 @@ func (m *machine) callHelper(in *insn) bool {
 		}
 		m.abortStep()
 		m.stop = StopUnknownHelper
-		m.stopMsg = fmt.Sprintf("helper %s (#%d) is not emulated; set r0 to the value it would return and step on", helperName(in.imm), in.imm)
+		m.stopCall = fmt.Sprintf("%s (#%d)", helperName(in.imm), in.imm)
+		m.stopMsg = fmt.Sprintf("helper %s is not emulated; set r0 to the value it would return and step on", m.stopCall)
 		return false
 	}
 	c := hcall{id: h.id, name: h.name}
@@ -155,7 +156,8 @@ func (m *machine) callKfunc(in *insn) bool {
 	}
 	m.abortStep()
 	m.stop = StopUnknownHelper
-	m.stopMsg = fmt.Sprintf("kernel function %s is not emulated; set r0 to the value it would return and step on", name)
+	m.stopCall = "kernel function " + name
+	m.stopMsg = fmt.Sprintf("%s is not emulated; set r0 to the value it would return and step on", m.stopCall)
 	return false
 }
 

@@ -5,6 +5,7 @@ package emu
 import (
 	"encoding/binary"
 	"fmt"
+	"net"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -27,6 +28,7 @@ func init() {
 		helper{id: int32(asm.FnSkbChangeTail), args: 3, fn: hSKBChangeTail},
 		helper{id: int32(asm.FnSkbPullData), args: 2, fn: hSKBPullData},
 		helper{id: int32(asm.FnRedirect), args: 2, fn: hRedirect},
+		helper{id: int32(asm.FnCloneRedirect), args: 3, fn: hCloneRedirect},
 		helper{id: int32(asm.FnRedirectMap), args: 3, fn: hRedirectMap},
 		helper{id: int32(asm.FnSkRedirectMap), args: 4, fn: hSkRedirect},
 		helper{id: int32(asm.FnSkRedirectHash), args: 4, fn: hSkRedirect},
@@ -439,6 +441,8 @@ const (
 	tcActShot     = 2
 	tcActRedirect = 7
 	bpfFIngress   = 1
+	netRxDrop     = 1
+	netXmitCN     = 2
 )
 
 func hRedirect(m *machine, c *hcall) bool {
@@ -457,6 +461,44 @@ func hRedirect(m *machine, c *hcall) bool {
 		return true
 	}
 	c.ret = tcActRedirect
+	return true
+}
+
+// hCloneRedirect is bpf_clone_redirect: a copy of the skb goes out of
+// (or, with BPF_F_INGRESS, into) the device ifindex now, and the program
+// goes on with its own skb. The result is what the kernel's send returns:
+// -EINVAL for unknown flags or no such device in this network namespace
+// (the one the kernel's test run uses too); for a device that is down,
+// NET_XMIT_CN (2) out of it (a down device's qdisc is noop, which drops
+// and says so) and NET_RX_DROP (1) into it; else 0.
+func hCloneRedirect(m *machine, c *hcall) bool {
+	if !m.needPacket(c) {
+		return false
+	}
+	ifindex, flags := uint32(c.a[1]), c.a[2]
+	dir := "out of"
+	if flags&bpfFIngress != 0 {
+		dir = "into"
+	}
+	c.ev.Text = fmt.Sprintf("a copy %s ifindex %d", dir, ifindex)
+	if flags&^uint64(bpfFIngress) != 0 {
+		c.ret = negErr(errEINVAL)
+		return true
+	}
+	dev, err := net.InterfaceByIndex(int(ifindex))
+	if err != nil || ifindex == 0 {
+		c.ret = negErr(errEINVAL)
+		return true
+	}
+	c.ev.Text = fmt.Sprintf("a copy %s %s (ifindex %d)", dir, dev.Name, ifindex)
+	switch {
+	case dev.Flags&net.FlagUp != 0:
+		c.ret = 0
+	case flags&bpfFIngress != 0:
+		c.ret = netRxDrop
+	default:
+		c.ret = netXmitCN
+	}
 	return true
 }
 

@@ -169,14 +169,16 @@ type KernelCheck struct {
 // BPF_PROG_TEST_RUN on a private instance of p (its maps, bound in maps,
 // cloned), with the emulator running the same input just before on the
 // same clones; then removes the instance. The user's maps are not
-// changed.
-func CheckInKernel(p *Program, maps *Maps, opts testrun.Options) (*KernelCheck, error) {
+// changed. answers are results for the calls the emulator does not
+// emulate, in turn (a debug session's Answers): the kernel makes the real
+// calls, so the check also says whether the answers were right.
+func CheckInKernel(p *Program, maps *Maps, opts testrun.Options, answers []uint64) (*KernelCheck, error) {
 	inst, err := NewInstance(p, maps)
 	if err != nil {
 		return nil, err
 	}
 	defer inst.Close()
-	d := &Differential{Objects: []*Object{p.Object}}
+	d := &Differential{Objects: []*Object{p.Object}, Answers: answers}
 	old := testrun.SetRunObserver(d)
 	opts.Program = inst.Program
 	opts.Repeat, opts.Bench, opts.LiveFrames = 0, false, false

@@ -28,7 +28,7 @@ func TestCheckInKernel(t *testing.T) {
 	}
 	defer maps.Close()
 	for range 3 {
-		kc, err := emu.CheckInKernel(prog, maps, testrun.Options{Data: udpFrame("ping")})
+		kc, err := emu.CheckInKernel(prog, maps, testrun.Options{Data: udpFrame("ping")}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,9 +26,12 @@ type machine struct {
 
 	stop    StopReason
 	stopMsg string
-	faultv  *Fault
-	retval  uint64
-	done    bool // the entry function returned
+	// stopCall names the call the engine does not emulate
+	// (StopUnknownHelper).
+	stopCall string
+	faultv   *Fault
+	retval   uint64
+	done     bool // the entry function returned
 	// skipCallAt, when >= 0, is a helper call the user answered by
 	// setting r0: it is stepped over once.
 	skipCallAt int32

@@ -253,6 +253,39 @@ func (s *Session) Regs() []Register {
 // knows.
 func (s *Session) Describe(v uint64) (Pointer, bool) { return s.m.pointer(v) }
 
+// Answers are the results the user gave, in the order of the run, for
+// calls the engine does not emulate (r0 set at an unknown helper). A call
+// answered twice (after going back) counts with its last answer.
+func (s *Session) Answers() []uint64 {
+	var out []uint64
+	last := uint64(0)
+	for i, e := range s.edits {
+		if e.kind != editAnswer {
+			continue
+		}
+		if i > 0 && len(out) > 0 && e.step == last {
+			out[len(out)-1] = e.val
+			continue
+		}
+		out, last = append(out, e.val), e.step
+	}
+	return out
+}
+
+// runAnswering runs s on, answering each call the engine does not emulate
+// with the next of answers while there are any.
+func runAnswering(s *Session, answers []uint64) Stop {
+	stop := s.Run()
+	for stop.Reason == StopUnknownHelper && len(answers) > 0 {
+		if err := s.SetReg(0, answers[0]); err != nil {
+			return stop
+		}
+		answers = answers[1:]
+		stop = s.Run()
+	}
+	return stop
+}
+
 // SetReg changes register r (0..9; r10 is the frame pointer) at the
 // current step. Stopped at a helper the engine does not emulate, setting
 // r0 answers the call: the next step steps over it.

@@ -22,6 +22,9 @@ type Stop struct {
 	Retval uint64 `json:"retval,omitempty"`
 	// Message explains an emulator fault or an unknown helper.
 	Message string `json:"message,omitempty"`
+	// Call names the helper or kernel function the engine does not
+	// emulate (StopUnknownHelper).
+	Call string `json:"call,omitempty"`
 }
 
 // ErrNoReverse is returned by reverse commands of a session started with
@@ -42,6 +45,9 @@ func (s *Session) stopHere(reason StopReason) Stop {
 		st.Retval = m.retval
 	case StopFault, StopUnknownHelper, StopHelper:
 		st.Message = m.stopMsg
+		if reason == StopUnknownHelper {
+			st.Call = m.stopCall
+		}
 	case StopBreakpoint:
 		st.Breakpoint = s.lastBP
 	case StopWatch:

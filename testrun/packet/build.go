@@ -210,6 +210,12 @@ func (c *BuildContext) checkNextFields() error {
 			continue
 		}
 		if _, ok := c.Next.bindFor(c.Layer.Def.Name, f.Name); !ok {
+			if kin := announcedKin(c.Layer.Def.Name, f.Name, c.Next.Name); kin != "" {
+				return &Error{Col: c.Layer.Col, Msg: fmt.Sprintf("%s: no %s value announces %s after %s: did you mean %s()? (or write %s=N to put %s there anyway)", f.qualified(), f.Name, c.Next.Name, c.Layer.Def.Name, kin, f.Name, c.Next.Name)}
+			}
+			if mid := layerBetween(c.Layer.Def.Name, c.Next.Name); mid != "" {
+				return &Error{Col: c.Layer.Col, Msg: fmt.Sprintf("%s: no %s value announces %s after %s: did you mean %s()/%s()/%s()? (or write %s=N to put %s there anyway)", f.qualified(), f.Name, c.Next.Name, c.Layer.Def.Name, c.Layer.Def.Name, mid, c.Next.Name, f.Name, c.Next.Name)}
+			}
 			return &Error{Col: c.Layer.Col, Msg: fmt.Sprintf("%s: no %s value announces %s after %s; write %s=N", f.qualified(), f.Name, c.Next.Name, c.Layer.Def.Name, f.Name)}
 		}
 	}

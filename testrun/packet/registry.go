@@ -172,6 +172,51 @@ func bindsLower(b Bind, lower string) bool {
 	return strings.EqualFold(b.Lower, lower)
 }
 
+// announcedKin finds a layer of the same family as next (one name begins
+// with the other: ICMP and ICMPv6) that lower does announce through field:
+// what was meant by IPv6()/ICMP(). "" when there is none.
+func announcedKin(lower, field, next string) string {
+	registry.RLock()
+	defer registry.RUnlock()
+	n := strings.ToLower(next)
+	for _, d := range registry.order {
+		name := strings.ToLower(d.Name)
+		if name == n || !(strings.HasPrefix(name, n) || strings.HasPrefix(n, name)) {
+			continue
+		}
+		for _, b := range d.Binds {
+			if bindsLower(b, lower) && strings.EqualFold(b.Field, field) {
+				return d.Name
+			}
+		}
+	}
+	return ""
+}
+
+// layerBetween finds a layer that lower announces and that announces next:
+// the layer left out of Ether()/UDP(). "" when there is none.
+func layerBetween(lower, next string) string {
+	registry.RLock()
+	defer registry.RUnlock()
+	nd := registry.byName[strings.ToLower(next)]
+	if nd == nil {
+		return ""
+	}
+	for _, mid := range registry.order {
+		announced, announces := false, false
+		for _, b := range mid.Binds {
+			announced = announced || bindsLower(b, lower)
+		}
+		for _, b := range nd.Binds {
+			announces = announces || bindsLower(b, mid.Name)
+		}
+		if announced && announces {
+			return mid.Name
+		}
+	}
+	return ""
+}
+
 // nextLayer finds the layer that l announces through a registered Bind.
 func nextLayer(l *Layer) *LayerDef {
 	registry.RLock()
