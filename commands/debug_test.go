@@ -58,7 +58,7 @@ func TestDebugSteppingAndCheck(t *testing.T) {
 		"xdp_count at fixture.bpf.c:76 (step 0)", "ctx->data_end - ctx->data", "=> 0: ",
 		"r1 ", "ctx (struct xdp_md)", "r10", "stack frame 0",
 		// step: into the inlined count(), before the lookup.
-		"xdp_count at fixture.bpf.c:67 (step 9)", "bpf_map_lookup_elem(&counters, &slot)", "=> 9: (18) r1 = map[id:0]  ; counters",
+		"xdp_count at fixture.bpf.c:67 (step 9)", "bpf_map_lookup_elem(&counters, &slot)", "=> 9: (18) r1 = map[counters]",
 		"r0 = 0",
 		"ctx->data_end = pkt+46 (data_end)",
 		"*ctx = {data: ",

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -287,7 +288,14 @@ func (p *Program) Insn(pc int) string {
 	s := d.text[pc]
 	if pc < len(p.insns) && (p.insns[pc].op == xLdMap || p.insns[pc].op == xLdMapValue) {
 		if ref := p.insns[pc].ref; int(ref) < len(p.maps) {
-			s = fmt.Sprintf("%s  ; %s", s, p.maps[ref].Name)
+			// An object's instructions carry no map id yet (the loader
+			// puts a file descriptor there): name the map instead of
+			// showing id 0.
+			if named := strings.Replace(s, "map[id:0]", "map["+p.maps[ref].Name+"]", 1); named != s {
+				s = named
+			} else {
+				s = fmt.Sprintf("%s  ; %s", s, p.maps[ref].Name)
+			}
 		}
 	}
 	return s
