@@ -172,7 +172,7 @@ func LoadELF(source string, data []byte, opts LoadOptions) (*Loaded, error) {
 	}
 	// The manifest is written before the pins, so that even a crash in
 	// between leaves nothing pinned that unload does not know of.
-	m := &Manifest{Name: name, PinRoot: root, Dir: dir, Source: source, Objects: l.Objects}
+	m := &Manifest{Name: name, PinRoot: root, Dir: dir, Source: source, Load: loadWords(source, name, opts), Objects: l.Objects}
 	if err := WriteManifest(opts.StateDir, m); err != nil {
 		return nil, fmt.Errorf("load %s: %w", source, err)
 	}
@@ -231,6 +231,28 @@ func reloadWord(source string, opts LoadOptions) string {
 		word += " name " + opts.Name
 	}
 	return word
+}
+
+// loadWords are the words after "load" that load source as NAME again with
+// the same options: a file by its absolute path, a built-in by its name.
+func loadWords(source, name string, opts LoadOptions) []string {
+	word, builtin := strings.CutPrefix(source, "builtin ")
+	if !builtin {
+		if abs, err := filepath.Abs(source); err == nil {
+			word = abs
+		}
+	}
+	words := []string{word, "name", name}
+	if len(opts.Only) > 0 {
+		words = append(words, "only", strings.Join(opts.Only, ","))
+	}
+	if len(opts.Vars) > 0 {
+		words = append(words, "set")
+		for _, v := range opts.Vars {
+			words = append(words, v.Name+"="+v.Value)
+		}
+	}
+	return words
 }
 
 func joinHints(a, b string) string {

@@ -22,10 +22,13 @@ import (
 // kernel id) that load pinned there. Ids are not reused until the kernel's
 // 31-bit counter wraps, so an id match is the same object.
 type Manifest struct {
-	Name     string    `json:"name"`
-	PinRoot  string    `json:"pin_root"`
-	Dir      string    `json:"dir"`
-	Source   string    `json:"source"`
+	Name    string `json:"name"`
+	PinRoot string `json:"pin_root"`
+	Dir     string `json:"dir"`
+	Source  string `json:"source"`
+	// Load is the load command's words after "load" that load the same
+	// again (the file made absolute, name, only, set), for record.
+	Load     []string  `json:"load,omitempty"`
 	LoadedAt time.Time `json:"loaded_at"`
 	Objects  []Pinned  `json:"objects"`
 }

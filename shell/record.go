@@ -44,7 +44,9 @@ func (sh *Shell) recordBuiltin() *commands.Command {
 			"update and delete what the map holds under the key; for a failing command 'expect error contains' with the stable part of " +
 			"its error (no ids or paths, which differ on replay). expect lines typed while recording are written as typed (commented " +
 			"out when they failed). 'record stop' ends it; so does leaving the shell. Replay with 'bpfsh test FILE': it runs in a fresh " +
-			"pin root, so record from the start, load and let lines included. Relative file names are rewritten relative to FILE's " +
+			"pin root, so the suite starts with the state record found: a load line for each object loaded under the pin root, map update " +
+			"lines putting back what their hash and array maps hold (up to 100 entries each; what cannot be put back, such as per-CPU " +
+			"maps and global variables, is named in a comment), and a let line for each packet kept. Relative file names are rewritten relative to FILE's " +
 			"directory, where bpfsh test resolves them.",
 		Example:  "record xdp.bpfsh",
 		Args:     []commands.ArgKind{commands.ArgFile},
@@ -75,6 +77,18 @@ func (sh *Shell) startRecording(path string) (commands.Result, error) {
 	}
 	r := &recorder{path: path, dir: filepath.Dir(abs), f: f, w: bufio.NewWriter(f), depth: sh.depth}
 	fmt.Fprintf(r.w, "# bpfsh suite written by 'record'; replay with: bpfsh test %s\n", filepath.Base(abs))
+	// A suite replays in a fresh pin root: what is loaded now, and what its
+	// maps hold, comes first, so that the replay starts where this does.
+	state := commands.CurrentState(sh.Session, r.fromSuite)
+	if len(state.Lines) > 0 || len(state.Notes) > 0 {
+		fmt.Fprintf(r.w, "# the state when recording started: what was loaded, its maps' entries, the packets kept with let\n")
+		for _, l := range state.Lines {
+			fmt.Fprintln(r.w, joinWords(l))
+		}
+		for _, n := range state.Notes {
+			fmt.Fprintf(r.w, "# %s\n", n)
+		}
+	}
 	if err := r.flush(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("record %s: %w", path, err)
@@ -88,8 +102,20 @@ func (sh *Shell) startRecording(path string) (commands.Result, error) {
 		_, err := sh.stopRecording()
 		return err
 	})
+	text := fmt.Sprintf("recording to %s; 'record stop' ends it", path)
+	switch {
+	case len(state.Loads) > 0 && len(state.Lets) > 0:
+		text += fmt.Sprintf("\nthe suite starts by loading what is loaded here (%s), putting back the %d entries its maps hold and keeping %s again, so that bpfsh test replays from this state", strings.Join(state.Loads, ", "), state.Entries, strings.Join(state.Lets, ", "))
+	case len(state.Loads) > 0:
+		text += fmt.Sprintf("\nthe suite starts by loading what is loaded here (%s) and putting back the %d entries its maps hold, so that bpfsh test replays from this state", strings.Join(state.Loads, ", "), state.Entries)
+	case len(state.Lets) > 0:
+		text += fmt.Sprintf("\nthe suite starts by keeping %s again, so that bpfsh test replays from this state", strings.Join(state.Lets, ", "))
+	}
+	for _, n := range state.Notes {
+		text += "\nnote: " + n
+	}
 	return &commands.Message{
-		Text: fmt.Sprintf("recording to %s; 'record stop' ends it", path),
+		Text: text,
 		Data: map[string]any{"recording": path},
 	}, nil
 }
@@ -108,7 +134,7 @@ func (sh *Shell) stopRecording() (commands.Result, error) {
 		return nil, fmt.Errorf("record %s: %w", r.path, err)
 	}
 	return &commands.Message{
-		Text: fmt.Sprintf("recorded %d commands to %s; replay with: bpfsh test %s", r.n, r.path, r.path),
+		Text: fmt.Sprintf("recorded %d command%s to %s; replay with: bpfsh test %s", r.n, map[bool]string{true: "", false: "s"}[r.n == 1], r.path, r.path),
 		Data: map[string]any{"file": r.path, "commands": r.n},
 	}, nil
 }
@@ -176,6 +202,18 @@ func (r *recorder) line(path []*commands.Command, args, words []string) string {
 		out = append(out, a)
 	}
 	return joinWords(out)
+}
+
+// fromSuite names the file at the absolute path p from the suite's
+// directory, where bpfsh test resolves it.
+func (r *recorder) fromSuite(p string) string {
+	if !filepath.IsAbs(p) {
+		return p // a built-in object's name
+	}
+	if rel, err := filepath.Rel(r.dir, p); err == nil {
+		return rel
+	}
+	return p
 }
 
 // relocate rewrites a relative path to an existing file so that it names

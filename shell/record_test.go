@@ -91,6 +91,53 @@ func TestRecordReplays(t *testing.T) {
 	}
 }
 
+// Recording started after a load begins with that load and the entries
+// its maps hold then, so that the suite replays from the same state: the
+// counters the runs before recording raised are put back.
+func TestRecordStartsFromTheCurrentState(t *testing.T) {
+	dir := suiteDir(t, nil)
+	t.Chdir(dir)
+	root := bpftest.PinRoot(t)
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	session := strings.Join([]string{
+		"load fixture.o name fx only xdp_count",
+		"run fx/xdp_count " + suiteFrame,
+		"run fx/xdp_count " + suiteFrame,
+		`map update fx/flows key {saddr: 10.0.0.1, sport: 80} value {packets: 3}`,
+		"let f = " + suiteFrame,
+		"record late.bpfsh",
+		"run fx/xdp_count packet $f",
+		"record stop",
+	}, "\n")
+	var out, errb bytes.Buffer
+	if code := shell.Main([]string{"--pin-root", root}, strings.NewReader(session), &out, &errb); code != 0 {
+		t.Fatalf("recording session: exit %d; stderr:\n%s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "the suite starts by loading what is loaded here (fx), putting back the 2 entries its maps hold and keeping $f again") {
+		t.Errorf("record does not say the suite starts from this state:\n%s", out.String())
+	}
+	data, err := os.ReadFile("late.bpfsh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	suite := string(data)
+	for _, want := range []string{
+		"\nload fixture.o name fx only xdp_count\n",
+		"\nmap update fx/counters key 0 value 92\n",
+		"\nmap update fx/flows key {saddr: 10.0.0.1, sport: 80, pad: 0} value {packets: 3, ",
+		"\nlet f = hex 0200",
+		"\nexpect map fx/counters key 0 value 138\n",
+	} {
+		if !strings.Contains(suite, want) {
+			t.Errorf("the recording lacks %q:\n%s", want, suite)
+		}
+	}
+	code, report, errs := bpfshTest(t, filepath.Join(dir, "late.bpfsh"))
+	if code != 0 || !strings.HasSuffix(report, " passed, 0 failed\n") {
+		t.Errorf("replay: exit %d, stderr %q:\n%s", code, errs, report)
+	}
+}
+
 func TestRecordErrors(t *testing.T) {
 	dir := t.TempDir()
 	cases := []struct {
