@@ -78,7 +78,7 @@ func runKVCheck(s *Session, args []string) (Result, error) {
 		return nil, benchFailed(s, "kv check", err)
 	}
 	view := kvCheckView(res)
-	if res.Violations > 0 {
+	if res.Violations > 0 || res.Committed == 0 {
 		return nil, &FailedResult{Result: view, Err: fmt.Errorf("kv check %s: %s", res.Workload, res.Verdict)}
 	}
 	return view, nil

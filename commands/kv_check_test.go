@@ -32,7 +32,7 @@ func TestKVCheckCommand(t *testing.T) {
 		t.Errorf("kv check: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errb)
 	}
 
-	code, out, errb = bpfsh(t, root, "-j", "-c", "kv check list-append clients 2 for 300ms")
+	code, out, errb = bpfsh(t, root, "-j", "-c", "kv check list-append clients 2 for 1s")
 	res := decodeJSON[struct {
 		Workload     string         `json:"workload"`
 		Property     string         `json:"property"`

@@ -300,6 +300,11 @@ func (r *CheckResult) judge(h *History, v []Violation, notes []string) {
 		}
 		return
 	}
+	if r.Committed == 0 {
+		// A history without one committed transaction promises nothing.
+		r.Verdict = "nothing checked: no transaction committed in " + r.Elapsed.Round(time.Millisecond).String() + "; give it longer (for 5s) or fewer clients"
+		return
+	}
 	r.Verdict = r.Property + ": no violation found"
 }
 
