@@ -22,7 +22,7 @@ import (
 // cacheAttachCmd and cacheDetachCmd are in cacheCmd's Subs.
 var cacheAttachCmd = &Command{
 	Name:  "attach",
-	Usage: "IFACE [--name NAME] | --redis [port N]",
+	Usage: "IFACE [--name NAME] | --redis [port N] [cgroup PATH] [trace]",
 	Short: "attach xdp_cache_rx (XDP) and tc_cache_fill (TC egress) to a real interface, or the live Redis cache",
 	Long: "attach puts the cache in front of a memcached reachable through IFACE: xdp_cache_rx on the " +
 		"interface's XDP hook (native mode when the driver has it, generic otherwise; it says which) and " +
@@ -38,7 +38,10 @@ var cacheAttachCmd = &Command{
 		"(found in /proc/self/mountinfo) puts every connection redis-server accepts on port N (6379) into a sockhash, " +
 		"redis_verdict answers GETs of cached keys from redis-server's own socket, and redis_replies fills the cache " +
 		"from redis-server's replies; it is pinned under <pin-root>/redis_cache/ (bpf/cache/PROTOCOL.md, Redis, live). " +
-		"Connections accepted before attach stay uncached.",
+		"Connections accepted before attach stay uncached. 'cgroup PATH' attaches redis_sockops to that cgroup v2 " +
+		"directory instead of the root (absolute, or relative to the cgroup v2 mount): it then sees only the connections " +
+		"of the processes in it, so redis-server must run there ('redis start' runs one in bpfsh-redis-PORT). 'trace' makes " +
+		"the programs print a line for every hit, miss, fill and invalidation, which 'trace grep redis' shows.",
 	Example: "cache attach eth0",
 	Args:    []ArgKind{ArgIface},
 	Run:     runCacheAttach,

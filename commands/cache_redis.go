@@ -17,8 +17,9 @@ import (
 )
 
 // The live Redis cache (bpf/cache/redis.bpf.c) in the shell: 'cache
-// attach --redis [port N]' loads it, attaches it (sock_ops on the cgroup
-// v2 root, the verdict and the replies program on its sockhash) and pins
+// attach --redis [port N] [cgroup PATH] [trace]' loads it, attaches it
+// (sock_ops on the cgroup v2 root, or on the cgroup PATH redis-server
+// runs in; the verdict and the replies program on its sockhash) and pins
 // it under <pin-root>/redis_cache/, so it stays after the shell ends;
 // 'cache detach --redis' (or 'cache detach' when only it is attached)
 // removes it; 'cache stats --redis' reads its counters.
@@ -72,13 +73,46 @@ func cacheLoaded(s *Session, name string) bool {
 	return err == nil
 }
 
+// redisAttachOptions reads what cache attach --redis takes besides
+// port N: cgroup PATH and trace.
+func redisAttachOptions(cmd string, rest []string) (cgroup string, trace bool, err error) {
+	for i := 0; i < len(rest); i++ {
+		switch a := rest[i]; {
+		case a == "trace" || a == "--trace":
+			trace = true
+		case a == "cgroup" || a == "--cgroup":
+			if i+1 >= len(rest) {
+				return "", false, Usagef("%s: %s needs a cgroup v2 directory after it (absolute, or under the cgroup v2 mount: bpfsh-redis-6379)", cmd, a)
+			}
+			cgroup = rest[i+1]
+			if cgroup == "" {
+				return "", false, Usagef("%s: cgroup needs a cgroup v2 directory, not an empty word", cmd)
+			}
+			i++
+		case strings.HasPrefix(a, "--cgroup="):
+			cgroup = strings.TrimPrefix(a, "--cgroup=")
+			if cgroup == "" {
+				return "", false, Usagef("%s: --cgroup= needs a cgroup v2 directory", cmd)
+			}
+		default:
+			return "", false, Usagef("%s --redis takes port N, cgroup PATH and trace, not %q", cmd, a)
+		}
+	}
+	return cgroup, trace, nil
+}
+
 func runRedisAttach(s *Session, cmd string, port int, rest []string) (Result, error) {
-	if len(rest) > 0 {
-		return nil, Usagef("%s --redis takes only [port N], not %q", cmd, rest[0])
+	cgroupArg, trace, err := redisAttachOptions(cmd, rest)
+	if err != nil {
+		return nil, err
 	}
 	dir := redisDir(s)
 	if redisAttached(s) {
 		return nil, fmt.Errorf("%s: the Redis cache is already attached (%s); 'cache detach --redis' first", cmd, dir)
+	}
+	cgroup, err := bpf.ResolveCgroup(cgroupArg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
 	if !bpf.OnBPFFS(s.PinRoot) {
 		if err := bpf.EnsureBPFFS(); err != nil {
@@ -88,12 +122,12 @@ func runRedisAttach(s *Session, cmd string, port int, rest []string) (Result, er
 			return nil, fmt.Errorf("%s: the pin root %s is not on a bpf file system", cmd, s.PinRoot)
 		}
 	}
-	rc, err := cache.NewRedisCache(port)
+	rc, err := cache.LoadRedisCache(cache.RedisConfig{Port: port, Trace: trace})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
 	defer rc.Objs.Close()
-	if err := rc.Attach(""); err != nil {
+	if err := rc.Attach(cgroup); err != nil {
 		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
 	if err := rc.Pin(dir); err != nil {
@@ -101,16 +135,26 @@ func runRedisAttach(s *Session, cmd string, port int, rest []string) (Result, er
 		cache.DetachPinned(dir)
 		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
-	body := fmt.Sprintf("attached the Redis cache for port %d: %s on cgroup %s, %s and %s on %s (pinned under %s)\n"+
+	who := "every process's"
+	if mnt, err := bpf.Cgroup2Mount(); err == nil && cgroup != mnt {
+		who = "its processes'"
+	}
+	body := fmt.Sprintf("attached the Redis cache for port %d: %s on cgroup %s (it sees %s connections), %s and %s on %s (pinned under %s)\n"+
 		"connections redis-server accepts from now on are cached; those it accepted before are not seen, and their writes do not invalidate: "+
 		"reconnect them; 'cache stats --redis' counts, 'cache detach --redis' removes it\n",
-		port, cache.RedisSockops, rc.Cgroup, cache.RedisVerdict, cache.RedisReplies, cache.RedisSocks, dir)
+		port, cache.RedisSockops, rc.Cgroup, who, cache.RedisVerdict, cache.RedisReplies, cache.RedisSocks, dir)
+	if trace {
+		body += "trace: every hit, miss, fill and invalidation prints a line: 'trace grep redis' shows them (one write to the trace buffer each: not for benchmarks)\n"
+	}
+	if n := closeRedisConns(s, port); n > 0 {
+		body += "closed this shell's 'redis cli' connection: the next command makes one the cache sees\n"
+	}
 	before, _ := cache.EstablishedTo(port)
 	if before > 0 {
 		body += fmt.Sprintf("warning: %d connection(s) to port %d were established before attach: the cache does not see them, "+
 			"and a write on one does not invalidate; reconnect those clients\n", before, port)
 	}
-	return &Text{Body: body, JSON: map[string]any{"port": port, "cgroup": rc.Cgroup, "pinned": dir, "established_before": before}}, nil
+	return &Text{Body: body, JSON: map[string]any{"port": port, "cgroup": rc.Cgroup, "trace": trace, "pinned": dir, "established_before": before}}, nil
 }
 
 func runRedisDetach(s *Session, cmd string) (Result, error) {

@@ -47,9 +47,11 @@ func TestCacheRedisCommands(t *testing.T) {
 	if err := kv.RedisMissing(); err != nil {
 		t.Skip(err)
 	}
+	// redis-server in a cgroup of the test's own, where the cache goes.
+	cg := bpftest.Cgroup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	srv, err := kv.StartRedis(ctx)
+	srv, err := kv.StartRedis(ctx, kv.RedisOptions{Cgroup: cg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,15 +72,15 @@ func TestCacheRedisCommands(t *testing.T) {
 	if line, err := bufio.NewReader(early).ReadString('\n'); err != nil || line != "+PONG\r\n" {
 		t.Fatalf("PING on the early connection: %q, %v", line, err)
 	}
-	out := bpfshOK(t, root, "cache attach --redis port "+port)
-	wantLines(t, "cache attach --redis", out, "attached the Redis cache for port "+port, "redis_sockops on cgroup ", "redis_cache",
+	out := bpfshOK(t, root, "cache attach --redis port "+port+" cgroup "+cg)
+	wantLines(t, "cache attach --redis", out, "attached the Redis cache for port "+port, "redis_sockops on cgroup "+cg+" (it sees its processes' connections)", "redis_cache",
 		"warning: 1 connection(s) to port "+port+" were established before attach")
 	t.Cleanup(func() {
 		if _, err := os.Stat(filepath.Join(root, "redis_cache")); err == nil {
 			bpfsh(t, root, "-c", "cache detach --redis")
 		}
 	})
-	bpfshFails(t, root, "cache attach --redis port "+port, 1, "already attached", "'cache detach --redis' first")
+	bpfshFails(t, root, "cache attach --redis port "+port+" cgroup "+cg, 1, "already attached", "'cache detach --redis' first")
 
 	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", port))
 	if err != nil {

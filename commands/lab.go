@@ -468,8 +468,9 @@ func runLabReset(s *Session, args []string) (Result, error) {
 	}, nil
 }
 
-// removeCreated unloads what l says it creates under the pin root and
-// removes the network namespaces it says it makes, and nothing else. A
+// removeCreated unloads what l says it creates under the pin root,
+// removes the network namespaces it says it makes and stops the
+// redis-servers it starts in this session, and nothing else. A
 // name bpfsh loaded is unloaded as 'unload' does (kv flushes its log,
 // cache detaches); one made otherwise (pinned with bpftool) is removed.
 // A kv store's WAL and checkpoint go too.
@@ -520,6 +521,15 @@ func removeCreated(s *Session, l *tutorials.Lesson, lang string) ([]string, erro
 			continue
 		}
 		done = append(done, tr(lang, "removed network namespace ", "已删除网络命名空间 ")+ns)
+	}
+	for _, port := range l.Redis {
+		ok, err := stopSessionRedis(s, port)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ok {
+			done = append(done, fmt.Sprintf(tr(lang, "stopped redis-server on port %d", "已停止端口 %d 上的 redis-server"), port))
+		}
 	}
 	return done, errors.Join(errs...)
 }

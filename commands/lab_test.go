@@ -5,12 +5,15 @@ package commands_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
 	"github.com/bpfsh/bpfsh/bpf/vethns"
 	"github.com/bpfsh/bpfsh/commands"
@@ -137,6 +140,18 @@ func leftAfterReset(t *testing.T, l *tutorials.Lesson, root, state string) {
 	for _, ns := range l.Netns {
 		if vethns.Exists(ns) {
 			t.Errorf("lab reset left the network namespace %s", ns)
+		}
+	}
+	// The redis-servers it starts, and their cgroups.
+	for _, port := range l.Redis {
+		if c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+			c.Close()
+			t.Errorf("lab reset left something listening on port %d", port)
+		}
+		if mnt, err := bpf.Cgroup2Mount(); err == nil {
+			if _, err := os.Stat(filepath.Join(mnt, commands.RedisCgroupName(port))); err == nil {
+				t.Errorf("lab reset left the cgroup %s", commands.RedisCgroupName(port))
+			}
 		}
 	}
 	if _, err := os.Stat(filepath.Join(state, "labs", l.Dir)); err == nil {

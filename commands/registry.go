@@ -24,6 +24,7 @@ func All() []*Command {
 		expectCmd,
 		kvCmd,
 		cacheCmd,
+		redisCmd,
 		proxyCmd,
 		labCmd,
 	}

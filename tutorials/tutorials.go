@@ -57,6 +57,9 @@ type Lesson struct {
 	Netns []string
 	// Needs are the Debian packages the lesson needs.
 	Needs []string
+	// Redis are the ports of the redis-servers the lesson starts with
+	// 'redis start port N', which lab reset stops.
+	Redis []int
 	// Setup is what lab start runs: lesson.bpfsh with its directives
 	// blanked out (so line numbers stay the file's).
 	Setup Script
@@ -273,10 +276,18 @@ func (l *Lesson) parseLesson() error {
 			}
 		case "needs":
 			l.Needs = append(l.Needs, listValue(value)...)
+		case "redis":
+			for _, w := range listValue(value) {
+				port, perr := strconv.Atoi(w)
+				if perr != nil || port < 1 || port > 65535 {
+					return fmt.Errorf("%s: redis: %q is not a TCP port (1 to 65535)", at, w)
+				}
+				l.Redis = append(l.Redis, port)
+			}
 		case "files":
 			err = l.borrow(listValue(value))
 		default:
-			return fmt.Errorf("%s: unknown directive %q; lesson.bpfsh has title, title.zh-CN, creates, netns, needs and files", at, key)
+			return fmt.Errorf("%s: unknown directive %q; lesson.bpfsh has title, title.zh-CN, creates, netns, needs, redis and files", at, key)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", at, err)

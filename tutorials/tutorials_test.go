@@ -3,6 +3,7 @@
 package tutorials
 
 import (
+	"fmt"
 	"io/fs"
 	"strings"
 	"testing"
@@ -126,6 +127,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown directive", "lesson.bpfsh", "#@ title: A\n#@ title.zh-CN: 示例\n#@ create: x\n", `07-sample/lesson.bpfsh:3: unknown directive "create"`},
 		{"not a directive", "lesson.bpfsh", "#@ title A\n", "07-sample/lesson.bpfsh:1: \"#@ title A\" is not a directive"},
 		{"two titles", "lesson.bpfsh", "#@ title: A\n#@ title: B\n", "07-sample/lesson.bpfsh:2: a second '#@ title:'"},
+		{"bad redis port", "lesson.bpfsh", "#@ title: A\n#@ title.zh-CN: 示例\n#@ redis: 70000\n", `07-sample/lesson.bpfsh:3: redis: "70000" is not a TCP port`},
 		{"bad creates", "lesson.bpfsh", "#@ title: A\n#@ title.zh-CN: 示例\n#@ creates: ../etc\n", `07-sample/lesson.bpfsh:3: creates: "../etc" is not a name`},
 		{"line before a block", "check.bpfsh", "# ok\nexpect map a count 1\n", "07-sample/check.bpfsh:2: a line before the first '#@ missing:'"},
 		{"no hint", "check.bpfsh", "#@ missing: a\n#@ missing.zh-CN: 甲\n#@ hint.zh-CN: 乙\nexpect map a count 1\n", "07-sample/check.bpfsh:1: this block has no '#@ hint:' line"},
@@ -153,6 +155,20 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("want one line, got %q", err)
 			}
 		})
+	}
+}
+
+// TestParseRedis: '#@ redis:' lists the ports of the redis-servers the
+// lesson starts, which lab reset stops.
+func TestParseRedis(t *testing.T) {
+	fsys := sample()
+	fsys["07-sample/lesson.bpfsh"] = &fstest.MapFile{Data: []byte("#@ title: A\n#@ title.zh-CN: 示例\n#@ redis: 6390, 6391\n#@ redis: 6392\n")}
+	lessons, err := Load(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(lessons[0].Redis); got != "[6390 6391 6392]" {
+		t.Errorf("redis ports %s", got)
 	}
 }
 

@@ -4,8 +4,9 @@
 /* redis: Redis GETs answered in the kernel, live, over real TCP, on
  * upstream kernels. PROTOCOL.md ("Redis, live") has the design; in short:
  *
- * redis_sockops (sock_ops, cgroup v2 root) puts every connection that
- * redis-server accepts on redis_port into the sockhash redis_socks, and
+ * redis_sockops (sock_ops, on the cgroup v2 root or redis-server's own
+ * cgroup) puts every connection that redis-server accepts on redis_port
+ * into the sockhash redis_socks, and
  * gives it a record in redis_conns.
  *
  * redis_verdict (sk_skb/stream_verdict, without a stream parser: see
@@ -89,6 +90,20 @@ enum {
 };
 
 volatile const __u16 redis_port = 6379;
+
+/* redis_trace (cache attach --redis trace) makes the programs say what
+ * they do, one bpf_printk line per hit, miss, fill and invalidation, for
+ * 'trace' to show. It is a constant of the frozen .rodata: when it is 0
+ * the verifier drops these branches, and nothing is printed or checked.
+ * A key is printed up to its first NUL byte (a 64-byte key, which has
+ * none, up to the next one after it). */
+volatile const __u8 redis_trace = 0;
+
+#define rtrace(fmt, ...)                                   \
+	do {                                                   \
+		if (redis_trace)                                   \
+			bpf_printk("redis " fmt, ##__VA_ARGS__);       \
+	} while (0)
 
 struct r_sockkey {
 	__u32 ip[4];       /* remote address (IPv4 in ip[0]) */
@@ -455,9 +470,11 @@ static __always_inline void pass_write(struct r_conn *c, int global, __u32 hash,
 		flush_all();
 		if (ttl)
 			no_more_fills();
+		rtrace("flush: a command that may write any key; everything cached is invalid");
 	} else {
 		bump(hash, ttl);
 		stat(R_ST_INVAL);
+		rtrace("invalidate: %s is written; redis-server has not seen the write yet", c->cmd.key.k);
 	}
 	if (ring_push(c, global ? R_S_GLOBAL : R_S_WRITE, hash, 0, 0)) {
 		/* Too many outstanding to remember this one: everything
@@ -603,6 +620,7 @@ __noinline int cmd_done(struct __sk_buff *skb, int hit_ok)
 		}
 	}
 	stat(R_ST_MISS);
+	rtrace("miss: GET %s goes on to redis-server", c->cmd.key.k);
 	ring_push(c, R_S_GETMISS, hash, gen, epoch);
 	c->passed++;
 	return 0;
@@ -826,6 +844,7 @@ int redis_verdict(struct __sk_buff *skb)
 				return SK_PASS;
 			if (answer(skb, c) == 0) {
 				stat(R_ST_HIT);
+				rtrace("hit: GET %s answered from the cache; redis-server never sees it", c->cmd.key.k);
 				return bpf_sk_redirect_hash(skb, &redis_socks, &sk, 0);
 			}
 			/* The entry went, or no room: a miss. */
@@ -877,6 +896,7 @@ static __always_inline void fill(struct sk_msg_md *msg, struct r_slot *s, __u32 
 		return;
 	if (*g != s->gen || *ep != s->epoch || (s->gen & R_TTL_BIT)) {
 		stat(R_ST_FILL_STALE);
+		rtrace("fill refused: %s was written after its GET missed", s->key.k);
 		return;
 	}
 	if (bpf_msg_pull_data(msg, off, off + tot, 0))
@@ -889,8 +909,10 @@ static __always_inline void fill(struct sk_msg_md *msg, struct r_slot *s, __u32 
 	sc->entry.len = tot;
 	if (bpf_probe_read_kernel(sc->entry.reply, tot, d))
 		return;
-	if (bpf_map_update_elem(&redis_cache, &s->key, &sc->entry, BPF_ANY) == 0)
+	if (bpf_map_update_elem(&redis_cache, &s->key, &sc->entry, BPF_ANY) == 0) {
 		stat(R_ST_FILL);
+		rtrace("fill: %s cached from redis-server's reply (%u bytes)", s->key.k, tot);
+	}
 }
 
 /* reply_done applies what the reply to the oldest outstanding command

@@ -130,6 +130,7 @@ const (
 	RedisProgRedisSockops = "redis_sockops"
 	RedisProgRedisVerdict = "redis_verdict"
 	RedisVarRedisPort     = "redis_port"
+	RedisVarRedisTrace    = "redis_trace"
 )
 
 // LoadRedis returns the embedded CollectionSpec for Redis.
@@ -199,7 +200,8 @@ type RedisMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type RedisVariableSpecs struct {
-	RedisPort *ebpf.VariableSpec `ebpf:"redis_port"`
+	RedisPort  *ebpf.VariableSpec `ebpf:"redis_port"`
+	RedisTrace *ebpf.VariableSpec `ebpf:"redis_trace"`
 }
 
 // RedisObjects contains all objects after they have been loaded into the kernel.
@@ -253,7 +255,8 @@ func (m *RedisMaps) Close() error {
 //
 // It can be passed to LoadRedisObjects or ebpf.CollectionSpec.LoadAndAssign.
 type RedisVariables struct {
-	RedisPort *ebpf.Variable `ebpf:"redis_port"`
+	RedisPort  *ebpf.Variable `ebpf:"redis_port"`
+	RedisTrace *ebpf.Variable `ebpf:"redis_trace"`
 }
 
 // RedisPrograms contains all programs after they have been loaded into the kernel.

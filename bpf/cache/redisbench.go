@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/bpf/kv"
 )
 
@@ -84,7 +85,19 @@ func RedisBench(ctx context.Context, o RedisBenchOptions) (*RedisBenchResult, er
 	if o.ValueSize > RedisMaxValue {
 		return nil, fmt.Errorf("cache bench --redis: value %d is over the cache's %d bytes", o.ValueSize, RedisMaxValue)
 	}
-	srv, err := kv.StartRedis(ctx)
+	// redis-server runs in a cgroup of the bench's own, where the cache's
+	// sock_ops program is attached: no other process's connections pass
+	// through it.
+	mnt, err := bpf.Cgroup2Mount()
+	if err != nil {
+		return nil, fmt.Errorf("cache bench --redis: %w", err)
+	}
+	cgroup, err := os.MkdirTemp(mnt, "bpfsh-bench-redis-")
+	if err != nil {
+		return nil, fmt.Errorf("cache bench --redis: make a cgroup for redis-server: %w", err)
+	}
+	defer bpf.RemoveCgroup(cgroup, 10*time.Second)
+	srv, err := kv.StartRedis(ctx, kv.RedisOptions{Cgroup: cgroup})
 	if err != nil {
 		return nil, fmt.Errorf("cache bench --redis: %w", err)
 	}
@@ -124,7 +137,7 @@ func RedisBench(ctx context.Context, o RedisBenchOptions) (*RedisBenchResult, er
 		return nil, fmt.Errorf("cache bench --redis: %w", err)
 	}
 	defer rc.Close()
-	if err := rc.Attach(""); err != nil {
+	if err := rc.Attach(cgroup); err != nil {
 		return nil, fmt.Errorf("cache bench --redis: %w", err)
 	}
 	if err := warmRedis(srv.Port, o.Keys); err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/bpfsh/bpfsh/bpf/bpftest"
 )
 
 // fakeRedis is a few commands of Redis (GET, SET, DEL, EXISTS, GETRANGE
@@ -24,9 +26,21 @@ type fakeRedis struct {
 	wg   sync.WaitGroup
 }
 
-func startFakeRedis(t testing.TB) *fakeRedis {
+// startFakeRedis listens on a free loopback port from inside the cgroup
+// cg (so that the connections it accepts are that cgroup's), or from the
+// test's own when cg is "".
+func startFakeRedis(t testing.TB, cg string) *fakeRedis {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var (
+		ln  net.Listener
+		err error
+	)
+	listen := func() { ln, err = net.Listen("tcp", "127.0.0.1:0") }
+	if cg == "" {
+		listen()
+	} else {
+		bpftest.InCgroup(t, cg, listen)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,14 +155,15 @@ func (f *fakeRedis) do(args []string) string {
 // than their requests, invalidation, pipelining, a connection that goes
 // on working.
 func TestRedisLiveKernel(t *testing.T) {
-	f := startFakeRedis(t)
+	cg := bpftest.Cgroup(t)
+	f := startFakeRedis(t, cg)
 	defer f.stop()
 	rc, err := NewRedisCache(f.port())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	if err := rc.Attach(""); err != nil {
+	if err := rc.Attach(cg); err != nil {
 		t.Fatal(err)
 	}
 	c := dialRedis(t, f.port())

@@ -87,12 +87,10 @@ func TestRedisLiveServerRestart(t *testing.T) {
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	// The new one in the same cgroup, where the cache is attached.
 	dir := t.TempDir()
 	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	startInCgroup(t, cmd, srv.Cgroup)
 	var d *respConn
 	for i := 0; ; i++ {
 		nc, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
@@ -222,6 +220,7 @@ func TestRedisLiveAuth(t *testing.T) {
 	if err := kv.RedisMissing(); err != nil {
 		t.Skip(err)
 	}
+	cg := bpftest.Cgroup(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -230,10 +229,7 @@ func TestRedisLiveAuth(t *testing.T) {
 	l.Close()
 	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", t.TempDir(), "--requirepass", "s3cret")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	startInCgroup(t, cmd, cg)
 	for i := 0; ; i++ {
 		nc, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err == nil {
@@ -250,7 +246,7 @@ func TestRedisLiveAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	if err := rc.Attach(""); err != nil {
+	if err := rc.Attach(cg); err != nil {
 		t.Fatal(err)
 	}
 	a := dialRedis(t, port)

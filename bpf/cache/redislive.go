@@ -3,7 +3,6 @@
 package cache
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/bpfsh/bpfsh/bpf"
 )
 
 // Redis, live
@@ -22,9 +23,10 @@ import (
 // kernel's TCP does the sequence numbers and nothing needs a kernel patch
 // (PROTOCOL.md "Redis, live"). RedisCache loads it, fills its command
 // table, and attaches it: the sk_skb verdict and the sk_msg
-// program to the sockhash, then the sock_ops program to the cgroup v2
-// root, which puts every connection redis-server accepts from then on
-// into the sockhash. Connections accepted before stay as they are.
+// program to the sockhash, then the sock_ops program to a cgroup v2
+// directory (the root, or the cgroup redis-server runs in), which puts
+// every connection redis-server accepts from then on into the sockhash.
+// Connections accepted before stay as they are.
 
 // Names of the live Redis cache's programs and maps.
 const (
@@ -142,6 +144,24 @@ type RedisCache struct {
 // NewRedisCache loads redis.bpf.c for redis-server's port and fills its
 // command table. Nothing is attached yet.
 func NewRedisCache(port int) (*RedisCache, error) {
+	return LoadRedisCache(RedisConfig{Port: port})
+}
+
+// RedisConfig is what the live Redis cache is loaded with.
+type RedisConfig struct {
+	// Port is redis-server's TCP port.
+	Port int
+	// Trace makes the programs print a line with bpf_printk for every
+	// hit, miss, fill and invalidation (redis_trace), which 'trace'
+	// shows. It costs a write to the trace buffer per event: for
+	// watching, not for benchmarks.
+	Trace bool
+}
+
+// LoadRedisCache loads redis.bpf.c as c says and fills its command
+// table. Nothing is attached yet.
+func LoadRedisCache(c RedisConfig) (*RedisCache, error) {
+	port := c.Port
 	if port <= 0 || port > 65535 {
 		return nil, fmt.Errorf("redis cache: port %d is not a TCP port", port)
 	}
@@ -151,6 +171,11 @@ func NewRedisCache(port int) (*RedisCache, error) {
 	}
 	if err := spec.Variables["redis_port"].Set(uint16(port)); err != nil {
 		return nil, fmt.Errorf("redis cache: set redis_port: %w", err)
+	}
+	if c.Trace {
+		if err := spec.Variables["redis_trace"].Set(uint8(1)); err != nil {
+			return nil, fmt.Errorf("redis cache: set redis_trace: %w", err)
+		}
 	}
 	r := &RedisCache{Port: port}
 	if err := spec.LoadAndAssign(&r.Objs, nil); err != nil {
@@ -177,44 +202,17 @@ func FillRedisCommands(m *ebpf.Map) error {
 	return nil
 }
 
-// Cgroup2Mount finds where the cgroup v2 hierarchy is mounted (in
-// /proc/self/mountinfo): /sys/fs/cgroup on a unified system,
-// /sys/fs/cgroup/unified on a hybrid one.
-func Cgroup2Mount() (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return "", fmt.Errorf("find the cgroup v2 mount: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// 36 25 0:31 / /sys/fs/cgroup rw,... shared:9 - cgroup2 cgroup2 rw,...
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		if fs := strings.Fields(post); len(fs) == 0 || fs[0] != "cgroup2" {
-			continue
-		}
-		if fs := strings.Fields(pre); len(fs) >= 5 && fs[3] == "/" {
-			return strings.ReplaceAll(fs[4], `\040`, " "), nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return "", fmt.Errorf("find the cgroup v2 mount: %w", err)
-	}
-	return "", errors.New("no cgroup v2 hierarchy is mounted (mount -t cgroup2 none /sys/fs/cgroup/unified)")
-}
-
 // Attach puts the cache in front of redis-server: the sk_skb and sk_msg
-// programs on the sockhash, then sock_ops on the cgroup v2 root (cgroup,
-// or the mount Cgroup2Mount finds when it is empty).
+// programs on the sockhash, then sock_ops on cgroup (a cgroup v2
+// directory; "" is the root, the mount bpf.Cgroup2Mount finds). sock_ops
+// sees the connections of the processes in that cgroup and below it, so
+// redis-server must run there; the root sees every process.
 func (r *RedisCache) Attach(cgroup string) (err error) {
 	if r.sockops != nil {
 		return errors.New("redis cache: already attached")
 	}
 	if cgroup == "" {
-		if cgroup, err = Cgroup2Mount(); err != nil {
+		if cgroup, err = bpf.Cgroup2Mount(); err != nil {
 			return fmt.Errorf("redis cache: %w", err)
 		}
 	}

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,8 +20,9 @@ import (
 	"github.com/bpfsh/bpfsh/bpf/kv"
 )
 
-// redisLive starts a private redis-server on a free loopback port and
-// the live Redis cache in front of it; both go when the test ends.
+// redisLive starts a private redis-server on a free loopback port, in a
+// cgroup of the test's own, and the live Redis cache in front of it,
+// attached to that cgroup; all go when the test ends.
 func redisLive(t testing.TB) (*kv.Redis, *RedisCache) {
 	t.Helper()
 	bpftest.RequireRoot(t)
@@ -26,9 +30,10 @@ func redisLive(t testing.TB) (*kv.Redis, *RedisCache) {
 	if err := kv.RedisMissing(); err != nil {
 		t.Skip(err)
 	}
+	cg := bpftest.Cgroup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	srv, err := kv.StartRedis(ctx)
+	srv, err := kv.StartRedis(ctx, kv.RedisOptions{Cgroup: cg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +42,7 @@ func redisLive(t testing.TB) (*kv.Redis, *RedisCache) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rc.Attach(""); err != nil {
+	if err := rc.Attach(cg); err != nil {
 		rc.Close()
 		t.Fatal(err)
 	}
@@ -47,6 +52,22 @@ func redisLive(t testing.TB) (*kv.Redis, *RedisCache) {
 		}
 	})
 	return srv, rc
+}
+
+// startInCgroup starts cmd in the cgroup v2 directory dir, and kills it
+// when the test ends.
+func startInCgroup(t testing.TB, cmd *exec.Cmd, dir string) {
+	t.Helper()
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 }
 
 // respConn is a test client speaking RESP to redis-server.

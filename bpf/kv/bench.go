@@ -290,7 +290,7 @@ func timeTestRun(ctx context.Context, h *Handle, w *Writer, o BenchOptions) (Tes
 // run from a short calibration run so that it lasts about the GET or SET
 // share of kv's duration, runs it, and stops redis.
 func benchRedis(ctx context.Context, o BenchOptions) (res *RedisResult, err error) {
-	r, err := StartRedis(ctx)
+	r, err := StartRedis(ctx, RedisOptions{})
 	if err != nil {
 		return nil, err
 	}

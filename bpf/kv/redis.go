@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/bpfsh/bpfsh/bpf/internal/child"
@@ -48,19 +49,39 @@ func RedisMissing() error {
 type Redis struct {
 	Port    int
 	Version string
-	dir     string
+	// Cgroup is the cgroup v2 directory it runs in ("" when it runs in
+	// the caller's).
+	Cgroup string
+	// Dir is its working directory (removed by Stop).
+	Dir     string
 	cmd     *exec.Cmd
 	out     *child.Output
 	exited  chan struct{}
 	waitErr error
 }
 
-// StartRedis starts redis-server on a free port of 127.0.0.1, with no
-// persistence (--save "" --appendonly no) and its working directory in a
-// temporary directory, and waits until it answers PING.
-func StartRedis(ctx context.Context) (*Redis, error) {
+// RedisOptions says where StartRedis runs redis-server.
+type RedisOptions struct {
+	// Port is the TCP port of 127.0.0.1 it listens on; 0 is a free one.
+	Port int
+	// Cgroup, when set, is a cgroup v2 directory redis-server starts in
+	// (clone3 with CLONE_INTO_CGROUP, so from its first instruction): a
+	// sock_ops program attached there sees its connections and nothing
+	// else's.
+	Cgroup string
+}
+
+// StartRedis starts redis-server on 127.0.0.1, on o.Port or a free port,
+// with no persistence (--save "" --appendonly no) and its working
+// directory in a temporary directory, in o.Cgroup when it is set, and
+// waits until it answers PING. It runs until Stop, or until this process
+// ends.
+func StartRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 	if err := RedisMissing(); err != nil {
 		return nil, err
+	}
+	if o.Port != 0 {
+		return startRedis(ctx, o.Port, o.Cgroup)
 	}
 	var lastErr error
 	for range 3 { // a port found free may be taken before redis binds it
@@ -68,7 +89,7 @@ func StartRedis(ctx context.Context) (*Redis, error) {
 		if err != nil {
 			return nil, err
 		}
-		r, err := startRedis(ctx, port)
+		r, err := startRedis(ctx, port, o.Cgroup)
 		if err == nil {
 			return r, nil
 		}
@@ -77,17 +98,29 @@ func StartRedis(ctx context.Context) (*Redis, error) {
 	return nil, lastErr
 }
 
-func startRedis(ctx context.Context, port int) (*Redis, error) {
+func startRedis(ctx context.Context, port int, cgroup string) (*Redis, error) {
 	dir, err := os.MkdirTemp("", "bpfsh-redis-")
 	if err != nil {
 		return nil, fmt.Errorf("start redis-server: %w", err)
 	}
-	r := &Redis{Port: port, dir: dir, out: &child.Output{Max: 64 << 10}, exited: make(chan struct{})}
+	r := &Redis{Port: port, Cgroup: cgroup, Dir: dir, out: &child.Output{Max: 64 << 10}, exited: make(chan struct{})}
 	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", "", "--daemonize", "no")
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
+	if cgroup != "" {
+		cg, err := os.Open(cgroup)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("start redis-server in cgroup %s: %w", cgroup, err)
+		}
+		defer cg.Close()
+		r.cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+	}
 	if err := child.Start(r.cmd, nil, func(err error) { r.waitErr = err; close(r.exited) }); err != nil {
 		os.RemoveAll(dir)
+		if cgroup != "" {
+			return nil, fmt.Errorf("start redis-server in cgroup %s: %w", cgroup, err)
+		}
 		return nil, fmt.Errorf("start redis-server: %w", err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -112,6 +145,12 @@ func startRedis(ctx context.Context, port int) (*Redis, error) {
 		}
 	}
 }
+
+// Exited is closed when redis-server has exited (stopped, or died).
+func (r *Redis) Exited() <-chan struct{} { return r.exited }
+
+// Pid is redis-server's process id.
+func (r *Redis) Pid() int { return r.cmd.Process.Pid }
 
 // ping asks redis for its version with INFO server; an answer means it
 // serves.
@@ -199,7 +238,7 @@ func (r *Redis) Preload(keys, size int) error {
 // Stop stops redis-server (SIGTERM, then SIGKILL after 5s) and removes
 // its directory.
 func (r *Redis) Stop() error {
-	defer os.RemoveAll(r.dir)
+	defer os.RemoveAll(r.Dir)
 	return child.Stop(r.cmd, r.exited, "redis-server")
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 
+	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
 	"github.com/bpfsh/bpfsh/bpf/vethns"
 )
@@ -442,7 +443,7 @@ func redisOrSkip(t *testing.T) {
 // CSV is read, and Stop leaves no process and no directory.
 func TestRedisStartBenchStop(t *testing.T) {
 	redisOrSkip(t)
-	r, err := StartRedis(context.Background())
+	r, err := StartRedis(context.Background(), RedisOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,8 +476,8 @@ func TestRedisStartBenchStop(t *testing.T) {
 	if vethns.ProcessAlive(pid) {
 		t.Errorf("redis-server %d still runs after Stop", pid)
 	}
-	if _, err := os.Stat(r.dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("redis directory %s left behind: %v", r.dir, err)
+	if _, err := os.Stat(r.Dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("redis directory %s left behind: %v", r.Dir, err)
 	}
 	if c, err := net.Dial("tcp", r.addr()); err == nil {
 		c.Close()
@@ -544,5 +545,36 @@ func TestBenchShort(t *testing.T) {
 	}
 	if _, err := Bench(context.Background(), BenchOptions{ValueSize: MaxLiveValue + 1}); err == nil || !strings.Contains(err.Error(), "64-byte boundary") {
 		t.Errorf("value over the live limit: %v", err)
+	}
+}
+
+// TestRedisStartInCgroup: with RedisOptions.Cgroup, redis-server runs in
+// that cgroup from its start, on the port asked for; Stop ends it and
+// leaves the cgroup empty.
+func TestRedisStartInCgroup(t *testing.T) {
+	redisOrSkip(t)
+	cg := bpftest.Cgroup(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	r, err := StartRedis(context.Background(), RedisOptions{Port: port, Cgroup: cg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	if r.Port != port || r.Cgroup != cg {
+		t.Errorf("port %d cgroup %q, want %d %q", r.Port, r.Cgroup, port, cg)
+	}
+	if got, err := bpf.CgroupOf(r.Pid()); err != nil || got != cg {
+		t.Errorf("redis-server %d runs in cgroup %q (%v), want %q", r.Pid(), got, err, cg)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if pids, err := bpf.CgroupProcs(cg); err != nil || len(pids) != 0 {
+		t.Errorf("after Stop the cgroup holds %v (%v)", pids, err)
 	}
 }
