@@ -186,3 +186,95 @@ func TestDebugAnswerChecked(t *testing.T) {
 		wantInOrder(t, out, "this input reaches bpf_get_route_realm", "not checked against the kernel: the run calls bpf_get_route_realm", "the program returned", c.want, "1 answer you gave")
 	}
 }
+
+// TestDebugErrors: each mistake is one line, never a panic.
+func TestDebugErrors(t *testing.T) {
+	root := bpftest.PinRoot(t)
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	bpfshFails(t, root, "step", 2, `unknown command "step"`)
+	bpfshFails(t, root, "debug", 2, "debug needs a program")
+	bpfshFails(t, root, "debug name no_such_prog_xyz", 1, "no_such_prog_xyz")
+	load := `load fixture; debug fixture/xdp_count packet Ether()/IPv4()/UDP(); `
+	for _, c := range []struct {
+		line string
+		code int
+		want string
+	}{
+		{"print r11", 1, `"r11"`},
+		{"print *(u7 *)(r1 + 0)", 2, "TYPE is one of"},
+		{"print r1->nosuch", 1, "no field"},
+		{"break nosuchfunc", 1, "nosuchfunc"},
+		{"debug fixture/xdp_count packet Ether()", 1, "a debug session of fixture/xdp_count is running"},
+		{"set r10 = 1", 1, "frame pointer"},
+		{"watch r1", 1, "not memory"},
+		{"c; s", 1, "the program has returned"},
+		{"info locals", 1, "DWARF"},
+	} {
+		bpfshFails(t, bpftest.PinRoot(t), load+c.line, c.code, c.want)
+	}
+}
+
+// TestDebugCommit: a session leaves the real maps alone, unless started
+// with --commit, whose quit writes what the run changed.
+func TestDebugCommit(t *testing.T) {
+	out := debugScript(t,
+		"load fixture",
+		`debug fixture/xdp_count packet Ether()/IPv4()/UDP(dport=6390)/Raw("ping")`,
+		"c",
+		"quit",
+		"map lookup fixture/counters key 0",
+		`debug fixture/xdp_count packet Ether()/IPv4()/UDP(dport=6390)/Raw("ping") --commit`,
+		"c",
+		"quit",
+		"map lookup fixture/counters key 0",
+	)
+	wantInOrder(t, out,
+		"debug session of fixture/xdp_count ended: the kernel agrees", "value:  0",
+		"debug session of fixture/xdp_count ended: the kernel agrees", "wrote 1 map entry to the real maps", "value:  46",
+	)
+}
+
+// TestDebugLooking covers finish out of a bpf-to-bpf call, list, info
+// maps, x, set in memory, until, events and check, on CPU 1.
+func TestDebugLooking(t *testing.T) {
+	out := debugScript(t,
+		"load ../testrun/emu/testdata/engine.bpf.o name eng",
+		`debug eng/hx_count packet Ether()/IPv4(src="10.0.0.1")/UDP(dport=6390)/Raw("ping") cpu 1`,
+		"break mix",
+		"c",
+		"bt",
+		"finish",
+		"list",
+		"info maps",
+		"set *(u32 *)(r10 - 8) = 7",
+		"x r10 - 8 4",
+		"until",
+		"events",
+		"check",
+		"quit",
+	)
+	wantInOrder(t, out,
+		"breakpoint 1 at mix",
+		"mix at engine.bpf.c:44",
+		"#0  mix at engine.bpf.c:44", "#1  hx_count at engine.bpf.c:77",
+		"hx_count at engine.bpf.c:77", "st->mixed = mix(ls.sum, ls.calls);",
+		"=>    77", "78\t\tbpf_printk",
+		"hx_flows  Hash", "(read; the session's writes stay in the session)",
+		"*(u32 *)(r10 - 8) = 7",
+		"4 bytes at ", "(stack frame 0 -8)", "07 00 00 00",
+		"hx_count at engine.bpf.c:78",
+		"bpf_loop(20, &add_step (function), stack frame 0 -8, 0)", "callback: 9 iterations",
+		"the kernel agrees",
+		"debug session of eng/hx_count ended",
+	)
+}
+
+// TestDebugObject: a program bpfsh did not load is debugged given its
+// object; without it, the error says how.
+func TestDebugObject(t *testing.T) {
+	root, _ := pinnedProgs(t)
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	bpfshFails(t, root, `debug t/xdp_reflect packet Ether()/IPv4()/UDP()`, 1, "object FILE.o")
+	out := bpfshOK(t, root, "debug t/xdp_reflect object ../testrun/fixture/progs_bpfel.o packet Ether()/IPv4()/UDP()/Raw(\"ping\")\nc\nquit")
+	wantInOrder(t, out, "debugging t/xdp_reflect (xdp, ", "the program returned XDP_TX", "the kernel agrees")
+}
