@@ -137,8 +137,17 @@ func debugStart(s *Session, args []string) (Result, error) {
 	if errors.Is(err, emu.ErrUnknownProgram) && len(objs) == 0 && registerLoadedObjects(s) {
 		prog, maps, err = emu.ForProgram(kprog)
 	}
+	rebuilt := false
+	if errors.Is(err, emu.ErrUnknownProgram) && len(objs) == 0 {
+		// Loaded by someone else: rebuild it from what the kernel keeps.
+		prog, maps, err = emu.FromKernel(kprog)
+		if err != nil {
+			return nil, fmt.Errorf("debug %s: bpfsh does not know the object this program came from, and its translated instructions cannot be turned back into it: %v; give the object it was loaded from: debug %s object FILE.o ...", ref, err, ref)
+		}
+		rebuilt = true
+	}
 	if errors.Is(err, emu.ErrUnknownProgram) {
-		return nil, fmt.Errorf("debug %s: bpfsh does not know the object this program came from (built-ins and files loaded with load are known); name it: debug %s object FILE.o ... (the debugger does not rebuild programs from the kernel's translated instructions)", ref, ref)
+		return nil, fmt.Errorf("debug %s: %v", ref, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("debug %s: %w", ref, err)
@@ -200,6 +209,9 @@ func debugStart(s *Session, args []string) (Result, error) {
 		input = fmt.Sprintf("a %d-byte packet", len(cfg.Packet))
 	}
 	fmt.Fprintf(&b, "debugging %s (%s, %d instructions) on %s; quit ends the session\n", d.ref, bpf.ProgTypeName(uint32(info.Type)), prog.Len(), input)
+	if rebuilt {
+		fmt.Fprintf(&b, "no object: rebuilt from the kernel's translated instructions (ctx accesses, inlined map lookups and helper addresses undone); C variables need the object: debug %s object FILE.o\n", d.ref)
+	}
 	if d.check != nil {
 		fmt.Fprintf(&b, "the kernel ran the same input on a private copy of the program and its maps: %s\n", testrun.RetvalName(info.Type, uint32(d.check.Case.Emu.Retval)))
 	} else {

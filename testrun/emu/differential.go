@@ -32,6 +32,11 @@ type Differential struct {
 
 	mu    sync.Mutex
 	cases []*DiffCase
+
+	// fixed, when set, is the program every run is emulated as, on the
+	// maps fixedMaps opens (the kernel check of a rebuilt program).
+	fixed     *Program
+	fixedMaps func() (*Maps, error)
 }
 
 // DiffCase is one test run held against the emulator.
@@ -93,7 +98,15 @@ func (d *Differential) Before(r *testrun.ObservedRun) {
 	if info, err := r.Program.Info(); err == nil {
 		st.c.Program = info.Name
 	}
-	prog, maps, err := ForProgram(r.Program, d.Objects...)
+	var prog *Program
+	var maps *Maps
+	var err error
+	if d.fixed != nil {
+		prog = d.fixed
+		maps, err = d.fixedMaps()
+	} else {
+		prog, maps, err = ForProgram(r.Program, d.Objects...)
+	}
 	if err != nil {
 		st.c.Skipped = err.Error()
 		return

@@ -47,6 +47,8 @@ type Program struct {
 	// xlated is set for programs rebuilt from the kernel's translated
 	// instructions: their maps are known by id only.
 	xlated bool
+	// reload is how to load a rebuilt program again (the kernel check).
+	reload *xlatedReload
 	// raw is the encoded program; disasm its text, made on first use.
 	raw    []byte
 	disasm *disasmText

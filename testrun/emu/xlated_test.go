@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package emu_test
+
+import (
+	"bytes"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/bpfsh/bpfsh/bpf/bpftest"
+	"github.com/bpfsh/bpfsh/bpf/cache"
+	"github.com/bpfsh/bpfsh/bpf/fixture"
+	"github.com/bpfsh/bpfsh/bpf/kv"
+	"github.com/bpfsh/bpfsh/testrun"
+	"github.com/bpfsh/bpfsh/testrun/emu"
+)
+
+// xlatedCase is a program loaded as another tool would load it (no object
+// bpfsh is told about), pinned, and inputs to debug it on.
+type xlatedCase struct {
+	name   string
+	spec   func() (*ebpf.CollectionSpec, error)
+	prog   string
+	inputs [][]byte
+}
+
+// TestXlatedRebuild rebuilds programs from the kernel's translated
+// instructions alone (ctx accesses, inlined array, per-CPU array and hash
+// lookups, inlined bpf_loop, helper addresses and the timer callback's
+// hidden argument undone), runs them in the emulator and checks each run
+// against the kernel: the rebuilt program loaded again on clones of its
+// maps must agree with the emulator, and with the program as it was
+// loaded, run on its own maps.
+func TestXlatedRebuild(t *testing.T) {
+	bpftest.RequireRoot(t)
+	kvFrame := func(m *kv.Message) []byte { return kv.DefaultAddressing().Frame(m.Marshal()) }
+	udp := func(payload string) []byte {
+		return l4Frame(t, false, clientMAC, serverMAC, clientIP, serverIP, 40000, 6390, []byte(payload))
+	}
+	cacheGet := func(id uint16, text string) []byte {
+		return l4Frame(t, false, clientMAC, serverMAC, clientIP, serverIP, 40000, cache.Port, append(cache.FrameHeader(id, 0, 1, 0), text...))
+	}
+	cases := []xlatedCase{
+		{"fixture", fixture.LoadFixture, "xdp_count", [][]byte{udp("ping"), udp("")}},
+		{"kv", kv.Spec, "xdp_kv", [][]byte{
+			kvFrame(&kv.Message{Op: kv.OpSet, Key: []byte("a"), Value: []byte("1")}),
+			kvFrame(&kv.Message{Op: kv.OpGet, Key: []byte("a")}),
+			kvFrame(&kv.Message{Op: kv.OpGet, Key: []byte("nope")}),
+			kvFrame(&kv.Message{Op: kv.OpBegin}),
+		}},
+		{"cache", cache.Spec, cache.RxProgram, [][]byte{cacheGet(7, "get foo\r\n"), cacheGet(8, "set foo 0 0 3\r\nbar\r\n")}},
+	}
+	root := bpftest.PinRoot(t)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			spec, err := c.spec()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, ok := spec.Variables[kv.VarTxnTimeout]; ok && c.name == "kv" {
+				v.Set(uint64(time.Hour))
+			}
+			coll, err := ebpf.NewCollection(spec)
+			if err != nil {
+				t.Skipf("skipped: this kernel cannot load %s: %v", c.name, err)
+			}
+			defer coll.Close()
+			pin := filepath.Join(root, c.name+"_"+c.prog)
+			if err := coll.Programs[c.prog].Pin(pin); err != nil {
+				t.Fatal(err)
+			}
+			defer coll.Programs[c.prog].Unpin()
+			prog, err := ebpf.LoadPinnedProgram(pin, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer prog.Close()
+			p, maps, err := emu.FromKernel(prog)
+			if err != nil {
+				t.Fatalf("rebuild %s: %v", c.prog, err)
+			}
+			defer maps.Close()
+			if !p.Rebuilt() || p.Name != c.prog {
+				t.Errorf("rebuilt program %q, rebuilt=%v", p.Name, p.Rebuilt())
+			}
+			if _, ok := p.LineAt(0); !ok {
+				t.Errorf("no source line at the first instruction: the kernel's line info was not used")
+			}
+			for i, in := range c.inputs {
+				kc, err := emu.CheckInKernel(p, maps, testrun.Options{Data: in})
+				if err != nil {
+					t.Fatalf("input %d: kernel check: %v", i, err)
+				}
+				if !kc.Case.Agree() {
+					t.Errorf("input %d: %s", i, kc.Case)
+				}
+				// The program as it was loaded, on its own maps (this
+				// test's), must answer as the rebuilt one did.
+				o, err := testrun.Run(testrun.Options{Program: prog, Data: in})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if o.Retval != kc.Outcome.Retval || !bytes.Equal(o.DataOut, kc.Outcome.DataOut) {
+					t.Errorf("input %d: the loaded program returned %d (%d bytes out), the rebuilt one %d (%d bytes)", i, o.Retval, len(o.DataOut), kc.Outcome.Retval, len(kc.Outcome.DataOut))
+				}
+				t.Logf("input %d: %s, %d instructions", i, kc.Case, kc.Case.Steps)
+			}
+		})
+	}
+}
