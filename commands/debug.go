@@ -22,7 +22,7 @@ import (
 
 var debugCmd = &Command{
 	Name:  "debug",
-	Usage: "REF [object FILE.o] [packet EXPR | hex BYTES... | @FILE | $NAME] [ctx {FIELD: VALUE, ...} | ctx hex BYTES...] [cpu N] [--commit]",
+	Usage: "REF [object FILE.o | xlated] [packet EXPR | hex BYTES... | @FILE | $NAME] [ctx {FIELD: VALUE, ...} | ctx hex BYTES...] [cpu N] [--commit]",
 	Short: "step through a program line by line, forwards and backwards, checked against the kernel",
 	Long: "debug starts a debugging session of a loaded program on the input run takes (a packet, a ctx) and stops before its first " +
 		"instruction, showing the C source line (from the object's BTF line info) and the instruction. The prompt becomes " +
@@ -33,7 +33,14 @@ var debugCmd = &Command{
 		"or on check, the session says \"the kernel agrees\" or names the first difference (retval, output packet, ctx, map entries, " +
 		"ring buffer records, trace lines; what depends on the time or random numbers is named and left out). " +
 		"The program's instructions, BTF and line info come from its object: a built-in, a file bpfsh loaded (its load manifest " +
-		"names it), or object FILE.o for a program someone else loaded. " +
+		"names it), or object FILE.o. A program someone else loaded (bpftool, another loader) needs no object: it is rebuilt " +
+		"from what the kernel keeps of it, its translated instructions with their BTF line and func info and map ids, undoing " +
+		"the verifier's rewrites (ctx field accesses back to struct xdp_md / __sk_buff through vmlinux BTF, inlined array, " +
+		"per-CPU array and hash lookups, inlined bpf_loop, bpf_get_smp_processor_id and bpf_jiffies64, helper calls made " +
+		"relative to __bpf_call_base, map ids); the kernel check then loads the rebuilt program again on clones of its maps. " +
+		"Source lines, list and step by line work from the kernel's line info; C variables need the object. A rewrite that " +
+		"cannot be undone is named with its instruction (then give object FILE.o). xlated rebuilds from the kernel's " +
+		"instructions even when bpfsh knows the object: it debugs exactly what the kernel runs. " +
 		"cpu N runs the program as if on CPU N (per-CPU maps, bpf_get_smp_processor_id), the kernel's run too. " +
 		"With --commit, quit writes the map entries the session changed to the real maps (once the program has returned; " +
 		"ring buffer records and queue values are not written).\n\n" +
@@ -109,8 +116,15 @@ func debugStart(s *Session, args []string) (Result, error) {
 	if i := slices.Index(rest, "--commit"); i >= 0 {
 		commit, rest = true, slices.Delete(slices.Clone(rest), i, i+1)
 	}
+	xlated := false
+	if i := slices.Index(rest, "xlated"); i >= 0 {
+		xlated, rest = true, slices.Delete(slices.Clone(rest), i, i+1)
+	}
 	var objs []*emu.Object
 	if i := slices.Index(rest, "object"); i >= 0 {
+		if xlated {
+			return nil, Usagef("debug takes object FILE.o or xlated, not both")
+		}
 		if i+1 >= len(rest) {
 			return nil, Usagef("object needs the ELF the program was loaded from: object FILE.o")
 		}
@@ -133,15 +147,23 @@ func debugStart(s *Session, args []string) (Result, error) {
 	if opts.Repeat > 0 || opts.Bench || opts.LiveFrames || opts.Flags != 0 || opts.Harness.Map != nil {
 		return nil, Usagef("debug takes a packet, a ctx and cpu N; not repeat, bench, live, flags or a harness")
 	}
-	prog, maps, err := emu.ForProgram(kprog, objs...)
-	if errors.Is(err, emu.ErrUnknownProgram) && len(objs) == 0 && registerLoadedObjects(s) {
+	var prog *emu.Program
+	var maps *emu.Maps
+	err = emu.ErrUnknownProgram
+	if !xlated {
+		prog, maps, err = emu.ForProgram(kprog, objs...)
+	}
+	if errors.Is(err, emu.ErrUnknownProgram) && len(objs) == 0 && !xlated && registerLoadedObjects(s) {
 		prog, maps, err = emu.ForProgram(kprog)
 	}
 	rebuilt := false
 	if errors.Is(err, emu.ErrUnknownProgram) && len(objs) == 0 {
 		// Loaded by someone else: rebuild it from what the kernel keeps.
 		prog, maps, err = emu.FromKernel(kprog)
-		if err != nil {
+		switch {
+		case err != nil && xlated:
+			return nil, fmt.Errorf("debug %s xlated: the kernel's translated instructions cannot be turned back into the program: %v; debug it from its object: debug %s object FILE.o ...", ref, err, ref)
+		case err != nil:
 			return nil, fmt.Errorf("debug %s: bpfsh does not know the object this program came from, and its translated instructions cannot be turned back into it: %v; give the object it was loaded from: debug %s object FILE.o ...", ref, err, ref)
 		}
 		rebuilt = true

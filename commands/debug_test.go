@@ -3,6 +3,9 @@
 package commands_test
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -243,7 +246,71 @@ func TestDebugLooking(t *testing.T) {
 func TestDebugObject(t *testing.T) {
 	root, _ := pinnedProgs(t)
 	t.Setenv("XDG_STATE_HOME", t.TempDir())
-	bpfshFails(t, root, `debug t/xdp_reflect packet Ether()/IPv4()/UDP()`, 1, "object FILE.o")
-	out := bpfshOK(t, root, "debug t/xdp_reflect object ../testrun/fixture/progs_bpfel.o packet Ether()/IPv4()/UDP()/Raw(\"ping\")\nc\nquit")
+	// Without the object it is rebuilt from the kernel's translated
+	// instructions.
+	out := bpfshOK(t, root, "debug t/xdp_reflect packet Ether()/IPv4()/UDP()/Raw(\"ping\")\nc\nquit")
+	wantInOrder(t, out, "debugging t/xdp_reflect (xdp, ", "no object: rebuilt from the kernel's translated instructions", "the program returned XDP_TX", "the kernel agrees")
+	bpfshFails(t, root, `debug t/xdp_reflect xlated object ../testrun/fixture/progs_bpfel.o packet Ether()/IPv4()/UDP()`, 2, "not both")
+	out = bpfshOK(t, root, "debug t/xdp_reflect object ../testrun/fixture/progs_bpfel.o packet Ether()/IPv4()/UDP()/Raw(\"ping\")\nc\nquit")
 	wantInOrder(t, out, "debugging t/xdp_reflect (xdp, ", "the program returned XDP_TX", "the kernel agrees")
+}
+
+// TestDebugLoadedByBpftool debugs programs bpftool loaded and pinned (no
+// object bpfsh is told about) from the kernel's translated instructions:
+// the fixture's xdp_count (an inlined array lookup, ctx->data and
+// data_end read from struct xdp_buff, bpf_printk through
+// __bpf_call_base) and kv's xdp_kv (inlined hash and per-CPU array
+// lookups, bpf_loop, timers). Each steps by source line from the kernel's
+// line info, reads the real maps and ends with the kernel agreeing.
+func TestDebugLoadedByBpftool(t *testing.T) {
+	pgNeedBpftool(t)
+	root := bpftest.PinRoot(t)
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	dir, maps := filepath.Join(root, "bt"), filepath.Join(root, "btmaps")
+	pgBpftoolRun(t, "prog", "loadall", bpftest.FixtureObject(t), dir, "pinmaps", maps)
+	out := bpfshOK(t, root, strings.Join([]string{
+		`debug bt/xdp_count xlated packet Ether()/IPv4()/UDP(dport=6390)/Raw("ping")`,
+		"list",
+		"step",
+		"step",
+		"print r0",
+		"print *r0",
+		"rsi",
+		"step",
+		"info maps",
+		"continue",
+		"quit",
+	}, "\n"))
+	wantInOrder(t, out,
+		"debugging bt/xdp_count (xdp, ", "no object: rebuilt from the kernel's translated instructions",
+		"xdp_count at fixture.bpf.c:76 (step 0)", "ctx->data_end - ctx->data", "=> 0: (61) r2 = *(u32 *)(r1 +0)",
+		"76\t\t__u64 len = ctx->data_end - ctx->data;",
+		"bpf_map_lookup_elem(&counters, &slot);",
+		"bpf_map_lookup_elem(map counters, stack frame 0 -4) = &counters[0]",
+		"r0 = &counters[0]",
+		"counters ", "Array(counters)", "(read; the session's writes stay in the session)",
+		"printk: xdp_count len=46", "the program returned XDP_PASS", "the kernel agrees",
+	)
+
+	if _, err := os.Stat("../bpf/kv/kv_bpfel.o"); err != nil {
+		t.Fatal(err)
+	}
+	kvDir, kvMaps := filepath.Join(root, "btkv"), filepath.Join(root, "btkvmaps")
+	cmd := exec.Command(pgBpftool, "prog", "loadall", "../bpf/kv/kv_bpfel.o", kvDir, "pinmaps", kvMaps)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Logf("skipped kv: bpftool cannot load it on this kernel: %v\n%s", err, b)
+		return
+	}
+	out = bpfshOK(t, root, strings.Join([]string{
+		`debug btkv/xdp_kv packet Ether()/IPv4()/UDP(dport=6390)/KV(op="SET", key="a", value="1")`,
+		"next",
+		"next",
+		"continue",
+		"quit",
+	}, "\n"))
+	wantInOrder(t, out,
+		"debugging btkv/xdp_kv (xdp, ", "no object: rebuilt from the kernel's translated instructions",
+		"xdp_kv at kv.bpf.c:", "bpf_map_lookup_elem(map scratch, stack frame 0 -12) = &scratch[0] (struct kv_scratch)",
+		"the program returned XDP_TX", "the kernel agrees",
+	)
 }

@@ -49,6 +49,8 @@ type Program struct {
 	xlated bool
 	// reload is how to load a rebuilt program again (the kernel check).
 	reload *xlatedReload
+	// notes say, for a rebuilt program, what was undone at a slot.
+	notes map[int]string
 	// raw is the encoded program; disasm its text, made on first use.
 	raw    []byte
 	disasm *disasmText
@@ -291,6 +293,9 @@ func (p *Program) Insn(pc int) string {
 		if ref := p.insns[pc].ref; int(ref) < len(p.maps) {
 			s = fmt.Sprintf("%s  ; %s", s, p.maps[ref].Name)
 		}
+	}
+	if n, ok := p.notes[pc]; ok {
+		s = fmt.Sprintf("%s  ; %s", s, n)
 	}
 	return s
 }

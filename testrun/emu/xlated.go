@@ -152,6 +152,15 @@ type rebuild struct {
 	raw  []rawInsn
 	dead []bool
 	typ  ebpf.ProgramType
+	// notes say what was undone at a slot, for the disassembly.
+	notes map[int]string
+}
+
+func (r *rebuild) note(pc int, format string, args ...any) {
+	if r.notes == nil {
+		r.notes = map[int]string{}
+	}
+	r.notes[pc] = fmt.Sprintf(format, args...)
 }
 
 func (r *rebuild) wide(pc int) bool { return r.raw[pc].code == opLdImm64 }
@@ -240,6 +249,7 @@ func (r *rebuild) calls() error {
 			}
 			in.imm = int32(asm.FnMapLookupElem)
 			r.kill(pc+1, pc+1+int(r.raw[pc+1].off))
+			r.note(pc, "the kernel inlined it around %s", name)
 			continue
 		}
 		fn, ok := helperOfSymbol(name)
@@ -250,6 +260,7 @@ func (r *rebuild) calls() error {
 		if fn == asm.FnTimerSetCallback && pc >= 2 && r.raw[pc-2].code == opLdImm64 && r.raw[pc-2].src == 0 && r.raw[pc-2].dst == 3 {
 			// The verifier passes prog->aux as a hidden third argument.
 			r.kill(pc-2, pc-1)
+			r.note(pc, "the kernel adds a hidden argument before it")
 		}
 	}
 	return nil
@@ -284,12 +295,14 @@ func (r *rebuild) inlined() error {
 			}
 			r.raw[pc] = rawInsn{code: opCall, imm: int32(asm.FnMapLookupElem)}
 			r.kill(pc+1, end)
+			r.note(pc, "the kernel inlined this array lookup (%d instructions)", end-pc+1)
 			pc = end
 		// bpf_get_smp_processor_id: w0 = &cpu_number; r0 = per-CPU r0; r0 = *(u32 *)(r0 +0).
 		case in.code == opMov32K && in.dst == 0 && at(1).code == opMov64X && at(1).off == -1 && at(1).dst == 0 &&
 			at(2).code == opLdxW && at(2).dst == 0 && at(2).src == 0:
 			r.raw[pc] = rawInsn{code: opCall, imm: int32(asm.FnGetSmpProcessorId)}
 			r.kill(pc+1, pc+2)
+			r.note(pc, "the kernel inlined it (a per-CPU read)")
 			pc += 2
 		// bpf_jiffies64: r0 = &jiffies; r0 = *(u64 *)(r0 +0).
 		case in.code == opLdImm64 && in.src == 0 && in.dst == 0 && at(2).code == opLdxDW && at(2).dst == 0 && at(2).src == 0 && at(2).off == 0:
@@ -303,6 +316,7 @@ func (r *rebuild) inlined() error {
 			if addr != 0 && (addr == jiffies || addr == bpf.KernelSymbolAddress("jiffies")) {
 				r.raw[pc] = rawInsn{code: opCall, imm: int32(asm.FnJiffies64)}
 				r.kill(pc+1, pc+2)
+				r.note(pc, "the kernel inlined it (a read of jiffies)")
 				pc += 2
 				continue
 			}
@@ -313,6 +327,7 @@ func (r *rebuild) inlined() error {
 			at(2).code == opJa && at(2).off == 16 && at(12).code == opCall && at(12).src == pseudoCall:
 			r.raw[pc] = rawInsn{code: opCall, imm: int32(asm.FnLoop)}
 			r.kill(pc+1, pc+18)
+			r.note(pc, "the kernel inlined it (19 instructions)")
 			pc += 18
 		// BPF_ZEXT_REG: w = w with imm 1, the verifier's explicit zero
 		// extension (after a 32-bit cmpxchg): a plain w = w.
@@ -408,7 +423,7 @@ func ctxTable(t ebpf.ProgramType) ([]ctxField, string, error) {
 		add(ctxField{size: 8, off: rxq, next: []ctxHop{{4, qidx}}, field: 16, name: "rx_queue_index"}, ok4, ok7)
 		add(ctxField{size: 8, off: txq, next: []ctxHop{{8, tdev}, {4, ifx}}, field: 20, name: "egress_ifindex"}, ok5, ok8, ok9)
 		return out, "struct xdp_buff", nil
-	case ebpf.SchedCLS, ebpf.SchedACT:
+	case ebpf.SchedCLS, ebpf.SchedACT, ebpf.SocketFilter, ebpf.CGroupSKB:
 		sk := func(name string, size uint8, path ...string) {
 			o, ok := off("sk_buff", path...)
 			f, ok2 := off("__sk_buff", name)
@@ -592,7 +607,7 @@ func (r *rebuild) ctxAccesses() error {
 				what = "writes"
 			}
 			if table == nil {
-				return &xlatedError{pc: pc, why: fmt.Sprintf("%s the context of a %s program, whose rewrites the debugger cannot undo", what, r.typ)}
+				return &xlatedError{pc: pc, why: fmt.Sprintf("%s the context of a %s program, whose rewrites the debugger cannot undo", what, bpf.ProgTypeName(uint32(r.typ)))}
 			}
 			return &xlatedError{pc: pc, why: fmt.Sprintf("%s %d bytes at offset %d of %s (a context field the kernel rewrote), which the debugger cannot map back", what, size, in.off, kstruct)}
 		}
@@ -602,6 +617,7 @@ func (r *rebuild) ctxAccesses() error {
 		if len(match.next) > 0 {
 			r.kill(pc+1, pc+len(match.next))
 		}
+		r.note(pc, "ctx->%s: the kernel accesses %s +%d", match.name, kstruct, in.off)
 	}
 	return nil
 }
@@ -786,6 +802,15 @@ func (r *rebuild) program(info *ebpf.ProgramInfo, x *bpf.Xlated) (*Program, *Map
 		reload.funcs = append(reload.funcs, btf.FuncOffset{Offset: asm.RawInstructionOffset(newIdx[min(int(f.Offset), len(newIdx)-1)]), Func: f.Func})
 	}
 	p.reload = reload
+	p.notes = r.notes
+	for pc := range r.dead {
+		if r.dead[pc] && (pc == 0 || !r.dead[pc-1]) {
+			if p.notes == nil {
+				p.notes = map[int]string{}
+			}
+			p.notes[pc] = "over the rest of what the kernel inlined"
+		}
+	}
 	return p, maps, nil
 }
 

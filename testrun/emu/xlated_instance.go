@@ -11,7 +11,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
-
 )
 
 // newXlatedInstance loads a program rebuilt from the kernel's translated
@@ -140,7 +139,6 @@ func xlatedDiffMaps(inst *Instance) (*Maps, error) {
 // Rebuilt reports whether p was rebuilt from the kernel's translated
 // instructions (FromKernel) rather than read from an object.
 func (p *Program) Rebuilt() bool { return p.xlated }
-
 
 // mapContents reads every entry of a map that is neither per-CPU nor
 // special.

@@ -4,11 +4,14 @@ package emu_test
 
 import (
 	"bytes"
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
 	"github.com/bpfsh/bpfsh/bpf/cache"
@@ -51,7 +54,14 @@ func TestXlatedRebuild(t *testing.T) {
 			kvFrame(&kv.Message{Op: kv.OpGet, Key: []byte("nope")}),
 			kvFrame(&kv.Message{Op: kv.OpBegin}),
 		}},
+		{"fixture_tc", fixture.LoadFixture, "tc_count", [][]byte{udp("ping")}},
 		{"cache", cache.Spec, cache.RxProgram, [][]byte{cacheGet(7, "get foo\r\n"), cacheGet(8, "set foo 0 0 3\r\nbar\r\n")}},
+		{"cache_fill", cache.Spec, cache.FillProgram, [][]byte{
+			l4Frame(t, false, serverMAC, clientMAC, serverIP, clientIP, cache.Port, 40000, append(cache.FrameHeader(7, 0, 1, 0), "VALUE foo 0 3\r\nbar\r\nEND\r\n"...)),
+		}},
+		{"cache_resp", cache.Spec, cache.RESPProgram, [][]byte{
+			l4Frame(t, true, clientMAC, serverMAC, clientIP, serverIP, 40002, cache.RedisPort, cache.RESPArray("GET", "foo")),
+		}},
 	}
 	root := bpftest.PinRoot(t)
 	for _, c := range cases {
@@ -110,4 +120,25 @@ func TestXlatedRebuild(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestXlatedNotUndone: a context rewrite the debugger cannot map back is
+// one clear error that names the instruction.
+func TestXlatedNotUndone(t *testing.T) {
+	bpftest.RequireRoot(t)
+	spec := &ebpf.ProgramSpec{Name: "xl_sock", Type: ebpf.CGroupSock, License: "GPL", Instructions: asm.Instructions{
+		asm.Mov.Imm(asm.R0, 1),
+		asm.LoadMem(asm.R2, asm.R1, 4, asm.Word), // ctx->family
+		asm.Return(),
+	}}
+	prog, err := ebpf.NewProgram(spec)
+	if err != nil {
+		t.Skipf("skipped: this kernel cannot load a cgroup/sock program: %v", err)
+	}
+	defer prog.Close()
+	_, _, err = emu.FromKernel(prog)
+	if !errors.Is(err, emu.ErrNotRebuilt) || !strings.HasPrefix(err.Error(), "instruction 1: reads the context of a cgroup_sock program") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("error %v", err)
+	}
+	t.Log(err)
 }
