@@ -102,7 +102,7 @@ func (d *debugSession) eval(expr string) (dval, error) {
 		return d.load(p.v, size, false, target)
 	}
 	// A sum: rN + 4, r10 - 8.
-	if strings.Contains(expr, "+") || strings.Contains(strings.TrimPrefix(expr, "-"), " - ") {
+	if topLevel(expr, "+") || topLevel(strings.TrimPrefix(expr, "-"), " - ") {
 		v, err := d.evalSum(expr)
 		return dval{v: v, reg: -1}, err
 	}
@@ -113,7 +113,17 @@ func (d *debugSession) eval(expr string) (dval, error) {
 		return dval{}, err
 	}
 	for _, step := range path {
-		if v, err = d.field(v, step.name, step.arrow); err != nil {
+		switch {
+		case step.name == "[":
+			return dval{}, Usagef("%q: a [ without its ]", expr)
+		case step.index != "":
+			v, err = d.index(v, step.index)
+		case step.name == "" && step.index == "" && !step.arrow:
+			return dval{}, Usagef("%q: a field name is missing", expr)
+		default:
+			v, err = d.field(v, step.name, step.arrow)
+		}
+		if err != nil {
 			return dval{}, err
 		}
 	}
@@ -132,8 +142,24 @@ func (d *debugSession) evalSum(s string) (uint64, error) {
 		b.WriteByte(s[i])
 	}
 	s = b.String()
+	var parts []string
+	depth, from := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '[', '(':
+			depth++
+		case ']', ')':
+			depth--
+		case '+':
+			if depth == 0 {
+				parts = append(parts, s[from:i])
+				from = i + 1
+			}
+		}
+	}
+	parts = append(parts, s[from:])
 	var total uint64
-	for i, part := range strings.Split(s, "+") {
+	for i, part := range parts {
 		part = strings.TrimSpace(part)
 		if part == "" {
 			if i == 0 {
@@ -159,39 +185,142 @@ func (d *debugSession) evalSum(s string) (uint64, error) {
 type pathStep struct {
 	name  string
 	arrow bool
+	// index is the expression of an [INDEX] step ("" for a field).
+	index string
 }
 
+// splitPath splits EXPR into its head and its ->field, .field and [INDEX]
+// steps; brackets nest, and what is inside them is an EXPR of its own.
 func splitPath(expr string) (string, []pathStep) {
-	var steps []pathStep
-	i := strings.IndexAny(expr, ".-")
-	for i >= 0 && i < len(expr) && expr[i] == '-' && !strings.HasPrefix(expr[i:], "->") {
-		j := strings.IndexAny(expr[i+1:], ".-")
-		if j < 0 {
-			return expr, nil
-		}
-		i += 1 + j
-	}
+	i := pathStart(expr)
 	if i < 0 {
-		return expr, nil
+		return strings.TrimSpace(expr), nil
 	}
 	head, rest := expr[:i], expr[i:]
+	var steps []pathStep
 	for rest != "" {
-		arrow := strings.HasPrefix(rest, "->")
-		if arrow {
+		switch {
+		case strings.HasPrefix(rest, "["):
+			depth, j := 0, 0
+			for j = 0; j < len(rest); j++ {
+				if rest[j] == '[' {
+					depth++
+				} else if rest[j] == ']' {
+					depth--
+					if depth == 0 {
+						break
+					}
+				}
+			}
+			if j >= len(rest) {
+				return strings.TrimSpace(head), append(steps, pathStep{index: rest[1:], name: "["})
+			}
+			steps = append(steps, pathStep{index: strings.TrimSpace(rest[1:j])})
+			rest = rest[j+1:]
+			continue
+		case strings.HasPrefix(rest, "->"):
 			rest = rest[2:]
-		} else if strings.HasPrefix(rest, ".") {
+			j := pathStart(rest)
+			if j < 0 {
+				j = len(rest)
+			}
+			steps = append(steps, pathStep{name: strings.TrimSpace(rest[:j]), arrow: true})
+			rest = rest[j:]
+		case strings.HasPrefix(rest, "."):
 			rest = rest[1:]
-		} else {
-			break
+			j := pathStart(rest)
+			if j < 0 {
+				j = len(rest)
+			}
+			steps = append(steps, pathStep{name: strings.TrimSpace(rest[:j])})
+			rest = rest[j:]
+		default:
+			return strings.TrimSpace(head), append(steps, pathStep{name: strings.TrimSpace(rest)})
 		}
-		j := strings.IndexAny(rest, ".-")
-		if j < 0 {
-			j = len(rest)
-		}
-		steps = append(steps, pathStep{name: strings.TrimSpace(rest[:j]), arrow: arrow})
-		rest = rest[j:]
 	}
 	return strings.TrimSpace(head), steps
+}
+
+// pathStart is where the first ->, . or [ of expr is, -1 if none.
+func pathStart(expr string) int {
+	for i := 0; i < len(expr); i++ {
+		switch expr[i] {
+		case '.', '[':
+			return i
+		case '-':
+			if strings.HasPrefix(expr[i:], "->") {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// topLevel reports whether expr holds one of the strings outside
+// brackets.
+func topLevel(expr string, subs ...string) bool {
+	depth := 0
+	for i := 0; i < len(expr); i++ {
+		switch expr[i] {
+		case '[', '(':
+			depth++
+			continue
+		case ']', ')':
+			depth--
+			continue
+		}
+		if depth != 0 {
+			continue
+		}
+		for _, s := range subs {
+			if strings.HasPrefix(expr[i:], s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// index follows [i]: an element of an array in memory, or the i-th
+// object a pointer points to.
+func (d *debugSession) index(v dval, expr string) (dval, error) {
+	iv, err := d.eval(expr)
+	if err != nil {
+		return dval{}, err
+	}
+	i := int64(iv.v)
+	var elem btf.Type
+	var base uint64
+	switch t := btf.UnderlyingType(v.typ).(type) {
+	case *btf.Array:
+		if !v.lvalue {
+			return dval{}, fmt.Errorf("[%s]: the array is not in memory", expr)
+		}
+		if i < 0 || uint64(i) >= uint64(t.Nelems) {
+			return dval{}, fmt.Errorf("[%s]: index %d is out of bounds of %s (%d elements)", expr, i, bpf.TypeName(v.typ), t.Nelems)
+		}
+		elem, base = t.Type, v.addr
+	case *btf.Pointer:
+		elem, base = t.Target, v.v
+	default:
+		if v.typ == nil && v.ptrTo != nil {
+			elem, base = v.ptrTo, v.v
+			break
+		}
+		if v.typ == nil {
+			return dval{}, fmt.Errorf("[%s]: the type of what is indexed is not known; write *(TYPE *)(ADDR + OFF)", expr)
+		}
+		return dval{}, fmt.Errorf("[%s]: %s is neither an array nor a pointer", expr, bpf.TypeName(v.typ))
+	}
+	size, err := btf.Sizeof(elem)
+	if err != nil {
+		return dval{}, fmt.Errorf("[%s]: %v", expr, err)
+	}
+	signed := false
+	if in, ok := btf.UnderlyingType(elem).(*btf.Int); ok {
+		signed = in.Encoding&btf.Signed != 0
+	}
+	return d.load(base+uint64(i*int64(size)), size, signed, elem)
 }
 
 func (d *debugSession) evalAtom(s string) (dval, error) {

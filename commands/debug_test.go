@@ -314,3 +314,53 @@ func TestDebugLoadedByBpftool(t *testing.T) {
 		"the program returned XDP_TX", "the kernel agrees",
 	)
 }
+
+// TestDebugArrayIndex: [INDEX] in expressions, through BTF: an array
+// field of a map value (t->r[0].version, the read set of lesson 13's
+// transaction), an array inside it, a pointer indexed as an array, an
+// index that is itself an expression, and an index out of bounds.
+func TestDebugArrayIndex(t *testing.T) {
+	out := debugScript(t,
+		"load kv name ledger set kv_txn_timeout_ns=3600000000000",
+		"kv set alice 100 --name ledger",
+		"kv use ledger",
+		"kv begin",
+		"kv get alice",
+		`debug ledger/xdp_kv packet Ether()/IPv4()/UDP()/KV(op=COMMIT, txid=1)`,
+		"break kv_validate",
+		"continue",
+		"next",
+		"next",
+		"print r6->nreads",
+		"print r6->r[0].version",
+		"print r6->r[r6->nreads - 1].key.len",
+		"print r6->r[0].key.bytes[4]",
+		"print r6->r[0]",
+		"print r6[0].nreads",
+		"quit",
+	)
+	wantInOrder(t, out,
+		"kv_validate at kv.bpf.c:595",
+		"r6->nreads = 1 (0x1)",
+		"r6->r[0].version = 1 (0x1)",
+		"r6->r[r6->nreads - 1].key.len = 5 (0x5)",
+		"r6->r[0].key.bytes[4] = 101 (0x65)",
+		"r6->r[0] = {", "alice", "version: 1",
+		"r6[0].nreads = 1 (0x1)",
+	)
+	root := bpftest.PinRoot(t)
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	bpfshFails(t, root, strings.Join([]string{
+		"load kv name ledger set kv_txn_timeout_ns=3600000000000",
+		"kv set alice 100 --name ledger",
+		"kv use ledger",
+		"kv begin",
+		"kv get alice",
+		`debug ledger/xdp_kv packet Ether()/IPv4()/UDP()/KV(op=COMMIT, txid=1)`,
+		"break kv_validate",
+		"continue",
+		"next",
+		"next",
+		"print r6->r[99]",
+	}, "\n"), 1, "[99]: index 99 is out of bounds of struct kv_read[")
+}
