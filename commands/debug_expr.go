@@ -29,6 +29,9 @@ type dval struct {
 	// ptrTo is the pointee's type of a register that points into typed
 	// memory (a map value, the ctx).
 	ptrTo btf.Type
+	// note qualifies the value (a variable optimized out here, read from
+	// the register that holds it).
+	note string
 }
 
 func regNumber(s string) (int, bool) {
@@ -359,6 +362,11 @@ func (d *debugSession) evalAtom(s string) (dval, error) {
 			return ctx(), nil
 		}
 		switch v.Kind {
+		case emu.VarOptimizedOut:
+			if v.HeldIn < 0 {
+				return dval{}, fmt.Errorf("%s is optimized out here, and no register is known to hold its value", s)
+			}
+			return dval{v: v.Value, reg: v.HeldIn, typ: v.Type, size: v.Size, note: fmt.Sprintf("optimized out here; r%d holds its value (%s)", v.HeldIn, v.HeldWhy)}, nil
 		case emu.VarRegister:
 			return dval{v: v.Value, reg: v.Reg, typ: v.Type, size: v.Size}, nil
 		case emu.VarComputed:
@@ -484,6 +492,9 @@ func isComposite(t btf.Type) bool {
 func (d *debugSession) varText(v emu.Var) string {
 	switch v.Kind {
 	case emu.VarOptimizedOut:
+		if v.HeldIn >= 0 {
+			return fmt.Sprintf("%s <optimized out; held in r%d>", d.scalarText(v, v.Value), v.HeldIn)
+		}
 		return "<optimized out>"
 	case emu.VarUnsupported:
 		return "<location not read>"
@@ -555,4 +566,19 @@ func (d *debugSession) condition(text string) (func(*emu.Session) bool, error) {
 		}, nil
 	}
 	return nil, Usagef("condition %q: want EXPR OP EXPR with OP one of == != < <= > >=", text)
+}
+
+// scalarText is a register-sized value of a variable, as varText shows one.
+func (d *debugSession) scalarText(v emu.Var, x uint64) string {
+	if p, ok := d.s.Describe(x); ok && v.Size == 8 {
+		return p.Text
+	}
+	if v.Size > 0 && v.Size < 8 {
+		shift := 64 - 8*v.Size
+		if in, ok := btf.UnderlyingType(v.Type).(*btf.Int); ok && in.Encoding&btf.Signed != 0 {
+			return strconv.FormatInt(int64(x<<shift)>>shift, 10)
+		}
+		x = x << shift >> shift
+	}
+	return strconv.FormatUint(x, 10)
 }

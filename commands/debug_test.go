@@ -364,3 +364,29 @@ func TestDebugArrayIndex(t *testing.T) {
 		"print r6->r[99]",
 	}, "\n"), 1, "[99]: index 99 is out of bounds of struct kv_read[")
 }
+
+// TestDebugOptimizedOut: a variable DWARF says is optimized out where the
+// program stands is shown as such, with the register that still holds
+// its value (mix's a: in r1 at its first instruction, out of DWARF's
+// reach after it, r1 untouched since).
+func TestDebugOptimizedOut(t *testing.T) {
+	out := debugScript(t,
+		"load ../testrun/emu/testdata/engine.bpf.o name eng",
+		`debug eng/hx_count packet Ether()/IPv4(src="10.0.0.1")/UDP(dport=6390)/Raw("ping")`,
+		"break mix",
+		"continue",
+		"print a",
+		"stepi 2",
+		"info locals",
+		"print a",
+		"print a + 1",
+		"quit",
+	)
+	wantInOrder(t, out,
+		"breakpoint 1 at mix", "mix at engine.bpf.c:44",
+		"a = 108 (0x6c)",
+		"a ", "__u32", "108 <optimized out; held in r1>", "optimized out; r1 holds its value (its location at instruction ",
+		"a = 108 (0x6c)  <optimized out here; r1 holds its value (its location at instruction ", "step(s) ago; not written since)>",
+		"a + 1 = 109",
+	)
+}
