@@ -57,8 +57,10 @@ var debugCmd = &Command{
 		"  changing:   set rN = V, set *(u32 *)(r6 + 4) = V, set VAR = V; at a helper the debugger cannot emulate, set r0 = V then stepi\n" +
 		"  checking:   check (the kernel's verdict now), quit (ends the session; shows the verdict when the program has returned)\n" +
 		"EXPR is a register (r0..r10), a number, *(TYPE *)(rN + OFF) with TYPE u8..u64 or s8..s64, a C variable by name, and " +
-		"field access through BTF where the type is known: r7->packets when r7 points into a map value, st->bytes for a variable; " +
-		"a struct prints with its field names. Registers show where they point (pkt+34, &counters[0] (u64), ctx (struct xdp_md), " +
+		"field and element access through BTF where the type is known: r7->packets when r7 points into a map value, st->bytes for a variable, " +
+		"t->r[0].version, arr[i + 1], ptr[2] (an index is an EXPR; arrays are bounds checked); " +
+		"a struct prints with its field names. A variable DWARF says is optimized out here shows the register that still holds its " +
+		"value, when one does (its last known location, not written since, or the next, reached by straight-line code). Registers show where they point (pkt+34, &counters[0] (u64), ctx (struct xdp_md), " +
 		"stack frame 0 -8). Conditions compare two EXPRs with == != < <= > >=.\n\n" +
 		"Helpers the debugger emulates: " + strings.Join(emu.SupportedHelpers(), ", ") + ". " +
 		"A call to any other stops the session at the call and names it.",
