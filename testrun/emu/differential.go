@@ -29,6 +29,11 @@ type Differential struct {
 	Objects []*Object
 	// OnCase, when set, is called with each case as it is decided.
 	OnCase func(*DiffCase)
+	// Xlated emulates every program as rebuilt from the kernel's
+	// translated instructions (FromKernel) instead of from its object:
+	// the kernel runs the program as it was loaded, the emulator what
+	// bpfsh made of the kernel's rewriting of it.
+	Xlated bool
 
 	mu    sync.Mutex
 	cases []*DiffCase
@@ -101,10 +106,17 @@ func (d *Differential) Before(r *testrun.ObservedRun) {
 	var prog *Program
 	var maps *Maps
 	var err error
-	if d.fixed != nil {
+	switch {
+	case d.fixed != nil:
 		prog = d.fixed
 		maps, err = d.fixedMaps()
-	} else {
+	case d.Xlated:
+		prog, maps, err = FromKernel(r.Program)
+		if err != nil {
+			st.c.Err = err
+			return
+		}
+	default:
 		prog, maps, err = ForProgram(r.Program, d.Objects...)
 	}
 	if err != nil {

@@ -196,7 +196,38 @@ func FromKernel(prog *ebpf.Program) (*Program, *Maps, error) {
 	if err := r.ctxAccesses(); err != nil {
 		return nil, nil, err
 	}
-	return r.program(info, x)
+	p, maps, err := r.program(info, x)
+	if err != nil {
+		return nil, nil, err
+	}
+	maps.Programs = xlatedTailTarget
+	return p, maps, nil
+}
+
+// xlatedTailTarget resolves a tail call's target among loaded programs:
+// from the objects the engine knows, else rebuilt from the kernel's
+// translated instructions too.
+func xlatedTailTarget(id ebpf.ProgramID) (*Program, []*ebpf.Map, error) {
+	tp, err := ebpf.NewProgramFromID(id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open program id %d: %w", id, err)
+	}
+	defer tp.Close()
+	if ti, err := tp.Info(); err == nil {
+		if target, err := findProgram(ti, nil); err == nil {
+			ms, err := programMaps(ti, target)
+			return target, ms, err
+		}
+	}
+	target, tmaps, err := FromKernel(tp)
+	if err != nil {
+		return nil, nil, err
+	}
+	ms := make([]*ebpf.Map, len(target.maps))
+	for i, ref := range target.maps {
+		ms[i] = tmaps.ByName[ref.Name]
+	}
+	return target, ms, nil
 }
 
 // calls names every helper call's target and turns it back into the
@@ -297,8 +328,8 @@ func (r *rebuild) inlined() error {
 			r.kill(pc+1, end)
 			r.note(pc, "the kernel inlined this array lookup (%d instructions)", end-pc+1)
 			pc = end
-		// bpf_get_smp_processor_id: w0 = &cpu_number; r0 = per-CPU r0; r0 = *(u32 *)(r0 +0).
-		case in.code == opMov32K && in.dst == 0 && at(1).code == opMov64X && at(1).off == -1 && at(1).dst == 0 &&
+		// bpf_get_smp_processor_id: r0 = &cpu_number; r0 = per-CPU r0; r0 = *(u32 *)(r0 +0).
+		case (in.code == opMov32K || in.code == opMov64K) && in.dst == 0 && at(1).code == opMov64X && at(1).off == -1 && at(1).dst == 0 &&
 			at(2).code == opLdxW && at(2).dst == 0 && at(2).src == 0:
 			r.raw[pc] = rawInsn{code: opCall, imm: int32(asm.FnGetSmpProcessorId)}
 			r.kill(pc+1, pc+2)
@@ -350,8 +381,10 @@ type ctxField struct {
 	// next are the loads that follow through pointers (rxq->dev->ifindex):
 	// sizes and offsets, each based on the previous load's result.
 	next []ctxHop
-	// field is the offset of the field in the program's context struct.
+	// field is the offset of the field in the program's context struct;
+	// fsize the size a program reads it with (0: 4).
 	field int16
+	fsize uint8
 	name  string
 }
 
@@ -372,27 +405,15 @@ func ctxTable(t ebpf.ProgramType) ([]ctxField, string, error) {
 		if err := spec.TypeByName(typ, &s); err != nil {
 			return 0, false
 		}
+		var t btf.Type = s
 		total := 0
-		for i, name := range path {
-			found := false
-			for _, m := range s.Members {
-				if m.Name != name {
-					continue
-				}
-				total += int(m.Offset.Bytes())
-				found = true
-				if i+1 < len(path) {
-					next, ok := btf.UnderlyingType(m.Type).(*btf.Struct)
-					if !ok {
-						return 0, false
-					}
-					s = next
-				}
-				break
-			}
-			if !found {
+		for _, name := range path {
+			o, mt, ok := memberOffset(t, name)
+			if !ok {
 				return 0, false
 			}
+			total += o
+			t = mt
 		}
 		return int16(total), true
 	}
@@ -406,6 +427,33 @@ func ctxTable(t ebpf.ProgramType) ([]ctxField, string, error) {
 		out = append(out, f)
 	}
 	switch t {
+	case ebpf.Syscall, ebpf.RawTracepoint, ebpf.RawTracepointWritable:
+		// The context is the program's own memory: nothing is rewritten.
+		return nil, "", errIdentityCtx
+	case ebpf.SkLookup:
+		sk := func(name string, size uint8, path ...string) {
+			o, ok := off("bpf_sk_lookup_kern", path...)
+			f, ok2 := off("bpf_sk_lookup", name)
+			add(ctxField{size: size, off: o, field: f, name: name}, ok, ok2)
+		}
+		sk("family", 2, "family")
+		sk("protocol", 2, "protocol")
+		sk("remote_port", 2, "sport")
+		sk("local_port", 2, "dport")
+		sk("remote_ip4", 4, "v4", "saddr")
+		sk("local_ip4", 4, "v4", "daddr")
+		sk("ingress_ifindex", 4, "ingress_ifindex")
+		return out, "struct bpf_sk_lookup_kern", nil
+	case ebpf.FlowDissector:
+		fd := func(name string, fsize uint8, kname string) {
+			o, ok := off("bpf_flow_dissector", kname)
+			f, ok2 := off("__sk_buff", name)
+			add(ctxField{size: 8, off: o, field: f, fsize: fsize, name: name}, ok, ok2)
+		}
+		fd("flow_keys", 8, "flow_keys")
+		fd("data", 4, "data")
+		fd("data_end", 4, "data_end")
+		return out, "struct bpf_flow_dissector", nil
 	case ebpf.XDP:
 		data, ok1 := off("xdp_buff", "data")
 		end, ok2 := off("xdp_buff", "data_end")
@@ -574,6 +622,9 @@ func (r *rebuild) ctxAccesses() error {
 		return nil
 	}
 	table, kstruct, err := ctxTable(r.typ)
+	if errors.Is(err, errIdentityCtx) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -611,8 +662,12 @@ func (r *rebuild) ctxAccesses() error {
 			}
 			return &xlatedError{pc: pc, why: fmt.Sprintf("%s %d bytes at offset %d of %s (a context field the kernel rewrote), which the debugger cannot map back", what, size, in.off, kstruct)}
 		}
-		// The program's context fields are all read and written as u32.
-		r.raw[pc].code = in.code&^0x18 | 0x00
+		// The program's context fields are read and written as u32, but
+		// for pointers (flow_keys).
+		r.raw[pc].code = in.code &^ 0x18
+		if match.fsize == 8 {
+			r.raw[pc].code |= 0x18
+		}
 		r.raw[pc].off = match.field
 		if len(match.next) > 0 {
 			r.kill(pc+1, pc+len(match.next))
@@ -821,4 +876,35 @@ func (p *Program) hasFuncAt(pc int) bool {
 		}
 	}
 	return false
+}
+
+// errIdentityCtx says a program type's context accesses are not rewritten.
+var errIdentityCtx = errors.New("the context is not rewritten")
+
+// memberOffset finds a member by name in a struct or union, looking
+// inside anonymous structs and unions (sk_buff's mark is in one).
+func memberOffset(t btf.Type, name string) (int, btf.Type, bool) {
+	var members []btf.Member
+	switch s := btf.UnderlyingType(t).(type) {
+	case *btf.Struct:
+		members = s.Members
+	case *btf.Union:
+		members = s.Members
+	default:
+		return 0, nil, false
+	}
+	for _, m := range members {
+		if m.Name == name {
+			return int(m.Offset.Bytes()), m.Type, true
+		}
+	}
+	for _, m := range members {
+		if m.Name != "" {
+			continue
+		}
+		if o, mt, ok := memberOffset(m.Type, name); ok {
+			return int(m.Offset.Bytes()) + o, mt, true
+		}
+	}
+	return 0, nil, false
 }

@@ -142,3 +142,18 @@ func TestXlatedNotUndone(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// TestXlatedDifferentialFixtures and TestXlatedDifferentialSuites run
+// those differential tests on programs rebuilt from the kernel's
+// translated instructions: the kernel runs each program as it was
+// loaded, the emulator what bpfsh rebuilt of it. (BPFSH_EMU_XLATED=1 runs
+// every differential test so: go test -run Differential ./testrun/emu.)
+func TestXlatedDifferentialFixtures(t *testing.T) {
+	t.Setenv("BPFSH_EMU_XLATED", "1")
+	TestDifferentialFixtures(t)
+}
+
+func TestXlatedDifferentialSuites(t *testing.T) {
+	t.Setenv("BPFSH_EMU_XLATED", "1")
+	TestDifferentialSuites(t)
+}
