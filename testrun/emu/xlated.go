@@ -154,6 +154,8 @@ type rebuild struct {
 	typ  ebpf.ProgramType
 	// notes say what was undone at a slot, for the disassembly.
 	notes map[int]string
+	// kfuncs names the kernel functions kfunc calls reach, by slot.
+	kfuncs map[int]string
 }
 
 func (r *rebuild) note(pc int, format string, args ...any) {
@@ -242,7 +244,7 @@ func (r *rebuild) calls() error {
 			// or an interpreter's entry) in imm.
 			in.imm, in.off = int32(in.off), 0
 		}
-		if in := r.raw[pc]; in.code == opCall && in.src == 0 {
+		if in := r.raw[pc]; in.code == opCall && (in.src == 0 || in.src == pseudoKfuncCall) {
 			offs = append(offs, in.imm)
 		}
 		if r.wide(pc) {
@@ -260,6 +262,18 @@ func (r *rebuild) calls() error {
 		in := &r.raw[pc]
 		if r.wide(pc) {
 			pc++
+			continue
+		}
+		if in.code == opCall && in.src == pseudoKfuncCall {
+			// A kfunc: named for the session, which stops at it.
+			if r.kfuncs == nil {
+				r.kfuncs = map[int]string{}
+			}
+			name, ok := names[in.imm]
+			if !ok {
+				name = fmt.Sprintf("at __bpf_call_base%+d", in.imm)
+			}
+			r.kfuncs[pc] = name
 			continue
 		}
 		if in.code != opCall || in.src != 0 {
@@ -841,6 +855,12 @@ func (r *rebuild) program(info *ebpf.ProgramInfo, x *bpf.Xlated) (*Program, *Map
 			reload.mapIDs = append(reload.mapIDs, id)
 		}
 		in.ref = i
+	}
+	for pc, name := range r.kfuncs {
+		if pc < len(dec) && dec[pc].op == xCallKfunc {
+			dec[pc].ref = int32(len(p.kfuncs))
+			p.kfuncs = append(p.kfuncs, name)
+		}
 	}
 	p.index()
 	code, newIdx := r.encode(false)

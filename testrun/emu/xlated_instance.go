@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
+	"golang.org/x/sys/unix"
 )
 
 // newXlatedInstance loads a program rebuilt from the kernel's translated
@@ -108,6 +109,18 @@ func newXlatedInstance(p *Program, maps *Maps) (*Instance, error) {
 		name = name[:15]
 	}
 	spec := &ebpf.ProgramSpec{Name: name, Type: p.Type, Instructions: insns, License: "GPL"}
+	// The kernel does not report a program's expected attach type; these
+	// types need one to load.
+	switch p.Type {
+	case ebpf.SkLookup:
+		spec.AttachType = ebpf.AttachSkLookup
+	case ebpf.FlowDissector:
+		spec.AttachType = ebpf.AttachFlowDissector
+	case ebpf.CGroupSKB:
+		spec.AttachType = ebpf.AttachCGroupInetIngress
+	case ebpf.Syscall:
+		spec.Flags = unix.BPF_F_SLEEPABLE // the only kind there is
+	}
 	prog, err := ebpf.NewProgram(spec)
 	if err != nil {
 		var ve *ebpf.VerifierError

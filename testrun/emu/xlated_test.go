@@ -157,3 +157,36 @@ func TestXlatedDifferentialSuites(t *testing.T) {
 	t.Setenv("BPFSH_EMU_XLATED", "1")
 	TestDifferentialSuites(t)
 }
+
+// reloadCheck makes run (the differential tests' test runs) also rebuild
+// the program from the kernel's translated instructions and check it in
+// the kernel as debug does: loaded again on clones of its maps, where it
+// must agree with the emulator and answer as the program as loaded does.
+var reloadCheck bool
+
+func rebuiltCheck(t *testing.T, o testrun.Options) *emu.KernelCheck {
+	t.Helper()
+	p, maps, err := emu.FromKernel(o.Program)
+	if err != nil {
+		t.Errorf("rebuild: %v", err)
+		return nil
+	}
+	defer maps.Close()
+	kc, err := emu.CheckInKernel(p, maps, o)
+	if err != nil {
+		t.Errorf("%s: kernel check of the rebuilt program: %v", p.Name, err)
+		return nil
+	}
+	if !kc.Case.Agree() {
+		t.Errorf("rebuilt %s", kc.Case)
+	}
+	return kc
+}
+
+// TestXlatedReloadFixtures: every fixture program (one of each
+// test-runnable type) rebuilt, loaded again and checked, run by run.
+func TestXlatedReloadFixtures(t *testing.T) {
+	reloadCheck = true
+	defer func() { reloadCheck = false }()
+	TestDifferentialFixtures(t)
+}
