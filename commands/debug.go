@@ -242,7 +242,7 @@ func debugStart(s *Session, args []string) (Result, error) {
 		fmt.Fprintf(&b, "not checked against the kernel: %v\n", d.checkErr)
 	}
 	d.showStop(&b, emu.Stop{Reason: emu.StopStart, PC: sess.PC(), Step: 0, Line: lineAt(prog, sess.PC()), Func: funcAt(prog, sess.PC())})
-	return &Text{Body: strings.TrimRight(b.String(), "\n"), JSON: map[string]any{"program": d.ref, "pc": sess.PC(), "checked": d.check != nil}}, nil
+	return &Text{Body: strings.TrimRight(b.String(), "\n"), JSON: map[string]any{"program": d.ref, "pc": sess.PC(), "checked": d.check != nil, "rebuilt": rebuilt}}, nil
 }
 
 func lineAt(p *emu.Program, pc int) *emu.SourceLine {
