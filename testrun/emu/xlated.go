@@ -403,7 +403,7 @@ type ctxField struct {
 }
 
 type ctxHop struct {
-	size uint8
+	size uint8 // 0: a jump over the rest when the pointer is NULL
 	off  int16
 }
 
@@ -499,12 +499,31 @@ func ctxTable(t ebpf.ProgramType) ([]ctxField, string, error) {
 		sk("tc_index", 2, "tc_index")
 		sk("hash", 4, "hash")
 		sk("data", 8, "data")
+		sk("ingress_ifindex", 4, "skb_iif")
+		sk("vlan_tci", 2, "vlan_tci")
+		sk("vlan_proto", 2, "vlan_proto")
+		if dev, ok := off("sk_buff", "dev"); ok {
+			ifx, ok2 := off("net_device", "ifindex")
+			f, ok3 := off("__sk_buff", "ifindex")
+			// skb->dev ? skb->dev->ifindex : 0 on older kernels,
+			// skb->dev->ifindex on newer ones.
+			add(ctxField{size: 8, off: dev, next: []ctxHop{{0, 1}, {4, ifx}}, field: f, name: "ifindex"}, ok2, ok3)
+			add(ctxField{size: 8, off: dev, next: []ctxHop{{4, ifx}}, field: f, name: "ifindex"}, ok2, ok3)
+		}
 		cb, ok := off("sk_buff", "cb")
 		dend, ok2 := off("bpf_skb_data_end", "data_end")
 		fend, ok3 := off("__sk_buff", "data_end")
 		add(ctxField{size: 8, off: cb + dend, field: fend, name: "data_end"}, ok, ok2, ok3)
 		qdata, ok4 := off("qdisc_skb_cb", "data")
 		fcb, ok5 := off("__sk_buff", "cb")
+		if plen, ok6 := off("qdisc_skb_cb", "pkt_len"); ok && ok6 {
+			f, ok7 := off("__sk_buff", "wire_len")
+			add(ctxField{size: 4, off: cb + plen, field: f, name: "wire_len"}, ok7)
+		}
+		if cls, ok6 := off("qdisc_skb_cb", "tc_classid"); ok && ok6 {
+			f, ok7 := off("__sk_buff", "tc_classid")
+			add(ctxField{size: 2, off: cb + cls, field: f, name: "tc_classid"}, ok7)
+		}
 		for i := int16(0); i < 5; i++ {
 			add(ctxField{size: 4, off: cb + qdata + 4*i, field: fcb + 4*i, name: fmt.Sprintf("cb[%d]", i)}, ok, ok4, ok5)
 		}
@@ -700,6 +719,12 @@ func (r *rebuild) hopsFollow(pc int, dst uint8, hops []ctxHop) bool {
 			return false
 		}
 		in := r.raw[q]
+		if h.size == 0 { // if dst == 0 goto +off (a NULL pointer on the way)
+			if in.code != opJeqK || in.dst != dst || in.imm != 0 || in.off != h.off {
+				return false
+			}
+			continue
+		}
 		if in.code&7 != clsLDX || in.code&0xe0 != 0x60 || in.dst != dst || in.src != dst || in.off != h.off || sizeBytes[(in.code&0x18)>>3] != h.size {
 			return false
 		}

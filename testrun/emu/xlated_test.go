@@ -13,6 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 
+	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
 	"github.com/bpfsh/bpfsh/bpf/cache"
 	"github.com/bpfsh/bpfsh/bpf/fixture"
@@ -189,4 +190,58 @@ func TestXlatedReloadFixtures(t *testing.T) {
 	reloadCheck = true
 	defer func() { reloadCheck = false }()
 	TestDifferentialFixtures(t)
+}
+
+// TestXlatedSkbFields: __sk_buff fields a TC program reads and writes,
+// whose rewrites follow pointers (ifindex is skb->dev->ifindex, with a
+// NULL check) or go into the qdisc's cb (wire_len, tc_classid), come back
+// and agree with the kernel.
+func TestXlatedSkbFields(t *testing.T) {
+	bpftest.RequireRoot(t)
+	const (
+		offLen, offMark, offVlanTCI, offIngress, offIfindex, offClassid, offWireLen = 0, 8, 24, 36, 40, 72, 160
+	)
+	insns := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1), asm.LoadMem(asm.R0, asm.R6, offLen, asm.Word)}
+	for _, off := range []int16{offIfindex, offIngress, offWireLen, offVlanTCI, offMark} {
+		insns = append(insns, asm.LoadMem(asm.R2, asm.R6, off, asm.Word), asm.Add.Reg(asm.R0, asm.R2))
+	}
+	insns = append(insns,
+		asm.StoreMem(asm.R6, offMark, asm.R0, asm.Word),
+		asm.Mov.Imm(asm.R2, 7),
+		asm.StoreMem(asm.R6, offClassid, asm.R2, asm.Word),
+		asm.Mov.Imm(asm.R0, 0),
+		asm.Return(),
+	)
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "xl_skb", Type: ebpf.SchedCLS, License: "GPL", Instructions: insns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	p, maps, err := emu.FromKernel(prog)
+	if err != nil {
+		if x, err := bpf.DumpXlated(prog); err == nil {
+			for _, in := range x {
+				t.Log(in.Text)
+			}
+		}
+		t.Fatalf("rebuild: %v", err)
+	}
+	defer maps.Close()
+	frame := l4Frame(t, false, clientMAC, serverMAC, clientIP, serverIP, 40000, 6390, []byte("skb"))
+	for _, ctx := range []string{"{mark: 5, ingress_ifindex: 1, wire_len: 100}", "{mark: 9}"} {
+		kc, err := emu.CheckInKernel(p, maps, testrun.Options{Data: frame, Ctx: []string{ctx}})
+		if err != nil {
+			t.Fatalf("%s: %v", ctx, err)
+		}
+		if !kc.Case.Agree() {
+			t.Errorf("%s: %s", ctx, kc.Case)
+		}
+		o, err := testrun.Run(testrun.Options{Program: prog, Data: frame, Ctx: []string{ctx}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(o.CtxOut, kc.Outcome.CtxOut) {
+			t.Errorf("%s: ctx out differs from the program as loaded:\n%x\n%x", ctx, o.CtxOut, kc.Outcome.CtxOut)
+		}
+	}
 }
