@@ -254,7 +254,7 @@ func (r *rebuild) calls() error {
 	if len(offs) == 0 {
 		return nil
 	}
-	names := bpf.KernelCallTargets(offs)
+	names := callTargets(offs)
 	if names == nil {
 		return &xlatedError{pc: 0, why: "the kernel hides its addresses (/proc/kallsyms, as root with kptr_restrict off), so the helpers the program calls cannot be named"}
 	}
@@ -315,7 +315,7 @@ func (r *rebuild) calls() error {
 // per-CPU array lookups, bpf_get_smp_processor_id, bpf_jiffies64 and
 // bpf_loop.
 func (r *rebuild) inlined() error {
-	var jiffies uint64
+	var jiffies map[uint64]bool
 	for pc := 0; pc < len(r.raw); pc++ {
 		if r.dead[pc] {
 			continue
@@ -351,14 +351,16 @@ func (r *rebuild) inlined() error {
 			pc += 2
 		// bpf_jiffies64: r0 = &jiffies; r0 = *(u64 *)(r0 +0).
 		case in.code == opLdImm64 && in.src == 0 && in.dst == 0 && at(2).code == opLdxDW && at(2).dst == 0 && at(2).src == 0 && at(2).off == 0:
-			if jiffies == 0 {
-				jiffies = bpf.KernelSymbolAddress("jiffies_64")
-				if jiffies == 0 {
-					jiffies = bpf.KernelSymbolAddress("jiffies")
+			if jiffies == nil {
+				jiffies = map[uint64]bool{}
+				for _, name := range []string{"jiffies_64", "jiffies"} {
+					if a := kernelSymbol(name); a != 0 {
+						jiffies[a] = true
+					}
 				}
 			}
 			addr := uint64(uint32(in.imm)) | uint64(uint32(at(1).imm))<<32
-			if addr != 0 && (addr == jiffies || addr == bpf.KernelSymbolAddress("jiffies")) {
+			if jiffies[addr] {
 				r.raw[pc] = rawInsn{code: opCall, imm: int32(asm.FnJiffies64)}
 				r.kill(pc+1, pc+2)
 				r.note(pc, "the kernel inlined it (a read of jiffies)")
@@ -952,4 +954,55 @@ func memberOffset(t btf.Type, name string) (int, btf.Type, bool) {
 		}
 	}
 	return 0, nil, false
+}
+
+// The kernel's text does not move while it runs: what /proc/kallsyms
+// said about a helper's address (relative to __bpf_call_base) or a
+// symbol's address is kept, so that rebuilding reads the 100k-line file
+// once for each new question only.
+var (
+	ksymMu    sync.Mutex
+	ksymCalls = map[int32]string{}
+	ksymAddrs = map[string]uint64{}
+)
+
+// callTargets names the kernel functions of call offsets; nil when the
+// kernel hides its addresses.
+func callTargets(offs []int32) map[int32]string {
+	ksymMu.Lock()
+	defer ksymMu.Unlock()
+	var missing []int32
+	for _, o := range offs {
+		if _, ok := ksymCalls[o]; !ok {
+			missing = append(missing, o)
+		}
+	}
+	if len(missing) > 0 {
+		found := bpf.KernelCallTargets(missing)
+		if found == nil {
+			return nil
+		}
+		for _, o := range missing {
+			ksymCalls[o] = found[o] // "" when it has no symbol
+		}
+	}
+	out := map[int32]string{}
+	for _, o := range offs {
+		if n := ksymCalls[o]; n != "" {
+			out[o] = n
+		}
+	}
+	return out
+}
+
+// kernelSymbol is a kernel symbol's address, 0 if unknown.
+func kernelSymbol(name string) uint64 {
+	ksymMu.Lock()
+	defer ksymMu.Unlock()
+	a, ok := ksymAddrs[name]
+	if !ok {
+		a = bpf.KernelSymbolAddress(name)
+		ksymAddrs[name] = a
+	}
+	return a
 }
