@@ -910,7 +910,7 @@ func (r *rebuild) program(info *ebpf.ProgramInfo, x *bpf.Xlated) (*Program, *Map
 			if p.notes == nil {
 				p.notes = map[int]string{}
 			}
-			p.notes[pc] = "over the rest of what the kernel inlined"
+			p.notes[pc] = "over the instructions the kernel added here"
 		}
 	}
 	return p, maps, nil
