@@ -63,62 +63,11 @@ var ErrInsnsHidden = errors.New("the kernel hides this program's instructions; r
 // C source lines from the program's BTF (which needs CAP_SYS_ADMIN), call
 // targets from /proc/kallsyms, and map ids (with names here).
 func DumpXlated(p *ebpf.Program) ([]XlatedInsn, error) {
-	fd := p.FD()
-	var info rawProgInfo
-	if err := sysObjGetInfo(fd, unsafe.Pointer(&info), unsafe.Sizeof(info)); err != nil {
-		return nil, fmt.Errorf("program info: %w", err)
-	}
-	if info.XlatedProgLen == 0 {
-		return nil, ErrInsnsHidden
-	}
-	code := make([]byte, info.XlatedProgLen)
-	lines := make([]byte, lineInfoSize*int(info.NrLineInfo)+1)
-	funcs := make([]byte, funcInfoSize*int(info.NrFuncInfo)+1)
-	ksyms := make([]uint64, info.NrJitedKsyms+1)
-	want := rawProgInfo{
-		XlatedProgLen:   info.XlatedProgLen,
-		XlatedProgInsns: uint64(uintptr(unsafe.Pointer(&code[0]))),
-		NrLineInfo:      info.NrLineInfo,
-		LineInfoRecSize: lineInfoSize,
-		LineInfo:        uint64(uintptr(unsafe.Pointer(&lines[0]))),
-		NrFuncInfo:      info.NrFuncInfo,
-		FuncInfoRecSize: funcInfoSize,
-		FuncInfo:        uint64(uintptr(unsafe.Pointer(&funcs[0]))),
-		NrJitedKsyms:    info.NrJitedKsyms,
-		JitedKsyms:      uint64(uintptr(unsafe.Pointer(&ksyms[0]))),
-	}
-	err := sysObjGetInfo(fd, unsafe.Pointer(&want), unsafe.Sizeof(want))
-	runtime.KeepAlive(code)
-	runtime.KeepAlive(lines)
-	runtime.KeepAlive(funcs)
-	runtime.KeepAlive(ksyms)
+	x, err := ReadXlated(p)
 	if err != nil {
-		return nil, fmt.Errorf("program %d instructions: %w", info.ID, err)
+		return nil, err
 	}
-	if want.XlatedProgInsns == 0 {
-		return nil, ErrInsnsHidden
-	}
-	if want.JitedKsyms == 0 {
-		ksyms = nil // hidden by kptr_restrict
-	} else {
-		ksyms = ksyms[:min(want.NrJitedKsyms, info.NrJitedKsyms)]
-	}
-
-	var lineInfos btf.LineOffsets
-	var funcInfos btf.FuncOffsets
-	if info.BTFID != 0 && (want.NrLineInfo > 0 || want.NrFuncInfo > 0) {
-		// Reading BTF needs CAP_SYS_ADMIN; without it the dump simply has
-		// no source lines, as with bpftool.
-		if spec, err := programBTF(info.BTFID); err == nil {
-			if want.LineInfo != 0 && info.NrLineInfo > 0 {
-				lineInfos, _ = btf.LoadLineInfos(bytes.NewReader(lines), binary.NativeEndian, min(want.NrLineInfo, info.NrLineInfo), spec)
-			}
-			if want.FuncInfo != 0 && info.NrFuncInfo > 0 {
-				funcInfos, _ = btf.LoadFuncInfos(bytes.NewReader(funcs), binary.NativeEndian, min(want.NrFuncInfo, info.NrFuncInfo), spec)
-			}
-		}
-	}
-
+	code, ksyms, lineInfos, funcInfos := x.Code, x.JitedKsyms, x.Lines, x.Funcs
 	insns := decodeInsns(code)
 	d := &disasm{call: callNamer(insns, ksyms)}
 	mapNames := map[uint32]string{}
@@ -162,6 +111,112 @@ func DumpXlated(p *ebpf.Program) ([]XlatedInsn, error) {
 		i = end - 1
 	}
 	return out, nil
+}
+
+// Xlated is a loaded program's translated instructions as the kernel
+// reports them (BPF_OBJ_GET_INFO_BY_FD), with the line and function info
+// that go with them.
+type Xlated struct {
+	// Code is the instructions, 8 bytes a slot. 64-bit loads of maps carry
+	// the map's id (src BPF_PSEUDO_MAP_FD or BPF_PSEUDO_MAP_VALUE); helper
+	// calls carry the helper's address relative to __bpf_call_base.
+	Code []byte
+	// Lines and Funcs are the program's line and function info, offsets
+	// in slots of Code; empty without BTF or CAP_SYS_ADMIN.
+	Lines btf.LineOffsets
+	Funcs btf.FuncOffsets
+	// BTF is the program's BTF, nil when it has none.
+	BTF *btf.Spec
+	// JitedKsyms are the JITed functions' addresses (bpf-to-bpf calls).
+	JitedKsyms []uint64
+}
+
+// ReadXlated reads p's translated instructions with their line and
+// function info.
+func ReadXlated(p *ebpf.Program) (*Xlated, error) {
+	fd := p.FD()
+	var info rawProgInfo
+	if err := sysObjGetInfo(fd, unsafe.Pointer(&info), unsafe.Sizeof(info)); err != nil {
+		return nil, fmt.Errorf("program info: %w", err)
+	}
+	if info.XlatedProgLen == 0 {
+		return nil, ErrInsnsHidden
+	}
+	code := make([]byte, info.XlatedProgLen)
+	lines := make([]byte, lineInfoSize*int(info.NrLineInfo)+1)
+	funcs := make([]byte, funcInfoSize*int(info.NrFuncInfo)+1)
+	ksyms := make([]uint64, info.NrJitedKsyms+1)
+	want := rawProgInfo{
+		XlatedProgLen:   info.XlatedProgLen,
+		XlatedProgInsns: uint64(uintptr(unsafe.Pointer(&code[0]))),
+		NrLineInfo:      info.NrLineInfo,
+		LineInfoRecSize: lineInfoSize,
+		LineInfo:        uint64(uintptr(unsafe.Pointer(&lines[0]))),
+		NrFuncInfo:      info.NrFuncInfo,
+		FuncInfoRecSize: funcInfoSize,
+		FuncInfo:        uint64(uintptr(unsafe.Pointer(&funcs[0]))),
+		NrJitedKsyms:    info.NrJitedKsyms,
+		JitedKsyms:      uint64(uintptr(unsafe.Pointer(&ksyms[0]))),
+	}
+	err := sysObjGetInfo(fd, unsafe.Pointer(&want), unsafe.Sizeof(want))
+	runtime.KeepAlive(code)
+	runtime.KeepAlive(lines)
+	runtime.KeepAlive(funcs)
+	runtime.KeepAlive(ksyms)
+	if err != nil {
+		return nil, fmt.Errorf("program %d instructions: %w", info.ID, err)
+	}
+	if want.XlatedProgInsns == 0 {
+		return nil, ErrInsnsHidden
+	}
+	x := &Xlated{Code: code}
+	if want.JitedKsyms != 0 {
+		x.JitedKsyms = ksyms[:min(want.NrJitedKsyms, info.NrJitedKsyms)]
+	}
+	if info.BTFID != 0 {
+		// Reading BTF needs CAP_SYS_ADMIN; without it there are simply no
+		// source lines, as with bpftool.
+		if spec, err := programBTF(info.BTFID); err == nil {
+			x.BTF = spec
+			if want.LineInfo != 0 && info.NrLineInfo > 0 {
+				x.Lines, _ = btf.LoadLineInfos(bytes.NewReader(lines), binary.NativeEndian, min(want.NrLineInfo, info.NrLineInfo), spec)
+			}
+			if want.FuncInfo != 0 && info.NrFuncInfo > 0 {
+				x.Funcs, _ = btf.LoadFuncInfos(bytes.NewReader(funcs), binary.NativeEndian, min(want.NrFuncInfo, info.NrFuncInfo), spec)
+			}
+		}
+	}
+	return x, nil
+}
+
+// KernelCallTargets names the kernel functions at __bpf_call_base + off
+// for each of offs (the imm of a translated helper call), as
+// /proc/kallsyms names them; an offset with no symbol is left out. It
+// returns nil when the addresses are hidden (not root, kptr_restrict).
+func KernelCallTargets(offs []int32) map[int32]string {
+	ks := loadKernelSymbols()
+	if ks.callBase == 0 {
+		return nil
+	}
+	want := map[uint64]bool{}
+	for _, o := range offs {
+		want[uint64(int64(ks.callBase)+int64(o))] = true
+	}
+	names := ks.names(want)
+	out := map[int32]string{}
+	for _, o := range offs {
+		if n, ok := names[uint64(int64(ks.callBase)+int64(o))]; ok {
+			out[o] = n
+		}
+	}
+	return out
+}
+
+// KernelSymbolAddress is the address /proc/kallsyms gives name, 0 when
+// it is unknown or hidden.
+func KernelSymbolAddress(name string) uint64 {
+	addr, _ := loadKernelSymbols().addressOf(name)
+	return addr
 }
 
 // programBTF loads the BTF object with id from the kernel.

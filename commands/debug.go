@@ -22,7 +22,7 @@ import (
 
 var debugCmd = &Command{
 	Name:  "debug",
-	Usage: "REF [object FILE.o] [packet EXPR | hex BYTES... | @FILE | $NAME] [ctx {FIELD: VALUE, ...} | ctx hex BYTES...] [cpu N] [--commit]",
+	Usage: "REF [object FILE.o | xlated] [packet EXPR | hex BYTES... | @FILE | $NAME] [ctx {FIELD: VALUE, ...} | ctx hex BYTES...] [cpu N] [--commit]",
 	Short: "step through a program line by line, forwards and backwards, checked against the kernel",
 	Long: "debug starts a debugging session of a loaded program on the input run takes (a packet, a ctx) and stops before its first " +
 		"instruction, showing the C source line (from the object's BTF line info) and the instruction. The prompt becomes " +
@@ -33,7 +33,14 @@ var debugCmd = &Command{
 		"or on check, the session says \"the kernel agrees\" or names the first difference (retval, output packet, ctx, map entries, " +
 		"ring buffer records, trace lines; what depends on the time or random numbers is named and left out). " +
 		"The program's instructions, BTF and line info come from its object: a built-in, a file bpfsh loaded (its load manifest " +
-		"names it), or object FILE.o for a program someone else loaded. " +
+		"names it), or object FILE.o. A program someone else loaded (bpftool, another loader) needs no object: it is rebuilt " +
+		"from what the kernel keeps of it, its translated instructions with their BTF line and func info and map ids, undoing " +
+		"the verifier's rewrites (ctx field accesses back to struct xdp_md / __sk_buff through vmlinux BTF, inlined array, " +
+		"per-CPU array and hash lookups, inlined bpf_loop, bpf_get_smp_processor_id and bpf_jiffies64, helper calls made " +
+		"relative to __bpf_call_base, map ids); the kernel check then loads the rebuilt program again on clones of its maps. " +
+		"Source lines, list and step by line work from the kernel's line info; C variables need the object. A rewrite that " +
+		"cannot be undone is named with its instruction (then give object FILE.o). xlated rebuilds from the kernel's " +
+		"instructions even when bpfsh knows the object: it debugs exactly what the kernel runs. " +
 		"cpu N runs the program as if on CPU N (per-CPU maps, bpf_get_smp_processor_id), the kernel's run too. " +
 		"With --commit, quit writes the map entries the session changed to the real maps (once the program has returned; " +
 		"ring buffer records and queue values are not written).\n\n" +
@@ -50,8 +57,10 @@ var debugCmd = &Command{
 		"  changing:   set rN = V, set *(u32 *)(r6 + 4) = V, set VAR = V; at a helper the debugger cannot emulate, set r0 = V then stepi\n" +
 		"  checking:   check (the kernel's verdict now), quit (ends the session; shows the verdict when the program has returned)\n" +
 		"EXPR is a register (r0..r10), a number, *(TYPE *)(rN + OFF) with TYPE u8..u64 or s8..s64, a C variable by name, and " +
-		"field access through BTF where the type is known: r7->packets when r7 points into a map value, st->bytes for a variable; " +
-		"a struct prints with its field names. Registers show where they point (pkt+34, &counters[0] (u64), ctx (struct xdp_md), " +
+		"field and element access through BTF where the type is known: r7->packets when r7 points into a map value, st->bytes for a variable, " +
+		"t->r[0].version, arr[i + 1], ptr[2] (an index is an EXPR; arrays are bounds checked); " +
+		"a struct prints with its field names. A variable DWARF says is optimized out here shows the register that still holds its " +
+		"value, when one does (its last known location, not written since, or the next, reached by straight-line code). Registers show where they point (pkt+34, &counters[0] (u64), ctx (struct xdp_md), " +
 		"stack frame 0 -8). Conditions compare two EXPRs with == != < <= > >=.\n\n" +
 		"Helpers the debugger emulates: " + strings.Join(emu.SupportedHelpers(), ", ") + ". " +
 		"A call to any other stops the session at the call and names it.",
@@ -114,8 +123,15 @@ func debugStart(s *Session, args []string) (Result, error) {
 	if i := slices.Index(rest, "--commit"); i >= 0 {
 		commit, rest = true, slices.Delete(slices.Clone(rest), i, i+1)
 	}
+	xlated := false
+	if i := slices.Index(rest, "xlated"); i >= 0 {
+		xlated, rest = true, slices.Delete(slices.Clone(rest), i, i+1)
+	}
 	var objs []*emu.Object
 	if i := slices.Index(rest, "object"); i >= 0 {
+		if xlated {
+			return nil, Usagef("debug takes object FILE.o or xlated, not both")
+		}
 		if i+1 >= len(rest) {
 			return nil, Usagef("object needs the ELF the program was loaded from: object FILE.o")
 		}
@@ -138,12 +154,29 @@ func debugStart(s *Session, args []string) (Result, error) {
 	if opts.Repeat > 0 || opts.Bench || opts.LiveFrames || opts.Flags != 0 || opts.Harness.Map != nil {
 		return nil, Usagef("debug takes a packet, a ctx and cpu N; not repeat, bench, live, flags or a harness")
 	}
-	prog, maps, err := emu.ForProgram(kprog, objs...)
-	if errors.Is(err, emu.ErrUnknownProgram) && len(objs) == 0 && registerLoadedObjects(s) {
+	var prog *emu.Program
+	var maps *emu.Maps
+	err = emu.ErrUnknownProgram
+	if !xlated {
+		prog, maps, err = emu.ForProgram(kprog, objs...)
+	}
+	if errors.Is(err, emu.ErrUnknownProgram) && len(objs) == 0 && !xlated && registerLoadedObjects(s) {
 		prog, maps, err = emu.ForProgram(kprog)
 	}
+	rebuilt := false
+	if errors.Is(err, emu.ErrUnknownProgram) && len(objs) == 0 {
+		// Loaded by someone else: rebuild it from what the kernel keeps.
+		prog, maps, err = emu.FromKernel(kprog)
+		switch {
+		case err != nil && xlated:
+			return nil, fmt.Errorf("debug %s xlated: the kernel's translated instructions cannot be turned back into the program: %v; debug it from its object: debug %s object FILE.o ...", ref, err, ref)
+		case err != nil:
+			return nil, fmt.Errorf("debug %s: bpfsh does not know the object this program came from, and its translated instructions cannot be turned back into it: %v; give the object it was loaded from: debug %s object FILE.o ...", ref, err, ref)
+		}
+		rebuilt = true
+	}
 	if errors.Is(err, emu.ErrUnknownProgram) {
-		return nil, fmt.Errorf("debug %s: bpfsh does not know the object this program came from (built-ins and files loaded with load are known); name it: debug %s object FILE.o ... (the debugger does not rebuild programs from the kernel's translated instructions)", ref, ref)
+		return nil, fmt.Errorf("debug %s: %v", ref, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("debug %s: %w", ref, err)
@@ -205,6 +238,9 @@ func debugStart(s *Session, args []string) (Result, error) {
 		input = fmt.Sprintf("a %d-byte packet", len(cfg.Packet))
 	}
 	fmt.Fprintf(&b, "debugging %s (%s, %d instructions) on %s; quit ends the session\n", d.ref, bpf.ProgTypeName(uint32(info.Type)), prog.Len(), input)
+	if rebuilt {
+		fmt.Fprintf(&b, "no object: rebuilt from the kernel's translated instructions (ctx accesses, inlined map lookups and helper addresses undone); C variables need the object: debug %s object FILE.o\n", d.ref)
+	}
 	if d.check != nil {
 		fmt.Fprintf(&b, "the kernel ran the same input on a private copy of the program and its maps: %s\n", testrun.RetvalName(info.Type, uint32(d.check.Case.Emu.Retval)))
 	} else if call, line := unemulatedCall(d.checkErr); call != "" {
@@ -213,7 +249,7 @@ func debugStart(s *Session, args []string) (Result, error) {
 		fmt.Fprintf(&b, "not checked against the kernel: %v\n", d.checkErr)
 	}
 	d.showStop(&b, emu.Stop{Reason: emu.StopStart, PC: sess.PC(), Step: 0, Line: lineAt(prog, sess.PC()), Func: funcAt(prog, sess.PC())})
-	return &Text{Body: strings.TrimRight(b.String(), "\n"), JSON: map[string]any{"program": d.ref, "pc": sess.PC(), "checked": d.check != nil}}, nil
+	return &Text{Body: strings.TrimRight(b.String(), "\n"), JSON: map[string]any{"program": d.ref, "pc": sess.PC(), "checked": d.check != nil, "rebuilt": rebuilt}}, nil
 }
 
 func lineAt(p *emu.Program, pc int) *emu.SourceLine {

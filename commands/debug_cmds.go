@@ -385,7 +385,13 @@ func debugPrint(d *debugSession, args []string) (Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Message{Text: text + " = " + d.valueText(v), Data: map[string]any{"value": v.v, "text": d.valueText(v)}}, nil
+	out := text + " = " + d.valueText(v)
+	data := map[string]any{"value": v.v, "text": d.valueText(v)}
+	if v.note != "" {
+		out += "  <" + v.note + ">"
+		data["note"] = v.note
+	}
+	return &Message{Text: out, Data: data}, nil
 }
 
 func debugExamine(d *debugSession, args []string) (Result, error) {

@@ -29,6 +29,9 @@ type dval struct {
 	// ptrTo is the pointee's type of a register that points into typed
 	// memory (a map value, the ctx).
 	ptrTo btf.Type
+	// note qualifies the value (a variable optimized out here, read from
+	// the register that holds it).
+	note string
 }
 
 func regNumber(s string) (int, bool) {
@@ -102,7 +105,7 @@ func (d *debugSession) eval(expr string) (dval, error) {
 		return d.load(p.v, size, false, target)
 	}
 	// A sum: rN + 4, r10 - 8.
-	if strings.Contains(expr, "+") || strings.Contains(strings.TrimPrefix(expr, "-"), " - ") {
+	if topLevel(expr, "+") || topLevel(strings.TrimPrefix(expr, "-"), " - ") {
 		v, err := d.evalSum(expr)
 		return dval{v: v, reg: -1}, err
 	}
@@ -113,7 +116,17 @@ func (d *debugSession) eval(expr string) (dval, error) {
 		return dval{}, err
 	}
 	for _, step := range path {
-		if v, err = d.field(v, step.name, step.arrow); err != nil {
+		switch {
+		case step.name == "[":
+			return dval{}, Usagef("%q: a [ without its ]", expr)
+		case step.index != "":
+			v, err = d.index(v, step.index)
+		case step.name == "" && step.index == "" && !step.arrow:
+			return dval{}, Usagef("%q: a field name is missing", expr)
+		default:
+			v, err = d.field(v, step.name, step.arrow)
+		}
+		if err != nil {
 			return dval{}, err
 		}
 	}
@@ -132,8 +145,24 @@ func (d *debugSession) evalSum(s string) (uint64, error) {
 		b.WriteByte(s[i])
 	}
 	s = b.String()
+	var parts []string
+	depth, from := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '[', '(':
+			depth++
+		case ']', ')':
+			depth--
+		case '+':
+			if depth == 0 {
+				parts = append(parts, s[from:i])
+				from = i + 1
+			}
+		}
+	}
+	parts = append(parts, s[from:])
 	var total uint64
-	for i, part := range strings.Split(s, "+") {
+	for i, part := range parts {
 		part = strings.TrimSpace(part)
 		if part == "" {
 			if i == 0 {
@@ -159,39 +188,142 @@ func (d *debugSession) evalSum(s string) (uint64, error) {
 type pathStep struct {
 	name  string
 	arrow bool
+	// index is the expression of an [INDEX] step ("" for a field).
+	index string
 }
 
+// splitPath splits EXPR into its head and its ->field, .field and [INDEX]
+// steps; brackets nest, and what is inside them is an EXPR of its own.
 func splitPath(expr string) (string, []pathStep) {
-	var steps []pathStep
-	i := strings.IndexAny(expr, ".-")
-	for i >= 0 && i < len(expr) && expr[i] == '-' && !strings.HasPrefix(expr[i:], "->") {
-		j := strings.IndexAny(expr[i+1:], ".-")
-		if j < 0 {
-			return expr, nil
-		}
-		i += 1 + j
-	}
+	i := pathStart(expr)
 	if i < 0 {
-		return expr, nil
+		return strings.TrimSpace(expr), nil
 	}
 	head, rest := expr[:i], expr[i:]
+	var steps []pathStep
 	for rest != "" {
-		arrow := strings.HasPrefix(rest, "->")
-		if arrow {
+		switch {
+		case strings.HasPrefix(rest, "["):
+			depth, j := 0, 0
+			for j = 0; j < len(rest); j++ {
+				if rest[j] == '[' {
+					depth++
+				} else if rest[j] == ']' {
+					depth--
+					if depth == 0 {
+						break
+					}
+				}
+			}
+			if j >= len(rest) {
+				return strings.TrimSpace(head), append(steps, pathStep{index: rest[1:], name: "["})
+			}
+			steps = append(steps, pathStep{index: strings.TrimSpace(rest[1:j])})
+			rest = rest[j+1:]
+			continue
+		case strings.HasPrefix(rest, "->"):
 			rest = rest[2:]
-		} else if strings.HasPrefix(rest, ".") {
+			j := pathStart(rest)
+			if j < 0 {
+				j = len(rest)
+			}
+			steps = append(steps, pathStep{name: strings.TrimSpace(rest[:j]), arrow: true})
+			rest = rest[j:]
+		case strings.HasPrefix(rest, "."):
 			rest = rest[1:]
-		} else {
-			break
+			j := pathStart(rest)
+			if j < 0 {
+				j = len(rest)
+			}
+			steps = append(steps, pathStep{name: strings.TrimSpace(rest[:j])})
+			rest = rest[j:]
+		default:
+			return strings.TrimSpace(head), append(steps, pathStep{name: strings.TrimSpace(rest)})
 		}
-		j := strings.IndexAny(rest, ".-")
-		if j < 0 {
-			j = len(rest)
-		}
-		steps = append(steps, pathStep{name: strings.TrimSpace(rest[:j]), arrow: arrow})
-		rest = rest[j:]
 	}
 	return strings.TrimSpace(head), steps
+}
+
+// pathStart is where the first ->, . or [ of expr is, -1 if none.
+func pathStart(expr string) int {
+	for i := 0; i < len(expr); i++ {
+		switch expr[i] {
+		case '.', '[':
+			return i
+		case '-':
+			if strings.HasPrefix(expr[i:], "->") {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// topLevel reports whether expr holds one of the strings outside
+// brackets.
+func topLevel(expr string, subs ...string) bool {
+	depth := 0
+	for i := 0; i < len(expr); i++ {
+		switch expr[i] {
+		case '[', '(':
+			depth++
+			continue
+		case ']', ')':
+			depth--
+			continue
+		}
+		if depth != 0 {
+			continue
+		}
+		for _, s := range subs {
+			if strings.HasPrefix(expr[i:], s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// index follows [i]: an element of an array in memory, or the i-th
+// object a pointer points to.
+func (d *debugSession) index(v dval, expr string) (dval, error) {
+	iv, err := d.eval(expr)
+	if err != nil {
+		return dval{}, err
+	}
+	i := int64(iv.v)
+	var elem btf.Type
+	var base uint64
+	switch t := btf.UnderlyingType(v.typ).(type) {
+	case *btf.Array:
+		if !v.lvalue {
+			return dval{}, fmt.Errorf("[%s]: the array is not in memory", expr)
+		}
+		if i < 0 || uint64(i) >= uint64(t.Nelems) {
+			return dval{}, fmt.Errorf("[%s]: index %d is out of bounds of %s (%d elements)", expr, i, bpf.TypeName(v.typ), t.Nelems)
+		}
+		elem, base = t.Type, v.addr
+	case *btf.Pointer:
+		elem, base = t.Target, v.v
+	default:
+		if v.typ == nil && v.ptrTo != nil {
+			elem, base = v.ptrTo, v.v
+			break
+		}
+		if v.typ == nil {
+			return dval{}, fmt.Errorf("[%s]: the type of what is indexed is not known; write *(TYPE *)(ADDR + OFF)", expr)
+		}
+		return dval{}, fmt.Errorf("[%s]: %s is neither an array nor a pointer", expr, bpf.TypeName(v.typ))
+	}
+	size, err := btf.Sizeof(elem)
+	if err != nil {
+		return dval{}, fmt.Errorf("[%s]: %v", expr, err)
+	}
+	signed := false
+	if in, ok := btf.UnderlyingType(elem).(*btf.Int); ok {
+		signed = in.Encoding&btf.Signed != 0
+	}
+	return d.load(base+uint64(i*int64(size)), size, signed, elem)
 }
 
 func (d *debugSession) evalAtom(s string) (dval, error) {
@@ -230,6 +362,11 @@ func (d *debugSession) evalAtom(s string) (dval, error) {
 			return ctx(), nil
 		}
 		switch v.Kind {
+		case emu.VarOptimizedOut:
+			if v.HeldIn < 0 {
+				return dval{}, fmt.Errorf("%s is optimized out here, and no register is known to hold its value", s)
+			}
+			return dval{v: v.Value, reg: v.HeldIn, typ: v.Type, size: v.Size, note: fmt.Sprintf("optimized out here; r%d holds its value (%s)", v.HeldIn, v.HeldWhy)}, nil
 		case emu.VarRegister:
 			return dval{v: v.Value, reg: v.Reg, typ: v.Type, size: v.Size}, nil
 		case emu.VarComputed:
@@ -355,6 +492,9 @@ func isComposite(t btf.Type) bool {
 func (d *debugSession) varText(v emu.Var) string {
 	switch v.Kind {
 	case emu.VarOptimizedOut:
+		if v.HeldIn >= 0 {
+			return fmt.Sprintf("%s <optimized out; held in r%d>", d.scalarText(v, v.Value), v.HeldIn)
+		}
 		return "<optimized out>"
 	case emu.VarUnsupported:
 		return "<location not read>"
@@ -426,4 +566,19 @@ func (d *debugSession) condition(text string) (func(*emu.Session) bool, error) {
 		}, nil
 	}
 	return nil, Usagef("condition %q: want EXPR OP EXPR with OP one of == != < <= > >=", text)
+}
+
+// scalarText is a register-sized value of a variable, as varText shows one.
+func (d *debugSession) scalarText(v emu.Var, x uint64) string {
+	if p, ok := d.s.Describe(x); ok && v.Size == 8 {
+		return p.Text
+	}
+	if v.Size > 0 && v.Size < 8 {
+		shift := 64 - 8*v.Size
+		if in, ok := btf.UnderlyingType(v.Type).(*btf.Int); ok && in.Encoding&btf.Signed != 0 {
+			return strconv.FormatInt(int64(x<<shift)>>shift, 10)
+		}
+		x = x << shift >> shift
+	}
+	return strconv.FormatUint(x, 10)
 }

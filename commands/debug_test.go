@@ -3,6 +3,9 @@
 package commands_test
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -274,7 +277,147 @@ func TestDebugLooking(t *testing.T) {
 func TestDebugObject(t *testing.T) {
 	root, _ := pinnedProgs(t)
 	t.Setenv("XDG_STATE_HOME", t.TempDir())
-	bpfshFails(t, root, `debug t/xdp_reflect packet Ether()/IPv4()/UDP()`, 1, "object FILE.o")
-	out := bpfshOK(t, root, "debug t/xdp_reflect object ../testrun/fixture/progs_bpfel.o packet Ether()/IPv4()/UDP()/Raw(\"ping\")\nc\nquit")
+	// Without the object it is rebuilt from the kernel's translated
+	// instructions.
+	out := bpfshOK(t, root, "debug t/xdp_reflect packet Ether()/IPv4()/UDP()/Raw(\"ping\")\nc\nquit")
+	wantInOrder(t, out, "debugging t/xdp_reflect (xdp, ", "no object: rebuilt from the kernel's translated instructions", "the program returned XDP_TX", "the kernel agrees")
+	bpfshFails(t, root, `debug t/xdp_reflect xlated object ../testrun/fixture/progs_bpfel.o packet Ether()/IPv4()/UDP()`, 2, "not both")
+	out = bpfshOK(t, root, "debug t/xdp_reflect object ../testrun/fixture/progs_bpfel.o packet Ether()/IPv4()/UDP()/Raw(\"ping\")\nc\nquit")
 	wantInOrder(t, out, "debugging t/xdp_reflect (xdp, ", "the program returned XDP_TX", "the kernel agrees")
+}
+
+// TestDebugLoadedByBpftool debugs programs bpftool loaded and pinned (no
+// object bpfsh is told about) from the kernel's translated instructions:
+// the fixture's xdp_count (an inlined array lookup, ctx->data and
+// data_end read from struct xdp_buff, bpf_printk through
+// __bpf_call_base) and kv's xdp_kv (inlined hash and per-CPU array
+// lookups, bpf_loop, timers). Each steps by source line from the kernel's
+// line info, reads the real maps and ends with the kernel agreeing.
+func TestDebugLoadedByBpftool(t *testing.T) {
+	pgNeedBpftool(t)
+	root := bpftest.PinRoot(t)
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	dir, maps := filepath.Join(root, "bt"), filepath.Join(root, "btmaps")
+	pgBpftoolRun(t, "prog", "loadall", bpftest.FixtureObject(t), dir, "pinmaps", maps)
+	out := bpfshOK(t, root, strings.Join([]string{
+		`debug bt/xdp_count xlated packet Ether()/IPv4()/UDP(dport=6390)/Raw("ping")`,
+		"list",
+		"step",
+		"step",
+		"print r0",
+		"print *r0",
+		"rsi",
+		"step",
+		"info maps",
+		"continue",
+		"quit",
+	}, "\n"))
+	wantInOrder(t, out,
+		"debugging bt/xdp_count (xdp, ", "no object: rebuilt from the kernel's translated instructions",
+		"xdp_count at fixture.bpf.c:76 (step 0)", "ctx->data_end - ctx->data", "=> 0: (61) r2 = *(u32 *)(r1 +0)",
+		"76\t\t__u64 len = ctx->data_end - ctx->data;",
+		"bpf_map_lookup_elem(&counters, &slot);",
+		"bpf_map_lookup_elem(map counters, stack frame 0 -4) = &counters[0]",
+		"r0 = &counters[0]",
+		"counters ", "Array(counters)", "(read; the session's writes stay in the session)",
+		"printk: xdp_count len=46", "the program returned XDP_PASS", "the kernel agrees",
+	)
+
+	if _, err := os.Stat("../bpf/kv/kv_bpfel.o"); err != nil {
+		t.Fatal(err)
+	}
+	kvDir, kvMaps := filepath.Join(root, "btkv"), filepath.Join(root, "btkvmaps")
+	cmd := exec.Command(pgBpftool, "prog", "loadall", "../bpf/kv/kv_bpfel.o", kvDir, "pinmaps", kvMaps)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Logf("skipped kv: bpftool cannot load it on this kernel: %v\n%s", err, b)
+		return
+	}
+	out = bpfshOK(t, root, strings.Join([]string{
+		`debug btkv/xdp_kv packet Ether()/IPv4()/UDP(dport=6390)/KV(op="SET", key="a", value="1")`,
+		"next",
+		"next",
+		"continue",
+		"quit",
+	}, "\n"))
+	wantInOrder(t, out,
+		"debugging btkv/xdp_kv (xdp, ", "no object: rebuilt from the kernel's translated instructions",
+		"xdp_kv at kv.bpf.c:", "bpf_map_lookup_elem(map scratch, stack frame 0 -12) = &scratch[0] (struct kv_scratch)",
+		"the program returned XDP_TX", "the kernel agrees",
+	)
+}
+
+// TestDebugArrayIndex: [INDEX] in expressions, through BTF: an array
+// field of a map value (t->r[0].version, the read set of lesson 13's
+// transaction), an array inside it, a pointer indexed as an array, an
+// index that is itself an expression, and an index out of bounds.
+func TestDebugArrayIndex(t *testing.T) {
+	out := debugScript(t,
+		"load kv name ledger set kv_txn_timeout_ns=3600000000000",
+		"kv set alice 100 --name ledger",
+		"kv use ledger",
+		"kv begin",
+		"kv get alice",
+		`debug ledger/xdp_kv packet Ether()/IPv4()/UDP()/KV(op=COMMIT, txid=1)`,
+		"break kv_validate",
+		"continue",
+		"next",
+		"next",
+		"print r6->nreads",
+		"print r6->r[0].version",
+		"print r6->r[r6->nreads - 1].key.len",
+		"print r6->r[0].key.bytes[4]",
+		"print r6->r[0]",
+		"print r6[0].nreads",
+		"quit",
+	)
+	wantInOrder(t, out,
+		"kv_validate at kv.bpf.c:595",
+		"r6->nreads = 1 (0x1)",
+		"r6->r[0].version = 1 (0x1)",
+		"r6->r[r6->nreads - 1].key.len = 5 (0x5)",
+		"r6->r[0].key.bytes[4] = 101 (0x65)",
+		"r6->r[0] = {", "alice", "version: 1",
+		"r6[0].nreads = 1 (0x1)",
+	)
+	root := bpftest.PinRoot(t)
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	bpfshFails(t, root, strings.Join([]string{
+		"load kv name ledger set kv_txn_timeout_ns=3600000000000",
+		"kv set alice 100 --name ledger",
+		"kv use ledger",
+		"kv begin",
+		"kv get alice",
+		`debug ledger/xdp_kv packet Ether()/IPv4()/UDP()/KV(op=COMMIT, txid=1)`,
+		"break kv_validate",
+		"continue",
+		"next",
+		"next",
+		"print r6->r[99]",
+	}, "\n"), 1, "[99]: index 99 is out of bounds of struct kv_read[")
+}
+
+// TestDebugOptimizedOut: a variable DWARF says is optimized out where the
+// program stands is shown as such, with the register that still holds
+// its value (mix's a: in r1 at its first instruction, out of DWARF's
+// reach after it, r1 untouched since).
+func TestDebugOptimizedOut(t *testing.T) {
+	out := debugScript(t,
+		"load ../testrun/emu/testdata/engine.bpf.o name eng",
+		`debug eng/hx_count packet Ether()/IPv4(src="10.0.0.1")/UDP(dport=6390)/Raw("ping")`,
+		"break mix",
+		"continue",
+		"print a",
+		"stepi 2",
+		"info locals",
+		"print a",
+		"print a + 1",
+		"quit",
+	)
+	wantInOrder(t, out,
+		"breakpoint 1 at mix", "mix at engine.bpf.c:44",
+		"a = 108 (0x6c)",
+		"a ", "__u32", "108 <optimized out; held in r1>", "optimized out; r1 holds its value (its location at instruction ",
+		"a = 108 (0x6c)  <optimized out here; r1 holds its value (its location at instruction ", "step(s) ago; not written since)>",
+		"a + 1 = 109",
+	)
 }

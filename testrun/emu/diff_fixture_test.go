@@ -3,6 +3,7 @@
 package emu_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"runtime"
@@ -14,13 +15,22 @@ import (
 
 	"github.com/bpfsh/bpfsh/bpf/bpftest"
 	"github.com/bpfsh/bpfsh/testrun"
+	"github.com/bpfsh/bpfsh/testrun/emu"
 	"github.com/bpfsh/bpfsh/testrun/fixture"
 	"github.com/bpfsh/bpfsh/testrun/packet"
 )
 
 func run(t *testing.T, o testrun.Options) *testrun.Outcome {
 	t.Helper()
+	var kc *emu.KernelCheck
+	if reloadCheck {
+		kc = rebuiltCheck(t, o)
+	}
 	out, err := testrun.Run(o)
+	if kc != nil && err == nil && (kc.Outcome.Retval != out.Retval || !bytes.Equal(kc.Outcome.DataOut, out.DataOut)) {
+		t.Errorf("the program rebuilt from the kernel's instructions and loaded again returned %d (%d bytes out), the program as loaded %d (%d bytes)",
+			kc.Outcome.Retval, len(kc.Outcome.DataOut), out.Retval, len(out.DataOut))
+	}
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}

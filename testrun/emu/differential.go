@@ -32,9 +32,19 @@ type Differential struct {
 	// Answers are results for calls the engine does not emulate, used in
 	// turn as the emulated run reaches them (a debug session's set r0).
 	Answers []uint64
+	// Xlated emulates every program as rebuilt from the kernel's
+	// translated instructions (FromKernel) instead of from its object:
+	// the kernel runs the program as it was loaded, the emulator what
+	// bpfsh made of the kernel's rewriting of it.
+	Xlated bool
 
 	mu    sync.Mutex
 	cases []*DiffCase
+
+	// fixed, when set, is the program every run is emulated as, on the
+	// maps fixedMaps opens (the kernel check of a rebuilt program).
+	fixed     *Program
+	fixedMaps func() (*Maps, error)
 }
 
 // DiffCase is one test run held against the emulator.
@@ -96,7 +106,22 @@ func (d *Differential) Before(r *testrun.ObservedRun) {
 	if info, err := r.Program.Info(); err == nil {
 		st.c.Program = info.Name
 	}
-	prog, maps, err := ForProgram(r.Program, d.Objects...)
+	var prog *Program
+	var maps *Maps
+	var err error
+	switch {
+	case d.fixed != nil:
+		prog = d.fixed
+		maps, err = d.fixedMaps()
+	case d.Xlated:
+		prog, maps, err = FromKernel(r.Program)
+		if err != nil {
+			st.c.Err = err
+			return
+		}
+	default:
+		prog, maps, err = ForProgram(r.Program, d.Objects...)
+	}
 	if err != nil {
 		st.c.Skipped = err.Error()
 		return

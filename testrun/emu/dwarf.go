@@ -337,14 +337,29 @@ func (di *debugInfo) addrx(cu *dwarf.Entry, idx uint64) uint64 {
 // locAt returns the location expression of v at address pc (nil: none,
 // the variable is optimized out there).
 func (di *debugInfo) locAt(fn *dwarfFunc, v *dwarfVar, pc uint64) []byte {
+	var out []byte
+	di.walkLoc(fn, v, func(lo, hi uint64, e []byte, dflt bool) bool {
+		if dflt || pc >= lo && pc < hi {
+			out = e
+			return false
+		}
+		return true
+	})
+	return out
+}
+
+// walkLoc calls visit with each entry of v's location (lo..hi in DWARF
+// addresses; dflt for a default location, which holds everywhere else)
+// until visit returns false.
+func (di *debugInfo) walkLoc(fn *dwarfFunc, v *dwarfVar, visit func(lo, hi uint64, e []byte, dflt bool) bool) {
 	if !v.isList {
 		if v.hasLoc {
-			return v.loc
+			visit(0, 0, v.loc, true)
 		}
-		return nil
+		return
 	}
 	if v.locList < 0 || v.locList >= int64(len(di.loclists)) {
-		return nil
+		return
 	}
 	b := di.loclists[v.locList:]
 	base := uint64(0)
@@ -380,59 +395,59 @@ func (di *debugInfo) locAt(fn *dwarfFunc, v *dwarfVar, pc uint64) []byte {
 		b = b[1:]
 		switch kind {
 		case 0x00: // DW_LLE_end_of_list
-			return nil
+			return
 		case 0x01: // DW_LLE_base_addressx
 			base = di.addrx(fn.cu, uleb())
 		case 0x02: // DW_LLE_startx_endx
 			lo, hi := di.addrx(fn.cu, uleb()), di.addrx(fn.cu, uleb())
-			if e := expr(); pc >= lo && pc < hi {
-				return e
+			if e := expr(); !visit(lo, hi, e, false) {
+				return
 			}
 		case 0x03: // DW_LLE_startx_length
 			lo := di.addrx(fn.cu, uleb())
 			n := uleb()
-			if e := expr(); pc >= lo && pc < lo+n {
-				return e
+			if e := expr(); !visit(lo, lo+n, e, false) {
+				return
 			}
 		case 0x04: // DW_LLE_offset_pair
 			lo, hi := base+uleb(), base+uleb()
-			if e := expr(); pc >= lo && pc < hi {
-				return e
+			if e := expr(); !visit(lo, hi, e, false) {
+				return
 			}
 		case 0x05: // DW_LLE_default_location
-			if e := expr(); e != nil {
-				return e
+			if e := expr(); e != nil && !visit(0, 0, e, true) {
+				return
 			}
 		case 0x06: // DW_LLE_base_address
 			if len(b) < 8 {
-				return nil
+				return
 			}
 			base = binary.LittleEndian.Uint64(b)
 			b = b[8:]
 		case 0x07, 0x08: // DW_LLE_start_end, DW_LLE_start_length
 			if len(b) < 8 {
-				return nil
+				return
 			}
 			lo := binary.LittleEndian.Uint64(b)
 			b = b[8:]
 			var hi uint64
 			if kind == 0x07 {
 				if len(b) < 8 {
-					return nil
+					return
 				}
 				hi = binary.LittleEndian.Uint64(b)
 				b = b[8:]
 			} else {
 				hi = lo + uleb()
 			}
-			if e := expr(); pc >= lo && pc < hi {
-				return e
+			if e := expr(); !visit(lo, hi, e, false) {
+				return
 			}
 		default:
-			return nil
+			return
 		}
 	}
-	return nil
+	return
 }
 
 // funcAt finds the function whose ranges hold pc.

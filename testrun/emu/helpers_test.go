@@ -69,6 +69,9 @@ func differential(t *testing.T) *emu.Differential {
 	t.Helper()
 	bpftest.RequireRoot(t)
 	d := &emu.Differential{Objects: repoObjects(t)}
+	// BPFSH_EMU_XLATED=1 runs the differential tests on programs rebuilt
+	// from the kernel's translated instructions instead of their objects.
+	d.Xlated = os.Getenv("BPFSH_EMU_XLATED") == "1"
 	old := testrun.SetRunObserver(d)
 	t.Cleanup(func() {
 		testrun.SetRunObserver(old)

@@ -26,11 +26,16 @@ type Instance struct {
 	Notes []string
 
 	coll *ebpf.Collection
+	// owned are what a rebuilt program's instance made (newXlatedInstance).
+	owned []interface{ Close() error }
 }
 
 // NewInstance clones the maps bound in maps (the real ones the program
 // uses) and loads p again from its object against the clones.
 func NewInstance(p *Program, maps *Maps) (*Instance, error) {
+	if p.reload != nil {
+		return newXlatedInstance(p, maps)
+	}
 	if p.Object == nil {
 		return nil, errors.New("the program was rebuilt from the kernel's translated instructions: there is no object to load it again from")
 	}
@@ -110,6 +115,9 @@ func (i *Instance) Close() {
 	if i.coll != nil {
 		i.coll.Close()
 	}
+	for j := len(i.owned) - 1; j >= 0; j-- {
+		i.owned[j].Close()
+	}
 }
 
 func countEntries(m *ebpf.Map) int {
@@ -179,6 +187,11 @@ func CheckInKernel(p *Program, maps *Maps, opts testrun.Options, answers []uint6
 	}
 	defer inst.Close()
 	d := &Differential{Objects: []*Object{p.Object}, Answers: answers}
+	if p.reload != nil {
+		d.Objects = nil
+		d.fixed = p
+		d.fixedMaps = func() (*Maps, error) { return xlatedDiffMaps(inst) }
+	}
 	old := testrun.SetRunObserver(d)
 	opts.Program = inst.Program
 	opts.Repeat, opts.Bench, opts.LiveFrames = 0, false, false

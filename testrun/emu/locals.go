@@ -45,6 +45,13 @@ type Var struct {
 	// Where says it in words: "r6", "stack frame 0 -8", "r9+14",
 	// "optimized out".
 	Where string `json:"where"`
+	// HeldIn is, for a variable optimized out here, the register that
+	// holds its value all the same (-1: none known); HeldWhy says how that
+	// is known, and Value is the register's value.
+	HeldIn  int    `json:"-"`
+	HeldWhy string `json:"held_why,omitempty"`
+	// HeldReg is HeldIn's name ("r6"), for JSON.
+	HeldReg string `json:"held_in,omitempty"`
 }
 
 // Locals lists the variables (parameters first) in scope at frame's
@@ -90,6 +97,10 @@ func (s *Session) Locals(frame int) ([]Var, error) {
 			v.Type = p.Object.btfType(dv.typ)
 		}
 		s.place(&v, di.locAt(fn, dv, addr), regs, sp, depth)
+		v.HeldIn = -1
+		if v.Kind == VarOptimizedOut && frame == 0 {
+			s.heldIn(&v, di, fn, dv, p, pc)
+		}
 		if v.Param {
 			params = append(params, v)
 		} else {
@@ -408,4 +419,109 @@ func cTypeName(t dwarf.Type) string {
 		return "void"
 	}
 	return t.String()
+}
+
+// heldIn looks for a register that holds an optimized-out variable's value
+// at pc: the register DWARF gives as its location elsewhere in the
+// function, when
+//   - the session executed an instruction of that location's range in
+//     this frame and nothing wrote the register since (the value's last
+//     known location, from the undo journal), or
+//   - the location starts a little further on, reached from pc in
+//     straight-line code that writes the register nowhere.
+func (s *Session) heldIn(v *Var, di *debugInfo, fn *dwarfFunc, dv *dwarfVar, p *Program, pc int) {
+	type regRange struct {
+		lo, hi int // slots
+		reg    int
+	}
+	f, ok := p.FuncAt(pc)
+	if !ok {
+		return
+	}
+	base, ok := p.dwarfAddr(di, f.Start)
+	if !ok {
+		return
+	}
+	var ranges []regRange
+	di.walkLoc(fn, dv, func(lo, hi uint64, e []byte, dflt bool) bool {
+		if dflt || len(e) != 1 || e[0] < 0x50 || e[0] > 0x59 || lo < base || lo>>32 != base>>32 {
+			return true
+		}
+		ranges = append(ranges, regRange{lo: f.Start + int(lo-base)/8, hi: f.Start + int(hi-base)/8, reg: int(e[0] - 0x50)})
+		return true
+	})
+	if len(ranges) == 0 {
+		return
+	}
+	m := s.m
+	set := func(reg int, why string) {
+		v.HeldIn, v.HeldWhy, v.Value, v.HeldReg = reg, why, m.r[reg], fmt.Sprintf("r%d", reg)
+		v.Where = fmt.Sprintf("optimized out; r%d holds its value (%s)", reg, why)
+	}
+	// The last known location: walk the journal back while in this frame.
+	if m.j.on {
+		depth := uint8(len(m.frames))
+		var written uint16
+		var pending uint16
+		steps := uint64(0)
+		for i := m.j.n - 1; i >= 0 && m.j.n-1-i < 1<<16; i-- {
+			r := m.j.ring[(m.j.head+i)&m.j.mask]
+			switch r.kind {
+			case recReg:
+				pending |= 1 << r.reg
+				continue
+			case recStep:
+			default:
+				continue
+			}
+			steps++
+			mine := pending
+			pending = 0
+			if r.reg != noReg {
+				mine |= 1 << r.reg
+			}
+			if r.size < depth {
+				return // the frame was not there yet
+			}
+			if r.size > depth {
+				written |= 0x3f // a callee: r0..r5 are not kept
+				continue
+			}
+			if int(r.pc) < len(p.insns) {
+				if op := p.insns[r.pc].op; op == xCallHelper || op == xCallLocal || op == xCallKfunc {
+					mine |= 0x3f
+				}
+			}
+			for _, rr := range ranges {
+				if int(r.pc) >= rr.lo && int(r.pc) < rr.hi && (written|mine)&(1<<rr.reg) == 0 {
+					set(rr.reg, fmt.Sprintf("its location at instruction %d, %d step(s) ago; not written since", r.pc, steps))
+					return
+				}
+			}
+			written |= mine
+		}
+	}
+	// The next location, straight ahead.
+	for _, rr := range ranges {
+		if rr.lo <= pc || rr.lo-pc > 16 {
+			continue
+		}
+		clean := true
+		for q := pc; q < rr.lo && clean; q++ {
+			in := p.insns[q]
+			switch {
+			case in.op == xFiller:
+			case in.wreg == uint8(rr.reg):
+				clean = false
+			case in.op == xCallHelper || in.op == xCallLocal || in.op == xCallKfunc || in.op == xExit:
+				clean = false
+			case in.op >= xJa && in.op <= xJset32X:
+				clean = false // a jump
+			}
+		}
+		if clean {
+			set(rr.reg, fmt.Sprintf("its location from instruction %d on, which straight-line code reaches without writing r%d", rr.lo, rr.reg))
+			return
+		}
+	}
 }

@@ -48,6 +48,10 @@ type Program struct {
 	// xlated is set for programs rebuilt from the kernel's translated
 	// instructions: their maps are known by id only.
 	xlated bool
+	// reload is how to load a rebuilt program again (the kernel check).
+	reload *xlatedReload
+	// notes say, for a rebuilt program, what was undone at a slot.
+	notes map[int]string
 	// raw is the encoded program; disasm its text, made on first use.
 	raw    []byte
 	disasm *disasmText
@@ -297,6 +301,9 @@ func (p *Program) Insn(pc int) string {
 				s = fmt.Sprintf("%s  ; %s", s, p.maps[ref].Name)
 			}
 		}
+	}
+	if n, ok := p.notes[pc]; ok {
+		s = fmt.Sprintf("%s  ; %s", s, n)
 	}
 	return s
 }
