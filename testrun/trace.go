@@ -37,9 +37,15 @@ import (
 // line is kept when its pid is the run's thread id. Concurrent runs in one
 // process share the instance: whoever drains hands each line to the run
 // registered under its thread id, so each run gets exactly its own lines.
-// Making an instance costs ~50 ms, so it is made once per process and
-// removed by CloseTrace (stale ones of dead processes are removed when the
-// next one is made).
+// Making an instance costs ~5 ms and removing one ~50 ms (the kernel waits
+// for RCU grace periods), more than a script of a thousand runs takes. So
+// runs use a shared instance, instances/bpfsh-shared-N: a process takes the
+// first one whose directory it can flock (making it if there is none),
+// keeps the lock while it lives, and on exit disables the event and leaves
+// the instance for the next bpfsh; the kernel drops the lock if the
+// process dies. `rmdir /sys/kernel/tracing/instances/bpfsh-shared-*`
+// removes them. (Instances of older bpfsh versions, bpfsh-PID, are still
+// removed once their process is gone.)
 
 // TraceLine is one line of the trace buffer.
 type TraceLine struct {
@@ -76,9 +82,19 @@ func parseTraceLine(s string) (TraceLine, bool) {
 type instance struct {
 	dir string
 	fd  int // its trace_pipe, non-blocking
+	// lock, for a shared instance, is its directory, flocked while this
+	// process uses it (-1 for a private one).
+	lock int
 }
 
-const instancePrefix = "bpfsh-"
+const (
+	instancePrefix = "bpfsh-"
+	// sharedPrefix names the instances runs share across processes, one
+	// process at a time ("shared" is no pid: removeStaleInstances leaves
+	// them alone).
+	sharedPrefix = instancePrefix + "shared-"
+	maxShared    = 64
+)
 
 // newInstance makes instances/NAME, enables the bpf_trace_printk event in
 // it and opens its trace_pipe without blocking.
@@ -91,7 +107,7 @@ func newInstance(name string) (*instance, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("make ftrace instance %s: %w", dir, err)
 	}
-	in := &instance{dir: dir, fd: -1}
+	in := &instance{dir: dir, fd: -1, lock: -1}
 	// A modest buffer: it only holds lines between two drains.
 	_ = os.WriteFile(filepath.Join(dir, "buffer_size_kb"), []byte("512"), 0)
 	// No set_event_pid filter, though it would drop other processes'
@@ -99,16 +115,10 @@ func newInstance(name string) (*instance, error) {
 	// the whole machine while bpfsh runs, and a 6.12 guest of the kernel
 	// matrix died of it (an int3 left in try_to_wake_up by the patching).
 	// Other threads' lines are skipped by their pid before the parse.
-	if err := os.WriteFile(filepath.Join(dir, "events", "bpf_trace", "bpf_trace_printk", "enable"), []byte("1"), 0); err != nil {
+	if err := in.enable(); err != nil {
 		in.close()
-		return nil, fmt.Errorf("enable bpf_trace_printk in %s: %w", dir, err)
+		return nil, err
 	}
-	fd, err := unix.Open(filepath.Join(dir, "trace_pipe"), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		in.close()
-		return nil, fmt.Errorf("open %s/trace_pipe: %w", dir, err)
-	}
-	in.fd = fd
 	return in, nil
 }
 
@@ -161,13 +171,81 @@ func (in *instance) read(buf []byte) ([]byte, error) {
 	}
 }
 
-// close closes the pipe and removes the instance.
+// close closes the pipe and removes the instance; a shared one is left
+// for the next process, its event disabled and its lock released.
 func (in *instance) close() error {
 	if in.fd >= 0 {
 		unix.Close(in.fd)
 		in.fd = -1
 	}
+	if in.lock >= 0 {
+		err := os.WriteFile(filepath.Join(in.dir, "events", "bpf_trace", "bpf_trace_printk", "enable"), []byte("0"), 0)
+		unix.Close(in.lock)
+		in.lock = -1
+		if err != nil {
+			return fmt.Errorf("disable bpf_trace_printk in %s: %w", in.dir, err)
+		}
+		return nil
+	}
 	return os.Remove(in.dir)
+}
+
+// sharedInstance takes the first shared instance no other process holds,
+// making one if all are taken, and enables bpf_printk's event in it.
+func sharedInstance() (*instance, error) {
+	if err := bpf.EnsureTraceFS(); err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for i := range maxShared {
+		dir := filepath.Join(bpf.TraceFSPath, "instances", sharedPrefix+strconv.Itoa(i))
+		lock, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		made := false
+		if errors.Is(err, unix.ENOENT) {
+			removeStaleInstances()
+			if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+				return nil, fmt.Errorf("make ftrace instance %s: %w", dir, err)
+			}
+			made = true
+			lock, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		}
+		if err != nil {
+			lastErr = fmt.Errorf("open ftrace instance %s: %w", dir, err)
+			continue
+		}
+		if err := unix.Flock(lock, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			unix.Close(lock) // another bpfsh uses it
+			continue
+		}
+		in := &instance{dir: dir, fd: -1, lock: lock}
+		if made {
+			// A modest buffer: it only holds lines between two drains.
+			_ = os.WriteFile(filepath.Join(dir, "buffer_size_kb"), []byte("512"), 0)
+		}
+		if err := in.enable(); err != nil {
+			in.close()
+			return nil, err
+		}
+		return in, nil
+	}
+	if lastErr == nil {
+		lastErr = fmt.Errorf("all %d shared ftrace instances (%s%s*) are in use", maxShared, filepath.Join(bpf.TraceFSPath, "instances")+"/", sharedPrefix)
+	}
+	return nil, lastErr
+}
+
+// enable enables bpf_trace_printk in the instance and opens its
+// trace_pipe without blocking.
+func (in *instance) enable() error {
+	if err := os.WriteFile(filepath.Join(in.dir, "events", "bpf_trace", "bpf_trace_printk", "enable"), []byte("1"), 0); err != nil {
+		return fmt.Errorf("enable bpf_trace_printk in %s: %w", in.dir, err)
+	}
+	fd, err := unix.Open(filepath.Join(in.dir, "trace_pipe"), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s/trace_pipe: %w", in.dir, err)
+	}
+	in.fd = fd
+	return nil
 }
 
 // removeStaleInstances removes instances bpfsh processes left behind when
@@ -209,7 +287,7 @@ func getTracer() (*tracer, error) {
 	if theTracer != nil {
 		return theTracer, nil
 	}
-	in, err := newInstance(instancePrefix + strconv.Itoa(os.Getpid()))
+	in, err := sharedInstance()
 	if err != nil {
 		return nil, err
 	}
@@ -217,9 +295,10 @@ func getTracer() (*tracer, error) {
 	return theTracer, nil
 }
 
-// CloseTrace removes the ftrace instance bpfsh made for capturing the
-// bpf_printk lines of runs. The shell calls it on exit (and tests from
-// TestMain); a later run makes a new one.
+// CloseTrace gives back the ftrace instance bpfsh took for capturing the
+// bpf_printk lines of runs (its event disabled, left for the next bpfsh).
+// The shell calls it on exit (and tests from TestMain); a later run takes
+// one again.
 func CloseTrace() error {
 	tracerMu.Lock()
 	defer tracerMu.Unlock()
