@@ -91,6 +91,18 @@ type mapSnapshots struct {
 	// methods say, for each large hash map, how it was diffed.
 	methods []string
 	learn   *learning
+	// notRead say which maps were left unread: the program cannot write
+	// them (readonly.go).
+	notRead []string
+}
+
+// NotRead says which maps were not read because the run cannot change
+// them (nil for none).
+func (s *mapSnapshots) NotRead() []string {
+	if s == nil {
+		return nil
+	}
+	return s.notRead
 }
 
 // Methods says how each large map was diffed (nil for none).
@@ -109,16 +121,22 @@ func startMapDiff(info *ebpf.ProgramInfo, opts Options, l *learning) *mapSnapsho
 	if !ok || opts.NoMaps || len(ids) == 0 {
 		return nil
 	}
-	return takeSnapshots(ids, l)
+	return takeSnapshots(ids, l, readOnlyMaps(info, opts), info.Name)
 }
 
-func takeSnapshots(ids []ebpf.MapID, l *learning) *mapSnapshots {
+// takeSnapshots reads the maps ids but those in unwritten, which prog
+// cannot write.
+func takeSnapshots(ids []ebpf.MapID, l *learning, unwritten map[ebpf.MapID]bool, prog string) *mapSnapshots {
 	s := &mapSnapshots{learn: l}
 	ncpu, _ := ebpf.PossibleCPU()
 	for _, id := range ids {
 		known := knownMap(id)
 		if known != nil && (diffable(known.Type) != "" || known.Flags&bpfFRdonlyProg != 0) {
 			continue // not even opened: queues, ring buffers, read-only data
+		}
+		if known != nil && unwritten[id] {
+			s.notRead = append(s.notRead, notReadText(known.Name, prog))
+			continue
 		}
 		m, err := ebpf.NewMapFromID(id)
 		if err != nil {
@@ -136,6 +154,11 @@ func takeSnapshots(ids []ebpf.MapID, l *learning) *mapSnapshots {
 		dc := *d // its types are resolved per snapshot
 		d = &dc
 		if diffable(d.Type) != "" || d.Flags&bpfFRdonlyProg != 0 {
+			m.Close()
+			continue
+		}
+		if unwritten[id] {
+			s.notRead = append(s.notRead, notReadText(d.Name, prog))
 			m.Close()
 			continue
 		}

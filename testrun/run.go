@@ -58,6 +58,11 @@ type Options struct {
 	// NoTrace skips capturing bpf_printk lines; NoMaps skips the map diff.
 	NoTrace bool
 	NoMaps  bool
+	// WriteCheck, when set, names the maps the program may write; the
+	// others are not read for the diff (see readonly.go). AllMaps reads
+	// every map all the same.
+	WriteCheck WriteCheck
+	AllMaps    bool
 	// Harness configures the live harness that runs sk_skb and sk_msg
 	// programs, which the kernel cannot test-run.
 	Harness HarnessOptions
@@ -128,6 +133,9 @@ type Outcome struct {
 	// keys the emulator saw the run touch, or copied whole in the kernel
 	// (and why).
 	MapMethods []string
+	// MapsNotRead say, map by map, which maps were not read for the diff
+	// because the program cannot write them (Options.WriteCheck).
+	MapsNotRead []string
 	// Trace are the bpf_printk lines the run wrote; Streams what it wrote
 	// to its own BPF streams (Linux 6.17+).
 	Trace   []TraceLine
@@ -265,6 +273,7 @@ func Run(opts Options) (*Outcome, error) {
 	}
 	o.Maps, o.MapNotes = snaps.diff()
 	o.MapMethods = snaps.Methods()
+	o.MapsNotRead = snaps.NotRead()
 	o.markOthers(snaps, ran)
 	return o, nil
 }
