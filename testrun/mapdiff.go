@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -52,7 +51,10 @@ type MapChange struct {
 
 // mapSnap is one map's contents at one moment.
 type mapSnap struct {
+	// m is the map, or nil when it was opened by id alone (fd; see
+	// mapread.go). fd is the descriptor reads use (m's, when m is set).
 	m         *ebpf.Map
+	fd        int
 	d         *bpf.MapDetails // as the kernel describes m (types resolved on a change)
 	id        ebpf.MapID
 	name      string
@@ -138,7 +140,17 @@ func takeSnapshots(ids []ebpf.MapID, l *learning, unwritten map[ebpf.MapID]bool,
 			s.notRead = append(s.notRead, notReadText(known.Name, prog))
 			continue
 		}
-		m, err := ebpf.NewMapFromID(id)
+		var (
+			m   *ebpf.Map
+			fd  int
+			err error
+		)
+		if known != nil && !largeHash(known) {
+			// Read in batches by fd alone (mapread.go).
+			fd, err = openMapFD(id)
+		} else if m, err = ebpf.NewMapFromID(id); err == nil {
+			fd = m.FD()
+		}
 		if err != nil {
 			s.notes = append(s.notes, fmt.Sprintf("map id %d: cannot open it to diff (%v)", id, err))
 			continue
@@ -153,16 +165,16 @@ func takeSnapshots(ids []ebpf.MapID, l *learning, unwritten map[ebpf.MapID]bool,
 		}
 		dc := *d // its types are resolved per snapshot
 		d = &dc
+		snap := &mapSnap{m: m, fd: fd, d: d, id: id, name: d.Name, keySize: int(d.KeySize), valueSize: int(d.ValueSize), ncpu: 1}
 		if diffable(d.Type) != "" || d.Flags&bpfFRdonlyProg != 0 {
-			m.Close()
+			snap.closeMap()
 			continue
 		}
 		if unwritten[id] {
 			s.notRead = append(s.notRead, notReadText(d.Name, prog))
-			m.Close()
+			snap.closeMap()
 			continue
 		}
-		snap := &mapSnap{m: m, d: d, id: id, name: d.Name, keySize: int(d.KeySize), valueSize: int(d.ValueSize), ncpu: 1}
 		// The bounds count per-CPU values as the kernel copies them out:
 		// each padded to 8 bytes.
 		full := snap.valueSize
@@ -170,7 +182,7 @@ func takeSnapshots(ids []ebpf.MapID, l *learning, unwritten map[ebpf.MapID]bool,
 			snap.ncpu = max(ncpu, 1)
 			full = ((full + 7) &^ 7) * snap.ncpu
 		}
-		if (d.Type == ebpf.Hash || d.Type == ebpf.LRUHash) && d.MaxEntries > copyOver {
+		if largeHash(d) {
 			lerr := learnedSnap(snap, l)
 			if lerr == nil {
 				s.methods = append(s.methods, fmt.Sprintf("%s: by the %d key(s) the emulator saw the run touch, read before and after (the map can hold %d entries: not copied)", snap.name, len(snap.learned.Keys), d.MaxEntries))
@@ -193,7 +205,7 @@ func takeSnapshots(ids []ebpf.MapID, l *learning, unwritten map[ebpf.MapID]bool,
 			}
 			if int64(full+int(d.KeySize))*int64(d.MaxEntries) > maxDiffMapBytes {
 				s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it can hold %d entries, too many to read out on every run, and it cannot be copied in the kernel: %v; compare 'map lookup' of the keys you expect before and after, or 'map dump' to a file", snap.name, d.MaxEntries, err))
-				m.Close()
+				snap.closeMap()
 				continue
 			}
 			// Read it out as small maps are: slower, but complete.
@@ -207,7 +219,7 @@ func takeSnapshots(ids []ebpf.MapID, l *learning, unwritten map[ebpf.MapID]bool,
 			s.snaps = append(s.snaps, snap)
 			continue
 		}
-		m.Close()
+		snap.closeMap()
 	}
 	s.read()
 	return s
@@ -243,7 +255,7 @@ func (s *mapSnapshots) read() {
 			kept = append(kept, snap)
 			continue
 		}
-		entries, err := readEntries(snap.m, math.MaxInt)
+		entries, err := snap.readAll()
 		switch {
 		case err != nil:
 			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: read it: %v", snap.name, err))
@@ -252,7 +264,7 @@ func (s *mapSnapshots) read() {
 			kept = append(kept, snap)
 			continue
 		}
-		snap.m.Close()
+		snap.closeMap()
 	}
 	s.snaps = kept
 }
@@ -265,7 +277,7 @@ func (s *mapSnapshots) close() {
 		if snap.cp != nil {
 			snap.cp.unload()
 		}
-		snap.m.Close()
+		snap.closeMap()
 	}
 }
 
@@ -589,7 +601,7 @@ func (o *Outcome) markOthers(s *mapSnapshots, took time.Duration) {
 			if snap.learned != nil {
 				now, err = readKeys(snap.m, snap.learned.Keys)
 			} else {
-				now, err = readEntries(snap.m, math.MaxInt)
+				now, err = snap.readAll()
 			}
 			if err != nil {
 				continue
@@ -623,4 +635,10 @@ func (o *Outcome) markOthers(s *mapSnapshots, took time.Duration) {
 		}
 		o.MapNotes = append(o.MapNotes, note)
 	}
+}
+
+// largeHash says whether d is a hash map too large to read out whole on
+// every run (learned keys or an in-kernel copy instead).
+func largeHash(d *bpf.MapDetails) bool {
+	return (d.Type == ebpf.Hash || d.Type == ebpf.LRUHash) && d.MaxEntries > copyOver
 }
