@@ -96,6 +96,9 @@ type mapSnapshots struct {
 	// notRead say which maps were left unread: the program cannot write
 	// them (readonly.go).
 	notRead []string
+	// readAt is when diff finished reading the maps after the runs: the
+	// look for other writers (markOthers) counts from there.
+	readAt time.Time
 }
 
 // NotRead says which maps were not read because the run cannot change
@@ -314,6 +317,7 @@ func (s *mapSnapshots) diff() ([]MapChange, []string) {
 	}
 	snaps := slices.Clone(s.snaps)
 	s.read()
+	s.readAt = time.Now()
 	specs := map[btf.ID]*btf.Spec{}
 	var changes []MapChange
 	for i, snap := range snaps {
@@ -561,6 +565,9 @@ func formatBytes(b []byte, t btf.Type) (string, any) {
 // to the scheduler's tick (a single run's window is tens of microseconds,
 // and a script of runs would spend most of its time asleep).
 func pause(d time.Duration) {
+	if d <= 0 {
+		return
+	}
 	if d >= time.Millisecond {
 		time.Sleep(d)
 		return
@@ -574,7 +581,8 @@ const maxOthersLook = 100 * time.Millisecond
 
 // markOthers tells this run's map changes from another writer's as far as
 // a before/after comparison can: it looks at the maps that changed once
-// more, after a pause as long as the runs took (at most maxOthersLook),
+// more, at least as long as the runs took (at most maxOthersLook) after
+// it read them following the runs,
 // marks every change whose entry changed again meanwhile (Others), and
 // adds a note naming each map that did. A writer that wrote only while
 // the runs ran cannot be told apart; the help and README say so.
@@ -586,8 +594,10 @@ func (o *Outcome) markOthers(s *mapSnapshots, took time.Duration) {
 	for _, c := range o.Maps {
 		changed[c.MapID] = true
 	}
+	// The look counts from the reading after the runs: formatting the
+	// changes since then is part of it.
 	look := min(took, maxOthersLook)
-	pause(look)
+	pause(look - time.Since(s.readAt))
 	for _, snap := range s.snaps {
 		if !changed[uint32(snap.id)] {
 			continue

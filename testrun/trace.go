@@ -69,13 +69,106 @@ var traceLineRE = regexp.MustCompile(`^\s*(.*)-(\d+)\s+(?:\(\s*(?:\d+|-+)\)\s+)?
 // parseTraceLine parses one trace_pipe line; ok is false for lines that
 // are not events (e.g. "CPU:1 [LOST 12 EVENTS]").
 func parseTraceLine(s string) (TraceLine, bool) {
-	m := traceLineRE.FindStringSubmatch(strings.TrimRight(s, "\n"))
+	s = strings.TrimRight(s, "\n")
+	if l, ok := parseTraceLineFast(s); ok {
+		return l, true
+	}
+	m := traceLineRE.FindStringSubmatch(s)
 	if m == nil {
 		return TraceLine{Text: strings.TrimSpace(s)}, false
 	}
 	pid, _ := strconv.Atoi(m[2])
 	cpu, _ := strconv.Atoi(m[3])
 	return TraceLine{Task: strings.TrimSpace(m[1]), PID: pid, CPU: cpu, Time: m[4], Event: m[5], Text: m[6]}, true
+}
+
+// parseTraceLineFast parses the lines the kernel writes as traceLineRE
+// does, without the regular expression (whose backtracking cost more than
+// the run it reports); ok is false for anything it is not sure of, which
+// the regular expression then reads.
+func parseTraceLineFast(s string) (TraceLine, bool) {
+	digits := func(x string) bool {
+		if x == "" {
+			return false
+		}
+		for i := 0; i < len(x); i++ {
+			if x[i] < '0' || x[i] > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	space := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r' || c == '\v' }
+	// The CPU column is the first " [digits]"; what comes before it is
+	// "comm-pid" and perhaps "(tgid)".
+	i := strings.Index(s, " [")
+	if i < 0 {
+		return TraceLine{}, false
+	}
+	j := strings.IndexByte(s[i:], ']')
+	if j < 0 || !digits(s[i+2:i+j]) {
+		return TraceLine{}, false
+	}
+	cpu, _ := strconv.Atoi(s[i+2 : i+j])
+	head := strings.TrimRight(s[:i], " \t")
+	if strings.HasSuffix(head, ")") {
+		k := strings.LastIndexByte(head, '(')
+		if k < 0 {
+			return TraceLine{}, false
+		}
+		tgid := strings.TrimSpace(head[k+1 : len(head)-1])
+		if !digits(tgid) && strings.Trim(tgid, "-") != "" || tgid == "" || k == 0 || !space(head[k-1]) {
+			return TraceLine{}, false
+		}
+		head = strings.TrimRight(head[:k], " \t")
+	}
+	d := strings.LastIndexByte(head, '-')
+	if d < 0 || !digits(head[d+1:]) || strings.ContainsAny(head[d+1:], " \t") {
+		return TraceLine{}, false
+	}
+	pid, _ := strconv.Atoi(head[d+1:])
+	task := strings.TrimSpace(head[:d])
+	// "] [flags] 926.354018: event: text"
+	rest := s[i+j+1:]
+	if rest == "" || !space(rest[0]) {
+		return TraceLine{}, false
+	}
+	rest = strings.TrimLeft(rest, " \t")
+	tok, after, _ := strings.Cut(rest, " ")
+	if !strings.HasSuffix(tok, ":") {
+		// A flags column first.
+		rest = strings.TrimLeft(after, " \t")
+		tok, after, _ = strings.Cut(rest, " ")
+	}
+	ts, ok := strings.CutSuffix(tok, ":")
+	whole, frac, dot := strings.Cut(ts, ".")
+	if !ok || !dot || !digits(whole) || !digits(frac) || after == "" {
+		return TraceLine{}, false
+	}
+	rest = strings.TrimLeft(" "+after, " \t")
+	// "event: text": the longest run of word characters and colons, up
+	// to its last colon, is the event.
+	n := 0
+	for n < len(rest) {
+		c := rest[n]
+		if c == ':' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
+			n++
+			continue
+		}
+		break
+	}
+	colon := strings.LastIndexByte(rest[:n], ':')
+	if colon < 1 {
+		return TraceLine{}, false
+	}
+	event, text := rest[:colon], rest[colon+1:]
+	if text != "" && space(text[0]) {
+		text = text[1:]
+	}
+	if strings.ContainsAny(s, "\t\r\f\v") {
+		return TraceLine{}, false // whitespace the regular expression treats its own way
+	}
+	return TraceLine{Task: task, PID: pid, CPU: cpu, Time: ts, Event: event, Text: text}, true
 }
 
 // instance is a private ftrace instance with bpf_printk's event enabled.
