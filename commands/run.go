@@ -308,8 +308,23 @@ func FormatOutcome(o *testrun.Outcome) string { return formatOutcome(o, false) }
 // formatOutcome is FormatOutcome; verbose adds the maps left unread.
 func formatOutcome(o *testrun.Outcome, verbose bool) string {
 	var b strings.Builder
+	b.Grow(512)
 	line := func(label, format string, args ...any) {
-		fmt.Fprintf(&b, "%-9s %s\n", label, fmt.Sprintf(format, args...))
+		// "%-9s %s\n" of label and the formatted text, formatted once.
+		b.WriteString(label)
+		for n := len(label); n < 9; n++ {
+			b.WriteByte(' ')
+		}
+		b.WriteByte(' ')
+		if format == "%s" && len(args) == 1 {
+			if s, ok := args[0].(string); ok {
+				b.WriteString(s)
+				b.WriteByte('\n')
+				return
+			}
+		}
+		fmt.Fprintf(&b, format, args...)
+		b.WriteByte('\n')
 	}
 	line("program", "%s (id %d, %s)", o.Program, o.ProgramID, o.TypeName)
 	if l := o.Live; l != nil {

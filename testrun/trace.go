@@ -245,6 +245,12 @@ func linePID(line []byte) int {
 	return pid
 }
 
+// shortRead is a read of trace_pipe that left it empty: the kernel fills
+// a read with lines until it runs out of them or of its buffer (two pages
+// less a header, and a line is at most about 1 KiB), so a read this short
+// ran out of lines. Lines written after it wait for the next drain.
+const shortRead = 2048
+
 // read returns what the instance's trace_pipe holds now, without waiting.
 func (in *instance) read(buf []byte) ([]byte, error) {
 	var out []byte
@@ -254,7 +260,7 @@ func (in *instance) read(buf []byte) ([]byte, error) {
 			out = append(out, buf[:n]...)
 		}
 		switch {
-		case errors.Is(err, unix.EAGAIN), err == nil && n <= 0:
+		case errors.Is(err, unix.EAGAIN), err == nil && n <= 0, err == nil && n < shortRead:
 			return out, nil
 		case errors.Is(err, unix.EINTR):
 			continue
