@@ -15,11 +15,18 @@ import (
 
 // BenchmarkRunScript1000 is bench/runscript's bpfsh half in-process, for
 // profiling (go test -cpuprofile): a script of 1,000 `run` lines of the
-// fixture's xdp_count with the full report. It reports µs per run.
+// fixture's xdp_count with the full report, the object loaded with `load`
+// as the benchmark does (so that run knows its instructions, unlike
+// commands' BenchmarkRunScript, which pins the programs from Go). It
+// reports µs per run.
 func BenchmarkRunScript1000(b *testing.B) {
 	bpftest.RequireRoot(b)
+	b.Setenv("XDG_STATE_HOME", b.TempDir()) // load's manifest
 	root := bpftest.PinRoot(b)
-	obj := bpftest.FixtureObject(b)
+	obj, err := filepath.Abs("../testrun/fixture/progs_bpfel.o") // bench/runscript's object
+	if err != nil {
+		b.Fatal(err)
+	}
 	var out bytes.Buffer
 	if code := shell.Main([]string{"--pin-root", root, "-c", "load " + obj + " name fx"}, strings.NewReader(""), &out, &out); code != 0 {
 		b.Fatalf("load: exit %d:\n%s", code, out.String())
