@@ -174,6 +174,7 @@ func Run(opts Options) (*Outcome, error) {
 		return nil, err
 	}
 	r := newRawRun(t, opts, cs)
+	defer r.release()
 
 	ctx := opts.Context
 	if ctx == nil {
@@ -328,7 +329,8 @@ func newRawRun(t ebpf.ProgramType, opts Options, cs *ctxState) *rawRun {
 		r.dataOut = make([]byte, 256) // the output is struct bpf_flow_keys
 	case t == ebpf.SkLookup:
 	default:
-		r.dataOut = make([]byte, len(opts.Data)+outputSlack)
+		r.dataOut = outBuffer(len(opts.Data) + outputSlack)
+		r.pooled = true
 	}
 	r.repeat = 1
 	if cs != nil {
@@ -399,7 +401,8 @@ func (o *Outcome) fill(t ebpf.ProgramType, opts Options, cs *ctxState, r *rawRun
 	if r.dataOut == nil {
 		return
 	}
-	out := r.dataOut[:min(int(res.dataOutLen), len(r.dataOut))]
+	// A copy: the buffer goes back to outBuffers when Run returns.
+	out := slices.Clone(r.dataOut[:min(int(res.dataOutLen), len(r.dataOut))])
 	o.RawDataOut = slices.Clone(out)
 	switch {
 	case t == ebpf.FlowDissector:
@@ -457,4 +460,29 @@ func decodeInput(data []byte, first string) []packet.Layer {
 	inputLayers.m[key] = l
 	inputLayers.Unlock()
 	return l
+}
+
+// outBuffers keeps output buffers between runs: a run's output room is the
+// input plus outputSlack, ~8 KiB to allocate and clear for a 46-byte
+// packet, and a script of runs needs one at a time. What the kernel wrote
+// is copied out of it (fill); bytes past that are never read.
+var outBuffers sync.Pool
+
+// outBuffer is an output buffer of n bytes, from outBuffers when one is
+// large enough.
+func outBuffer(n int) []byte {
+	if b, ok := outBuffers.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:n]
+	}
+	return make([]byte, n)
+}
+
+// release gives r's output buffer back to outBuffers; r must not be used
+// after.
+func (r *rawRun) release() {
+	if r.pooled && r.dataOut != nil {
+		b := r.dataOut[:0]
+		outBuffers.Put(&b)
+	}
+	r.dataOut = nil
 }
