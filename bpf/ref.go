@@ -129,7 +129,7 @@ func Programs(ref Ref) ([]*ebpf.Program, error) {
 		}
 		return []*ebpf.Program{p}, nil
 	case RefPinned:
-		p, err := ebpf.LoadPinnedProgram(ref.Value, nil)
+		p, err := loadPinnedProgram(ref.Value)
 		if err != nil {
 			return nil, explainPinned(ref.Value, err, PinProg)
 		}

@@ -18,7 +18,7 @@ import (
 
 var runCmd = &Command{
 	Name:  "run",
-	Usage: "REF [packet EXPR | hex BYTES... | @FILE | $NAME] [ctx {FIELD: VALUE, ...} | ctx hex BYTES...] [repeat N] [bench] [cpu N] [flags FLAG,...] [live [batch N]] [map REF] [sockets N] [from KEY] [wait DURATION] [notrace] [nomaps]",
+	Usage: "REF [packet EXPR | hex BYTES... | @FILE | $NAME] [ctx {FIELD: VALUE, ...} | ctx hex BYTES...] [repeat N] [bench] [cpu N] [flags FLAG,...] [live [batch N]] [map REF] [sockets N] [from KEY] [wait DURATION] [notrace] [nomaps] [allmaps]",
 	Short: "run a program on crafted input and show what it did",
 	Long: "run runs a program once through the kernel (BPF_PROG_TEST_RUN) on the input given and shows its return value by name " +
 		"(XDP_TX, TC_ACT_SHOT, SK_PASS, ...), the packet it handed back decoded layer by layer with the fields it changed marked, " +
@@ -27,6 +27,8 @@ var runCmd = &Command{
 		"entries that changed again without the run right afterwards are marked (+others): another writer, " +
 		"such as a program attached to a live interface, shows in a before/after comparison too), " +
 		"and the bpf_printk lines this run (and only this run) wrote. " +
+		"Maps the program's instructions never write (a table it only looks up) are not read, since the run cannot change them: " +
+		"--verbose and -j name them; allmaps reads them too, to see another writer's changes there. " +
 		"The input is a packet: a layer expression after 'packet' (see 'help packet'), hex bytes, @FILE (raw bytes or a pcap) or $NAME (kept with let). " +
 		"ctx fills the program's context by field name from the kernel's BTF (struct __sk_buff, xdp_md, bpf_sk_lookup, bpf_flow_keys; " +
 		"a syscall program's own struct; for raw tracepoints a list of u64 arguments [1, 2]); fields the kernel refuses are named. " +
@@ -45,7 +47,7 @@ var runCmd = &Command{
 // runArgs reads the words after run's REF (see runCmd's Usage); its
 // Other, for @FILE and $NAME, is set per call.
 var runArgs = argSpec{
-	Flags:  []string{"bench", "live", "notrace", "nomaps"},
+	Flags:  []string{"bench", "live", "notrace", "nomaps", "allmaps"},
 	Valued: []string{"repeat", "cpu", "batch", "sockets", "from", "flags", "wait"},
 	Ref:    []string{"map"},
 	Take:   map[string]func([]string) int{"packet": runPacketWords, "hex": runHexWords, "ctx": runCtxWords},
@@ -93,7 +95,7 @@ func runCtxWords(after []string) int {
 // runKeywords end a run of hex words.
 var runKeywords = map[string]bool{
 	"packet": true, "hex": true, "ctx": true, "repeat": true, "bench": true, "cpu": true, "flags": true, "live": true, "batch": true,
-	"map": true, "sockets": true, "from": true, "wait": true, "notrace": true, "nomaps": true,
+	"map": true, "sockets": true, "from": true, "wait": true, "notrace": true, "nomaps": true, "allmaps": true,
 }
 
 func runRun(s *Session, args []string) (Result, error) {
@@ -114,6 +116,7 @@ func runRun(s *Session, args []string) (Result, error) {
 	opts.Program = prog
 	opts.Context = s.Context()
 	opts.Learner = runLearner(s)
+	opts.WriteCheck = runWriteCheck(s)
 	s.AtExit("trace", testrun.CloseTrace)
 	o, err := testrun.Run(opts)
 	var optErr *testrun.OptionsError
@@ -123,7 +126,7 @@ func runRun(s *Session, args []string) (Result, error) {
 	case err != nil:
 		return nil, fmt.Errorf("run %s: %w", ref, err)
 	}
-	return &RunResult{Outcome: o, View: &Text{Body: FormatOutcome(o), JSON: outcomeJSON{o}}}, nil
+	return &RunResult{Outcome: o, View: &Text{Body: formatOutcome(o, s.Verbose), JSON: outcomeJSON{o}}}, nil
 }
 
 // outcomeJSON is a run's -j object, made only when it is written: a
@@ -168,7 +171,7 @@ func parseRunOptions(s *Session, words []string) (testrun.Options, func(), error
 		case packet.LooksLikeLayer(w):
 			return 0, Usagef("unexpected %q: a layer joins the packet before it with '/' (Ether()/IPv4()), and run takes one packet", clipWord(w))
 		}
-		return 0, Usagef("unknown run option %q; after the program come: packet EXPR (or hex BYTES, @FILE, $NAME), ctx, repeat, bench, cpu, flags, live, batch, map, sockets, from, wait, notrace, nomaps", clipWord(w))
+		return 0, Usagef("unknown run option %q; after the program come: packet EXPR (or hex BYTES, @FILE, $NAME), ctx, repeat, bench, cpu, flags, live, batch, map, sockets, from, wait, notrace, nomaps, allmaps", clipWord(w))
 	}
 	_, err := sp.parse(words, func(w string, v ...string) error {
 		switch w {
@@ -220,6 +223,8 @@ func parseRunOptions(s *Session, words []string) (testrun.Options, func(), error
 			opts.NoTrace = true
 		case "nomaps":
 			opts.NoMaps = true
+		case "allmaps":
+			opts.AllMaps = true
 		case "flags":
 			for _, f := range strings.Split(v[0], ",") {
 				fv, err := testrun.ParseFlag(f)
@@ -298,10 +303,28 @@ func ParseDuration(s string) (time.Duration, error) {
 }
 
 // FormatOutcome is a run's outcome as people read it.
-func FormatOutcome(o *testrun.Outcome) string {
+func FormatOutcome(o *testrun.Outcome) string { return formatOutcome(o, false) }
+
+// formatOutcome is FormatOutcome; verbose adds the maps left unread.
+func formatOutcome(o *testrun.Outcome, verbose bool) string {
 	var b strings.Builder
+	b.Grow(512)
 	line := func(label, format string, args ...any) {
-		fmt.Fprintf(&b, "%-9s %s\n", label, fmt.Sprintf(format, args...))
+		// "%-9s %s\n" of label and the formatted text, formatted once.
+		b.WriteString(label)
+		for n := len(label); n < 9; n++ {
+			b.WriteByte(' ')
+		}
+		b.WriteByte(' ')
+		if format == "%s" && len(args) == 1 {
+			if s, ok := args[0].(string); ok {
+				b.WriteString(s)
+				b.WriteByte('\n')
+				return
+			}
+		}
+		fmt.Fprintf(&b, format, args...)
+		b.WriteByte('\n')
 	}
 	line("program", "%s (id %d, %s)", o.Program, o.ProgramID, o.TypeName)
 	if l := o.Live; l != nil {
@@ -367,6 +390,11 @@ func FormatOutcome(o *testrun.Outcome) string {
 	}
 	for _, n := range o.MapMethods {
 		line("map diff", "%s", n)
+	}
+	if verbose {
+		for _, n := range o.MapsNotRead {
+			line("map diff", "%s", n)
+		}
 	}
 	for _, n := range o.MapNotes {
 		line("map note", "%s", n)

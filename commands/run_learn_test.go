@@ -3,7 +3,11 @@
 package commands_test
 
 import (
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/bpfsh/bpfsh/bpf/bpftest"
 )
 
 // A run over a hash map too large to copy cheaply is diffed by the keys
@@ -27,4 +31,31 @@ func TestRunLargeMap(t *testing.T) {
 		"map       big: 8 = 5000 (was 2000)",
 		"map diff  big: copied whole in the kernel before and after", "the emulator stands in for a single run, not repeated ones",
 	)
+}
+
+// A map the program never writes is not read for the diff: --verbose and
+// -j say so, the plain report is as before, and allmaps reads it.
+func TestRunUnwrittenMapNotRead(t *testing.T) {
+	bpftest.RequireRoot(t)
+	t.Setenv("XDG_STATE_HOME", t.TempDir()) // load's manifest, where run finds the object
+	root := bpftest.PinRoot(t)
+	obj, err := filepath.Abs("../testrun/fixture/progs_bpfel.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bpfshOK(t, root, "load "+obj+" name fx")
+	run := "run fx/xdp_count hex " + frameHex
+	const line = "map diff  seen: not read: xdp_count never writes it (its instructions only read it), so the run cannot change it"
+	if out := bpfshOK(t, root, run, "--verbose"); !strings.Contains(out, line) || !strings.Contains(out, "map       hits: ") {
+		t.Errorf("--verbose output lacks %q or hits:\n%s", line, out)
+	}
+	if out := bpfshOK(t, root, run); strings.Contains(out, "not read") || !strings.Contains(out, "map       bytes: ") {
+		t.Errorf("plain output names unread maps, or lacks bytes:\n%s", out)
+	}
+	if out := bpfshOK(t, root, run, "-j"); !strings.Contains(out, `"maps_not_read":["seen: not read: `) {
+		t.Errorf("-j output lacks maps_not_read:\n%s", out)
+	}
+	if out := bpfshOK(t, root, run+" allmaps", "--verbose"); strings.Contains(out, "not read") {
+		t.Errorf("allmaps still leaves a map unread:\n%s", out)
+	}
 }

@@ -105,8 +105,15 @@ func Split(line string) ([][]string, error) {
 		case r == ')' || r == ']' || r == '}':
 			return nil, &SyntaxError{Col: i + 1, Msg: fmt.Sprintf("unexpected %q with nothing open", r)}
 		default:
-			word.WriteString(text(i, i+1))
+			// A run of plain characters at once (a hex packet is one
+			// word of a hundred).
+			j := i + 1
+			for j < len(runes) && plainRune(runes[j]) {
+				j++
+			}
+			word.WriteString(text(i, j))
 			inWord = true
+			i = j - 1
 		}
 	}
 	if len(depth) > 0 {
@@ -124,6 +131,16 @@ func Continues(line string) (string, bool) {
 		return trimmed[:len(trimmed)-1], true
 	}
 	return line, false
+}
+
+// plainRune says whether r is none of the characters Split treats
+// specially outside brackets.
+func plainRune(r rune) bool {
+	switch r {
+	case '\'', '"', '#', ';', ' ', '\t', '\r', '\n', '(', '[', '{', ')', ']', '}':
+		return false
+	}
+	return true
 }
 
 func indexRune(rs []rune, from int, r rune) int {

@@ -121,6 +121,10 @@ func kernelStruct(name string) (*btf.Struct, error) {
 	if st, ok := kernelStructs[name]; ok {
 		return st, nil
 	}
+	if st := cachedKernelStruct(name); st != nil {
+		kernelStructs[name] = st
+		return st, nil
+	}
 	spec, err := btf.LoadKernelSpec()
 	if err != nil {
 		return nil, fmt.Errorf("read the kernel's BTF to lay out struct %s: %w (is /sys/kernel/btf/vmlinux there?)", name, err)
@@ -130,6 +134,7 @@ func kernelStruct(name string) (*btf.Struct, error) {
 		return nil, fmt.Errorf("struct %s is not in the kernel's BTF: %w", name, err)
 	}
 	kernelStructs[name] = st
+	cacheKernelStruct(name, st)
 	return st, nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -52,7 +51,10 @@ type MapChange struct {
 
 // mapSnap is one map's contents at one moment.
 type mapSnap struct {
+	// m is the map, or nil when it was opened by id alone (fd; see
+	// mapread.go). fd is the descriptor reads use (m's, when m is set).
 	m         *ebpf.Map
+	fd        int
 	d         *bpf.MapDetails // as the kernel describes m (types resolved on a change)
 	id        ebpf.MapID
 	name      string
@@ -91,6 +93,21 @@ type mapSnapshots struct {
 	// methods say, for each large hash map, how it was diffed.
 	methods []string
 	learn   *learning
+	// notRead say which maps were left unread: the program cannot write
+	// them (readonly.go).
+	notRead []string
+	// readAt is when diff finished reading the maps after the runs: the
+	// look for other writers (markOthers) counts from there.
+	readAt time.Time
+}
+
+// NotRead says which maps were not read because the run cannot change
+// them (nil for none).
+func (s *mapSnapshots) NotRead() []string {
+	if s == nil {
+		return nil
+	}
+	return s.notRead
 }
 
 // Methods says how each large map was diffed (nil for none).
@@ -109,10 +126,12 @@ func startMapDiff(info *ebpf.ProgramInfo, opts Options, l *learning) *mapSnapsho
 	if !ok || opts.NoMaps || len(ids) == 0 {
 		return nil
 	}
-	return takeSnapshots(ids, l)
+	return takeSnapshots(ids, l, readOnlyMaps(info, opts), info.Name)
 }
 
-func takeSnapshots(ids []ebpf.MapID, l *learning) *mapSnapshots {
+// takeSnapshots reads the maps ids but those in unwritten, which prog
+// cannot write.
+func takeSnapshots(ids []ebpf.MapID, l *learning, unwritten map[ebpf.MapID]bool, prog string) *mapSnapshots {
 	s := &mapSnapshots{learn: l}
 	ncpu, _ := ebpf.PossibleCPU()
 	for _, id := range ids {
@@ -120,7 +139,21 @@ func takeSnapshots(ids []ebpf.MapID, l *learning) *mapSnapshots {
 		if known != nil && (diffable(known.Type) != "" || known.Flags&bpfFRdonlyProg != 0) {
 			continue // not even opened: queues, ring buffers, read-only data
 		}
-		m, err := ebpf.NewMapFromID(id)
+		if known != nil && unwritten[id] {
+			s.notRead = append(s.notRead, notReadText(known.Name, prog))
+			continue
+		}
+		var (
+			m   *ebpf.Map
+			fd  int
+			err error
+		)
+		if known != nil && !largeHash(known) {
+			// Read in batches by fd alone (mapread.go).
+			fd, err = openMapFD(id)
+		} else if m, err = ebpf.NewMapFromID(id); err == nil {
+			fd = m.FD()
+		}
 		if err != nil {
 			s.notes = append(s.notes, fmt.Sprintf("map id %d: cannot open it to diff (%v)", id, err))
 			continue
@@ -135,11 +168,16 @@ func takeSnapshots(ids []ebpf.MapID, l *learning) *mapSnapshots {
 		}
 		dc := *d // its types are resolved per snapshot
 		d = &dc
+		snap := &mapSnap{m: m, fd: fd, d: d, id: id, name: d.Name, keySize: int(d.KeySize), valueSize: int(d.ValueSize), ncpu: 1}
 		if diffable(d.Type) != "" || d.Flags&bpfFRdonlyProg != 0 {
-			m.Close()
+			snap.closeMap()
 			continue
 		}
-		snap := &mapSnap{m: m, d: d, id: id, name: d.Name, keySize: int(d.KeySize), valueSize: int(d.ValueSize), ncpu: 1}
+		if unwritten[id] {
+			s.notRead = append(s.notRead, notReadText(d.Name, prog))
+			snap.closeMap()
+			continue
+		}
 		// The bounds count per-CPU values as the kernel copies them out:
 		// each padded to 8 bytes.
 		full := snap.valueSize
@@ -147,7 +185,7 @@ func takeSnapshots(ids []ebpf.MapID, l *learning) *mapSnapshots {
 			snap.ncpu = max(ncpu, 1)
 			full = ((full + 7) &^ 7) * snap.ncpu
 		}
-		if (d.Type == ebpf.Hash || d.Type == ebpf.LRUHash) && d.MaxEntries > copyOver {
+		if largeHash(d) {
 			lerr := learnedSnap(snap, l)
 			if lerr == nil {
 				s.methods = append(s.methods, fmt.Sprintf("%s: by the %d key(s) the emulator saw the run touch, read before and after (the map can hold %d entries: not copied)", snap.name, len(snap.learned.Keys), d.MaxEntries))
@@ -170,7 +208,7 @@ func takeSnapshots(ids []ebpf.MapID, l *learning) *mapSnapshots {
 			}
 			if int64(full+int(d.KeySize))*int64(d.MaxEntries) > maxDiffMapBytes {
 				s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: it can hold %d entries, too many to read out on every run, and it cannot be copied in the kernel: %v; compare 'map lookup' of the keys you expect before and after, or 'map dump' to a file", snap.name, d.MaxEntries, err))
-				m.Close()
+				snap.closeMap()
 				continue
 			}
 			// Read it out as small maps are: slower, but complete.
@@ -184,7 +222,7 @@ func takeSnapshots(ids []ebpf.MapID, l *learning) *mapSnapshots {
 			s.snaps = append(s.snaps, snap)
 			continue
 		}
-		m.Close()
+		snap.closeMap()
 	}
 	s.read()
 	return s
@@ -220,7 +258,7 @@ func (s *mapSnapshots) read() {
 			kept = append(kept, snap)
 			continue
 		}
-		entries, err := readEntries(snap.m, math.MaxInt)
+		entries, err := snap.readAll()
 		switch {
 		case err != nil:
 			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: read it: %v", snap.name, err))
@@ -229,7 +267,7 @@ func (s *mapSnapshots) read() {
 			kept = append(kept, snap)
 			continue
 		}
-		snap.m.Close()
+		snap.closeMap()
 	}
 	s.snaps = kept
 }
@@ -242,7 +280,7 @@ func (s *mapSnapshots) close() {
 		if snap.cp != nil {
 			snap.cp.unload()
 		}
-		snap.m.Close()
+		snap.closeMap()
 	}
 }
 
@@ -279,6 +317,7 @@ func (s *mapSnapshots) diff() ([]MapChange, []string) {
 	}
 	snaps := slices.Clone(s.snaps)
 	s.read()
+	s.readAt = time.Now()
 	specs := map[btf.ID]*btf.Spec{}
 	var changes []MapChange
 	for i, snap := range snaps {
@@ -526,6 +565,9 @@ func formatBytes(b []byte, t btf.Type) (string, any) {
 // to the scheduler's tick (a single run's window is tens of microseconds,
 // and a script of runs would spend most of its time asleep).
 func pause(d time.Duration) {
+	if d <= 0 {
+		return
+	}
 	if d >= time.Millisecond {
 		time.Sleep(d)
 		return
@@ -539,7 +581,8 @@ const maxOthersLook = 100 * time.Millisecond
 
 // markOthers tells this run's map changes from another writer's as far as
 // a before/after comparison can: it looks at the maps that changed once
-// more, after a pause as long as the runs took (at most maxOthersLook),
+// more, at least as long as the runs took (at most maxOthersLook) after
+// it read them following the runs,
 // marks every change whose entry changed again meanwhile (Others), and
 // adds a note naming each map that did. A writer that wrote only while
 // the runs ran cannot be told apart; the help and README say so.
@@ -551,8 +594,10 @@ func (o *Outcome) markOthers(s *mapSnapshots, took time.Duration) {
 	for _, c := range o.Maps {
 		changed[c.MapID] = true
 	}
+	// The look counts from the reading after the runs: formatting the
+	// changes since then is part of it.
 	look := min(took, maxOthersLook)
-	pause(look)
+	pause(look - time.Since(s.readAt))
 	for _, snap := range s.snaps {
 		if !changed[uint32(snap.id)] {
 			continue
@@ -566,7 +611,7 @@ func (o *Outcome) markOthers(s *mapSnapshots, took time.Duration) {
 			if snap.learned != nil {
 				now, err = readKeys(snap.m, snap.learned.Keys)
 			} else {
-				now, err = readEntries(snap.m, math.MaxInt)
+				now, err = snap.readAll()
 			}
 			if err != nil {
 				continue
@@ -600,4 +645,10 @@ func (o *Outcome) markOthers(s *mapSnapshots, took time.Duration) {
 		}
 		o.MapNotes = append(o.MapNotes, note)
 	}
+}
+
+// largeHash says whether d is a hash map too large to read out whole on
+// every run (learned keys or an in-kernel copy instead).
+func largeHash(d *bpf.MapDetails) bool {
+	return (d.Type == ebpf.Hash || d.Type == ebpf.LRUHash) && d.MaxEntries > copyOver
 }

@@ -59,6 +59,9 @@ func (o *Outcome) JSON() map[string]any {
 	if len(o.MapMethods) > 0 {
 		j["map_methods"] = o.MapMethods
 	}
+	if len(o.MapsNotRead) > 0 {
+		j["maps_not_read"] = o.MapsNotRead
+	}
 	if o.MapRuns > 0 {
 		j["maps_runs"] = o.MapRuns
 	}

@@ -58,6 +58,11 @@ type Options struct {
 	// NoTrace skips capturing bpf_printk lines; NoMaps skips the map diff.
 	NoTrace bool
 	NoMaps  bool
+	// WriteCheck, when set, names the maps the program may write; the
+	// others are not read for the diff (see readonly.go). AllMaps reads
+	// every map all the same.
+	WriteCheck WriteCheck
+	AllMaps    bool
 	// Harness configures the live harness that runs sk_skb and sk_msg
 	// programs, which the kernel cannot test-run.
 	Harness HarnessOptions
@@ -128,6 +133,9 @@ type Outcome struct {
 	// keys the emulator saw the run touch, or copied whole in the kernel
 	// (and why).
 	MapMethods []string
+	// MapsNotRead say, map by map, which maps were not read for the diff
+	// because the program cannot write them (Options.WriteCheck).
+	MapsNotRead []string
 	// Trace are the bpf_printk lines the run wrote; Streams what it wrote
 	// to its own BPF streams (Linux 6.17+).
 	Trace   []TraceLine
@@ -166,6 +174,7 @@ func Run(opts Options) (*Outcome, error) {
 		return nil, err
 	}
 	r := newRawRun(t, opts, cs)
+	defer r.release()
 
 	ctx := opts.Context
 	if ctx == nil {
@@ -265,6 +274,7 @@ func Run(opts Options) (*Outcome, error) {
 	}
 	o.Maps, o.MapNotes = snaps.diff()
 	o.MapMethods = snaps.Methods()
+	o.MapsNotRead = snaps.NotRead()
 	o.markOthers(snaps, ran)
 	return o, nil
 }
@@ -319,7 +329,8 @@ func newRawRun(t ebpf.ProgramType, opts Options, cs *ctxState) *rawRun {
 		r.dataOut = make([]byte, 256) // the output is struct bpf_flow_keys
 	case t == ebpf.SkLookup:
 	default:
-		r.dataOut = make([]byte, len(opts.Data)+outputSlack)
+		r.dataOut = outBuffer(len(opts.Data) + outputSlack)
+		r.pooled = true
 	}
 	r.repeat = 1
 	if cs != nil {
@@ -390,7 +401,8 @@ func (o *Outcome) fill(t ebpf.ProgramType, opts Options, cs *ctxState, r *rawRun
 	if r.dataOut == nil {
 		return
 	}
-	out := r.dataOut[:min(int(res.dataOutLen), len(r.dataOut))]
+	// A copy: the buffer goes back to outBuffers when Run returns.
+	out := slices.Clone(r.dataOut[:min(int(res.dataOutLen), len(r.dataOut))])
 	o.RawDataOut = slices.Clone(out)
 	switch {
 	case t == ebpf.FlowDissector:
@@ -448,4 +460,29 @@ func decodeInput(data []byte, first string) []packet.Layer {
 	inputLayers.m[key] = l
 	inputLayers.Unlock()
 	return l
+}
+
+// outBuffers keeps output buffers between runs: a run's output room is the
+// input plus outputSlack, ~8 KiB to allocate and clear for a 46-byte
+// packet, and a script of runs needs one at a time. What the kernel wrote
+// is copied out of it (fill); bytes past that are never read.
+var outBuffers sync.Pool
+
+// outBuffer is an output buffer of n bytes, from outBuffers when one is
+// large enough.
+func outBuffer(n int) []byte {
+	if b, ok := outBuffers.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:n]
+	}
+	return make([]byte, n)
+}
+
+// release gives r's output buffer back to outBuffers; r must not be used
+// after.
+func (r *rawRun) release() {
+	if r.pooled && r.dataOut != nil {
+		b := r.dataOut[:0]
+		outBuffers.Put(&b)
+	}
+	r.dataOut = nil
 }

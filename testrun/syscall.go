@@ -56,6 +56,7 @@ type rawRun struct {
 	fd        int
 	dataIn    []byte
 	dataOut   []byte // capacity offered to the kernel; nil for none
+	pooled    bool   // dataOut came from outBuffers (run.go)
 	ctxIn     []byte
 	ctxOut    []byte // nil for none
 	repeat    uint32

@@ -37,9 +37,15 @@ import (
 // line is kept when its pid is the run's thread id. Concurrent runs in one
 // process share the instance: whoever drains hands each line to the run
 // registered under its thread id, so each run gets exactly its own lines.
-// Making an instance costs ~50 ms, so it is made once per process and
-// removed by CloseTrace (stale ones of dead processes are removed when the
-// next one is made).
+// Making an instance costs ~5 ms and removing one ~50 ms (the kernel waits
+// for RCU grace periods), more than a script of a thousand runs takes. So
+// runs use a shared instance, instances/bpfsh-shared-N: a process takes the
+// first one whose directory it can flock (making it if there is none),
+// keeps the lock while it lives, and on exit disables the event and leaves
+// the instance for the next bpfsh; the kernel drops the lock if the
+// process dies. `rmdir /sys/kernel/tracing/instances/bpfsh-shared-*`
+// removes them. (Instances of older bpfsh versions, bpfsh-PID, are still
+// removed once their process is gone.)
 
 // TraceLine is one line of the trace buffer.
 type TraceLine struct {
@@ -63,7 +69,11 @@ var traceLineRE = regexp.MustCompile(`^\s*(.*)-(\d+)\s+(?:\(\s*(?:\d+|-+)\)\s+)?
 // parseTraceLine parses one trace_pipe line; ok is false for lines that
 // are not events (e.g. "CPU:1 [LOST 12 EVENTS]").
 func parseTraceLine(s string) (TraceLine, bool) {
-	m := traceLineRE.FindStringSubmatch(strings.TrimRight(s, "\n"))
+	s = strings.TrimRight(s, "\n")
+	if l, ok := parseTraceLineFast(s); ok {
+		return l, true
+	}
+	m := traceLineRE.FindStringSubmatch(s)
 	if m == nil {
 		return TraceLine{Text: strings.TrimSpace(s)}, false
 	}
@@ -72,13 +82,112 @@ func parseTraceLine(s string) (TraceLine, bool) {
 	return TraceLine{Task: strings.TrimSpace(m[1]), PID: pid, CPU: cpu, Time: m[4], Event: m[5], Text: m[6]}, true
 }
 
+// parseTraceLineFast parses the lines the kernel writes as traceLineRE
+// does, without the regular expression (whose backtracking cost more than
+// the run it reports); ok is false for anything it is not sure of, which
+// the regular expression then reads.
+func parseTraceLineFast(s string) (TraceLine, bool) {
+	digits := func(x string) bool {
+		if x == "" {
+			return false
+		}
+		for i := 0; i < len(x); i++ {
+			if x[i] < '0' || x[i] > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	space := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r' || c == '\v' }
+	// The CPU column is the first " [digits]"; what comes before it is
+	// "comm-pid" and perhaps "(tgid)".
+	i := strings.Index(s, " [")
+	if i < 0 {
+		return TraceLine{}, false
+	}
+	j := strings.IndexByte(s[i:], ']')
+	if j < 0 || !digits(s[i+2:i+j]) {
+		return TraceLine{}, false
+	}
+	cpu, _ := strconv.Atoi(s[i+2 : i+j])
+	head := strings.TrimRight(s[:i], " \t")
+	if strings.HasSuffix(head, ")") {
+		k := strings.LastIndexByte(head, '(')
+		if k < 0 {
+			return TraceLine{}, false
+		}
+		tgid := strings.TrimSpace(head[k+1 : len(head)-1])
+		if !digits(tgid) && strings.Trim(tgid, "-") != "" || tgid == "" || k == 0 || !space(head[k-1]) {
+			return TraceLine{}, false
+		}
+		head = strings.TrimRight(head[:k], " \t")
+	}
+	d := strings.LastIndexByte(head, '-')
+	if d < 0 || !digits(head[d+1:]) || strings.ContainsAny(head[d+1:], " \t") {
+		return TraceLine{}, false
+	}
+	pid, _ := strconv.Atoi(head[d+1:])
+	task := strings.TrimSpace(head[:d])
+	// "] [flags] 926.354018: event: text"
+	rest := s[i+j+1:]
+	if rest == "" || !space(rest[0]) {
+		return TraceLine{}, false
+	}
+	rest = strings.TrimLeft(rest, " \t")
+	tok, after, _ := strings.Cut(rest, " ")
+	if !strings.HasSuffix(tok, ":") {
+		// A flags column first.
+		rest = strings.TrimLeft(after, " \t")
+		tok, after, _ = strings.Cut(rest, " ")
+	}
+	ts, ok := strings.CutSuffix(tok, ":")
+	whole, frac, dot := strings.Cut(ts, ".")
+	if !ok || !dot || !digits(whole) || !digits(frac) || after == "" {
+		return TraceLine{}, false
+	}
+	rest = strings.TrimLeft(" "+after, " \t")
+	// "event: text": the longest run of word characters and colons, up
+	// to its last colon, is the event.
+	n := 0
+	for n < len(rest) {
+		c := rest[n]
+		if c == ':' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
+			n++
+			continue
+		}
+		break
+	}
+	colon := strings.LastIndexByte(rest[:n], ':')
+	if colon < 1 {
+		return TraceLine{}, false
+	}
+	event, text := rest[:colon], rest[colon+1:]
+	if text != "" && space(text[0]) {
+		text = text[1:]
+	}
+	if strings.ContainsAny(s, "\t\r\f\v") {
+		return TraceLine{}, false // whitespace the regular expression treats its own way
+	}
+	return TraceLine{Task: task, PID: pid, CPU: cpu, Time: ts, Event: event, Text: text}, true
+}
+
 // instance is a private ftrace instance with bpf_printk's event enabled.
 type instance struct {
 	dir string
 	fd  int // its trace_pipe, non-blocking
+	// lock, for a shared instance, is its directory, flocked while this
+	// process uses it (-1 for a private one).
+	lock int
 }
 
-const instancePrefix = "bpfsh-"
+const (
+	instancePrefix = "bpfsh-"
+	// sharedPrefix names the instances runs share across processes, one
+	// process at a time ("shared" is no pid: removeStaleInstances leaves
+	// them alone).
+	sharedPrefix = instancePrefix + "shared-"
+	maxShared    = 64
+)
 
 // newInstance makes instances/NAME, enables the bpf_trace_printk event in
 // it and opens its trace_pipe without blocking.
@@ -91,7 +200,7 @@ func newInstance(name string) (*instance, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("make ftrace instance %s: %w", dir, err)
 	}
-	in := &instance{dir: dir, fd: -1}
+	in := &instance{dir: dir, fd: -1, lock: -1}
 	// A modest buffer: it only holds lines between two drains.
 	_ = os.WriteFile(filepath.Join(dir, "buffer_size_kb"), []byte("512"), 0)
 	// No set_event_pid filter, though it would drop other processes'
@@ -99,16 +208,10 @@ func newInstance(name string) (*instance, error) {
 	// the whole machine while bpfsh runs, and a 6.12 guest of the kernel
 	// matrix died of it (an int3 left in try_to_wake_up by the patching).
 	// Other threads' lines are skipped by their pid before the parse.
-	if err := os.WriteFile(filepath.Join(dir, "events", "bpf_trace", "bpf_trace_printk", "enable"), []byte("1"), 0); err != nil {
+	if err := in.enable(); err != nil {
 		in.close()
-		return nil, fmt.Errorf("enable bpf_trace_printk in %s: %w", dir, err)
+		return nil, err
 	}
-	fd, err := unix.Open(filepath.Join(dir, "trace_pipe"), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		in.close()
-		return nil, fmt.Errorf("open %s/trace_pipe: %w", dir, err)
-	}
-	in.fd = fd
 	return in, nil
 }
 
@@ -142,6 +245,12 @@ func linePID(line []byte) int {
 	return pid
 }
 
+// shortRead is a read of trace_pipe that left it empty: the kernel fills
+// a read with lines until it runs out of them or of its buffer (two pages
+// less a header, and a line is at most about 1 KiB), so a read this short
+// ran out of lines. Lines written after it wait for the next drain.
+const shortRead = 2048
+
 // read returns what the instance's trace_pipe holds now, without waiting.
 func (in *instance) read(buf []byte) ([]byte, error) {
 	var out []byte
@@ -151,7 +260,7 @@ func (in *instance) read(buf []byte) ([]byte, error) {
 			out = append(out, buf[:n]...)
 		}
 		switch {
-		case errors.Is(err, unix.EAGAIN), err == nil && n <= 0:
+		case errors.Is(err, unix.EAGAIN), err == nil && n <= 0, err == nil && n < shortRead:
 			return out, nil
 		case errors.Is(err, unix.EINTR):
 			continue
@@ -161,13 +270,81 @@ func (in *instance) read(buf []byte) ([]byte, error) {
 	}
 }
 
-// close closes the pipe and removes the instance.
+// close closes the pipe and removes the instance; a shared one is left
+// for the next process, its event disabled and its lock released.
 func (in *instance) close() error {
 	if in.fd >= 0 {
 		unix.Close(in.fd)
 		in.fd = -1
 	}
+	if in.lock >= 0 {
+		err := os.WriteFile(filepath.Join(in.dir, "events", "bpf_trace", "bpf_trace_printk", "enable"), []byte("0"), 0)
+		unix.Close(in.lock)
+		in.lock = -1
+		if err != nil {
+			return fmt.Errorf("disable bpf_trace_printk in %s: %w", in.dir, err)
+		}
+		return nil
+	}
 	return os.Remove(in.dir)
+}
+
+// sharedInstance takes the first shared instance no other process holds,
+// making one if all are taken, and enables bpf_printk's event in it.
+func sharedInstance() (*instance, error) {
+	if err := bpf.EnsureTraceFS(); err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for i := range maxShared {
+		dir := filepath.Join(bpf.TraceFSPath, "instances", sharedPrefix+strconv.Itoa(i))
+		lock, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		made := false
+		if errors.Is(err, unix.ENOENT) {
+			removeStaleInstances()
+			if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+				return nil, fmt.Errorf("make ftrace instance %s: %w", dir, err)
+			}
+			made = true
+			lock, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		}
+		if err != nil {
+			lastErr = fmt.Errorf("open ftrace instance %s: %w", dir, err)
+			continue
+		}
+		if err := unix.Flock(lock, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			unix.Close(lock) // another bpfsh uses it
+			continue
+		}
+		in := &instance{dir: dir, fd: -1, lock: lock}
+		if made {
+			// A modest buffer: it only holds lines between two drains.
+			_ = os.WriteFile(filepath.Join(dir, "buffer_size_kb"), []byte("512"), 0)
+		}
+		if err := in.enable(); err != nil {
+			in.close()
+			return nil, err
+		}
+		return in, nil
+	}
+	if lastErr == nil {
+		lastErr = fmt.Errorf("all %d shared ftrace instances (%s%s*) are in use", maxShared, filepath.Join(bpf.TraceFSPath, "instances")+"/", sharedPrefix)
+	}
+	return nil, lastErr
+}
+
+// enable enables bpf_trace_printk in the instance and opens its
+// trace_pipe without blocking.
+func (in *instance) enable() error {
+	if err := os.WriteFile(filepath.Join(in.dir, "events", "bpf_trace", "bpf_trace_printk", "enable"), []byte("1"), 0); err != nil {
+		return fmt.Errorf("enable bpf_trace_printk in %s: %w", in.dir, err)
+	}
+	fd, err := unix.Open(filepath.Join(in.dir, "trace_pipe"), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s/trace_pipe: %w", in.dir, err)
+	}
+	in.fd = fd
+	return nil
 }
 
 // removeStaleInstances removes instances bpfsh processes left behind when
@@ -209,7 +386,7 @@ func getTracer() (*tracer, error) {
 	if theTracer != nil {
 		return theTracer, nil
 	}
-	in, err := newInstance(instancePrefix + strconv.Itoa(os.Getpid()))
+	in, err := sharedInstance()
 	if err != nil {
 		return nil, err
 	}
@@ -217,9 +394,10 @@ func getTracer() (*tracer, error) {
 	return theTracer, nil
 }
 
-// CloseTrace removes the ftrace instance bpfsh made for capturing the
-// bpf_printk lines of runs. The shell calls it on exit (and tests from
-// TestMain); a later run makes a new one.
+// CloseTrace gives back the ftrace instance bpfsh took for capturing the
+// bpf_printk lines of runs (its event disabled, left for the next bpfsh).
+// The shell calls it on exit (and tests from TestMain); a later run takes
+// one again.
 func CloseTrace() error {
 	tracerMu.Lock()
 	defer tracerMu.Unlock()

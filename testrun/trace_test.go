@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -215,5 +216,56 @@ func TestGlobalTraceStream(t *testing.T) {
 	}
 	if n == 0 {
 		t.Skip("skipped: another reader of the global trace_pipe took every line")
+	}
+}
+
+// The parser without the regular expression reads every line as the
+// regular expression does, or leaves it to it.
+func TestParseTraceLineFastSameAsRE(t *testing.T) {
+	lines := []string{
+		"        exp.test-26655   [000] b..11   926.354018: bpf_trace_printk: xdp_count proto=0 len=64",
+		" kworker/u4:1-a-123 (    123) [001] d.h2. 5.000001: bpf_trace_printk: x: y",
+		"           <...>-30165 [000] b..11  2075.549665: bpf_trace_printk: tc_mark mark=7",
+		"<idle>-0 [003] 12.5: sched_switch: prev=a",
+		"  a b-7 (-------) [002] .... 1.2: ev:  two spaces",
+		"  x-1 [000] .... 1.2: ev:",
+		"  x-1 [000] .... 1.2: a:b:c d",
+		"  x-1 [000] .... 1.2: ev:text",
+		"  x [y]-1 [000] .... 1.2: ev: t",
+		"  x-1 [000] f1 f2 1.2: ev: t",
+		"  x-1 [000]1.2: ev: t",
+		"  x-1 [000] 1.2:ev: t",
+		"  x-1 [0a0] 1.2: ev: t",
+		"  x-1 [000] .... 1.: ev: t",
+		"  x-1 [000] ....\t1.2: ev: t",
+		"CPU:1 [LOST 12 EVENTS]",
+		"  x-1 [000] .... 1.2: : t",
+		"  x-1 [000] .... 1.2: ev: t\n",
+		"x-1 (12) [000] 1.2: ev: t",
+		"x-1(12) [000] 1.2: ev: t",
+		"  -1 [000] .... 1.2: ev: t",
+	}
+	for _, s := range lines[:4] {
+		if _, ok := parseTraceLineFast(s); !ok {
+			t.Errorf("%q: the kernel's usual line left to the regular expression", s)
+		}
+	}
+	for _, s := range lines {
+		re := func() (TraceLine, bool) {
+			m := traceLineRE.FindStringSubmatch(strings.TrimRight(s, "\n"))
+			if m == nil {
+				return TraceLine{Text: strings.TrimSpace(s)}, false
+			}
+			pid, _ := strconv.Atoi(m[2])
+			cpu, _ := strconv.Atoi(m[3])
+			return TraceLine{Task: strings.TrimSpace(m[1]), PID: pid, CPU: cpu, Time: m[4], Event: m[5], Text: m[6]}, true
+		}
+		want, wok := re()
+		if got, ok := parseTraceLineFast(strings.TrimRight(s, "\n")); ok && (!wok || got != want) {
+			t.Errorf("%q: fast %+v, regular expression %+v (%v)", s, got, want, wok)
+		}
+		if got, ok := parseTraceLine(s); ok != wok || got != want {
+			t.Errorf("%q: %+v %v, want %+v %v", s, got, ok, want, wok)
+		}
 	}
 }

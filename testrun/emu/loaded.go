@@ -35,13 +35,19 @@ func RegisterObject(obj *Object) {
 	knownObjects = append(knownObjects, obj)
 }
 
-// candidates are the objects to look for a program in: those given, the
-// registered ones, and the built-ins.
-func candidates(given []*Object) []*Object {
-	out := append([]*Object(nil), given...)
+// candidates calls yield with the objects to look for a program in, until
+// it returns false: those given, the registered ones, then the built-ins,
+// each parsed only when reached (parsing them all costs tens of
+// milliseconds, more than a script of runs of a registered object takes).
+func candidates(given []*Object, yield func(*Object) bool) {
 	knownMu.Lock()
-	out = append(out, knownObjects...)
+	first := append(append([]*Object(nil), given...), knownObjects...)
 	knownMu.Unlock()
+	for _, o := range first {
+		if !yield(o) {
+			return
+		}
+	}
 	for _, name := range bpf.Builtins() {
 		knownMu.Lock()
 		o, ok := builtinObjs[name]
@@ -56,9 +62,10 @@ func candidates(given []*Object) []*Object {
 			builtinObjs[name] = o
 			knownMu.Unlock()
 		}
-		out = append(out, o)
+		if !yield(o) {
+			return
+		}
 	}
-	return out
 }
 
 // ErrUnknownProgram is returned by ForProgram for a loaded program that
@@ -110,18 +117,23 @@ func ForProgram(prog *ebpf.Program, objs ...*Object) (*Program, *Maps, error) {
 func findProgram(info *ebpf.ProgramInfo, objs []*Object) (*Program, error) {
 	// Tiny programs share tags across objects (return XDP_PASS): prefer
 	// the program of the same name and type.
-	var byTag *Program
-	for _, o := range candidates(objs) {
+	var byTag, exact *Program
+	candidates(objs, func(o *Object) bool {
 		p, ok := o.programByTag(info.Tag, info.Name)
 		if !ok {
-			continue
+			return true
 		}
 		if sameProgName(info.Name, p.Name) && p.Type == info.Type {
-			return p, nil
+			exact = p
+			return false
 		}
 		if byTag == nil || byTag.Type != info.Type && p.Type == info.Type {
 			byTag = p
 		}
+		return true
+	})
+	if exact != nil {
+		return exact, nil
 	}
 	if byTag == nil {
 		return nil, fmt.Errorf("program %s (tag %s): %w; give the object it was loaded from", info.Name, info.Tag, ErrUnknownProgram)

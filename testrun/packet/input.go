@@ -15,6 +15,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"golang.org/x/sys/unix"
 
 	"github.com/bpfsh/bpfsh/bpf/hexbytes"
 )
@@ -260,12 +261,54 @@ var pcapMagics = map[uint32]bool{
 
 const pcapngMagic = 0x0a0d0d0a // section header block
 
+// readWhole is os.ReadFile, errors and all, in plain system calls: a
+// script of runs reads its @FILE once a run, and os.ReadFile's way with
+// the runtime's poller (two fcntl calls and an epoll_ctl each time) cost
+// more than the read.
+func readWhole(path string) ([]byte, error) {
+	var fd int
+	var err error
+	for {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	size := 512
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) == nil && st.Size > 0 && st.Size < 1<<30 {
+		size = int(st.Size) + 1
+	}
+	data := make([]byte, 0, size)
+	for {
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+		n, err := unix.Read(fd, data[len(data):cap(data)])
+		if n > 0 {
+			data = data[:len(data)+n]
+		}
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		case n == 0:
+			return data, nil
+		}
+	}
+}
+
 // readFile reads a raw packet file or the first packet of a capture.
 func readFile(path string) (*Packet, error) {
 	if path == "" {
 		return nil, errors.New("@: no file name; write @FILE")
 	}
-	data, err := os.ReadFile(path)
+	data, err := readWhole(path)
 	if err != nil {
 		return nil, fmt.Errorf("@%s: %w", path, err)
 	}
