@@ -286,7 +286,13 @@ func debugLocals(d *debugSession, _ []string) (Result, error) {
 	}
 	t := &Table{Columns: []string{"name", "type", "value", "where"}}
 	for _, v := range vars {
-		t.Rows = append(t.Rows, []string{v.Name, v.TypeName, d.varText(v), v.Where})
+		name := v.Name
+		if v.Inlined != "" {
+			// Inlined functions bring their own data, len, ...: say
+			// whose each one is.
+			name += " (" + v.Inlined + ", inlined)"
+		}
+		t.Rows = append(t.Rows, []string{name, v.TypeName, d.varText(v), v.Where})
 	}
 	t.JSON = vars
 	return t, nil

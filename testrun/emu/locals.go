@@ -70,7 +70,7 @@ func (s *Session) Locals(frame int) ([]Var, error) {
 	}
 	p := f.prog
 	if p.Object == nil {
-		return nil, errors.New("locals: the program has no object to read DWARF from")
+		return nil, errors.New("locals: this program was rebuilt from the kernel's instructions, which carry no C variables; name its object to see them: debug REF object FILE.o")
 	}
 	di, err := p.Object.debug()
 	if err != nil {
