@@ -64,7 +64,8 @@ enum {
 	R_C_MULTI = 10,    /* MULTI: commands are queued, GETs not answered */
 	R_C_EXEC = 11,     /* EXEC: GLOBAL, and the transaction ends */
 	R_C_DISCARD = 12,  /* DISCARD: READ, and the transaction ends */
-	R_C_AUTH = 13,     /* AUTH: READ, and hits wait for a GET redis-server answers */
+	R_C_AUTH = 13,     /* AUTH, HELLO: READ, and hits wait for a GET redis-server answers */
+	R_C_CLIENT = 14,   /* CLIENT: READ, but CLIENT REPLY is TAINT */
 };
 
 /* Kinds of the commands outstanding on a connection (struct r_slot). */
@@ -629,6 +630,13 @@ static __always_inline __u32 cmd_class(struct r_conn *c)
 	return cls ? *cls : R_C_UNKNOWN;
 }
 
+/* client_reply says whether the CLIENT subcommand k is REPLY. */
+static __always_inline int client_reply(const struct r_key *k)
+{
+	return k->len == 5 && (k->k[0] | 0x20) == 'r' && (k->k[1] | 0x20) == 'e' &&
+	       (k->k[2] | 0x20) == 'p' && (k->k[3] | 0x20) == 'l' && (k->k[4] | 0x20) == 'y';
+}
+
 /* cmd_done acts on the command just read, which passes to redis-server:
  * it invalidates what the command may write and remembers what its reply
  * does. hit_ok says a GET may be answered: it returns 1 then, when the
@@ -652,16 +660,24 @@ __noinline int cmd_done(struct __sk_buff *skb, int hit_ok)
 	case R_C_GET:
 		if (argc == 2)
 			break;
-		/* fall through */
+		/* A GET redis-server refuses (inside MULTI too, which goes on). */
+		goto read;
+	case R_C_CLIENT:
+		/* CLIENT REPLY OFF or SKIP leaves commands without replies:
+		 * they cannot be counted. Every other CLIENT subcommand has one
+		 * reply (and RESP3 tracking's pushes desync at the push). */
+		if (!haskey || client_reply(&c->cmd.key))
+			goto uncounted;
+		goto read;
 	case R_C_AUTH:
 		c->proven = 0;
-		/* fall through */
+		goto read;
 	case R_C_MULTI:
 	case R_C_DISCARD:
-		if (cls != R_C_AUTH)
-			c->in_multi = cls == R_C_MULTI;
+		c->in_multi = cls == R_C_MULTI;
 		/* fall through */
 	case R_C_READ:
+	read:
 		ring_push(c, R_S_NONE, 0, 0, 0);
 		c->passed++;
 		stat(R_ST_PASS);
@@ -694,6 +710,7 @@ __noinline int cmd_done(struct __sk_buff *skb, int hit_ok)
 		pass_write(c, 1, 0, 0);
 		return 0;
 	case R_C_TAINT:
+	uncounted:
 		desync(c);
 		c->passed++;
 		return 0;

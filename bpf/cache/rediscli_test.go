@@ -326,3 +326,122 @@ func TestRedisLiveLongPipeline(t *testing.T) {
 	}
 	t.Logf("stats: %v", s)
 }
+
+// TestRedisLiveClientLibrarySetup: what client libraries send when they
+// connect (go-redis v9: HELLO 3 and CLIENT SETINFO, pipelined; redis-py
+// 5: CLIENT SETINFO) leaves the connection counted: RESP3 replies are
+// followed, and its GETs hit.
+func TestRedisLiveClientLibrarySetup(t *testing.T) {
+	srv, rc := redisLive(t)
+	c := dialRedis(t, srv.Port)
+	var batch []byte
+	for _, cmd := range [][]string{{"HELLO", "3"}, {"CLIENT", "SETINFO", "LIB-NAME", "go-redis"},
+		{"CLIENT", "SETINFO", "LIB-VER", "9.7.0"}, {"CLIENT", "SETNAME", "lib"}} {
+		batch = append(batch, respCommand(cmd...)...)
+	}
+	c.c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.c.Write(batch); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.reply(); !strings.HasPrefix(got, "%") || !strings.Contains(got, "$5\r\nproto\r\n:3\r\n") {
+		t.Fatalf("HELLO 3 answered %q", got)
+	}
+	for range 3 {
+		c.reply() // +OK, or -ERR where redis-server has no CLIENT SETINFO (before 7.2)
+	}
+	c.do("SET", "k", "v")
+	if got := c.do("GET", "k"); got != bulk("v") {
+		t.Fatalf("GET k answered %q", got)
+	}
+	hits(t, rc, c, "RESP3 client", "k", bulk("v"), 3)
+	if got := c.do("GET", "nope"); got != "_\r\n" {
+		t.Fatalf("GET nope answered %q", got)
+	}
+	if got := c.do("HGETALL", "nope"); got != "%0\r\n" {
+		t.Fatalf("HGETALL nope answered %q", got)
+	}
+	hits(t, rc, c, "RESP3 client", "k", bulk("v"), 1)
+	s := redisStats(t, rc)
+	if s["desync"] != 0 || s["taint"] != 0 || s["flush"] != 0 {
+		t.Fatalf("stats %v", s)
+	}
+	t.Logf("stats: %v", s)
+}
+
+// TestRedisLiveUncountedReplies: CLIENT REPLY SKIP (a command without a
+// reply) and RESP3 tracking (pushes nobody asked for) desync their own
+// connection, which then gets no hits and no wrong answer, while the
+// others keep their hits.
+func TestRedisLiveUncountedReplies(t *testing.T) {
+	srv, rc := redisLive(t)
+	a := dialRedis(t, srv.Port)
+	for _, k := range []string{"k", "o"} {
+		a.do("SET", k, "v"+k)
+		a.do("GET", k)
+	}
+	s := dialRedis(t, srv.Port)
+	s.do("GET", "k")
+	hits(t, rc, s, "s", "k", bulk("vk"), 1)
+	s.send("CLIENT", "REPLY", "SKIP")
+	s.send("SET", "k", "skipped")
+	if got := s.do("GET", "k"); got != bulk("skipped") {
+		t.Fatalf("s: GET after a reply skipped answered %q", got)
+	}
+	for range 2 {
+		misses(t, rc, s, "s after CLIENT REPLY SKIP", "k", bulk("skipped"))
+	}
+	misses(t, rc, a, "a", "k", bulk("skipped"))
+	hits(t, rc, a, "a", "k", bulk("skipped"), 1)
+	hits(t, rc, a, "a", "o", bulk("vo"), 1)
+
+	tr := dialRedis(t, srv.Port)
+	if got := tr.do("HELLO", "3"); !strings.HasPrefix(got, "%") {
+		t.Fatalf("HELLO 3 answered %q", got)
+	}
+	tr.do("CLIENT", "TRACKING", "ON")
+	tr.do("GET", "o")
+	hits(t, rc, tr, "tracking client", "o", bulk("vo"), 1)
+	a.do("SET", "o", "new")
+	// tr is pushed an invalidation, then answers its GET.
+	got := tr.do("GET", "o")
+	if strings.HasPrefix(got, ">") {
+		got = tr.reply()
+	}
+	if got != bulk("new") {
+		t.Fatalf("tracking client: GET o after the push answered %q", got)
+	}
+	if st := redisStats(t, rc); st["desync"] != 2 {
+		t.Fatalf("after a push: %v", st)
+	}
+	misses(t, rc, tr, "tracking client after a push", "o", bulk("new"))
+	misses(t, rc, a, "a", "o", bulk("new"))
+	hits(t, rc, a, "a", "o", bulk("new"), 1)
+	hits(t, rc, a, "a", "k", bulk("skipped"), 1)
+	if st := redisStats(t, rc); st["flush"] != 0 || st["taint"] != 0 {
+		t.Fatalf("stats %v", st)
+	}
+}
+
+// TestRedisLiveMultiRefusedGet: a GET redis-server refuses inside MULTI
+// (wrong arity) leaves the transaction open, and the GETs after it are
+// queued by redis-server, never answered by the kernel.
+func TestRedisLiveMultiRefusedGet(t *testing.T) {
+	srv, rc := redisLive(t)
+	c := dialRedis(t, srv.Port)
+	c.do("SET", "k", "v")
+	c.do("GET", "k")
+	hits(t, rc, c, "c", "k", bulk("v"), 1)
+	c.do("MULTI")
+	if got := c.do("GET", "k", "extra"); !strings.HasPrefix(got, "-ERR") {
+		t.Fatalf("GET k extra answered %q", got)
+	}
+	if got := c.do("GET", "k"); got != "+QUEUED\r\n" {
+		t.Fatalf("GET k inside MULTI answered %q", got)
+	}
+	if got := c.do("EXEC"); !strings.HasPrefix(got, "-EXECABORT") {
+		t.Fatalf("EXEC answered %q", got)
+	}
+	if got := c.do("GET", "k"); got != bulk("v") {
+		t.Fatalf("GET k after EXEC answered %q", got)
+	}
+}
