@@ -137,8 +137,9 @@ struct r_name {
  * generation moves at every reply numbered below until (flush_until is
  * the same for commands that may write any key), and, on a desynced
  * connection, whose replies are not numbered, at every message while
- * until > replied. A slot whose until <= replied is free. Only the
- * verdict fills slots; the hash is written before until. */
+ * until > replied. A slot whose until <= replied is free. The verdict
+ * fills slots (and redis_replies, once, when it desyncs the connection);
+ * the hash is written before until, and redis_replies only reads them. */
 struct r_dirty {
 	__u64 until;
 	__u32 hash;
