@@ -42,7 +42,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define R_NAME 16              /* command names looked up (longer: unknown) */
 #define R_GENS 65536           /* generation slots (power of two) */
 #define R_RING 16              /* outstanding commands remembered per connection */
-#define R_STEPS 1024           /* header lines and arguments (or reply elements) read per skb (message) */
+#define R_HWIN 16              /* reply header bytes read per step */
+#define R_WALK (1U << 23)      /* most steps per skb or message (bpf_loop's own limit) */
+#define R_DIRTY 8              /* keys written on a desynced connection, remembered */
+#define R_NOWHERE 0xffffffffu  /* rh_start: the header began in an earlier message */
 #define R_TTL_BIT (1ULL << 63) /* in a generation: the key may carry a TTL */
 
 /* Command classes, the values of redis_cmds (filled from user space;
@@ -61,7 +64,8 @@ enum {
 	R_C_MULTI = 10,    /* MULTI: commands are queued, GETs not answered */
 	R_C_EXEC = 11,     /* EXEC: GLOBAL, and the transaction ends */
 	R_C_DISCARD = 12,  /* DISCARD: READ, and the transaction ends */
-	R_C_AUTH = 13,     /* AUTH: READ, and hits wait for a GET redis-server answers */
+	R_C_AUTH = 13,     /* AUTH, HELLO: READ, and hits wait for a GET redis-server answers */
+	R_C_CLIENT = 14,   /* CLIENT: READ, but CLIENT REPLY is TAINT */
 };
 
 /* Kinds of the commands outstanding on a connection (struct r_slot). */
@@ -129,6 +133,19 @@ struct r_name {
 	char n[R_NAME];
 };
 
+/* A key written by a command whose reply the ring does not hold: its
+ * generation moves at every reply numbered below until (flush_until is
+ * the same for commands that may write any key), and, on a desynced
+ * connection, whose replies are not numbered, at every message while
+ * until > replied. A slot whose until <= replied is free. The verdict
+ * fills slots (and redis_replies, once, when it desyncs the connection);
+ * the hash is written before until, and redis_replies only reads them. */
+struct r_dirty {
+	__u64 until;
+	__u32 hash;
+	__u32 pad;
+};
+
 /* A hit on its way out: the request's skb is redirected as it is (its
  * length must not change: the kernel advances the socket's copied_seq by
  * the redirected skb's length), and redis_replies turns it into the
@@ -166,6 +183,23 @@ struct r_conn {
 	__u32 pad2;
 	__u32 need;        /* elements left in the reply being read (0: at a reply) */
 	__u32 skip;        /* bytes of a blob still to skip */
+	/* The reply stream (reply_step): the walk through a message, and a
+	 * header line carried across messages. */
+	__u32 roff;        /* the walk's next byte in the message */
+	__u32 rsize;       /* the message's size */
+	__u32 rerr;        /* the walk met what it cannot follow */
+	__u32 rh_n;        /* bytes of the header line read (0: at a header) */
+	__u32 rh_t;        /* its type byte */
+	__u32 rh_neg;      /* its number is negative (a null) */
+	__u32 rh_dig;      /* its number has a digit */
+	__u32 rh_num;      /* its type is followed by a length or a count */
+	__u32 rh_cr;       /* its "\r" was read */
+	__u32 rh_start;    /* its offset in this message (R_NOWHERE: an earlier one) */
+	__u64 rh_v;        /* its number so far */
+	/* Writes whose replies cannot be told apart from the others: passed
+	 * with more outstanding than the ring holds, or on a desynced
+	 * connection (struct r_dirty). */
+	struct r_dirty dirty[R_DIRTY];
 	/* The request stream (req_step). */
 	__u32 rq_st;       /* R_Q_* */
 	__u32 rq_hn;       /* bytes of the header line read (100: its "\r") */
@@ -175,6 +209,8 @@ struct r_conn {
 	__u32 rq_skip;     /* its bytes (and "\r\n") still to come */
 	__u32 rq_start;    /* offset of the command's "*" in this skb */
 	__u32 rq_first;    /* the command is the first of this skb, which began at it */
+	__u32 rq_off;      /* the walk's next byte in the skb */
+	__u32 rq_res;      /* how the walk ended (R_W_*) */
 	struct r_cmd cmd;  /* the command being read */
 	struct r_slot ring[R_RING];
 };
@@ -461,6 +497,48 @@ static __always_inline int ring_push(struct r_conn *c, __u32 kind, __u32 hash, _
 	return 0;
 }
 
+/* dirty_add remembers that the key of hash must move at every reply
+ * before number until (struct r_dirty); with no slot free, everything
+ * must (flush_until). */
+static __always_inline void dirty_add(struct r_conn *c, __u32 hash, __u64 until)
+{
+	__u64 replied = c->replied;
+	__u32 free = R_DIRTY;
+
+	for (__u32 i = 0; i < R_DIRTY; i++) {
+		struct r_dirty *d = &c->dirty[i];
+
+		if (d->until > replied && d->hash == hash) {
+			if (d->until < until)
+				d->until = until;
+			return;
+		}
+		if (free == R_DIRTY && d->until <= replied)
+			free = i;
+	}
+	if (free >= R_DIRTY) {
+		if (c->flush_until < until)
+			c->flush_until = until;
+		return;
+	}
+	c->dirty[free].hash = hash;
+	asm volatile("" ::: "memory");
+	c->dirty[free].until = until;
+}
+
+/* dirty_bump moves the keys that must move at reply number seq. */
+static __always_inline void dirty_bump(struct r_conn *c, __u64 seq)
+{
+	for (int i = 0; i < R_DIRTY; i++) {
+		struct r_dirty *d = &c->dirty[i];
+
+		if (seq < d->until)
+			bump(d->hash, 0);
+	}
+	if (seq < c->flush_until)
+		flush_all();
+}
+
 /* pass_write passes a command that writes: the key's generation (or the
  * epoch) moves now, before redis-server sees it, and again when its reply
  * leaves. */
@@ -476,11 +554,14 @@ static __always_inline void pass_write(struct r_conn *c, int global, __u32 hash,
 		stat(R_ST_INVAL);
 		rtrace("invalidate: %s is written; redis-server has not seen the write yet", c->cmd.key.k);
 	}
-	if (ring_push(c, global ? R_S_GLOBAL : R_S_WRITE, hash, 0, 0)) {
-		/* Too many outstanding to remember this one: everything
-		 * is invalidated at every reply until its own. */
-		flush_all();
-		c->flush_until = c->passed + 1;
+	if (c->rdesync || ring_push(c, global ? R_S_GLOBAL : R_S_WRITE, hash, 0, 0)) {
+		/* Too many outstanding to remember this one in the ring, or
+		 * replies not counted: the key (or everything) moves again at
+		 * every reply until its own. */
+		if (!global)
+			dirty_add(c, hash, c->passed + 1);
+		else if (c->flush_until < c->passed + 1)
+			c->flush_until = c->passed + 1;
 	}
 	c->passed++;
 }
@@ -495,16 +576,45 @@ static __always_inline void taint(struct r_conn *c)
 }
 
 /* desync gives up counting a connection's replies (pub/sub, MONITOR,
- * RESP3 pushes, a reply header split across messages): its requests are
- * still framed and invalidate as ever, but it gets no hits and no fills,
- * and every message redis-server writes on it moves the epoch (it may
- * acknowledge a write). */
+ * RESP3 pushes, replies the walk cannot follow): its requests are still
+ * framed and invalidate as ever, but it gets no hits and no fills (the
+ * danger is its own: an answer out of order). The other connections keep
+ * their cache: what a reply on it can still do to them is acknowledge a
+ * write, so the writes outstanding now, and those passed from now on, are
+ * remembered, and at every message redis-server writes on it their keys'
+ * generations move again (desync_msg), as reply_done would have moved
+ * them at their own replies. */
 static __always_inline void desync(struct r_conn *c)
 {
-	if (!c->rdesync)
-		stat(R_ST_DESYNC);
+	__u64 seq;
+
+	if (c->rdesync)
+		return;
+	stat(R_ST_DESYNC);
+	rtrace("desync: this connection's replies are not counted from now on; it gets no hits");
 	c->rdesync = 1;
-	flush_all();
+	for (int i = 0; i < R_RING; i++) {
+		struct r_slot *s;
+
+		seq = c->replied + i;
+		if (seq >= c->passed)
+			break;
+		s = &c->ring[seq & (R_RING - 1)];
+		if (s->seq != seq)
+			continue;
+		if (s->kind == R_S_WRITE)
+			dirty_add(c, s->hash, seq + 1);
+		else if (s->kind == R_S_GLOBAL && c->flush_until < seq + 1)
+			c->flush_until = seq + 1;
+	}
+}
+
+/* desync_msg is what a message redis-server writes on a desynced
+ * connection does: it may hold the reply to any write remembered there
+ * (replied stopped at the desync, so they stay remembered). */
+static __always_inline void desync_msg(struct r_conn *c)
+{
+	dirty_bump(c, c->replied);
 }
 
 /* cmd_class is the class of the command just read (R_C_*). */
@@ -519,6 +629,13 @@ static __always_inline __u32 cmd_class(struct r_conn *c)
 		return R_C_UNKNOWN;
 	cls = bpf_map_lookup_elem(&redis_cmds, &nm);
 	return cls ? *cls : R_C_UNKNOWN;
+}
+
+/* client_reply says whether the CLIENT subcommand k is REPLY. */
+static __always_inline int client_reply(const struct r_key *k)
+{
+	return k->len == 5 && (k->k[0] | 0x20) == 'r' && (k->k[1] | 0x20) == 'e' &&
+	       (k->k[2] | 0x20) == 'p' && (k->k[3] | 0x20) == 'l' && (k->k[4] | 0x20) == 'y';
 }
 
 /* cmd_done acts on the command just read, which passes to redis-server:
@@ -544,16 +661,24 @@ __noinline int cmd_done(struct __sk_buff *skb, int hit_ok)
 	case R_C_GET:
 		if (argc == 2)
 			break;
-		/* fall through */
+		/* A GET redis-server refuses (inside MULTI too, which goes on). */
+		goto read;
+	case R_C_CLIENT:
+		/* CLIENT REPLY OFF or SKIP leaves commands without replies:
+		 * they cannot be counted. Every other CLIENT subcommand has one
+		 * reply (and RESP3 tracking's pushes desync at the push). */
+		if (!haskey || client_reply(&c->cmd.key))
+			goto uncounted;
+		goto read;
 	case R_C_AUTH:
 		c->proven = 0;
-		/* fall through */
+		goto read;
 	case R_C_MULTI:
 	case R_C_DISCARD:
-		if (cls != R_C_AUTH)
-			c->in_multi = cls == R_C_MULTI;
+		c->in_multi = cls == R_C_MULTI;
 		/* fall through */
 	case R_C_READ:
+	read:
 		ring_push(c, R_S_NONE, 0, 0, 0);
 		c->passed++;
 		stat(R_ST_PASS);
@@ -586,6 +711,7 @@ __noinline int cmd_done(struct __sk_buff *skb, int hit_ok)
 		pass_write(c, 1, 0, 0);
 		return 0;
 	case R_C_TAINT:
+	uncounted:
 		desync(c);
 		c->passed++;
 		return 0;
@@ -808,13 +934,62 @@ static __always_inline int answer(struct __sk_buff *skb, struct r_conn *c)
 	return 0;
 }
 
+/* How the walk through an skb ended (struct r_conn's rq_res). */
+enum {
+	R_W_ON = 0,        /* at the skb's end (or still walking) */
+	R_W_ALONE = 1,     /* at one whole command alone in the skb: the verdict's */
+	R_W_ERR = 2,       /* at bytes that are no RESP it frames */
+};
+
+/* req_walk1 takes one step of the walk through skb, whose cursor is in
+ * the connection's record: 0 to go on, 1 when the walk is over. */
+__noinline int req_walk1(struct __sk_buff *skb)
+{
+	struct r_conn *c = conn_of(skb);
+	__u32 off;
+	int r;
+
+	if (!c)
+		return 1;
+	off = c->rq_off;
+	if (off >= skb->len)
+		return 1;
+	r = req_step(skb, off);
+	c = conn_of(skb);
+	if (!c)
+		return 1;
+	if (r < 0 || (__u32)r <= off) {
+		c->rq_res = R_W_ERR;
+		return 1;
+	}
+	if (r & (1 << 30)) {
+		c->rq_res = R_W_ALONE;
+		return 1;
+	}
+	c->rq_off = r;
+	return 0;
+}
+
+/* req_walk is bpf_loop's context: a pointer that never changes (as the
+ * replies' walk, reply_walk). */
+struct req_walk {
+	struct __sk_buff *skb;
+};
+
+static long req_walk_step(__u64 i, void *ctx)
+{
+	struct req_walk *w = ctx;
+
+	return req_walk1(w->skb) ? 1 : 0;
+}
+
 SEC("sk_skb/stream_verdict")
 int redis_verdict(struct __sk_buff *skb)
 {
+	struct req_walk w = {};
 	struct r_sockkey sk = {};
 	struct r_conn *c;
-	__u32 off = 0, len = skb->len;
-	int i, r;
+	__u32 len = skb->len;
 
 	skb_sockkey(skb, &sk);
 	c = bpf_map_lookup_elem(&redis_conns, &sk);
@@ -829,32 +1004,27 @@ int redis_verdict(struct __sk_buff *skb)
 	/* rq_first: this skb starts at a command (nothing carried over). */
 	c->rq_first = c->rq_st == R_Q_CMD && c->rq_hn == 0;
 	c->rq_start = 1;
-	for (i = 0; i < R_STEPS; i++) {
-		if (off >= len)
-			return SK_PASS;
-		r = req_step(skb, off);
-		if (r < 0 || (__u32)r <= off)
-			break;
-		if (r & (1 << 30)) {
-			/* One whole command, alone in this skb. */
-			c = bpf_map_lookup_elem(&redis_conns, &sk);
-			if (!c)
-				return SK_PASS;
-			if (cmd_done(skb, 1) != 1)
-				return SK_PASS;
-			if (answer(skb, c) == 0) {
-				stat(R_ST_HIT);
-				rtrace("hit: GET %s answered from the cache; redis-server never sees it", c->cmd.key.k);
-				return bpf_sk_redirect_hash(skb, &redis_socks, &sk, 0);
-			}
-			/* The entry went, or no room: a miss. */
-			cmd_done(skb, 0);
-			return SK_PASS;
-		}
-		off = r;
-	}
+	c->rq_off = 0;
+	c->rq_res = R_W_ON;
+	w.skb = skb;
+	bpf_loop(len < R_WALK ? len + 1 : R_WALK, req_walk_step, &w, 0);
 	c = bpf_map_lookup_elem(&redis_conns, &sk);
-	if (c)
+	if (!c)
+		return SK_PASS;
+	if (c->rq_res == R_W_ALONE) {
+		/* One whole command, alone in this skb. */
+		if (cmd_done(skb, 1) != 1)
+			return SK_PASS;
+		if (answer(skb, c) == 0) {
+			stat(R_ST_HIT);
+			rtrace("hit: GET %s answered from the cache; redis-server never sees it", c->cmd.key.k);
+			return bpf_sk_redirect_hash(skb, &redis_socks, &sk, 0);
+		}
+		/* The entry went, or no room: a miss. */
+		cmd_done(skb, 0);
+		return SK_PASS;
+	}
+	if (c->rq_res == R_W_ERR || c->rq_off < len)
 		taint(c);
 	return SK_PASS;
 }
@@ -928,111 +1098,32 @@ static __always_inline void reply_done(struct r_conn *c)
 		else if (s->kind == R_S_GLOBAL)
 			flush_all();
 	}
-	if (seq < c->flush_until)
-		flush_all();
+	dirty_bump(c, seq);
 	c->replied = seq + 1;
 	stat(R_ST_REPLY);
 }
 
-/* line_len is the length of the line at msg->data up to and including
- * its "\n", when that is within 512 bytes, or -1. A function of its own:
- * the verifier then checks what follows once, not once per length. */
-__noinline int line_len(struct sk_msg_md *msg)
+/* The reply stream is walked one step at a time: a step skips a blob's
+ * bytes (or those of it in this message), or reads up to R_HWIN bytes of
+ * a header line ("$5\r\n", "*3\r\n", "+OK\r\n", ...). A header line may be
+ * split across messages anywhere, and is carried across them in the
+ * connection's record (rh_*), as a blob's rest is (skip). Aggregates nest
+ * to any depth with one counter: need is the number of elements still to
+ * come in the reply being read, nested ones included (an aggregate's
+ * header is one of them and adds its own elements). The walk's cursor
+ * lives in the record too, so that bpf_loop's context on the stack is a
+ * pointer that never changes (bpf/proxy/pgwalk.h tells why that matters
+ * to the verifiers of 6.7 and later). */
+
+/* reply_hdr acts on the header line just read: type t, number v (neg:
+ * it was negative), hl bytes long when it began in this message at
+ * start (start is R_NOWHERE otherwise). It returns 0, or -1 when the
+ * stream cannot be followed. */
+static __always_inline int reply_hdr(struct sk_msg_md *msg, struct r_conn *c, __u32 t, __u64 v,
+				     __u32 neg, __u32 start, __u32 hl, __u32 size)
 {
-	__u8 *d = (__u8 *)(long)msg->data;
-	__u8 *de = (__u8 *)(long)msg->data_end;
-	int i;
+	__u32 at_reply = c->need == 0;
 
-#pragma clang loop unroll(disable)
-	for (i = 0; i < 512; i++) {
-		if (d + i + 1 > de)
-			return -1;
-		if (d[i] == '\n')
-			return i + 1;
-	}
-	return -1;
-}
-
-/* reply_step reads one element of redis-server's reply stream at off of a
- * message of size bytes, and returns the offset after it (or after the
- * part of it in this message), or -1 when the stream cannot be followed. */
-__noinline int reply_step(struct sk_msg_md *msg, __u32 off, __u32 size)
-{
-	struct r_sockkey sk = {};
-	struct r_conn *c;
-	__u32 n, i, hl = 0, end, at_reply;
-	__u64 v = 0;
-	__u8 *d, *de;
-	__u8 t;
-	int neg = 0, r;
-
-	msg_sockkey(msg, &sk);
-	c = bpf_map_lookup_elem(&redis_conns, &sk);
-	if (!c)
-		return -1;
-	if (off >= size)
-		return size;
-	if (c->skip) {
-		n = size - off;
-		if (n > c->skip)
-			n = c->skip;
-		c->skip -= n;
-		off += n;
-		if (c->skip == 0) {
-			if (c->need > 0)
-				c->need--;
-			if (c->need == 0)
-				reply_done(c);
-		}
-		return off;
-	}
-	/* A header line: at most 512 bytes (simple strings and errors are
-	 * the long ones) and whole in this message. */
-	end = size - off;
-	if (end > 512)
-		end = 512;
-	if (bpf_msg_pull_data(msg, off, off + end, 0))
-		return -1;
-	d = (__u8 *)(long)msg->data;
-	de = (__u8 *)(long)msg->data_end;
-	if (d + 1 > de)
-		return -1;
-	t = d[0];
-	r = line_len(msg);
-	if (r < 3 || r > 512)
-		return -1;
-	hl = (__u32)r;
-	d = (__u8 *)(long)msg->data;
-	de = (__u8 *)(long)msg->data_end;
-	{
-		__u8 *cr = d + (hl - 2);
-
-		if (cr + 1 > de || *cr != '\r')
-			return -1;
-	}
-	if (t != '+' && t != '-') {
-		for (i = 1; i < 22; i++) {
-			__u8 b;
-
-			if (i + 2 >= hl)
-				break;
-			if (d + i + 1 > de)
-				return -1;
-			b = d[i];
-			if (i == 1 && b == '-') {
-				neg = 1;
-				continue;
-			}
-			if (b < '0' || b > '9') {
-				neg = 2;
-				break;
-			}
-			v = v * 10 + (b - '0');
-		}
-		if (hl > 23)
-			neg = 2;
-	}
-	at_reply = c->need == 0;
 	if (at_reply)
 		c->need = 1;
 	switch (t) {
@@ -1040,8 +1131,6 @@ __noinline int reply_step(struct sk_msg_md *msg, __u32 off, __u32 size)
 		c->need--;
 		break;
 	case '$': case '=': case '!':
-		if (neg == 2)
-			return -1;
 		c->need--;
 		if (at_reply && t == '$') {
 			struct r_slot *s = &c->ring[c->replied & (R_RING - 1)];
@@ -1050,8 +1139,9 @@ __noinline int reply_step(struct sk_msg_md *msg, __u32 off, __u32 size)
 				/* redis-server answered this connection a GET
 				 * (not -NOAUTH, -NOPERM): it may read keys. */
 				c->proven = 1;
-				if (!neg && v <= R_MAX_VALUE && off + hl + v + 2 <= size)
-					fill(msg, s, off, hl + (__u32)v + 2);
+				if (!neg && v <= R_MAX_VALUE && start != R_NOWHERE &&
+				    hl <= 32 && start + hl + v + 2 <= size)
+					fill(msg, s, start, hl + (__u32)v + 2);
 			}
 		}
 		if (neg)	/* null */
@@ -1061,13 +1151,11 @@ __noinline int reply_step(struct sk_msg_md *msg, __u32 off, __u32 size)
 		c->need++;	/* the blob is the element's rest */
 		c->skip = (__u32)v + 2;
 		break;
-	case '*': case '~': case '>': case '%':
-		if (neg == 2 || t == '>')
-			return -1;
+	case '*': case '~': case '%':
 		c->need--;
 		if (neg)
 			break;
-		if (v > 0xffffff)
+		if (v > 0xffffff || c->need > (1U << 30))
 			return -1;
 		c->need += t == '%' ? 2 * (__u32)v : (__u32)v;
 		break;
@@ -1076,7 +1164,144 @@ __noinline int reply_step(struct sk_msg_md *msg, __u32 off, __u32 size)
 	}
 	if (c->need == 0 && c->skip == 0)
 		reply_done(c);
-	return off + hl;
+	return 0;
+}
+
+/* reply_step takes one step of the walk through msg (the cursor is in
+ * the connection's record). It returns 0 to go on, 1 when the walk is
+ * over: at the message's end, or (rerr) at what it cannot follow. */
+__noinline int reply_step(struct sk_msg_md *msg)
+{
+	struct r_sockkey sk = {};
+	struct r_conn *c;
+	__u32 off, size, n, j;
+	__u8 *d, *de;
+
+	msg_sockkey(msg, &sk);
+	c = bpf_map_lookup_elem(&redis_conns, &sk);
+	if (!c)
+		return 1;
+	off = c->roff;
+	size = c->rsize;
+	if (off >= size)
+		return 1;
+	if (size > (1U << 30)) {
+		c->rerr = 1;
+		return 1;
+	}
+	if (c->skip) {
+		n = size - off;
+		if (n > c->skip)
+			n = c->skip;
+		c->skip -= n;
+		c->roff = off + n;
+		if (c->skip == 0) {
+			if (c->need > 0)
+				c->need--;
+			if (c->need == 0)
+				reply_done(c);
+		}
+		return 0;
+	}
+	n = size - off;
+	if (n > R_HWIN)
+		n = R_HWIN;
+	if (bpf_msg_pull_data(msg, off, off + n, 0)) {
+		c->rerr = 1;
+		return 1;
+	}
+	d = (__u8 *)(long)msg->data;
+	de = (__u8 *)(long)msg->data_end;
+	for (j = 0; j < R_HWIN; j++) {
+		__u8 b;
+
+		if (j >= n || d + j + 1 > de)
+			break;
+		b = d[j];
+		if (c->rh_n == 0) {
+			switch (b) {
+			case '+': case '-': case ':': case '_': case ',': case '#': case '(':
+				c->rh_num = 0;
+				break;
+			case '$': case '=': case '!': case '*': case '~': case '%':
+				c->rh_num = 1;
+				break;
+			default:	/* '>' pushes, '|' attributes, not RESP */
+				c->rerr = 1;
+				return 1;
+			}
+			c->rh_t = b;
+			c->rh_n = 1;
+			c->rh_v = 0;
+			c->rh_neg = 0;
+			c->rh_dig = 0;
+			c->rh_cr = 0;
+			c->rh_start = off + j;
+			continue;
+		}
+		if (c->rh_cr) {
+			__u32 start = c->rh_start, hl = 0;
+
+			if (b != '\n') {
+				c->rerr = 1;
+				return 1;
+			}
+			c->rh_n = 0;
+			c->roff = off + j + 1;
+			if (start != R_NOWHERE)
+				hl = off + j + 1 - start;
+			if (reply_hdr(msg, c, c->rh_t, c->rh_v, c->rh_neg, start, hl, size)) {
+				c->rerr = 1;
+				return 1;
+			}
+			return 0;
+		}
+		if (b == '\r') {
+			if (c->rh_num && !c->rh_dig) {
+				c->rerr = 1;
+				return 1;
+			}
+			c->rh_cr = 1;
+			continue;
+		}
+		if (b == '\n') {
+			c->rerr = 1;
+			return 1;
+		}
+		if (c->rh_n < (1U << 30))
+			c->rh_n++;
+		if (!c->rh_num)
+			continue;	/* a line: only its end matters */
+		if (c->rh_n == 2 && b == '-') {
+			c->rh_neg = 1;
+			continue;
+		}
+		if (b < '0' || b > '9' || c->rh_v > (1ULL << 40)) {
+			c->rerr = 1;
+			return 1;
+		}
+		c->rh_v = c->rh_v * 10 + (b - '0');
+		c->rh_dig = 1;
+	}
+	if (j == 0) {
+		c->rerr = 1;
+		return 1;
+	}
+	c->roff = off + j;
+	return 0;
+}
+
+/* reply_walk is bpf_loop's context: a pointer that never changes. */
+struct reply_walk {
+	struct sk_msg_md *msg;
+};
+
+static long reply_walk_step(__u64 i, void *ctx)
+{
+	struct reply_walk *w = ctx;
+
+	/* A global function's result is any int to the verifier. */
+	return reply_step(w->msg) ? 1 : 0;
 }
 
 /* hit_out turns the message the sockhash sends for the oldest answered
@@ -1142,10 +1367,11 @@ __noinline int hit_out(struct sk_msg_md *msg)
 SEC("sk_msg")
 int redis_replies(struct sk_msg_md *msg)
 {
+	struct reply_walk w = {};
 	struct r_sockkey sk = {};
 	struct r_conn *c;
-	__u32 size = msg->size, off = 0;
-	int i, r;
+	__u32 size = msg->size;
+	int r;
 
 	msg_sockkey(msg, &sk);
 	c = bpf_map_lookup_elem(&redis_conns, &sk);
@@ -1167,24 +1393,28 @@ int redis_replies(struct sk_msg_md *msg)
 		}
 		return SK_PASS;
 	}
-	if (c->tainted || c->rdesync) {
-		/* Nothing here can be matched to its command: any of
-		 * these bytes may acknowledge a write. */
+	if (c->tainted) {
+		/* Unframed requests may have written anything, and any of
+		 * these bytes may acknowledge it. */
 		flush_all();
 		return SK_PASS;
 	}
-	for (i = 0; i < R_STEPS; i++) {
-		if (off >= size)
-			return SK_PASS;
-		r = reply_step(msg, off, size);
-		if (r <= (int)off)
-			break;
-		off = r;
+	if (c->rdesync) {
+		desync_msg(c);
+		return SK_PASS;
 	}
-	if (off < size) {
-		c = bpf_map_lookup_elem(&redis_conns, &sk);
-		if (c)
-			desync(c);
+	c->roff = 0;
+	c->rsize = size;
+	c->rerr = 0;
+	if (c->rh_n)	/* a header line continues */
+		c->rh_start = R_NOWHERE;
+	w.msg = msg;
+	bpf_loop(size < R_WALK ? size + 1 : R_WALK, reply_walk_step, &w, 0);
+	c = bpf_map_lookup_elem(&redis_conns, &sk);
+	if (c && (c->rerr || c->roff < size)) {
+		desync(c);
+		/* The rest of this message may acknowledge a write too. */
+		desync_msg(c);
 	}
 	return SK_PASS;
 }

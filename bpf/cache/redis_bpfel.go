@@ -30,15 +30,34 @@ type RedisR_conn struct {
 	Pad2       uint32
 	Need       uint32
 	Skip       uint32
-	RqSt       uint32
-	RqHn       uint32
-	RqHv       uint32
-	RqArgi     uint32
-	RqPlen     uint32
-	RqSkip     uint32
-	RqStart    uint32
-	RqFirst    uint32
-	Cmd        struct {
+	Roff       uint32
+	Rsize      uint32
+	Rerr       uint32
+	RhN        uint32
+	RhT        uint32
+	RhNeg      uint32
+	RhDig      uint32
+	RhNum      uint32
+	RhCr       uint32
+	RhStart    uint32
+	RhV        uint64
+	Dirty      [8]struct {
+		_     structs.HostLayout
+		Until uint64
+		Hash  uint32
+		Pad   uint32
+	}
+	RqSt    uint32
+	RqHn    uint32
+	RqHv    uint32
+	RqArgi  uint32
+	RqPlen  uint32
+	RqSkip  uint32
+	RqStart uint32
+	RqFirst uint32
+	RqOff   uint32
+	RqRes   uint32
+	Cmd     struct {
 		_       structs.HostLayout
 		Argc    uint32
 		Namelen uint32

@@ -31,6 +31,12 @@ func FuzzRedisLiveRESP(f *testing.F) {
 		[]byte(strings.Repeat(string(respCommand("GET", "foo")), 40)),
 		[]byte("*2\r\n$6\r\nSELECT\r\n$1\r\n1\r\n*3\r\n$3\r\nSET\r\n$3\r\nfoo\r\n$2\r\ndb\r\n*2\r\n$3\r\nGET\r\n$3\r\nfoo\r\n"),
 		[]byte("*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$3\r\nfoo\r\n$1\r\nm\r\n*1\r\n$4\r\nEXEC\r\n"),
+		// Long nested replies, RESP3, replies missing or unasked.
+		append(respCommand("COMMAND", "DOCS"), respCommand("GET", "foo")...),
+		append(respCommand("HELLO", "3"), respCommand("GET", "foo")...),
+		append(append(respCommand("CLIENT", "REPLY", "SKIP"), respCommand("SET", "foo", "s")...), respCommand("GET", "foo")...),
+		append(append(respCommand("HELLO", "3"), respCommand("CLIENT", "TRACKING", "ON")...), respCommand("GET", "foo")...),
+		[]byte(strings.Repeat(string(respCommand("GET", "foo")), 180)),
 	} {
 		f.Add(seed)
 	}

@@ -68,6 +68,7 @@ const (
 	redisExec      = 11
 	redisDiscard   = 12
 	redisAuth      = 13
+	redisClient    = 14
 )
 
 // redisCommands classifies the commands the cache knows. A command not
@@ -107,10 +108,15 @@ var redisCommands = map[string]uint32{
 	"BLPOP": redisGlobal, "BRPOP": redisGlobal, "BLMOVE": redisGlobal, "BRPOPLPUSH": redisGlobal,
 	// After these, replies cannot be matched to commands.
 	"SUBSCRIBE": redisTaint, "PSUBSCRIBE": redisTaint, "SSUBSCRIBE": redisTaint, "MONITOR": redisTaint,
-	"HELLO": redisTaint, "CLIENT": redisTaint, "RESET": redisTaint, "SYNC": redisTaint, "PSYNC": redisTaint,
+	"RESET": redisTaint, "SYNC": redisTaint, "PSYNC": redisTaint,
 	"REPLCONF": redisTaint, "UNSUBSCRIBE": redisTaint, "PUNSUBSCRIBE": redisTaint, "SUNSUBSCRIBE": redisTaint,
 	"PUBLISH": redisRead, "SPUBLISH": redisRead, "PUBSUB": redisRead,
 	"SELECT": redisSelect,
+	// HELLO (RESP3 replies are counted as RESP2's; a push desyncs the
+	// connection when it comes) may authenticate, as AUTH does. CLIENT
+	// has one reply, but for CLIENT REPLY, after which replies are
+	// missing: the connection desyncs.
+	"HELLO": redisAuth, "CLIENT": redisClient,
 }
 
 // RedisStatNames names redis_stats's counters by index (redis.bpf.c's

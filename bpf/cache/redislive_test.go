@@ -122,7 +122,8 @@ func (r *respConn) do(args ...string) string {
 	return r.reply()
 }
 
-// readReply reads one RESP2 reply, nested arrays included, raw.
+// readReply reads one RESP2 or RESP3 reply, nested aggregates included,
+// raw.
 func readReply(rd *bufio.Reader) (string, error) {
 	line, err := rd.ReadString('\n')
 	if err != nil {
@@ -132,9 +133,9 @@ func readReply(rd *bufio.Reader) (string, error) {
 		return "", fmt.Errorf("reply line %q", line)
 	}
 	switch line[0] {
-	case '+', '-', ':':
+	case '+', '-', ':', '_', ',', '#', '(':
 		return line, nil
-	case '$':
+	case '$', '=', '!':
 		n, err := strconv.Atoi(line[1 : len(line)-2])
 		if err != nil {
 			return "", fmt.Errorf("reply line %q", line)
@@ -147,10 +148,13 @@ func readReply(rd *bufio.Reader) (string, error) {
 			return "", fmt.Errorf("read bulk: %w", err)
 		}
 		return line + string(b), nil
-	case '*':
+	case '*', '~', '>', '%':
 		n, err := strconv.Atoi(line[1 : len(line)-2])
 		if err != nil {
 			return "", fmt.Errorf("reply line %q", line)
+		}
+		if line[0] == '%' {
+			n *= 2
 		}
 		s := line
 		for range max(n, 0) {
