@@ -30,6 +30,10 @@ type TraceOptions struct {
 	Grep *regexp.Regexp
 	// For stops the stream after this long; 0 runs until ctx ends.
 	For time.Duration
+	// Started, when set, is called once the lines are being collected:
+	// a bpf_printk line written after it returns is seen. (Making a
+	// private instance takes a while; lines written before are lost.)
+	Started func()
 }
 
 var traceSeq atomic.Int64
@@ -64,6 +68,9 @@ func Trace(ctx context.Context, opts TraceOptions, emit func(TraceLine) error) e
 		}
 		defer in.close()
 		fd = in.fd
+	}
+	if opts.Started != nil {
+		opts.Started()
 	}
 	if opts.For > 0 {
 		var cancel context.CancelFunc
