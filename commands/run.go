@@ -103,20 +103,26 @@ func runRun(s *Session, args []string) (Result, error) {
 	if err != nil {
 		return nil, Usagef("run needs a program first: %v", err)
 	}
-	prog, err := bpf.Program(ref)
+	// The program, and the maps it writes, stay open for the next run
+	// of a script (Session.Held).
+	hp, err := s.Held().Program(ref)
 	if err != nil {
 		return nil, err
 	}
-	defer prog.Close()
+	defer hp.Done()
 	opts, cleanup, err := parseRunOptions(s, rest)
 	defer cleanup()
 	if err != nil {
 		return nil, err
 	}
-	opts.Program = prog
+	opts.Program, opts.ProgramID = hp.Prog, hp.ID
+	if hp.Held {
+		opts.Held = s.Held()
+	}
 	opts.Context = s.Context()
 	opts.Learner = runLearner(s)
 	opts.WriteCheck = runWriteCheck(s)
+	opts.StreamCheck = runStreamCheck(s)
 	s.AtExit("trace", testrun.CloseTrace)
 	o, err := testrun.Run(opts)
 	var optErr *testrun.OptionsError

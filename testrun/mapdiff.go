@@ -55,13 +55,18 @@ type mapSnap struct {
 	// mapread.go). fd is the descriptor reads use (m's, when m is set).
 	m         *ebpf.Map
 	fd        int
+	held      bool            // fd belongs to a bpf.Held: not closed here
 	d         *bpf.MapDetails // as the kernel describes m (types resolved on a change)
 	id        ebpf.MapID
 	name      string
 	keySize   int
 	valueSize int // one CPU's value
 	ncpu      int // CPUs whose values an entry holds, packed at valueSize
-	entries   map[string][]byte
+	// entries is the last reading as key -> value. raw, when set, is the
+	// same reading packed (readPacked); entries is then made from it only
+	// when asked for (entryMap).
+	entries map[string][]byte
+	raw     []byte
 	// cp, when set, copies the map inside the kernel instead of reading
 	// it out (a large hash map; see mapcopy.go); entries then holds only
 	// the entries that differ after the runs.
@@ -126,12 +131,13 @@ func startMapDiff(info *ebpf.ProgramInfo, opts Options, l *learning) *mapSnapsho
 	if !ok || opts.NoMaps || len(ids) == 0 {
 		return nil
 	}
-	return takeSnapshots(ids, l, readOnlyMaps(info, opts), info.Name)
+	return takeSnapshots(ids, l, readOnlyMaps(info, opts), info.Name, opts.Held)
 }
 
 // takeSnapshots reads the maps ids but those in unwritten, which prog
-// cannot write.
-func takeSnapshots(ids []ebpf.MapID, l *learning, unwritten map[ebpf.MapID]bool, prog string) *mapSnapshots {
+// cannot write. held, when set, keeps the fds of small maps open for the
+// next run.
+func takeSnapshots(ids []ebpf.MapID, l *learning, unwritten map[ebpf.MapID]bool, prog string, held *bpf.Held) *mapSnapshots {
 	s := &mapSnapshots{learn: l}
 	ncpu, _ := ebpf.PossibleCPU()
 	for _, id := range ids {
@@ -144,13 +150,19 @@ func takeSnapshots(ids []ebpf.MapID, l *learning, unwritten map[ebpf.MapID]bool,
 			continue
 		}
 		var (
-			m   *ebpf.Map
-			fd  int
-			err error
+			m    *ebpf.Map
+			fd   int
+			kept bool
+			err  error
 		)
 		if known != nil && !largeHash(known) {
 			// Read in batches by fd alone (mapread.go).
-			fd, err = openMapFD(id)
+			if held != nil {
+				fd, err = held.MapFD(id, openMapFD)
+				kept = err == nil
+			} else {
+				fd, err = openMapFD(id)
+			}
 		} else if m, err = ebpf.NewMapFromID(id); err == nil {
 			fd = m.FD()
 		}
@@ -168,7 +180,7 @@ func takeSnapshots(ids []ebpf.MapID, l *learning, unwritten map[ebpf.MapID]bool,
 		}
 		dc := *d // its types are resolved per snapshot
 		d = &dc
-		snap := &mapSnap{m: m, fd: fd, d: d, id: id, name: d.Name, keySize: int(d.KeySize), valueSize: int(d.ValueSize), ncpu: 1}
+		snap := &mapSnap{m: m, fd: fd, held: kept, d: d, id: id, name: d.Name, keySize: int(d.KeySize), valueSize: int(d.ValueSize), ncpu: 1}
 		if diffable(d.Type) != "" || d.Flags&bpfFRdonlyProg != 0 {
 			snap.closeMap()
 			continue
@@ -258,12 +270,17 @@ func (s *mapSnapshots) read() {
 			kept = append(kept, snap)
 			continue
 		}
-		entries, err := snap.readAll()
+		raw, err := snap.readPacked()
+		var entries map[string][]byte
+		if errors.Is(err, errNoBatchRead) {
+			raw = nil
+			entries, err = snap.readAll()
+		}
 		switch {
 		case err != nil:
 			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: read it: %v", snap.name, err))
 		default:
-			snap.entries = entries
+			snap.entries, snap.raw = entries, raw
 			kept = append(kept, snap)
 			continue
 		}
@@ -290,8 +307,13 @@ func (s *mapSnapshots) diff() ([]MapChange, []string) {
 		return nil, nil
 	}
 	before := make([]map[string][]byte, len(s.snaps))
+	beforeRaw := make([][]byte, len(s.snaps))
 	for i, snap := range s.snaps {
-		before[i] = snap.entries
+		if snap.raw != nil {
+			beforeRaw[i] = snap.raw
+		} else {
+			before[i] = snap.entries
+		}
 		if snap.learned != nil {
 			after, note, err := snap.learnedDiff(s.learn)
 			if err != nil {
@@ -324,9 +346,23 @@ func (s *mapSnapshots) diff() ([]MapChange, []string) {
 		if !slices.Contains(s.snaps, snap) {
 			continue // dropped on the second read: noted there
 		}
-		changes = append(changes, snap.changes(before[i], snap.entries, specs)...)
+		if beforeRaw[i] != nil {
+			if snap.raw != nil && bytes.Equal(beforeRaw[i], snap.raw) {
+				continue // the same bytes: nothing changed
+			}
+			before[i] = snap.unpack(beforeRaw[i])
+		}
+		changes = append(changes, snap.changes(before[i], snap.entryMap(), specs)...)
 	}
 	return changes, s.notes
+}
+
+// entryMap is the last reading as key -> value.
+func (snap *mapSnap) entryMap() map[string][]byte {
+	if snap.entries == nil && snap.raw != nil {
+		snap.entries = snap.unpack(snap.raw)
+	}
+	return snap.entries
 }
 
 // changes compares two readings of one map. specs caches the BTF of each
@@ -610,19 +646,28 @@ func (o *Outcome) markOthers(s *mapSnapshots, took time.Duration) {
 			var err error
 			if snap.learned != nil {
 				now, err = readKeys(snap.m, snap.learned.Keys)
+			} else if snap.raw != nil {
+				var raw []byte
+				if raw, err = snap.readPacked(); err == nil {
+					if bytes.Equal(raw, snap.raw) {
+						continue // the same bytes: not changed again
+					}
+					now = snap.unpack(raw)
+				}
 			} else {
 				now, err = snap.readAll()
 			}
 			if err != nil {
 				continue
 			}
-			for k, v := range snap.entries {
+			entries := snap.entryMap()
+			for k, v := range entries {
 				if w, ok := now[k]; !ok || !bytes.Equal(v, w) {
 					again[k] = true
 				}
 			}
 			for k := range now {
-				if _, ok := snap.entries[k]; !ok {
+				if _, ok := entries[k]; !ok {
 					again[k] = true
 				}
 			}
