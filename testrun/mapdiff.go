@@ -350,11 +350,43 @@ func (s *mapSnapshots) diff() ([]MapChange, []string) {
 			if snap.raw != nil && bytes.Equal(beforeRaw[i], snap.raw) {
 				continue // the same bytes: nothing changed
 			}
+			if b, a, ok := snap.alignedChanges(beforeRaw[i], snap.raw); ok {
+				changes = append(changes, snap.changes(b, a, specs)...)
+				continue
+			}
 			before[i] = snap.unpack(beforeRaw[i])
 		}
 		changes = append(changes, snap.changes(before[i], snap.entryMap(), specs)...)
 	}
 	return changes, s.notes
+}
+
+// alignedChanges compares two packed readings of the map whose keys come
+// in the same order (an array's always do, a hash map's do while no key
+// came or went) and returns only the entries whose values differ, as
+// key -> value before and after: what changes needs, without a Go map of
+// every entry. ok is false when the keys are not aligned.
+func (snap *mapSnap) alignedChanges(before, after []byte) (b, a map[string][]byte, ok bool) {
+	es := snap.entrySize()
+	if es == 0 || len(before) != len(after) || after == nil {
+		return nil, nil, false
+	}
+	for off := 0; off+es <= len(before); off += es {
+		kb, ka := before[off:off+snap.keySize], after[off:off+snap.keySize]
+		if !bytes.Equal(kb, ka) {
+			return nil, nil, false
+		}
+		vb, va := before[off+snap.keySize:off+es:off+es], after[off+snap.keySize:off+es:off+es]
+		if bytes.Equal(vb, va) {
+			continue
+		}
+		if b == nil {
+			b, a = map[string][]byte{}, map[string][]byte{}
+		}
+		k := string(kb)
+		b[k], a[k] = vb, va
+	}
+	return b, a, true
 }
 
 // entryMap is the last reading as key -> value.
@@ -417,10 +449,10 @@ func (snap *mapSnap) changes(before, after map[string][]byte, specs map[btf.ID]*
 			c.Change = "changed"
 		}
 		if hadB {
-			c.Before, c.BeforeJSON = snap.formatValue(b, a, valueType)
+			c.Before, c.BeforeJSON = snap.formatCached(b, a, valueType)
 		}
 		if hasA {
-			c.After, c.AfterJSON = snap.formatValue(a, b, valueType)
+			c.After, c.AfterJSON = snap.formatCached(a, b, valueType)
 		}
 		out = append(out, c)
 	}
@@ -495,6 +527,86 @@ func (snap *mapSnap) varChanges(ds *btf.Datasec, before, after []byte) []MapChan
 	return out
 }
 
+// formatted keeps, per map id, the last values formatted: a script of
+// runs formats each changed entry's value before and after, and one run's
+// "after" is the next one's "before". Values are formatted by the map's
+// types, which do not change while it lives (ids are not reused); the
+// JSON forms are only read. The text depends on --raw-numbers too.
+var formatted struct {
+	sync.Mutex
+	m map[formattedMap]map[string]formattedValue
+}
+
+type formattedMap struct {
+	id  ebpf.MapID
+	raw bool // bpf.RawNumbers()
+}
+
+type formattedValue struct {
+	text string
+	json any
+}
+
+// formatCached is formatValue(v, other, t), from formatted when the text
+// depends on v alone (not a per-CPU value of other than integers, where
+// the CPU that differs from other is shown).
+func (snap *mapSnap) formatCached(v, other []byte, t btf.Type) (string, any) {
+	if snap.ncpu > 1 {
+		if _, ok := snap.leaves(t); !ok {
+			return snap.formatValue(v, other, t)
+		}
+	}
+	fm := formattedMap{snap.id, bpf.RawNumbers()}
+	formatted.Lock()
+	f, ok := formatted.m[fm][string(v)]
+	formatted.Unlock()
+	if ok {
+		return f.text, f.json
+	}
+	text, obj := snap.formatValue(v, other, t)
+	formatted.Lock()
+	if formatted.m == nil || len(formatted.m) >= 256 {
+		formatted.m = map[formattedMap]map[string]formattedValue{}
+	}
+	byValue := formatted.m[fm]
+	if byValue == nil || len(byValue) >= 16 {
+		byValue = map[string]formattedValue{}
+		formatted.m[fm] = byValue
+	}
+	byValue[string(v)] = formattedValue{text, obj}
+	formatted.Unlock()
+	return text, obj
+}
+
+// leavesCache keeps intLeaves' answer per map id (for its value type).
+var leavesCache struct {
+	sync.Mutex
+	m map[ebpf.MapID]leavesOf
+}
+
+type leavesOf struct {
+	leaves []leaf
+	ok     bool
+}
+
+// leaves is intLeaves(t, snap.valueSize), once per map.
+func (snap *mapSnap) leaves(t btf.Type) ([]leaf, bool) {
+	leavesCache.Lock()
+	l, known := leavesCache.m[snap.id]
+	leavesCache.Unlock()
+	if known {
+		return l.leaves, l.ok
+	}
+	l.leaves, l.ok = intLeaves(t, snap.valueSize)
+	leavesCache.Lock()
+	if leavesCache.m == nil || len(leavesCache.m) >= 1024 {
+		leavesCache.m = map[ebpf.MapID]leavesOf{}
+	}
+	leavesCache.m[snap.id] = l
+	leavesCache.Unlock()
+	return l.leaves, l.ok
+}
+
 // formatValue formats one map value; for per-CPU maps the per-CPU values
 // are summed when the type is made of integers, otherwise the first CPU
 // whose value differs from other (the other reading) is shown as "cpuN: ...".
@@ -508,7 +620,7 @@ func (snap *mapSnap) formatValue(v, other []byte, t btf.Type) (string, any) {
 		}
 		return b[i*snap.valueSize : (i+1)*snap.valueSize]
 	}
-	if leaves, ok := intLeaves(t, snap.valueSize); ok {
+	if leaves, ok := snap.leaves(t); ok {
 		sum := make([]byte, snap.valueSize)
 		for i := range snap.ncpu {
 			for _, l := range leaves {
