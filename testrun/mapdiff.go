@@ -551,6 +551,9 @@ type formattedValue struct {
 // depends on v alone (not a per-CPU value of other than integers, where
 // the CPU that differs from other is shown).
 func (snap *mapSnap) formatCached(v, other []byte, t btf.Type) (string, any) {
+	if snap.id == 0 {
+		return snap.formatValue(v, other, t)
+	}
 	if snap.ncpu > 1 {
 		if _, ok := snap.leaves(t); !ok {
 			return snap.formatValue(v, other, t)
@@ -589,8 +592,12 @@ type leavesOf struct {
 	ok     bool
 }
 
-// leaves is intLeaves(t, snap.valueSize), once per map.
+// leaves is intLeaves(t, snap.valueSize), once per map (id 0: a map not
+// from the kernel, every time).
 func (snap *mapSnap) leaves(t btf.Type) ([]leaf, bool) {
+	if snap.id == 0 {
+		return intLeaves(t, snap.valueSize)
+	}
 	leavesCache.Lock()
 	l, known := leavesCache.m[snap.id]
 	leavesCache.Unlock()
