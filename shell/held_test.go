@@ -139,7 +139,7 @@ func TestUnloadAfterHeldRunsFreesEverything(t *testing.T) {
 
 // Any command other than a run (or one that touches no kernel object)
 // releases what runs held; so does the end of a script.
-func TestOtherCommandsAndScriptEndRelease(t *testing.T) {
+func TestRunsHeldReleasedByOtherCommandsAndScriptEnd(t *testing.T) {
 	sh, s, out, _ := heldShell(t)
 	run := "run fx/xdp_count " + suiteFrame
 	heldExec(t, sh, out, run)

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -350,8 +350,8 @@ func (s *mapSnapshots) diff() ([]MapChange, []string) {
 			if snap.raw != nil && bytes.Equal(beforeRaw[i], snap.raw) {
 				continue // the same bytes: nothing changed
 			}
-			if b, a, ok := snap.alignedChanges(beforeRaw[i], snap.raw); ok {
-				changes = append(changes, snap.changes(b, a, specs)...)
+			if list, ok := snap.alignedChanges(beforeRaw[i], snap.raw); ok {
+				changes = append(changes, snap.changeList(list, specs)...)
 				continue
 			}
 			before[i] = snap.unpack(beforeRaw[i])
@@ -363,30 +363,34 @@ func (s *mapSnapshots) diff() ([]MapChange, []string) {
 
 // alignedChanges compares two packed readings of the map whose keys come
 // in the same order (an array's always do, a hash map's do while no key
-// came or went) and returns only the entries whose values differ, as
-// key -> value before and after: what changes needs, without a Go map of
-// every entry. ok is false when the keys are not aligned.
-func (snap *mapSnap) alignedChanges(before, after []byte) (b, a map[string][]byte, ok bool) {
+// came or went) and returns only the entries whose values differ: what
+// changeList needs, without a Go map of every entry. ok is false when
+// the keys are not aligned.
+func (snap *mapSnap) alignedChanges(before, after []byte) (list []entryChange, ok bool) {
 	es := snap.entrySize()
 	if es == 0 || len(before) != len(after) || after == nil {
-		return nil, nil, false
+		return nil, false
 	}
 	for off := 0; off+es <= len(before); off += es {
 		kb, ka := before[off:off+snap.keySize], after[off:off+snap.keySize]
 		if !bytes.Equal(kb, ka) {
-			return nil, nil, false
+			return nil, false
 		}
 		vb, va := before[off+snap.keySize:off+es:off+es], after[off+snap.keySize:off+es:off+es]
-		if bytes.Equal(vb, va) {
-			continue
+		if !bytes.Equal(vb, va) {
+			list = append(list, entryChange{key: string(kb), before: vb, after: va, hadB: true, hasA: true})
 		}
-		if b == nil {
-			b, a = map[string][]byte{}, map[string][]byte{}
-		}
-		k := string(kb)
-		b[k], a[k] = vb, va
 	}
-	return b, a, true
+	// A key read twice (a hash map changing under the batch read) counts
+	// once, as in a Go map of the reading: the last one.
+	for i := range list {
+		for j := i + 1; j < len(list); j++ {
+			if list[i].key == list[j].key {
+				return nil, false
+			}
+		}
+	}
+	return list, true
 }
 
 // entryMap is the last reading as key -> value.
@@ -400,25 +404,33 @@ func (snap *mapSnap) entryMap() map[string][]byte {
 // changes compares two readings of one map. specs caches the BTF of each
 // id across the maps of one diff.
 func (snap *mapSnap) changes(before, after map[string][]byte, specs map[btf.ID]*btf.Spec) []MapChange {
-	keys := map[string]bool{}
+	var list []entryChange
 	for k, v := range before {
 		if w, ok := after[k]; !ok || !bytes.Equal(v, w) {
-			keys[k] = true
+			list = append(list, entryChange{key: k, before: v, after: w, hadB: true, hasA: ok})
 		}
 	}
-	for k := range after {
+	for k, w := range after {
 		if _, ok := before[k]; !ok {
-			keys[k] = true
+			list = append(list, entryChange{key: k, after: w, hasA: true})
 		}
 	}
-	if len(keys) == 0 {
+	return snap.changeList(list, specs)
+}
+
+// entryChange is one entry that differs between two readings.
+type entryChange struct {
+	key           string
+	before, after []byte
+	hadB, hasA    bool
+}
+
+// changeList formats the entries that differ, in key order.
+func (snap *mapSnap) changeList(list []entryChange, specs map[btf.ID]*btf.Spec) []MapChange {
+	if len(list) == 0 {
 		return nil
 	}
-	sorted := make([]string, 0, len(keys))
-	for k := range keys {
-		sorted = append(sorted, k)
-	}
-	sort.Strings(sorted)
+	slices.SortFunc(list, func(x, y entryChange) int { return strings.Compare(x.key, y.key) })
 	var keyType, valueType btf.Type
 	if snap.d != nil {
 		// Only now, since most maps do not change: reading a map's BTF
@@ -427,9 +439,8 @@ func (snap *mapSnap) changes(before, after map[string][]byte, specs map[btf.ID]*
 		keyType, valueType = resolvedTypes(snap.d, specs)
 	}
 	var out []MapChange
-	for _, k := range sorted {
-		b, hadB := before[k]
-		a, hasA := after[k]
+	for _, e := range list {
+		k, b, a, hadB, hasA := e.key, e.before, e.after, e.hadB, e.hasA
 		if ds, ok := valueType.(*btf.Datasec); ok && hadB && hasA && snap.ncpu == 1 {
 			// Global variables (.bss, .data): one change per variable.
 			for _, c := range snap.varChanges(ds, b, a) {
