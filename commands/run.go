@@ -29,6 +29,8 @@ var runCmd = &Command{
 		"and the bpf_printk lines this run (and only this run) wrote. " +
 		"Maps the program's instructions never write (a table it only looks up) are not read, since the run cannot change them: " +
 		"--verbose and -j name them; allmaps reads them too, to see another writer's changes there. " +
+		"Consecutive runs of a pinned program keep it and its maps open from one line to the next; any other command " +
+		"(unload above all), the end of a script and the prompt release them. " +
 		"The input is a packet: a layer expression after 'packet' (see 'help packet'), hex bytes, @FILE (raw bytes or a pcap) or $NAME (kept with let). " +
 		"ctx fills the program's context by field name from the kernel's BTF (struct __sk_buff, xdp_md, bpf_sk_lookup, bpf_flow_keys; " +
 		"a syscall program's own struct; for raw tracepoints a list of u64 arguments [1, 2]); fields the kernel refuses are named. " +
@@ -103,20 +105,26 @@ func runRun(s *Session, args []string) (Result, error) {
 	if err != nil {
 		return nil, Usagef("run needs a program first: %v", err)
 	}
-	prog, err := bpf.Program(ref)
+	// The program, and the maps it writes, stay open for the next run
+	// of a script (Session.Held).
+	hp, err := s.Held().Program(ref)
 	if err != nil {
 		return nil, err
 	}
-	defer prog.Close()
+	defer hp.Done()
 	opts, cleanup, err := parseRunOptions(s, rest)
 	defer cleanup()
 	if err != nil {
 		return nil, err
 	}
-	opts.Program = prog
+	opts.Program, opts.ProgramID = hp.Prog, hp.ID
+	if hp.Held {
+		opts.Held = s.Held()
+	}
 	opts.Context = s.Context()
 	opts.Learner = runLearner(s)
 	opts.WriteCheck = runWriteCheck(s)
+	opts.StreamCheck = runStreamCheck(s)
 	s.AtExit("trace", testrun.CloseTrace)
 	o, err := testrun.Run(opts)
 	var optErr *testrun.OptionsError

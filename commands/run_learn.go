@@ -53,3 +53,13 @@ func runWriteCheck(s *Session) testrun.WriteCheck {
 		return emu.WrittenMaps(prog)
 	}
 }
+
+// runStreamCheck says whether a program may write to its BPF streams, from
+// the instructions of the object it came from (emu.StreamWrites), so that
+// run reads them only then.
+func runStreamCheck(s *Session) testrun.StreamCheck {
+	return func(prog *ebpf.Program) (bool, error) {
+		registerOnce(s)
+		return emu.StreamWrites(prog)
+	}
+}

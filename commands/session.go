@@ -2,7 +2,11 @@
 
 package commands
 
-import "context"
+import (
+	"context"
+
+	"github.com/bpfsh/bpfsh/bpf"
+)
 
 // DefaultPinRoot is where bpfsh pins what it loads unless --pin-root says otherwise.
 const DefaultPinRoot = "/sys/fs/bpf/bpfsh"
@@ -54,6 +58,26 @@ type Session struct {
 
 	atExit    []func() error
 	atExitSet map[string]bool
+
+	// held keeps the pinned programs run runs, and their maps, open from
+	// one run to the next (see bpf.Held); the shell releases it.
+	held *bpf.Held
+}
+
+// Held is what the session keeps open between consecutive runs.
+func (s *Session) Held() *bpf.Held {
+	if s.held == nil {
+		s.held = &bpf.Held{}
+	}
+	return s.held
+}
+
+// ReleaseHeld closes what the session keeps open between runs: the shell
+// calls it before any command but a run (and the few that touch no
+// kernel object), at the end of a script and before it waits for input,
+// so that unload, or a user's rm of a pin, frees what they free.
+func (s *Session) ReleaseHeld() {
+	s.held.Release()
 }
 
 // AtExit registers f, under key, to run once when the shell ends: for
@@ -72,6 +96,7 @@ func (s *Session) AtExit(key string, f func() error) {
 
 // Close runs what AtExit registered, last first, and returns the first error.
 func (s *Session) Close() error {
+	s.ReleaseHeld()
 	var first error
 	for i := len(s.atExit) - 1; i >= 0; i-- {
 		if err := s.atExit[i](); err != nil && first == nil {

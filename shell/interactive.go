@@ -36,6 +36,8 @@ func (sh *Shell) Interactive(in *os.File) (status int) {
 		}
 	}()
 	for {
+		// Nothing stays held open while the user thinks (Session.Held).
+		sh.Session.ReleaseHeld()
 		line, err := lr.ReadLine()
 		if errors.Is(err, io.EOF) {
 			return ExitOK

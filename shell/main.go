@@ -131,8 +131,20 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) (status int)
 	case isTerminal(stdin):
 		return sh.Interactive(stdin.(*os.File))
 	default:
-		return sh.RunScript(stdin, "stdin")
+		return sh.RunScript(releasingReader{stdin, s}, "stdin")
 	}
+}
+
+// releasingReader reads piped lines, releasing what runs hold open
+// (Session.Held) before each read, which may wait on the writer.
+type releasingReader struct {
+	r io.Reader
+	s *commands.Session
+}
+
+func (r releasingReader) Read(p []byte) (int, error) {
+	r.s.ReleaseHeld()
+	return r.r.Read(p)
 }
 
 // stateDir is $XDG_STATE_HOME/bpfsh, or ~/.local/state/bpfsh.

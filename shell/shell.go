@@ -172,6 +172,9 @@ func (sh *Shell) Exec(words []string) error {
 		cancel()
 		sh.Session.Ctx = nil
 	}()
+	if !keepsHeld(path) {
+		sh.Session.ReleaseHeld()
+	}
 	res, err := runCommand(path[len(path)-1], sh.Session, args)
 	if sh.rec != nil && sh.depth == sh.rec.depth {
 		sh.rec.command(sh, path, args, words, res, err)
@@ -228,6 +231,17 @@ func keepsLast(path []*commands.Command) bool {
 		}
 	}
 	return false
+}
+
+// heldKeepers are the commands before which what a run holds open stays
+// open (Session.Held): run itself, and those that touch no kernel object,
+// so that a suite of run and expect lines keeps it. Any other command may
+// unload, replace or list objects, and finds nothing held by bpfsh.
+var heldKeepers = map[string]bool{"run": true, "expect": true, "let": true, "packet": true, "help": true}
+
+// keepsHeld reports whether the command on path leaves held objects open.
+func keepsHeld(path []*commands.Command) bool {
+	return len(path) > 0 && heldKeepers[path[0].Name]
 }
 
 func (sh *Shell) setInterrupt(cancel context.CancelFunc) {
@@ -375,6 +389,8 @@ func (sh *Shell) runLines(r io.Reader, name string) error {
 // line first (a block of a lab's check.bpfsh), so that messages name the
 // file's lines.
 func (sh *Shell) runLinesFrom(r io.Reader, name string, first int) error {
+	// What the script's runs held open goes with its end.
+	defer sh.Session.ReleaseHeld()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
 	var pending strings.Builder

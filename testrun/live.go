@@ -219,7 +219,7 @@ func runHarness(opts Options, info *ebpf.ProgramInfo, o *Outcome) (*Outcome, err
 		wait = 500 * time.Millisecond
 	}
 	arrivals, sendErr, lines, note := sendAndCollect(t, pairs, h.From, opts.Data, wait, !opts.NoTrace)
-	o.collect(opts.Program, note, lines)
+	o.collect(opts.Program, note, lines, true)
 	o.Maps, o.MapNotes = snaps.diff()
 	o.MapMethods = snaps.Methods()
 	o.MapRuns = 1

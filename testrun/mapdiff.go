@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,13 +55,18 @@ type mapSnap struct {
 	// mapread.go). fd is the descriptor reads use (m's, when m is set).
 	m         *ebpf.Map
 	fd        int
+	held      bool            // fd belongs to a bpf.Held: not closed here
 	d         *bpf.MapDetails // as the kernel describes m (types resolved on a change)
 	id        ebpf.MapID
 	name      string
 	keySize   int
 	valueSize int // one CPU's value
 	ncpu      int // CPUs whose values an entry holds, packed at valueSize
-	entries   map[string][]byte
+	// entries is the last reading as key -> value. raw, when set, is the
+	// same reading packed (readPacked); entries is then made from it only
+	// when asked for (entryMap).
+	entries map[string][]byte
+	raw     []byte
 	// cp, when set, copies the map inside the kernel instead of reading
 	// it out (a large hash map; see mapcopy.go); entries then holds only
 	// the entries that differ after the runs.
@@ -126,12 +131,13 @@ func startMapDiff(info *ebpf.ProgramInfo, opts Options, l *learning) *mapSnapsho
 	if !ok || opts.NoMaps || len(ids) == 0 {
 		return nil
 	}
-	return takeSnapshots(ids, l, readOnlyMaps(info, opts), info.Name)
+	return takeSnapshots(ids, l, readOnlyMaps(info, opts), info.Name, opts.Held)
 }
 
 // takeSnapshots reads the maps ids but those in unwritten, which prog
-// cannot write.
-func takeSnapshots(ids []ebpf.MapID, l *learning, unwritten map[ebpf.MapID]bool, prog string) *mapSnapshots {
+// cannot write. held, when set, keeps the fds of small maps open for the
+// next run.
+func takeSnapshots(ids []ebpf.MapID, l *learning, unwritten map[ebpf.MapID]bool, prog string, held *bpf.Held) *mapSnapshots {
 	s := &mapSnapshots{learn: l}
 	ncpu, _ := ebpf.PossibleCPU()
 	for _, id := range ids {
@@ -144,13 +150,19 @@ func takeSnapshots(ids []ebpf.MapID, l *learning, unwritten map[ebpf.MapID]bool,
 			continue
 		}
 		var (
-			m   *ebpf.Map
-			fd  int
-			err error
+			m    *ebpf.Map
+			fd   int
+			kept bool
+			err  error
 		)
 		if known != nil && !largeHash(known) {
 			// Read in batches by fd alone (mapread.go).
-			fd, err = openMapFD(id)
+			if held != nil {
+				fd, err = held.MapFD(id, openMapFD)
+				kept = err == nil
+			} else {
+				fd, err = openMapFD(id)
+			}
 		} else if m, err = ebpf.NewMapFromID(id); err == nil {
 			fd = m.FD()
 		}
@@ -168,7 +180,7 @@ func takeSnapshots(ids []ebpf.MapID, l *learning, unwritten map[ebpf.MapID]bool,
 		}
 		dc := *d // its types are resolved per snapshot
 		d = &dc
-		snap := &mapSnap{m: m, fd: fd, d: d, id: id, name: d.Name, keySize: int(d.KeySize), valueSize: int(d.ValueSize), ncpu: 1}
+		snap := &mapSnap{m: m, fd: fd, held: kept, d: d, id: id, name: d.Name, keySize: int(d.KeySize), valueSize: int(d.ValueSize), ncpu: 1}
 		if diffable(d.Type) != "" || d.Flags&bpfFRdonlyProg != 0 {
 			snap.closeMap()
 			continue
@@ -258,12 +270,17 @@ func (s *mapSnapshots) read() {
 			kept = append(kept, snap)
 			continue
 		}
-		entries, err := snap.readAll()
+		raw, err := snap.readPacked()
+		var entries map[string][]byte
+		if errors.Is(err, errNoBatchRead) {
+			raw = nil
+			entries, err = snap.readAll()
+		}
 		switch {
 		case err != nil:
 			s.notes = append(s.notes, fmt.Sprintf("map %s not diffed: read it: %v", snap.name, err))
 		default:
-			snap.entries = entries
+			snap.entries, snap.raw = entries, raw
 			kept = append(kept, snap)
 			continue
 		}
@@ -290,8 +307,13 @@ func (s *mapSnapshots) diff() ([]MapChange, []string) {
 		return nil, nil
 	}
 	before := make([]map[string][]byte, len(s.snaps))
+	beforeRaw := make([][]byte, len(s.snaps))
 	for i, snap := range s.snaps {
-		before[i] = snap.entries
+		if snap.raw != nil {
+			beforeRaw[i] = snap.raw
+		} else {
+			before[i] = snap.entries
+		}
 		if snap.learned != nil {
 			after, note, err := snap.learnedDiff(s.learn)
 			if err != nil {
@@ -324,33 +346,91 @@ func (s *mapSnapshots) diff() ([]MapChange, []string) {
 		if !slices.Contains(s.snaps, snap) {
 			continue // dropped on the second read: noted there
 		}
-		changes = append(changes, snap.changes(before[i], snap.entries, specs)...)
+		if beforeRaw[i] != nil {
+			if snap.raw != nil && bytes.Equal(beforeRaw[i], snap.raw) {
+				continue // the same bytes: nothing changed
+			}
+			if list, ok := snap.alignedChanges(beforeRaw[i], snap.raw); ok {
+				changes = append(changes, snap.changeList(list, specs)...)
+				continue
+			}
+			before[i] = snap.unpack(beforeRaw[i])
+		}
+		changes = append(changes, snap.changes(before[i], snap.entryMap(), specs)...)
 	}
 	return changes, s.notes
+}
+
+// alignedChanges compares two packed readings of the map whose keys come
+// in the same order (an array's always do, a hash map's do while no key
+// came or went) and returns only the entries whose values differ: what
+// changeList needs, without a Go map of every entry. ok is false when
+// the keys are not aligned.
+func (snap *mapSnap) alignedChanges(before, after []byte) (list []entryChange, ok bool) {
+	es := snap.entrySize()
+	if es == 0 || len(before) != len(after) || after == nil {
+		return nil, false
+	}
+	for off := 0; off+es <= len(before); off += es {
+		kb, ka := before[off:off+snap.keySize], after[off:off+snap.keySize]
+		if !bytes.Equal(kb, ka) {
+			return nil, false
+		}
+		vb, va := before[off+snap.keySize:off+es:off+es], after[off+snap.keySize:off+es:off+es]
+		if !bytes.Equal(vb, va) {
+			list = append(list, entryChange{key: string(kb), before: vb, after: va, hadB: true, hasA: true})
+		}
+	}
+	// A key read twice (a hash map changing under the batch read) counts
+	// once, as in a Go map of the reading: the last one.
+	for i := range list {
+		for j := i + 1; j < len(list); j++ {
+			if list[i].key == list[j].key {
+				return nil, false
+			}
+		}
+	}
+	return list, true
+}
+
+// entryMap is the last reading as key -> value.
+func (snap *mapSnap) entryMap() map[string][]byte {
+	if snap.entries == nil && snap.raw != nil {
+		snap.entries = snap.unpack(snap.raw)
+	}
+	return snap.entries
 }
 
 // changes compares two readings of one map. specs caches the BTF of each
 // id across the maps of one diff.
 func (snap *mapSnap) changes(before, after map[string][]byte, specs map[btf.ID]*btf.Spec) []MapChange {
-	keys := map[string]bool{}
+	var list []entryChange
 	for k, v := range before {
 		if w, ok := after[k]; !ok || !bytes.Equal(v, w) {
-			keys[k] = true
+			list = append(list, entryChange{key: k, before: v, after: w, hadB: true, hasA: ok})
 		}
 	}
-	for k := range after {
+	for k, w := range after {
 		if _, ok := before[k]; !ok {
-			keys[k] = true
+			list = append(list, entryChange{key: k, after: w, hasA: true})
 		}
 	}
-	if len(keys) == 0 {
+	return snap.changeList(list, specs)
+}
+
+// entryChange is one entry that differs between two readings.
+type entryChange struct {
+	key           string
+	before, after []byte
+	hadB, hasA    bool
+}
+
+// changeList formats the entries that differ, in key order.
+func (snap *mapSnap) changeList(list []entryChange, specs map[btf.ID]*btf.Spec) []MapChange {
+	if len(list) == 0 {
 		return nil
 	}
-	sorted := make([]string, 0, len(keys))
-	for k := range keys {
-		sorted = append(sorted, k)
-	}
-	sort.Strings(sorted)
+	slices.SortFunc(list, func(x, y entryChange) int { return strings.Compare(x.key, y.key) })
 	var keyType, valueType btf.Type
 	if snap.d != nil {
 		// Only now, since most maps do not change: reading a map's BTF
@@ -359,9 +439,8 @@ func (snap *mapSnap) changes(before, after map[string][]byte, specs map[btf.ID]*
 		keyType, valueType = resolvedTypes(snap.d, specs)
 	}
 	var out []MapChange
-	for _, k := range sorted {
-		b, hadB := before[k]
-		a, hasA := after[k]
+	for _, e := range list {
+		k, b, a, hadB, hasA := e.key, e.before, e.after, e.hadB, e.hasA
 		if ds, ok := valueType.(*btf.Datasec); ok && hadB && hasA && snap.ncpu == 1 {
 			// Global variables (.bss, .data): one change per variable.
 			for _, c := range snap.varChanges(ds, b, a) {
@@ -381,10 +460,10 @@ func (snap *mapSnap) changes(before, after map[string][]byte, specs map[btf.ID]*
 			c.Change = "changed"
 		}
 		if hadB {
-			c.Before, c.BeforeJSON = snap.formatValue(b, a, valueType)
+			c.Before, c.BeforeJSON = snap.formatCached(b, a, valueType)
 		}
 		if hasA {
-			c.After, c.AfterJSON = snap.formatValue(a, b, valueType)
+			c.After, c.AfterJSON = snap.formatCached(a, b, valueType)
 		}
 		out = append(out, c)
 	}
@@ -459,6 +538,93 @@ func (snap *mapSnap) varChanges(ds *btf.Datasec, before, after []byte) []MapChan
 	return out
 }
 
+// formatted keeps, per map id, the last values formatted: a script of
+// runs formats each changed entry's value before and after, and one run's
+// "after" is the next one's "before". Values are formatted by the map's
+// types, which do not change while it lives (ids are not reused); the
+// JSON forms are only read. The text depends on --raw-numbers too.
+var formatted struct {
+	sync.Mutex
+	m map[formattedMap]map[string]formattedValue
+}
+
+type formattedMap struct {
+	id  ebpf.MapID
+	raw bool // bpf.RawNumbers()
+}
+
+type formattedValue struct {
+	text string
+	json any
+}
+
+// formatCached is formatValue(v, other, t), from formatted when the text
+// depends on v alone (not a per-CPU value of other than integers, where
+// the CPU that differs from other is shown).
+func (snap *mapSnap) formatCached(v, other []byte, t btf.Type) (string, any) {
+	if snap.id == 0 {
+		return snap.formatValue(v, other, t)
+	}
+	if snap.ncpu > 1 {
+		if _, ok := snap.leaves(t); !ok {
+			return snap.formatValue(v, other, t)
+		}
+	}
+	fm := formattedMap{snap.id, bpf.RawNumbers()}
+	formatted.Lock()
+	f, ok := formatted.m[fm][string(v)]
+	formatted.Unlock()
+	if ok {
+		return f.text, f.json
+	}
+	text, obj := snap.formatValue(v, other, t)
+	formatted.Lock()
+	if formatted.m == nil || len(formatted.m) >= 256 {
+		formatted.m = map[formattedMap]map[string]formattedValue{}
+	}
+	byValue := formatted.m[fm]
+	if byValue == nil || len(byValue) >= 16 {
+		byValue = map[string]formattedValue{}
+		formatted.m[fm] = byValue
+	}
+	byValue[string(v)] = formattedValue{text, obj}
+	formatted.Unlock()
+	return text, obj
+}
+
+// leavesCache keeps intLeaves' answer per map id (for its value type).
+var leavesCache struct {
+	sync.Mutex
+	m map[ebpf.MapID]leavesOf
+}
+
+type leavesOf struct {
+	leaves []leaf
+	ok     bool
+}
+
+// leaves is intLeaves(t, snap.valueSize), once per map (id 0: a map not
+// from the kernel, every time).
+func (snap *mapSnap) leaves(t btf.Type) ([]leaf, bool) {
+	if snap.id == 0 {
+		return intLeaves(t, snap.valueSize)
+	}
+	leavesCache.Lock()
+	l, known := leavesCache.m[snap.id]
+	leavesCache.Unlock()
+	if known {
+		return l.leaves, l.ok
+	}
+	l.leaves, l.ok = intLeaves(t, snap.valueSize)
+	leavesCache.Lock()
+	if leavesCache.m == nil || len(leavesCache.m) >= 1024 {
+		leavesCache.m = map[ebpf.MapID]leavesOf{}
+	}
+	leavesCache.m[snap.id] = l
+	leavesCache.Unlock()
+	return l.leaves, l.ok
+}
+
 // formatValue formats one map value; for per-CPU maps the per-CPU values
 // are summed when the type is made of integers, otherwise the first CPU
 // whose value differs from other (the other reading) is shown as "cpuN: ...".
@@ -472,7 +638,7 @@ func (snap *mapSnap) formatValue(v, other []byte, t btf.Type) (string, any) {
 		}
 		return b[i*snap.valueSize : (i+1)*snap.valueSize]
 	}
-	if leaves, ok := intLeaves(t, snap.valueSize); ok {
+	if leaves, ok := snap.leaves(t); ok {
 		sum := make([]byte, snap.valueSize)
 		for i := range snap.ncpu {
 			for _, l := range leaves {
@@ -610,19 +776,28 @@ func (o *Outcome) markOthers(s *mapSnapshots, took time.Duration) {
 			var err error
 			if snap.learned != nil {
 				now, err = readKeys(snap.m, snap.learned.Keys)
+			} else if snap.raw != nil {
+				var raw []byte
+				if raw, err = snap.readPacked(); err == nil {
+					if bytes.Equal(raw, snap.raw) {
+						continue // the same bytes: not changed again
+					}
+					now = snap.unpack(raw)
+				}
 			} else {
 				now, err = snap.readAll()
 			}
 			if err != nil {
 				continue
 			}
-			for k, v := range snap.entries {
+			entries := snap.entryMap()
+			for k, v := range entries {
 				if w, ok := now[k]; !ok || !bytes.Equal(v, w) {
 					again[k] = true
 				}
 			}
 			for k := range now {
-				if _, ok := snap.entries[k]; !ok {
+				if _, ok := entries[k]; !ok {
 					again[k] = true
 				}
 			}

@@ -89,17 +89,20 @@ func (snap *mapSnap) closeMap() {
 	switch {
 	case snap.m != nil:
 		snap.m.Close()
-	case snap.fd >= 0:
+	case snap.fd >= 0 && !snap.held:
 		unix.Close(snap.fd)
 	}
-	snap.fd = -1
+	snap.fd, snap.held = -1, false
 }
 
 // readAll reads every entry of snap's map (see readEntries).
 func (snap *mapSnap) readAll() (map[string][]byte, error) {
-	out, err := snap.readBatched()
+	raw, err := snap.readPacked()
+	if err == nil {
+		return snap.unpack(raw), nil
+	}
 	if !errors.Is(err, errNoBatchRead) {
-		return out, err
+		return nil, err
 	}
 	if snap.m == nil {
 		m, err := ebpf.NewMapFromID(snap.id)
@@ -107,14 +110,39 @@ func (snap *mapSnap) readAll() (map[string][]byte, error) {
 			return nil, err
 		}
 		snap.m = m
-		unix.Close(snap.fd)
-		snap.fd = m.FD()
+		if !snap.held {
+			unix.Close(snap.fd)
+		}
+		snap.fd, snap.held = m.FD(), false
 	}
 	return readEntries(snap.m, math.MaxInt)
 }
 
-// readBatched reads the map with BPF_MAP_LOOKUP_BATCH into id's buffers.
-func (snap *mapSnap) readBatched() (map[string][]byte, error) {
+// entrySize is the size of one entry in a packed reading: the key, then
+// the value of every CPU (valueSize each).
+func (snap *mapSnap) entrySize() int {
+	return snap.keySize + snap.valueSize*snap.ncpu
+}
+
+// unpack turns a packed reading (readPacked) into key -> value; the values
+// share raw's memory.
+func (snap *mapSnap) unpack(raw []byte) map[string][]byte {
+	es := snap.entrySize()
+	if es == 0 {
+		return map[string][]byte{}
+	}
+	out := make(map[string][]byte, len(raw)/es)
+	for off := 0; off+es <= len(raw); off += es {
+		out[string(raw[off:off+snap.keySize])] = raw[off+snap.keySize : off+es : off+es]
+	}
+	return out
+}
+
+// readPacked reads the map with BPF_MAP_LOOKUP_BATCH into id's buffers and
+// returns its entries packed in one allocation, in the kernel's order
+// (entrySize bytes each): two readings of a map that did not change are
+// then the same bytes, compared without making a Go map of either.
+func (snap *mapSnap) readPacked() ([]byte, error) {
 	if snap.fd < 0 || snap.keySize == 0 {
 		return nil, errNoBatchRead
 	}
@@ -134,8 +162,8 @@ func (snap *mapSnap) readBatched() (map[string][]byte, error) {
 	if len(b.in) < tok {
 		b.in, b.out = make([]byte, tok), make([]byte, tok)
 	}
-	out := map[string][]byte{}
-	size := snap.valueSize * snap.ncpu
+	var out []byte
+	es := snap.entrySize()
 	pad := (snap.valueSize + 7) &^ 7
 	started := false
 	for {
@@ -167,22 +195,26 @@ func (snap *mapSnap) readBatched() (map[string][]byte, error) {
 		}
 		started = true
 		c := int(attr.count)
-		// Copied out now, the values in one allocation: the buffers are
-		// reused by the next call and the next run.
-		vals := make([]byte, c*size)
+		// Copied out now: the buffers are reused by the next call and
+		// the next run.
+		if out == nil {
+			out = make([]byte, 0, c*es)
+		}
 		for j := range c {
-			v := vals[j*size : (j+1)*size : (j+1)*size]
+			out = append(out, b.keys[j*snap.keySize:(j+1)*snap.keySize]...)
 			if snap.ncpu > 1 {
 				for cpu := range snap.ncpu {
-					copy(v[cpu*snap.valueSize:(cpu+1)*snap.valueSize], b.values[j*stride+cpu*pad:])
+					out = append(out, b.values[j*stride+cpu*pad:j*stride+cpu*pad+snap.valueSize]...)
 				}
 			} else {
-				copy(v, b.values[j*stride:(j+1)*stride])
+				out = append(out, b.values[j*stride:(j+1)*stride]...)
 			}
-			out[string(b.keys[j*snap.keySize:(j+1)*snap.keySize])] = v
 		}
 		copy(b.in, b.out)
-		if done || (snap.d != nil && snap.d.MaxEntries > 0 && len(out) >= int(snap.d.MaxEntries)) {
+		if done || (snap.d != nil && snap.d.MaxEntries > 0 && len(out) >= int(snap.d.MaxEntries)*es) {
+			if out == nil {
+				out = []byte{}
+			}
 			return out, nil
 		}
 		if c == b.batch && b.batch < 4096 {

@@ -26,11 +26,14 @@ var infoCache struct {
 // maxInfoCache bounds infoCache; past it the cache starts over.
 const maxInfoCache = 256
 
-// programInfo is prog.Info(), read once per program.
-func programInfo(prog *ebpf.Program) (*ebpf.ProgramInfo, error) {
-	id, err := programID(prog.FD())
-	if err != nil {
-		return prog.Info()
+// programInfo is prog.Info(), read once per program. id, when not 0, is
+// the program's id as the caller knows it (a program it holds open).
+func programInfo(prog *ebpf.Program, id ebpf.ProgramID) (*ebpf.ProgramInfo, error) {
+	var err error
+	if id == 0 {
+		if id, err = programID(prog.FD()); err != nil {
+			return prog.Info()
+		}
 	}
 	infoCache.Lock()
 	info := infoCache.m[id]

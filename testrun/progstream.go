@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -50,8 +51,12 @@ type streamReadAttr struct {
 // streamBufs holds read buffers: a run reads two streams, mostly empty.
 var streamBufs = sync.Pool{New: func() any { return make([]byte, streamReadBufferSize) }}
 
+// streamReads counts readStream's calls (for tests).
+var streamReads atomic.Int64
+
 // readStream reads (and so consumes) everything in one stream of prog.
 func readStream(prog *ebpf.Program, id uint32) ([]byte, error) {
+	streamReads.Add(1)
 	buf := streamBufs.Get().([]byte)
 	defer streamBufs.Put(buf)
 	var out []byte

@@ -20,6 +20,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/bpfsh/bpfsh/bpf"
 	"github.com/bpfsh/bpfsh/testrun/packet"
 )
 
@@ -27,6 +28,13 @@ import (
 type Options struct {
 	// Program is the program to run. Run does not close it.
 	Program *ebpf.Program
+	// ProgramID, when not 0, is Program's id as the caller knows it (a
+	// program it holds open): Run then does not ask the kernel.
+	ProgramID ebpf.ProgramID
+	// Held, when set, keeps the fds of the maps the run reads open for
+	// the next run of the same program (bpf.Held; the caller releases
+	// them). Set it only for a program the caller holds open itself.
+	Held *bpf.Held
 	// Data is the input packet: a whole frame from the Ethernet header on
 	// for packet programs, the TCP payload for sk_skb/sk_msg programs, and
 	// nothing for context-only types (sk_lookup, raw_tracepoint, syscall).
@@ -63,6 +71,10 @@ type Options struct {
 	// every map all the same.
 	WriteCheck WriteCheck
 	AllMaps    bool
+	// StreamCheck, when set, says whether the program may write to its
+	// BPF streams (see streamcheck.go); when it says no, they are not
+	// read after the run.
+	StreamCheck StreamCheck
 	// Harness configures the live harness that runs sk_skb and sk_msg
 	// programs, which the kernel cannot test-run.
 	Harness HarnessOptions
@@ -156,7 +168,7 @@ func Run(opts Options) (*Outcome, error) {
 	if opts.Program == nil {
 		return nil, fmt.Errorf("no program to run")
 	}
-	info, err := programInfo(opts.Program)
+	info, err := programInfo(opts.Program, opts.ProgramID)
 	if err != nil {
 		return nil, fmt.Errorf("read the program's info: %w", err)
 	}
@@ -251,7 +263,7 @@ func Run(opts Options) (*Outcome, error) {
 	if opts.LiveFrames {
 		ran = time.Since(began)
 	}
-	o.collect(opts.Program, note, lines)
+	o.collect(opts.Program, note, lines, mayWriteStreams(info, opts))
 	o.fill(t, opts, cs, r, res)
 
 	o.MapRuns = 1
@@ -369,15 +381,17 @@ func runCaptured(r *rawRun, trace bool) (rawResult, []TraceLine, string, error) 
 }
 
 // collect adds what a run leaves besides the kernel's answer, the same for
-// test runs and live harness runs: the trace capture's note and lines and
-// what the program wrote to its BPF streams. (The map changes come last,
-// after every run.)
-func (o *Outcome) collect(prog *ebpf.Program, note string, lines []TraceLine) {
+// test runs and live harness runs: the trace capture's note and lines and,
+// when streams is set, what the program wrote to its BPF streams. (The map
+// changes come last, after every run.)
+func (o *Outcome) collect(prog *ebpf.Program, note string, lines []TraceLine, streams bool) {
 	if note != "" {
 		o.Notes = append(o.Notes, note)
 	}
 	o.Trace = lines
-	o.Streams, _ = ReadProgStreams(prog)
+	if streams {
+		o.Streams, _ = ReadProgStreams(prog)
+	}
 }
 
 // fill turns the kernel's answer into the outcome.

@@ -11,6 +11,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -264,8 +266,90 @@ const pcapngMagic = 0x0a0d0d0a // section header block
 // readWhole is os.ReadFile, errors and all, in plain system calls: a
 // script of runs reads its @FILE once a run, and os.ReadFile's way with
 // the runtime's poller (two fcntl calls and an epoll_ctl each time) cost
-// more than the read.
+// more than the read. A file read before and unchanged since comes from
+// fileCache for one stat(2).
 func readWhole(path string) ([]byte, error) {
+	if data, ok := cachedFile(path); ok {
+		return data, nil
+	}
+	return readWholeFile(path)
+}
+
+// fileCache keeps the last files readWhole read, with what stat said of
+// them. A file is unchanged while stat says the same inode, size, mtime
+// and ctime: any write sets ctime to the time of the write, which no call
+// can set back. The clock that stamps it may be coarse (a tick, 4-10 ms),
+// so a file is kept only once its ctime is over 100 ms older than the stat
+// that found it (a file written just now is read every time until then:
+// a later write then stamps a later ctime), and
+// only on local filesystems whose ctime the kernel keeps itself (not
+// procfs or a network filesystem, where content changes without it).
+var fileCache struct {
+	sync.Mutex
+	m     map[string]cachedStat
+	local map[uint64]bool // by st_dev: a filesystem fit for the cache
+}
+
+type cachedStat struct {
+	dev, ino, size uint64
+	mtime, ctime   unix.Timespec
+	data           []byte
+}
+
+// cacheableFS are the filesystems (statfs f_type) fileCache trusts.
+var cacheableFS = map[int64]bool{
+	unix.TMPFS_MAGIC: true, unix.EXT4_SUPER_MAGIC: true, unix.XFS_SUPER_MAGIC: true,
+	unix.BTRFS_SUPER_MAGIC: true, unix.OVERLAYFS_SUPER_MAGIC: true,
+}
+
+// cachedFile is path's content from fileCache (a copy), if path is there
+// and unchanged; otherwise it notes path's stat for readWholeFile's read.
+func cachedFile(path string) ([]byte, bool) {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > 1<<20 {
+		return nil, false
+	}
+	fileCache.Lock()
+	c, ok := fileCache.m[path]
+	local, knownFS := fileCache.local[st.Dev]
+	fileCache.Unlock()
+	if ok && c.dev == st.Dev && c.ino == st.Ino && c.size == uint64(st.Size) && c.mtime == st.Mtim && c.ctime == st.Ctim {
+		return bytes.Clone(c.data), true
+	}
+	if !knownFS {
+		var fs unix.Statfs_t
+		local = unix.Statfs(path, &fs) == nil && cacheableFS[int64(fs.Type)]
+		fileCache.Lock()
+		if fileCache.local == nil {
+			fileCache.local = map[uint64]bool{}
+		}
+		fileCache.local[st.Dev] = local
+		fileCache.Unlock()
+	}
+	if !local || time.Since(time.Unix(st.Ctim.Unix())) < 100*time.Millisecond {
+		return nil, false
+	}
+	data, err := readWholeFile(path)
+	if err != nil || int64(len(data)) != st.Size {
+		return nil, false // readWhole reads it again and says why
+	}
+	// Stat again: a write between the stat and the read must not be kept
+	// under the first stat.
+	var again unix.Stat_t
+	if unix.Stat(path, &again) != nil || again.Ino != st.Ino || again.Ctim != st.Ctim || again.Size != st.Size {
+		return nil, false
+	}
+	fileCache.Lock()
+	if fileCache.m == nil || len(fileCache.m) >= 64 {
+		fileCache.m = map[string]cachedStat{}
+	}
+	fileCache.m[path] = cachedStat{dev: st.Dev, ino: st.Ino, size: uint64(st.Size), mtime: st.Mtim, ctime: st.Ctim, data: data}
+	fileCache.Unlock()
+	return bytes.Clone(data), true
+}
+
+// readWholeFile reads path in plain system calls.
+func readWholeFile(path string) ([]byte, error) {
 	var fd int
 	var err error
 	for {
