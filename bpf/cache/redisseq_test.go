@@ -68,12 +68,13 @@ func seqCheck(key, reply string, floor, ceil int) string {
 }
 
 // TestRedisHitsNeverAnotherKeys: churners rewrite many keys over and over
-// (SET, then a GET that misses and fills: each fill of a key already
-// cached replaces its entry, and the map hands the freed element to the
-// next fill on that CPU), while getters GET the same keys on other
-// connections and check every reply byte for byte: a hit copied from an
-// element that was replaced or reused under it would be another key's
-// value, or torn. Against fakeRedis, so that it runs in the kernel
+// (SET, then a GET that misses and fills), refillers fill keys again
+// while they are cached (two GETs in one write pass to redis-server),
+// and getters GET the same keys on other connections and check every
+// reply byte for byte. Each fill of a cached key rewrites its entry (it
+// used to replace it, and the map handed the freed element to the next
+// fill on that CPU): a hit copied from an entry rewritten or reused under
+// it would be another key's value, or torn. Against fakeRedis, so that it runs in the kernel
 // matrix's guests; CACHE_RACE sets how long (default 5 s).
 func TestRedisHitsNeverAnotherKeys(t *testing.T) {
 	cg := bpftest.Cgroup(t)
@@ -88,9 +89,10 @@ func TestRedisHitsNeverAnotherKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	const (
-		nkeys     = 48
-		nchurners = 3
-		ngetters  = 4
+		nkeys      = 48
+		nchurners  = 2
+		nrefillers = 2
+		ngetters   = 4
 	)
 	keys := make([]string, nkeys)
 	for i := range keys {
@@ -179,6 +181,40 @@ func TestRedisHitsNeverAnotherKeys(t *testing.T) {
 					gets.Add(1)
 					if why := seqCheck(k, r, ver, ver); why != "" {
 						bad("churner: " + why)
+					}
+				}
+			}
+		})
+	}
+	// Refillers send two GETs in one write: a GET not alone in its skb
+	// always goes to redis-server, and its reply fills the key again,
+	// over an entry that getters may be answered from at that moment.
+	for g := range nrefillers {
+		wg.Go(func() {
+			c, rd, err := dial()
+			if err != nil {
+				bad(err.Error())
+				return
+			}
+			defer c.Close()
+			rng := rand.New(rand.NewPCG(uint64(g), 11))
+			for !stop.Load() {
+				i, j := rng.IntN(nkeys), rng.IntN(nkeys)
+				fi, fj := int(latest[i].Load()), int(latest[j].Load())
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := c.Write(append(respCommand("GET", keys[i]), respCommand("GET", keys[j])...)); err != nil {
+					bad(err.Error())
+					return
+				}
+				for _, x := range [][2]int{{i, fi}, {j, fj}} {
+					r, err := readReply(rd)
+					if err != nil {
+						bad(err.Error())
+						return
+					}
+					gets.Add(1)
+					if why := seqCheck(keys[x[0]], r, x[1], int(sent[x[0]].Load())); why != "" {
+						bad("refiller: " + why)
 					}
 				}
 			}
