@@ -23,12 +23,24 @@
  * outstanding), fills the cache from the bulk reply to a GET that missed
  * when the key's generation has not moved since, and invalidates again
  * when a write is acknowledged.
+ *
+ * Cache entries are copied by hits without a lock, so they follow
+ * seqlock.h: a fill rewrites an entry in place between an odd and an
+ * even sequence word (a number from redis_meta[2], never reused), or
+ * inserts a new one odd and then publishes it; nothing replaces or
+ * deletes an entry, since the map would hand the freed element to the
+ * next fill on that CPU while a hit may still be copying it. A hit keeps
+ * its copy only when the word was even and is unchanged, the entry's own
+ * copy of its key is the key asked for, and its generation and epoch are
+ * the current ones; on any doubt the GET is a miss and goes on to
+ * redis-server (PROTOCOL.md, "How a hit is validated").
  */
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 #include "maps.h"
+#include "seqlock.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -90,6 +102,8 @@ enum {
 	R_ST_FILL_STALE,   /* fills refused: the key moved */
 	R_ST_REPLY,        /* replies counted */
 	R_ST_DESYNC,       /* connections whose replies stopped being counted */
+	R_ST_HIT_RACE,     /* hits given up: the entry changed under the copy */
+	R_ST_FILL_RACE,    /* fills given up: another fill held the entry */
 	R_ST_MAX,
 };
 
@@ -215,11 +229,14 @@ struct r_conn {
 	struct r_slot ring[R_RING];
 };
 
+/* A cached reply. seq follows seqlock.h: even once published, odd while
+ * a fill writes it. key is the entry's own key, for hits to check. */
 struct r_entry {
+	__u64 seq;
 	__u64 gen;
 	__u64 epoch;
+	struct r_key key;
 	__u32 len;         /* bytes of reply */
-	__u32 pad;
 	char reply[R_REPLY];
 };
 
@@ -254,10 +271,11 @@ struct {
 } redis_gens SEC(".maps");
 
 /* redis_meta[0]: the epoch; [1]: non-zero once a command that may have
- * given any key a TTL passed (no fills from then on). */
+ * given any key a TTL passed (no fills from then on); [2]: the last
+ * number an entry was published with (seqlock.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, __u64);
 } redis_meta SEC(".maps");
@@ -914,24 +932,46 @@ static __always_inline int answer(struct __sk_buff *skb, struct r_conn *c)
 	struct r_hitkey hk = {};
 	struct r_scratch *sc;
 	struct r_entry *e;
-	__u32 zero = 0;
+	__u64 seq, gen, epoch, *g, *ep;
+	__u32 zero = 0, len;
 
 	if (c->hit_tail - c->hit_head >= 8)
 		return -1;
 	e = bpf_map_lookup_elem(&redis_cache, &c->cmd.key);
 	sc = bpf_map_lookup_elem(&redis_scratch, &zero);
-	if (!e || !sc)
+	g = gen_of(key_hash(&c->cmd.key));
+	ep = meta(0);
+	if (!e || !sc || !g || !ep)
 		return -1;
-	sc->hit.len = e->len;
-	sc->hit.reqlen = skb->len;
+	/* seqlock.h: the copy counts only if the entry was published and
+	 * stayed so throughout, and is this key's; the element may have been
+	 * rewritten, or (were it ever freed) reused for another key. */
+	seq = seq_begin(&e->seq);
+	if (seq & 1)
+		goto race;
+	gen = e->gen;
+	epoch = e->epoch;
+	len = e->len;
 	if (bpf_probe_read_kernel(sc->hit.reply, sizeof(sc->hit.reply), e->reply))
 		return -1;
+	if (!words_eq(&e->key, &c->cmd.key, sizeof(struct r_key) / 4) || seq_retry(&e->seq, seq))
+		goto race;
+	/* Whole, and this key's: it must also be of the key's generation and
+	 * the epoch as they are now (a write since cmd_done looked hides it). */
+	if (gen != *(volatile __u64 *)g || epoch != *(volatile __u64 *)ep || len < 5 || len > R_REPLY)
+		return -1;
+	sc->hit.len = len;
+	sc->hit.reqlen = skb->len;
 	skb_sockkey(skb, &hk.sk);
 	hk.seq = c->hit_tail;
 	if (bpf_map_update_elem(&redis_hits, &hk, &sc->hit, BPF_ANY))
 		return -1;
 	c->hit_tail++;
 	return 0;
+race:
+	stat(R_ST_HIT_RACE);
+	rtrace("hit refused: the entry of %s changed while it was read; a miss", c->cmd.key.k);
+	return -1;
 }
 
 /* How the walk through an skb ended (struct r_conn's rq_res). */
@@ -1050,8 +1090,10 @@ static __always_inline void msg_sockkey(struct sk_msg_md *msg, struct r_sockkey 
 static __always_inline void fill(struct sk_msg_md *msg, struct r_slot *s, __u32 off, __u32 tot)
 {
 	struct r_scratch *sc;
-	__u64 *g, *ep, *nf;
+	__u64 *g, *ep, *nf, *ctr, cur;
+	struct r_entry *e;
 	__u32 zero = 0;
+	long err;
 	void *d;
 
 	if (tot > R_REPLY || tot < 5)
@@ -1062,7 +1104,8 @@ static __always_inline void fill(struct sk_msg_md *msg, struct r_slot *s, __u32 
 	sc = bpf_map_lookup_elem(&redis_scratch, &zero);
 	g = gen_of(s->hash);
 	ep = meta(0);
-	if (!sc || !g || !ep)
+	ctr = meta(2);
+	if (!sc || !g || !ep || !ctr)
 		return;
 	if (*g != s->gen || *ep != s->epoch || (s->gen & R_TTL_BIT)) {
 		stat(R_ST_FILL_STALE);
@@ -1074,15 +1117,51 @@ static __always_inline void fill(struct sk_msg_md *msg, struct r_slot *s, __u32 
 	d = (void *)(long)msg->data;
 	if (d + tot > (void *)(long)msg->data_end)
 		return;
-	sc->entry.gen = s->gen;
-	sc->entry.epoch = s->epoch;
-	sc->entry.len = tot;
-	if (bpf_probe_read_kernel(sc->entry.reply, tot, d))
-		return;
-	if (bpf_map_update_elem(&redis_cache, &s->key, &sc->entry, BPF_ANY) == 0) {
-		stat(R_ST_FILL);
-		rtrace("fill: %s cached from redis-server's reply (%u bytes)", s->key.k, tot);
+	e = bpf_map_lookup_elem(&redis_cache, &s->key);
+	if (e) {
+		/* Rewritten in place, held odd (seqlock.h): replaced, the old
+		 * element would go to the next fill on this CPU under a hit
+		 * still copying it. A fill that finds the entry held gives up:
+		 * the other one fills it. */
+		cur = seq_begin(&e->seq);
+		if ((cur & 1) || __sync_val_compare_and_swap(&e->seq, cur, cur | 1) != cur)
+			goto race;
+		if (!words_eq(&e->key, &s->key, sizeof(struct r_key) / 4)) {
+			/* Not this key's (it cannot be while nothing deletes
+			 * entries): left as it was. */
+			seq_set(&e->seq, cur);
+			goto race;
+		}
+		e->gen = s->gen;
+		e->epoch = s->epoch;
+		e->len = tot;
+		if (bpf_probe_read_kernel(e->reply, tot, d))
+			e->len = 0;	/* published, but never a hit (len < 5) */
+	} else {
+		sc->entry.seq = 1;	/* odd: not published yet */
+		sc->entry.gen = s->gen;
+		sc->entry.epoch = s->epoch;
+		__builtin_memcpy(&sc->entry.key, &s->key, sizeof(s->key));
+		sc->entry.len = tot;
+		if (bpf_probe_read_kernel(sc->entry.reply, tot, d))
+			return;
+		err = bpf_map_update_elem(&redis_cache, &s->key, &sc->entry, BPF_NOEXIST);
+		if (err == -17)	/* -EEXIST: another fill of the key inserted first */
+			goto race;
+		if (err)	/* the map is full */
+			return;
+		/* Nobody takes an odd entry: this is the one just inserted. */
+		e = bpf_map_lookup_elem(&redis_cache, &s->key);
+		if (!e)
+			return;
 	}
+	seq_set(&e->seq, 2 * __sync_add_and_fetch(ctr, 1));
+	stat(R_ST_FILL);
+	rtrace("fill: %s cached from redis-server's reply (%u bytes)", s->key.k, tot);
+	return;
+race:
+	stat(R_ST_FILL_RACE);
+	rtrace("fill given up: another fill of %s holds its entry", s->key.k);
 }
 
 /* reply_done applies what the reply to the oldest outstanding command

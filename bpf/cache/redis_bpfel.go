@@ -79,10 +79,11 @@ type RedisR_conn struct {
 
 type RedisR_entry struct {
 	_     structs.HostLayout
+	Seq   uint64
 	Gen   uint64
 	Epoch uint64
+	Key   RedisR_key
 	Len   uint32
-	Pad   uint32
 	Reply [1040]uint8
 }
 

@@ -134,6 +134,8 @@ var RedisStatNames = []string{
 	"fill_stale", // fills refused: the key was written after the miss
 	"reply",      // replies of redis-server counted
 	"desync",     // connections whose replies stopped being counted (pub/sub, MONITOR, ...): no hits there
+	"hit_race",   // hits given up, passed as misses: the entry changed while it was copied
+	"fill_race",  // fills given up: another fill of the key held its entry
 }
 
 // RedisCache is the live Redis cache, loaded and (after Attach) in front
