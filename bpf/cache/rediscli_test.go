@@ -5,6 +5,7 @@ package cache
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -443,5 +444,49 @@ func TestRedisLiveMultiRefusedGet(t *testing.T) {
 	}
 	if got := c.do("GET", "k"); got != bulk("v") {
 		t.Fatalf("GET k after EXEC answered %q", got)
+	}
+}
+
+// TestRedisLiveInlineClient: a client that sends inline commands (telnet,
+// nc) cannot be framed, and any of its bytes may write any key or give it
+// a TTL: everything cached goes at each of its packets, so its write is
+// never answered stale, and the cache fills no more (until it is
+// reloaded: a key it gave a TTL must never be cached).
+func TestRedisLiveInlineClient(t *testing.T) {
+	srv, rc := redisLive(t)
+	a := dialRedis(t, srv.Port)
+	a.do("SET", "k", "v1")
+	a.do("GET", "k")
+	hits(t, rc, a, "a", "k", bulk("v1"), 1)
+
+	in, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", srv.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	in.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := in.Write([]byte("SET k v2\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	if n, err := in.Read(buf); err != nil || string(buf[:n]) != "+OK\r\n" {
+		t.Fatalf("inline SET: %q, %v", buf[:n], err)
+	}
+	if s := redisStats(t, rc); s["taint"] != 1 {
+		t.Fatalf("an inline command did not taint its connection: %v", s)
+	}
+	for i := range 3 {
+		if got := a.do("GET", "k"); got != bulk("v2") {
+			t.Fatalf("a: GET k number %d after the inline SET: %q", i, got)
+		}
+	}
+	in.Close()
+	for i := range 3 {
+		if got := a.do("GET", "k"); got != bulk("v2") {
+			t.Fatalf("a: GET k number %d after the inline client left: %q", i, got)
+		}
+	}
+	if s := redisStats(t, rc); s["fill"] != 1 || s["hit"] != 1 {
+		t.Fatalf("the cache filled or hit after an inline client: %v", s)
 	}
 }
