@@ -456,6 +456,18 @@ int redis_sockops(struct bpf_sock_ops *skops)
 
 /* ---- the client's stream ---- */
 
+/* inline_ping says whether buf (n bytes of it read) starts with the inline
+ * command PING, in any case, ended by "\r\n" or "\n" as redis-server
+ * accepts. */
+static __always_inline int inline_ping(const __u8 *buf, __u32 n)
+{
+	if (n < 5 || (buf[0] | 0x20) != 'p' || (buf[1] | 0x20) != 'i' || (buf[2] | 0x20) != 'n' || (buf[3] | 0x20) != 'g')
+		return 0;
+	if (buf[4] == '\n')
+		return 1;
+	return n >= 6 && buf[4] == '\r' && buf[5] == '\n';
+}
+
 /* Why no sk_skb/stream_parser: with one, the sockhash's backlog sends a
  * redirected skb by the parser's bookkeeping (offset, full_len of the
  * request), not by its length after bpf_skb_change_tail: a reply of
@@ -871,6 +883,17 @@ __noinline int req_step(struct __sk_buff *skb, __u32 off)
 		asm volatile("" : "+r"(sz));
 		if (bpf_skb_load_bytes(skb, off, buf, (sz & 15) + 1))
 			return -1;
+	}
+	if (c->rq_st == R_Q_CMD && c->rq_hn == 0 && inline_ping(buf, n)) {
+		/* The one inline command understood: health checks send
+		 * "PING\r\n" (HAProxy's tcp-check, scripts), and giving up on
+		 * their connections would stop every fill. It writes nothing
+		 * and has one reply. */
+		ring_push(c, R_S_NONE, 0, 0, 0);
+		c->passed++;
+		c->rq_first = 0;
+		stat(R_ST_PASS);
+		return off + (buf[4] == '\r' ? 6 : 5);
 	}
 	for (i = 0; i < 16; i++) {
 		__u8 b = buf[i];

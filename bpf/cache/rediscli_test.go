@@ -490,3 +490,54 @@ func TestRedisLiveInlineClient(t *testing.T) {
 		t.Fatalf("the cache filled or hit after an inline client: %v", s)
 	}
 }
+
+// TestRedisLiveInlinePing: the inline PING of health checks (HAProxy's
+// tcp-check, scripts) is the one inline command understood: it neither
+// taints its connection nor stops the fills, and its PONG is counted, so
+// a GET behind it on the same connection is answered in order.
+func TestRedisLiveInlinePing(t *testing.T) {
+	srv, rc := redisLive(t)
+	a := dialRedis(t, srv.Port)
+	a.do("SET", "k", "v1")
+	a.do("GET", "k")
+	hits(t, rc, a, "a", "k", bulk("v1"), 1)
+
+	hc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", srv.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Close()
+	hc.SetDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 256)
+	for _, ping := range []string{"PING\r\n", "ping\r\n", "PING\n"} {
+		if _, err := hc.Write([]byte(ping)); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := hc.Read(buf); err != nil || string(buf[:n]) != "+PONG\r\n" {
+			t.Fatalf("inline %q: %q, %v", ping, buf[:n], err)
+		}
+	}
+	// A PING and a GET in one write: the GET waits for the PONG.
+	if _, err := hc.Write(append([]byte("PING\r\n"), respCommand("GET", "k")...)); err != nil {
+		t.Fatal(err)
+	}
+	want := "+PONG\r\n" + bulk("v1")
+	got := ""
+	for len(got) < len(want) {
+		n, err := hc.Read(buf)
+		if err != nil {
+			t.Fatalf("PING then GET: %q so far: %v", got, err)
+		}
+		got += string(buf[:n])
+	}
+	if got != want {
+		t.Fatalf("PING then GET answered %q, want %q", got, want)
+	}
+	if s := redisStats(t, rc); s["taint"] != 0 || s["desync"] != 0 {
+		t.Fatalf("inline PINGs gave up on their connection: %v", s)
+	}
+	a.do("SET", "k", "v2")
+	a.do("GET", "k")
+	hits(t, rc, a, "a after the health check", "k", bulk("v2"), 2)
+	t.Logf("stats: %v", redisStats(t, rc))
+}
