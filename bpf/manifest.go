@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,6 +64,27 @@ func WriteManifest(stateDir string, m *Manifest) error {
 		return fmt.Errorf("record what was pinned: %w", err)
 	}
 	return nil
+}
+
+// ReadManifests reads the manifests of every load under pinRoot, oldest
+// first; damaged ones are left out.
+func ReadManifests(stateDir, pinRoot string) []*Manifest {
+	ents, err := os.ReadDir(filepath.Dir(ManifestPath(stateDir, pinRoot, "x")))
+	if err != nil {
+		return nil
+	}
+	var out []*Manifest
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		if m, err := ReadManifest(stateDir, pinRoot, name); err == nil {
+			out = append(out, m)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Manifest) int { return a.LoadedAt.Compare(b.LoadedAt) })
+	return out
 }
 
 // ReadManifest reads the manifest of NAME under pinRoot; the error wraps

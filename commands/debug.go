@@ -285,19 +285,9 @@ func registerLoadedObjects(s *Session) bool {
 	if s.StateDir == "" {
 		return false
 	}
-	dir := filepath.Dir(bpf.ManifestPath(s.StateDir, s.PinRoot, "x"))
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return false
-	}
 	found := false
-	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok {
-			continue
-		}
-		m, err := bpf.ReadManifest(s.StateDir, s.PinRoot, name)
-		if err != nil || m.Source == "" {
+	for _, m := range bpf.ReadManifests(s.StateDir, s.PinRoot) {
+		if m.Source == "" {
 			continue
 		}
 		data, err := os.ReadFile(m.Source)

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -38,35 +37,17 @@ type ReplayState struct {
 }
 
 // CurrentState reads the loads bpfsh made under the session's pin root,
-// oldest first, their maps, and the packets kept with let. file rewrites a load's file path for the
-// suite (relative to its directory).
+// oldest first, their maps, and the packets kept with let. file rewrites a
+// load's file path for the suite (relative to its directory).
 func CurrentState(s *Session, file func(string) string) *ReplayState {
 	st := &ReplayState{}
 	if s.StateDir == "" || s.PinRoot == "" {
 		return st
 	}
-	dir := filepath.Dir(bpf.ManifestPath(s.StateDir, s.PinRoot, "x"))
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return st
-	}
-	var loads []*bpf.Manifest
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok {
-			continue
-		}
-		m, err := bpf.ReadManifest(s.StateDir, s.PinRoot, name)
-		if err != nil {
-			continue
-		}
+	for _, m := range bpf.ReadManifests(s.StateDir, s.PinRoot) {
 		if _, err := os.Stat(m.Dir); err != nil {
 			continue // unloaded, or its pins went with a reboot
 		}
-		loads = append(loads, m)
-	}
-	slices.SortFunc(loads, func(a, b *bpf.Manifest) int { return a.LoadedAt.Compare(b.LoadedAt) })
-	for _, m := range loads {
 		st.Loads = append(st.Loads, m.Name)
 		if len(m.Load) == 0 {
 			st.Notes = append(st.Notes, fmt.Sprintf("%s (from %s) was loaded by an older bpfsh, which did not keep how: add its load line here", m.Name, m.Source))

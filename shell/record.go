@@ -134,9 +134,16 @@ func (sh *Shell) stopRecording() (commands.Result, error) {
 		return nil, fmt.Errorf("record %s: %w", r.path, err)
 	}
 	return &commands.Message{
-		Text: fmt.Sprintf("recorded %d command%s to %s; replay with: bpfsh test %s", r.n, map[bool]string{true: "", false: "s"}[r.n == 1], r.path, r.path),
+		Text: fmt.Sprintf("recorded %s to %s; replay with: bpfsh test %s", commandCount(r.n), r.path, r.path),
 		Data: map[string]any{"file": r.path, "commands": r.n},
 	}, nil
+}
+
+func commandCount(n int) string {
+	if n == 1 {
+		return "1 command"
+	}
+	return fmt.Sprintf("%d commands", n)
 }
 
 func (r *recorder) flush() error {

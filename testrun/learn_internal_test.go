@@ -40,7 +40,7 @@ func TestLearnerMismatch(t *testing.T) {
 		{"value", fakeLearner{retval: 2, after: 99}, "holds another value than the emulator left there"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			p := bigMap(t)
+			p := BigFilled(t)
 			info, err := p.Big.Info()
 			if err != nil {
 				t.Fatal(err)

@@ -8,34 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-
-	"github.com/bpfsh/bpfsh/bpf/bpftest"
 	"github.com/bpfsh/bpfsh/testrun"
 	"github.com/bpfsh/bpfsh/testrun/emu"
-	"github.com/bpfsh/bpfsh/testrun/fixture"
 )
-
-// fullBig loads the million-entry fixture and fills it: key i holds 10*i.
-func fullBig(tb testing.TB) *fixture.BigObjects {
-	tb.Helper()
-	bpftest.RequireRoot(tb)
-	var p fixture.BigObjects
-	if err := fixture.LoadBigObjects(&p, nil); err != nil {
-		tb.Fatalf("load: %v", err)
-	}
-	tb.Cleanup(func() { p.Close() })
-	const n = 1_000_000
-	keys := make([]uint32, n)
-	vals := make([]uint64, n)
-	for i := range keys {
-		keys[i], vals[i] = uint32(i), uint64(10*i)
-	}
-	if _, err := p.Big.BatchUpdate(keys, vals, &ebpf.BatchOptions{}); err != nil {
-		tb.Fatalf("fill: %v", err)
-	}
-	return &p
-}
 
 // bigLearner is an emulator that knows the fixture's object.
 func bigLearner(tb testing.TB) *emu.Learner {
@@ -97,7 +72,7 @@ func wantMethod(t *testing.T, o *testrun.Outcome, want string) {
 // (an insert into the map, whose count it would have to walk the map
 // for) is diffed by the in-kernel copy, and says so.
 func TestLearnedMillionEntries(t *testing.T) {
-	p := fullBig(t)
+	p := testrun.BigFilled(t)
 	l := bigLearner(t)
 	began := time.Now()
 	o := run(t, testrun.Options{Program: p.XdpBig, Data: bigFrame(), Learner: l})
@@ -140,7 +115,7 @@ func TestLearnedMillionEntries(t *testing.T) {
 // it came from) has its large map copied in the kernel, and the report
 // says why.
 func TestLearnerFallsBack(t *testing.T) {
-	p := fullBig(t)
+	p := testrun.BigFilled(t)
 	o := run(t, testrun.Options{Program: p.XdpBig, Data: bigFrame(), Learner: &emu.Learner{}})
 	wantMethod(t, o, "copied whole in the kernel before and after")
 	wantMethod(t, o, "no object the emulator knows holds this program")
@@ -151,7 +126,7 @@ func TestLearnerFallsBack(t *testing.T) {
 // program that changes two entries of a 1,000,000-entry hash map, with
 // the emulator naming the keys it touches.
 func BenchmarkRunMillionEntryMap(b *testing.B) {
-	p := fullBig(b)
+	p := testrun.BigFilled(b)
 	l := bigLearner(b)
 	in := bigFrame()
 	for b.Loop() {

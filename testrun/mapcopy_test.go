@@ -15,8 +15,9 @@ import (
 	"github.com/bpfsh/bpfsh/testrun/fixture"
 )
 
-// bigMap loads the million-entry fixture and fills it: key i holds 10*i.
-func bigMap(tb testing.TB) *fixture.BigObjects {
+// BigFilled loads the million-entry fixture and fills it: key i holds
+// 10*i. Exported for the package's external tests (learn_test.go).
+func BigFilled(tb testing.TB) *fixture.BigObjects {
 	tb.Helper()
 	bpftest.RequireRoot(tb)
 	var p fixture.BigObjects
@@ -41,7 +42,7 @@ func bigMap(tb testing.TB) *fixture.BigObjects {
 // bpf_map_update_elem, reports both with their old and new values (issue
 // 14 item 2; the time is a benchmark's, BenchmarkRunMillionEntryMap).
 func TestMapDiffMillionEntries(t *testing.T) {
-	p := bigMap(t)
+	p := BigFilled(t)
 	began := time.Now()
 	o := mustRun(t, Options{Program: p.XdpBig, Data: udpFrame("big")})
 	t.Logf("run took %v", time.Since(began))
@@ -124,7 +125,7 @@ func TestCopierCompare(t *testing.T) {
 // BenchmarkCopyMillionEntryMap is a whole run, map changes included, of a
 // program that changes two entries of a 1,000,000-entry hash map.
 func BenchmarkCopyMillionEntryMap(b *testing.B) {
-	p := bigMap(b)
+	p := BigFilled(b)
 	in := udpFrame("big")
 	for b.Loop() {
 		o, err := Run(Options{Program: p.XdpBig, Data: in})

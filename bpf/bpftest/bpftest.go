@@ -94,7 +94,16 @@ const pinRootPrefix = "bpfsh-test-"
 // removeOrphanPinRoots removes bpfsh-test-PID-* directories whose PID is
 // not a running process.
 func removeOrphanPinRoots() {
-	entries, _ := os.ReadDir(bpf.BPFFSPath)
+	for _, dir := range orphans(bpf.BPFFSPath) {
+		os.RemoveAll(dir)
+	}
+}
+
+// orphans are the bpfsh-test-PID-* directories under parent whose PID is
+// not a running process: what killed test processes left behind.
+func orphans(parent string) []string {
+	var out []string
+	entries, _ := os.ReadDir(parent)
 	for _, e := range entries {
 		rest, ok := strings.CutPrefix(e.Name(), pinRootPrefix)
 		if !ok || !e.IsDir() {
@@ -106,9 +115,10 @@ func removeOrphanPinRoots() {
 			continue
 		}
 		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			os.RemoveAll(filepath.Join(bpf.BPFFSPath, e.Name()))
+			out = append(out, filepath.Join(parent, e.Name()))
 		}
 	}
+	return out
 }
 
 // FixtureObject writes the fixture ELF to a temporary file and returns its

@@ -3,13 +3,8 @@
 package bpftest
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -68,19 +63,7 @@ func InCgroup(t testing.TB, dir string, f func()) {
 // removeOrphanCgroups removes empty bpfsh-test-PID-* cgroups whose PID is
 // not a running process.
 func removeOrphanCgroups(mnt string) {
-	entries, _ := os.ReadDir(mnt)
-	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), pinRootPrefix)
-		if !ok || !e.IsDir() {
-			continue
-		}
-		pidText, _, ok := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidText)
-		if !ok || err != nil || pid <= 0 {
-			continue
-		}
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			bpf.RemoveCgroup(filepath.Join(mnt, e.Name()), time.Second)
-		}
+	for _, dir := range orphans(mnt) {
+		bpf.RemoveCgroup(dir, time.Second)
 	}
 }
