@@ -305,12 +305,7 @@ func runRedisCli(s *Session, args []string) (Result, error) {
 			port = ports[0]
 		}
 	}
-	var req strings.Builder
-	fmt.Fprintf(&req, "*%d\r\n", len(rest))
-	for _, a := range rest {
-		fmt.Fprintf(&req, "$%d\r\n%s\r\n", len(a), a)
-	}
-	reply, resp, err := redisRoundTrip(s, port, req.String())
+	reply, resp, err := redisRoundTrip(s, port, string(cache.RESPArray(rest...)))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
