@@ -259,15 +259,14 @@ func (s *Session) Describe(v uint64) (Pointer, bool) { return s.m.pointer(v) }
 func (s *Session) Answers() []uint64 {
 	var out []uint64
 	last := uint64(0)
-	for i, e := range s.edits {
-		if e.kind != editAnswer {
-			continue
-		}
-		if i > 0 && len(out) > 0 && e.step == last {
+	for _, e := range s.edits {
+		switch {
+		case e.kind != editAnswer:
+		case len(out) > 0 && e.step == last:
 			out[len(out)-1] = e.val
-			continue
+		default:
+			out, last = append(out, e.val), e.step
 		}
-		out, last = append(out, e.val), e.step
 	}
 	return out
 }
