@@ -5,7 +5,6 @@ package cache
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -459,11 +458,7 @@ func TestRedisLiveInlineClient(t *testing.T) {
 	a.do("GET", "k")
 	hits(t, rc, a, "a", "k", bulk("v1"), 1)
 
-	in, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", srv.Port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
+	in := dialRedis(t, srv.Port).c
 	in.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := in.Write([]byte("SET k v2\r\n")); err != nil {
 		t.Fatal(err)
@@ -502,11 +497,7 @@ func TestRedisLiveInlinePing(t *testing.T) {
 	a.do("GET", "k")
 	hits(t, rc, a, "a", "k", bulk("v1"), 1)
 
-	hc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", srv.Port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hc.Close()
+	hc := dialRedis(t, srv.Port).c
 	hc.SetDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 256)
 	for _, ping := range []string{"PING\r\n", "ping\r\n", "PING\n"} {
