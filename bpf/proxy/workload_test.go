@@ -510,17 +510,28 @@ func cancelOne(ctx context.Context, e endpoint, inTx bool) error {
 		errc <- err
 	}()
 	time.Sleep(200 * time.Millisecond)
-	if err := c.PgConn().CancelRequest(ctx); err != nil {
-		return fmt.Errorf("send the cancel request: %w", err)
-	}
+	// PostgreSQL drops a cancel that reaches the backend before the
+	// query runs (on a loaded machine 200 ms is not always enough), so the
+	// request is sent again each second until the query ends, as a user
+	// pressing Ctrl-C again would. Each CancelRequest returns once the
+	// server has signalled the backend, so none is left over for the
+	// commands that follow.
 	var pgErr *pgconn.PgError
-	select {
-	case err := <-errc:
-		if !errors.As(err, &pgErr) || pgErr.Code != "57014" {
-			return fmt.Errorf("the cancelled query ended with %v, want SQLSTATE 57014 (query_canceled)", err)
+	deadline := time.After(10 * time.Second)
+	for done := false; !done; {
+		if err := c.PgConn().CancelRequest(ctx); err != nil {
+			return fmt.Errorf("send the cancel request: %w", err)
 		}
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("the query was not cancelled %s after the request", time.Since(start).Round(time.Millisecond))
+		select {
+		case err := <-errc:
+			if !errors.As(err, &pgErr) || pgErr.Code != "57014" {
+				return fmt.Errorf("the cancelled query ended with %v, want SQLSTATE 57014 (query_canceled)", err)
+			}
+			done = true
+		case <-time.After(time.Second):
+		case <-deadline:
+			return fmt.Errorf("the query was not cancelled %s after the first request", time.Since(start).Round(time.Millisecond))
+		}
 	}
 	if inTx {
 		if _, err := c.Exec(ctx, "ROLLBACK"); err != nil {
